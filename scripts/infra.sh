@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# Private RabbitMQ and Postgres servers from the Debian packages, for ./platform and tests/Platform.Testing.
+# Both callers use this script so the start logic lives in one place.
+#
+#   infra.sh install
+#   infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT   -> prints amqp://platform:PASS@127.0.0.1:AMQP_PORT/
+#   infra.sh rabbitmq-stop DIR
+#   infra.sh postgres-start DIR PORT                  -> prints Host=127.0.0.1;Port=PORT;Username=platform;Password=PASS
+#   infra.sh postgres-stop DIR
+#
+# stdout carries only the final URI / connection string so callers can capture it; progress goes to stderr.
+# Environment:
+#   PLATFORM_RABBITMQ_PASSWORD, PLATFORM_POSTGRES_PASSWORD  passwords (default: generated into DIR/password)
+#   PLATFORM_INFRA_WAIT_SECONDS                             how long a start waits for readiness (default 60)
+#   PLATFORM_INFRA_OWNER_PID                                stop the server once this process is gone, for
+#                                                           callers (test runs) that may be killed before they
+#                                                           can stop it themselves
+set -euo pipefail
+
+RABBITMQ_BIN=/usr/lib/rabbitmq/bin
+WAIT_SECONDS=${PLATFORM_INFRA_WAIT_SECONDS:-60}
+SELF=$(readlink -f "$0")
+
+log() { echo "infra: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# The servers refuse to run as root (Postgres) or must own their files (RabbitMQ): as root they run as their
+# package's service user, otherwise as the calling user.
+run_as() {
+  local user=$1
+  shift
+  if is_root; then
+    setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"
+  else
+    "$@"
+  fi
+}
+
+own_dir() {
+  if is_root; then chown -R "$1:$1" "$2"; fi
+}
+
+# Newest installed major version, so an upgraded machine needs no edit here.
+postgres_bin() {
+  local dir
+  dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] || return 1
+  echo "$dir"
+}
+
+check_port() {
+  [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ] || die "not a port: $1"
+}
+
+port_busy() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+
+port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Reuses DIR/password so a restart keeps the credentials the server was initialised with.
+password_for() {
+  local file=$1/password value=$2
+  if [ -n "$value" ]; then
+    if [ -f "$file" ] && [ "$(cat "$file")" != "$value" ]; then
+      die "$1 was initialised with another password; remove the folder or use the password in $file"
+    fi
+  elif [ -f "$file" ]; then
+    value=$(cat "$file")
+  else
+    value=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+  fi
+  # The password goes into a URI and a connection string unescaped.
+  [[ $value =~ ^[A-Za-z0-9._~-]+$ ]] || die "password may only hold letters, digits and . _ ~ -"
+  (umask 077 && printf '%s\n' "$value" >"$file")
+  echo "$value"
+}
+
+# Seconds since an $EPOCHREALTIME value, to a tenth.
+elapsed() {
+  local now=${EPOCHREALTIME//[!0-9]/} then=${1//[!0-9]/}
+  local tenths=$(((now - then) / 100000))
+  echo "$((tenths / 10)).$((tenths % 10))"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Detached so it outlives this script; its output must not hold the caller's stdout pipe open.
+start_watchdog() {
+  local owner=${PLATFORM_INFRA_OWNER_PID:-} command=$1 dir=$2
+  [ -n "$owner" ] || return 0
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3" "$4"' \
+    watchdog "$owner" "$SELF" "$command" "$dir" </dev/null >>"$dir/log/watchdog.log" 2>&1 &
+}
+
+cmd_install() {
+  local missing=() pkg
+  for pkg in rabbitmq-server postgresql python3-numpy; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "rabbitmq-server, postgresql and python3-numpy are installed"
+    return 0
+  fi
+  if ! is_root; then
+    log "missing packages: ${missing[*]}; run as root:"
+    echo "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  # The packages would start system-wide services on the default ports; this platform runs private ones.
+  local policy=/usr/sbin/policy-rc.d added=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    added=1
+    trap 'rm -f "$policy"' EXIT
+  fi
+  log "installing ${missing[*]}"
+  apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
+  if [ -n "$added" ]; then rm -f "$policy"; fi
+}
+
+cmd_rabbitmq_start() {
+  [ $# -eq 3 ] || die "usage: infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT"
+  local amqp=$2 mgmt=$3
+  check_port "$amqp"
+  check_port "$mgmt"
+  [ -x "$RABBITMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed; run: infra.sh install"
+  mkdir -p "$1/log"
+  local dir pass node uri
+  dir=$(readlink -f "$1")
+  pass=$(password_for "$dir" "${PLATFORM_RABBITMQ_PASSWORD:-}")
+  node="platform-$amqp@localhost"
+  uri="amqp://platform:$pass@127.0.0.1:$amqp/"
+
+  if alive "$dir/pid"; then
+    log "RabbitMQ in $dir is already running"
+    echo "$uri"
+    return 0
+  fi
+  port_busy "$amqp" && die "port $amqp is in use"
+  port_busy "$mgmt" && die "port $mgmt is in use"
+
+  # Erlang distribution needs a port of its own; prefer the conventional AMQP+20000, else the next free one.
+  local dist=$((amqp + 20000))
+  if [ "$dist" -gt 65000 ]; then dist=$((20000 + amqp % 20000)); fi
+  while port_busy "$dist" || [ "$dist" -eq "$mgmt" ]; do dist=$((dist + 1)); done
+
+  cat >"$dir/rabbitmq.conf" <<EOF
+listeners.tcp.local = 127.0.0.1:$amqp
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $mgmt
+loopback_users = none
+default_user = platform
+default_pass = $pass
+default_user_tags.administrator = true
+default_vhost = /
+log.console = false
+log.file.level = info
+EOF
+  echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+  # An empty env file keeps /etc/rabbitmq/rabbitmq-env.conf from overriding the settings below.
+  : >"$dir/rabbitmq-env.conf"
+  own_dir rabbitmq "$dir"
+
+  export RABBITMQ_NODENAME=$node
+  export RABBITMQ_DIST_PORT=$dist
+  export RABBITMQ_CONF_ENV_FILE=$dir/rabbitmq-env.conf
+  export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf
+  export RABBITMQ_ADVANCED_CONFIG_FILE=$dir/advanced.config
+  export RABBITMQ_MNESIA_BASE=$dir/mnesia
+  export RABBITMQ_MNESIA_DIR=$dir/mnesia/$node
+  export RABBITMQ_PLUGINS_EXPAND_DIR=$dir/mnesia/$node-plugins-expand
+  export RABBITMQ_FEATURE_FLAGS_FILE=$dir/mnesia/$node-feature_flags
+  export RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+  export RABBITMQ_LOG_BASE=$dir/log
+  export RABBITMQ_LOGS=$dir/log/rabbit.log
+  export RABBITMQ_PID_FILE=$dir/mnesia/$node.pid
+  # Keep the distribution port off the network like the listeners.
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+
+  # epmd is shared by every Erlang node on the machine: start it in its own session so stopping this node
+  # (which kills its process group) never takes it down with it.
+  setsid epmd -daemon </dev/null >/dev/null 2>&1 || true
+
+  log "starting RabbitMQ $node (amqp $amqp, management $mgmt, dist $dist) in $dir"
+  local started=$SECONDS t0=$EPOCHREALTIME
+  # Not -detached: it fails silently in some setups. HOME=DIR gives the node a private Erlang cookie.
+  local as_rabbitmq=()
+  if is_root; then as_rabbitmq=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups --); fi
+  setsid "${as_rabbitmq[@]}" env HOME="$dir" "$RABBITMQ_BIN/rabbitmq-server" </dev/null >>"$dir/log/server.out" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/pid"
+
+  until port_answers "$amqp" && curl -fsS -o /dev/null -u "platform:$pass" "http://127.0.0.1:$mgmt/api/overview" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 40 "$dir/log/server.out" "$dir/log/rabbit.log" >&2 2>/dev/null || true
+      die "RabbitMQ exited during start; logs in $dir/log"
+    fi
+    if [ $((SECONDS - started)) -ge "$WAIT_SECONDS" ]; then
+      tail -n 40 "$dir/log/rabbit.log" >&2 2>/dev/null || true
+      cmd_rabbitmq_stop "$dir"
+      die "RabbitMQ was not ready after $WAIT_SECONDS s; logs in $dir/log"
+    fi
+    sleep 0.2
+  done
+  log "RabbitMQ ready after $(elapsed "$t0") s"
+  start_watchdog rabbitmq-stop "$dir"
+  echo "$uri"
+}
+
+# DIR/pid is the launcher script, the leader of the node's session. SIGTERM goes to it alone: it forwards the
+# signal to the Erlang VM, which stops the broker cleanly; signalling the whole group at once would also hit
+# the VM's helper processes mid-shutdown. The group is only killed if the clean stop hangs.
+cmd_rabbitmq_stop() {
+  [ $# -eq 1 ] || die "usage: infra.sh rabbitmq-stop DIR"
+  local dir=$1 pid
+  if ! alive "$dir/pid"; then
+    rm -f "$dir/pid"
+    log "RabbitMQ in $dir is not running"
+    return 0
+  fi
+  pid=$(cat "$dir/pid")
+  log "stopping RabbitMQ (session $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  local started=$SECONDS t0=$EPOCHREALTIME
+  while kill -0 -- "-$pid" 2>/dev/null; do
+    if [ $((SECONDS - started)) -ge 30 ]; then
+      log "RabbitMQ did not stop within 30 s; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    sleep 0.1
+  done
+  rm -f "$dir/pid"
+  log "RabbitMQ stopped after $(elapsed "$t0") s"
+}
+
+cmd_postgres_start() {
+  [ $# -eq 2 ] || die "usage: infra.sh postgres-start DIR PORT"
+  local port=$2
+  check_port "$port"
+  local bin
+  bin=$(postgres_bin) || die "postgresql is not installed; run: infra.sh install"
+  mkdir -p "$1/log"
+  local dir pass conn
+  dir=$(readlink -f "$1")
+  # Unix socket paths are limited to 107 bytes.
+  [ ${#dir} -le 80 ] || die "folder path too long for a Postgres socket: $dir"
+  pass=$(password_for "$dir" "${PLATFORM_POSTGRES_PASSWORD:-}")
+  conn="Host=127.0.0.1;Port=$port;Username=platform;Password=$pass"
+
+  if [ -f "$dir/data/postmaster.pid" ] && run_as postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    log "Postgres in $dir is already running"
+    echo "$conn"
+    return 0
+  fi
+  port_busy "$port" && die "port $port is in use"
+  own_dir postgres "$dir"
+
+  local started=$SECONDS t0=$EPOCHREALTIME
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initialising Postgres in $dir/data"
+    # The password-authenticated superuser is the only role; services create their own databases.
+    run_as postgres env HOME="$dir" "$bin/initdb" -D "$dir/data" -U platform --pwfile="$dir/password" \
+      --auth=scram-sha-256 --encoding=UTF8 --no-locale >"$dir/log/initdb.log" 2>&1 ||
+      {
+        tail -n 40 "$dir/log/initdb.log" >&2
+        die "initdb failed; log in $dir/log/initdb.log"
+      }
+    cat >>"$dir/data/postgresql.conf" <<EOF
+# platform: many services and test classes share one server
+max_connections = 300
+fsync = on
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+EOF
+  fi
+
+  log "starting Postgres on port $port"
+  run_as postgres env HOME="$dir" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log/postgres.log" -w -t "$WAIT_SECONDS" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >&2 ||
+    {
+      tail -n 40 "$dir/log/postgres.log" >&2 || true
+      die "Postgres did not start; log in $dir/log/postgres.log"
+    }
+  until "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"; do
+    [ $((SECONDS - started)) -lt "$WAIT_SECONDS" ] || die "Postgres was not ready after $WAIT_SECONDS s"
+    sleep 0.1
+  done
+  log "Postgres ready after $(elapsed "$t0") s"
+  start_watchdog postgres-stop "$dir"
+  echo "$conn"
+}
+
+cmd_postgres_stop() {
+  [ $# -eq 1 ] || die "usage: infra.sh postgres-stop DIR"
+  local dir=$1 bin
+  bin=$(postgres_bin) || die "postgresql is not installed"
+  if [ ! -f "$dir/data/postmaster.pid" ] || ! run_as postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    log "Postgres in $dir is not running"
+    return 0
+  fi
+  run_as postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2
+}
+
+case "${1:-}" in
+  install) shift && cmd_install "$@" ;;
+  rabbitmq-start) shift && cmd_rabbitmq_start "$@" ;;
+  rabbitmq-stop) shift && cmd_rabbitmq_stop "$@" ;;
+  postgres-start) shift && cmd_postgres_start "$@" ;;
+  postgres-stop) shift && cmd_postgres_stop "$@" ;;
+  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT | rabbitmq-stop DIR | postgres-start DIR PORT | postgres-stop DIR" ;;
+esac

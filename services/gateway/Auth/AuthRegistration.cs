@@ -1,0 +1,26 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Platform.Contracts;
+
+namespace Platform.Gateway.Auth;
+
+public static class AuthRegistration
+{
+    public static WebApplicationBuilder AddApiKeyAuth(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.SectionName);
+        builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorizationBuilder()
+            .AddPolicy(Roles.Admin, p => p.RequireRole(Roles.Admin))
+            .AddPolicy(Roles.Client, p => p.RequireRole(Roles.Client, Roles.Admin))
+            .AddPolicy("any", p => p.RequireRole(Roles.All));
+        return builder;
+    }
+
+    public static string AccountOf(this ClaimsPrincipal user) => user.FindFirstValue(ClaimTypes.NameIdentifier)!;
+
+    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(Roles.Admin);
+
+    public static AccountId AccountIdOf(this ClaimsPrincipal user) => AccountId.From(user.AccountOf());
+}

@@ -1,0 +1,37 @@
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+using Platform.Gateway.Auth;
+
+namespace Platform.Gateway.Forwarding;
+
+public static class ForwardedRoutes
+{
+    public static WebApplicationBuilder AddForwarding(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddHttpClient<IForwarder, HttpForwarder>(http => http.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
+        builder.Services.AddHttpClient<StorageClient>((sp, http) => http.BaseAddress = sp.GetRequiredService<IOptions<UpstreamOptions>>().Value.Storage);
+        return builder;
+    }
+
+    public static IEndpointRouteBuilder MapForwardedRoutes(this IEndpointRouteBuilder app)
+    {
+        var blobs = app.MapGroup("/v1/blobs").WithTags("Blobs").RequireAuthorization("any");
+        blobs.MapPost("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+        {
+            // Blob size is storage's to limit (it answers 413); the gateway only streams.
+            http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null;
+            return forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/blobs", http.User.AccountOf());
+        });
+        blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+        blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()));
+
+        app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))
+            .WithTags("Account").RequireAuthorization("any");
+        return app;
+    }
+}

@@ -1,0 +1,15 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Platform.Gateway.Forwarding;
+
+/// <summary>Where the services behind the gateway listen (Upstreams__Storage, Upstreams__Rewards).</summary>
+public sealed class UpstreamOptions
+{
+    public const string SectionName = "Upstreams";
+
+    [Required]
+    public Uri Storage { get; set; } = new("http://127.0.0.1:8081");
+
+    [Required]
+    public Uri Rewards { get; set; } = new("http://127.0.0.1:8083");
+}

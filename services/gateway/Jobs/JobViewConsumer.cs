@@ -1,0 +1,97 @@
+using System.Text.Json;
+using Dapper;
+using MassTransit;
+using Npgsql;
+using Platform.Contracts.Messages;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>
+/// Keeps the job read model current. Every update is conditional on the status rank, so redelivered and
+/// reordered events are harmless: the view only moves forward and a terminal status is final.
+/// </summary>
+public sealed class JobViewConsumer(NpgsqlDataSource db) :
+    IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>
+{
+    private const string Advance = """
+        update jobs set status = @status, status_rank = @rank, updated_at = @at,
+            error_reason = coalesce(@reason, error_reason), error_detail = coalesce(@detail, error_detail),
+            completed_at = case when @terminal then @at else completed_at end
+        where id = @id and status_rank < @rank
+        """;
+
+    private Task AdvanceAsync(NpgsqlConnection connection, string id, string status, DateTimeOffset at, string? reason, string? detail, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition(Advance, new
+        {
+            id, status, rank = JobStatuses.Rank(status), at, reason, detail, terminal = JobStatuses.IsTerminal(status),
+        }, cancellationToken: ct));
+
+    private const string UpsertAttempt = """
+        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at)
+        values (@attemptId, @jobId, @workerId, @status, @signature, @at)
+        on conflict (attempt_id) do update set
+            status = case when job_attempts.status in ('accepted', 'failed', 'rejected') then job_attempts.status else excluded.status end,
+            signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
+        """;
+
+    public async Task Consume(ConsumeContext<JobStatusChanged> context)
+    {
+        var m = context.Message;
+        var ct = context.CancellationToken;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
+        {
+            var attemptStatus = m.Status switch { "completed" => "accepted", "failed" => "failed", "running" => "running", _ => "assigned" };
+            await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
+            {
+                attemptId = attempt.Value, jobId = m.JobId.Value, workerId = worker.Value, status = attemptStatus, signature = (string?)null, at = m.OccurredAt,
+            }, cancellationToken: ct));
+        }
+        // Completion is recorded from JobCompleted, which carries the outputs.
+        if (m.Status != JobStatuses.Completed)
+            await AdvanceAsync(connection, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
+    }
+
+    public async Task Consume(ConsumeContext<JobRejected> context)
+    {
+        var m = context.Message;
+        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await AdvanceAsync(connection, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
+    }
+
+    public async Task Consume(ConsumeContext<JobCompleted> context)
+    {
+        var m = context.Message;
+        var ct = context.CancellationToken;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
+        {
+            attemptId = m.AttemptId.Value, jobId = m.JobId.Value, workerId = m.WorkerId.Value, status = "accepted", signature = m.Signature, at = m.OccurredAt,
+        }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update jobs set outputs = @outputs::jsonb where id = @id",
+            new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), JobViewStore.Json) }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(Advance, new
+        {
+            id = m.JobId.Value, status = JobStatuses.Completed, rank = JobStatuses.Rank(JobStatuses.Completed), at = m.OccurredAt,
+            reason = (string?)null, detail = (string?)null, terminal = true,
+        }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task Consume(ConsumeContext<JobFailed> context)
+    {
+        var m = context.Message;
+        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await AdvanceAsync(connection, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
+    }
+
+    public async Task Consume(ConsumeContext<PaymentSettled> context)
+    {
+        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update jobs set cost = @Cost where id = @id",
+            new { id = context.Message.JobId.Value, context.Message.Cost }, cancellationToken: context.CancellationToken));
+    }
+}

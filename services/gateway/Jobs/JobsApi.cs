@@ -1,0 +1,202 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using MassTransit;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Contracts.Kernels;
+using Platform.Contracts.Messages;
+using Platform.Contracts.Tensors;
+using Platform.Gateway.Accounts;
+using Platform.Gateway.Auth;
+using Platform.Gateway.Forwarding;
+using Platform.Hosting.Http;
+using Platform.Hosting.Outbox;
+
+namespace Platform.Gateway.Jobs;
+
+public static class JobsApi
+{
+    /// <summary>Enough of a blob to hold any .npy header this platform accepts.</summary>
+    private const int HeaderPrefixBytes = 4096;
+
+    public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus)
+    {
+        bus.AddConsumer<JobViewConsumer>();
+        return bus;
+    }
+
+    public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Roles.Client);
+        group.MapPost("/", Submit);
+        group.MapGet("/{id}", Get);
+        group.MapGet("/", List);
+        return group;
+    }
+
+    internal static async Task<Results<Accepted<JobView>, ValidationProblem, ProblemHttpResult>> Submit(
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TimeProvider clock, CancellationToken ct)
+    {
+        var (request, parseError) = await JsonBody.ReadAsync<SubmitJobRequest>(http, ct);
+        if (parseError is not null)
+            return parseError;
+
+        var errors = new Dictionary<string, string[]>();
+        var (spec, kernelError) = Validate(request!, errors);
+        if (errors.Count > 0)
+            return Problems.Validation(errors, "the job is not valid");
+        if (kernelError is not null)
+            return Problems.BadRequest(KernelCatalog.IsKnown(request!.Kernel) ? "invalid-job" : "unknown-kernel", "The job does not fit its kernel", kernelError);
+
+        // Read each input's .npy header now, so a missing blob or a shape mismatch is answered here rather
+        // than as a failed job later.
+        var infos = new Dictionary<string, TensorInfo>();
+        foreach (var (name, cid) in spec!.Inputs)
+        {
+            var prefix = await storage.ReadPrefixAsync(cid, HeaderPrefixBytes, ct);
+            if (prefix is null)
+                return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
+                    $"input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first");
+            if (!Npy.TryReadHeader(prefix, out var header, out var npyError))
+                return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Input is not a valid tensor",
+                    $"input '{name}' ({cid}) is not a usable .npy file: {npyError}");
+            infos[name] = new TensorInfo(header!.DType, header.Shape);
+        }
+        var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
+        if (planError is not null)
+            return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Inputs do not fit the kernel", planError);
+
+        var client = http.User.AccountIdOf();
+        var jobId = JobId.New();
+        var now = clock.GetUtcNow();
+        await using (var connection = await db.OpenConnectionAsync(ct))
+        {
+            await using var tx = await connection.BeginTransactionAsync(ct);
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at)
+                values (@id, @client, @Kernel, @spec::jsonb, 'pending', 0, @now, @now)
+                """,
+                new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, JobViewStore.Json), now }, tx, cancellationToken: ct));
+            await outbox.EnqueueAsync(tx, new JobSubmitted
+            {
+                JobId = jobId, ClientAccountId = client, Spec = spec, EstimatedGflop = plan.Gflop, OccurredAt = now,
+            }, ct: ct);
+            await outbox.CommitAsync(tx, ct);
+        }
+
+        var view = await JobViewStore.LoadAsync(db, jobId.Value, ct);
+        return TypedResults.Accepted($"/v1/jobs/{jobId}", view);
+    }
+
+    private static (JobSpec? Spec, string? KernelError) Validate(SubmitJobRequest request, Dictionary<string, string[]> errors)
+    {
+        if (string.IsNullOrWhiteSpace(request.Kernel))
+            errors["kernel"] = [$"kernel is required; available kernels: {string.Join(", ", KernelCatalog.Names)}"];
+        var inputs = new Dictionary<string, Cid>();
+        if (request.Inputs is null || request.Inputs.Count == 0)
+            errors["inputs"] = ["inputs is required: a map of input name to blob CID"];
+        else
+        {
+            foreach (var (name, value) in request.Inputs)
+            {
+                if (Cid.TryParse(value, out var cid))
+                    inputs[name] = cid;
+                else
+                    errors[$"inputs.{name}"] = [$"'{value}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')"];
+            }
+        }
+        var parameters = new Dictionary<string, string>();
+        foreach (var (name, value) in request.Params ?? [])
+        {
+            switch (value.ValueKind)
+            {
+                case JsonValueKind.String:
+                    parameters[name] = value.GetString()!;
+                    break;
+                case JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False:
+                    parameters[name] = value.GetRawText();
+                    break;
+                default:
+                    errors[$"params.{name}"] = ["parameters are strings, numbers or booleans"];
+                    break;
+            }
+        }
+        if (request.Replicas is < 1 or > 5)
+            errors["replicas"] = ["replicas must be between 1 and 5"];
+        if (request.MaxPrice is < 0)
+            errors["maxPrice"] = ["maxPrice must not be negative"];
+        var requirements = request.Requirements ?? new RequirementsRequest(null, null, null);
+        if (requirements.Device is not (null or "any" or "cpu" or "gpu"))
+            errors["requirements.device"] = ["device must be any, cpu or gpu"];
+        if (requirements.MinMemoryMb is < 0)
+            errors["requirements.minMemoryMb"] = ["minMemoryMb must not be negative"];
+        if (errors.Count > 0)
+            return (null, null);
+
+        var spec = new JobSpec
+        {
+            Kernel = request.Kernel!,
+            Inputs = inputs,
+            Params = parameters,
+            Replicas = request.Replicas ?? 1,
+            MaxPrice = request.MaxPrice,
+            Requirements = new JobRequirements
+            {
+                Device = requirements.Device ?? "any", MinMemoryMb = requirements.MinMemoryMb ?? 0, Region = requirements.Region,
+            },
+        };
+        return (spec, KernelCatalog.CheckNames(spec.Kernel, spec.Inputs.Keys.ToList(), spec.Params));
+    }
+
+    internal static async Task<Results<Ok<JobView>, ProblemHttpResult>> Get(string id, HttpContext http, NpgsqlDataSource db, CancellationToken ct)
+    {
+        var view = JobId.TryParse(id, null, out _) ? await JobViewStore.LoadAsync(db, id, ct, http.User.IsAdmin() ? null : http.User.AccountOf()) : null;
+        // Another tenant's job is reported exactly like a missing one.
+        return view is null ? Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account") : TypedResults.Ok(view);
+    }
+
+    internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(HttpContext http, NpgsqlDataSource db, string? status, int? limit, string? cursor, CancellationToken ct)
+    {
+        if (status is not null && !JobStatuses.All.Contains(status))
+            return Problems.BadRequest("invalid-query", "Unknown status", $"status must be one of {string.Join(", ", JobStatuses.All)}");
+        if (limit is < 1 or > 200)
+            return Problems.BadRequest("invalid-query", "Invalid limit", "limit must be between 1 and 200");
+        (DateTimeOffset At, string Id)? after = null;
+        if (cursor is not null)
+        {
+            after = Cursor.Decode(cursor);
+            if (after is null)
+                return Problems.BadRequest("invalid-query", "Invalid cursor", "cursor must be a value returned as nextCursor");
+        }
+        var page = await JobViewStore.ListAsync(db, http.User.AccountOf(), status, limit ?? 50, after, ct);
+        var next = page.Count == (limit ?? 50) ? Cursor.Encode(page[^1].CreatedAt, page[^1].Id) : null;
+        return TypedResults.Ok(new JobList(page, next));
+    }
+
+    private static class Cursor
+    {
+        public static string Encode(DateTimeOffset at, string id) =>
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"{at.UtcTicks.ToString(CultureInfo.InvariantCulture)}:{id}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+        public static (DateTimeOffset, string)? Decode(string cursor)
+        {
+            try
+            {
+                var b64 = cursor.Replace('-', '+').Replace('_', '/');
+                b64 = b64.PadRight(b64.Length + (4 - b64.Length % 4) % 4, '=');
+                var parts = Encoding.UTF8.GetString(Convert.FromBase64String(b64)).Split(':', 2);
+                return parts.Length == 2 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ticks) && ticks >= 0 && ticks <= DateTimeOffset.MaxValue.UtcTicks
+                    ? (new DateTimeOffset(ticks, TimeSpan.Zero), parts[1])
+                    : null;
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+    }
+}

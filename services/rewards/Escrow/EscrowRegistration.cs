@@ -1,0 +1,20 @@
+using MassTransit;
+
+namespace Platform.Rewards.Escrow;
+
+public static class EscrowRegistration
+{
+    public static IBusRegistrationConfigurator AddEscrow(this IBusRegistrationConfigurator bus)
+    {
+        bus.AddConsumer<JobSubmittedConsumer>();
+        bus.AddConsumer<JobCompletedConsumer>();
+        bus.AddConsumer<JobFailedConsumer>();
+        return bus;
+    }
+
+    public static IServiceCollection AddEscrowOptions(this IServiceCollection services)
+    {
+        services.AddOptions<PricingOptions>().BindConfiguration(PricingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        return services;
+    }
+}

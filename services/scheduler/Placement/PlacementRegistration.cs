@@ -1,0 +1,12 @@
+namespace Platform.Scheduler.Placement;
+
+public static class PlacementRegistration
+{
+    public static IServiceCollection AddPlacement(this IServiceCollection services)
+    {
+        services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<Dispatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
+        return services;
+    }
+}

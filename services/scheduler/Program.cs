@@ -1,0 +1,18 @@
+using Platform.Hosting;
+using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Placement;
+using Platform.Scheduler.Workers;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
+{
+    bus.AddJobs();
+    bus.AddWorkers();
+});
+builder.Services.AddPlacement();
+
+var app = builder.Build();
+app.UsePlatformDefaults();
+app.Run();
+
+public partial class Program;

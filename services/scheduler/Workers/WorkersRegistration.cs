@@ -1,0 +1,14 @@
+using MassTransit;
+
+namespace Platform.Scheduler.Workers;
+
+public static class WorkersRegistration
+{
+    public static IBusRegistrationConfigurator AddWorkers(this IBusRegistrationConfigurator bus)
+    {
+        bus.AddConsumer<WorkerOnlineConsumer>();
+        bus.AddConsumer<WorkerHeartbeatConsumer>();
+        bus.AddConsumer<WorkerOfflineConsumer>();
+        return bus;
+    }
+}

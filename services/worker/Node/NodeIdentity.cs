@@ -1,0 +1,21 @@
+using Platform.Contracts;
+
+namespace Platform.Worker.Node;
+
+/// <summary>
+/// The node's stable id, created on first start and kept in the data directory, so a restarted worker
+/// keeps its queue (worker-{id}) and its history.
+/// </summary>
+public sealed record NodeIdentity(WorkerId WorkerId)
+{
+    public static NodeIdentity LoadOrCreate(string dataDirectory)
+    {
+        Directory.CreateDirectory(dataDirectory);
+        var path = Path.Combine(dataDirectory, "worker-id");
+        if (File.Exists(path) && WorkerId.TryParse(File.ReadAllText(path).Trim(), null, out var existing))
+            return new NodeIdentity(existing);
+        var id = WorkerId.New();
+        File.WriteAllText(path, id.Value);
+        return new NodeIdentity(id);
+    }
+}

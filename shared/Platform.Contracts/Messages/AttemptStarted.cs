@@ -1,0 +1,9 @@
+namespace Platform.Contracts.Messages;
+
+public sealed record AttemptStarted
+{
+    public required JobId JobId { get; init; }
+    public required AttemptId AttemptId { get; init; }
+    public required WorkerId WorkerId { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+}

@@ -1,0 +1,13 @@
+namespace Platform.Contracts.Messages;
+
+/// <summary>Every lifecycle transition the scheduler makes; drives the gateway's job view.</summary>
+public sealed record JobStatusChanged
+{
+    public required JobId JobId { get; init; }
+    public required string Status { get; init; }
+    public WorkerId? WorkerId { get; init; }
+    public AttemptId? AttemptId { get; init; }
+    public string? Reason { get; init; }
+    public string? Detail { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+}

@@ -1,0 +1,12 @@
+namespace Platform.Contracts.Messages;
+
+/// <summary>The gateway accepted and persisted a job. Rewards escrows its estimate; the scheduler records it.</summary>
+public sealed record JobSubmitted
+{
+    public required JobId JobId { get; init; }
+    public required AccountId ClientAccountId { get; init; }
+    public required JobSpec Spec { get; init; }
+    /// <summary>Work estimated from the input shapes by the kernel catalogue; drives pricing and placement.</summary>
+    public required double EstimatedGflop { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+}

@@ -1,0 +1,8 @@
+namespace Platform.Contracts.Messages;
+
+/// <summary>A worker is shutting down cleanly and takes no more work.</summary>
+public sealed record WorkerOffline
+{
+    public required WorkerId WorkerId { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+}

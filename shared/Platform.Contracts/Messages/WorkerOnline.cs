@@ -1,0 +1,27 @@
+namespace Platform.Contracts.Messages;
+
+/// <summary>A worker started (or restarted) and offers its capacity.</summary>
+public sealed record WorkerOnline
+{
+    public required WorkerId WorkerId { get; init; }
+    public required AccountId OperatorAccountId { get; init; }
+    public required string Region { get; init; }
+    public required int Slots { get; init; }
+    public required IReadOnlyList<string> Kernels { get; init; }
+    public required IReadOnlyList<DeviceInfo> Devices { get; init; }
+    /// <summary>Measured GFLOP/s per kernel, used to estimate run time.</summary>
+    public required IReadOnlyDictionary<string, double> GflopsPerKernel { get; init; }
+    public required double PowerWatts { get; init; }
+    /// <summary>Identity key (SubjectPublicKeyInfo, base64) that results are signed with.</summary>
+    public string? PublicKey { get; init; }
+    public required DateTimeOffset OccurredAt { get; init; }
+}
+
+public sealed record DeviceInfo
+{
+    /// <summary>cpu or gpu.</summary>
+    public required string Kind { get; init; }
+    public required string Name { get; init; }
+    public required string Backend { get; init; }
+    public required long MemoryMb { get; init; }
+}

@@ -1,0 +1,39 @@
+using System.Reflection;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Platform.Hosting.Database;
+
+public static class DatabaseRegistration
+{
+    public static IServiceCollection AddPlatformDatabase(this IServiceCollection services, string service, string connectionString, Assembly serviceAssembly)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        // One database per service: the same server can host them all without their tables meeting.
+        if (string.IsNullOrEmpty(csb.Database))
+            csb.Database = $"platform_{service}";
+        var target = csb.ConnectionString;
+
+        services.AddSingleton(new DatabaseTarget(target));
+        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(target).Build());
+        services.AddSingleton(new MigrationSet(
+        [
+            .. MigrationSet.FromAssembly(typeof(DatabaseRegistration).Assembly, "platform"),
+            .. MigrationSet.FromAssembly(serviceAssembly, service),
+        ]));
+        services.AddSingleton<DatabaseState>();
+        services.AddHostedService<DatabaseMigrator>();
+        return services;
+    }
+}
+
+/// <summary>Set once migrations have been applied; readiness stays red until then.</summary>
+public sealed class DatabaseState
+{
+    private volatile bool _migrated;
+    public bool Migrated => _migrated;
+    public void MarkMigrated() => _migrated = true;
+}
+
+/// <summary>The full connection string (with password, which NpgsqlDataSource does not expose) of the service's database.</summary>
+public sealed record DatabaseTarget(string ConnectionString);

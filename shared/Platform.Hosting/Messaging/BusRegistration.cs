@@ -1,0 +1,41 @@
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Platform.Hosting.Messaging;
+
+public static class BusRegistration
+{
+    public static IServiceCollection AddPlatformBus(this IServiceCollection services, string service, string? rabbitMqUri, Action<IBusRegistrationConfigurator>? configureBus)
+    {
+        if (string.IsNullOrWhiteSpace(rabbitMqUri))
+            throw new InvalidOperationException("ConnectionStrings:RabbitMq is not set: give an amqp:// URI, for example amqp://user:password@localhost:5672/");
+        var broker = RabbitMqAddress.Parse(rabbitMqUri);
+
+        services.AddMassTransit(x =>
+        {
+            // Queues are prefixed with the service so two services consuming the same event get a queue each.
+            x.SetEndpointNameFormatter(new KebabCaseEndpointNameFormatter(service, includeNamespace: false));
+            configureBus?.Invoke(x);
+
+            x.AddConfigureEndpointsCallback((_, _, endpoint) =>
+            {
+                // Immediate retries ride out deadlocks and short outages; what still fails lands in the
+                // queue's _error queue (delayed redelivery needs a broker plugin stock RabbitMQ lacks).
+                endpoint.UseMessageRetry(r => r.Intervals(100, 500, 1000, 2000, 5000));
+            });
+
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                cfg.Host(broker.Host, broker.Port, broker.VirtualHost, h =>
+                {
+                    h.Username(broker.Username);
+                    h.Password(broker.Password);
+                    h.PublisherConfirmation = true;
+                });
+                cfg.Durable = true;
+                cfg.ConfigureEndpoints(context);
+            });
+        });
+        return services;
+    }
+}

@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+
+namespace Platform.Hosting.Outbox;
+
+/// <summary>
+/// Writes messages into the outbox table inside the caller's transaction; <see cref="OutboxRelay"/> publishes
+/// them after commit. This is how every state change that publishes stays atomic with its message.
+/// </summary>
+public sealed class MessageOutbox
+{
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly SemaphoreSlim _pending = new(0, 1);
+
+    /// <summary>Queue a message to publish (or, with <paramref name="sendTo"/>, to send to that queue).</summary>
+    public Task EnqueueAsync<T>(NpgsqlTransaction transaction, T message, string? sendTo = null, CancellationToken ct = default) where T : class =>
+        transaction.Connection!.ExecuteAsync(new CommandDefinition(
+            """
+            insert into outbox (message_id, message_type, destination, body)
+            values (@MessageId, @MessageType, @Destination, @Body::jsonb)
+            """,
+            new
+            {
+                MessageId = Guid.NewGuid(),
+                MessageType = typeof(T).FullName,
+                Destination = sendTo,
+                Body = JsonSerializer.Serialize(message, Json),
+            },
+            transaction, cancellationToken: ct));
+
+    /// <summary>Commits and wakes the relay so the messages leave at once instead of at the next poll.</summary>
+    public async Task CommitAsync(NpgsqlTransaction transaction, CancellationToken ct = default)
+    {
+        await transaction.CommitAsync(ct);
+        Notify();
+    }
+
+    public void Notify()
+    {
+        try
+        {
+            _pending.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled; one wake-up drains everything.
+        }
+    }
+
+    internal Task<bool> WaitAsync(TimeSpan timeout, CancellationToken ct) => _pending.WaitAsync(timeout, ct);
+}

@@ -1,0 +1,70 @@
+using System.Reflection;
+using MassTransit;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Platform.Hosting.Database;
+using Platform.Hosting.Messaging;
+using Platform.Hosting.Outbox;
+
+namespace Platform.Hosting;
+
+/// <summary>The one place that wires a service to the platform: broker, database, logging, health, errors.</summary>
+public static class PlatformDefaults
+{
+    /// <param name="service">Short service name (gateway, scheduler...): prefixes queues and names the default database.</param>
+    /// <param name="serviceAssembly">Where the service's embedded <c>Migrations/*.sql</c> live.</param>
+    /// <param name="configureBus">Registers the service's consumers.</param>
+    public static WebApplicationBuilder AddPlatformDefaults(
+        this WebApplicationBuilder builder,
+        string service,
+        Assembly serviceAssembly,
+        Action<IBusRegistrationConfigurator>? configureBus = null)
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Warning);
+
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict);
+
+        var health = builder.Services.AddHealthChecks();
+
+        // The database comes first: its migrator is a hosted service that must finish before the bus starts
+        // consuming, and hosted services start in registration order.
+        var postgres = builder.Configuration.GetConnectionString("Postgres");
+        if (!string.IsNullOrWhiteSpace(postgres))
+        {
+            builder.Services.AddPlatformDatabase(service, postgres, serviceAssembly);
+            health.AddCheck<DatabaseHealthCheck>("postgres", tags: ["ready"]);
+            builder.Services.AddPlatformOutbox();
+        }
+
+        builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus);
+        return builder;
+    }
+
+    /// <summary>Error handling that never leaks a stack trace, problem bodies for bare status codes, and health.</summary>
+    public static WebApplication UsePlatformDefaults(this WebApplication app)
+    {
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            // Malformed requests that fail before a handler runs (bad JSON, body too large) are the caller's fault.
+            StatusCodeSelector = ex => ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+        });
+        app.UseStatusCodePages();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        return app;
+    }
+}

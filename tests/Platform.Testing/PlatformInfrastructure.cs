@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+
+namespace Platform.Testing;
+
+/// <summary>
+/// The RabbitMQ and Postgres servers every test in this process shares. When ConnectionStrings__RabbitMq and
+/// ConnectionStrings__Postgres are set those servers are used; otherwise scripts/infra.sh starts private ones
+/// under .platform/test-&lt;pid&gt;/ on free ports and they are stopped when the process exits.
+/// </summary>
+public sealed class PlatformInfrastructure
+{
+    private static readonly TimeSpan ScriptTimeout = TimeSpan.FromSeconds(120);
+
+    // xunit 2 has no assembly fixtures: a process-wide lazy start is the closest equivalent. A failed start
+    // stays failed, so every test reports the same cause instead of each one starting servers again.
+    private static readonly Lazy<Task<PlatformInfrastructure>> Instance = new(StartAsync);
+
+    private PlatformInfrastructure(string repoRoot, string rabbitMqUri, Uri managementUri, string postgresConnectionString)
+    {
+        RepoRoot = repoRoot;
+        RabbitMqUri = rabbitMqUri;
+        RabbitMqManagementUri = managementUri;
+        PostgresConnectionString = postgresConnectionString;
+
+        var userInfo = new Uri(rabbitMqUri).UserInfo.Split(':', 2);
+        RabbitMqUser = Uri.UnescapeDataString(userInfo[0]);
+        var password = userInfo.Length > 1 ? Uri.UnescapeDataString(userInfo[1]) : "";
+        RabbitMqManagement = new HttpClient { BaseAddress = managementUri, Timeout = TimeSpan.FromSeconds(30) };
+        RabbitMqManagement.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue(
+            "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{RabbitMqUser}:{password}")));
+    }
+
+    /// <summary>The checkout: scripts/infra.sh, services/*/bin and .platform/ are found from here.</summary>
+    public string RepoRoot { get; }
+
+    /// <summary>amqp URI of the broker's default vhost, with credentials.</summary>
+    public string RabbitMqUri { get; }
+
+    /// <summary>Base address of the RabbitMQ management HTTP API.</summary>
+    public Uri RabbitMqManagementUri { get; }
+
+    /// <summary>A client for the management API (base address and credentials set), for tests that inspect queues.</summary>
+    public HttpClient RabbitMqManagement { get; }
+
+    /// <summary>Npgsql connection string of the server, without a database.</summary>
+    public string PostgresConnectionString { get; }
+
+    internal string RabbitMqUser { get; }
+
+    /// <summary>The shared servers, started on first use.</summary>
+    public static Task<PlatformInfrastructure> GetAsync() => Instance.Value;
+
+    /// <summary>A fresh vhost and database-name prefix, so tests sharing the servers never see each other's data.</summary>
+    public async Task<TestEnvironment> CreateEnvironmentAsync(string name)
+    {
+        var environment = new TestEnvironment(this, name);
+        await environment.CreateVirtualHostAsync();
+        return environment;
+    }
+
+    private static async Task<PlatformInfrastructure> StartAsync()
+    {
+        var repoRoot = FindRepoRoot();
+
+        // Registered before anything starts, so a half-finished start is cleaned up too.
+        string? ownDir = null;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            ServiceProcess.KillAll();
+            if (ownDir is not null)
+            {
+                StopServers(repoRoot, ownDir);
+            }
+        };
+
+        var rabbitMq = Environment.GetEnvironmentVariable("ConnectionStrings__RabbitMq");
+        var postgres = Environment.GetEnvironmentVariable("ConnectionStrings__Postgres");
+        if (!string.IsNullOrEmpty(rabbitMq) || !string.IsNullOrEmpty(postgres))
+        {
+            if (string.IsNullOrEmpty(rabbitMq) || string.IsNullOrEmpty(postgres))
+            {
+                throw new InvalidOperationException(
+                    "Set both ConnectionStrings__RabbitMq and ConnectionStrings__Postgres to use existing servers, or neither to start private ones.");
+            }
+
+            var management = Environment.GetEnvironmentVariable("ConnectionStrings__RabbitMqManagement");
+            var managementUri = string.IsNullOrEmpty(management)
+                ? new UriBuilder("http", new Uri(rabbitMq).Host, 15672).Uri
+                : new Uri(management.EndsWith('/') ? management : management + "/");
+            return new PlatformInfrastructure(repoRoot, rabbitMq, managementUri, postgres);
+        }
+
+        RemoveStaleRuns(repoRoot);
+        var dir = Path.Combine(repoRoot, ".platform", $"test-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        ownDir = dir;
+
+        var amqpPort = Format(FreePort.Next());
+        var managementPort = FreePort.Next();
+        var postgresPort = Format(FreePort.Next());
+        // Both take seconds (RabbitMQ about 15 on first boot): start them side by side.
+        var rabbitStart = Task.Run(() => InfraScript.Run(
+            repoRoot, ScriptTimeout, "rabbitmq-start", Path.Combine(dir, "rabbitmq"), amqpPort, Format(managementPort)));
+        var postgresStart = Task.Run(() => InfraScript.Run(
+            repoRoot, ScriptTimeout, "postgres-start", Path.Combine(dir, "postgres"), postgresPort));
+        await Task.WhenAll(rabbitStart, postgresStart);
+
+        return new PlatformInfrastructure(
+            repoRoot, await rabbitStart, new Uri($"http://127.0.0.1:{managementPort}/"), await postgresStart);
+    }
+
+    /// <summary>PLATFORM_REPO_ROOT if set (binaries outside the checkout), else the folder above the test binaries holding Platform.sln.</summary>
+    internal static string FindRepoRoot()
+    {
+        var configured = Environment.GetEnvironmentVariable("PLATFORM_REPO_ROOT");
+        if (!string.IsNullOrEmpty(configured))
+        {
+            return Path.GetFullPath(configured);
+        }
+
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Platform.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No Platform.sln above {AppContext.BaseDirectory}");
+    }
+
+    // Stopping must not throw from the exit handler: whatever is left is cleaned by the next run.
+    private static void StopServers(string repoRoot, string dir)
+    {
+        var stops = new[] { "rabbitmq", "postgres" }
+            .Select(server => Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, $"{server}-stop", Path.Combine(dir, server))))
+            .ToArray();
+        try
+        {
+            Task.WaitAll(stops);
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Platform.Testing: cleaning up {dir} failed: {ex.Message}");
+        }
+    }
+
+    // A test process that was killed could not run its exit handler; its servers stop themselves once it is gone
+    // (infra.sh watches the owner), but its folder stays behind.
+    private static void RemoveStaleRuns(string repoRoot)
+    {
+        var platformDir = Path.Combine(repoRoot, ".platform");
+        if (!Directory.Exists(platformDir))
+        {
+            return;
+        }
+
+        foreach (var dir in Directory.GetDirectories(platformDir, "test-*"))
+        {
+            if (int.TryParse(Path.GetFileName(dir)["test-".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                && !IsRunning(pid))
+            {
+                StopServers(repoRoot, dir);
+            }
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static string Format(int port) => port.ToString(CultureInfo.InvariantCulture);
+}

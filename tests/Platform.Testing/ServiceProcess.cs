@@ -1,0 +1,243 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+
+namespace Platform.Testing;
+
+/// <summary>
+/// One platform service running as a real process from its build output, as it runs in production, so tests
+/// can stop it gracefully, crash it and start it again.
+/// </summary>
+public sealed class ServiceProcess : IAsyncDisposable
+{
+    private static readonly string[] Known = ["gateway", "scheduler", "worker", "rewards", "storage"];
+    private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
+    // Services outlive a test process that forgot to stop them; the exit handler kills what is left.
+    private static readonly ConcurrentDictionary<ServiceProcess, byte> Running = new();
+
+    private readonly Process process;
+    private readonly TestEnvironment environment;
+    private int disposed;
+
+    private ServiceProcess(string service, int port, string logPath, Process process, TestEnvironment environment)
+    {
+        Service = service;
+        Port = port;
+        BaseUrl = new Uri($"http://127.0.0.1:{port}/");
+        LogPath = logPath;
+        this.process = process;
+        this.environment = environment;
+    }
+
+    public string Service { get; }
+
+    public int Port { get; }
+
+    public Uri BaseUrl { get; }
+
+    /// <summary>The service's stdout and stderr.</summary>
+    public string LogPath { get; }
+
+    public int ProcessId => process.Id;
+
+    public bool HasExited => process.HasExited;
+
+    /// <summary>
+    /// Starts <paramref name="service"/> (gateway, scheduler, worker, rewards or storage) against the environment's
+    /// vhost and database and returns once GET /health/ready answers 200. <paramref name="extraEnv"/> adds or
+    /// overrides environment variables; a null value removes one.
+    /// </summary>
+    public static async Task<ServiceProcess> StartAsync(
+        string service,
+        TestEnvironment env,
+        IDictionary<string, string?>? extraEnv = null,
+        TimeSpan? readyTimeout = null)
+    {
+        if (!Known.Contains(service))
+        {
+            throw new ArgumentException($"Unknown service '{service}'; expected one of {string.Join(", ", Known)}.", nameof(service));
+        }
+
+        var configuration = BuildConfiguration();
+        var assembly = $"Platform.{char.ToUpperInvariant(service[0])}{service[1..]}";
+        var dll = Path.Combine(env.Infrastructure.RepoRoot, "services", service, "bin", configuration, "net10.0", assembly + ".dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"{dll} is missing: build it first (dotnet build services/{service} -c {configuration}).", dll);
+        }
+
+        Directory.CreateDirectory(env.LogDirectory);
+        var logPath = Path.Combine(env.LogDirectory, $"{service}-{env.NextInstance(service)}.log");
+        var port = FreePort.Next();
+
+        // bash only opens the log and replaces itself with dotnet: the output goes straight to the file, with
+        // no pipe for this process to drain, and the process id is the service's own.
+        var start = new ProcessStartInfo("bash")
+        {
+            UseShellExecute = false,
+            // The content root (appsettings.json, wwwroot) is the current directory.
+            WorkingDirectory = Path.GetDirectoryName(dll),
+        };
+        foreach (var arg in new[] { "-c", "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1", "service", logPath, DotnetHost(), dll })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        start.Environment["ConnectionStrings__RabbitMq"] = env.RabbitMqUri;
+        start.Environment["ConnectionStrings__Postgres"] = env.PostgresConnectionStringFor(service);
+        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        foreach (var (key, value) in extraEnv ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(key);
+            }
+            else
+            {
+                start.Environment[key] = value;
+            }
+        }
+
+        var started = new ServiceProcess(
+            service, port, logPath, Process.Start(start) ?? throw new InvalidOperationException("bash did not start"), env);
+        Running.TryAdd(started, 0);
+        env.Track(started);
+        await started.WaitUntilReadyAsync(readyTimeout ?? TimeSpan.FromSeconds(60));
+        return started;
+    }
+
+    /// <summary>Kills the process tree at once, like a crash: no shutdown code runs.</summary>
+    public void Kill()
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already exited.
+        }
+
+        process.WaitForExit();
+    }
+
+    /// <summary>Stops the service gracefully (SIGTERM), killing it if it has not exited after 10 s.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        {
+            return;
+        }
+
+        if (!process.HasExited)
+        {
+            // .NET can only send SIGKILL; SIGTERM is what lets the host run its shutdown.
+            using (var kill = Process.Start("/bin/kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(StopTimeout);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Kill();
+            }
+        }
+
+        Running.TryRemove(this, out _);
+        environment.Forget(this);
+        process.Dispose();
+    }
+
+    /// <summary>The last lines of the service's log.</summary>
+    public string LogTail(int lines = 40)
+    {
+        using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        var all = reader.ReadToEnd().Split('\n');
+        return string.Join('\n', all.TakeLast(lines));
+    }
+
+    internal static void KillAll()
+    {
+        foreach (var service in Running.Keys)
+        {
+            service.Kill();
+        }
+    }
+
+    private async Task WaitUntilReadyAsync(TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        var ready = new Uri(BaseUrl, "health/ready");
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw Failed($"exited with code {process.ExitCode} before it was ready");
+            }
+
+            try
+            {
+                using var response = await Http.GetAsync(ready);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            catch (TaskCanceledException)
+            {
+                // Listening but too slow to answer yet.
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                Kill();
+                throw Failed($"was not ready after {timeout.TotalSeconds} s");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    // Called once the process has exited or been killed; the caller never gets this instance to dispose.
+    private InvalidOperationException Failed(string what)
+    {
+        disposed = 1;
+        Running.TryRemove(this, out _);
+        environment.Forget(this);
+        process.Dispose();
+        return new InvalidOperationException($"{Service} on port {Port} {what}. Last lines of {LogPath}:\n{LogTail()}");
+    }
+
+    // Test assemblies run from bin/<Configuration>/<tfm>/, and the services are built with the same configuration.
+    private static string BuildConfiguration()
+    {
+        var configurationDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent;
+        if (configurationDir?.Parent?.Name == "bin")
+        {
+            return configurationDir.Name;
+        }
+#if DEBUG
+        return "Debug";
+#else
+        return "Release";
+#endif
+    }
+
+    // The dotnet CLI tells the processes it starts where it is; "dotnet" on PATH otherwise.
+    private static string DotnetHost() => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+}
