@@ -4,17 +4,18 @@
 #
 #   infra.sh install
 #   infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT   -> prints amqp://platform:PASS@127.0.0.1:AMQP_PORT/
-#   infra.sh rabbitmq-stop DIR
+#   infra.sh rabbitmq-stop DIR [--discard]
 #   infra.sh postgres-start DIR PORT                  -> prints Host=127.0.0.1;Port=PORT;Username=platform;Password=PASS
-#   infra.sh postgres-stop DIR
+#   infra.sh postgres-stop DIR [--discard]
 #
+# --discard is for throwaway servers: stop at once without a clean shutdown, then delete DIR.
 # stdout carries only the final URI / connection string so callers can capture it; progress goes to stderr.
 # Environment:
 #   PLATFORM_RABBITMQ_PASSWORD, PLATFORM_POSTGRES_PASSWORD  passwords (default: generated into DIR/password)
 #   PLATFORM_INFRA_WAIT_SECONDS                             how long a start waits for readiness (default 60)
-#   PLATFORM_INFRA_OWNER_PID                                stop the server once this process is gone, for
-#                                                           callers (test runs) that may be killed before they
-#                                                           can stop it themselves
+#   PLATFORM_INFRA_OWNER_PID                                the server is throwaway and belongs to this process:
+#                                                           once it is gone, stop --discard runs. For test runs,
+#                                                           which vstest kills 100 ms after the tests finish.
 set -euo pipefail
 
 RABBITMQ_BIN=/usr/lib/rabbitmq/bin
@@ -88,12 +89,23 @@ elapsed() {
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-# Detached so it outlives this script; its output must not hold the caller's stdout pipe open.
+# Detached so it outlives this script and the owner's process tree; its output must not hold the caller's
+# stdout pipe open.
 start_watchdog() {
   local owner=${PLATFORM_INFRA_OWNER_PID:-} command=$1 dir=$2
   [ -n "$owner" ] || return 0
-  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3" "$4"' \
-    watchdog "$owner" "$SELF" "$command" "$dir" </dev/null >>"$dir/log/watchdog.log" 2>&1 &
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; exec "$2" "$3" "$4" --discard' \
+    watchdog "$owner" "$SELF" "$command" "$dir" </dev/null >/dev/null 2>&1 &
+}
+
+# Removes a discarded server's folder, and its parent if that is now empty (.platform/test-<pid>/).
+discard_dir() {
+  rm -rf "$1"
+  rmdir "$(dirname "$1")" 2>/dev/null || true
+}
+
+check_stop_args() {
+  [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --discard ]; } || die "usage: infra.sh $1 DIR [--discard]"
 }
 
 cmd_install() {
@@ -203,7 +215,7 @@ EOF
     fi
     if [ $((SECONDS - started)) -ge "$WAIT_SECONDS" ]; then
       tail -n 40 "$dir/log/rabbit.log" >&2 2>/dev/null || true
-      cmd_rabbitmq_stop "$dir"
+      cmd_rabbitmq_stop "$dir" >&2
       die "RabbitMQ was not ready after $WAIT_SECONDS s; logs in $dir/log"
     fi
     sleep 0.2
@@ -217,26 +229,40 @@ EOF
 # signal to the Erlang VM, which stops the broker cleanly; signalling the whole group at once would also hit
 # the VM's helper processes mid-shutdown. The group is only killed if the clean stop hangs.
 cmd_rabbitmq_stop() {
-  [ $# -eq 1 ] || die "usage: infra.sh rabbitmq-stop DIR"
-  local dir=$1 pid
+  check_stop_args rabbitmq-stop "$@"
+  local dir=$1 discard=${2:-} pid
   if ! alive "$dir/pid"; then
-    rm -f "$dir/pid"
     log "RabbitMQ in $dir is not running"
+    if [ -n "$discard" ]; then discard_dir "$dir"; else rm -f "$dir/pid"; fi
     return 0
   fi
   pid=$(cat "$dir/pid")
+  local t0=$EPOCHREALTIME
+  if [ -n "$discard" ]; then
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait_group_gone "$pid" 10 || log "warning: processes of RabbitMQ session $pid are left"
+    discard_dir "$dir"
+    log "RabbitMQ killed and $dir deleted after $(elapsed "$t0") s"
+    return 0
+  fi
   log "stopping RabbitMQ (session $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  local started=$SECONDS t0=$EPOCHREALTIME
-  while kill -0 -- "-$pid" 2>/dev/null; do
-    if [ $((SECONDS - started)) -ge 30 ]; then
-      log "RabbitMQ did not stop within 30 s; killing it"
-      kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    sleep 0.1
-  done
+  if ! wait_group_gone "$pid" 30; then
+    log "RabbitMQ did not stop within 30 s; killing it"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait_group_gone "$pid" 10 || die "processes of RabbitMQ session $pid are left"
+  fi
   rm -f "$dir/pid"
   log "RabbitMQ stopped after $(elapsed "$t0") s"
+}
+
+# False if processes of the group are still there after $2 seconds.
+wait_group_gone() {
+  local started=$SECONDS
+  while kill -0 -- "-$1" 2>/dev/null; do
+    [ $((SECONDS - started)) -lt "$2" ] || return 1
+    sleep 0.05
+  done
 }
 
 cmd_postgres_start() {
@@ -297,14 +323,18 @@ EOF
 }
 
 cmd_postgres_stop() {
-  [ $# -eq 1 ] || die "usage: infra.sh postgres-stop DIR"
-  local dir=$1 bin
+  check_stop_args postgres-stop "$@"
+  local dir=$1 discard=${2:-} bin
   bin=$(postgres_bin) || die "postgresql is not installed"
   if [ ! -f "$dir/data/postmaster.pid" ] || ! run_as postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "Postgres in $dir is not running"
-    return 0
+  elif [ -n "$discard" ]; then
+    # immediate: no checkpoint, the data is about to be deleted.
+    run_as postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >&2
+  else
+    run_as postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2
   fi
-  run_as postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2
+  if [ -n "$discard" ]; then discard_dir "$dir"; fi
 }
 
 case "${1:-}" in
@@ -313,5 +343,5 @@ case "${1:-}" in
   rabbitmq-stop) shift && cmd_rabbitmq_stop "$@" ;;
   postgres-start) shift && cmd_postgres_start "$@" ;;
   postgres-stop) shift && cmd_postgres_stop "$@" ;;
-  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT | rabbitmq-stop DIR | postgres-start DIR PORT | postgres-stop DIR" ;;
+  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT | rabbitmq-stop DIR [--discard] | postgres-start DIR PORT | postgres-stop DIR [--discard]" ;;
 esac

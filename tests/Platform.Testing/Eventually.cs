@@ -45,7 +45,8 @@ public static class Eventually
                     lastError);
             }
 
-            await Task.Delay(left < PollInterval ? left : PollInterval);
+            // At least 1 ms: a shorter delay completes at once and the loop would spin until the deadline.
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Clamp(left.TotalMilliseconds, 1, PollInterval.TotalMilliseconds)));
         }
     }
 

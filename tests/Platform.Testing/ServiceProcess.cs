@@ -18,9 +18,25 @@ public sealed class ServiceProcess : IAsyncDisposable
     // Services outlive a test process that forgot to stop them; the exit handler kills what is left.
     private static readonly ConcurrentDictionary<ServiceProcess, byte> Running = new();
 
+    // The launcher: bash opens the log and replaces itself with dotnet, so the output goes straight to the file
+    // (no pipe for this process to drain) and the process id is the service's own. Before that it forks a
+    // watcher that kills the service if the test process dies without stopping it (vstest kills the test
+    // process 100 ms after the run, before exit handlers can stop anything).
+    private const string Launcher = """
+        log=$1 owner=$2
+        shift 2
+        service=$$
+        (
+          while kill -0 "$owner" 2>/dev/null && kill -0 "$service" 2>/dev/null; do sleep 1; done
+          kill -0 "$owner" 2>/dev/null || kill -KILL "$service" 2>/dev/null
+        ) </dev/null >/dev/null 2>&1 &
+        exec "$@" >>"$log" 2>&1
+        """;
+
     private readonly Process process;
     private readonly TestEnvironment environment;
     private int disposed;
+    private bool stopped;
 
     private ServiceProcess(string service, int port, string logPath, Process process, TestEnvironment environment)
     {
@@ -28,6 +44,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         Port = port;
         BaseUrl = new Uri($"http://127.0.0.1:{port}/");
         LogPath = logPath;
+        ProcessId = process.Id;
         this.process = process;
         this.environment = environment;
     }
@@ -41,9 +58,9 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>The service's stdout and stderr.</summary>
     public string LogPath { get; }
 
-    public int ProcessId => process.Id;
+    public int ProcessId { get; }
 
-    public bool HasExited => process.HasExited;
+    public bool HasExited => stopped || process.HasExited;
 
     /// <summary>
     /// Starts <paramref name="service"/> (gateway, scheduler, worker, rewards or storage) against the environment's
@@ -73,15 +90,14 @@ public sealed class ServiceProcess : IAsyncDisposable
         var logPath = Path.Combine(env.LogDirectory, $"{service}-{env.NextInstance(service)}.log");
         var port = FreePort.Next();
 
-        // bash only opens the log and replaces itself with dotnet: the output goes straight to the file, with
-        // no pipe for this process to drain, and the process id is the service's own.
         var start = new ProcessStartInfo("bash")
         {
             UseShellExecute = false,
             // The content root (appsettings.json, wwwroot) is the current directory.
             WorkingDirectory = Path.GetDirectoryName(dll),
         };
-        foreach (var arg in new[] { "-c", "log=$1; shift; exec \"$@\" >>\"$log\" 2>&1", "service", logPath, DotnetHost(), dll })
+        var owner = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        foreach (var arg in new[] { "-c", Launcher, "service-launcher", logPath, owner, DotnetHost(), dll })
         {
             start.ArgumentList.Add(arg);
         }
@@ -114,6 +130,11 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>Kills the process tree at once, like a crash: no shutdown code runs.</summary>
     public void Kill()
     {
+        if (stopped)
+        {
+            return;
+        }
+
         try
         {
             process.Kill(entireProcessTree: true);
@@ -153,6 +174,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             }
         }
 
+        stopped = true;
         Running.TryRemove(this, out _);
         environment.Forget(this);
         process.Dispose();
@@ -217,6 +239,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     private InvalidOperationException Failed(string what)
     {
         disposed = 1;
+        stopped = true;
         Running.TryRemove(this, out _);
         environment.Forget(this);
         process.Dispose();

@@ -18,6 +18,9 @@ public sealed class HttpForwarder(HttpClient http, ILogger<HttpForwarder> logger
         "Host", "Authorization", AccountHeader,
     };
 
+    // Set from the request itself, not copied: a second Content-Length would make the upstream reject the request.
+    private static readonly HashSet<string> SetExplicitly = new(StringComparer.OrdinalIgnoreCase) { "Content-Length" };
+
     public async Task ForwardAsync(HttpContext context, Uri upstream, string path, string accountId)
     {
         var request = context.Request;
@@ -30,7 +33,7 @@ public sealed class HttpForwarder(HttpClient http, ILogger<HttpForwarder> logger
         }
         foreach (var (name, values) in request.Headers)
         {
-            if (HopByHop.Contains(name))
+            if (HopByHop.Contains(name) || SetExplicitly.Contains(name))
                 continue;
             if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
                 message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
