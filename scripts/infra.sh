@@ -87,7 +87,18 @@ elapsed() {
   echo "$((tenths / 10)).$((tenths % 10))"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The node in DIR is running: its launcher's pid is in DIR/pid and still belongs to a rabbitmq-server (not to a
+# process that reused the pid after a crash).
+rabbitmq_alive() {
+  local pid
+  pid=$(cat "$1/pid" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null && grep -q rabbitmq-server "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# The rabbitmq scripts and the Postgres -o options split on whitespace.
+check_dir() {
+  [[ $1 != *[[:space:]]* ]] || die "the folder path may not contain whitespace: $1"
+}
 
 # Detached so it outlives this script and the owner's process tree; its output must not hold the caller's
 # stdout pipe open.
@@ -128,7 +139,7 @@ cmd_install() {
     printf '#!/bin/sh\nexit 101\n' >"$policy"
     chmod 755 "$policy"
     added=1
-    trap 'rm -f "$policy"' EXIT
+    trap "rm -f $policy" EXIT
   fi
   log "installing ${missing[*]}"
   apt-get update >&2
@@ -142,6 +153,7 @@ cmd_rabbitmq_start() {
   check_port "$amqp"
   check_port "$mgmt"
   [ -x "$RABBITMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed; run: infra.sh install"
+  check_dir "$1"
   mkdir -p "$1/log"
   local dir pass node uri
   dir=$(readlink -f "$1")
@@ -149,7 +161,10 @@ cmd_rabbitmq_start() {
   node="platform-$amqp@localhost"
   uri="amqp://platform:$pass@127.0.0.1:$amqp/"
 
-  if alive "$dir/pid"; then
+  if rabbitmq_alive "$dir"; then
+    grep -qx "listeners.tcp.local = 127.0.0.1:$amqp" "$dir/rabbitmq.conf" &&
+      grep -qx "management.tcp.port = $mgmt" "$dir/rabbitmq.conf" ||
+      die "RabbitMQ in $dir is already running on other ports; stop it first"
     log "RabbitMQ in $dir is already running"
     echo "$uri"
     return 0
@@ -231,7 +246,7 @@ EOF
 cmd_rabbitmq_stop() {
   check_stop_args rabbitmq-stop "$@"
   local dir=$1 discard=${2:-} pid
-  if ! alive "$dir/pid"; then
+  if ! rabbitmq_alive "$dir"; then
     log "RabbitMQ in $dir is not running"
     if [ -n "$discard" ]; then discard_dir "$dir"; else rm -f "$dir/pid"; fi
     return 0
@@ -256,10 +271,11 @@ cmd_rabbitmq_stop() {
   log "RabbitMQ stopped after $(elapsed "$t0") s"
 }
 
-# False if processes of the group are still there after $2 seconds.
+# False if processes of session $1 are still running after $2 seconds. Zombies count as gone: the launcher's
+# parent has exited, and PID 1 may take a second to reap them.
 wait_group_gone() {
   local started=$SECONDS
-  while kill -0 -- "-$1" 2>/dev/null; do
+  while ps --no-headers -o stat= --sid "$1" | grep -qv '^Z'; do
     [ $((SECONDS - started)) -lt "$2" ] || return 1
     sleep 0.05
   done
@@ -271,6 +287,7 @@ cmd_postgres_start() {
   check_port "$port"
   local bin
   bin=$(postgres_bin) || die "postgresql is not installed; run: infra.sh install"
+  check_dir "$1"
   mkdir -p "$1/log"
   local dir pass conn
   dir=$(readlink -f "$1")
@@ -280,6 +297,9 @@ cmd_postgres_start() {
   conn="Host=127.0.0.1;Port=$port;Username=platform;Password=$pass"
 
   if [ -f "$dir/data/postmaster.pid" ] && run_as postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    # Line 4 of postmaster.pid is the port the running server listens on.
+    [ "$(sed -n 4p "$dir/data/postmaster.pid")" = "$port" ] ||
+      die "Postgres in $dir is already running on another port; stop it first"
     log "Postgres in $dir is already running"
     echo "$conn"
     return 0

@@ -63,7 +63,7 @@ public sealed class PlatformInfrastructure
 
     private static async Task<PlatformInfrastructure> StartAsync()
     {
-        var repoRoot = FindRepoRoot();
+        var repoRoot = Platform.Testing.RepoRoot.Find();
 
         // Registered before anything starts, so a half-finished start is cleaned up too.
         string? ownDir = null;
@@ -112,25 +112,6 @@ public sealed class PlatformInfrastructure
             repoRoot, await rabbitStart, new Uri($"http://127.0.0.1:{managementPort}/"), await postgresStart);
     }
 
-    /// <summary>PLATFORM_REPO_ROOT if set (binaries outside the checkout), else the folder above the test binaries holding Platform.sln.</summary>
-    internal static string FindRepoRoot()
-    {
-        var configured = Environment.GetEnvironmentVariable("PLATFORM_REPO_ROOT");
-        if (!string.IsNullOrEmpty(configured))
-        {
-            return Path.GetFullPath(configured);
-        }
-
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Platform.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No Platform.sln above {AppContext.BaseDirectory}");
-    }
 
     // The servers are throwaway: killed, not shut down cleanly, and deleted. Under dotnet test this races vstest,
     // which kills the test process 100 ms after the run; infra.sh's watchdog finishes the job if it loses.

@@ -105,8 +105,9 @@ public sealed class ServiceProcess : IAsyncDisposable
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         start.Environment["ConnectionStrings__RabbitMq"] = env.RabbitMqUri;
         start.Environment["ConnectionStrings__Postgres"] = env.PostgresConnectionStringFor(service);
-        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        // Production, as deployed: Development would add the developer exception page and hide leaks of stack traces.
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in extraEnv ?? new Dictionary<string, string?>())
         {
             if (value is null)

@@ -1,0 +1,192 @@
+using Dapper;
+using MassTransit.Testing;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Rewards.Accounts;
+using Platform.Rewards.Escrow;
+using Platform.Testing;
+
+namespace Platform.Rewards.Tests.Escrow;
+
+/// <summary>The rewards consumers against a real Postgres, driven through the MassTransit test harness.</summary>
+public sealed class EscrowConsumersTests : IAsyncLifetime
+{
+    private TestEnvironment _env = null!;
+    private ConsumerTestHost _host = null!;
+    private ITestHarness Harness => _host.Harness;
+
+    public async Task InitializeAsync()
+    {
+        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("rewards-escrow");
+        _host = await ConsumerTestHost.StartAsync(_env, "rewards", typeof(Program).Assembly, bus =>
+        {
+            bus.AddAccounts();
+            bus.AddEscrow();
+        }, services => services.AddEscrowOptions());
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _env.DisposeAsync();
+    }
+
+    private async Task<AccountId> OpenAsync(string role, decimal credits)
+    {
+        var id = AccountId.New();
+        var response = await Harness.GetRequestClient<OpenAccount>().GetResponse<AccountOpened>(
+            new OpenAccount { AccountId = id, Role = role, InitialCredits = credits, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.Equal(credits, response.Message.Balance);
+        return id;
+    }
+
+    private async Task<decimal> BalanceAsync(string account)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<decimal>("select balance from accounts where id = @account", new { account });
+    }
+
+    private static JobSubmitted Submitted(AccountId client, double gflop, decimal? maxPrice = null) => new()
+    {
+        JobId = JobId.New(),
+        ClientAccountId = client,
+        Spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) }, MaxPrice = maxPrice },
+        EstimatedGflop = gflop,
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    private static JobCompleted Completed(JobSubmitted job, AccountId operatorAccount, double gflop) => new()
+    {
+        JobId = job.JobId,
+        ClientAccountId = job.ClientAccountId,
+        AttemptId = AttemptId.New(),
+        WorkerId = WorkerId.New(),
+        OperatorAccountId = operatorAccount,
+        Kernel = job.Spec.Kernel,
+        Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = gflop, Device = "cpu" },
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    [Fact]
+    public async Task Funded_job_moves_its_price_from_the_client_into_escrow()
+    {
+        var client = await OpenAsync("client", 100m);
+        var job = Submitted(client, gflop: 10); // matmul at 0.5 per GFLOP: 5 credits
+
+        await Harness.Bus.Publish(job);
+
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        Assert.Equal(95m, await BalanceAsync(client.Value));
+        Assert.Equal(5m, await BalanceAsync("sys:escrow"));
+    }
+
+    [Fact]
+    public async Task Job_costing_more_than_the_balance_is_rejected_and_nothing_is_taken()
+    {
+        var client = await OpenAsync("client", 1m);
+        var job = Submitted(client, gflop: 10);
+
+        await Harness.Bus.Publish(job);
+
+        var rejected = await Harness.Published.SelectAsync<JobRejected>(m => m.Context.Message.JobId == job.JobId).First();
+        Assert.Equal("insufficient_credits", rejected.Context.Message.Reason);
+        Assert.Equal(1m, await BalanceAsync(client.Value));
+    }
+
+    [Fact]
+    public async Task Job_estimated_above_its_max_price_is_rejected()
+    {
+        var client = await OpenAsync("client", 100m);
+        var job = Submitted(client, gflop: 10, maxPrice: 1m);
+
+        await Harness.Bus.Publish(job);
+
+        var rejected = await Harness.Published.SelectAsync<JobRejected>(m => m.Context.Message.JobId == job.JobId).First();
+        Assert.Equal("max_price_exceeded", rejected.Context.Message.Reason);
+    }
+
+    [Fact]
+    public async Task Completed_job_is_paid_and_minted_once_when_redelivered()
+    {
+        var client = await OpenAsync("client", 100m);
+        var operatorAccount = await OpenAsync("operator", 0m);
+        var job = Submitted(client, gflop: 10);
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+
+        // Three deliveries, each under its own message id, so no message-id deduplication can hide a double payment.
+        var completed = Completed(job, operatorAccount, gflop: 10);
+        await Harness.Bus.Publish(completed);
+        await Harness.Bus.Publish(completed);
+        await Harness.Bus.Publish(completed);
+        await Eventually.UntilAsync(
+            () => Task.FromResult(Harness.Consumed.Select<JobCompleted>(m => m.Context.Message.JobId == job.JobId).Count()),
+            n => n == 3, TimeSpan.FromSeconds(30), "all three JobCompleted deliveries consumed");
+
+        // Price 5: operator gets 90% (4.5) plus 0.1 per GFLOP minted (1.0); fees keep 0.5.
+        Assert.Equal(95m, await BalanceAsync(client.Value));
+        Assert.Equal(5.5m, await BalanceAsync(operatorAccount.Value));
+        Assert.Equal(0.5m, await BalanceAsync("sys:fees"));
+        Assert.Equal(0m, await BalanceAsync("sys:escrow"));
+        Assert.Single(Harness.Published.Select<PaymentSettled>(m => m.Context.Message.JobId == job.JobId));
+        await AssertLedgerBalancedAsync();
+    }
+
+    [Fact]
+    public async Task Client_pays_at_most_what_was_escrowed_and_gets_the_rest_back()
+    {
+        var client = await OpenAsync("client", 100m);
+        var operatorAccount = await OpenAsync("operator", 0m);
+        var job = Submitted(client, gflop: 10);
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+
+        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 4)); // did less work than estimated: price 2
+
+        var settled = await Harness.Published.SelectAsync<PaymentSettled>(m => m.Context.Message.JobId == job.JobId).First();
+        Assert.Equal(2m, settled.Context.Message.Cost);
+        Assert.Equal(3m, settled.Context.Message.Refunded);
+        Assert.Equal(98m, await BalanceAsync(client.Value));
+    }
+
+    [Fact]
+    public async Task Failed_job_refunds_the_whole_escrow_once()
+    {
+        var client = await OpenAsync("client", 100m);
+        var job = Submitted(client, gflop: 10);
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+
+        var failed = new JobFailed { JobId = job.JobId, ClientAccountId = client, Reason = "input_invalid", Detail = "bad", OccurredAt = DateTimeOffset.UtcNow };
+        await Harness.Bus.Publish(failed);
+        await Harness.Bus.Publish(failed);
+        await Eventually.UntilAsync(
+            () => Task.FromResult(Harness.Consumed.Select<JobFailed>(m => m.Context.Message.JobId == job.JobId).Count()),
+            n => n == 2, TimeSpan.FromSeconds(30), "both JobFailed deliveries consumed");
+
+        Assert.Equal(100m, await BalanceAsync(client.Value));
+        await AssertLedgerBalancedAsync();
+    }
+
+    [Fact]
+    public async Task Opening_an_account_twice_grants_its_credits_once()
+    {
+        var id = AccountId.New();
+        var open = new OpenAccount { AccountId = id, Role = "client", InitialCredits = 10m, OccurredAt = DateTimeOffset.UtcNow };
+
+        await Harness.GetRequestClient<OpenAccount>().GetResponse<AccountOpened>(open);
+        var second = await Harness.GetRequestClient<OpenAccount>().GetResponse<AccountOpened>(open);
+
+        Assert.Equal(10m, second.Message.Balance);
+    }
+
+    /// <summary>Invariant: every transaction sums to zero, and all balances together are zero.</summary>
+    private async Task AssertLedgerBalancedAsync()
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        Assert.Equal(0, await connection.ExecuteScalarAsync<int>("select count(*) from (select transaction_id from postings group by transaction_id having sum(amount) <> 0) t"));
+        Assert.Equal(0m, await connection.ExecuteScalarAsync<decimal>("select sum(balance) from accounts"));
+        Assert.Equal(0, await connection.ExecuteScalarAsync<int>("select count(*) from accounts where balance < 0 and kind <> 'mint'"));
+    }
+}
