@@ -1,4 +1,5 @@
 using System.Reflection;
+using Dapper;
 using MassTransit;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,11 +35,28 @@ public sealed class ConsumerTestHost : IAsyncDisposable
         builder.Services.AddMassTransitTestHarness(x =>
         {
             consumers(x);
-            x.SetTestTimeouts(testTimeout: TimeSpan.FromSeconds(30));
+            // Messages come from the outbox relay and the dispatcher as well as from the test: the harness must not
+            // decide the bus is idle while they are still on their way.
+            x.SetTestTimeouts(testTimeout: TimeSpan.FromSeconds(30), testInactivityTimeout: TimeSpan.FromSeconds(30));
         });
         var host = builder.Build();
         await host.StartAsync();
         return new ConsumerTestHost(host);
+    }
+
+    /// <summary>Waits until <paramref name="count"/> deliveries matching <paramref name="filter"/> were consumed; returns how many were seen before the harness timed out.</summary>
+    public async Task<int> ConsumedAsync<T>(Func<T, bool> filter, int count) where T : class =>
+        await AsyncEnumerable.CountAsync(AsyncEnumerable.Take(Harness.Consumed.SelectAsync<T>(m => filter(m.Context.Message)), count));
+
+    /// <summary>
+    /// How many messages of type <typeparamref name="T"/> about a job the service has committed to publish. The
+    /// outbox is the record of every publish, so this counts exactly, without waiting for the bus to go quiet.
+    /// </summary>
+    public async Task<int> OutboxCountAsync<T>(string jobId)
+    {
+        await using var connection = await Database.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<int>(
+            "select count(*) from outbox where message_type = @type and body->>'jobId' = @jobId", new { type = typeof(T).FullName, jobId });
     }
 
     public async ValueTask DisposeAsync()

@@ -120,16 +120,15 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         await Harness.Bus.Publish(completed);
         await Harness.Bus.Publish(completed);
         await Harness.Bus.Publish(completed);
-        await Eventually.UntilAsync(
-            () => Task.FromResult(Harness.Consumed.Select<JobCompleted>(m => m.Context.Message.JobId == job.JobId).Count()),
-            n => n == 3, TimeSpan.FromSeconds(30), "all three JobCompleted deliveries consumed");
+        Assert.Equal(3, await _host.ConsumedAsync<JobCompleted>(m => m.JobId == job.JobId, 3));
 
         // Price 5: operator gets 90% (4.5) plus 0.1 per GFLOP minted (1.0); fees keep 0.5.
         Assert.Equal(95m, await BalanceAsync(client.Value));
         Assert.Equal(5.5m, await BalanceAsync(operatorAccount.Value));
         Assert.Equal(0.5m, await BalanceAsync("sys:fees"));
         Assert.Equal(0m, await BalanceAsync("sys:escrow"));
-        Assert.Single(Harness.Published.Select<PaymentSettled>(m => m.Context.Message.JobId == job.JobId));
+        Assert.Equal(1, await _host.OutboxCountAsync<PaymentSettled>(job.JobId.Value));
+        Assert.Equal(1, await _host.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
         await AssertLedgerBalancedAsync();
     }
 
@@ -161,9 +160,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         var failed = new JobFailed { JobId = job.JobId, ClientAccountId = client, Reason = "input_invalid", Detail = "bad", OccurredAt = DateTimeOffset.UtcNow };
         await Harness.Bus.Publish(failed);
         await Harness.Bus.Publish(failed);
-        await Eventually.UntilAsync(
-            () => Task.FromResult(Harness.Consumed.Select<JobFailed>(m => m.Context.Message.JobId == job.JobId).Count()),
-            n => n == 2, TimeSpan.FromSeconds(30), "both JobFailed deliveries consumed");
+        Assert.Equal(2, await _host.ConsumedAsync<JobFailed>(m => m.JobId == job.JobId, 2));
 
         Assert.Equal(100m, await BalanceAsync(client.Value));
         await AssertLedgerBalancedAsync();
@@ -180,6 +177,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
 
         Assert.Equal(10m, second.Message.Balance);
     }
+
 
     /// <summary>Invariant: every transaction sums to zero, and all balances together are zero.</summary>
     private async Task AssertLedgerBalancedAsync()

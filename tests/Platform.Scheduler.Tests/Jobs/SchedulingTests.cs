@@ -1,0 +1,230 @@
+using Dapper;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Placement;
+using Platform.Scheduler.Workers;
+using Platform.Testing;
+
+namespace Platform.Scheduler.Tests.Jobs;
+
+/// <summary>The scheduler's consumers and dispatcher against a real Postgres, on the MassTransit test harness.</summary>
+public sealed class SchedulingTests : IAsyncLifetime
+{
+    private TestEnvironment _env = null!;
+    private ConsumerTestHost _host = null!;
+    private ITestHarness Harness => _host.Harness;
+
+    public async Task InitializeAsync()
+    {
+        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler");
+        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        {
+            bus.AddJobs();
+            bus.AddWorkers();
+        }, services => services.AddPlacement());
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _env.DisposeAsync();
+    }
+
+    private static readonly AccountId Client = AccountId.New();
+    private static readonly AccountId Operator = AccountId.New();
+
+    private static JobSubmitted Submitted(string kernel = "matmul") => new()
+    {
+        JobId = JobId.New(),
+        ClientAccountId = Client,
+        Spec = new JobSpec { Kernel = kernel, Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } },
+        EstimatedGflop = 1,
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    private static WorkerOnline Online(int slots = 1, params string[] kernels) => new()
+    {
+        WorkerId = WorkerId.New(),
+        OperatorAccountId = Operator,
+        Region = "local",
+        Slots = slots,
+        Kernels = kernels.Length > 0 ? kernels : ["vector-add", "matmul"],
+        Devices = [new DeviceInfo { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = 1024 }],
+        GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = 10 },
+        PowerWatts = 30,
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    private async Task FundAsync(JobSubmitted job)
+    {
+        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+    }
+
+    private async Task<AssignJob> AssignedAsync(JobId job) =>
+        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).First()).Context.Message;
+
+    private async Task<string> StatusAsync(JobId job)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<string>("select status from jobs where id = @id", new { id = job.Value }) ?? "(none)";
+    }
+
+
+    [Fact]
+    public async Task Funded_job_is_assigned_to_an_online_worker_with_a_lease()
+    {
+        var worker = Online();
+        await Harness.Bus.Publish(worker);
+        var job = Submitted();
+
+        await FundAsync(job);
+
+        var assign = await AssignedAsync(job.JobId);
+        Assert.Equal(worker.WorkerId, assign.WorkerId);
+        Assert.True(assign.LeaseDeadline > DateTimeOffset.UtcNow);
+        Assert.Equal(job.Spec.Inputs, assign.Spec.Inputs);
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "assigned"));
+    }
+
+    [Fact]
+    public async Task Funding_that_arrives_before_the_submission_still_queues_the_job()
+    {
+        var job = Submitted();
+
+        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        Assert.Equal("pending", await StatusAsync(job.JobId));
+        await Harness.Bus.Publish(job);
+
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "queued"));
+    }
+
+    [Fact]
+    public async Task Job_waits_while_no_worker_runs_its_kernel_then_starts_when_one_appears()
+    {
+        await Harness.Bus.Publish(Online(1, "vector-add"));
+        var job = Submitted("matmul");
+        await FundAsync(job);
+        await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "job queued");
+
+        var fitting = Online(1, "matmul");
+        await Harness.Bus.Publish(fitting);
+
+        Assert.Equal(fitting.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task A_worker_never_gets_more_attempts_than_slots()
+    {
+        var worker = Online(slots: 1);
+        await Harness.Bus.Publish(worker);
+        var first = Submitted();
+        var second = Submitted();
+        await FundAsync(first);
+        await FundAsync(second);
+        var running = (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == first.JobId || m.Context.Message.JobId == second.JobId).First()).Context.Message;
+        var waiting = running.JobId == first.JobId ? second : first;
+        Assert.Equal("queued", await StatusAsync(waiting.JobId));
+
+        await Harness.Bus.Publish(new AttemptCompleted
+        {
+            JobId = running.JobId, AttemptId = running.AttemptId, WorkerId = worker.WorkerId,
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+
+        Assert.Equal(worker.WorkerId, (await AssignedAsync(waiting.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task Completed_attempt_completes_the_job_once_with_the_operator_to_pay()
+    {
+        var worker = Online();
+        await Harness.Bus.Publish(worker);
+        var job = Submitted();
+        await FundAsync(job);
+        var assign = await AssignedAsync(job.JobId);
+        var completed = new AttemptCompleted
+        {
+            JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = worker.WorkerId,
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
+
+        await Harness.Bus.Publish(completed);
+        await Harness.Bus.Publish(completed);
+        Assert.Equal(2, await _host.ConsumedAsync<AttemptCompleted>(m => m.JobId == job.JobId, 2));
+
+        var done = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        Assert.Equal(Operator, done.OperatorAccountId);
+        Assert.Equal(Client, done.ClientAccountId);
+        Assert.Equal("completed", await StatusAsync(job.JobId));
+        Assert.Equal(1, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
+    }
+
+    [Fact]
+    public async Task Result_from_a_stale_attempt_is_ignored()
+    {
+        var worker = Online();
+        await Harness.Bus.Publish(worker);
+        var job = Submitted();
+        await FundAsync(job);
+        await AssignedAsync(job.JobId);
+
+        await Harness.Bus.Publish(new AttemptCompleted
+        {
+            JobId = job.JobId, AttemptId = AttemptId.New(), WorkerId = worker.WorkerId,
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("forged"u8) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+        Assert.True(await Harness.Consumed.Any<AttemptCompleted>(m => m.Context.Message.JobId == job.JobId));
+
+        Assert.Equal(0, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
+        Assert.Equal("assigned", await StatusAsync(job.JobId));
+    }
+
+    [Fact]
+    public async Task Failed_attempt_fails_the_job_with_its_reason()
+    {
+        var worker = Online();
+        await Harness.Bus.Publish(worker);
+        var job = Submitted();
+        await FundAsync(job);
+        var assign = await AssignedAsync(job.JobId);
+
+        await Harness.Bus.Publish(new AttemptFailed
+        {
+            JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = worker.WorkerId, Reason = "input_invalid", Detail = "a is not a tensor",
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+
+        var failed = (await Harness.Published.SelectAsync<JobFailed>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        Assert.Equal("input_invalid", failed.Reason);
+        Assert.Equal("a is not a tensor", failed.Detail);
+    }
+
+    [Fact]
+    public async Task Rejected_job_is_never_assigned()
+    {
+        await Harness.Bus.Publish(Online());
+        var job = Submitted();
+        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(new JobRejected { JobId = job.JobId, Reason = "insufficient_credits", Detail = "no credits", OccurredAt = DateTimeOffset.UtcNow });
+        await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "rejected", TimeSpan.FromSeconds(20), "job rejected");
+
+        // A late JobFunded (reordered) must not revive it.
+        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
+
+        Assert.Equal("rejected", await StatusAsync(job.JobId));
+        Assert.Equal(0, await _host.OutboxCountAsync<AssignJob>(job.JobId.Value));
+    }
+}
