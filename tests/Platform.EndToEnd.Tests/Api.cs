@@ -1,0 +1,44 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Platform.Contracts.Tensors;
+using Platform.Testing;
+
+namespace Platform.EndToEnd.Tests;
+
+public sealed record Pinned(string Cid, long Size, string Sha256);
+
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature);
+
+public sealed record JobError(string Reason, string Detail);
+
+public sealed record Job(string Id, string Kernel, string Status, Dictionary<string, string> Inputs, Dictionary<string, string>? Outputs,
+    decimal? Cost, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error);
+
+public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
+
+/// <summary>The public API as a client uses it.</summary>
+public static class Api
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static async Task<Pinned> PinAsync(this HttpClient http, byte[] bytes)
+    {
+        using var content = new ByteArrayContent(bytes);
+        using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), content);
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<Pinned>(Json))!;
+    }
+
+    public static Task<Pinned> PinAsync(this HttpClient http, NpyArray tensor) => http.PinAsync(Npy.ToBytes(tensor));
+
+    public static Task<HttpResponseMessage> SubmitAsync(this HttpClient http, object body) => http.PostAsJsonAsync("/v1/jobs", body, Json);
+
+    public static async Task<Job> GetJobAsync(this HttpClient http, string id) => (await http.GetFromJsonAsync<Job>($"/v1/jobs/{id}", Json))!;
+
+    public static Task<Job> WaitForAsync(this HttpClient http, string id, Func<Job, bool> done, string what) =>
+        Eventually.UntilAsync(() => http.GetJobAsync(id), done, TimeSpan.FromSeconds(60), what);
+
+    public static async Task<AccountView> AccountAsync(this HttpClient http) => (await http.GetFromJsonAsync<AccountView>("/v1/account", Json))!;
+
+    public static float[] RandomFloats(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+}

@@ -1,0 +1,104 @@
+using System.Net;
+using System.Net.Http.Json;
+using Platform.Contracts;
+using Platform.Contracts.Tensors;
+using Xunit.Abstractions;
+
+namespace Platform.EndToEnd.Tests;
+
+/// <summary>DESIGN's main flow, through the public API, across all five services as real processes.</summary>
+public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : IClassFixture<Network>
+{
+    [Fact]
+    public async Task Matmul_job_runs_on_a_worker_returns_the_right_product_and_moves_credits()
+    {
+        const int seed = 20261122;
+        output.WriteLine($"seed {seed}");
+        var rng = new Random(seed);
+        const int m = 48, k = 64, n = 40;
+        var a = Api.RandomFloats(rng, m * k);
+        var b = Api.RandomFloats(rng, k * n);
+        var client = await network.CreateAccountAsync("client", 100m);
+        using var http = network.Client(client.Key);
+        using var operatorHttp = network.Client(network.Operator.Key);
+        var operatorBefore = await operatorHttp.AccountAsync();
+
+        var pinnedA = await http.PinAsync(NpyArray.FromFloat32(a, m, k));
+        var pinnedB = await http.PinAsync(NpyArray.FromFloat32(b, k, n));
+        using var submitted = await http.SubmitAsync(new { kernel = "matmul", inputs = new { a = pinnedA.Cid, b = pinnedB.Cid } });
+        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        Assert.Equal($"/v1/jobs/{job.Id}", submitted.Headers.Location?.OriginalString);
+
+        var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed" && j.Cost is not null || j.Status == "failed", "job completed and settled");
+        Assert.Equal("completed", done.Status);
+        Assert.Null(done.Error);
+        var accepted = Assert.Single(done.Attempts);
+        Assert.Equal("accepted", accepted.Status);
+
+        // The output is a verified blob holding A·B.
+        var outputCid = done.Outputs!["c"];
+        var bytes = await http.GetByteArrayAsync($"/v1/blobs/{outputCid}");
+        Assert.Equal(outputCid, Cid.Compute(bytes).Value);
+        var c = Npy.Read(bytes);
+        Assert.Equal([m, n], c.Shape);
+        for (var i = 0; i < m; i++)
+        {
+            for (var j = 0; j < n; j++)
+            {
+                double expected = 0;
+                for (var kk = 0; kk < k; kk++)
+                    expected += (double)a[i * k + kk] * b[kk * n + j];
+                Assert.True(Math.Abs(c.Float32![i * n + j] - expected) < 1e-4, $"c[{i},{j}] = {c.Float32[i * n + j]}, expected {expected}");
+            }
+        }
+
+        // The client paid exactly the job's cost; the operator earned from it.
+        var cost = done.Cost!.Value;
+        Assert.True(cost > 0);
+        var clientAfter = await http.AccountAsync();
+        Assert.Equal(100m - cost, clientAfter.Balance);
+        Assert.Equal(0m, clientAfter.Escrowed);
+        var operatorAfter = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.AccountAsync(), o => o.Balance > operatorBefore.Balance,
+            TimeSpan.FromSeconds(30), "operator paid");
+        Assert.True(operatorAfter.Earned > operatorBefore.Earned);
+    }
+
+    [Fact]
+    public async Task Vector_add_job_completes_with_the_element_wise_sum()
+    {
+        const int seed = 7;
+        output.WriteLine($"seed {seed}");
+        var rng = new Random(seed);
+        var a = Api.RandomFloats(rng, 1000);
+        var b = Api.RandomFloats(rng, 1000);
+        var client = await network.CreateAccountAsync("client", 10m);
+        using var http = network.Client(client.Key);
+        var pinnedA = await http.PinAsync(NpyArray.FromFloat32(a, a.Length));
+        var pinnedB = await http.PinAsync(NpyArray.FromFloat32(b, b.Length));
+
+        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = pinnedA.Cid, b = pinnedB.Cid } });
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "job finished");
+
+        Assert.Equal("completed", done.Status);
+        var c = Npy.Read(await http.GetByteArrayAsync($"/v1/blobs/{done.Outputs!["c"]}"));
+        Assert.Equal(a.Zip(b, (x, y) => x + y), c.Float32!);
+    }
+
+    [Fact]
+    public async Task Job_the_client_cannot_afford_is_rejected_with_the_reason()
+    {
+        var client = await network.CreateAccountAsync("client", 0m);
+        using var http = network.Client(client.Key);
+        var pinned = await http.PinAsync(NpyArray.FromFloat32([1f, 2f], 2));
+
+        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = pinned.Cid, b = pinned.Cid } });
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        var done = await http.WaitForAsync(job.Id, j => j.Status != "pending", "job decided");
+
+        Assert.Equal("rejected", done.Status);
+        Assert.Equal("insufficient_credits", done.Error?.Reason);
+        Assert.Equal(0m, (await http.AccountAsync()).Balance);
+    }
+}

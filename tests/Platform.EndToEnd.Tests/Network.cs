@@ -1,0 +1,82 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using Platform.Testing;
+
+namespace Platform.EndToEnd.Tests;
+
+public sealed record Account(string AccountId, string Role, string Name, string Key);
+
+/// <summary>
+/// The whole network as real processes (gateway, storage, rewards, scheduler and one worker) on the run's
+/// RabbitMQ and Postgres, in a vhost and databases of its own.
+/// </summary>
+public sealed class Network : IAsyncLifetime
+{
+    private readonly List<ServiceProcess> _services = [];
+    private readonly string _dataRoot = Path.Combine(Path.GetTempPath(), "platform-e2e-" + Guid.NewGuid().ToString("n"));
+
+    public TestEnvironment Environment { get; private set; } = null!;
+    public ServiceProcess Gateway { get; private set; } = null!;
+    public ServiceProcess Worker { get; private set; } = null!;
+    public IReadOnlyList<ServiceProcess> Services => _services;
+    public string AdminKey { get; } = "pk_admin_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    public Account Operator { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("e2e");
+        var storage = await StartAsync("storage", new() { ["Storage__RootPath"] = Path.Combine(_dataRoot, "storage"), ["Storage__NodeId"] = "storage-1" });
+        var rewards = await StartAsync("rewards");
+        await StartAsync("scheduler");
+        Gateway = await StartAsync("gateway", new()
+        {
+            ["Platform__AdminKey"] = AdminKey,
+            ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
+            ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
+        });
+        Operator = await CreateAccountAsync("operator", 0m);
+        Worker = await StartWorkerAsync(Operator.Key);
+    }
+
+    public async Task<ServiceProcess> StartWorkerAsync(string operatorKey) => await StartAsync("worker", new()
+    {
+        ["ConnectionStrings__Postgres"] = null,
+        ["Worker__OperatorKey"] = operatorKey,
+        ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
+        ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),
+        ["Worker__HeartbeatInterval"] = "00:00:01",
+    });
+
+    private async Task<ServiceProcess> StartAsync(string service, Dictionary<string, string?>? env = null)
+    {
+        var process = await ServiceProcess.StartAsync(service, Environment, env);
+        _services.Add(process);
+        return process;
+    }
+
+    public HttpClient Client(string? key)
+    {
+        var http = new HttpClient { BaseAddress = Gateway.BaseUrl };
+        if (key is not null)
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return http;
+    }
+
+    public async Task<Account> CreateAccountAsync(string role, decimal credits)
+    {
+        using var admin = Client(AdminKey);
+        using var response = await admin.PostAsJsonAsync("/v1/admin/accounts", new { role, name = $"{role} {Guid.NewGuid():n}", credits });
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<Account>())!;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var service in _services)
+            await service.DisposeAsync();
+        await Environment.DisposeAsync();
+        if (Directory.Exists(_dataRoot))
+            Directory.Delete(_dataRoot, recursive: true);
+    }
+}
