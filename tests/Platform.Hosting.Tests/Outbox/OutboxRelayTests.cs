@@ -1,0 +1,230 @@
+using System.Collections.Concurrent;
+using Dapper;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
+using Platform.Hosting.Outbox;
+using Platform.Testing;
+
+namespace Platform.Hosting.Tests.Outbox;
+
+/// <summary>
+/// The outbox and its relay on a plain host against the real Postgres and RabbitMQ. The relay can only relay
+/// Platform.Contracts messages, so the probes consume <see cref="JobFunded"/>, each test with its own job ids.
+/// </summary>
+public sealed class OutboxRelayTests : IAsyncLifetime
+{
+    private const string DirectQueue = "hostingtest-direct";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private TestEnvironment _env = null!;
+    private RunningHost _host = null!;
+    private readonly Deliveries _deliveries = new();
+
+    public async Task InitializeAsync()
+    {
+        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("hosting-outbox");
+        _host = await RunningHost.StartAsync(_env, services =>
+        {
+            services.AddSingleton(_deliveries);
+            services.AddPlatformOutbox();
+            services.AddPlatformBus(RunningHost.Service, _env.RabbitMqUri, x =>
+            {
+                // One at a time: each queue is consumed in the order the relay published to it.
+                x.AddConsumer<PublishedProbeConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+                // Bound to no exchange: only a message sent to this queue by name can arrive here.
+                x.AddConsumer<DirectProbeConsumer>().Endpoint(e =>
+                {
+                    e.Name = DirectQueue;
+                    e.ConfigureConsumeTopology = false;
+                    e.ConcurrentMessageLimit = 1;
+                });
+            });
+        });
+
+        // A publish before the consumer's queue is bound would go nowhere: wait for the endpoints.
+        var bus = _host.Get<IBusControl>();
+        await Eventually.UntilAsync(() => Task.FromResult(bus.CheckHealth().Status), s => s == BusHealthStatus.Healthy, Timeout, "the bus to be healthy");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _host.DisposeAsync();
+        await _env.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Message_enqueued_in_a_committed_transaction_is_delivered_with_the_outbox_message_id()
+    {
+        var funded = Funded();
+
+        await EnqueueAsync(funded, commit: true);
+
+        var delivery = await _deliveries.WaitForAsync(funded.JobId, Timeout);
+        var row = await SentRowAsync(funded.JobId);
+        Assert.Equal(row.MessageId, delivery.MessageId);
+        Assert.Equal(typeof(JobFunded).FullName, row.MessageType);
+        Assert.Null(row.Destination);
+        Assert.NotEqual(DirectQueue, delivery.Queue);
+        Assert.Equal(funded, delivery.Message);
+    }
+
+    [Fact]
+    public async Task Message_enqueued_in_a_rolled_back_transaction_is_never_delivered()
+    {
+        var rolledBack = Funded();
+        var marker = Funded();
+
+        await EnqueueAsync(rolledBack, commit: false);
+        await EnqueueAsync(marker, commit: true);
+
+        // The relay sends only outbox rows, and the rolled-back one was never written.
+        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
+        {
+            Assert.Equal(0, await connection.ExecuteScalarAsync<int>(
+                "select count(*) from outbox where body->>'jobId' = @jobId", new { jobId = rolledBack.JobId.Value }));
+        }
+
+        // And nothing reached the subscriber ahead of the marker enqueued after it (rows leave in id order to one
+        // queue consumed one message at a time).
+        await _deliveries.WaitForAsync(marker.JobId, Timeout);
+        await SentRowAsync(marker.JobId);
+        Assert.Equal([marker.JobId], _deliveries.All.Select(d => d.Message.JobId));
+    }
+
+    [Fact]
+    public async Task Message_enqueued_with_sendTo_is_sent_to_the_named_queue_only()
+    {
+        var sent = Funded();
+        var marker = Funded();
+
+        await EnqueueAsync(sent, commit: true, sendTo: DirectQueue);
+
+        var delivery = await _deliveries.WaitForAsync(sent.JobId, Timeout);
+        var row = await SentRowAsync(sent.JobId);
+        Assert.Equal(DirectQueue, delivery.Queue);
+        Assert.Equal(row.MessageId, delivery.MessageId);
+        Assert.Equal(DirectQueue, row.Destination);
+
+        // The send was confirmed by the broker before the marker was even written: had it also been published,
+        // the subscriber's queue would have handed it over before the marker.
+        await EnqueueAsync(marker, commit: true);
+        var markerDelivery = await _deliveries.WaitForAsync(marker.JobId, Timeout);
+        Assert.NotEqual(DirectQueue, markerDelivery.Queue);
+        Assert.Equal(
+            [(sent.JobId, DirectQueue), (marker.JobId, markerDelivery.Queue)],
+            _deliveries.All.Select(d => (d.Message.JobId, d.Queue)));
+    }
+
+    [Fact]
+    public async Task Messages_committed_in_one_transaction_are_all_delivered_once_each()
+    {
+        var batch = Enumerable.Range(0, 25).Select(_ => Funded()).ToList();
+
+        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            var outbox = _host.Get<MessageOutbox>();
+            foreach (var message in batch)
+            {
+                await outbox.EnqueueAsync(tx, message);
+            }
+
+            await outbox.CommitAsync(tx);
+        }
+
+        await Eventually.UntilAsync(
+            () => Task.FromResult(_deliveries.All.Count), n => n >= batch.Count, Timeout, $"{batch.Count} deliveries");
+        foreach (var message in batch)
+        {
+            await SentRowAsync(message.JobId);
+        }
+
+        Assert.Equal(
+            batch.Select(m => m.JobId.Value).Order(StringComparer.Ordinal),
+            _deliveries.All.Select(d => d.Message.JobId.Value).Order(StringComparer.Ordinal));
+        Assert.Equal(batch.Count, _deliveries.All.Select(d => d.MessageId).Distinct().Count());
+    }
+
+    private static JobFunded Funded() => new() { JobId = JobId.New(), Escrowed = 12.5m, OccurredAt = DateTimeOffset.UtcNow };
+
+    private async Task EnqueueAsync(JobFunded message, bool commit, string? sendTo = null)
+    {
+        var outbox = _host.Get<MessageOutbox>();
+        await using var connection = await RunningHost.OpenDatabaseAsync(_env);
+        await using var tx = await connection.BeginTransactionAsync();
+        await outbox.EnqueueAsync(tx, message, sendTo);
+        if (commit)
+        {
+            await outbox.CommitAsync(tx);
+        }
+        else
+        {
+            await tx.RollbackAsync();
+        }
+    }
+
+    /// <summary>Waits until the message's outbox row is marked sent (the relay marks it after the broker confirms).</summary>
+    private async Task<OutboxRow> SentRowAsync(JobId jobId)
+    {
+        var row = await Eventually.UntilAsync(
+            async () =>
+            {
+                await using var connection = await RunningHost.OpenDatabaseAsync(_env);
+                return await connection.QuerySingleOrDefaultAsync<OutboxRow>(
+                    """
+                    select message_id as MessageId, message_type as MessageType, destination as Destination,
+                           sent_at is not null as Sent, attempts as Attempts
+                    from outbox where body->>'jobId' = @jobId
+                    """, new { jobId = jobId.Value });
+            },
+            r => r is { Sent: true }, Timeout, $"the outbox row of {jobId} to be marked sent");
+        Assert.Equal(1, row!.Attempts);
+        return row;
+    }
+
+    private sealed record OutboxRow(Guid MessageId, string MessageType, string? Destination, bool Sent, int Attempts);
+}
+
+internal sealed record Delivery(string Queue, Guid? MessageId, JobFunded Message);
+
+/// <summary>Every message the probe consumers received, in arrival order.</summary>
+internal sealed class Deliveries
+{
+    private readonly ConcurrentQueue<Delivery> _received = new();
+
+    public IReadOnlyList<Delivery> All => [.. _received];
+
+    public void Add(ConsumeContext<JobFunded> context) =>
+        _received.Enqueue(new Delivery(context.ReceiveContext.InputAddress.Segments[^1], context.MessageId, context.Message));
+
+    /// <summary>Waits for the one delivery of the job's message (a second delivery fails the wait).</summary>
+    public async Task<Delivery> WaitForAsync(JobId jobId, TimeSpan timeout)
+    {
+        var delivery = await Eventually.UntilAsync(
+            () => Task.FromResult(All.SingleOrDefault(d => d.Message.JobId == jobId)),
+            d => d is not null, timeout, $"{jobId} to be delivered");
+        return delivery!;
+    }
+}
+
+internal sealed class PublishedProbeConsumer(Deliveries deliveries) : IConsumer<JobFunded>
+{
+    public Task Consume(ConsumeContext<JobFunded> context)
+    {
+        deliveries.Add(context);
+        return Task.CompletedTask;
+    }
+}
+
+internal sealed class DirectProbeConsumer(Deliveries deliveries) : IConsumer<JobFunded>
+{
+    public Task Consume(ConsumeContext<JobFunded> context)
+    {
+        deliveries.Add(context);
+        return Task.CompletedTask;
+    }
+}
