@@ -19,10 +19,10 @@ internal sealed class RunningHost(IHost host) : IAsyncDisposable
     public T Get<T>() where T : notnull => host.Services.GetRequiredService<T>();
 
     /// <summary>A host with the platform database (this test assembly's migrations as the service's), not yet started.</summary>
-    public static RunningHost Build(TestEnvironment env, Action<IServiceCollection>? configure = null)
+    public static RunningHost Build(TestEnvironment env, Action<IServiceCollection>? configure = null, string service = Service)
     {
         var builder = Host.CreateApplicationBuilder();
-        builder.Services.AddPlatformDatabase(Service, env.PostgresConnectionStringFor(Service), typeof(RunningHost).Assembly);
+        builder.Services.AddPlatformDatabase(service, env.PostgresConnectionStringFor(service), typeof(RunningHost).Assembly);
         configure?.Invoke(builder.Services);
         return new RunningHost(builder.Build());
     }
@@ -45,9 +45,9 @@ internal sealed class RunningHost(IHost host) : IAsyncDisposable
     public Task StartAsync() => host.StartAsync();
 
     /// <summary>A connection to the service's database that does not go back to a pool the test would leave behind.</summary>
-    public static async Task<NpgsqlConnection> OpenDatabaseAsync(TestEnvironment env)
+    public static async Task<NpgsqlConnection> OpenDatabaseAsync(TestEnvironment env, string service = Service)
     {
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(env.PostgresConnectionStringFor(Service)) { Pooling = false }.ConnectionString);
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(env.PostgresConnectionStringFor(service)) { Pooling = false }.ConnectionString);
         await connection.OpenAsync();
         return connection;
     }

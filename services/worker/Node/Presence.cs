@@ -73,7 +73,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             {
                 var account = await gateway.GetAccountAsync(ct);
                 if (account.Role != "operator")
-                    logger.LogWarning("Worker:OperatorKey belongs to a {Role} account; credits will go to it all the same", account.Role);
+                    throw new InvalidOperationException($"Worker:OperatorKey belongs to a {account.Role} account; workers run under an operator account");
                 return AccountId.Parse(account.AccountId);
             }
             catch (HttpRequestException ex)

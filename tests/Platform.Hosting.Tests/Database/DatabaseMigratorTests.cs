@@ -1,5 +1,7 @@
 using Dapper;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using Platform.Hosting.Database;
 using Platform.Testing;
 
 namespace Platform.Hosting.Tests.Database;
@@ -79,16 +81,38 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
     [Fact]
     public async Task Two_instances_starting_together_against_a_new_database_apply_each_migration_once()
     {
-        await using var one = RunningHost.Build(_env);
-        await using var two = RunningHost.Build(_env);
+        // Several fresh databases: each round races the existence check, CREATE DATABASE and the advisory lock anew.
+        for (var round = 0; round < 4; round++)
+        {
+            var service = $"race{round}";
+            await using var one = RunningHost.Build(_env, service: service);
+            await using var two = RunningHost.Build(_env, service: service);
 
-        await Task.WhenAll(one.StartAsync(), two.StartAsync());
+            await Task.WhenAll(one.StartAsync(), two.StartAsync());
 
-        Assert.True(one.Migrated);
-        Assert.True(two.Migrated);
-        Assert.Equal(Journal.Order(StringComparer.Ordinal), (await JournalAsync()).Keys.Order(StringComparer.Ordinal));
-        await using var connection = await RunningHost.OpenDatabaseAsync(_env);
-        Assert.Equal([("0001_widgets", true), ("0002_widget_colour", true)], await TraceAsync(connection));
+            Assert.True(one.Migrated);
+            Assert.True(two.Migrated);
+            await using var connection = await RunningHost.OpenDatabaseAsync(_env, service);
+            Assert.Equal(
+                ["platform/0001_outbox_inbox.sql", $"{service}/0001_widgets.sql", $"{service}/0002_widget_colour.sql"],
+                await connection.QueryAsync<string>("select id from schema_migrations order by applied_at, id desc"));
+            Assert.Equal([("0001_widgets", true), ("0002_widget_colour", true)], await TraceAsync(connection));
+        }
+    }
+
+    [Fact]
+    public void Connection_string_without_a_database_targets_the_services_own_database()
+    {
+        var services = new ServiceCollection();
+        services.AddPlatformDatabase("ledger", "Host=db.example;Username=app;Password=pw", typeof(RunningHost).Assembly);
+        using var provider = services.BuildServiceProvider();
+
+        var target = new NpgsqlConnectionStringBuilder(provider.GetRequiredService<DatabaseTarget>().ConnectionString);
+
+        Assert.Equal(("platform_ledger", "db.example", "pw"), (target.Database, target.Host, target.Password));
+        Assert.Equal(
+            ["platform/0001_outbox_inbox.sql", "ledger/0001_widgets.sql", "ledger/0002_widget_colour.sql"],
+            provider.GetRequiredService<MigrationSet>().Migrations.Select(m => m.Id));
     }
 
     private async Task<bool> DatabaseExistsAsync(string database)

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using Dapper;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Messaging;
@@ -88,8 +87,7 @@ public sealed class OutboxRelayTests : IAsyncLifetime
                 "select count(*) from outbox where body->>'jobId' = @jobId", new { jobId = rolledBack.JobId.Value }));
         }
 
-        // And nothing reached the subscriber ahead of the marker enqueued after it (rows leave in id order to one
-        // queue consumed one message at a time).
+        // And the subscriber, which would have had it no later than the marker enqueued after it, sees only the marker.
         await _deliveries.WaitForAsync(marker.JobId, Timeout);
         await SentRowAsync(marker.JobId);
         Assert.Equal([marker.JobId], _deliveries.All.Select(d => d.Message.JobId));
