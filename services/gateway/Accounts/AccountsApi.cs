@@ -53,7 +53,10 @@ public static class AccountsApi
             // with the new key right away is funded.
             await rewards.GetResponse<AccountOpened>(new OpenAccount
             {
-                AccountId = accountId, Role = request.Role!, InitialCredits = request.Credits ?? 0m, OccurredAt = clock.GetUtcNow(),
+                AccountId = accountId,
+                Role = request.Role!,
+                InitialCredits = request.Credits ?? 0m,
+                OccurredAt = clock.GetUtcNow(),
             }, ct);
         }
         catch (RequestTimeoutException)

@@ -13,8 +13,15 @@ public static class JobStatuses
 
     private static readonly Dictionary<string, int> Ranks = new()
     {
-        ["pending"] = 0, ["queued"] = 1, ["assigned"] = 2, ["running"] = 3, ["verifying"] = 4,
-        ["completed"] = 10, ["failed"] = 10, ["cancelled"] = 10, ["rejected"] = 10,
+        ["pending"] = 0,
+        ["queued"] = 1,
+        ["assigned"] = 2,
+        ["running"] = 3,
+        ["verifying"] = 4,
+        ["completed"] = 10,
+        ["failed"] = 10,
+        ["cancelled"] = 10,
+        ["rejected"] = 10,
     };
 
     public static IReadOnlyCollection<string> All => Ranks.Keys;

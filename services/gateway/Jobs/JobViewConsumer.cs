@@ -23,7 +23,13 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     private Task AdvanceAsync(NpgsqlConnection connection, string id, string status, DateTimeOffset at, string? reason, string? detail, CancellationToken ct) =>
         connection.ExecuteAsync(new CommandDefinition(Advance, new
         {
-            id, status, rank = JobStatuses.Rank(status), at, reason, detail, terminal = JobStatuses.IsTerminal(status),
+            id,
+            status,
+            rank = JobStatuses.Rank(status),
+            at,
+            reason,
+            detail,
+            terminal = JobStatuses.IsTerminal(status),
         }, cancellationToken: ct));
 
     private const string UpsertAttempt = """
@@ -44,7 +50,12 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             var attemptStatus = m.Status switch { "completed" => "accepted", "failed" => "failed", "running" => "running", _ => "assigned" };
             await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
             {
-                attemptId = attempt.Value, jobId = m.JobId.Value, workerId = worker.Value, status = attemptStatus, signature = (string?)null, at = m.OccurredAt,
+                attemptId = attempt.Value,
+                jobId = m.JobId.Value,
+                workerId = worker.Value,
+                status = attemptStatus,
+                signature = (string?)null,
+                at = m.OccurredAt,
             }, cancellationToken: ct));
         }
         // Completion is recorded from JobCompleted, which carries the outputs.
@@ -67,15 +78,25 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
         {
-            attemptId = m.AttemptId.Value, jobId = m.JobId.Value, workerId = m.WorkerId.Value, status = "accepted", signature = m.Signature, at = m.OccurredAt,
+            attemptId = m.AttemptId.Value,
+            jobId = m.JobId.Value,
+            workerId = m.WorkerId.Value,
+            status = "accepted",
+            signature = m.Signature,
+            at = m.OccurredAt,
         }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs set outputs = @outputs::jsonb where id = @id",
             new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), JobViewStore.Json) }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(Advance, new
         {
-            id = m.JobId.Value, status = JobStatuses.Completed, rank = JobStatuses.Rank(JobStatuses.Completed), at = m.OccurredAt,
-            reason = (string?)null, detail = (string?)null, terminal = true,
+            id = m.JobId.Value,
+            status = JobStatuses.Completed,
+            rank = JobStatuses.Rank(JobStatuses.Completed),
+            at = m.OccurredAt,
+            reason = (string?)null,
+            detail = (string?)null,
+            terminal = true,
         }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
     }

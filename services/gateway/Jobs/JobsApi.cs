@@ -83,7 +83,11 @@ public static class JobsApi
                 new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, JobViewStore.Json), now }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new JobSubmitted
             {
-                JobId = jobId, ClientAccountId = client, Spec = spec, EstimatedGflop = plan.Gflop, OccurredAt = now,
+                JobId = jobId,
+                ClientAccountId = client,
+                Spec = spec,
+                EstimatedGflop = plan.Gflop,
+                OccurredAt = now,
             }, ct: ct);
             await outbox.CommitAsync(tx, ct);
         }
@@ -146,7 +150,9 @@ public static class JobsApi
             MaxPrice = request.MaxPrice,
             Requirements = new JobRequirements
             {
-                Device = requirements.Device ?? "any", MinMemoryMb = requirements.MinMemoryMb ?? 0, Region = requirements.Region,
+                Device = requirements.Device ?? "any",
+                MinMemoryMb = requirements.MinMemoryMb ?? 0,
+                Region = requirements.Region,
             },
         };
         return (spec, KernelCatalog.CheckNames(spec.Kernel, spec.Inputs.Keys.ToList(), spec.Params));

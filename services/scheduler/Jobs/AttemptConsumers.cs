@@ -30,7 +30,11 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
                 "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new JobStatusChanged
             {
-                JobId = m.JobId, Status = "running", WorkerId = m.WorkerId, AttemptId = m.AttemptId, OccurredAt = clock.GetUtcNow(),
+                JobId = m.JobId,
+                Status = "running",
+                WorkerId = m.WorkerId,
+                AttemptId = m.AttemptId,
+                OccurredAt = clock.GetUtcNow(),
             }, ct: ct);
         }
         await outbox.CommitAsync(tx, ct);
@@ -66,7 +70,11 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             new { now, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
         await outbox.EnqueueAsync(tx, new JobStatusChanged
         {
-            JobId = m.JobId, Status = "completed", WorkerId = m.WorkerId, AttemptId = m.AttemptId, OccurredAt = now,
+            JobId = m.JobId,
+            Status = "completed",
+            WorkerId = m.WorkerId,
+            AttemptId = m.AttemptId,
+            OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobCompleted
         {
@@ -109,11 +117,21 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
             new { now, m.Reason, m.Detail, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
         await outbox.EnqueueAsync(tx, new JobStatusChanged
         {
-            JobId = m.JobId, Status = "failed", WorkerId = m.WorkerId, AttemptId = m.AttemptId, Reason = m.Reason, Detail = m.Detail, OccurredAt = now,
+            JobId = m.JobId,
+            Status = "failed",
+            WorkerId = m.WorkerId,
+            AttemptId = m.AttemptId,
+            Reason = m.Reason,
+            Detail = m.Detail,
+            OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobFailed
         {
-            JobId = m.JobId, ClientAccountId = AccountId.From(client), Reason = m.Reason, Detail = m.Detail, OccurredAt = now,
+            JobId = m.JobId,
+            ClientAccountId = AccountId.From(client),
+            Reason = m.Reason,
+            Detail = m.Detail,
+            OccurredAt = now,
         }, ct: ct);
         await outbox.CommitAsync(tx, ct);
         dispatcher.Poke();

@@ -4,9 +4,9 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Scheduler.Jobs;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Jobs;
 
 namespace Platform.Scheduler.Placement;
 
@@ -114,7 +114,11 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             }, sendTo: $"worker-{workerId}", ct: ct);
             await outbox.EnqueueAsync(tx, new JobStatusChanged
             {
-                JobId = jobId, Status = "assigned", WorkerId = worker, AttemptId = attemptId, OccurredAt = now,
+                JobId = jobId,
+                Status = "assigned",
+                WorkerId = worker,
+                AttemptId = attemptId,
+                OccurredAt = now,
             }, ct: ct);
             assigned++;
         }

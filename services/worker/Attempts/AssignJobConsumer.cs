@@ -35,7 +35,12 @@ public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels,
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
                 await context.Publish(new AttemptFailed
                 {
-                    JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, Reason = reason, Detail = detail, OccurredAt = clock.GetUtcNow(),
+                    JobId = job.JobId,
+                    AttemptId = job.AttemptId,
+                    WorkerId = identity.WorkerId,
+                    Reason = reason,
+                    Detail = detail,
+                    OccurredAt = clock.GetUtcNow(),
                 }, ct);
                 return;
             }

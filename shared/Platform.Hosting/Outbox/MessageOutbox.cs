@@ -14,8 +14,13 @@ public sealed class MessageOutbox
     private readonly SemaphoreSlim _pending = new(0, 1);
 
     /// <summary>Queue a message to publish (or, with <paramref name="sendTo"/>, to send to that queue).</summary>
-    public Task EnqueueAsync<T>(NpgsqlTransaction transaction, T message, string? sendTo = null, CancellationToken ct = default) where T : class =>
-        transaction.Connection!.ExecuteAsync(new CommandDefinition(
+    public Task EnqueueAsync<T>(NpgsqlTransaction transaction, T message, string? sendTo = null, CancellationToken ct = default) where T : class
+    {
+        var type = message.GetType();
+        // The relay resolves types from the contracts assembly: anything else could never be sent.
+        if (type.Assembly != typeof(Contracts.Messages.JobSubmitted).Assembly)
+            throw new ArgumentException($"{type.FullName} is not a Platform.Contracts message; the outbox can only send those", nameof(message));
+        return transaction.Connection!.ExecuteAsync(new CommandDefinition(
             """
             insert into outbox (message_id, message_type, destination, body)
             values (@MessageId, @MessageType, @Destination, @Body::jsonb)
@@ -23,11 +28,12 @@ public sealed class MessageOutbox
             new
             {
                 MessageId = Guid.NewGuid(),
-                MessageType = typeof(T).FullName,
+                MessageType = type.FullName,
                 Destination = sendTo,
-                Body = JsonSerializer.Serialize(message, Json),
+                Body = JsonSerializer.Serialize(message, type, Json),
             },
             transaction, cancellationToken: ct));
+    }
 
     /// <summary>Commits and wakes the relay so the messages leave at once instead of at the next poll.</summary>
     public async Task CommitAsync(NpgsqlTransaction transaction, CancellationToken ct = default)

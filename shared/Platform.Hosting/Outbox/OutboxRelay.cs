@@ -52,19 +52,39 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         var rows = (await connection.QueryAsync<Row>(new CommandDefinition(
             """
             select id, message_id as MessageId, message_type as MessageType, destination, body::text as Body
-            from outbox where sent_at is null order by id limit @BatchSize
+            from outbox where sent_at is null order by attempts, id limit @BatchSize
             for update skip locked
             """, new { BatchSize }, tx, cancellationToken: ct))).ToList();
         if (rows.Count == 0)
             return 0;
 
         // Confirms are awaited together: one round of broker acknowledgements per batch, not per message.
-        await Task.WhenAll(rows.Select(row => SendAsync(row, ct)));
+        // Each row's outcome is kept, so one row that cannot be sent neither blocks nor re-sends the others.
+        var results = await Task.WhenAll(rows.Select(async row =>
+        {
+            try
+            {
+                await SendAsync(row, ct);
+                return (row.Id, Error: (string?)null);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                return (row.Id, Error: (string?)ex.Message);
+            }
+        }));
 
         await connection.ExecuteAsync(new CommandDefinition(
             "update outbox set sent_at = now(), attempts = attempts + 1 where id = any(@Ids)",
-            new { Ids = rows.Select(r => r.Id).ToArray() }, tx, cancellationToken: ct));
+            new { Ids = results.Where(r => r.Error is null).Select(r => r.Id).ToArray() }, tx, cancellationToken: ct));
+        var failed = results.Where(r => r.Error is not null).ToList();
+        foreach (var (id, error) in failed)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update outbox set attempts = attempts + 1, last_error = @error where id = @id", new { id, error }, tx, cancellationToken: ct));
+        }
         await tx.CommitAsync(ct);
+        if (failed.Count > 0)
+            logger.LogWarning("{Count} outbox message(s) could not be sent and stay queued: {Error}", failed.Count, failed[0].Error);
         return rows.Count;
     }
 

@@ -46,7 +46,11 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
     private static JobStatusChanged Changed(JobId job, string status, WorkerId worker, AttemptId attempt) => new()
     {
-        JobId = job, Status = status, WorkerId = worker, AttemptId = attempt, OccurredAt = DateTimeOffset.UtcNow,
+        JobId = job,
+        Status = status,
+        WorkerId = worker,
+        AttemptId = attempt,
+        OccurredAt = DateTimeOffset.UtcNow,
     };
 
     [Fact]
@@ -59,9 +63,16 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
         await DeliverAsync(new JobCompleted
         {
-            JobId = job, ClientAccountId = AccountId.New(), AttemptId = attempt, WorkerId = worker, OperatorAccountId = AccountId.New(), Kernel = "matmul",
-            Outputs = new Dictionary<string, Cid> { ["c"] = output }, Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
-            Signature = "c2ln", OccurredAt = DateTimeOffset.UtcNow,
+            JobId = job,
+            ClientAccountId = AccountId.New(),
+            AttemptId = attempt,
+            WorkerId = worker,
+            OperatorAccountId = AccountId.New(),
+            Kernel = "matmul",
+            Outputs = new Dictionary<string, Cid> { ["c"] = output },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Signature = "c2ln",
+            OccurredAt = DateTimeOffset.UtcNow,
         }, m => m.JobId == job);
         var running = Changed(job, "running", worker, attempt);
         await DeliverAsync(running, m => m.JobId == job && m.Status == "running");
@@ -110,7 +121,12 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
         await DeliverAsync(new PaymentSettled
         {
-            JobId = job, ClientAccountId = AccountId.New(), Cost = 1.25m, Refunded = 0.75m, OperatorAccountId = AccountId.New(), OperatorPaid = 1.125m,
+            JobId = job,
+            ClientAccountId = AccountId.New(),
+            Cost = 1.25m,
+            Refunded = 0.75m,
+            OperatorAccountId = AccountId.New(),
+            OperatorPaid = 1.125m,
             OccurredAt = DateTimeOffset.UtcNow,
         }, m => m.JobId == job);
 

@@ -95,7 +95,7 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
             await using var connection = await RunningHost.OpenDatabaseAsync(_env, service);
             Assert.Equal(
                 ["platform/0001_outbox_inbox.sql", $"{service}/0001_widgets.sql", $"{service}/0002_widget_colour.sql"],
-                await connection.QueryAsync<string>("select id from schema_migrations order by applied_at, id desc"));
+                await connection.QueryAsync<string>("""select id from schema_migrations order by id collate "C" """));
             Assert.Equal([("0001_widgets", true), ("0002_widget_colour", true)], await TraceAsync(connection));
         }
     }

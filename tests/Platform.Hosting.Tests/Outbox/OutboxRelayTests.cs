@@ -147,6 +147,43 @@ public sealed class OutboxRelayTests : IAsyncLifetime
         Assert.Equal(batch.Count, _deliveries.All.Select(d => d.MessageId).Distinct().Count());
     }
 
+    [Fact]
+    public async Task A_row_that_cannot_be_sent_neither_blocks_nor_repeats_the_others()
+    {
+        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
+        {
+            await connection.ExecuteAsync(
+                "insert into outbox (message_id, message_type, body) values (@id, 'Nope.Missing', '{}'::jsonb)", new { id = Guid.NewGuid() });
+        }
+        var good = Funded();
+        var marker = Funded();
+
+        await EnqueueAsync(good, commit: true);
+        await SentRowAsync(good.JobId);
+        await EnqueueAsync(marker, commit: true);
+        await _deliveries.WaitForAsync(marker.JobId, Timeout);
+
+        Assert.Single(_deliveries.All, d => d.Message.JobId == good.JobId);
+        await using var check = await RunningHost.OpenDatabaseAsync(_env);
+        var bad = await check.QuerySingleAsync<(bool Sent, int Attempts, string? LastError)>(
+            "select sent_at is not null, attempts, last_error from outbox where message_type = 'Nope.Missing'");
+        Assert.False(bad.Sent);
+        Assert.True(bad.Attempts >= 1);
+        Assert.Contains("Nope.Missing", bad.LastError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Only_contract_messages_can_be_enqueued()
+    {
+        var outbox = _host.Get<MessageOutbox>();
+        await using var connection = await RunningHost.OpenDatabaseAsync(_env);
+        await using var tx = await connection.BeginTransactionAsync();
+
+        await Assert.ThrowsAsync<ArgumentException>(() => outbox.EnqueueAsync(tx, new NotAContract("x")));
+    }
+
+    private sealed record NotAContract(string Value);
+
     private static JobFunded Funded() => new() { JobId = JobId.New(), Escrowed = 12.5m, OccurredAt = DateTimeOffset.UtcNow };
 
     private async Task EnqueueAsync(JobFunded message, bool commit, string? sendTo = null)

@@ -132,7 +132,9 @@ public sealed class SchedulingTests : IAsyncLifetime
 
         await Harness.Bus.Publish(new AttemptCompleted
         {
-            JobId = running.JobId, AttemptId = running.AttemptId, WorkerId = worker.WorkerId,
+            JobId = running.JobId,
+            AttemptId = running.AttemptId,
+            WorkerId = worker.WorkerId,
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
@@ -151,7 +153,9 @@ public sealed class SchedulingTests : IAsyncLifetime
         var assign = await AssignedAsync(job.JobId);
         var completed = new AttemptCompleted
         {
-            JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = worker.WorkerId,
+            JobId = job.JobId,
+            AttemptId = assign.AttemptId,
+            WorkerId = worker.WorkerId,
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
@@ -179,7 +183,9 @@ public sealed class SchedulingTests : IAsyncLifetime
 
         await Harness.Bus.Publish(new AttemptCompleted
         {
-            JobId = job.JobId, AttemptId = AttemptId.New(), WorkerId = worker.WorkerId,
+            JobId = job.JobId,
+            AttemptId = AttemptId.New(),
+            WorkerId = worker.WorkerId,
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("forged"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
@@ -201,7 +207,11 @@ public sealed class SchedulingTests : IAsyncLifetime
 
         await Harness.Bus.Publish(new AttemptFailed
         {
-            JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = worker.WorkerId, Reason = "input_invalid", Detail = "a is not a tensor",
+            JobId = job.JobId,
+            AttemptId = assign.AttemptId,
+            WorkerId = worker.WorkerId,
+            Reason = "input_invalid",
+            Detail = "a is not a tensor",
             OccurredAt = DateTimeOffset.UtcNow,
         });
 
