@@ -13,6 +13,7 @@ builder.Services.AddPlacement();
 
 var app = builder.Build();
 app.UsePlatformDefaults();
+app.MapNetwork();
 app.Run();
 
 public partial class Program;

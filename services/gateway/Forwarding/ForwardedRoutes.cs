@@ -32,6 +32,12 @@ public static class ForwardedRoutes
         app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))
             .WithTags("Account").RequireAuthorization("any");
+
+        // The network view is public: anyone deciding whether to use or join the network may look.
+        app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous();
+        app.MapGet("/v1/network", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous();
         return app;
     }
 }

@@ -10,6 +10,8 @@ public sealed record SubmitJobRequest
     public int? Replicas { get; init; }
     public decimal? MaxPrice { get; init; }
     public RequirementsRequest? Requirements { get; init; }
+    public int? Priority { get; init; }
+    public string? Policy { get; init; }
 }
 
 public sealed record RequirementsRequest(string? Device, long? MinMemoryMb, string? Region);

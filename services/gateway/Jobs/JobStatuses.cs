@@ -1,15 +1,13 @@
 namespace Platform.Gateway.Jobs;
 
-/// <summary>
-/// Events may arrive out of order; the read model only moves forward through this ranking, and a terminal
-/// status is never replaced.
-/// </summary>
+/// <summary>The lifecycle's statuses in order; the terminal ones rank 10 and are never replaced.</summary>
 public static class JobStatuses
 {
     public const string Pending = "pending";
     public const string Completed = "completed";
     public const string Failed = "failed";
     public const string Rejected = "rejected";
+    public const string Cancelled = "cancelled";
 
     private static readonly Dictionary<string, int> Ranks = new()
     {

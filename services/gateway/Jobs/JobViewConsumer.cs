@@ -7,17 +7,20 @@ using Platform.Contracts.Messages;
 namespace Platform.Gateway.Jobs;
 
 /// <summary>
-/// Keeps the job read model current. Every update is conditional on the status rank, so redelivered and
-/// reordered events are harmless: the view only moves forward and a terminal status is final.
+/// Keeps the job read model current. Every update is conditional (a terminal status is final; otherwise the
+/// latest event wins), so redelivered and reordered events are harmless.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
     IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>
 {
+    // A terminal status is final and always wins over a live one; among live statuses the latest to occur
+    // wins, which also lets a job go from running back to queued when its worker is lost.
     private const string Advance = """
         update jobs set status = @status, status_rank = @rank, updated_at = @at,
-            error_reason = coalesce(@reason, error_reason), error_detail = coalesce(@detail, error_detail),
+            error_reason = case when @terminal then @reason else null end,
+            error_detail = case when @terminal then @detail else null end,
             completed_at = case when @terminal then @at else completed_at end
-        where id = @id and status_rank < @rank
+        where id = @id and status_rank < 10 and (@terminal or updated_at <= @at)
         """;
 
     private Task AdvanceAsync(NpgsqlConnection connection, string id, string status, DateTimeOffset at, string? reason, string? detail, CancellationToken ct) =>
@@ -36,7 +39,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at)
         values (@attemptId, @jobId, @workerId, @status, @signature, @at)
         on conflict (attempt_id) do update set
-            status = case when job_attempts.status in ('accepted', 'failed', 'rejected') then job_attempts.status else excluded.status end,
+            status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled') then job_attempts.status else excluded.status end,
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
@@ -47,7 +50,15 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var connection = await db.OpenConnectionAsync(ct);
         if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
         {
-            var attemptStatus = m.Status switch { "completed" => "accepted", "failed" => "failed", "running" => "running", _ => "assigned" };
+            // A job queued again names the attempt that ended; a cancel names the one it stopped.
+            var attemptStatus = m.Status switch
+            {
+                "completed" => "accepted",
+                "failed" or "queued" => "failed",
+                "cancelled" => "cancelled",
+                "running" => "running",
+                _ => "assigned",
+            };
             await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
             {
                 attemptId = attempt.Value,

@@ -17,7 +17,7 @@ using Platform.Hosting.Outbox;
 
 namespace Platform.Gateway.Jobs;
 
-public static class JobsApi
+public static partial class JobsApi
 {
     /// <summary>Enough of a blob to hold any .npy header this platform accepts.</summary>
     private const int HeaderPrefixBytes = 4096;
@@ -34,6 +34,7 @@ public static class JobsApi
         group.MapPost("/", Submit);
         group.MapGet("/{id}", Get);
         group.MapGet("/", List);
+        group.MapPost("/{id}/cancel", Cancel);
         return group;
     }
 
@@ -54,13 +55,15 @@ public static class JobsApi
         // Read each input's .npy header now, so a missing blob or a shape mismatch is answered here rather
         // than as a failed job later.
         var infos = new Dictionary<string, TensorInfo>();
+        long inputBytes = 0;
         foreach (var (name, cid) in spec!.Inputs)
         {
             var prefix = await storage.ReadPrefixAsync(cid, HeaderPrefixBytes, ct);
             if (prefix is null)
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
                     $"input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first");
-            if (!Npy.TryReadHeader(prefix, out var header, out var npyError))
+            inputBytes += prefix.TotalSize;
+            if (!Npy.TryReadHeader(prefix.Bytes, out var header, out var npyError))
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Input is not a valid tensor",
                     $"input '{name}' ({cid}) is not a usable .npy file: {npyError}");
             infos[name] = new TensorInfo(header!.DType, header.Shape);
@@ -138,6 +141,12 @@ public static class JobsApi
             errors["requirements.device"] = ["device must be any, cpu or gpu"];
         if (requirements.MinMemoryMb is < 0)
             errors["requirements.minMemoryMb"] = ["minMemoryMb must not be negative"];
+        if (requirements.Region is { } region && !RegionPattern().IsMatch(region))
+            errors["requirements.region"] = ["region is lower-case letters, digits and dashes, at most 32"];
+        if (request.Priority is < -10 or > 10)
+            errors["priority"] = ["priority must be between -10 and 10"];
+        if (request.Policy is not (null or "latency" or "energy" or "cost"))
+            errors["policy"] = ["policy must be latency, energy or cost"];
         if (errors.Count > 0)
             return (null, null);
 
@@ -165,6 +174,26 @@ public static class JobsApi
         return view is null ? Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account") : TypedResults.Ok(view);
     }
 
+    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Cancel(
+        string id, HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, CancellationToken ct)
+    {
+        var view = JobId.TryParse(id, null, out _) ? await JobViewStore.LoadAsync(db, id, ct, http.User.IsAdmin() ? null : http.User.AccountOf()) : null;
+        if (view is null)
+            return Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account");
+        if (JobStatuses.IsTerminal(view.Status))
+            return Problems.Create(StatusCodes.Status409Conflict, "job-finished", "Job already finished", $"job {id} is {view.Status} and cannot be cancelled");
+
+        await using (var connection = await db.OpenConnectionAsync(ct))
+        {
+            await using var tx = await connection.BeginTransactionAsync(ct);
+            var owner = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+                "select client_account_id from jobs where id = @id", new { id }, tx, cancellationToken: ct));
+            await outbox.EnqueueAsync(tx, new JobCancelRequested { JobId = JobId.From(id), ClientAccountId = AccountId.From(owner!), OccurredAt = clock.GetUtcNow() }, ct: ct);
+            await outbox.CommitAsync(tx, ct);
+        }
+        return TypedResults.Accepted($"/v1/jobs/{id}", view);
+    }
+
     internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(HttpContext http, NpgsqlDataSource db, string? status, int? limit, string? cursor, CancellationToken ct)
     {
         if (status is not null && !JobStatuses.All.Contains(status))
@@ -182,6 +211,9 @@ public static class JobsApi
         var next = page.Count == (limit ?? 50) ? Cursor.Encode(page[^1].CreatedAt, page[^1].Id) : null;
         return TypedResults.Ok(new JobList(page, next));
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[a-z0-9-]{1,32}$")]
+    private static partial System.Text.RegularExpressions.Regex RegionPattern();
 
     private static class Cursor
     {

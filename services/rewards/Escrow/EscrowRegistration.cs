@@ -9,6 +9,7 @@ public static class EscrowRegistration
         bus.AddConsumer<JobSubmittedConsumer>();
         bus.AddConsumer<JobCompletedConsumer>();
         bus.AddConsumer<JobFailedConsumer>();
+        bus.AddConsumer<JobCancelledConsumer>();
         return bus;
     }
 

@@ -5,6 +5,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
+using Microsoft.Extensions.Options;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
@@ -94,46 +95,26 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
     }
 }
 
-public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<AttemptFailed>
+/// <summary>
+/// A failure caused by the job's own inputs fails the job at once (another worker would fail the same way);
+/// any other failure gives the job to another worker until it has had its attempts.
+/// </summary>
+public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock)
+    : IConsumer<AttemptFailed>
 {
+    public static readonly IReadOnlySet<string> PermanentReasons = new HashSet<string> { "input_invalid", "input_missing", "input_corrupt" };
+
     public async Task Consume(ConsumeContext<AttemptFailed> context)
     {
         var m = context.Message;
         var ct = context.CancellationToken;
+        var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var client = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
-            """
-            update jobs set status = 'failed', reason = @Reason, detail = @Detail, finished_at = now()
-            where id = @JobId and attempt_id = @AttemptId and status in ('assigned', 'running')
-            returning client_account_id
-            """, new { m.Reason, m.Detail, JobId = m.JobId.Value, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-        if (client is null)
-            return;
-
-        var now = clock.GetUtcNow();
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update attempts set status = 'failed', finished_at = @now, reason = @Reason, detail = @Detail where id = @AttemptId",
-            new { now, m.Reason, m.Detail, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
-        {
-            JobId = m.JobId,
-            Status = "failed",
-            WorkerId = m.WorkerId,
-            AttemptId = m.AttemptId,
-            Reason = m.Reason,
-            Detail = m.Detail,
-            OccurredAt = now,
-        }, ct: ct);
-        await outbox.EnqueueAsync(tx, new JobFailed
-        {
-            JobId = m.JobId,
-            ClientAccountId = AccountId.From(client),
-            Reason = m.Reason,
-            Detail = m.Detail,
-            OccurredAt = now,
-        }, ct: ct);
+        var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, m.Detail,
+            retry: !PermanentReasons.Contains(m.Reason), options.Value.MaxAttempts, now, ct);
         await outbox.CommitAsync(tx, ct);
-        dispatcher.Poke();
+        if (changed)
+            dispatcher.Poke();
     }
 }

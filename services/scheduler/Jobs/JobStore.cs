@@ -26,4 +26,70 @@ public static class JobStore
         await outbox.EnqueueAsync(tx, new JobStatusChanged { JobId = jobId, Status = "queued", OccurredAt = now }, ct: ct);
         return true;
     }
+
+    private sealed record HeldJob(string ClientAccountId, string WorkerId, int AttemptCount);
+
+    /// <summary>
+    /// Ends the job's current attempt with <paramref name="reason"/>. With <paramref name="retry"/> the job is
+    /// queued for another worker, or, once it has had <paramref name="maxAttempts"/>, failed with the history of
+    /// every attempt; without, it fails with this reason. Does nothing (false) when <paramref name="attemptId"/>
+    /// no longer holds the job.
+    /// </summary>
+    public static async Task<bool> EndAttemptAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId,
+        string reason, string detail, bool retry, int maxAttempts, DateTimeOffset now, CancellationToken ct)
+    {
+        var connection = tx.Connection!;
+        var held = await connection.QuerySingleOrDefaultAsync<HeldJob>(new CommandDefinition(
+            """
+            select client_account_id as ClientAccountId, worker_id as WorkerId, attempt_count as AttemptCount from jobs
+            where id = @jobId and attempt_id = @attemptId and status in ('assigned', 'running')
+            for update
+            """, new { jobId = jobId.Value, attemptId = attemptId.Value }, tx, cancellationToken: ct));
+        if (held is null)
+            return false;
+
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update attempts set status = 'failed', finished_at = @now, reason = @reason, detail = @detail where id = @attemptId",
+            new { now, reason, detail, attemptId = attemptId.Value }, tx, cancellationToken: ct));
+        if (!retry)
+        {
+            await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId, reason, detail, now, ct);
+            return true;
+        }
+        if (held.AttemptCount < maxAttempts)
+        {
+            // The job keeps its place in the queue: it waited already.
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update jobs set status = 'queued', worker_id = null, attempt_id = null, lease_deadline = null where id = @jobId",
+                new { jobId = jobId.Value }, tx, cancellationToken: ct));
+            await outbox.EnqueueAsync(tx, new JobStatusChanged
+            {
+                JobId = jobId, Status = "queued", WorkerId = WorkerId.From(held.WorkerId), AttemptId = attemptId, Reason = reason, Detail = detail, OccurredAt = now,
+            }, ct: ct);
+            return true;
+        }
+
+        var history = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+            """
+            select string_agg(format('attempt %s on %s: %s (%s)', n, worker_id, reason, detail), '; ' order by n)
+            from (select row_number() over (order by assigned_at, id) as n, worker_id, reason, detail from attempts where job_id = @jobId) a
+            """, new { jobId = jobId.Value }, tx, cancellationToken: ct));
+        await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId,
+            "attempts_exhausted", $"the job failed {held.AttemptCount} attempt(s): {history}", now, ct);
+        return true;
+    }
+
+    /// <summary>Marks the job failed and tells the gateway and rewards (which refunds it).</summary>
+    public static async Task FailAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AccountId client, WorkerId? worker, AttemptId? attempt,
+        string reason, string detail, DateTimeOffset now, CancellationToken ct)
+    {
+        await tx.Connection!.ExecuteAsync(new CommandDefinition(
+            "update jobs set status = 'failed', reason = @reason, detail = @detail, finished_at = @now where id = @jobId",
+            new { reason, detail, now, jobId = jobId.Value }, tx, cancellationToken: ct));
+        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        {
+            JobId = jobId, Status = "failed", WorkerId = worker, AttemptId = attempt, Reason = reason, Detail = detail, OccurredAt = now,
+        }, ct: ct);
+        await outbox.EnqueueAsync(tx, new JobFailed { JobId = jobId, ClientAccountId = client, Reason = reason, Detail = detail, OccurredAt = now }, ct: ct);
+    }
 }

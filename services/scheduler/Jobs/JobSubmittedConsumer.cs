@@ -18,10 +18,11 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status)
-            values (@JobId, @Client, @Kernel, @Spec::jsonb, @EstimatedGflop, 'pending')
+            insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status, priority, policy, region, device, min_memory_mb, input_bytes)
+            values (@JobId, @Client, @Kernel, @Spec::jsonb, @EstimatedGflop, 'pending', @Priority, @Policy, @Region, @Device, @MinMemoryMb, @InputBytes)
             on conflict (id) do update set client_account_id = excluded.client_account_id, kernel = excluded.kernel,
-                spec = excluded.spec, estimated_gflop = excluded.estimated_gflop
+                spec = excluded.spec, estimated_gflop = excluded.estimated_gflop, priority = excluded.priority, policy = excluded.policy,
+                region = excluded.region, device = excluded.device, min_memory_mb = excluded.min_memory_mb, input_bytes = excluded.input_bytes
             where jobs.spec is null
             """,
             new
@@ -31,6 +32,12 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 job.Spec.Kernel,
                 Spec = JsonSerializer.Serialize(job.Spec, JobStore.Json),
                 job.EstimatedGflop,
+                job.Spec.Priority,
+                job.Spec.Policy,
+                job.Spec.Requirements.Region,
+                job.Spec.Requirements.Device,
+                job.Spec.Requirements.MinMemoryMb,
+                job.InputBytes,
             }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, job.JobId, clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);

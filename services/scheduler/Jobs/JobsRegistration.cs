@@ -12,6 +12,7 @@ public static class JobsRegistration
         bus.AddConsumer<AttemptStartedConsumer>();
         bus.AddConsumer<AttemptCompletedConsumer>();
         bus.AddConsumer<AttemptFailedConsumer>();
+        bus.AddConsumer<JobCancelRequestedConsumer>();
         return bus;
     }
 }

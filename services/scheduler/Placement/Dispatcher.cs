@@ -11,14 +11,19 @@ using Platform.Scheduler.Jobs;
 namespace Platform.Scheduler.Placement;
 
 /// <summary>
-/// Matches queued jobs to online workers with a free slot and sends each an AssignJob. Jobs and workers are
-/// claimed with FOR UPDATE SKIP LOCKED, so several scheduler instances never assign a job twice or overfill a
-/// worker. Runs when poked (a job was queued, a worker came online or freed a slot) and on a timer.
+/// Matches queued jobs to workers and sends each an AssignJob. Jobs are taken in fair-share order (a client's
+/// n-th waiting job ranks behind every other client's first) and each goes to the worker its policy scores
+/// best. Jobs and workers are claimed with FOR UPDATE SKIP LOCKED and the worker's free slots re-counted under
+/// its lock, so several scheduler instances never assign a job twice or overfill a worker. Runs when poked (a
+/// job was queued, a worker came online or freed a slot) and on a timer.
 /// </summary>
 public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptions<SchedulerOptions> options, DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
     : BackgroundService
 {
-    private const int BatchSize = 100;
+    // Jobs looked at per pass; jobs no worker can take stay queued, and a larger window keeps them from
+    // blocking jobs behind them.
+    private const int BatchSize = 500;
+    private const double UnmeasuredGflops = 0.1;
     private readonly SemaphoreSlim _poked = new(0, 1);
 
     public void Poke()
@@ -54,75 +59,146 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         }
     }
 
-    private sealed record QueuedJob(string Id, string Kernel, string Spec);
+    private sealed record QueuedJob(string Id, string ClientAccountId, string Kernel, string Spec, double EstimatedGflop, long InputBytes,
+        string Device, long MinMemoryMb, string? Region, string? Policy);
 
+    // Fair share: rank each waiting job by how many jobs its client already has running plus its place in the
+    // client's own queue, so a burst of 10,000 from one client does not stand in front of another's single job.
     private const string ClaimQueued = """
-        select id, kernel, spec::text as Spec from jobs
-        where status = 'queued' order by queued_at, id limit @BatchSize
-        for update skip locked
+        with active as (
+            select client_account_id, count(*) as running from jobs where status in ('assigned', 'running') group by client_account_id
+        ), ranked as (
+            select q.id, row_number() over (partition by q.client_account_id order by q.priority desc, q.queued_at, q.id)
+                         + coalesce(a.running, 0) as share_rank
+            from jobs q left join active a on a.client_account_id = q.client_account_id
+            where q.status = 'queued'
+        )
+        select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
+               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy
+        from jobs j join ranked r on r.id = j.id
+        where j.status = 'queued'
+        order by r.share_rank, j.priority desc, j.queued_at, j.id
+        limit @BatchSize
+        for update of j skip locked
         """;
 
-    // Least-loaded online worker that runs the kernel and has a free slot; locking it keeps two dispatchers
-    // from both filling its last slot.
-    private const string ClaimWorker = """
-        select w.id from workers w
-        where w.online and w.last_seen_at > @aliveSince and @kernel = any(w.kernels)
-          and (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running')) < w.slots
-        order by (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::float / w.slots, w.id
-        limit 1
+    // Properties, not a positional record: Dapper matches constructors by exact column types, and Npgsql
+    // reports text[] as Array.
+    private sealed class WorkerRow
+    {
+        public string Id { get; init; } = "";
+        public string Region { get; init; } = "";
+        public int Slots { get; init; }
+        public string[] Kernels { get; init; } = [];
+        public long MemoryMb { get; init; }
+        public string[] DeviceKinds { get; init; } = [];
+        public string Gflops { get; init; } = "{}";
+        public double PowerWatts { get; init; }
+        public int Active { get; init; }
+    }
+
+    private const string LoadWorkers = """
+        select w.id, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
+               (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+        from workers w
+        where w.online and w.last_seen_at > @aliveSince
+        """;
+
+    // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
+    private const string LockWorker = """
+        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < w.slots
+        from workers w where w.id = @workerId and w.online
         for update of w skip locked
         """;
 
     private const string Assign = """
         update jobs set status = 'assigned', worker_id = @workerId, attempt_id = @attemptId,
                         lease_deadline = @leaseDeadline, attempt_count = attempt_count + 1
-        where id = @jobId
+        where id = @jobId and status = 'queued'
         """;
 
     public async Task<int> DispatchBatchAsync(CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var aliveSince = now - 3 * options.Value.HeartbeatInterval;
+        var o = options.Value;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(ClaimQueued, new { BatchSize }, tx, cancellationToken: ct))).ToList();
+        if (queued.Count == 0)
+        {
+            await tx.CommitAsync(ct);
+            return 0;
+        }
+
+        var engine = new PlacementEngine(new PlacementModel(o));
+        var workers = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct));
+        foreach (var w in workers)
+        {
+            // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
+            var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, JobStore.Json)!;
+            var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
+            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts));
+        }
+
         var assigned = 0;
         foreach (var job in queued)
         {
-            var workerId = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
-                ClaimWorker, new { aliveSince, kernel = job.Kernel }, tx, cancellationToken: ct));
-            if (workerId is null)
+            if (!engine.HasCapacity)
+                break;
+            var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
+                PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, ct);
+            if (choice is null)
                 continue;
-            var attemptId = AttemptId.New();
-            var leaseDeadline = now + options.Value.LeaseDuration;
-            await connection.ExecuteAsync(new CommandDefinition(Assign,
-                new { workerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id }, tx, cancellationToken: ct));
-            await connection.ExecuteAsync(new CommandDefinition(
-                "insert into attempts (id, job_id, worker_id, status) values (@attemptId, @jobId, @workerId, 'assigned')",
-                new { attemptId = attemptId.Value, jobId = job.Id, workerId }, tx, cancellationToken: ct));
-
-            var jobId = JobId.From(job.Id);
-            var worker = WorkerId.From(workerId);
-            await outbox.EnqueueAsync(tx, new AssignJob
-            {
-                JobId = jobId,
-                AttemptId = attemptId,
-                WorkerId = worker,
-                Spec = JsonSerializer.Deserialize<JobSpec>(job.Spec, JobStore.Json)!,
-                LeaseDeadline = leaseDeadline,
-                OccurredAt = now,
-            }, sendTo: $"worker-{workerId}", ct: ct);
-            await outbox.EnqueueAsync(tx, new JobStatusChanged
-            {
-                JobId = jobId,
-                Status = "assigned",
-                WorkerId = worker,
-                AttemptId = attemptId,
-                OccurredAt = now,
-            }, ct: ct);
+            await AssignAsync(connection, tx, job, choice, now, ct);
             assigned++;
         }
         await outbox.CommitAsync(tx, ct);
         return assigned;
+    }
+
+    private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand, CancellationToken ct)
+    {
+        while (engine.Place(demand) is { } choice)
+        {
+            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId }, tx, cancellationToken: ct));
+            if (free == true)
+                return choice;
+            // Locked or filled by another scheduler, or gone offline: not ours to use in this pass.
+            engine.Remove(choice.WorkerId);
+        }
+        return null;
+    }
+
+    private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx, QueuedJob job, PlacementChoice choice, DateTimeOffset now, CancellationToken ct)
+    {
+        var attemptId = AttemptId.New();
+        var leaseDeadline = now + options.Value.LeaseDuration;
+        await connection.ExecuteAsync(new CommandDefinition(Assign,
+            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "insert into attempts (id, job_id, worker_id, status) values (@attemptId, @jobId, @workerId, 'assigned')",
+            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId }, tx, cancellationToken: ct));
+
+        var jobId = JobId.From(job.Id);
+        var worker = WorkerId.From(choice.WorkerId);
+        await outbox.EnqueueAsync(tx, new AssignJob
+        {
+            JobId = jobId,
+            AttemptId = attemptId,
+            WorkerId = worker,
+            Spec = JsonSerializer.Deserialize<JobSpec>(job.Spec, JobStore.Json)!,
+            LeaseDeadline = leaseDeadline,
+            OccurredAt = now,
+        }, sendTo: $"worker-{choice.WorkerId}", ct: ct);
+        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        {
+            JobId = jobId,
+            Status = "assigned",
+            WorkerId = worker,
+            AttemptId = attemptId,
+            OccurredAt = now,
+        }, ct: ct);
     }
 }

@@ -7,6 +7,8 @@ public static class PlacementRegistration
         services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
+        services.AddSingleton<Leases.LeaseMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<Leases.LeaseMonitor>());
         return services;
     }
 }

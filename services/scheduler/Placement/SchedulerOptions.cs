@@ -10,9 +10,36 @@ public sealed class SchedulerOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How long a worker holds an attempt before it may be given to another worker.</summary>
+    /// <summary>
+    /// How long an attempt is held without news from its worker; every heartbeat that lists the attempt renews
+    /// it. An expired lease gives the job to another worker.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Attempts a job gets (lost workers, expired leases, worker errors) before it fails with their history.</summary>
+    [Range(1, 100)]
+    public int MaxAttempts { get; set; } = 3;
+
+    /// <summary>latency, energy or cost: used for jobs that do not choose.</summary>
+    [RegularExpression("^(latency|energy|cost)$")]
+    public string DefaultPolicy { get; set; } = "latency";
+
+    /// <summary>How fast a worker is assumed to download inputs, for the transfer part of the estimate.</summary>
+    [Range(0.001, 1_000_000)]
+    public double TransferMegabytesPerSecond { get; set; } = 100;
+
+    [Range(0, 10_000)]
+    public double SameRegionLatencyMs { get; set; } = 5;
+
+    [Range(0, 10_000)]
+    public double CrossRegionLatencyMs { get; set; } = 80;
+
+    /// <summary>Measured round trips between regions, keyed "a:b" (either order).</summary>
+    public Dictionary<string, double> RegionLatencyMs { get; set; } = [];
+
+    /// <summary>Relative electricity price by region (1.0 when absent), for the cost policy.</summary>
+    public Dictionary<string, double> EnergyPricePerKwh { get; set; } = [];
 
     /// <summary>Safety net for missed wake-ups: queued jobs are looked at least this often.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]

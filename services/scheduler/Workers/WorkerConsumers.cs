@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Dapper;
+using Microsoft.Extensions.Options;
 using MassTransit;
 using Npgsql;
 using Platform.Contracts.Messages;
@@ -17,10 +18,13 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at)
-            values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @OccurredAt)
+            insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
+                                 memory_mb, device_kinds)
+            values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @OccurredAt,
+                    @MemoryMb, @DeviceKinds)
             on conflict (id) do update set operator_account_id = excluded.operator_account_id, region = excluded.region,
                 slots = excluded.slots, kernels = excluded.kernels, devices = excluded.devices, gflops = excluded.gflops,
+                memory_mb = excluded.memory_mb, device_kinds = excluded.device_kinds,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at)
             """,
@@ -36,19 +40,34 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.PowerWatts,
                 w.PublicKey,
                 w.OccurredAt,
+                MemoryMb = w.Devices.Count == 0 ? 0 : w.Devices.Max(d => d.MemoryMb),
+                DeviceKinds = w.Devices.Select(d => d.Kind).Distinct().DefaultIfEmpty("cpu").ToArray(),
             }, cancellationToken: context.CancellationToken));
         dispatcher.Poke();
     }
 }
 
-public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher) : IConsumer<WorkerHeartbeat>
+/// <summary>A beat keeps the worker online and renews the leases of the attempts it says it is running.</summary>
+public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock) : IConsumer<WorkerHeartbeat>
 {
     public async Task Consume(ConsumeContext<WorkerHeartbeat> context)
     {
-        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        var beat = context.Message;
+        var ct = context.CancellationToken;
+        await using var connection = await db.OpenConnectionAsync(ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "update workers set last_seen_at = @OccurredAt, online = true where id = @Id and last_seen_at < @OccurredAt",
-            new { Id = context.Message.WorkerId.Value, context.Message.OccurredAt }, cancellationToken: context.CancellationToken));
+            new { Id = beat.WorkerId.Value, beat.OccurredAt }, cancellationToken: ct));
+        if (beat.Attempts.Count > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                """
+                update jobs set lease_deadline = greatest(lease_deadline, @deadline)
+                where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
+                """,
+                new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = clock.GetUtcNow() + options.Value.LeaseDuration },
+                cancellationToken: ct));
+        }
         if (updated == 1)
             dispatcher.Poke();
     }

@@ -25,11 +25,26 @@ public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels,
         if (job.WorkerId != identity.WorkerId)
             return;
 
-        status.AttemptStarted();
+        var attempt = status.Begin(job.AttemptId, ct);
         try
         {
             await context.Publish(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }, ct);
-            var outcome = await RunAsync(job, ct);
+            Outcome outcome;
+            try
+            {
+                outcome = await RunAsync(job, attempt);
+            }
+            catch (OperationCanceledException) when (status.WasCancelled(job.AttemptId))
+            {
+                logger.LogInformation("Attempt {AttemptId} of {JobId} stopped: the job was cancelled", job.AttemptId, job.JobId);
+                return;
+            }
+            catch (Exception ex) when (ex is not (OperationCanceledException or HttpRequestException))
+            {
+                // A fault of this node, not of the job: the scheduler gives the job to another worker.
+                logger.LogError(ex, "Attempt {AttemptId} of {JobId} failed on this node", job.AttemptId, job.JobId);
+                outcome = Outcome.Fail("worker_error", $"the worker failed: {ex.GetType().Name}");
+            }
             if (outcome.Failure is var (reason, detail))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
@@ -57,7 +72,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels,
         }
         finally
         {
-            status.AttemptEnded();
+            status.End(job.AttemptId);
         }
     }
 

@@ -8,9 +8,16 @@ public static class AttemptsRegistration
 {
     public static IBusRegistrationConfigurator AddAttempts(this IBusRegistrationConfigurator bus, NodeIdentity identity)
     {
-        // The scheduler sends AssignJob to this node's own queue; the queue outlives a restart so work sent
-        // while the node was down is still there when it comes back.
-        bus.AddConsumer<AssignJobConsumer>().Endpoint(e => e.Name = $"worker-{identity.WorkerId}");
+        // The scheduler sends AssignJob to this node's own queue, taken at most `slots` at a time; the queue
+        // outlives a restart so work sent while the node was down is still there when it comes back.
+        bus.AddConsumer<AssignJobConsumer>().Endpoint(e =>
+        {
+            e.Name = $"worker-{identity.WorkerId}";
+            e.ConcurrentMessageLimit = identity.Slots;
+            e.PrefetchCount = identity.Slots;
+        });
+        // Cancels have their own queue so they are not stuck behind the attempts they are meant to stop.
+        bus.AddConsumer<CancelAttemptConsumer>().Endpoint(e => e.Name = $"worker-{identity.WorkerId}-control");
         return bus;
     }
 

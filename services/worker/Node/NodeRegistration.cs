@@ -7,7 +7,8 @@ public static class NodeRegistration
     {
         builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var dataDirectory = builder.Configuration[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.DataDirectory)}"] ?? new WorkerOptions().DataDirectory;
-        var identity = NodeIdentity.LoadOrCreate(dataDirectory);
+        var slots = builder.Configuration.GetValue($"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}", new WorkerOptions().Slots);
+        var identity = NodeIdentity.LoadOrCreate(dataDirectory, Math.Clamp(slots, 1, 256));
         builder.Services.AddSingleton(identity);
         builder.Services.AddHttpClient<GatewayClient>((sp, http) =>
         {

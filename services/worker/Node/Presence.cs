@@ -38,7 +38,10 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
         {
             try
             {
-                await bus.Publish(new WorkerHeartbeat { WorkerId = identity.WorkerId, ActiveAttempts = status.ActiveAttempts, OccurredAt = clock.GetUtcNow() }, stoppingToken);
+                await bus.Publish(new WorkerHeartbeat
+                {
+                    WorkerId = identity.WorkerId, ActiveAttempts = status.ActiveAttempts, Attempts = status.Attempts, OccurredAt = clock.GetUtcNow(),
+                }, stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

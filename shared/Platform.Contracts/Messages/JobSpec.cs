@@ -9,6 +9,10 @@ public sealed record JobSpec
     public int Replicas { get; init; } = 1;
     public decimal? MaxPrice { get; init; }
     public JobRequirements Requirements { get; init; } = new();
+    /// <summary>Higher runs first among the client's jobs and across clients of equal share; -10..10.</summary>
+    public int Priority { get; init; }
+    /// <summary>latency (default), energy or cost; null means the deployment's default.</summary>
+    public string? Policy { get; init; }
 }
 
 public sealed record JobRequirements

@@ -8,5 +8,7 @@ public sealed record JobSubmitted
     public required JobSpec Spec { get; init; }
     /// <summary>Work estimated from the input shapes by the kernel catalogue; drives pricing and placement.</summary>
     public required double EstimatedGflop { get; init; }
+    /// <summary>Total size of the inputs, which a worker has to download before it can start.</summary>
+    public long InputBytes { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }

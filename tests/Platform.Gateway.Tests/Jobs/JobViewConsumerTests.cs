@@ -44,13 +44,13 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         Assert.True(await _host.Harness.Consumed.Any<T>(m => sameMessage(m.Context.Message)));
     }
 
-    private static JobStatusChanged Changed(JobId job, string status, WorkerId worker, AttemptId attempt) => new()
+    private static JobStatusChanged Changed(JobId job, string status, WorkerId worker, AttemptId attempt, DateTimeOffset? at = null) => new()
     {
         JobId = job,
         Status = status,
         WorkerId = worker,
         AttemptId = attempt,
-        OccurredAt = DateTimeOffset.UtcNow,
+        OccurredAt = at ?? DateTimeOffset.UtcNow,
     };
 
     [Fact]
@@ -87,17 +87,34 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Statuses_only_move_forward_whatever_the_delivery_order()
+    public async Task The_latest_status_wins_whatever_the_delivery_order()
     {
         var job = await InsertPendingJobAsync();
         var worker = WorkerId.New();
         var attempt = AttemptId.New();
+        var start = DateTimeOffset.UtcNow;
 
-        await DeliverAsync(Changed(job, "running", worker, attempt), m => m.JobId == job && m.Status == "running");
-        await DeliverAsync(Changed(job, "queued", worker, attempt), m => m.JobId == job && m.Status == "queued");
-        await DeliverAsync(Changed(job, "assigned", worker, attempt), m => m.JobId == job && m.Status == "assigned");
+        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(3)), m => m.JobId == job && m.Status == "running");
+        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(1)), m => m.JobId == job && m.Status == "queued");
+        await DeliverAsync(Changed(job, "assigned", worker, attempt, start.AddSeconds(2)), m => m.JobId == job && m.Status == "assigned");
 
         Assert.Equal("running", (await ViewAsync(job)).Status);
+    }
+
+    [Fact]
+    public async Task A_job_whose_worker_was_lost_shows_as_queued_again()
+    {
+        var job = await InsertPendingJobAsync();
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+        var start = DateTimeOffset.UtcNow;
+        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(1)), m => m.JobId == job && m.Status == "running");
+
+        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(2)) with { Reason = "worker_lost" }, m => m.JobId == job && m.Status == "queued");
+
+        var view = await ViewAsync(job);
+        Assert.Equal("queued", view.Status);
+        Assert.Equal("failed", Assert.Single(view.Attempts).Status);
     }
 
     [Fact]

@@ -1,0 +1,66 @@
+using Dapper;
+using MassTransit;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Hosting.Outbox;
+using Platform.Scheduler.Placement;
+
+namespace Platform.Scheduler.Jobs;
+
+/// <summary>
+/// Cancels a job at whatever stage it is: waiting for funding, queued, or held by a worker (which is told to
+/// stop, and whose slot is free again at once). A job that already finished is left as it is.
+/// </summary>
+public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<JobCancelRequested>
+{
+    private sealed record Held(string Status, string? WorkerId, string? AttemptId);
+
+    public async Task Consume(ConsumeContext<JobCancelRequested> context)
+    {
+        var m = context.Message;
+        var ct = context.CancellationToken;
+        var now = clock.GetUtcNow();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        // The request may overtake the job's own JobSubmitted: the row it leaves makes the late arrivals no-ops.
+        await connection.ExecuteAsync(new CommandDefinition(
+            "insert into jobs (id, client_account_id, status) values (@id, @client, 'pending') on conflict (id) do nothing",
+            new { id = m.JobId.Value, client = m.ClientAccountId.Value }, tx, cancellationToken: ct));
+        var job = await connection.QuerySingleAsync<Held>(new CommandDefinition(
+            "select status, worker_id as WorkerId, attempt_id as AttemptId from jobs where id = @id for update",
+            new { id = m.JobId.Value }, tx, cancellationToken: ct));
+        if (job.Status is not ("pending" or "queued" or "assigned" or "running"))
+        {
+            await tx.CommitAsync(ct);
+            return;
+        }
+
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update jobs set status = 'cancelled', reason = 'cancelled_by_client', detail = 'the client cancelled the job', finished_at = @now where id = @id",
+            new { now, id = m.JobId.Value }, tx, cancellationToken: ct));
+        WorkerId? worker = job.WorkerId is null ? null : WorkerId.From(job.WorkerId);
+        AttemptId? attempt = job.AttemptId is null ? null : AttemptId.From(job.AttemptId);
+        if (job.Status is "assigned" or "running" && worker is { } w && attempt is { } a)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update attempts set status = 'cancelled', finished_at = @now, reason = 'cancelled_by_client' where id = @id",
+                new { now, id = a.Value }, tx, cancellationToken: ct));
+            await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = m.JobId, AttemptId = a, WorkerId = w, OccurredAt = now },
+                sendTo: $"worker-{w}-control", ct: ct);
+        }
+        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        {
+            JobId = m.JobId,
+            Status = "cancelled",
+            WorkerId = worker,
+            AttemptId = attempt,
+            Reason = "cancelled_by_client",
+            Detail = "the client cancelled the job",
+            OccurredAt = now,
+        }, ct: ct);
+        await outbox.EnqueueAsync(tx, new JobCancelled { JobId = m.JobId, ClientAccountId = m.ClientAccountId, Reason = "cancelled_by_client", OccurredAt = now }, ct: ct);
+        await outbox.CommitAsync(tx, ct);
+        dispatcher.Poke();
+    }
+}

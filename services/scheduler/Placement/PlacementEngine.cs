@@ -1,0 +1,201 @@
+namespace Platform.Scheduler.Placement;
+
+public enum PlacementPolicy
+{
+    Latency,
+    Energy,
+    Cost,
+}
+
+/// <summary>A worker as placement sees it: where it is, what it runs, how fast, and how busy.</summary>
+public sealed record WorkerState(
+    string Id,
+    string Region,
+    int Slots,
+    int Active,
+    long MemoryMb,
+    IReadOnlyCollection<string> DeviceKinds,
+    IReadOnlyDictionary<string, double> Gflops,
+    double PowerWatts);
+
+/// <summary>What a job needs and how big it is.</summary>
+public sealed record JobDemand(string Kernel, double Gflop, long InputBytes, string Device, long MinMemoryMb, string? Region, PlacementPolicy Policy);
+
+/// <summary>The chosen worker with the estimates the choice was made on.</summary>
+public sealed record PlacementChoice(string WorkerId, double ExpectedSeconds, double ExpectedJoules);
+
+/// <summary>
+/// Chooses a worker for each job in O(regions x log workers): workers with a free slot are indexed by
+/// (kernel, region, device kind) in one sorted set per policy, keyed by the part of the score that depends
+/// only on the worker, so the best worker of a bucket is its set's minimum and a decision compares one
+/// candidate per bucket. Not thread-safe: one engine serves one dispatch pass.
+/// </summary>
+public sealed class PlacementEngine(PlacementModel model)
+{
+    private sealed class Entry(WorkerState worker)
+    {
+        public WorkerState Worker { get; } = worker;
+        public int Active { get; set; } = worker.Active;
+        public List<(Bucket Bucket, double Rate)> Buckets { get; } = [];
+    }
+
+    private sealed class Bucket(string region, string device)
+    {
+        public string Region { get; } = region;
+        public string Device { get; } = device;
+        public SortedSet<(double Key, string Id)>[] ByPolicy { get; } = [new(), new(), new()];
+    }
+
+    private readonly Dictionary<(string Kernel, string Region, string Device), Bucket> _buckets = [];
+    private readonly Dictionary<string, List<Bucket>> _bucketsByKernel = [];
+    private readonly Dictionary<string, Entry> _workers = [];
+
+    private int _workersWithFreeSlots;
+
+    public int WorkerCount => _workers.Count;
+
+    /// <summary>Whether any worker still has a free slot: once none has, the rest of a pass can stop.</summary>
+    public bool HasCapacity => _workersWithFreeSlots > 0;
+
+    public void Add(WorkerState worker)
+    {
+        var entry = new Entry(worker);
+        _workers[worker.Id] = entry;
+        foreach (var (kernel, rate) in worker.Gflops)
+        {
+            if (rate <= 0)
+                continue;
+            foreach (var device in worker.DeviceKinds)
+            {
+                if (!_buckets.TryGetValue((kernel, worker.Region, device), out var bucket))
+                {
+                    bucket = new Bucket(worker.Region, device);
+                    _buckets[(kernel, worker.Region, device)] = bucket;
+                    if (!_bucketsByKernel.TryGetValue(kernel, out var list))
+                        _bucketsByKernel[kernel] = list = [];
+                    list.Add(bucket);
+                }
+                entry.Buckets.Add((bucket, rate));
+            }
+        }
+        Index(entry);
+    }
+
+    /// <summary>Takes a worker out of consideration (it went away, or another scheduler filled it).</summary>
+    public void Remove(string workerId)
+    {
+        if (_workers.Remove(workerId, out var entry))
+            Unindex(entry);
+    }
+
+    /// <summary>Picks the best worker for the job and takes one of its slots; null when none fits.</summary>
+    public PlacementChoice? Place(JobDemand job)
+    {
+        if (!_bucketsByKernel.TryGetValue(job.Kernel, out var buckets))
+            return null;
+        var policy = (int)job.Policy;
+        Entry? best = null;
+        var bestScore = double.MaxValue;
+        foreach (var bucket in buckets)
+        {
+            if (job.Region is not null && bucket.Region != job.Region)
+                continue;
+            if (job.Device != "any" && bucket.Device != job.Device)
+                continue;
+            var set = bucket.ByPolicy[policy];
+            if (set.Count == 0)
+                continue;
+            var candidate = FirstFitting(set, job);
+            if (candidate is null)
+                continue;
+            var score = Score(candidate, job).For(job.Policy);
+            if (score < bestScore || score == bestScore && string.CompareOrdinal(candidate.Worker.Id, best!.Worker.Id) < 0)
+            {
+                best = candidate;
+                bestScore = score;
+            }
+        }
+        if (best is null)
+            return null;
+
+        var estimate = Score(best, job);
+        Unindex(best);
+        best.Active++;
+        Index(best);
+        return new PlacementChoice(best.Worker.Id, estimate.Seconds, estimate.Joules);
+    }
+
+    /// <summary>Gives a slot back, when an assignment could not be committed.</summary>
+    public void Release(string workerId)
+    {
+        if (!_workers.TryGetValue(workerId, out var entry) || entry.Active == 0)
+            return;
+        Unindex(entry);
+        entry.Active--;
+        Index(entry);
+    }
+
+    private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job)
+    {
+        // Memory is rarely the constraint, so the best-keyed worker almost always fits; walk on when it does not.
+        foreach (var (_, id) in set)
+        {
+            var entry = _workers[id];
+            if (entry.Worker.MemoryMb >= job.MinMemoryMb)
+                return entry;
+        }
+        return null;
+    }
+
+    private readonly record struct Estimate(double Seconds, double Joules, double Cost)
+    {
+        public double For(PlacementPolicy policy) => policy switch
+        {
+            PlacementPolicy.Energy => Joules,
+            PlacementPolicy.Cost => Cost,
+            _ => Seconds,
+        };
+    }
+
+    private Estimate Score(Entry entry, JobDemand job)
+    {
+        var rate = entry.Worker.Gflops[job.Kernel];
+        // A device shared by several attempts gives each a share of its rate.
+        var compute = job.Gflop / rate * (entry.Active + 1);
+        var seconds = compute + job.InputBytes / model.TransferBytesPerSecond + model.LatencySeconds(job.Region, entry.Worker.Region);
+        var joules = job.Gflop / rate * entry.Worker.PowerWatts;
+        return new Estimate(seconds, joules, joules / 3.6e6 * model.EnergyPrice(entry.Worker.Region));
+    }
+
+    // The worker-only part of each policy's score; the job-dependent parts are equal within a bucket.
+    private static double KeyFor(int policy, Entry entry, double rate, PlacementModel model) => policy switch
+    {
+        (int)PlacementPolicy.Energy => entry.Worker.PowerWatts / rate,
+        (int)PlacementPolicy.Cost => entry.Worker.PowerWatts / rate * model.EnergyPrice(entry.Worker.Region),
+        _ => (entry.Active + 1) / rate,
+    };
+
+    private void Index(Entry entry)
+    {
+        if (entry.Active >= entry.Worker.Slots)
+            return;
+        _workersWithFreeSlots++;
+        foreach (var (bucket, rate) in entry.Buckets)
+        {
+            for (var p = 0; p < bucket.ByPolicy.Length; p++)
+                bucket.ByPolicy[p].Add((KeyFor(p, entry, rate, model), entry.Worker.Id));
+        }
+    }
+
+    private void Unindex(Entry entry)
+    {
+        if (entry.Active >= entry.Worker.Slots)
+            return;
+        _workersWithFreeSlots--;
+        foreach (var (bucket, rate) in entry.Buckets)
+        {
+            for (var p = 0; p < bucket.ByPolicy.Length; p++)
+                bucket.ByPolicy[p].Remove((KeyFor(p, entry, rate, model), entry.Worker.Id));
+        }
+    }
+}

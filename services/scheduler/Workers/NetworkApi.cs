@@ -1,0 +1,87 @@
+using System.Text.Json;
+using Dapper;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Platform.Contracts.Messages;
+using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Placement;
+
+namespace Platform.Scheduler.Workers;
+
+public sealed record WorkerView(string WorkerId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
+    IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, double PowerWatts, double Reputation, DateTimeOffset LastSeenAt);
+
+public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
+    int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
+
+/// <summary>The public view of the network: who is there, how busy, what it has done.</summary>
+public static class NetworkApi
+{
+    public static RouteGroupBuilder MapNetwork(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1").WithTags("Network");
+        group.MapGet("/workers", ListWorkers);
+        group.MapGet("/network", Network);
+        return group;
+    }
+
+    // Properties, not a positional record: Dapper matches constructors by exact column types, and Npgsql
+    // reports text[] as Array.
+    private sealed class WorkerRow
+    {
+        public string Id { get; init; } = "";
+        public string Region { get; init; } = "";
+        public bool Online { get; init; }
+        public int Slots { get; init; }
+        public string[] Kernels { get; init; } = [];
+        public string Devices { get; init; } = "[]";
+        public string Gflops { get; init; } = "{}";
+        public double PowerWatts { get; init; }
+        public double Reputation { get; init; }
+        public DateTime LastSeenAt { get; init; }
+        public int Active { get; init; }
+    }
+
+    internal static async Task<Ok<List<WorkerView>>> ListWorkers(NpgsqlDataSource db, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var rows = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+            """
+            select w.id, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
+                   w.reputation, w.last_seen_at as LastSeenAt,
+                   (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+            from workers w order by w.online desc, w.region, w.id
+            """, cancellationToken: ct));
+        return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
+            JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, JobStore.Json)!,
+            JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, JobStore.Json)!,
+            r.PowerWatts, r.Reputation, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
+    }
+
+    private sealed record Totals(int Online, int Offline, int Slots, int Active, int Queued, int PerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
+
+    internal static async Task<Ok<NetworkView>> Network(NpgsqlDataSource db, IOptions<SchedulerOptions> options, TimeProvider clock, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var t = await connection.QuerySingleAsync<Totals>(new CommandDefinition(
+            """
+            select (select count(*) from workers where online)::int as Online,
+                   (select count(*) from workers where not online)::int as Offline,
+                   (select coalesce(sum(slots), 0) from workers where online)::int as Slots,
+                   (select count(*) from jobs where status in ('assigned', 'running'))::int as Active,
+                   (select count(*) from jobs where status = 'queued')::int as Queued,
+                   (select count(*) from jobs where status = 'completed' and finished_at > @minuteAgo)::int as PerMinute,
+                   (select value from network_totals where name = 'credits_minted') as CreditsMinted,
+                   (select value from network_totals where name = 'bytes_pinned')::bigint as BytesPinned,
+                   (select value from network_totals where name = 'blobs_pinned')::bigint as BlobsPinned
+            """, new { minuteAgo = now.AddMinutes(-1) }, cancellationToken: ct));
+        var regions = (await connection.QueryAsync<(string, int)>(new CommandDefinition(
+            "select region, count(*)::int from workers where online group by region order by region", cancellationToken: ct))).ToDictionary(r => r.Item1, r => r.Item2);
+        var devices = (await connection.QueryAsync<(string, int)>(new CommandDefinition(
+            "select d, count(*)::int from workers, unnest(device_kinds) d where online group by d order by d", cancellationToken: ct))).ToDictionary(r => r.Item1, r => r.Item2);
+        return TypedResults.Ok(new NetworkView(t.Online, t.Offline, regions, devices, t.Slots, t.Active, t.Slots == 0 ? 0 : (double)t.Active / t.Slots,
+            t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned));
+    }
+}
