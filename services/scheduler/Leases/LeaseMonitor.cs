@@ -38,8 +38,9 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    // Often enough that a lost worker's jobs move within a fraction of the heartbeat timeout.
-    private TimeSpan Interval => TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, options.Value.HeartbeatInterval.Ticks / 2));
+    // Often enough that a lost worker's jobs move within a fraction of the heartbeat timeout or the lease.
+    private TimeSpan Interval => TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks,
+        Math.Min(options.Value.HeartbeatInterval.Ticks, options.Value.LeaseDuration.Ticks) / 2));
 
     public async Task<int> SweepAsync(CancellationToken ct)
     {

@@ -16,3 +16,7 @@ create table network_totals (
     value numeric(30, 6) not null
 );
 insert into network_totals (name, value) values ('credits_minted', 0), ('bytes_pinned', 0), ('blobs_pinned', 0);
+
+-- When the job last got a worker: a client's recent usage, for fair share.
+alter table jobs add column last_assigned_at timestamptz;
+create index jobs_recently_assigned on jobs (last_assigned_at) where last_assigned_at is not null;

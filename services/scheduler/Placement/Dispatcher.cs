@@ -59,22 +59,35 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         }
     }
 
-    private sealed record QueuedJob(string Id, string ClientAccountId, string Kernel, string Spec, double EstimatedGflop, long InputBytes,
-        string Device, long MinMemoryMb, string? Region, string? Policy);
+    private sealed class QueuedJob
+    {
+        public string Id { get; init; } = "";
+        public string Kernel { get; init; } = "";
+        public string Spec { get; init; } = "";
+        public double EstimatedGflop { get; init; }
+        public long InputBytes { get; init; }
+        public string Device { get; init; } = "any";
+        public long MinMemoryMb { get; init; }
+        public string? Region { get; init; }
+        public string? Policy { get; init; }
+        public string[]? FailedOn { get; init; }
+    }
 
-    // Fair share: rank each waiting job by how many jobs its client already has running plus its place in the
-    // client's own queue, so a burst of 10,000 from one client does not stand in front of another's single job.
+    // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
+    // had started recently, so a burst of 10,000 from one client does not stand in front of another's single
+    // job, and clients take turns.
     private const string ClaimQueued = """
-        with active as (
-            select client_account_id, count(*) as running from jobs where status in ('assigned', 'running') group by client_account_id
+        with usage as (
+            select client_account_id, count(*) as used from jobs where last_assigned_at > @usageSince group by client_account_id
         ), ranked as (
             select q.id, row_number() over (partition by q.client_account_id order by q.priority desc, q.queued_at, q.id)
-                         + coalesce(a.running, 0) as share_rank
-            from jobs q left join active a on a.client_account_id = q.client_account_id
+                         + coalesce(u.used, 0) as share_rank
+            from jobs q left join usage u on u.client_account_id = q.client_account_id
             where q.status = 'queued'
         )
-        select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
-               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy
+        select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
+               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy,
+               (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn
         from jobs j join ranked r on r.id = j.id
         where j.status = 'queued'
         order by r.share_rank, j.priority desc, j.queued_at, j.id
@@ -113,7 +126,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
 
     private const string Assign = """
         update jobs set status = 'assigned', worker_id = @workerId, attempt_id = @attemptId,
-                        lease_deadline = @leaseDeadline, attempt_count = attempt_count + 1
+                        lease_deadline = @leaseDeadline, attempt_count = attempt_count + 1, last_assigned_at = @now
         where id = @jobId and status = 'queued'
         """;
 
@@ -123,7 +136,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         var o = options.Value;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(ClaimQueued, new { BatchSize }, tx, cancellationToken: ct))).ToList();
+        var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
+            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
         if (queued.Count == 0)
         {
             await tx.CommitAsync(ct);
@@ -148,7 +162,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
                 break;
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, ct);
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, job.FailedOn ?? [], ct);
             if (choice is null)
                 continue;
             await AssignAsync(connection, tx, job, choice, now, ct);
@@ -158,9 +172,10 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         return assigned;
     }
 
-    private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand, CancellationToken ct)
+    private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,
+        IReadOnlyCollection<string> failedOn, CancellationToken ct)
     {
-        while (engine.Place(demand) is { } choice)
+        while (engine.Place(demand, failedOn) is { } choice)
         {
             var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId }, tx, cancellationToken: ct));
             if (free == true)
@@ -176,7 +191,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         var attemptId = AttemptId.New();
         var leaseDeadline = now + options.Value.LeaseDuration;
         await connection.ExecuteAsync(new CommandDefinition(Assign,
-            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id }, tx, cancellationToken: ct));
+            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
             "insert into attempts (id, job_id, worker_id, status) values (@attemptId, @jobId, @workerId, 'assigned')",
             new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId }, tx, cancellationToken: ct));

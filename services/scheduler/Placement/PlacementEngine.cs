@@ -88,8 +88,14 @@ public sealed class PlacementEngine(PlacementModel model)
             Unindex(entry);
     }
 
-    /// <summary>Picks the best worker for the job and takes one of its slots; null when none fits.</summary>
-    public PlacementChoice? Place(JobDemand job)
+    /// <summary>
+    /// Picks the best worker for the job and takes one of its slots; null when none fits. Workers in
+    /// <paramref name="avoid"/> (those that already failed this job) are used only when no other fits.
+    /// </summary>
+    public PlacementChoice? Place(JobDemand job, IReadOnlyCollection<string>? avoid = null) =>
+        avoid is { Count: > 0 } ? PlaceAvoiding(job, avoid) ?? PlaceAvoiding(job, []) : PlaceAvoiding(job, []);
+
+    private PlacementChoice? PlaceAvoiding(JobDemand job, IReadOnlyCollection<string> avoid)
     {
         if (!_bucketsByKernel.TryGetValue(job.Kernel, out var buckets))
             return null;
@@ -105,7 +111,7 @@ public sealed class PlacementEngine(PlacementModel model)
             var set = bucket.ByPolicy[policy];
             if (set.Count == 0)
                 continue;
-            var candidate = FirstFitting(set, job);
+            var candidate = FirstFitting(set, job, avoid);
             if (candidate is null)
                 continue;
             var score = Score(candidate, job).For(job.Policy);
@@ -135,13 +141,13 @@ public sealed class PlacementEngine(PlacementModel model)
         Index(entry);
     }
 
-    private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job)
+    private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job, IReadOnlyCollection<string> avoid)
     {
         // Memory is rarely the constraint, so the best-keyed worker almost always fits; walk on when it does not.
         foreach (var (_, id) in set)
         {
             var entry = _workers[id];
-            if (entry.Worker.MemoryMb >= job.MinMemoryMb)
+            if (entry.Worker.MemoryMb >= job.MinMemoryMb && !avoid.Contains(id))
                 return entry;
         }
         return null;

@@ -25,6 +25,10 @@ public sealed class SchedulerOptions
     [RegularExpression("^(latency|energy|cost)$")]
     public string DefaultPolicy { get; set; } = "latency";
 
+    /// <summary>How far back a client's started jobs count against its share of the queue.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan FairShareWindow { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>How fast a worker is assumed to download inputs, for the transfer part of the estimate.</summary>
     [Range(0.001, 1_000_000)]
     public double TransferMegabytesPerSecond { get; set; } = 100;

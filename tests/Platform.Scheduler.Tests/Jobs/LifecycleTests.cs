@@ -1,0 +1,306 @@
+using Dapper;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Placement;
+using Platform.Scheduler.Workers;
+using Platform.Testing;
+
+namespace Platform.Scheduler.Tests.Jobs;
+
+/// <summary>Leases, lost workers, retries, cancelling, regions, policies and fair share, on a real Postgres.</summary>
+public sealed class LifecycleTests : IAsyncLifetime
+{
+    private TestEnvironment _env = null!;
+    private ConsumerTestHost _host = null!;
+    private readonly CancellationTokenSource _stop = new();
+    private ITestHarness Harness => _host.Harness;
+
+    public async Task InitializeAsync()
+    {
+        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler-lifecycle");
+        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        {
+            bus.AddJobs();
+            bus.AddWorkers();
+        }, services =>
+        {
+            services.AddPlacement();
+            services.Configure<SchedulerOptions>(o =>
+            {
+                o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+                o.LeaseDuration = TimeSpan.FromSeconds(2);
+                o.MaxAttempts = 2;
+                o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+            });
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _host.DisposeAsync();
+        await _env.DisposeAsync();
+        _stop.Dispose();
+    }
+
+    private static readonly AccountId Operator = AccountId.New();
+
+    private static WorkerOnline Online(string region = "eu-west", double gflops = 10, double watts = 100, int slots = 1) => new()
+    {
+        WorkerId = WorkerId.New(),
+        OperatorAccountId = Operator,
+        Region = region,
+        Slots = slots,
+        Kernels = ["matmul"],
+        Devices = [new DeviceInfo { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = 8000 }],
+        GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = gflops },
+        PowerWatts = watts,
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    /// <summary>A live worker: online, then beating every 100 ms (renewing the leases it lists) until the test ends.</summary>
+    private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null)
+    {
+        await Harness.Bus.Publish(worker);
+        _ = Task.Run(async () =>
+        {
+            using var beat = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+            while (await beat.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await Harness.Bus.Publish(new WorkerHeartbeat
+                {
+                    WorkerId = worker.WorkerId,
+                    ActiveAttempts = 0,
+                    Attempts = running?.Invoke() ?? [],
+                    OccurredAt = DateTimeOffset.UtcNow,
+                }, _stop.Token);
+            }
+        });
+        return worker;
+    }
+
+    private async Task<JobSubmitted> FundedAsync(AccountId? client = null, string? region = null, string? policy = null)
+    {
+        var job = new JobSubmitted
+        {
+            JobId = JobId.New(),
+            ClientAccountId = client ?? AccountId.New(),
+            Spec = new JobSpec
+            {
+                Kernel = "matmul",
+                Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
+                Requirements = new JobRequirements { Region = region },
+                Policy = policy,
+            },
+            EstimatedGflop = 1,
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
+        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        return job;
+    }
+
+    private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
+        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
+
+    private async Task<string> StatusAsync(JobId job)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<string>("select status from jobs where id = @id", new { id = job.Value }) ?? "(none)";
+    }
+
+    private Task CompleteAsync(AssignJob assign) => Harness.Bus.Publish(new AttemptCompleted
+    {
+        JobId = assign.JobId,
+        AttemptId = assign.AttemptId,
+        WorkerId = assign.WorkerId,
+        Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+        OccurredAt = DateTimeOffset.UtcNow,
+    });
+
+    [Fact]
+    public async Task Expired_lease_gives_the_job_to_another_worker_and_the_stale_result_is_ignored()
+    {
+        var silent = await LiveAsync(Online(gflops: 100)); // beats, but never renews the attempt
+        var job = await FundedAsync();
+        var first = await AssignedAsync(job.JobId);
+        Assert.Equal(silent.WorkerId, first.WorkerId);
+
+        var other = await LiveAsync(Online(gflops: 1));
+        var second = await AssignedAsync(job.JobId, nth: 2);
+        Assert.Equal(other.WorkerId, second.WorkerId);
+
+        await CompleteAsync(first); // the first worker wakes up and reports late
+        Assert.True(await Harness.Consumed.Any<AttemptCompleted>(m => m.Context.Message.AttemptId == first.AttemptId));
+        Assert.Equal("assigned", await StatusAsync(job.JobId));
+        await CompleteAsync(second);
+        var completed = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        Assert.Equal(second.AttemptId, completed.AttemptId);
+        Assert.Equal(1, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Reason == "lease_expired"));
+    }
+
+    [Fact]
+    public async Task Heartbeats_that_list_an_attempt_keep_its_lease()
+    {
+        AttemptId? running = null;
+        var worker = await LiveAsync(Online(), () => running is { } a ? [a] : []);
+        var job = await FundedAsync();
+        running = (await AssignedAsync(job.JobId)).AttemptId;
+
+        // Two whole leases later the attempt is still the worker's.
+        var deadline = DateTimeOffset.UtcNow.AddSeconds(4);
+        await Eventually.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow), now => now > deadline, TimeSpan.FromSeconds(10), "two leases to pass");
+        Assert.Equal("assigned", await StatusAsync(job.JobId));
+        Assert.Equal(0, await _host.OutboxCountAsync<JobFailed>(job.JobId.Value));
+        Assert.Equal(worker.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task A_worker_that_stops_beating_is_lost_and_its_job_moves()
+    {
+        var lost = Online(gflops: 100);
+        await Harness.Bus.Publish(lost); // online once, never beats again
+        var job = await FundedAsync();
+        Assert.Equal(lost.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+
+        var healthy = await LiveAsync(Online(gflops: 1));
+
+        Assert.Equal(healthy.WorkerId, (await AssignedAsync(job.JobId, nth: 2)).WorkerId);
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Reason == "worker_lost"));
+    }
+
+    [Fact]
+    public async Task Job_fails_with_the_history_of_its_attempts_once_they_run_out()
+    {
+        var a = await LiveAsync(Online());
+        var b = await LiveAsync(Online());
+        var job = await FundedAsync();
+
+        foreach (var nth in new[] { 1, 2 })
+        {
+            var assign = await AssignedAsync(job.JobId, nth);
+            await Harness.Bus.Publish(new AttemptFailed
+            {
+                JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = assign.WorkerId, Reason = "worker_error", Detail = $"crash {nth}",
+                OccurredAt = DateTimeOffset.UtcNow,
+            });
+        }
+
+        var failed = (await Harness.Published.SelectAsync<JobFailed>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        Assert.Equal("attempts_exhausted", failed.Reason);
+        Assert.Contains("crash 1", failed.Detail, StringComparison.Ordinal);
+        Assert.Contains("crash 2", failed.Detail, StringComparison.Ordinal);
+        // The second attempt went to the worker that had not failed it yet.
+        Assert.Equal(new[] { a.WorkerId.Value, b.WorkerId.Value }.Order(),
+            new[] { (await AssignedAsync(job.JobId, 1)).WorkerId.Value, (await AssignedAsync(job.JobId, 2)).WorkerId.Value }.Order());
+    }
+
+    [Fact]
+    public async Task Cancelled_queued_job_is_refunded_and_never_assigned()
+    {
+        var job = await FundedAsync(region: "nowhere");
+        await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "job queued");
+
+        await Harness.Bus.Publish(new JobCancelRequested { JobId = job.JobId, ClientAccountId = job.ClientAccountId, OccurredAt = DateTimeOffset.UtcNow });
+
+        Assert.True(await Harness.Published.Any<JobCancelled>(m => m.Context.Message.JobId == job.JobId));
+        await LiveAsync(Online(region: "nowhere"));
+        await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
+        Assert.Equal("cancelled", await StatusAsync(job.JobId));
+        Assert.Equal(0, await _host.OutboxCountAsync<AssignJob>(job.JobId.Value));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_running_job_stops_its_worker_and_frees_the_slot()
+    {
+        var worker = await LiveAsync(Online(slots: 1));
+        var running = await FundedAsync();
+        var assign = await AssignedAsync(running.JobId);
+        var waiting = await FundedAsync();
+        await Eventually.UntilAsync(() => StatusAsync(waiting.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "second job queued");
+
+        await Harness.Bus.Publish(new JobCancelRequested { JobId = running.JobId, ClientAccountId = running.ClientAccountId, OccurredAt = DateTimeOffset.UtcNow });
+
+        var cancel = (await Harness.Sent.SelectAsync<CancelAttempt>(m => m.Context.Message.JobId == running.JobId).First()).Context;
+        Assert.Equal(assign.AttemptId, cancel.Message.AttemptId);
+        Assert.EndsWith($"worker-{worker.WorkerId}-control", cancel.DestinationAddress!.AbsolutePath, StringComparison.Ordinal);
+        Assert.Equal(worker.WorkerId, (await AssignedAsync(waiting.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task Cancel_that_overtakes_the_submission_still_wins()
+    {
+        var jobId = JobId.New();
+        var client = AccountId.New();
+        await Harness.Bus.Publish(new JobCancelRequested { JobId = jobId, ClientAccountId = client, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Published.Any<JobCancelled>(m => m.Context.Message.JobId == jobId));
+        await LiveAsync(Online());
+
+        await Harness.Bus.Publish(new JobSubmitted
+        {
+            JobId = jobId, ClientAccountId = client,
+            Spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } },
+            EstimatedGflop = 1, OccurredAt = DateTimeOffset.UtcNow,
+        });
+        await Harness.Bus.Publish(new JobFunded { JobId = jobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == jobId));
+        await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
+
+        Assert.Equal("cancelled", await StatusAsync(jobId));
+        Assert.Equal(0, await _host.OutboxCountAsync<AssignJob>(jobId.Value));
+    }
+
+    [Fact]
+    public async Task Job_that_requires_a_region_waits_for_a_worker_there()
+    {
+        await LiveAsync(Online(region: "us-east", gflops: 1000));
+        var job = await FundedAsync(region: "eu-west");
+        await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "job queued");
+        await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
+        Assert.Equal("queued", await StatusAsync(job.JobId));
+
+        var eu = await LiveAsync(Online(region: "eu-west", gflops: 1));
+
+        Assert.Equal(eu.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task Energy_policy_picks_the_worker_with_fewer_joules_per_job()
+    {
+        await LiveAsync(Online(gflops: 100, watts: 400)); // 4 J per GFLOP
+        var frugal = await LiveAsync(Online(gflops: 20, watts: 50)); // 2.5 J per GFLOP
+
+        var job = await FundedAsync(policy: "energy");
+
+        Assert.Equal(frugal.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+    }
+
+    [Fact]
+    public async Task A_burst_from_one_client_does_not_hold_back_another_clients_job()
+    {
+        var worker = await LiveAsync(Online(slots: 1));
+        var bursty = AccountId.New();
+        var burst = new List<JobSubmitted>();
+        for (var i = 0; i < 30; i++)
+            burst.Add(await FundedAsync(bursty));
+        var first = await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.WorkerId == worker.WorkerId).First();
+        await Eventually.UntilAsync(async () =>
+        {
+            await using var connection = await _host.Database.OpenConnectionAsync();
+            return await connection.ExecuteScalarAsync<int>("select count(*) from jobs where status = 'queued'");
+        }, n => n == 29, TimeSpan.FromSeconds(20), "the rest of the burst queued");
+
+        var single = await FundedAsync();
+        await Eventually.UntilAsync(() => StatusAsync(single.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "the single job queued");
+        await CompleteAsync(first.Context.Message);
+
+        // The worker's very next attempt is the other client's job: it waited one job's run time, not 29.
+        var next = await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.WorkerId == worker.WorkerId).Skip(1).First();
+        Assert.Equal(single.JobId, next.Context.Message.JobId);
+    }
+}
