@@ -11,41 +11,60 @@ public sealed record Account(string AccountId, string Role, string Name, string 
 /// The whole network as real processes (gateway, storage, rewards, scheduler and one worker) on the run's
 /// RabbitMQ and Postgres, in a vhost and databases of its own.
 /// </summary>
-public sealed class Network : IAsyncLifetime
+public class Network : IAsyncLifetime
 {
     private readonly List<ServiceProcess> _services = [];
     private readonly string _dataRoot = Path.Combine(Path.GetTempPath(), "platform-e2e-" + Guid.NewGuid().ToString("n"));
 
     public TestEnvironment Environment { get; private set; } = null!;
     public ServiceProcess Gateway { get; private set; } = null!;
-    public ServiceProcess Worker { get; private set; } = null!;
+    public ServiceProcess? Worker { get; private set; }
     public IReadOnlyList<ServiceProcess> Services => _services;
     public string AdminKey { get; } = "pk_admin_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
     public Account Operator { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("e2e");
         var storage = await StartAsync("storage", new() { ["Storage__RootPath"] = Path.Combine(_dataRoot, "storage"), ["Storage__NodeId"] = "storage-1" });
         var rewards = await StartAsync("rewards");
-        await StartAsync("scheduler");
+        for (var i = 0; i < Schedulers; i++)
+            await StartAsync("scheduler", SchedulerSettings);
         Gateway = await StartAsync("gateway", new()
         {
             ["Platform__AdminKey"] = AdminKey,
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
+            ["Upstreams__Scheduler"] = _services.First(s => s.Service == "scheduler").BaseUrl.ToString(),
         });
         Operator = await CreateAccountAsync("operator", 0m);
-        Worker = await StartWorkerAsync(Operator.Key);
+        if (StartsWorker)
+            Worker = await StartWorkerAsync(Operator.Key);
     }
 
-    public async Task<ServiceProcess> StartWorkerAsync(string operatorKey) => await StartAsync("worker", new()
+    /// <summary>How many scheduler instances share the database and broker.</summary>
+    protected virtual int Schedulers => 1;
+
+    /// <summary>Whether a worker of <see cref="Operator"/> is started with the network.</summary>
+    protected virtual bool StartsWorker => true;
+
+    // Workers beat every second; the scheduler allows for two-second beats (a lost worker is noticed after six),
+    // which keeps a busy two-core test machine from losing live workers.
+    private static Dictionary<string, string?> SchedulerSettings => new()
     {
+        ["Scheduler__HeartbeatInterval"] = "00:00:02",
+        ["Scheduler__LeaseDuration"] = "00:00:10",
+    };
+
+    public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local") => await StartAsync("worker", new()
+    {
+        ["Worker__Region"] = region,
         ["ConnectionStrings__Postgres"] = null,
         ["Worker__OperatorKey"] = operatorKey,
         ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
         ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),
         ["Worker__HeartbeatInterval"] = "00:00:01",
+        ["Worker__Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
     });
 
     private async Task<ServiceProcess> StartAsync(string service, Dictionary<string, string?>? env = null)
@@ -71,7 +90,7 @@ public sealed class Network : IAsyncLifetime
         return (await response.Content.ReadFromJsonAsync<Account>())!;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         foreach (var service in _services)
             await service.DisposeAsync();
@@ -79,4 +98,18 @@ public sealed class Network : IAsyncLifetime
         if (Directory.Exists(_dataRoot))
             Directory.Delete(_dataRoot, recursive: true);
     }
+}
+
+/// <summary>The network without a worker: tests start the workers they need.</summary>
+public sealed class BareNetwork : Network
+{
+    protected override bool StartsWorker => false;
+}
+
+/// <summary>Two scheduler instances on one database and broker, no worker yet.</summary>
+public sealed class TwoSchedulerNetwork : Network
+{
+    protected override int Schedulers => 2;
+
+    protected override bool StartsWorker => false;
 }

@@ -128,6 +128,16 @@ public sealed class ServiceProcess : IAsyncDisposable
         return started;
     }
 
+    /// <summary>
+    /// Freezes the process (SIGSTOP): it holds its connections and messages but does nothing, like a machine
+    /// that hangs. <see cref="Kill"/> still works on a frozen process.
+    /// </summary>
+    public void Freeze()
+    {
+        using var signal = System.Diagnostics.Process.Start("/bin/kill", ["-STOP", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        signal.WaitForExit();
+    }
+
     /// <summary>Kills the process tree at once, like a crash: no shutdown code runs.</summary>
     public void Kill()
     {

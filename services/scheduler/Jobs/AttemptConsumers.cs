@@ -1,11 +1,11 @@
 using System.Text.Json;
 using Dapper;
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
-using Microsoft.Extensions.Options;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;

@@ -64,7 +64,13 @@ public static class JobStore
                 new { jobId = jobId.Value }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new JobStatusChanged
             {
-                JobId = jobId, Status = "queued", WorkerId = WorkerId.From(held.WorkerId), AttemptId = attemptId, Reason = reason, Detail = detail, OccurredAt = now,
+                JobId = jobId,
+                Status = "queued",
+                WorkerId = WorkerId.From(held.WorkerId),
+                AttemptId = attemptId,
+                Reason = reason,
+                Detail = detail,
+                OccurredAt = now,
             }, ct: ct);
             return true;
         }
@@ -88,7 +94,13 @@ public static class JobStore
             new { reason, detail, now, jobId = jobId.Value }, tx, cancellationToken: ct));
         await outbox.EnqueueAsync(tx, new JobStatusChanged
         {
-            JobId = jobId, Status = "failed", WorkerId = worker, AttemptId = attempt, Reason = reason, Detail = detail, OccurredAt = now,
+            JobId = jobId,
+            Status = "failed",
+            WorkerId = worker,
+            AttemptId = attempt,
+            Reason = reason,
+            Detail = detail,
+            OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobFailed { JobId = jobId, ClientAccountId = client, Reason = reason, Detail = detail, OccurredAt = now }, ct: ct);
     }

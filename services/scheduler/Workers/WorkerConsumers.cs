@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Dapper;
-using Microsoft.Extensions.Options;
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts.Messages;
 using Platform.Scheduler.Jobs;

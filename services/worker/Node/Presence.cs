@@ -40,7 +40,10 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             {
                 await bus.Publish(new WorkerHeartbeat
                 {
-                    WorkerId = identity.WorkerId, ActiveAttempts = status.ActiveAttempts, Attempts = status.Attempts, OccurredAt = clock.GetUtcNow(),
+                    WorkerId = identity.WorkerId,
+                    ActiveAttempts = status.ActiveAttempts,
+                    Attempts = status.Attempts,
+                    OccurredAt = clock.GetUtcNow(),
                 }, stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

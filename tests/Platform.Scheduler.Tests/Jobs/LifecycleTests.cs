@@ -186,7 +186,11 @@ public sealed class LifecycleTests : IAsyncLifetime
             var assign = await AssignedAsync(job.JobId, nth);
             await Harness.Bus.Publish(new AttemptFailed
             {
-                JobId = job.JobId, AttemptId = assign.AttemptId, WorkerId = assign.WorkerId, Reason = "worker_error", Detail = $"crash {nth}",
+                JobId = job.JobId,
+                AttemptId = assign.AttemptId,
+                WorkerId = assign.WorkerId,
+                Reason = "worker_error",
+                Detail = $"crash {nth}",
                 OccurredAt = DateTimeOffset.UtcNow,
             });
         }
@@ -243,9 +247,11 @@ public sealed class LifecycleTests : IAsyncLifetime
 
         await Harness.Bus.Publish(new JobSubmitted
         {
-            JobId = jobId, ClientAccountId = client,
+            JobId = jobId,
+            ClientAccountId = client,
             Spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } },
-            EstimatedGflop = 1, OccurredAt = DateTimeOffset.UtcNow,
+            EstimatedGflop = 1,
+            OccurredAt = DateTimeOffset.UtcNow,
         });
         await Harness.Bus.Publish(new JobFunded { JobId = jobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
         Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == jobId));
