@@ -136,17 +136,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         var o = options.Value;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
-        if (queued.Count == 0)
-        {
-            await tx.CommitAsync(ct);
-            return 0;
-        }
-
         var engine = new PlacementEngine(new PlacementModel(o));
-        var workers = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct));
+        var workers = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct))).ToList();
         foreach (var w in workers)
         {
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
@@ -154,6 +146,18 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
             engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts));
         }
+        var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));
+        if (freeSlots == 0)
+        {
+            await tx.CommitAsync(ct);
+            return 0;
+        }
+
+        // Lock only about as many jobs as could be placed: a pass runs after every freed slot, and locking the
+        // whole queue each time is what would limit throughput. Jobs that fit no worker get a margin beside them.
+        var limit = Math.Min(BatchSize, 2 * freeSlots + 16);
+        var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
+            ClaimQueued, new { BatchSize = limit, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
 
         var assigned = 0;
         foreach (var job in queued)
