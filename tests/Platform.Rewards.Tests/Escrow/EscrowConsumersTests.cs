@@ -167,6 +167,38 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Cancelled_job_is_refunded_once()
+    {
+        var client = await OpenAsync("client", 100m);
+        var job = Submitted(client, gflop: 10);
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+
+        var cancelled = new JobCancelled { JobId = job.JobId, ClientAccountId = client, Reason = "cancelled_by_client", OccurredAt = DateTimeOffset.UtcNow };
+        await Harness.Bus.Publish(cancelled);
+        await Harness.Bus.Publish(cancelled);
+        Assert.Equal(2, await _host.ConsumedAsync<JobCancelled>(m => m.JobId == job.JobId, 2));
+
+        Assert.Equal(100m, await BalanceAsync(client.Value));
+        await AssertLedgerBalancedAsync();
+    }
+
+    [Fact]
+    public async Task Cancel_that_overtakes_the_submission_leaves_nothing_escrowed()
+    {
+        var client = await OpenAsync("client", 100m);
+        var job = Submitted(client, gflop: 10);
+
+        await Harness.Bus.Publish(new JobCancelled { JobId = job.JobId, ClientAccountId = client, Reason = "cancelled_by_client", OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Consumed.Any<JobCancelled>(m => m.Context.Message.JobId == job.JobId));
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Consumed.Any<JobSubmitted>(m => m.Context.Message.JobId == job.JobId));
+
+        Assert.Equal(100m, await BalanceAsync(client.Value));
+        Assert.Equal(0, await _host.OutboxCountAsync<JobFunded>(job.JobId.Value));
+    }
+
+    [Fact]
     public async Task Opening_an_account_twice_grants_its_credits_once()
     {
         var id = AccountId.New();
