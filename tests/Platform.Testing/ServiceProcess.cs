@@ -242,7 +242,7 @@ public sealed class ServiceProcess : IAsyncDisposable
                 throw Failed($"was not ready after {timeout.TotalSeconds} s");
             }
 
-            await Task.Delay(100);
+            await Task.Delay(100); // poll interval; the deadline above bounds the wait
         }
     }
 
