@@ -24,6 +24,7 @@ public static class EndToEndBenchmark
     private const int Warmup = 200;
     private const int Jobs = 2_000;
     private const int Submitters = 32;
+    private const int Clients = 8;
 
     private sealed record Pinned(string Cid);
 
@@ -60,18 +61,22 @@ public static class EndToEndBenchmark
                 ["Worker__Slots"] = "4",
             });
         }
-        var client = await CreateAsync(admin, "client", 1_000_000);
-        using var http = Client(gateway.BaseUrl, client.Key);
+        // Several clients, as on a real network: each client's jobs are escrowed one after another (its balance
+        // row), so one client alone would measure that row rather than the network.
+        var clients = new List<HttpClient>();
+        for (var i = 0; i < Clients; i++)
+            clients.Add(Client(gateway.BaseUrl, (await CreateAsync(admin, "client", 1_000_000)).Key));
+        var http = clients[0];
         using var pin = new ByteArrayContent(Npy.ToBytes(NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4)));
         var vector = (await (await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), pin)).Content.ReadFromJsonAsync<Pinned>())!.Cid;
         await using var gatewayDb = new NpgsqlConnection(env.PostgresConnectionStringFor("gateway"));
 
         Console.WriteLine($"warming up with {Warmup} jobs...");
-        await SubmitAsync(http, vector, Warmup, Submitters, null);
+        await SubmitAsync(clients, vector, Warmup, Submitters, null);
         await WaitCompletedAsync(gatewayDb, Warmup);
 
         var stopwatch = Stopwatch.StartNew();
-        var ids = await SubmitAsync(http, vector, Jobs, Submitters, null);
+        var ids = await SubmitAsync(clients, vector, Jobs, Submitters, null);
         await WaitCompletedAsync(gatewayDb, Warmup + Jobs);
         stopwatch.Stop();
         var throughput = Jobs / stopwatch.Elapsed.TotalSeconds;
@@ -79,17 +84,19 @@ public static class EndToEndBenchmark
 
         var halfRate = throughput / 2;
         var halfJobs = (int)Math.Clamp(halfRate * 20, 200, 2_000);
-        var halfIds = await SubmitAsync(http, vector, halfJobs, Submitters, halfRate);
+        var halfIds = await SubmitAsync(clients, vector, halfJobs, Submitters, halfRate);
         await WaitCompletedAsync(gatewayDb, Warmup + Jobs + halfJobs);
         var (halfP50, halfP99) = await LatencyAsync(gatewayDb, halfIds);
 
         Console.WriteLine();
-        Console.WriteLine("end to end (4 workers with 4 slots each, vector-add of 4 floats, real RabbitMQ and Postgres)");
+        Console.WriteLine($"end to end ({Clients} clients, 4 workers with 4 slots each, vector-add of 4 floats, real RabbitMQ and Postgres)");
         Console.WriteLine($"  raw broker rate (persistent, confirms, 1 consumer)  {brokerRate,10:N0} msg/s");
         Console.WriteLine($"  jobs/s at full load ({Jobs} jobs)                 {throughput,10:N1}      ratio to broker {throughput / brokerRate:F3} (target >= 0.100)");
         Console.WriteLine($"  latency at full load      p50 {p50,7:N1} ms   p99 {p99,7:N1} ms");
         Console.WriteLine($"  latency at half load ({halfRate:N0} jobs/s, {halfJobs} jobs)  p50 {halfP50,7:N1} ms   p99 {halfP99,7:N1} ms (target p99 < 250 ms)");
         data.Delete(recursive: true);
+        foreach (var c in clients)
+            c.Dispose();
     }
 
     private static HttpClient Client(Uri baseUrl, string key)
@@ -107,7 +114,7 @@ public static class EndToEndBenchmark
     }
 
     /// <summary>Submits <paramref name="count"/> jobs, as fast as possible or paced at <paramref name="perSecond"/> (open loop).</summary>
-    private static async Task<List<string>> SubmitAsync(HttpClient http, string vector, int count, int concurrency, double? perSecond)
+    private static async Task<List<string>> SubmitAsync(List<HttpClient> clients, string vector, int count, int concurrency, double? perSecond)
     {
         var ids = new List<string>(count);
         var start = Stopwatch.GetTimestamp();
@@ -119,7 +126,7 @@ public static class EndToEndBenchmark
                 if (due > TimeSpan.Zero)
                     await Task.Delay(due, ct); // pacing the load generator, not waiting for a result
             }
-            using var response = await http.PostAsJsonAsync("/v1/jobs", new { kernel = "vector-add", inputs = new { a = vector, b = vector } }, ct);
+            using var response = await clients[i % clients.Count].PostAsJsonAsync("/v1/jobs", new { kernel = "vector-add", inputs = new { a = vector, b = vector } }, ct);
             response.EnsureSuccessStatusCode();
             var job = await response.Content.ReadFromJsonAsync<JsonElement>(ct);
             lock (ids)

@@ -12,6 +12,8 @@ public static class CreditLedger
     public const string Escrow = "sys:escrow";
     public const string Fees = "sys:fees";
 
+    public static bool IsSystem(string accountId) => accountId.StartsWith("sys:", StringComparison.Ordinal);
+
     /// <summary>Credits have at most 6 fractional digits.</summary>
     public static decimal Round(decimal amount) => Math.Round(amount, 6, MidpointRounding.ToEven);
 
@@ -32,14 +34,24 @@ public static class CreditLedger
             """, new { idempotencyKey, jobId }, tx, cancellationToken: ct));
         if (id is null)
             return false;
-        foreach (var posting in postings.Where(p => p.Amount != 0m))
+        var moving = postings.Where(p => p.Amount != 0m).ToList();
+        foreach (var posting in moving)
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "insert into postings (transaction_id, account_id, kind, amount) values (@id, @AccountId, @Kind, @Amount)",
                 new { id, posting.AccountId, posting.Kind, posting.Amount }, tx, cancellationToken: ct));
+        }
+        // Balance rows are locked last and in account order: held for as short a time as possible, and two
+        // transactions touching the same accounts never wait on each other in a cycle.
+        // The system accounts (mint, escrow, fees) take part in every job: keeping a balance row for them would
+        // make every ledger transaction in the network queue behind one row lock. Their balance is the sum of
+        // their postings; only people's accounts, which must not go below zero, keep a balance row.
+        foreach (var (accountId, amount) in moving.Where(p => !IsSystem(p.AccountId))
+                     .GroupBy(p => p.AccountId).Select(g => (g.Key, g.Sum(p => p.Amount))).OrderBy(a => a.Key, StringComparer.Ordinal))
+        {
             await connection.ExecuteAsync(new CommandDefinition(
-                "update accounts set balance = balance + @Amount where id = @AccountId",
-                new { posting.AccountId, posting.Amount }, tx, cancellationToken: ct));
+                "update accounts set balance = balance + @amount where id = @accountId",
+                new { accountId, amount }, tx, cancellationToken: ct));
         }
         return true;
     }
