@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using MassTransit;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
 
 namespace Platform.Gateway.Jobs;
@@ -98,7 +99,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs set outputs = @outputs::jsonb where id = @id",
-            new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), JobViewStore.Json) }, tx, cancellationToken: ct));
+            new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options) }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(Advance, new
         {
             id = m.JobId.Value,

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Dapper;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
 
 namespace Platform.Gateway.Jobs;
@@ -8,8 +9,6 @@ namespace Platform.Gateway.Jobs;
 /// <summary>Reads the job read model into the API's shape.</summary>
 public static class JobViewStore
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     private sealed record JobRow(string Id, string Kernel, string Spec, string Status, string? Outputs, decimal? Cost,
         string? ErrorReason, string? ErrorDetail, DateTime CreatedAt, DateTime? CompletedAt);
 
@@ -54,7 +53,7 @@ public static class JobViewStore
 
     private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts)
     {
-        var spec = JsonSerializer.Deserialize<JobSpec>(row.Spec, Json)!;
+        var spec = JsonSerializer.Deserialize<JobSpec>(row.Spec, PlatformJson.Options)!;
         return new JobView
         {
             Id = row.Id,
@@ -62,7 +61,7 @@ public static class JobViewStore
             Status = row.Status,
             Inputs = spec.Inputs.ToDictionary(i => i.Key, i => i.Value.Value),
             Params = spec.Params,
-            Outputs = row.Outputs is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(row.Outputs, Json),
+            Outputs = row.Outputs is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(row.Outputs, PlatformJson.Options),
             Cost = row.Cost,
             Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature)).ToList(),
             CreatedAt = new DateTimeOffset(row.CreatedAt, TimeSpan.Zero),

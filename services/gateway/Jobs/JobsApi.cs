@@ -83,7 +83,7 @@ public static partial class JobsApi
                 insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at)
                 values (@id, @client, @Kernel, @spec::jsonb, 'pending', 0, @now, @now)
                 """,
-                new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, JobViewStore.Json), now }, tx, cancellationToken: ct));
+                new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, PlatformJson.Options), now }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new JobSubmitted
             {
                 JobId = jobId,

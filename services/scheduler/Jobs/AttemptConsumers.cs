@@ -65,7 +65,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var now = clock.GetUtcNow();
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now where id = @JobId",
-            new { Outputs = JsonSerializer.Serialize(m.Outputs, JobStore.Json), now, JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            new { Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options), now, JobId = m.JobId.Value }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'accepted', finished_at = @now where id = @AttemptId",
             new { now, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));

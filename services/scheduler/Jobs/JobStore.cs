@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Dapper;
 using Npgsql;
 using Platform.Contracts;
@@ -11,8 +10,6 @@ namespace Platform.Scheduler.Jobs;
 /// or reordered message finds the job already past that state and changes nothing.</summary>
 public static class JobStore
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     /// <summary>A job is queued once it has both its spec (JobSubmitted) and its funding (JobFunded).</summary>
     public static async Task<bool> QueueIfReadyAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, DateTimeOffset now, CancellationToken ct)
     {

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using MassTransit;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
@@ -30,7 +31,7 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 JobId = job.JobId.Value,
                 Client = job.ClientAccountId.Value,
                 job.Spec.Kernel,
-                Spec = JsonSerializer.Serialize(job.Spec, JobStore.Json),
+                Spec = JsonSerializer.Serialize(job.Spec, PlatformJson.Options),
                 job.EstimatedGflop,
                 job.Spec.Priority,
                 job.Spec.Policy,

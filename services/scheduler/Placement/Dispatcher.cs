@@ -6,7 +6,6 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
-using Platform.Scheduler.Jobs;
 
 namespace Platform.Scheduler.Placement;
 
@@ -142,7 +141,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         foreach (var w in workers)
         {
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
-            var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, JobStore.Json)!;
+            var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
             var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
             engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts));
         }
@@ -153,11 +152,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             return 0;
         }
 
-        // Lock only about as many jobs as could be placed: a pass runs after every freed slot, and locking the
-        // whole queue each time is what would limit throughput. Jobs that fit no worker get a margin beside them.
-        var limit = Math.Min(BatchSize, 2 * freeSlots + 16);
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { BatchSize = limit, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
+            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
 
         var assigned = 0;
         foreach (var job in queued)
@@ -207,7 +203,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             JobId = jobId,
             AttemptId = attemptId,
             WorkerId = worker,
-            Spec = JsonSerializer.Deserialize<JobSpec>(job.Spec, JobStore.Json)!,
+            Spec = JsonSerializer.Deserialize<JobSpec>(job.Spec, PlatformJson.Options)!,
             LeaseDeadline = leaseDeadline,
             OccurredAt = now,
         }, sendTo: $"worker-{choice.WorkerId}", ct: ct);

@@ -3,8 +3,8 @@ using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
@@ -54,8 +54,8 @@ public static class NetworkApi
             from workers w order by w.online desc, w.region, w.id
             """, cancellationToken: ct));
         return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
-            JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, JobStore.Json)!,
-            JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, JobStore.Json)!,
+            JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, PlatformJson.Options)!,
+            JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!,
             r.PowerWatts, r.Reputation, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
     }
 

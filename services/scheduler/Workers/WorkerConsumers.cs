@@ -3,8 +3,8 @@ using Dapper;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
@@ -35,8 +35,8 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.Region,
                 w.Slots,
                 Kernels = w.Kernels.ToArray(),
-                Devices = JsonSerializer.Serialize(w.Devices, JobStore.Json),
-                Gflops = JsonSerializer.Serialize(w.GflopsPerKernel, JobStore.Json),
+                Devices = JsonSerializer.Serialize(w.Devices, PlatformJson.Options),
+                Gflops = JsonSerializer.Serialize(w.GflopsPerKernel, PlatformJson.Options),
                 w.PowerWatts,
                 w.PublicKey,
                 w.OccurredAt,

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Dapper;
 using Npgsql;
+using Platform.Contracts;
 
 namespace Platform.Hosting.Outbox;
 
@@ -10,7 +11,6 @@ namespace Platform.Hosting.Outbox;
 /// </summary>
 public sealed class MessageOutbox
 {
-    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly SemaphoreSlim _pending = new(0, 1);
 
     /// <summary>Queue a message to publish (or, with <paramref name="sendTo"/>, to send to that queue).</summary>
@@ -30,7 +30,7 @@ public sealed class MessageOutbox
                 MessageId = Guid.NewGuid(),
                 MessageType = type.FullName,
                 Destination = sendTo,
-                Body = JsonSerializer.Serialize(message, type, Json),
+                Body = JsonSerializer.Serialize(message, type, PlatformJson.Options),
             },
             transaction, cancellationToken: ct));
     }

@@ -4,6 +4,7 @@ using MassTransit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Messages;
 
 namespace Platform.Hosting.Outbox;
@@ -92,7 +93,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
     {
         var type = typeof(JobSubmitted).Assembly.GetType(row.MessageType)
             ?? throw new InvalidOperationException($"outbox row {row.Id} has unknown message type {row.MessageType}");
-        var message = JsonSerializer.Deserialize(row.Body, type, MessageOutbox.Json)!;
+        var message = JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!;
         if (row.Destination is null)
         {
             await bus.Publish(message, type, ctx => ctx.MessageId = row.MessageId, ct);

@@ -32,7 +32,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         await using var connection = await _host.Database.OpenConnectionAsync();
         await connection.ExecuteAsync(
             "insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at) values (@id, 'acc_x', 'matmul', @spec::jsonb, 'pending', 0, now(), now())",
-            new { id = id.Value, spec = JsonSerializer.Serialize(spec, JobViewStore.Json) });
+            new { id = id.Value, spec = JsonSerializer.Serialize(spec, PlatformJson.Options) });
         return id;
     }
 

@@ -60,6 +60,15 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         OccurredAt = DateTimeOffset.UtcNow,
     };
 
+    /// <summary>Submits a job and waits until rewards has escrowed it.</summary>
+    private async Task<JobSubmitted> FundedAsync(AccountId client, double gflop)
+    {
+        var job = Submitted(client, gflop);
+        await Harness.Bus.Publish(job);
+        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        return job;
+    }
+
     private static JobCompleted Completed(JobSubmitted job, AccountId operatorAccount, double gflop) => new()
     {
         JobId = job.JobId,
@@ -116,9 +125,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
     {
         var client = await OpenAsync("client", 100m);
         var operatorAccount = await OpenAsync("operator", 0m);
-        var job = Submitted(client, gflop: 10);
-        await Harness.Bus.Publish(job);
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        var job = await FundedAsync(client, gflop: 10);
 
         // Three deliveries, each under its own message id, so no message-id deduplication can hide a double payment.
         var completed = Completed(job, operatorAccount, gflop: 10);
@@ -142,9 +149,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
     {
         var client = await OpenAsync("client", 100m);
         var operatorAccount = await OpenAsync("operator", 0m);
-        var job = Submitted(client, gflop: 10);
-        await Harness.Bus.Publish(job);
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        var job = await FundedAsync(client, gflop: 10);
 
         await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 4)); // did less work than estimated: price 2
 
@@ -158,9 +163,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
     public async Task Failed_job_refunds_the_whole_escrow_once()
     {
         var client = await OpenAsync("client", 100m);
-        var job = Submitted(client, gflop: 10);
-        await Harness.Bus.Publish(job);
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        var job = await FundedAsync(client, gflop: 10);
 
         var failed = new JobFailed { JobId = job.JobId, ClientAccountId = client, Reason = "input_invalid", Detail = "bad", OccurredAt = DateTimeOffset.UtcNow };
         await Harness.Bus.Publish(failed);
@@ -175,9 +178,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
     public async Task Cancelled_job_is_refunded_once()
     {
         var client = await OpenAsync("client", 100m);
-        var job = Submitted(client, gflop: 10);
-        await Harness.Bus.Publish(job);
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        var job = await FundedAsync(client, gflop: 10);
 
         var cancelled = new JobCancelled { JobId = job.JobId, ClientAccountId = client, Reason = "cancelled_by_client", OccurredAt = DateTimeOffset.UtcNow };
         await Harness.Bus.Publish(cancelled);
