@@ -121,11 +121,12 @@ check_stop_args() {
 
 cmd_install() {
   local missing=() pkg
-  for pkg in rabbitmq-server postgresql python3-numpy; do
+  # pocl + ocl-icd: OpenCL on the CPU for the worker; libopenblas0-pthread: numpy's fast BLAS, the benchmarks' baseline.
+  for pkg in rabbitmq-server postgresql python3-numpy pocl-opencl-icd ocl-icd-libopencl1 libopenblas0-pthread; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    log "rabbitmq-server, postgresql and python3-numpy are installed"
+    log "rabbitmq-server, postgresql, python3-numpy, OpenCL (PoCL) and OpenBLAS are installed"
     return 0
   fi
   if ! is_root; then

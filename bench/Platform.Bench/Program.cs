@@ -1,7 +1,7 @@
 using Platform.Bench;
 
-// ./platform bench [matching|e2e]... : each benchmark prints its figures beside a baseline measured in the same run.
-var which = args.Length == 0 ? ["matching", "e2e"] : args;
+// ./platform bench [matching|compute|e2e]... : each benchmark prints its figures beside a baseline measured in the same run.
+var which = args.Length == 0 ? ["matching", "compute", "e2e"] : args;
 foreach (var name in which)
 {
     switch (name)
@@ -9,11 +9,14 @@ foreach (var name in which)
         case "matching":
             MatchingBenchmark.Run();
             break;
+        case "compute":
+            ComputeBenchmark.Run();
+            break;
         case "e2e":
             await EndToEndBenchmark.RunAsync();
             break;
         default:
-            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching or e2e");
+            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute or e2e");
             return 2;
     }
 }

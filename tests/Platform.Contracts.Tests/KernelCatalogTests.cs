@@ -70,4 +70,114 @@ public sealed class KernelCatalogTests
     {
         Assert.Contains("takes no parameters", KernelCatalog.CheckNames("matmul", ["a", "b"], new Dictionary<string, string> { ["k"] = "3" }));
     }
+
+    private static Dictionary<string, TensorInfo> Inputs(params (string Name, TensorInfo Info)[] inputs) => inputs.ToDictionary(i => i.Name, i => i.Info);
+
+    private static Dictionary<string, string> Params(params (string Name, string Value)[] values) => values.ToDictionary(v => v.Name, v => v.Value);
+
+    [Fact]
+    public void Kmeans_plans_centroids_and_int32_labels_with_defaults_filled_in()
+    {
+        var plan = KernelCatalog.Plan("kmeans", Inputs(("points", F32(100, 3))), Params(("k", "4")), out var error);
+
+        Assert.Null(error);
+        Assert.Equal([4, 3], plan.Outputs["centroids"].Shape);
+        Assert.Equal(NpyDType.Int32, plan.Outputs["labels"].DType);
+        Assert.Equal([100], plan.Outputs["labels"].Shape);
+        Assert.Equal(20, plan.Arguments.Int("iterations"));
+        Assert.Equal(0, plan.Arguments.Long("seed"));
+        Assert.True(plan.Gflop > 0);
+    }
+
+    [Fact]
+    public void Knn_plans_indices_and_scores_per_query()
+    {
+        var plan = KernelCatalog.Plan("knn", Inputs(("corpus", F32(50, 8)), ("queries", F32(3, 8))), Params(("k", "5"), ("metric", "l2")), out var error);
+
+        Assert.Null(error);
+        Assert.Equal([3, 5], plan.Outputs["indices"].Shape);
+        Assert.Equal(NpyDType.Int32, plan.Outputs["indices"].DType);
+        Assert.Equal([3, 5], plan.Outputs["scores"].Shape);
+        Assert.Equal("l2", plan.Arguments.Text("metric"));
+    }
+
+    [Fact]
+    public void Train_logreg_takes_int32_or_float32_labels_and_plans_d_plus_one_weights()
+    {
+        foreach (var labels in new[] { new TensorInfo(NpyDType.Int32, [10]), F32(10) })
+        {
+            var plan = KernelCatalog.Plan("train-logreg", Inputs(("x", F32(10, 4)), ("y", labels)), Params(("epochs", "7")), out var error);
+
+            Assert.Null(error);
+            Assert.Equal([5], plan.Outputs["weights"].Shape);
+            Assert.Equal([7], plan.Outputs["loss"].Shape);
+        }
+    }
+
+    [Fact]
+    public void Mlp_infer_chains_the_layer_shapes()
+    {
+        var plan = KernelCatalog.Plan("mlp-infer",
+            Inputs(("x", F32(6, 4)), ("w1", F32(4, 8)), ("b1", F32(8)), ("w2", F32(8, 2)), ("b2", F32(2))), Params(("activation", "tanh")), out var error);
+
+        Assert.Null(error);
+        Assert.Equal([6, 2], plan.Outputs["y"].Shape);
+        Assert.Equal(2.0 * 6 * ((4 * 8) + (8 * 2) + 8 + 2) / 1e9, plan.Gflop, 12);
+    }
+
+    [Theory]
+    [InlineData("kmeans", "k", "0", "from 1 to 4096")]
+    [InlineData("kmeans", "k", "2.5", "whole number")]
+    [InlineData("kmeans", "k", "1e400", "whole number")]
+    [InlineData("kmeans", "iterations", "NaN", "iterations")]
+    [InlineData("kmeans", "seed", "-1", "seed")]
+    [InlineData("knn", "metric", "manhattan", "one of cosine, l2")]
+    [InlineData("knn", "k", "100000", "from 1 to 1024")]
+    [InlineData("train-logreg", "learningRate", "0", "learningRate")]
+    [InlineData("train-logreg", "l2", "-1", "l2")]
+    [InlineData("train-logreg", "epochs", "1000000", "epochs")]
+    [InlineData("mlp-infer", "activation", "softmax", "one of relu, tanh, sigmoid, identity")]
+    [InlineData("kmeans", "clusters", "3", "has no parameter(s) 'clusters'")]
+    public void Bad_parameters_are_refused_before_any_blob_is_read(string kernel, string name, string value, string reason)
+    {
+        var inputs = KernelCatalog.InputNames(kernel).ToList();
+
+        var error = KernelCatalog.CheckNames(kernel, inputs, Params((name, value)));
+
+        Assert.Contains(reason, error);
+    }
+
+    [Theory]
+    [InlineData("kmeans", "needs at least k=8 points")]
+    [InlineData("knn", "same width")]
+    [InlineData("train-logreg", "one label per row")]
+    [InlineData("mlp-infer", "do not chain")]
+    public void Mismatched_shapes_are_refused_with_a_reason(string kernel, string reason)
+    {
+        var inputs = kernel switch
+        {
+            "kmeans" => Inputs(("points", F32(5, 2))),
+            "knn" => Inputs(("corpus", F32(50, 8)), ("queries", F32(3, 9))),
+            "train-logreg" => Inputs(("x", F32(10, 4)), ("y", F32(9))),
+            _ => Inputs(("x", F32(6, 4)), ("w1", F32(5, 8)), ("b1", F32(8)), ("w2", F32(8, 2)), ("b2", F32(2))),
+        };
+
+        KernelCatalog.Plan(kernel, inputs, Params(), out var error);
+
+        Assert.Contains(reason, error);
+    }
+
+    [Fact]
+    public void Kmeans_seeding_picks_k_distinct_points_the_same_way_every_time()
+    {
+        var first = KMeansSeeding.ChooseIndices(1000, 50, seed: 42);
+        var again = KMeansSeeding.ChooseIndices(1000, 50, seed: 42);
+        var other = KMeansSeeding.ChooseIndices(1000, 50, seed: 43);
+
+        Assert.Equal(first, again);
+        Assert.NotEqual(first, other);
+        Assert.Equal(50, first.Distinct().Count());
+        Assert.All(first, i => Assert.InRange(i, 0, 999));
+        Assert.Equal([0, 1, 2], KMeansSeeding.ChooseIndices(3, 3, seed: 7).Order());
+    }
 }

@@ -7,12 +7,12 @@ namespace Platform.EndToEnd.Tests;
 
 public sealed record Pinned(string Cid, long Size, string Sha256);
 
-public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature);
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress);
 
 public sealed record JobError(string Reason, string Detail);
 
 public sealed record Job(string Id, string Kernel, string Status, Dictionary<string, string> Inputs, Dictionary<string, string>? Outputs,
-    decimal? Cost, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error);
+    decimal? Cost, float? Progress, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error);
 
 public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
 

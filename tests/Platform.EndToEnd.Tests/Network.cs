@@ -56,16 +56,27 @@ public class Network : IAsyncLifetime
         ["Scheduler__LeaseDuration"] = "00:00:10",
     };
 
-    public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local") => await StartAsync("worker", new()
+    // Compiled OpenCL programs are shared by every worker of the run, so PoCL compiles each kernel once.
+    private static readonly string KernelCache = Path.Combine(Path.GetTempPath(), "platform-test-kernels");
+
+    /// <param name="settings">Worker settings beyond the defaults here, or overriding them.</param>
+    public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local", Dictionary<string, string?>? settings = null)
     {
-        ["Worker__Region"] = region,
-        ["ConnectionStrings__Postgres"] = null,
-        ["Worker__OperatorKey"] = operatorKey,
-        ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
-        ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),
-        ["Worker__HeartbeatInterval"] = "00:00:01",
-        ["Worker__Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
-    });
+        var env = new Dictionary<string, string?>
+        {
+            ["Worker__Region"] = region,
+            ["ConnectionStrings__Postgres"] = null,
+            ["Worker__OperatorKey"] = operatorKey,
+            ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
+            ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),
+            ["Worker__KernelCacheDirectory"] = KernelCache,
+            ["Worker__HeartbeatInterval"] = "00:00:01",
+            ["Worker__Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        };
+        foreach (var (name, value) in settings ?? [])
+            env[name] = value;
+        return await StartAsync("worker", env);
+    }
 
     private async Task<ServiceProcess> StartAsync(string service, Dictionary<string, string?>? env = null)
     {

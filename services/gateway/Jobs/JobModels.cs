@@ -16,7 +16,8 @@ public sealed record SubmitJobRequest
 
 public sealed record RequirementsRequest(string? Device, long? MinMemoryMb, string? Region);
 
-public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature);
+/// <param name="Progress">Fraction of the kernel done (0..1) while the attempt runs, as last reported by its worker.</param>
+public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null);
 
 public sealed record JobError(string Reason, string Detail);
 
@@ -29,6 +30,8 @@ public sealed record JobView
     public required IReadOnlyDictionary<string, string> Params { get; init; }
     public required IReadOnlyDictionary<string, string>? Outputs { get; init; }
     public decimal? Cost { get; init; }
+    /// <summary>Fraction of the work done: the running attempt's last report, 1 once completed, null before any report.</summary>
+    public float? Progress { get; init; }
     public required IReadOnlyList<AttemptView> Attempts { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }

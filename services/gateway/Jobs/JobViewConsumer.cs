@@ -12,7 +12,7 @@ namespace Platform.Gateway.Jobs;
 /// latest event wins), so redelivered and reordered events are harmless.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
-    IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>
+    IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>, IConsumer<AttemptProgressed>
 {
     // A terminal status is final and always wins over a live one; among live statuses the latest to occur
     // wins, which also lets a job go from running back to queued when its worker is lost.
@@ -126,5 +126,18 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs set cost = @Cost where id = @id",
             new { id = context.Message.JobId.Value, context.Message.Cost }, cancellationToken: context.CancellationToken));
+    }
+
+    /// <summary>Progress only moves forward, so a late or repeated report changes nothing.</summary>
+    public async Task Consume(ConsumeContext<AttemptProgressed> context)
+    {
+        var m = context.Message;
+        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await connection.ExecuteAsync(new CommandDefinition(
+            """
+            update job_attempts set progress = @fraction
+            where attempt_id = @attemptId and job_id = @jobId and status in ('assigned', 'running') and (progress is null or progress < @fraction)
+            """,
+            new { fraction = (float)Math.Clamp(m.Fraction, 0, 1), attemptId = m.AttemptId.Value, jobId = m.JobId.Value }, cancellationToken: context.CancellationToken));
     }
 }

@@ -12,7 +12,7 @@ public static class JobViewStore
     private sealed record JobRow(string Id, string Kernel, string Spec, string Status, string? Outputs, decimal? Cost,
         string? ErrorReason, string? ErrorDetail, DateTime CreatedAt, DateTime? CompletedAt);
 
-    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature);
+    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress);
 
     private const string Columns = """
         id, kernel, spec::text as Spec, status, outputs::text as Outputs, cost, error_reason as ErrorReason,
@@ -48,7 +48,7 @@ public static class JobViewStore
 
     private static async Task<ILookup<string, AttemptRow>> AttemptsAsync(NpgsqlConnection connection, string[] jobIds, CancellationToken ct) =>
         (await connection.QueryAsync<AttemptRow>(new CommandDefinition(
-            "select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature from job_attempts where job_id = any(@jobIds) order by updated_at",
+            "select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress from job_attempts where job_id = any(@jobIds) order by updated_at",
             new { jobIds }, cancellationToken: ct))).ToLookup(a => a.JobId);
 
     private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts)
@@ -63,7 +63,8 @@ public static class JobViewStore
             Params = spec.Params,
             Outputs = row.Outputs is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(row.Outputs, PlatformJson.Options),
             Cost = row.Cost,
-            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature)).ToList(),
+            Progress = row.Status == "completed" ? 1 : attempts[row.Id].Where(a => a.Status is "assigned" or "running").Select(a => a.Progress).LastOrDefault(),
+            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress)).ToList(),
             CreatedAt = new DateTimeOffset(row.CreatedAt, TimeSpan.Zero),
             CompletedAt = row.CompletedAt is { } done ? new DateTimeOffset(done, TimeSpan.Zero) : null,
             Error = row.ErrorReason is null ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),

@@ -9,8 +9,12 @@ using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
 
-public sealed record WorkerView(string WorkerId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
-    IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, double PowerWatts, double Reputation, DateTimeOffset LastSeenAt);
+/// <param name="BackendPerKernel">The backend (simd, opencl) each kernel runs on: the one that calibrated fastest.</param>
+/// <param name="PowerMeasured">Whether <paramref name="PowerWatts"/> was read from a sensor rather than estimated.</param>
+/// <param name="Notes">What the node tells its operator about its capabilities, such as why OpenCL is not used.</param>
+public sealed record WorkerView(string WorkerId, string OperatorAccountId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
+    IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
+    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, DateTimeOffset LastSeenAt);
 
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
@@ -31,6 +35,7 @@ public static class NetworkApi
     private sealed class WorkerRow
     {
         public string Id { get; init; } = "";
+        public string OperatorAccountId { get; init; } = "";
         public string Region { get; init; } = "";
         public bool Online { get; init; }
         public int Slots { get; init; }
@@ -38,6 +43,9 @@ public static class NetworkApi
         public string Devices { get; init; } = "[]";
         public string Gflops { get; init; } = "{}";
         public double PowerWatts { get; init; }
+        public string Backends { get; init; } = "{}";
+        public bool PowerMeasured { get; init; }
+        public string[] Notes { get; init; } = [];
         public double Reputation { get; init; }
         public DateTime LastSeenAt { get; init; }
         public int Active { get; init; }
@@ -48,15 +56,16 @@ public static class NetworkApi
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
             """
-            select w.id, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
-                   w.reputation, w.last_seen_at as LastSeenAt,
+            select w.id, w.operator_account_id as OperatorAccountId, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
+                   w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
                    (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
             from workers w order by w.online desc, w.region, w.id
             """, cancellationToken: ct));
-        return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
+        return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.OperatorAccountId, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
             JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, PlatformJson.Options)!,
             JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!,
-            r.PowerWatts, r.Reputation, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
+            JsonSerializer.Deserialize<Dictionary<string, string>>(r.Backends, PlatformJson.Options)!,
+            r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
     }
 
     private sealed record Totals(int Online, int Offline, int Slots, int Active, int Queued, int PerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);

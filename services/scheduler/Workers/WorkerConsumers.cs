@@ -19,12 +19,13 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
-                                 memory_mb, device_kinds)
+                                 memory_mb, device_kinds, backends, power_measured, notes)
             values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @OccurredAt,
-                    @MemoryMb, @DeviceKinds)
+                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes)
             on conflict (id) do update set operator_account_id = excluded.operator_account_id, region = excluded.region,
                 slots = excluded.slots, kernels = excluded.kernels, devices = excluded.devices, gflops = excluded.gflops,
                 memory_mb = excluded.memory_mb, device_kinds = excluded.device_kinds,
+                backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at)
             """,
@@ -42,6 +43,9 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.OccurredAt,
                 MemoryMb = w.Devices.Count == 0 ? 0 : w.Devices.Max(d => d.MemoryMb),
                 DeviceKinds = w.Devices.Select(d => d.Kind).Distinct().DefaultIfEmpty("cpu").ToArray(),
+                Backends = JsonSerializer.Serialize(w.BackendPerKernel ?? new Dictionary<string, string>(), PlatformJson.Options),
+                w.PowerMeasured,
+                Notes = (w.Notes ?? []).ToArray(),
             }, cancellationToken: context.CancellationToken));
         dispatcher.Poke();
     }

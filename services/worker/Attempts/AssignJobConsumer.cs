@@ -15,7 +15,7 @@ namespace Platform.Worker.Attempts;
 /// report. Problems with the inputs fail the attempt with a reason; infrastructure errors throw so the
 /// message is retried. Redelivery recomputes the same bytes and so the same output CIDs.
 /// </summary>
-public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels, NodeStatus status, NodeIdentity identity, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
+public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, ComputeNode compute, NodeStatus status, NodeIdentity identity, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
     : IConsumer<AssignJob>
 {
     public async Task Consume(ConsumeContext<AssignJob> context)
@@ -32,7 +32,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels,
             Outcome outcome;
             try
             {
-                outcome = await RunAsync(job, attempt);
+                outcome = await RunAsync(context, attempt);
             }
             catch (OperationCanceledException) when (status.WasCancelled(job.AttemptId))
             {
@@ -81,51 +81,130 @@ public sealed class AssignJobConsumer(GatewayClient gateway, CpuKernels kernels,
         public static Outcome Fail(string reason, string detail) => new(null, null, (reason, detail));
     }
 
-    private async Task<Outcome> RunAsync(AssignJob job, CancellationToken ct)
+    private async Task<Outcome> RunAsync(ConsumeContext<AssignJob> context, CancellationToken ct)
     {
+        var job = context.Message;
         var spec = job.Spec;
         if (KernelCatalog.CheckNames(spec.Kernel, spec.Inputs.Keys.ToList(), spec.Params) is { } nameError)
             return Outcome.Fail("input_invalid", nameError);
+        await compute.CalibrateAsync();
+        var backend = compute.For(spec.Kernel);
+        var o = options.Value;
 
-        var inputs = new Dictionary<string, NpyArray>();
+        // Fetch and verify to disk, and look only at the .npy headers, so a job too large for this node is
+        // refused before any tensor is allocated.
+        var files = new Dictionary<string, string>();
+        var infos = new Dictionary<string, TensorInfo>();
+        long inputBytes = 0;
         foreach (var (name, cid) in spec.Inputs)
         {
-            var bytes = await gateway.GetBlobAsync(cid, ct);
-            if (bytes is null)
-                return Outcome.Fail("input_missing", $"input '{name}' ({cid}) is not pinned");
-            if (Cid.Compute(bytes) != cid)
-                return Outcome.Fail("input_corrupt", $"input '{name}' did not match its CID {cid}");
+            var input = await cache.GetAsync(cid, o.MaxInputBytes - inputBytes, ct);
+            if (input.FailureReason is { } reason)
+                return Outcome.Fail(reason, $"input '{name}': {input.FailureDetail}");
+            inputBytes += input.Bytes;
             try
             {
-                inputs[name] = Npy.Read(bytes);
+                await using var file = File.OpenRead(input.Path!);
+                var header = Npy.ReadHeader(file);
+                infos[name] = new TensorInfo(header.DType, header.Shape);
             }
             catch (NpyFormatException ex)
             {
                 return Outcome.Fail("input_invalid", $"input '{name}' is not a valid .npy tensor: {ex.Message}");
             }
+            files[name] = input.Path!;
         }
-
-        var infos = inputs.ToDictionary(i => i.Key, i => new TensorInfo(i.Value.DType, i.Value.Shape));
         var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
         if (planError is not null)
             return Outcome.Fail("input_invalid", planError);
+        var workingSet = infos.Values.Sum(i => i.Bytes) + plan.OutputBytes;
+        if (workingSet > backend.MemoryBytes)
+            return Outcome.Fail("input_too_large", $"{spec.Kernel} needs {workingSet:N0} bytes for its inputs and outputs; this worker's {backend.Name} device has {backend.MemoryBytes:N0}");
 
+        var inputs = new Dictionary<string, NpyArray>();
+        foreach (var (name, path) in files)
+        {
+            await using var file = File.OpenRead(path);
+            inputs[name] = Npy.Read(file);
+        }
+
+        var progress = new LatestProgress();
         var watch = Stopwatch.StartNew();
-        var results = kernels.Run(spec.Kernel, inputs, ct);
+        var computing = Task.Run(() => KernelRunner.Run(spec.Kernel, plan.Arguments, inputs, backend, new ComputeProgress(ct, progress.Set)), ct);
+        await ReportProgressUntilDoneAsync(context, computing, progress, ct);
+        IReadOnlyDictionary<string, NpyArray> results;
+        try
+        {
+            results = await computing;
+        }
+        catch (KernelInputException ex)
+        {
+            return Outcome.Fail("input_invalid", ex.Message);
+        }
         watch.Stop();
 
         var outputs = new Dictionary<string, Cid>();
         foreach (var (name, tensor) in results)
             outputs[name] = await gateway.PutBlobAsync(Npy.ToBytes(tensor), ct);
 
+        var capabilities = await compute.CalibrateAsync();
         var seconds = watch.Elapsed.TotalSeconds;
         return new Outcome(outputs, new AttemptMetrics
         {
             DurationMs = watch.Elapsed.TotalMilliseconds,
             Gflop = plan.Gflop,
-            Device = "cpu/simd",
-            // Estimated from the node's nominal draw until the worker measures power (RAPL, NVML).
-            Joules = seconds * 15.0 * Math.Min(Environment.ProcessorCount, options.Value.Slots),
+            Device = $"{backend.Name}: {backend.Device.Name}",
+            // The node's calibrated draw shared over its slots, until per-attempt sensors (RAPL, NVML) are read.
+            Joules = seconds * capabilities.PowerWatts / Math.Max(1, o.Slots),
+            JoulesEstimated = true,
         }, null);
+    }
+
+    /// <summary>Publishes the kernel's progress every interval while it runs, only when it moved.</summary>
+    private async Task ReportProgressUntilDoneAsync(ConsumeContext<AssignJob> context, Task computing, LatestProgress progress, CancellationToken ct)
+    {
+        var job = context.Message;
+        using var timer = new PeriodicTimer(options.Value.ProgressInterval, clock);
+        var reported = 0.0;
+        while (!computing.IsCompleted)
+        {
+            if (ct.IsCancellationRequested)
+            {
+                // The kernel stops at its next progress step; the caller observes how it ended.
+                await Task.WhenAny(computing);
+                return;
+            }
+            var tick = timer.WaitForNextTickAsync(ct).AsTask();
+            await Task.WhenAny(computing, tick);
+            var fraction = progress.Fraction;
+            if (computing.IsCompleted || ct.IsCancellationRequested || fraction <= reported)
+                continue;
+            reported = fraction;
+            try
+            {
+                await context.Publish(new AttemptProgressed
+                {
+                    JobId = job.JobId,
+                    AttemptId = job.AttemptId,
+                    WorkerId = identity.WorkerId,
+                    Fraction = Math.Round(fraction, 4),
+                    OccurredAt = clock.GetUtcNow(),
+                }, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Progress is informative only: losing a report must not fail the attempt.
+                logger.LogWarning("Progress of {AttemptId} not sent: {Message}", job.AttemptId, ex.Message);
+            }
+        }
+    }
+
+    private sealed class LatestProgress
+    {
+        private double _fraction;
+
+        public double Fraction => Volatile.Read(ref _fraction);
+
+        public void Set(double fraction) => Volatile.Write(ref _fraction, fraction);
     }
 }

@@ -23,7 +23,8 @@ public static class AttemptsRegistration
 
     public static WebApplicationBuilder AddAttemptServices(this WebApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<CpuKernels>();
+        builder.Services.AddSingleton<ComputeNode>();
+        builder.Services.AddSingleton<InputCache>();
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o => o.WaitUntilStarted = true);
         return builder;
     }

@@ -18,14 +18,28 @@ public sealed class GatewayClient(HttpClient http)
         return (await response.Content.ReadFromJsonAsync<Account>(ct))!;
     }
 
-    /// <summary>The blob's bytes, or null when no blob has that CID.</summary>
-    public async Task<byte[]?> GetBlobAsync(Cid cid, CancellationToken ct)
+    /// <summary>
+    /// The blob's response with only its headers read, so a caller can look at the size before taking the body;
+    /// null when no blob has that CID.
+    /// </summary>
+    public async Task<HttpResponseMessage?> OpenBlobAsync(Cid cid, CancellationToken ct)
     {
-        using var response = await http.GetAsync(new Uri($"v1/blobs/{cid}", UriKind.Relative), ct);
+        var response = await http.GetAsync(new Uri($"v1/blobs/{cid}", UriKind.Relative), HttpCompletionOption.ResponseHeadersRead, ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            response.Dispose();
             return null;
-        response.EnsureSuccessStatusCode();
-        return await response.Content.ReadAsByteArrayAsync(ct);
+        }
+        try
+        {
+            response.EnsureSuccessStatusCode();
+            return response;
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
     }
 
     private sealed record Pinned(string Cid);

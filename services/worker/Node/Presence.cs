@@ -1,8 +1,8 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
-using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
+using Platform.Worker.Compute;
 
 namespace Platform.Worker.Node;
 
@@ -10,24 +10,28 @@ namespace Platform.Worker.Node;
 /// Announces the node (WorkerOnline) once its operator key checks out, beats every interval, and says
 /// goodbye (WorkerOffline) on a clean shutdown.
 /// </summary>
-public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayClient gateway, IBus bus, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
+public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayClient gateway, ComputeNode compute, IBus bus, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var account = await ResolveOperatorAsync(stoppingToken);
         var o = options.Value;
-        var memoryMb = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024 * 1024);
+        // Calibrate before announcing: the scheduler places work by the rates this node reports.
+        var capabilities = await compute.CalibrateAsync().WaitAsync(stoppingToken);
         await bus.Publish(new WorkerOnline
         {
             WorkerId = identity.WorkerId,
             OperatorAccountId = account,
             Region = o.Region,
             Slots = o.Slots,
-            Kernels = KernelCatalog.Names,
-            Devices = [new DeviceInfo { Kind = "cpu", Name = $"{Environment.ProcessorCount}-core CPU", Backend = "simd", MemoryMb = memoryMb }],
-            GflopsPerKernel = KernelCatalog.Names.ToDictionary(k => k, _ => 10.0),
-            PowerWatts = 15.0 * Environment.ProcessorCount,
+            Kernels = [.. capabilities.GflopsPerKernel.Keys],
+            Devices = capabilities.Devices,
+            GflopsPerKernel = capabilities.GflopsPerKernel,
+            BackendPerKernel = capabilities.BackendPerKernel,
+            PowerWatts = capabilities.PowerWatts,
+            PowerMeasured = capabilities.PowerMeasured,
+            Notes = capabilities.Notes,
             OccurredAt = clock.GetUtcNow(),
         }, stoppingToken);
         status.OperatorAccountId = account;

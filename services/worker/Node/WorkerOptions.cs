@@ -28,4 +28,38 @@ public sealed class WorkerOptions
 
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// auto (calibrate every available backend and use the faster one per kernel), simd, or opencl (fail to
+    /// start when OpenCL is missing rather than silently computing on the CPU).
+    /// </summary>
+    [Required]
+    [RegularExpression("^(auto|simd|opencl)$", ErrorMessage = "Worker:Backend must be auto, simd or opencl")]
+    public string Backend { get; set; } = "auto";
+
+    /// <summary>The OpenCL loader to open: the ICD loader finds the vendor drivers (NVIDIA, AMD, Intel, PoCL).</summary>
+    [Required]
+    public string OpenClLibrary { get; set; } = "libOpenCL.so.1";
+
+    /// <summary>Compiled OpenCL programs (PoCL's cache); defaults to DataDirectory/kernels. Sharing one across nodes is safe.</summary>
+    public string? KernelCacheDirectory { get; set; }
+
+    /// <summary>Downloaded inputs, reused by later jobs on the same data; defaults to DataDirectory/inputs.</summary>
+    public string? InputCacheDirectory { get; set; }
+
+    /// <summary>Bytes the input cache may hold; least recently used inputs are evicted beyond it.</summary>
+    [Range(0, long.MaxValue)]
+    public long InputCacheBytes { get; set; } = 2L << 30;
+
+    /// <summary>The most input bytes one attempt may bring in; larger jobs are refused before anything is downloaded.</summary>
+    [Range(1, long.MaxValue)]
+    public long MaxInputBytes { get; set; } = 1L << 30;
+
+    /// <summary>How often a running attempt reports its progress.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    public string KernelCachePath => KernelCacheDirectory ?? Path.Combine(DataDirectory, "kernels");
+
+    public string InputCachePath => InputCacheDirectory ?? Path.Combine(DataDirectory, "inputs");
 }

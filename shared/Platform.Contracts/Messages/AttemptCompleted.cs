@@ -18,4 +18,6 @@ public sealed record AttemptMetrics
     public required double Gflop { get; init; }
     public required string Device { get; init; }
     public double? Joules { get; init; }
+    /// <summary>True when <see cref="Joules"/> was estimated from calibrated power and time rather than read from a sensor.</summary>
+    public bool JoulesEstimated { get; init; } = true;
 }

@@ -11,7 +11,13 @@ public sealed record WorkerOnline
     public required IReadOnlyList<DeviceInfo> Devices { get; init; }
     /// <summary>Measured GFLOP/s per kernel, used to estimate run time.</summary>
     public required IReadOnlyDictionary<string, double> GflopsPerKernel { get; init; }
+    /// <summary>Which backend (simd, opencl) runs each kernel: the one that calibrated fastest.</summary>
+    public IReadOnlyDictionary<string, string>? BackendPerKernel { get; init; }
     public required double PowerWatts { get; init; }
+    /// <summary>True when <see cref="PowerWatts"/> comes from a power sensor, false when it is an estimate.</summary>
+    public bool PowerMeasured { get; init; }
+    /// <summary>What the node wants its operator to know about its capabilities, e.g. why OpenCL is not used.</summary>
+    public IReadOnlyList<string>? Notes { get; init; }
     /// <summary>Identity key (SubjectPublicKeyInfo, base64) that results are signed with.</summary>
     public string? PublicKey { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }

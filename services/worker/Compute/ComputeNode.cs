@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using Platform.Contracts.Kernels;
+using Platform.Contracts.Messages;
+using Platform.Worker.Compute.OpenCl;
+using Platform.Worker.Compute.Simd;
+using Platform.Worker.Node;
+
+namespace Platform.Worker.Compute;
+
+/// <summary>What the node found out about itself at start: the backend each kernel runs on and how fast.</summary>
+public sealed record Capabilities(
+    IReadOnlyList<DeviceInfo> Devices,
+    IReadOnlyDictionary<string, double> GflopsPerKernel,
+    IReadOnlyDictionary<string, string> BackendPerKernel,
+    IReadOnlyList<KernelRate> Measured,
+    double PowerWatts,
+    bool PowerMeasured,
+    IReadOnlyList<string> Notes);
+
+/// <summary>
+/// The node's compute: opens the backends the configuration allows, calibrates each kernel on each of them
+/// once, and from then on hands every kernel to the backend that ran it fastest. The SIMD backend is always
+/// there, so a machine without OpenCL still serves the whole catalogue.
+/// </summary>
+public sealed class ComputeNode : IDisposable
+{
+    // Without a power sensor, a CPU core under full vector load is taken to draw about this much.
+    private const double EstimatedWattsPerCore = 10;
+
+    private readonly List<IComputeBackend> _backends = [];
+    private readonly List<string> _notes = [];
+    private readonly ILogger<ComputeNode> _logger;
+    private readonly Lazy<Task<Capabilities>> _calibration;
+    private Dictionary<string, IComputeBackend> _perKernel = [];
+
+    public ComputeNode(IOptions<WorkerOptions> options, ILogger<ComputeNode> logger)
+    {
+        _logger = logger;
+        var o = options.Value;
+        if (o.Backend is "auto" or "opencl")
+        {
+            Directory.CreateDirectory(o.KernelCachePath);
+            var openCl = OpenClBackend.TryCreate(o.OpenClLibrary, o.KernelCachePath, out var reason);
+            if (openCl is not null)
+                _backends.Add(openCl);
+            else if (o.Backend == "opencl")
+                throw new InvalidOperationException($"Worker:Backend is opencl but OpenCL is not usable here: {reason}");
+            else
+            {
+                _notes.Add($"OpenCL unavailable ({reason}); every kernel runs on the SIMD backend");
+                logger.LogWarning("OpenCL unavailable ({Reason}); every kernel runs on the SIMD backend", reason);
+            }
+        }
+        if (o.Backend is "auto" or "simd")
+            _backends.Add(new SimdBackend());
+        _perKernel = KernelCatalog.Names.ToDictionary(k => k, _ => _backends[^1]);
+        _calibration = new(() => Task.Run(Calibrate));
+    }
+
+    public IReadOnlyList<IComputeBackend> Backends => _backends;
+
+    /// <summary>Calibrates on first use; later callers get the same result.</summary>
+    public Task<Capabilities> CalibrateAsync() => _calibration.Value;
+
+    /// <summary>The backend that runs <paramref name="kernel"/> fastest on this node (the last configured one before calibration).</summary>
+    public IComputeBackend For(string kernel) => _perKernel[kernel];
+
+    private Capabilities Calibrate()
+    {
+        var energy = PowerSensor.TryOpen();
+        var startJoules = energy?.ReadJoules();
+        var watch = Stopwatch.StartNew();
+        var measured = new List<KernelRate>();
+        foreach (var backend in _backends)
+        {
+            var rates = Calibration.Measure(backend, CancellationToken.None);
+            measured.AddRange(rates);
+            foreach (var rate in rates)
+                _logger.LogInformation("Calibrated {Kernel} on {Backend}: {Gflops:F1} GFLOP/s", rate.Kernel, rate.Backend, rate.Gflops);
+        }
+        var best = measured.GroupBy(r => r.Kernel).ToDictionary(g => g.Key, g => g.MaxBy(r => r.Gflops)!);
+        _perKernel = best.ToDictionary(b => b.Key, b => _backends.First(x => x.Name == b.Value.Backend));
+
+        double watts;
+        var powerMeasured = false;
+        if (energy is not null && startJoules is double before && energy.ReadJoules() is double after && after > before)
+        {
+            watts = (after - before) / watch.Elapsed.TotalSeconds;
+            powerMeasured = true;
+        }
+        else
+        {
+            watts = EstimatedWattsPerCore * Environment.ProcessorCount;
+            _notes.Add($"power estimated at {watts:F0} W ({EstimatedWattsPerCore:F0} W per core); no readable power sensor");
+        }
+        _logger.LogInformation("Kernels run on: {Choice}; power {Watts:F0} W ({How})",
+            string.Join(", ", best.Select(b => $"{b.Key}={b.Value.Backend}")), watts, powerMeasured ? "measured" : "estimated");
+        return new Capabilities(
+            _backends.Select(b => b.Device).ToList(),
+            best.ToDictionary(b => b.Key, b => Math.Round(b.Value.Gflops, 2)),
+            best.ToDictionary(b => b.Key, b => b.Value.Backend),
+            measured,
+            Math.Round(watts, 1),
+            powerMeasured,
+            _notes);
+    }
+
+    public void Dispose()
+    {
+        foreach (var backend in _backends)
+            backend.Dispose();
+    }
+}
+
+/// <summary>
+/// The CPU package energy counter Linux exposes through powercap (Intel RAPL, and AMD's on recent kernels).
+/// Often unreadable in containers and VMs, in which case power is estimated instead.
+/// </summary>
+public sealed class PowerSensor(string path)
+{
+    public static PowerSensor? TryOpen()
+    {
+        const string root = "/sys/class/powercap";
+        if (!Directory.Exists(root))
+            return null;
+        foreach (var zone in Directory.EnumerateDirectories(root).Order())
+        {
+            var counter = Path.Combine(zone, "energy_uj");
+            var sensor = new PowerSensor(counter);
+            if (File.Exists(Path.Combine(zone, "name")) && File.ReadAllText(Path.Combine(zone, "name")).StartsWith("package", StringComparison.Ordinal) && sensor.ReadJoules() is not null)
+                return sensor;
+        }
+        return null;
+    }
+
+    public double? ReadJoules()
+    {
+        try
+        {
+            return long.Parse(File.ReadAllText(path).Trim(), System.Globalization.CultureInfo.InvariantCulture) / 1e6;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+}

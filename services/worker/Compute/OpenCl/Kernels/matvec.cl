@@ -1,0 +1,74 @@
+// Matrix-vector products. They are memory-bound: the aim is to stream a once with 16-wide loads, and to give
+// each work-item tens of kilobytes so that PoCL's per-work-group cost vanishes.
+
+float hsum16(float16 v)
+{
+    float8 s8 = v.lo + v.hi;
+    float4 s4 = s8.lo + s8.hi;
+    float2 s2 = s4.lo + s4.hi;
+    return s2.x + s2.y;
+}
+
+// y[r] = a[r,:]·x for the rowsPerItem rows of this work-item.
+kernel void matvec(global const float* restrict a, global const float* restrict x, global float* restrict y,
+                   int rows, int cols, int rowsPerItem)
+{
+    int r0 = get_global_id(0) * rowsPerItem;
+    int r1 = min(r0 + rowsPerItem, rows);
+    for (int r = r0; r < r1; r++)
+    {
+        global const float* row = a + (size_t)r * cols;
+        float16 acc = 0.0f;
+        int j = 0;
+        for (; j + 16 <= cols; j += 16)
+            acc = fma(vload16(0, row + j), vload16(0, x + j), acc);
+        float s = hsum16(acc);
+        for (; j < cols; j++)
+            s = fma(row[j], x[j], s);
+        y[r] = s;
+    }
+}
+
+// partial[chunk, j] = sum over the chunk's rows r of a[r,j]·x[r], for the 16 columns of global id 0 (fewer in
+// the last block) and the rows of chunk = global id 1. matvec_t_sum then adds the chunks: splitting the rows
+// gives every core work even when a has few columns.
+kernel void matvec_t_partial(global const float* restrict a, global const float* restrict x, global float* restrict partial,
+                             int rows, int cols, int rowsPerChunk)
+{
+    int j0 = get_global_id(0) * 16;
+    int chunk = get_global_id(1);
+    int r0 = chunk * rowsPerChunk;
+    int r1 = min(r0 + rowsPerChunk, rows);
+    global float* out = partial + (size_t)chunk * cols;
+    if (j0 + 16 <= cols)
+    {
+        float16 acc = 0.0f;
+        for (int r = r0; r < r1; r++)
+            acc = fma((float16)x[r], vload16(0, a + (size_t)r * cols + j0), acc);
+        vstore16(acc, 0, out + j0);
+    }
+    else
+    {
+        for (int j = j0; j < cols; j++)
+        {
+            float s = 0.0f;
+            for (int r = r0; r < r1; r++)
+                s = fma(a[(size_t)r * cols + j], x[r], s);
+            out[j] = s;
+        }
+    }
+}
+
+// y[j] = sum over chunks of partial[chunk, j]; one work-item per 16 columns.
+kernel void matvec_t_sum(global const float* restrict partial, global float* restrict y, int chunks, int cols)
+{
+    int j0 = get_global_id(0) * 16;
+    int j1 = min(j0 + 16, cols);
+    for (int j = j0; j < j1; j++)
+    {
+        float s = 0.0f;
+        for (int c = 0; c < chunks; c++)
+            s += partial[(size_t)c * cols + j];
+        y[j] = s;
+    }
+}

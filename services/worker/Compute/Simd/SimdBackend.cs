@@ -1,0 +1,294 @@
+using System.Buffers;
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Platform.Contracts.Messages;
+
+namespace Platform.Worker.Compute.Simd;
+
+/// <summary>The managed backend: vectorised with System.Runtime.Intrinsics and spread over the CPU's cores.</summary>
+public sealed class SimdBackend : IComputeBackend
+{
+    // Element-wise and matrix-vector work is memory-bound: below ~1 MB the fork/join costs more than a second core gains.
+    private const int ParallelElements = 1 << 18;
+
+    // Rows of points one parallel item labels: enough to amortise scheduling, few enough to balance.
+    private const int PointChunk = 1024;
+
+    private readonly int threads;
+    private readonly ParallelOptions options;
+
+    public SimdBackend(int? threads = null)
+    {
+        this.threads = threads ?? Environment.ProcessorCount;
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.threads, 1, nameof(threads));
+        options = new ParallelOptions { MaxDegreeOfParallelism = this.threads };
+        MemoryBytes = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        Device = new DeviceInfo
+        {
+            Kind = "cpu",
+            Name = $"{CpuModel() ?? $"{Environment.ProcessorCount}-core CPU"} ({Environment.ProcessorCount} cores, {VectorIsa()})",
+            Backend = Name,
+            MemoryMb = MemoryBytes / (1024 * 1024),
+        };
+    }
+
+    public string Name => "simd";
+
+    public DeviceInfo Device { get; }
+
+    public long MemoryBytes { get; }
+
+    public void Dispose()
+    {
+    }
+
+    public void Add(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c) =>
+        ForRanges(c.Length, 1, (start, count) => TensorPrimitives.Add(a.Span.Slice(start, count), b.Span.Slice(start, count), c.Span.Slice(start, count)));
+
+    public void Gemm(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int k, int n, bool transposeB, ComputeProgress progress) =>
+        SimdGemm.Multiply(a, b, c, m, k, n, transposeB, progress, threads);
+
+    public void MatVec(ReadOnlyMemory<float> a, ReadOnlyMemory<float> x, Memory<float> y, int rows, int cols, bool transpose)
+    {
+        if (!transpose)
+        {
+            ForRanges(rows, cols, (start, count) =>
+            {
+                ReadOnlySpan<float> matrix = a.Span, vector = x.Span;
+                var result = y.Span;
+                for (var r = start; r < start + count; r++)
+                    result[r] = TensorPrimitives.Dot(matrix.Slice(r * cols, cols), vector);
+            });
+            return;
+        }
+
+        // yᵀ = xᵀ·A walks A row by row; each thread sums its band of rows into its own vector, then the bands are added.
+        var bands = (long)rows * cols < ParallelElements || threads == 1 ? 1 : Math.Min(threads, rows);
+        var partials = bands > 1 ? ArrayPool<float>.Shared.Rent((bands - 1) * cols) : [];
+        try
+        {
+            Parallel.For(0, bands, options, band =>
+            {
+                ReadOnlySpan<float> matrix = a.Span, vector = x.Span;
+                var sum = band == 0 ? y.Span[..cols] : partials.AsSpan((band - 1) * cols, cols);
+                sum.Clear();
+                for (var r = (int)((long)rows * band / bands); r < (int)((long)rows * (band + 1) / bands); r++)
+                    TensorPrimitives.MultiplyAdd(matrix.Slice(r * cols, cols), vector[r], sum, sum);
+            });
+            for (var band = 1; band < bands; band++)
+                TensorPrimitives.Add(y.Span[..cols], partials.AsSpan((band - 1) * cols, cols), y.Span[..cols]);
+        }
+        finally
+        {
+            if (bands > 1)
+                ArrayPool<float>.Shared.Return(partials);
+        }
+    }
+
+    public void BiasActivation(Memory<float> c, int rows, int cols, ReadOnlyMemory<float> bias, Activation activation) =>
+        ForRanges(rows, cols, (start, count) =>
+        {
+            var block = c.Span.Slice(start * cols, count * cols);
+            var b = bias.Span[..cols];
+            for (var r = 0; r < count; r++)
+                TensorPrimitives.Add(block.Slice(r * cols, cols), b, block.Slice(r * cols, cols));
+            switch (activation)
+            {
+                case Activation.Relu:
+                    TensorPrimitives.Max(block, 0f, block);
+                    break;
+                case Activation.Tanh:
+                    TensorPrimitives.Tanh(block, block);
+                    break;
+                case Activation.Sigmoid:
+                    TensorPrimitives.Sigmoid(block, block);
+                    break;
+                case Activation.Identity:
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(activation), activation, null);
+            }
+        });
+
+    public void NearestCentroid(ReadOnlyMemory<float> points, int n, int d, ReadOnlyMemory<float> centroids, int k, Memory<int> labels)
+    {
+        // Centroids go lane-wise, W to a vector, stored [block][dimension][lane] so one point is compared with W
+        // centroids per instruction and a block streams contiguously. Lane l holds centroids [l·blocks, (l+1)·blocks),
+        // so ties resolve to the lower index first within a lane, then by taking the first lane. Lanes past k hold NaN,
+        // which never compares less.
+        var w = Vector<float>.Count;
+        var blocks = (k + w - 1) / w;
+        var packed = ArrayPool<float>.Shared.Rent(blocks * d * w);
+        try
+        {
+            var source = centroids.Span;
+            for (var block = 0; block < blocks; block++)
+            {
+                for (var j = 0; j < d; j++)
+                {
+                    for (var lane = 0; lane < w; lane++)
+                    {
+                        var centroid = lane * blocks + block;
+                        packed[(block * d + j) * w + lane] = centroid < k ? source[centroid * d + j] : float.NaN;
+                    }
+                }
+            }
+            var chunks = (n + PointChunk - 1) / PointChunk;
+            Action<int> body = chunk =>
+            {
+                var start = chunk * PointChunk;
+                LabelPoints(points.Span, packed, d, blocks, labels.Span, start, Math.Min(PointChunk, n - start));
+            };
+            if (threads > 1 && chunks > 1 && (long)n * d * k >= ParallelElements)
+                Parallel.For(0, chunks, options, body);
+            else
+                for (var chunk = 0; chunk < chunks; chunk++)
+                    body(chunk);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packed);
+        }
+    }
+
+    /// <summary>
+    /// Labels points eight at a time: eight independent sums cover the FMA latency, and each centroid vector loaded
+    /// serves all eight.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void LabelPoints(ReadOnlySpan<float> points, float[] packed, int d, int blocks, Span<int> labels, int start, int count)
+    {
+        var w = Vector<float>.Count;
+        ref var centroidRef = ref MemoryMarshal.GetArrayDataReference(packed);
+        ref var pointRef = ref MemoryMarshal.GetReference(points);
+        var last = start + count - 1;
+        for (var i = start; i <= last; i += 8)
+        {
+            // Past the last point, repeat it: the extra sums are computed and dropped.
+            ref var p0 = ref Unsafe.Add(ref pointRef, i * d);
+            ref var p1 = ref Unsafe.Add(ref pointRef, Math.Min(i + 1, last) * d);
+            ref var p2 = ref Unsafe.Add(ref pointRef, Math.Min(i + 2, last) * d);
+            ref var p3 = ref Unsafe.Add(ref pointRef, Math.Min(i + 3, last) * d);
+            ref var p4 = ref Unsafe.Add(ref pointRef, Math.Min(i + 4, last) * d);
+            ref var p5 = ref Unsafe.Add(ref pointRef, Math.Min(i + 5, last) * d);
+            ref var p6 = ref Unsafe.Add(ref pointRef, Math.Min(i + 6, last) * d);
+            ref var p7 = ref Unsafe.Add(ref pointRef, Math.Min(i + 7, last) * d);
+            var best0 = new Vector<float>(float.PositiveInfinity);
+            Vector<float> best1 = best0, best2 = best0, best3 = best0, best4 = best0, best5 = best0, best6 = best0, best7 = best0;
+            Vector<int> index0 = default, index1 = default, index2 = default, index3 = default;
+            Vector<int> index4 = default, index5 = default, index6 = default, index7 = default;
+            for (var block = 0; block < blocks; block++)
+            {
+                Vector<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
+                Vector<float> sum4 = default, sum5 = default, sum6 = default, sum7 = default;
+                ref var c = ref Unsafe.Add(ref centroidRef, block * d * w);
+                for (nint j = 0; j < d; j++)
+                {
+                    var centroid = Vector.LoadUnsafe(ref c, (nuint)(j * w));
+                    sum0 = SquareAdd(centroid, ref Unsafe.Add(ref p0, j), sum0);
+                    sum1 = SquareAdd(centroid, ref Unsafe.Add(ref p1, j), sum1);
+                    sum2 = SquareAdd(centroid, ref Unsafe.Add(ref p2, j), sum2);
+                    sum3 = SquareAdd(centroid, ref Unsafe.Add(ref p3, j), sum3);
+                    sum4 = SquareAdd(centroid, ref Unsafe.Add(ref p4, j), sum4);
+                    sum5 = SquareAdd(centroid, ref Unsafe.Add(ref p5, j), sum5);
+                    sum6 = SquareAdd(centroid, ref Unsafe.Add(ref p6, j), sum6);
+                    sum7 = SquareAdd(centroid, ref Unsafe.Add(ref p7, j), sum7);
+                }
+                var ids = Vector<int>.Indices * blocks + new Vector<int>(block);
+                Keep(sum0, ids, ref best0, ref index0);
+                Keep(sum1, ids, ref best1, ref index1);
+                Keep(sum2, ids, ref best2, ref index2);
+                Keep(sum3, ids, ref best3, ref index3);
+                Keep(sum4, ids, ref best4, ref index4);
+                Keep(sum5, ids, ref best5, ref index5);
+                Keep(sum6, ids, ref best6, ref index6);
+                Keep(sum7, ids, ref best7, ref index7);
+            }
+            labels[i] = Lowest(best0, index0);
+            var rest = labels.Slice(i + 1, Math.Min(7, last - i));
+            ReadOnlySpan<int> lowest = [Lowest(best1, index1), Lowest(best2, index2), Lowest(best3, index3), Lowest(best4, index4),
+                Lowest(best5, index5), Lowest(best6, index6), Lowest(best7, index7)];
+            lowest[..rest.Length].CopyTo(rest);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> SquareAdd(Vector<float> centroid, ref float coordinate, Vector<float> sum)
+    {
+        var t = centroid - Vector.Create(coordinate);
+        return Vector.MultiplyAddEstimate(t, t, sum);
+    }
+
+    /// <summary>Strictly less: within a lane the earlier (lower-index) centroid keeps a tie.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Keep(Vector<float> distance, Vector<int> ids, ref Vector<float> best, ref Vector<int> index)
+    {
+        var less = Vector.LessThan(distance, best);
+        best = Vector.ConditionalSelect(less, distance, best);
+        index = Vector.ConditionalSelect(less, ids, index);
+    }
+
+    /// <summary>The index held by the first smallest lane: lanes hold ascending ranges, so that is the lowest index.</summary>
+    private static int Lowest(Vector<float> best, Vector<int> index) => index[Vector.IndexOf(best, MinAcross(best))];
+
+    private static float MinAcross(Vector<float> v)
+    {
+        var half = Vector<float>.Count switch
+        {
+            4 => v.AsVector128(),
+            8 => Vector128.Min(v.AsVector256().GetLower(), v.AsVector256().GetUpper()),
+            _ => Vector128.Min(
+                Vector128.Min(v.AsVector512().GetLower().GetLower(), v.AsVector512().GetLower().GetUpper()),
+                Vector128.Min(v.AsVector512().GetUpper().GetLower(), v.AsVector512().GetUpper().GetUpper())),
+        };
+        half = Vector128.Min(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
+        return MathF.Min(half.GetElement(0), half.GetElement(1));
+    }
+
+    /// <summary>Runs body over [0, count) in one range, or in a few ranges on the pool when there is enough work.</summary>
+    private void ForRanges(int count, int elementsPerItem, Action<int, int> body)
+    {
+        var ranges = (long)count * elementsPerItem < ParallelElements || threads == 1 ? 1 : Math.Min(count, 4 * threads);
+        if (ranges == 1)
+        {
+            body(0, count);
+            return;
+        }
+        Parallel.For(0, ranges, options, range =>
+        {
+            var start = (int)((long)count * range / ranges);
+            body(start, (int)((long)count * (range + 1) / ranges) - start);
+        });
+    }
+
+    private static string? CpuModel()
+    {
+        const string CpuInfo = "/proc/cpuinfo";
+        if (!File.Exists(CpuInfo))
+            return null;
+        try
+        {
+            foreach (var line in File.ReadLines(CpuInfo))
+            {
+                if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':', StringComparison.Ordinal) is var colon and >= 0)
+                    return line[(colon + 1)..].Trim();
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return null;
+    }
+
+    private static string VectorIsa() =>
+        Vector512.IsHardwareAccelerated ? "AVX-512"
+        : Vector256.IsHardwareAccelerated ? "AVX2"
+        : Vector128.IsHardwareAccelerated ? "128-bit SIMD"
+        : "no SIMD";
+}

@@ -1,0 +1,72 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Platform.Contracts.Kernels;
+using Platform.Worker.Compute;
+using Platform.Worker.Node;
+
+namespace Platform.Worker.Tests.Compute;
+
+public sealed class ComputeNodeTests : IDisposable
+{
+    private readonly string _data = Directory.CreateTempSubdirectory("platform-node-").FullName;
+
+    public void Dispose() => Directory.Delete(_data, recursive: true);
+
+    private ComputeNode Node(string backend = "auto", string library = "libOpenCL.so.1") => new(
+        Options.Create(new WorkerOptions { OperatorKey = "k", DataDirectory = _data, Backend = backend, OpenClLibrary = library }),
+        NullLogger<ComputeNode>.Instance);
+
+    // No CPU core does more than 64 fp32 FLOP per cycle (two 16-wide FMA pipes), and none runs at 6 GHz.
+    private static double PeakGflops => Environment.ProcessorCount * 6.0 * 64;
+
+    [Fact]
+    public async Task Calibration_measures_every_kernel_on_both_backends_at_plausible_rates_and_picks_the_faster()
+    {
+        using var node = Node();
+
+        var capabilities = await node.CalibrateAsync();
+
+        Assert.Equal(["opencl", "simd"], node.Backends.Select(b => b.Name).Order());
+        Assert.Equal(KernelCatalog.Names.Count * 2, capabilities.Measured.Count);
+        Assert.All(capabilities.Measured, rate => Assert.InRange(rate.Gflops, 1e-3, PeakGflops));
+        foreach (var kernel in KernelCatalog.Names)
+        {
+            var fastest = capabilities.Measured.Where(r => r.Kernel == kernel).MaxBy(r => r.Gflops)!;
+            Assert.Equal(fastest.Backend, capabilities.BackendPerKernel[kernel]);
+            Assert.Equal(fastest.Backend, node.For(kernel).Name);
+        }
+        Assert.Equal(2, capabilities.Devices.Count);
+        Assert.True(capabilities.PowerWatts > 0);
+    }
+
+    [Fact]
+    public async Task Without_an_OpenCL_library_every_kernel_runs_on_simd_and_the_node_says_why()
+    {
+        using var node = Node(library: "libOpenCL-not-installed.so.1");
+
+        var capabilities = await node.CalibrateAsync();
+
+        Assert.Equal("simd", Assert.Single(node.Backends).Name);
+        Assert.All(KernelCatalog.Names, kernel => Assert.Equal("simd", capabilities.BackendPerKernel[kernel]));
+        Assert.Contains(capabilities.Notes, note => note.Contains("OpenCL unavailable", StringComparison.Ordinal) && note.Contains("libOpenCL-not-installed.so.1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Forcing_opencl_where_it_is_missing_stops_the_node_with_the_reason()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => Node(backend: "opencl", library: "libOpenCL-not-installed.so.1"));
+
+        Assert.Contains("Worker:Backend is opencl", error.Message);
+    }
+
+    [Fact]
+    public async Task Forcing_simd_uses_only_simd()
+    {
+        using var node = Node(backend: "simd");
+
+        var capabilities = await node.CalibrateAsync();
+
+        Assert.Equal("simd", Assert.Single(node.Backends).Name);
+        Assert.DoesNotContain(capabilities.Notes, n => n.Contains("OpenCL", StringComparison.Ordinal));
+    }
+}
