@@ -71,6 +71,11 @@ public static class ComputeBenchmark
                 Console.WriteLine($"{kernel,-8} {backend.Name,-8} {seconds,9:F3} {gflops,9:F1} {baseline[kernel],9:F3} {baseline[kernel] / seconds,9:F2} {gflops / peak,8:P0}");
             }
         }
+
+        // What a worker's start-up calibration measures on the same machine, and the backend it would choose.
+        var rates = backends.SelectMany(b => Calibration.Measure(b, CancellationToken.None)).ToList();
+        Console.WriteLine($"calibration (GFLOP/s): {string.Join("; ", rates.GroupBy(r => r.Kernel).Select(g =>
+            $"{g.Key} {string.Join(" ", g.Select(r => $"{r.Backend} {r.Gflops:F1}"))} -> {g.MaxBy(r => r.Gflops)!.Backend}"))}");
         foreach (var backend in backends)
             backend.Dispose();
     }
@@ -121,19 +126,31 @@ public static class ComputeBenchmark
 
     private static double MeasureGhz()
     {
-        const long iterations = 400_000_000;
+        const long iterations = 50_000_000;
         var watch = Stopwatch.StartNew();
-        var x = DependentAdds(iterations);
+        var x = DependentChain(iterations);
         var seconds = watch.Elapsed.TotalSeconds;
         GC.KeepAlive(x);
-        return iterations / seconds / 1e9;
+        return iterations * 8 / seconds / 1e9;
     }
 
-    private static long DependentAdds(long iterations)
+    // Eight one-cycle operations, each needing the previous one's result: eight cycles per iteration, with the
+    // loop's own counting running alongside.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static long DependentChain(long iterations)
     {
         long x = 0;
         for (long i = 0; i < iterations; i++)
+        {
             x += i;
+            x ^= i;
+            x += i;
+            x ^= i;
+            x += i;
+            x ^= i;
+            x += i;
+            x ^= i;
+        }
         return x;
     }
 

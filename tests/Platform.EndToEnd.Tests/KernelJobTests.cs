@@ -125,4 +125,39 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
             }
         }
     }
+
+    [Fact]
+    public async Task A_long_kernel_reports_progress_and_cancelling_it_frees_the_worker_for_the_next_job()
+    {
+        const int seed = 43;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var operatorAccount = await network.CreateAccountAsync("operator", 0m);
+        var worker = await network.StartWorkerAsync(operatorAccount.Key, region: "long-jobs", settings: new() { ["Worker__ProgressInterval"] = "00:00:00.200" });
+        var client = await network.CreateAccountAsync("client", 50_000m);
+        using var http = network.Client(client.Key);
+        // About 10 TFLOP: minutes on any machine this test runs on, so only a stopped kernel frees the slot in time.
+        const int n = 100_000, d = 64;
+        var points = await http.PinAsync(NpyArray.FromFloat32(Api.RandomFloats(random, n * d), n, d));
+        using var submitted = await http.SubmitAsync(new
+        {
+            kernel = "kmeans",
+            inputs = new { points = points.Cid },
+            @params = new { k = 512, iterations = 1000 },
+            requirements = new { region = "long-jobs" },
+        });
+        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+
+        var running = await http.WaitForAsync(job.Id, j => j.Status == "running" && j.Progress > 0, "the running job reports progress");
+        Assert.InRange(running.Progress!.Value, 0, 0.5);
+        using var cancel = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        await http.WaitForAsync(job.Id, j => j.Status == "cancelled", "job cancelled");
+
+        // The worker has one slot: the next job can only run once the cancelled kernel has stopped.
+        var next = await RunJobAsync(http, "vector-add", new() { ["a"] = NpyArray.FromFloat32([1, 2], 2), ["b"] = NpyArray.FromFloat32([3, 4], 2) }, [], region: "long-jobs");
+        Assert.Equal([4f, 6f], next["c"].Float32!);
+        Assert.Contains("stopped: the job was cancelled", worker.LogTail(200), StringComparison.Ordinal);
+    }
 }

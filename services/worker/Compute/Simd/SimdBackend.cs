@@ -11,10 +11,13 @@ namespace Platform.Worker.Compute.Simd;
 /// <summary>The managed backend: vectorised with System.Runtime.Intrinsics and spread over the CPU's cores.</summary>
 public sealed class SimdBackend : IComputeBackend
 {
-    // Element-wise and matrix-vector work is memory-bound: below ~1 MB the fork/join costs more than a second core gains.
+    // Element-wise and matrix-vector work is memory-bound: below ~1 MB, fork/join costs more than a second core gains.
     private const int ParallelElements = 1 << 18;
 
-    // Rows of points one parallel item labels: enough to amortise scheduling, few enough to balance.
+    // Bias and activation go over ~16 KB of rows at a time, so the activation pass finds them still in L1.
+    private const int ActivationGroup = 4096;
+
+    // Points one parallel item labels: enough to amortise scheduling, few enough to balance the cores.
     private const int PointChunk = 1024;
 
     private readonly int threads;
@@ -46,7 +49,8 @@ public sealed class SimdBackend : IComputeBackend
     }
 
     public void Add(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c) =>
-        ForRanges(c.Length, 1, (start, count) => TensorPrimitives.Add(a.Span.Slice(start, count), b.Span.Slice(start, count), c.Span.Slice(start, count)));
+        ForRanges(c.Length, 1, (start, count) =>
+            TensorPrimitives.Add(a.Span.Slice(start, count), b.Span.Slice(start, count), c.Span.Slice(start, count)));
 
     public void Gemm(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int k, int n, bool transposeB, ComputeProgress progress) =>
         SimdGemm.Multiply(a, b, c, m, k, n, transposeB, progress, threads);
@@ -57,7 +61,7 @@ public sealed class SimdBackend : IComputeBackend
         {
             ForRanges(rows, cols, (start, count) =>
             {
-                ReadOnlySpan<float> matrix = a.Span, vector = x.Span;
+                ReadOnlySpan<float> matrix = a.Span, vector = x.Span[..cols];
                 var result = y.Span;
                 for (var r = start; r < start + count; r++)
                     result[r] = TensorPrimitives.Dot(matrix.Slice(r * cols, cols), vector);
@@ -65,60 +69,68 @@ public sealed class SimdBackend : IComputeBackend
             return;
         }
 
-        // yᵀ = xᵀ·A walks A row by row; each thread sums its band of rows into its own vector, then the bands are added.
-        var bands = (long)rows * cols < ParallelElements || threads == 1 ? 1 : Math.Min(threads, rows);
-        var partials = bands > 1 ? ArrayPool<float>.Shared.Rent((bands - 1) * cols) : [];
+        // Aᵀ·x walks A row by row: each band of rows is summed into a vector of its own, then the bands are added.
+        var bands = (long)rows * cols < ParallelElements ? 1 : Math.Min(threads, rows);
+        var partials = ArrayPool<float>.Shared.Rent((bands - 1) * cols);
         try
         {
-            Parallel.For(0, bands, options, band =>
+            ForBands(rows, bands, (band, start, count) =>
             {
-                ReadOnlySpan<float> matrix = a.Span, vector = x.Span;
                 var sum = band == 0 ? y.Span[..cols] : partials.AsSpan((band - 1) * cols, cols);
                 sum.Clear();
-                for (var r = (int)((long)rows * band / bands); r < (int)((long)rows * (band + 1) / bands); r++)
-                    TensorPrimitives.MultiplyAdd(matrix.Slice(r * cols, cols), vector[r], sum, sum);
+                AccumulateRows(a.Span, x.Span, sum, start, start + count);
             });
+            var total = y.Span[..cols];
             for (var band = 1; band < bands; band++)
-                TensorPrimitives.Add(y.Span[..cols], partials.AsSpan((band - 1) * cols, cols), y.Span[..cols]);
+                TensorPrimitives.Add(total, partials.AsSpan((band - 1) * cols, cols), total);
         }
         finally
         {
-            if (bands > 1)
-                ArrayPool<float>.Shared.Return(partials);
+            ArrayPool<float>.Shared.Return(partials);
         }
     }
 
-    public void BiasActivation(Memory<float> c, int rows, int cols, ReadOnlyMemory<float> bias, Activation activation) =>
+    public void BiasActivation(Memory<float> c, int rows, int cols, ReadOnlyMemory<float> bias, Activation activation)
+    {
+        if (!Enum.IsDefined(activation))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, "unknown activation");
         ForRanges(rows, cols, (start, count) =>
         {
-            var block = c.Span.Slice(start * cols, count * cols);
             var b = bias.Span[..cols];
-            for (var r = 0; r < count; r++)
-                TensorPrimitives.Add(block.Slice(r * cols, cols), b, block.Slice(r * cols, cols));
-            switch (activation)
+            var group = Math.Max(1, ActivationGroup / cols);
+            for (var first = start; first < start + count; first += group)
             {
-                case Activation.Relu:
-                    TensorPrimitives.Max(block, 0f, block);
-                    break;
-                case Activation.Tanh:
-                    TensorPrimitives.Tanh(block, block);
-                    break;
-                case Activation.Sigmoid:
-                    TensorPrimitives.Sigmoid(block, block);
-                    break;
-                case Activation.Identity:
-                    break;
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(activation), activation, null);
+                var block = c.Span.Slice(first * cols, Math.Min(group, start + count - first) * cols);
+                for (var row = 0; row < block.Length; row += cols)
+                    TensorPrimitives.Add(block.Slice(row, cols), b, block.Slice(row, cols));
+                switch (activation)
+                {
+                    case Activation.Relu:
+                        TensorPrimitives.Max(block, 0f, block);
+                        break;
+                    case Activation.Tanh:
+                        TensorPrimitives.Tanh(block, block);
+                        break;
+                    case Activation.Sigmoid:
+                        TensorPrimitives.Sigmoid(block, block);
+                        break;
+                    case Activation.Identity:
+                    default:
+                        break;
+                }
             }
         });
+    }
 
     public void NearestCentroid(ReadOnlyMemory<float> points, int n, int d, ReadOnlyMemory<float> centroids, int k, Memory<int> labels)
     {
-        // Centroids go lane-wise, W to a vector, stored [block][dimension][lane] so one point is compared with W
-        // centroids per instruction and a block streams contiguously. Lane l holds centroids [l·blocks, (l+1)·blocks),
-        // so ties resolve to the lower index first within a lane, then by taking the first lane. Lanes past k hold NaN,
-        // which never compares less.
+        // The kernel reads points without bounds checks.
+        ArgumentOutOfRangeException.ThrowIfLessThan(points.Length, (long)n * d, nameof(points));
+
+        // A vector holds one coordinate of W centroids, stored [block][dimension][lane], so one point meets W centroids
+        // per instruction and a block streams contiguously. Lane l holds centroids [l·blocks, (l+1)·blocks): a tie
+        // keeps the earlier centroid within a lane and the first lane across them, so it goes to the lower index.
+        // Lanes past k hold NaN, which never compares less.
         var w = Vector<float>.Count;
         var blocks = (k + w - 1) / w;
         var packed = ArrayPool<float>.Shared.Rent(blocks * d * w);
@@ -137,21 +149,54 @@ public sealed class SimdBackend : IComputeBackend
                 }
             }
             var chunks = (n + PointChunk - 1) / PointChunk;
-            Action<int> body = chunk =>
+            var parallel = threads > 1 && (long)n * d * k >= ParallelElements ? chunks : 1;
+            ForBands(chunks, parallel, (_, start, count) =>
             {
-                var start = chunk * PointChunk;
-                LabelPoints(points.Span, packed, d, blocks, labels.Span, start, Math.Min(PointChunk, n - start));
-            };
-            if (threads > 1 && chunks > 1 && (long)n * d * k >= ParallelElements)
-                Parallel.For(0, chunks, options, body);
-            else
-                for (var chunk = 0; chunk < chunks; chunk++)
-                    body(chunk);
+                var first = start * PointChunk;
+                LabelPoints(points.Span, packed, d, blocks, labels.Span, first, Math.Min(count * PointChunk, n - first));
+            });
         }
         finally
         {
             ArrayPool<float>.Shared.Return(packed);
         }
+    }
+
+    /// <summary>
+    /// sum += x[r]·A[r,:] over rows [start, end), four rows a pass: a narrow A (the usual tall data matrix) would
+    /// otherwise pay a call and a load and store of sum per row.
+    /// </summary>
+    private static void AccumulateRows(ReadOnlySpan<float> a, ReadOnlySpan<float> x, Span<float> sum, int start, int end)
+    {
+        var cols = sum.Length;
+        var w = Vector<float>.Count;
+        ref var s = ref MemoryMarshal.GetReference(sum);
+        var r = start;
+        for (; r + 4 <= end; r += 4)
+        {
+            ref var r0 = ref MemoryMarshal.GetReference(a.Slice(r * cols, 4 * cols));
+            ref var r1 = ref Unsafe.Add(ref r0, cols);
+            ref var r2 = ref Unsafe.Add(ref r1, cols);
+            ref var r3 = ref Unsafe.Add(ref r2, cols);
+            float x0 = x[r], x1 = x[r + 1], x2 = x[r + 2], x3 = x[r + 3];
+            var j = 0;
+            if (cols >= w)
+            {
+                Vector<float> v0 = Vector.Create(x0), v1 = Vector.Create(x1), v2 = Vector.Create(x2), v3 = Vector.Create(x3);
+                for (; j <= cols - w; j += w)
+                {
+                    var offset = (nuint)j;
+                    var t = Vector.MultiplyAddEstimate(v0, Vector.LoadUnsafe(ref r0, offset), Vector.LoadUnsafe(ref s, offset));
+                    t = Vector.MultiplyAddEstimate(v1, Vector.LoadUnsafe(ref r1, offset), t);
+                    t = Vector.MultiplyAddEstimate(v2, Vector.LoadUnsafe(ref r2, offset), t);
+                    Vector.MultiplyAddEstimate(v3, Vector.LoadUnsafe(ref r3, offset), t).StoreUnsafe(ref s, offset);
+                }
+            }
+            for (; j < cols; j++)
+                sum[j] += (x0 * Unsafe.Add(ref r0, j)) + (x1 * Unsafe.Add(ref r1, j)) + (x2 * Unsafe.Add(ref r2, j)) + (x3 * Unsafe.Add(ref r3, j));
+        }
+        for (; r < end; r++)
+            TensorPrimitives.MultiplyAdd(a.Slice(r * cols, cols), x[r], sum, sum);
     }
 
     /// <summary>
@@ -185,6 +230,7 @@ public sealed class SimdBackend : IComputeBackend
                 Vector<float> sum0 = default, sum1 = default, sum2 = default, sum3 = default;
                 Vector<float> sum4 = default, sum5 = default, sum6 = default, sum7 = default;
                 ref var c = ref Unsafe.Add(ref centroidRef, block * d * w);
+                // A native-sized index lets the JIT fold each coordinate load into the subtraction as a broadcast.
                 for (nint j = 0; j < d; j++)
                 {
                     var centroid = Vector.LoadUnsafe(ref c, (nuint)(j * w));
@@ -207,11 +253,9 @@ public sealed class SimdBackend : IComputeBackend
                 Keep(sum6, ids, ref best6, ref index6);
                 Keep(sum7, ids, ref best7, ref index7);
             }
-            labels[i] = Lowest(best0, index0);
-            var rest = labels.Slice(i + 1, Math.Min(7, last - i));
-            ReadOnlySpan<int> lowest = [Lowest(best1, index1), Lowest(best2, index2), Lowest(best3, index3), Lowest(best4, index4),
-                Lowest(best5, index5), Lowest(best6, index6), Lowest(best7, index7)];
-            lowest[..rest.Length].CopyTo(rest);
+            ReadOnlySpan<int> nearest = [Lowest(best0, index0), Lowest(best1, index1), Lowest(best2, index2), Lowest(best3, index3),
+                Lowest(best4, index4), Lowest(best5, index5), Lowest(best6, index6), Lowest(best7, index7)];
+            nearest[..Math.Min(8, last + 1 - i)].CopyTo(labels[i..]);
         }
     }
 
@@ -222,7 +266,7 @@ public sealed class SimdBackend : IComputeBackend
         return Vector.MultiplyAddEstimate(t, t, sum);
     }
 
-    /// <summary>Strictly less: within a lane the earlier (lower-index) centroid keeps a tie.</summary>
+    /// <summary>Strictly less, so within a lane the earlier (lower-index) centroid keeps a tie.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Keep(Vector<float> distance, Vector<int> ids, ref Vector<float> best, ref Vector<int> index)
     {
@@ -231,12 +275,12 @@ public sealed class SimdBackend : IComputeBackend
         index = Vector.ConditionalSelect(less, ids, index);
     }
 
-    /// <summary>The index held by the first smallest lane: lanes hold ascending ranges, so that is the lowest index.</summary>
+    /// <summary>The centroid held by the first smallest lane: lanes hold ascending ranges, so it is the lowest index.</summary>
     private static int Lowest(Vector<float> best, Vector<int> index) => index[Vector.IndexOf(best, MinAcross(best))];
 
     private static float MinAcross(Vector<float> v)
     {
-        var half = Vector<float>.Count switch
+        var quarter = Vector<float>.Count switch
         {
             4 => v.AsVector128(),
             8 => Vector128.Min(v.AsVector256().GetLower(), v.AsVector256().GetUpper()),
@@ -244,23 +288,27 @@ public sealed class SimdBackend : IComputeBackend
                 Vector128.Min(v.AsVector512().GetLower().GetLower(), v.AsVector512().GetLower().GetUpper()),
                 Vector128.Min(v.AsVector512().GetUpper().GetLower(), v.AsVector512().GetUpper().GetUpper())),
         };
-        half = Vector128.Min(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
-        return MathF.Min(half.GetElement(0), half.GetElement(1));
+        quarter = Vector128.Min(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
+        return MathF.Min(quarter.GetElement(0), quarter.GetElement(1));
     }
 
-    /// <summary>Runs body over [0, count) in one range, or in a few ranges on the pool when there is enough work.</summary>
-    private void ForRanges(int count, int elementsPerItem, Action<int, int> body)
+    /// <summary>Runs body(start, length) over [0, count), in a few ranges on the pool when there is enough work to share.</summary>
+    private void ForRanges(int count, int elementsPerItem, Action<int, int> body) =>
+        ForBands(count, (long)count * elementsPerItem < ParallelElements ? 1 : 4 * threads, (_, start, length) => body(start, length));
+
+    /// <summary>Runs body(band, start, length) over [0, count) split into at most <paramref name="bands"/> bands.</summary>
+    private void ForBands(int count, int bands, Action<int, int, int> body)
     {
-        var ranges = (long)count * elementsPerItem < ParallelElements || threads == 1 ? 1 : Math.Min(count, 4 * threads);
-        if (ranges == 1)
+        bands = threads == 1 ? 1 : Math.Clamp(bands, 1, Math.Max(1, count));
+        if (bands == 1)
         {
-            body(0, count);
+            body(0, 0, count);
             return;
         }
-        Parallel.For(0, ranges, options, range =>
+        Parallel.For(0, bands, options, band =>
         {
-            var start = (int)((long)count * range / ranges);
-            body(start, (int)((long)count * (range + 1) / ranges) - start);
+            var start = (int)((long)count * band / bands);
+            body(band, start, (int)((long)count * (band + 1) / bands) - start);
         });
     }
 
@@ -271,24 +319,24 @@ public sealed class SimdBackend : IComputeBackend
             return null;
         try
         {
-            foreach (var line in File.ReadLines(CpuInfo))
-            {
-                if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':', StringComparison.Ordinal) is var colon and >= 0)
-                    return line[(colon + 1)..].Trim();
-            }
+            return File.ReadLines(CpuInfo)
+                .Where(line => line.StartsWith("model name", StringComparison.Ordinal) && line.Contains(':', StringComparison.Ordinal))
+                .Select(line => line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim())
+                .FirstOrDefault(name => name.Length > 0);
         }
         catch (IOException)
         {
+            return null;
         }
         catch (UnauthorizedAccessException)
         {
+            return null;
         }
-        return null;
     }
 
     private static string VectorIsa() =>
         Vector512.IsHardwareAccelerated ? "AVX-512"
         : Vector256.IsHardwareAccelerated ? "AVX2"
-        : Vector128.IsHardwareAccelerated ? "128-bit SIMD"
+        : Vector.IsHardwareAccelerated ? $"{Vector<byte>.Count * 8}-bit SIMD"
         : "no SIMD";
 }

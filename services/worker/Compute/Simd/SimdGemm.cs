@@ -26,16 +26,19 @@ internal static class SimdGemm
     private const int Mc = 64;
     private const int Nc = 1024;
 
-    // Each parallel step does at most this many flops between progress reports (~15 ms here, ~200 ms on a slow core)
-    // and writes at most this much of C: with a short k the product is bound by memory, not flops.
-    private const double StepFlops = 2e9;
+    // Each parallel step does at most this many flops between progress reports (~15 ms on AVX-512, ~150 ms on one
+    // SSE core; emulated vectors are ~50× slower again) and writes at most this much of C, since with a short k the
+    // product is bound by memory rather than flops.
+    private static readonly double StepFlops = Vector.IsHardwareAccelerated ? 2e9 : 4e7;
     private const int StepOutput = 1 << 22;
 
-    // Below this many flops a product is done on the calling thread: fork/join costs more than it saves.
-    private const double ParallelFlops = 4e6;
+    // Below this many flops (about 170³) a product is done on the calling thread: fork/join costs more than it saves.
+    private const double ParallelFlops = 1e7;
 
     public static void Multiply(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int k, int n, bool transposeB, ComputeProgress progress, int threads)
     {
+        // The micro-kernel writes C without bounds checks.
+        ArgumentOutOfRangeException.ThrowIfLessThan(c.Length, (long)m * n, nameof(c));
         var total = 2.0 * m * n * k;
         var parallel = threads > 1 && total >= ParallelFlops;
         var options = new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = progress.CancellationToken };
@@ -58,8 +61,8 @@ internal static class SimdGemm
                     {
                         var rows = Math.Min(stepRows, m - ic);
                         var rowBlocks = (rows + Mc - 1) / Mc;
-                        // Too few row blocks to occupy every thread: split the columns too (A is then packed once per split).
-                        var colSplits = parallel ? Math.Clamp(2 * threads / rowBlocks, 1, panels) : 1;
+                        // Too few row blocks to balance the threads: split the columns too (A is then packed once per split).
+                        var colSplits = parallel ? Math.Clamp((4 * threads + rowBlocks - 1) / rowBlocks, 1, panels) : 1;
                         var splitPanels = (panels + colSplits - 1) / colSplits;
                         colSplits = (panels + splitPanels - 1) / splitPanels;
                         int i0 = ic;
