@@ -124,8 +124,16 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         var inputs = new Dictionary<string, NpyArray>();
         foreach (var (name, path) in files)
         {
-            await using var file = File.OpenRead(path);
-            inputs[name] = Npy.Read(file);
+            try
+            {
+                await using var file = File.OpenRead(path);
+                inputs[name] = Npy.Read(file);
+            }
+            catch (NpyFormatException ex)
+            {
+                // A header that promises more data than the file holds, for instance.
+                return Outcome.Fail("input_invalid", $"input '{name}' is not a valid .npy tensor: {ex.Message}");
+            }
         }
 
         var progress = new LatestProgress();
