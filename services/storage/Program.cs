@@ -1,9 +1,11 @@
 using Platform.Hosting;
 using Platform.Storage.Blobs;
+using Platform.Storage.Replication;
 
 var builder = WebApplication.CreateBuilder(args);
-builder.AddPlatformDefaults("storage", typeof(Program).Assembly);
+builder.AddPlatformDefaults("storage", typeof(Program).Assembly, bus => bus.AddReplication(builder.Configuration));
 builder.AddBlobs();
+builder.AddReplicationServices();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

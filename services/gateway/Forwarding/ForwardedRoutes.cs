@@ -28,6 +28,8 @@ public static class ForwardedRoutes
             forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
         blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()));
+        blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()));
 
         app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))

@@ -16,6 +16,8 @@ public sealed class HttpForwarder(HttpClient http, ILogger<HttpForwarder> logger
     {
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
         "Host", "Authorization", AccountHeader,
+        // Only storage nodes may say they are one (a peer's read gets no fallback to other peers).
+        "X-Platform-Storage-Peer",
     };
 
     // Set from the request itself, not copied: a second Content-Length would make the upstream reject the request.

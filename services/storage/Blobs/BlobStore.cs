@@ -2,130 +2,217 @@ using System.Buffers;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Contracts.Merkle;
 
 namespace Platform.Storage.Blobs;
 
-public sealed record StoredBlob(Cid Cid, long Size, string Sha256);
+/// <summary>A blob as stored: its CID, size, SHA-256 and Merkle tree (leaf hashes concatenated, and the root).</summary>
+public sealed record StoredBlob(Cid Cid, long Size, string Sha256, byte[] Leaves, byte[] Root);
 
 public sealed class BlobTooLargeException(long limit) : Exception($"blob is larger than the limit of {limit} bytes")
 {
     public long Limit { get; } = limit;
 }
 
+public sealed class CorruptBlobException(Cid cid, string detail) : Exception($"blob {cid}: {detail}")
+{
+    public Cid Cid { get; } = cid;
+}
+
+/// <summary>What a check of this node's copy found.</summary>
+public enum CopyState
+{
+    Ok,
+    Missing,
+    Corrupt,
+}
+
 /// <summary>
-/// Content-addressed files: a blob lives at a path derived from its CID, is written once through a temp
-/// file (hashed while streaming, fsynced, renamed atomically) and never changed or deleted.
+/// Hashing, Merkle trees and verification over whichever <see cref="IBlobBackend"/> holds the copies.
+/// Writes go through a temp file on the node's volume (hashed while streaming, fsynced) and only then to the
+/// backend, so a cut upload stores nothing. Reads check every 1 MiB chunk against its leaf hash before a byte
+/// of it is sent, so corrupt bytes are never served, in one pass over the data.
 /// </summary>
 public sealed class BlobStore
 {
-    private const int BufferSize = 1 << 20;
-    private readonly string _blobs;
+    private const int LeafSize = 32;
     private readonly string _tmp;
-    private readonly ILogger<BlobStore> _logger;
 
-    public BlobStore(IOptions<StorageOptions> options, ILogger<BlobStore> logger)
+    public BlobStore(IBlobBackend backend, IOptions<StorageOptions> options)
     {
-        var root = Path.GetFullPath(options.Value.RootPath);
-        _blobs = Path.Combine(root, "blobs");
-        _tmp = Path.Combine(root, "tmp");
-        Directory.CreateDirectory(_blobs);
+        Backend = backend;
+        _tmp = Path.Combine(Path.GetFullPath(options.Value.RootPath), "tmp");
         Directory.CreateDirectory(_tmp);
-        _logger = logger;
         // Uploads cut off by a crash leave temp files; nothing else writes there, so they are garbage.
         foreach (var stale in Directory.EnumerateFiles(_tmp))
             File.Delete(stale);
     }
 
-    // Blobs are spread over 1024 folders by the CID's last two characters (the first ones are all "bafkrei").
-    private string PathOf(Cid cid) => Path.Combine(_blobs, cid.Value[^2..], cid.Value);
+    public IBlobBackend Backend { get; }
 
-    public bool Exists(Cid cid) => File.Exists(PathOf(cid));
+    /// <summary>Streams an upload to the backend; its CID is whatever its bytes hash to.</summary>
+    public Task<StoredBlob> PutAsync(Stream body, long maxBytes, CancellationToken ct) => WriteAsync(body, maxBytes, expected: null, overwrite: false, ct);
 
-    public async Task<StoredBlob> PutAsync(Stream body, long maxBytes, CancellationToken ct)
+    /// <summary>Stores a copy fetched from a peer, refusing bytes that do not hash to <paramref name="expected"/>.</summary>
+    public Task<StoredBlob> PutCopyAsync(Cid expected, Stream body, long maxBytes, bool overwrite, CancellationToken ct) => WriteAsync(body, maxBytes, expected, overwrite, ct);
+
+    private async Task<StoredBlob> WriteAsync(Stream body, long maxBytes, Cid? expected, bool overwrite, CancellationToken ct)
     {
         var temp = Path.Combine(_tmp, Guid.NewGuid().ToString("n"));
-        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(MerkleTree.ChunkSize);
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var leaves = new MemoryStream();
             long size = 0;
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous))
             {
-                int read;
-                while ((read = await body.ReadAsync(buffer.AsMemory(0, BufferSize), ct)) > 0)
+                // Fill whole chunks before hashing them, so each leaf is one chunk however the body arrives.
+                while (true)
                 {
-                    size += read;
+                    var filled = await body.ReadAtLeastAsync(buffer.AsMemory(0, MerkleTree.ChunkSize), MerkleTree.ChunkSize, throwOnEndOfStream: false, ct);
+                    if (filled == 0)
+                        break;
+                    size += filled;
                     if (size > maxBytes)
                         throw new BlobTooLargeException(maxBytes);
-                    hash.AppendData(buffer, 0, read);
-                    await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    var chunk = buffer.AsMemory(0, filled);
+                    var write = file.WriteAsync(chunk, ct);
+                    whole.AppendData(chunk.Span);
+                    leaves.Write(MerkleTree.LeafHash(chunk.Span));
+                    await write;
+                    if (filled < MerkleTree.ChunkSize)
+                        break;
                 }
                 file.Flush(flushToDisk: true);
             }
 
-            var digest = hash.GetHashAndReset();
+            var digest = whole.GetHashAndReset();
             var cid = Cid.FromSha256(digest);
-            var target = PathOf(cid);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            try
-            {
-                // Same bytes, same path: if another upload got there first, its file is identical.
-                File.Move(temp, target, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(target))
-            {
-            }
-            return new StoredBlob(cid, size, Convert.ToHexStringLower(digest));
+            if (expected is { } wanted && wanted != cid)
+                throw new CorruptBlobException(wanted, $"the copy received hashes to {cid}");
+            var leafHashes = leaves.ToArray();
+            await Backend.StoreAsync(cid, temp, overwrite, ct);
+            return new StoredBlob(cid, size, Convert.ToHexStringLower(digest), leafHashes, MerkleTree.Root(Split(leafHashes)));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
-            if (File.Exists(temp))
-                File.Delete(temp);
+            File.Delete(temp);
         }
     }
 
     /// <summary>
-    /// Opens a blob after re-hashing it against its CID, so corrupt bytes are never served.
-    /// Null when absent; throws <see cref="CorruptBlobException"/> when the bytes no longer match.
+    /// Copies bytes [offset, offset + length) of the blob to <paramref name="output"/>, each chunk verified
+    /// against its leaf hash before any of it is written. A chunk this node cannot produce intact (corrupt,
+    /// short or missing copy) is asked of <paramref name="fallback"/> (a peer; it returns verified chunk bytes or
+    /// null), and <paramref name="damaged"/> is called so the copy gets repaired. Throws
+    /// <see cref="CorruptBlobException"/> when no intact chunk can be had: the caller then aborts the response.
     /// </summary>
-    public async Task<FileStream?> OpenVerifiedAsync(Cid cid, CancellationToken ct)
+    public async Task CopyVerifiedAsync(Cid cid, long size, byte[] leaves, long offset, long length, Stream output,
+        Func<int, CancellationToken, Task<byte[]?>>? fallback, Action<CopyState>? damaged, CancellationToken ct)
     {
-        var path = PathOf(cid);
-        FileStream stream;
+        if (length == 0)
+            return;
+        var first = (int)(offset / MerkleTree.ChunkSize);
+        var last = (int)((offset + length - 1) / MerkleTree.ChunkSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(MerkleTree.ChunkSize);
+        var copy = await Backend.OpenReadAsync(cid, (long)first * MerkleTree.ChunkSize, Math.Min(size, (long)(last + 1) * MerkleTree.ChunkSize) - ((long)first * MerkleTree.ChunkSize), ct);
         try
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
-        }
-        catch (FileNotFoundException)
-        {
-            return null;
-        }
-        catch (DirectoryNotFoundException)
-        {
-            return null;
-        }
-
-        try
-        {
-            var digest = await SHA256.HashDataAsync(stream, ct);
-            if (!digest.AsSpan().SequenceEqual(cid.Sha256()))
+            if (copy is null)
+                damaged?.Invoke(CopyState.Missing);
+            for (var index = first; index <= last; index++)
             {
-                _logger.LogError("Blob {Cid} is corrupt on disk: its bytes no longer hash to its CID", cid);
-                throw new CorruptBlobException(cid);
+                var chunkStart = (long)index * MerkleTree.ChunkSize;
+                var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - chunkStart);
+                var leaf = leaves.AsMemory(index * LeafSize, LeafSize);
+                ReadOnlyMemory<byte> chunk;
+                var read = copy is null ? 0 : await copy.ReadAtLeastAsync(buffer.AsMemory(0, chunkLength), chunkLength, throwOnEndOfStream: false, ct);
+                if (read == chunkLength && MerkleTree.LeafHash(buffer.AsSpan(0, chunkLength)).AsSpan().SequenceEqual(leaf.Span))
+                {
+                    chunk = buffer.AsMemory(0, chunkLength);
+                }
+                else
+                {
+                    if (copy is not null)
+                        damaged?.Invoke(CopyState.Corrupt);
+                    var replacement = fallback is null ? null : await fallback(index, ct);
+                    if (replacement is null || replacement.Length != chunkLength || !MerkleTree.LeafHash(replacement).AsSpan().SequenceEqual(leaf.Span))
+                        throw new CorruptBlobException(cid, $"chunk {index} is damaged here and no peer had it intact");
+                    chunk = replacement;
+                    // The local stream is off track once a chunk was short; continue from the next chunk's start.
+                    if (copy is not null && read != chunkLength)
+                    {
+                        await copy.DisposeAsync();
+                        copy = await Backend.OpenReadAsync(cid, chunkStart + chunkLength, size - chunkStart - chunkLength, ct);
+                    }
+                }
+                var from = (int)Math.Max(0, offset - chunkStart);
+                var to = (int)Math.Min(chunkLength, offset + length - chunkStart);
+                await output.WriteAsync(chunk[from..to], ct);
             }
-            stream.Position = 0;
-            return stream;
         }
-        catch
+        finally
         {
-            await stream.DisposeAsync();
-            throw;
+            ArrayPool<byte>.Shared.Return(buffer);
+            if (copy is not null)
+                await copy.DisposeAsync();
         }
     }
-}
 
-public sealed class CorruptBlobException(Cid cid) : Exception($"blob {cid} failed verification")
-{
-    public Cid Cid { get; } = cid;
+    /// <summary>Re-hashes this node's whole copy against the leaf hashes: what the scrubber runs.</summary>
+    public async Task<CopyState> CheckAsync(Cid cid, long size, byte[] leaves, CancellationToken ct)
+    {
+        var state = CopyState.Ok;
+        try
+        {
+            await CopyVerifiedAsync(cid, size, leaves, 0, size, Stream.Null, fallback: null, damaged: s => state = s, ct);
+        }
+        catch (CorruptBlobException)
+        {
+        }
+        if (size == 0 && await Backend.SizeAsync(cid, ct) is null)
+            return CopyState.Missing;
+        return state;
+    }
+
+    /// <summary>
+    /// The leaf hashes of a copy, computed by reading it: for pins made before Merkle trees were kept. Null
+    /// when the copy is missing or does not hash to its CID.
+    /// </summary>
+    public async Task<byte[]?> ComputeLeavesAsync(Cid cid, CancellationToken ct)
+    {
+        if (await Backend.SizeAsync(cid, ct) is not long size)
+            return null;
+        await using var copy = await Backend.OpenReadAsync(cid, 0, size, ct);
+        if (copy is null)
+            return null;
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var leaves = new MemoryStream();
+        var buffer = ArrayPool<byte>.Shared.Rent(MerkleTree.ChunkSize);
+        try
+        {
+            int filled;
+            while ((filled = await copy.ReadAtLeastAsync(buffer.AsMemory(0, MerkleTree.ChunkSize), MerkleTree.ChunkSize, throwOnEndOfStream: false, ct)) > 0)
+            {
+                whole.AppendData(buffer, 0, filled);
+                leaves.Write(MerkleTree.LeafHash(buffer.AsSpan(0, filled)));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Cid.FromSha256(whole.GetHashAndReset()) == cid ? leaves.ToArray() : null;
+    }
+
+    /// <summary>The concatenated leaf hashes as a list, for the Merkle functions.</summary>
+    public static List<byte[]> Split(byte[] leaves)
+    {
+        var list = new List<byte[]>(leaves.Length / LeafSize);
+        for (var i = 0; i < leaves.Length; i += LeafSize)
+            list.Add(leaves[i..(i + LeafSize)]);
+        return list;
+    }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Dapper;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -5,15 +6,25 @@ using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Merkle;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Http;
 using Platform.Hosting.Outbox;
+using Platform.Storage.Replication;
 
 namespace Platform.Storage.Blobs;
 
 public sealed record PinResponse(string Cid, long Size, string Sha256);
 
-public sealed record PinStatusResponse(string Cid, long Size, string Sha256, string? Owner, DateTimeOffset PinnedAt, IReadOnlyList<string> Replicas, DateTimeOffset LastVerifiedAt);
+/// <param name="Replicas">Nodes holding a verified copy.</param>
+/// <param name="Copies">Every node's copy with its state (ok, copying, lost) and when it was last verified.</param>
+public sealed record PinStatusResponse(string Cid, long Size, string Sha256, string? Owner, DateTimeOffset PinnedAt, IReadOnlyList<string> Replicas,
+    int ReplicaTarget, IReadOnlyList<CopyView> Copies, string? MerkleRoot, int Chunks, DateTimeOffset? LastVerifiedAt);
+
+public sealed record CopyView(string NodeId, string Status, DateTimeOffset VerifiedAt);
+
+/// <summary>An RFC 6962 audit path for one chunk: hash the chunk as a leaf, fold in the path, compare with the root.</summary>
+public sealed record ProofResponse(string Cid, long Size, int ChunkSize, int Chunks, int Chunk, string LeafHash, IReadOnlyList<string> Path, string Root, string Algorithm);
 
 public static class BlobsApi
 {
@@ -23,6 +34,7 @@ public static class BlobsApi
     public static WebApplicationBuilder AddBlobs(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<IBlobBackend, FileSystemBackend>();
         builder.Services.AddSingleton<BlobStore>();
         return builder;
     }
@@ -33,13 +45,19 @@ public static class BlobsApi
         group.MapPost("/", Pin);
         group.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head], Read);
         group.MapGet("/{cid}/pin", PinStatus);
+        group.MapGet("/{cid}/proof", Proof);
         group.MapDelete("/{cid}", NoDelete);
         return group;
     }
 
     private const string InsertPin = """
-        insert into pins (cid, size, sha256, owner, node_id) values (@Cid, @Size, @Sha256, @Owner, @NodeId)
+        insert into pins (cid, size, sha256, owner, node_id, leaves, merkle_root) values (@Cid, @Size, @Sha256, @Owner, @NodeId, @Leaves, @Root)
         on conflict (cid) do nothing
+        """;
+
+    private const string HoldCopy = """
+        insert into replicas (cid, node_id, status, verified_at) values (@Cid, @NodeId, 'ok', @Now)
+        on conflict (cid, node_id) do update set status = 'ok', verified_at = @Now
         """;
 
     internal static async Task<Results<Created<PinResponse>, ProblemHttpResult>> Pin(
@@ -63,6 +81,7 @@ public static class BlobsApi
         }
 
         var owner = http.Request.Headers[AccountHeader].ToString();
+        var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var inserted = await connection.ExecuteAsync(new CommandDefinition(InsertPin, new
@@ -72,7 +91,10 @@ public static class BlobsApi
             blob.Sha256,
             Owner = string.IsNullOrEmpty(owner) ? null : owner,
             options.Value.NodeId,
+            blob.Leaves,
+            blob.Root,
         }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(HoldCopy, new { Cid = blob.Cid.Value, options.Value.NodeId, Now = now }, tx, cancellationToken: ct));
         if (inserted == 1)
         {
             await outbox.EnqueueAsync(tx, new BlobPinned
@@ -81,49 +103,174 @@ public static class BlobsApi
                 Size = blob.Size,
                 Owner = AccountId.TryParse(owner, null, out var account) ? account : null,
                 NodeId = options.Value.NodeId,
-                OccurredAt = clock.GetUtcNow(),
+                OccurredAt = now,
             }, ct: ct);
         }
         await outbox.CommitAsync(tx, ct);
         return TypedResults.Created($"/v1/blobs/{blob.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));
     }
 
-    internal static async Task<IResult> Read(string cid, BlobStore store, CancellationToken ct)
+    private sealed record Tree(long Size, byte[]? Leaves);
+
+    /// <summary>
+    /// The pin's size and leaf hashes; null when nothing is pinned under the CID. Pins made before Merkle
+    /// trees were kept get theirs now, from a copy that hashes to the CID.
+    /// </summary>
+    private static async Task<(long Size, byte[]? Leaves)?> TreeAsync(Cid cid, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var tree = await connection.QuerySingleOrDefaultAsync<Tree>(new CommandDefinition(
+            "select size, leaves from pins where cid = @cid", new { cid = cid.Value }, cancellationToken: ct));
+        if (tree is null)
+            return null;
+        if (tree.Leaves is not null)
+            return (tree.Size, tree.Leaves);
+        var leaves = await store.ComputeLeavesAsync(cid, ct);
+        if (leaves is not null)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update pins set leaves = @leaves, merkle_root = @root where cid = @cid and leaves is null",
+                new { leaves, root = MerkleTree.Root(BlobStore.Split(leaves)), cid = cid.Value }, cancellationToken: ct));
+        }
+        return (tree.Size, leaves);
+    }
+
+    internal static async Task<IResult> Read(string cid, HttpContext http, BlobStore store, Peers peers, Scrubber scrubber, NpgsqlDataSource db,
+        IOptions<StorageOptions> options, CancellationToken ct)
     {
         if (!Cid.TryParse(cid, out var parsed))
             return InvalidCid(cid);
-        FileStream? stream;
+        if (await TreeAsync(parsed, store, db, ct) is not var (size, leaves))
+            return UnknownBlob(cid);
+        if (leaves is null)
+            return Unavailable(cid);
+
+        var response = http.Response;
+        var etag = new EntityTagHeaderValue($"\"{parsed}\"");
+        response.Headers.ETag = etag.ToString();
+        // Content never changes for a CID, so caches may keep it forever.
+        response.Headers.CacheControl = "public, max-age=31536000, immutable";
+        response.Headers.AcceptRanges = "bytes";
+        if (http.Request.GetTypedHeaders().IfNoneMatch.Any(t => t.Compare(etag, useStrongComparison: false) || t.Equals(EntityTagHeaderValue.Any)))
+            return TypedResults.StatusCode(StatusCodes.Status304NotModified);
+
+        long offset = 0, length = size;
+        if (SingleRange(http.Request, size) is { } range)
+        {
+            if (range.From is not long from)
+            {
+                response.Headers.ContentRange = $"bytes */{size}";
+                return Problems.Create(StatusCodes.Status416RangeNotSatisfiable, "range-not-satisfiable", "Range not satisfiable",
+                    $"the blob is {size} bytes; the requested range lies outside it");
+            }
+            (offset, length) = (from, range.To - from + 1);
+            response.StatusCode = StatusCodes.Status206PartialContent;
+            response.Headers.ContentRange = $"bytes {offset}-{offset + length - 1}/{size}";
+        }
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = length;
+        if (HttpMethods.IsHead(http.Request.Method))
+            return TypedResults.Empty;
+
+        // A peer asking for a chunk gets only this node's own intact bytes: asking further peers could loop.
+        var fromPeer = http.Request.Headers.ContainsKey(Peers.PeerHeader);
+        CopyState? damage = null;
         try
         {
-            stream = await store.OpenVerifiedAsync(parsed, ct);
+            await store.CopyVerifiedAsync(parsed, size, leaves, offset, length, response.Body,
+                fromPeer ? null : (index, token) => peers.FetchChunkAsync(parsed, size, index, token),
+                state => damage ??= state, ct);
         }
         catch (CorruptBlobException)
         {
-            return Problems.Create(StatusCodes.Status503ServiceUnavailable, "blob-corrupt", "Stored copy failed verification",
-                $"the stored bytes of {cid} no longer match its CID; they are not served");
+            if (!response.HasStarted)
+            {
+                response.Headers.Remove(HeaderNames.ContentRange);
+                response.ContentLength = null;
+                return Unavailable(cid);
+            }
+            // Headers are out: cutting the connection is the only way left not to serve wrong bytes.
+            http.Abort();
         }
-        if (stream is null)
-            return UnknownBlob(cid);
-        // Content never changes for a CID, so caches may keep it forever.
-        return TypedResults.Stream(stream, "application/octet-stream", lastModified: null,
-            entityTag: new EntityTagHeaderValue($"\"{parsed}\""), enableRangeProcessing: true)
-            .WithImmutableCaching();
+        finally
+        {
+            if (damage is not null)
+                await MarkLostAsync(parsed, options.Value.NodeId, db, scrubber);
+        }
+        return TypedResults.Empty;
     }
 
-    private sealed record PinRow(string Cid, long Size, string Sha256, string? Owner, string NodeId, DateTime PinnedAt, DateTime LastVerifiedAt);
+    private static async Task MarkLostAsync(Cid cid, string nodeId, NpgsqlDataSource db, Scrubber scrubber)
+    {
+        await using var connection = await db.OpenConnectionAsync(CancellationToken.None);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update replicas set status = 'lost', verified_at = '-infinity' where cid = @cid and node_id = @nodeId and status = 'ok'",
+            new { cid = cid.Value, nodeId }));
+        scrubber.Poke();
+    }
 
-    internal static async Task<Results<Ok<PinStatusResponse>, ProblemHttpResult>> PinStatus(string cid, NpgsqlDataSource db, CancellationToken ct)
+    /// <summary>
+    /// The one byte range asked for, clipped to the blob; From is null when it lies outside the blob. Null
+    /// when there is no usable Range header, or several ranges (answered with the whole blob, as RFC 9110 allows).
+    /// </summary>
+    private static (long? From, long To)? SingleRange(HttpRequest request, long size)
+    {
+        var header = request.GetTypedHeaders().Range;
+        if (header is null || header.Unit != "bytes" || header.Ranges.Count != 1)
+            return null;
+        var r = header.Ranges.First();
+        if (r.From is null)
+        {
+            // bytes=-N: the last N bytes.
+            if (r.To is not long suffix || suffix == 0 || size == 0)
+                return (null, 0);
+            return (Math.Max(0, size - suffix), size - 1);
+        }
+        if (r.From >= size)
+            return (null, 0);
+        return (r.From, Math.Min(r.To ?? size - 1, size - 1));
+    }
+
+    private sealed record PinRow(string Cid, long Size, string Sha256, string? Owner, DateTime PinnedAt, byte[]? MerkleRoot);
+
+    private sealed record CopyRow(string NodeId, string Status, DateTime VerifiedAt);
+
+    internal static async Task<Results<Ok<PinStatusResponse>, ProblemHttpResult>> PinStatus(string cid, NpgsqlDataSource db, IOptions<StorageOptions> options, CancellationToken ct)
     {
         if (!Cid.TryParse(cid, out _))
             return InvalidCid(cid);
         await using var connection = await db.OpenConnectionAsync(ct);
         var row = await connection.QuerySingleOrDefaultAsync<PinRow>(new CommandDefinition(
-            "select cid, size, sha256, owner, node_id as NodeId, pinned_at as PinnedAt, last_verified_at as LastVerifiedAt from pins where cid = @cid",
+            "select cid, size, sha256, owner, pinned_at as PinnedAt, merkle_root as MerkleRoot from pins where cid = @cid",
             new { cid }, cancellationToken: ct));
         if (row is null)
             return UnknownBlob(cid);
-        return TypedResults.Ok(new PinStatusResponse(row.Cid, row.Size, row.Sha256, row.Owner,
-            new DateTimeOffset(row.PinnedAt, TimeSpan.Zero), [row.NodeId], new DateTimeOffset(row.LastVerifiedAt, TimeSpan.Zero)));
+        var copies = (await connection.QueryAsync<CopyRow>(new CommandDefinition(
+            "select node_id as NodeId, status, verified_at as VerifiedAt from replicas where cid = @cid order by node_id",
+            new { cid }, cancellationToken: ct))).ToList();
+        var held = copies.Where(c => c.Status == "ok").ToList();
+        return TypedResults.Ok(new PinStatusResponse(row.Cid, row.Size, row.Sha256, row.Owner, new DateTimeOffset(row.PinnedAt, TimeSpan.Zero),
+            [.. held.Select(c => c.NodeId)], options.Value.ReplicaCount,
+            [.. copies.Select(c => new CopyView(c.NodeId, c.Status, new DateTimeOffset(DateTime.SpecifyKind(c.VerifiedAt, DateTimeKind.Utc))))],
+            row.MerkleRoot is null ? null : Convert.ToHexStringLower(row.MerkleRoot), MerkleTree.ChunkCount(row.Size),
+            held.Count == 0 ? null : new DateTimeOffset(DateTime.SpecifyKind(held.Max(c => c.VerifiedAt), DateTimeKind.Utc))));
+    }
+
+    internal static async Task<Results<Ok<ProofResponse>, ProblemHttpResult>> Proof(string cid, string? chunk, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
+    {
+        if (!Cid.TryParse(cid, out var parsed))
+            return InvalidCid(cid);
+        if (await TreeAsync(parsed, store, db, ct) is not var (size, leaves))
+            return UnknownBlob(cid);
+        if (leaves is null)
+            return Unavailable(cid);
+        var count = MerkleTree.ChunkCount(size);
+        if (!int.TryParse(chunk, NumberStyles.None, CultureInfo.InvariantCulture, out var index) || index >= count)
+            return Problems.BadRequest("invalid-chunk", "No such chunk",
+                count == 0 ? "the empty blob has no chunks" : $"chunk must be a whole number from 0 to {count - 1}; the blob has {count} chunk(s) of {MerkleTree.ChunkSize} bytes");
+        var list = BlobStore.Split(leaves);
+        return TypedResults.Ok(new ProofResponse(cid, size, MerkleTree.ChunkSize, count, index, Convert.ToHexStringLower(list[index]),
+            [.. MerkleTree.AuditPath(list, index).Select(Convert.ToHexStringLower)], Convert.ToHexStringLower(MerkleTree.Root(list)), "rfc6962-sha256"));
     }
 
     internal static ProblemHttpResult NoDelete(HttpContext http)
@@ -138,20 +285,9 @@ public static class BlobsApi
 
     private static ProblemHttpResult UnknownBlob(string cid) => Problems.NotFound("blob-not-found", "Blob not found", $"no blob is pinned with CID {cid}");
 
+    private static ProblemHttpResult Unavailable(string cid) => Problems.Create(StatusCodes.Status503ServiceUnavailable, "blob-unavailable",
+        "No intact copy reachable", $"this node's copy of {cid} failed verification and no peer could send an intact one; it is not served");
+
     private static ProblemHttpResult TooLarge(long max) => Problems.Create(StatusCodes.Status413PayloadTooLarge, "blob-too-large",
         "Blob too large", $"blobs may be at most {max} bytes");
-}
-
-internal static class ImmutableCaching
-{
-    public static IResult WithImmutableCaching(this IResult inner) => new CachedResult(inner);
-
-    private sealed class CachedResult(IResult inner) : IResult
-    {
-        public Task ExecuteAsync(HttpContext httpContext)
-        {
-            httpContext.Response.Headers.CacheControl = "public, max-age=31536000, immutable";
-            return inner.ExecuteAsync(httpContext);
-        }
-    }
 }

@@ -16,5 +16,30 @@ public sealed class StorageOptions
 
     /// <summary>Names this storage instance in pin records and events.</summary>
     [Required]
+    [RegularExpression("^[a-z0-9][a-z0-9.-]{0,62}$", ErrorMessage = "Storage:NodeId is lower-case letters, digits, dots and dashes")]
     public string NodeId { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>filesystem (the node's volume under RootPath) or s3 (Storage:S3).</summary>
+    [Required]
+    [RegularExpression("^(filesystem|s3)$", ErrorMessage = "Storage:Backend must be filesystem or s3")]
+    public string Backend { get; set; } = "filesystem";
+
+    /// <summary>Where peers reach this node; defaults to the address it listens on.</summary>
+    public Uri? AdvertisedUrl { get; set; }
+
+    /// <summary>Copies of every pin the nodes keep between them; nodes copy pins until this many hold one.</summary>
+    [Range(1, 16)]
+    public int ReplicaCount { get; set; } = 2;
+
+    /// <summary>How long a verified copy goes before the scrubber re-hashes it.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
+    public TimeSpan ScrubPeriod { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Bytes per second the scrubber may re-hash, so it never starves reads and writes.</summary>
+    [Range(1, long.MaxValue)]
+    public long ScrubBytesPerSecond { get; set; } = 50L << 20;
+
+    /// <summary>How often this node announces itself to its peers, and looks for pins short of copies.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 }

@@ -1,6 +1,6 @@
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Contracts.Merkle;
 using Platform.Storage.Blobs;
 
 namespace Platform.Storage.Tests.Blobs;
@@ -12,7 +12,25 @@ public sealed class BlobStoreTests : IDisposable
 
     public BlobStoreTests() => _store = NewStore();
 
-    private BlobStore NewStore() => new(Options.Create(new StorageOptions { RootPath = _root }), NullLogger<BlobStore>.Instance);
+    private BlobStore NewStore()
+    {
+        var options = Options.Create(new StorageOptions { RootPath = _root });
+        return new(new FileSystemBackend(options), options);
+    }
+
+    private async Task<byte[]> ReadAsync(StoredBlob blob, long offset, long length, Func<int, CancellationToken, Task<byte[]?>>? fallback = null, Action<CopyState>? damaged = null)
+    {
+        using var output = new MemoryStream();
+        await _store.CopyVerifiedAsync(blob.Cid, blob.Size, blob.Leaves, offset, length, output, fallback, damaged, CancellationToken.None);
+        return output.ToArray();
+    }
+
+    private static byte[] RandomBytes(int size, int seed)
+    {
+        var bytes = new byte[size];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
@@ -73,30 +91,94 @@ public sealed class BlobStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task Corrupted_bytes_on_disk_are_never_served()
+    public async Task The_Merkle_tree_is_built_while_uploading_one_leaf_per_mebibyte()
+    {
+        var bytes = RandomBytes((2 << 20) + 5, seed: 1);
+
+        var blob = await _store.PutAsync(new MemoryStream(bytes), 1 << 30, CancellationToken.None);
+
+        var expected = Enumerable.Range(0, 3).Select(i => MerkleTree.LeafHash(bytes.AsSpan(i << 20, Math.Min(1 << 20, bytes.Length - (i << 20))))).ToList();
+        Assert.Equal(expected.SelectMany(l => l).ToArray(), blob.Leaves);
+        Assert.Equal(MerkleTree.Root(expected), blob.Root);
+    }
+
+    [Theory]
+    [InlineData(0, 10)]
+    [InlineData(1_000_000, 100_000)]
+    [InlineData((1 << 20) - 1, 2)]
+    [InlineData(0, (3 << 20) + 17)]
+    [InlineData((3 << 20) + 16, 1)]
+    public async Task Verified_reads_return_exactly_the_range_asked_for(int offset, int length)
+    {
+        var bytes = RandomBytes((3 << 20) + 17, seed: 2);
+        var blob = await _store.PutAsync(new MemoryStream(bytes), 1 << 30, CancellationToken.None);
+
+        Assert.Equal(bytes.AsSpan(offset, length).ToArray(), await ReadAsync(blob, offset, length));
+    }
+
+    [Fact]
+    public async Task A_corrupt_chunk_is_never_served_and_is_taken_from_a_peer_instead()
+    {
+        var bytes = RandomBytes((2 << 20) + 100, seed: 3);
+        var blob = await _store.PutAsync(new MemoryStream(bytes), 1 << 30, CancellationToken.None);
+        var damagedBytes = (byte[])bytes.Clone();
+        damagedBytes[(1 << 20) + 7] ^= 0xFF;
+        await File.WriteAllBytesAsync(BlobPath(blob.Cid), damagedBytes);
+        var asked = new List<int>();
+        var damage = new List<CopyState>();
+
+        var read = await ReadAsync(blob, 0, bytes.Length,
+            (index, _) => { asked.Add(index); return Task.FromResult<byte[]?>(bytes.AsSpan(index << 20, Math.Min(1 << 20, bytes.Length - (index << 20))).ToArray()); },
+            damage.Add);
+
+        Assert.Equal(bytes, read);
+        Assert.Equal([1], asked);
+        Assert.Equal([CopyState.Corrupt], damage);
+    }
+
+    [Fact]
+    public async Task A_corrupt_chunk_with_no_peer_to_replace_it_stops_the_read_before_any_of_it_is_written()
+    {
+        var blob = await _store.PutAsync(new MemoryStream("precious"u8.ToArray()), 1 << 20, CancellationToken.None);
+        await File.WriteAllBytesAsync(BlobPath(blob.Cid), "tampered"u8.ToArray());
+        using var output = new MemoryStream();
+
+        await Assert.ThrowsAsync<CorruptBlobException>(() => _store.CopyVerifiedAsync(blob.Cid, blob.Size, blob.Leaves, 0, blob.Size, output, null, null, CancellationToken.None));
+
+        Assert.Equal(0, output.Length);
+    }
+
+    [Fact]
+    public async Task A_peer_sending_wrong_bytes_is_not_believed()
     {
         var blob = await _store.PutAsync(new MemoryStream("precious"u8.ToArray()), 1 << 20, CancellationToken.None);
         await File.WriteAllBytesAsync(BlobPath(blob.Cid), "tampered"u8.ToArray());
 
-        await Assert.ThrowsAsync<CorruptBlobException>(() => _store.OpenVerifiedAsync(blob.Cid, CancellationToken.None));
+        await Assert.ThrowsAsync<CorruptBlobException>(() => ReadAsync(blob, 0, blob.Size, (_, _) => Task.FromResult<byte[]?>("tampered"u8.ToArray())));
     }
 
     [Fact]
-    public async Task Verified_read_returns_the_bytes_from_the_start()
+    public async Task Check_finds_ok_corrupt_truncated_and_missing_copies()
     {
-        var blob = await _store.PutAsync(new MemoryStream("precious"u8.ToArray()), 1 << 20, CancellationToken.None);
+        var blob = await _store.PutAsync(new MemoryStream(RandomBytes(5000, seed: 4)), 1 << 20, CancellationToken.None);
 
-        await using var stream = await _store.OpenVerifiedAsync(blob.Cid, CancellationToken.None);
-        using var copy = new MemoryStream();
-        await stream!.CopyToAsync(copy);
-
-        Assert.Equal("precious"u8.ToArray(), copy.ToArray());
+        Assert.Equal(CopyState.Ok, await _store.CheckAsync(blob.Cid, blob.Size, blob.Leaves, CancellationToken.None));
+        var bytes = await File.ReadAllBytesAsync(BlobPath(blob.Cid));
+        await File.WriteAllBytesAsync(BlobPath(blob.Cid), bytes[..4000]);
+        Assert.Equal(CopyState.Corrupt, await _store.CheckAsync(blob.Cid, blob.Size, blob.Leaves, CancellationToken.None));
+        File.Delete(BlobPath(blob.Cid));
+        Assert.Equal(CopyState.Missing, await _store.CheckAsync(blob.Cid, blob.Size, blob.Leaves, CancellationToken.None));
     }
 
     [Fact]
-    public async Task Unknown_cid_reads_as_absent()
+    public async Task A_copy_from_a_peer_that_does_not_hash_to_its_CID_is_refused_and_nothing_is_stored()
     {
-        Assert.Null(await _store.OpenVerifiedAsync(Cid.Compute("never stored"u8), CancellationToken.None));
+        var expected = Cid.Compute("the real bytes"u8);
+
+        await Assert.ThrowsAsync<CorruptBlobException>(() => _store.PutCopyAsync(expected, new MemoryStream("other bytes"u8.ToArray()), 1 << 20, overwrite: true, CancellationToken.None));
+
+        Assert.False(File.Exists(BlobPath(expected)));
+        Assert.Empty(Directory.EnumerateFiles(TempFolder));
     }
 
     [Fact]

@@ -1,0 +1,72 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Platform.Contracts;
+using Platform.Testing;
+
+namespace Platform.Storage.Tests.Replication;
+
+/// <summary>
+/// Three storage nodes as real processes sharing one database and broker, each with its own volume, keeping
+/// two copies of every pin. Beats, sweeps and scrubs run every half second so the tests see them soon.
+/// </summary>
+public sealed class StorageCluster : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "platform-storage-cluster-" + Guid.NewGuid().ToString("n"));
+
+    public TestEnvironment Environment { get; private set; } = null!;
+    public List<ServiceProcess> Nodes { get; } = [];
+
+    public async Task InitializeAsync()
+    {
+        Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("storage-cluster");
+        for (var i = 1; i <= 3; i++)
+        {
+            Nodes.Add(await ServiceProcess.StartAsync("storage", Environment, new Dictionary<string, string?>
+            {
+                ["Storage__NodeId"] = NodeId(i - 1),
+                ["Storage__RootPath"] = Path.Combine(_root, NodeId(i - 1)),
+                ["Storage__ReplicaCount"] = "2",
+                ["Storage__HeartbeatInterval"] = "00:00:00.500",
+                ["Storage__ScrubPeriod"] = "00:00:01",
+                ["Storage__ScrubBytesPerSecond"] = "1000000000",
+            }));
+        }
+    }
+
+    public static string NodeId(int index) => $"node-{index + 1}";
+
+    public string CopyPath(int node, Cid cid) => Path.Combine(_root, NodeId(node), "blobs", cid.Value[^2..], cid.Value);
+
+    public HttpClient Client(int node) => new() { BaseAddress = Nodes[node].BaseUrl };
+
+    public async Task<Cid> PinAsync(int node, byte[] bytes)
+    {
+        using var http = Client(node);
+        using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), new ByteArrayContent(bytes));
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        return Cid.Parse((await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("cid").GetString()!);
+    }
+
+    public async Task<JsonElement> PinStatusAsync(int node, Cid cid)
+    {
+        using var http = Client(node);
+        return await http.GetFromJsonAsync<JsonElement>($"/v1/blobs/{cid}/pin");
+    }
+
+    /// <summary>The nodes holding a verified copy, once at least <paramref name="count"/> do.</summary>
+    public async Task<List<string>> WaitForReplicasAsync(int askNode, Cid cid, int count)
+    {
+        var status = await Eventually.UntilAsync(() => PinStatusAsync(askNode, cid), s => s.GetProperty("replicas").GetArrayLength() >= count,
+            TimeSpan.FromSeconds(60), $"{count} copies of {cid}");
+        return [.. status.GetProperty("replicas").EnumerateArray().Select(r => r.GetString()!)];
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var node in Nodes)
+            await node.DisposeAsync();
+        await Environment.DisposeAsync();
+        if (Directory.Exists(_root))
+            Directory.Delete(_root, recursive: true);
+    }
+}
