@@ -1,7 +1,7 @@
 using Platform.Bench;
 
-// ./platform bench [matching|compute|e2e]... : each benchmark prints its figures beside a baseline measured in the same run.
-var which = args.Length == 0 ? ["matching", "compute", "e2e"] : args;
+// ./platform bench [matching|compute|e2e|storage]... : each benchmark prints its figures beside a baseline measured in the same run.
+var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage"] : args;
 foreach (var name in which)
 {
     switch (name)
@@ -15,8 +15,11 @@ foreach (var name in which)
         case "e2e":
             await EndToEndBenchmark.RunAsync();
             break;
+        case "storage":
+            await StorageBenchmark.RunAsync();
+            break;
         default:
-            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute or e2e");
+            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e or storage");
             return 2;
     }
 }

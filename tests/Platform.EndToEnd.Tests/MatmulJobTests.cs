@@ -25,6 +25,9 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
 
         var pinnedA = await http.PinAsync(NpyArray.FromFloat32(a, m, k));
         var pinnedB = await http.PinAsync(NpyArray.FromFloat32(b, k, n));
+        // Pinning cost the client its one-time pin fees; the job's cost comes on top.
+        var clientBefore = await http.AccountAsync();
+        Assert.True(clientBefore.Balance < 100m, "the client paid pin fees");
         using var submitted = await http.SubmitAsync(new { kernel = "matmul", inputs = new { a = pinnedA.Cid, b = pinnedB.Cid } });
         Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
         var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
@@ -57,7 +60,7 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
         var cost = done.Cost!.Value;
         Assert.True(cost > 0);
         var clientAfter = await http.AccountAsync();
-        Assert.Equal(100m - cost, clientAfter.Balance);
+        Assert.Equal(clientBefore.Balance - cost, clientAfter.Balance);
         Assert.Equal(0m, clientAfter.Escrowed);
         var operatorAfter = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.AccountAsync(), o => o.Balance > operatorBefore.Balance,
             TimeSpan.FromSeconds(30), "operator paid");
@@ -91,7 +94,9 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
     {
         var client = await network.CreateAccountAsync("client", 0m);
         using var http = network.Client(client.Key);
-        var pinned = await http.PinAsync(NpyArray.FromFloat32([1f, 2f], 2));
+        // The operator pins for free; a client with no credits could not pin at all.
+        using var operatorHttp = network.Client(network.Operator.Key);
+        var pinned = await operatorHttp.PinAsync(NpyArray.FromFloat32([1f, 2f], 2));
 
         using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = pinned.Cid, b = pinned.Cid } });
         var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;

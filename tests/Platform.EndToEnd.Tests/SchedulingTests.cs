@@ -15,7 +15,9 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
     {
         var client = await network.CreateAccountAsync("client", credits);
         var http = network.Client(client.Key);
-        var vector = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3));
+        // Pinned by the operator, who pins for free, so the client's balance moves only with its jobs.
+        using var operatorHttp = network.Client(network.Operator.Key);
+        var vector = await operatorHttp.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3));
         return (client, http, vector);
     }
 

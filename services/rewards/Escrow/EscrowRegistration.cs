@@ -10,6 +10,7 @@ public static class EscrowRegistration
         bus.AddConsumer<JobCompletedConsumer>();
         bus.AddConsumer<JobFailedConsumer>();
         bus.AddConsumer<JobCancelledConsumer>();
+        bus.AddConsumer<Pins.ChargePinFeeConsumer>();
         return bus;
     }
 

@@ -24,6 +24,16 @@ public sealed class PricingOptions
     [Range(0, 1_000_000)]
     public decimal MintPerGflop { get; set; } = 0.1m;
 
+    /// <summary>One-time fee, in credits per GiB, for keeping a client's blob forever.</summary>
+    [Range(0, 1_000_000)]
+    public decimal PinFeePerGib { get; set; } = 1m;
+
+    /// <summary>Smallest pin fee: every pin costs a record and copies on several nodes, however small.</summary>
+    [Range(0, 1_000_000)]
+    public decimal MinimumPinFee { get; set; } = 0.001m;
+
+    public decimal PinFeeOf(long bytes) => PinFeePerGib == 0 ? 0 : Ledger.CreditLedger.Round(Math.Max(MinimumPinFee, PinFeePerGib * bytes / (1L << 30)));
+
     public decimal PriceOf(string kernel, double gflop)
     {
         var rate = PricePerGflop.TryGetValue(kernel, out var p) ? p : DefaultPricePerGflop;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Dapper;
+using MassTransit;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -34,9 +35,21 @@ public static class BlobsApi
     public static WebApplicationBuilder AddBlobs(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddSingleton<IBlobBackend, FileSystemBackend>();
+        builder.Services.AddOptions<S3Options>().BindConfiguration(S3Options.SectionName);
+        // The backend is chosen once at start; S3 options are only checked when S3 is the one chosen.
+        builder.Services.AddSingleton<IBlobBackend>(sp => sp.GetRequiredService<IOptions<StorageOptions>>().Value.Backend == "s3"
+            ? new S3Backend(Validated(sp.GetRequiredService<IOptions<S3Options>>()), sp.GetRequiredService<IOptions<StorageOptions>>())
+            : new FileSystemBackend(sp.GetRequiredService<IOptions<StorageOptions>>()));
         builder.Services.AddSingleton<BlobStore>();
         return builder;
+    }
+
+    private static IOptions<S3Options> Validated(IOptions<S3Options> options)
+    {
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options.Value, new(options.Value), results, validateAllProperties: true))
+            throw new OptionsValidationException(S3Options.SectionName, typeof(S3Options), results.Select(r => $"Storage:S3: {r.ErrorMessage}"));
+        return options;
     }
 
     public static RouteGroupBuilder MapBlobs(this IEndpointRouteBuilder app)
@@ -60,8 +73,8 @@ public static class BlobsApi
         on conflict (cid, node_id) do update set status = 'ok', verified_at = @Now
         """;
 
-    internal static async Task<Results<Created<PinResponse>, ProblemHttpResult>> Pin(
-        HttpContext http, BlobStore store, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StorageOptions> options, TimeProvider clock, CancellationToken ct)
+    internal static async Task<Results<Created<PinResponse>, ProblemHttpResult>> Pin(HttpContext http, BlobStore store, NpgsqlDataSource db, MessageOutbox outbox,
+        IRequestClient<ChargePinFee> pinFees, IOptions<StorageOptions> options, TimeProvider clock, CancellationToken ct)
     {
         var max = options.Value.MaxBlobBytes;
         if (http.Request.ContentLength > max)
@@ -70,17 +83,37 @@ public static class BlobsApi
         if (bodySize is { IsReadOnly: false })
             bodySize.MaxRequestBodySize = max + 1; // our own check below gives the clearer answer
 
-        StoredBlob blob;
+        ReceivedBlob received;
         try
         {
-            blob = await store.PutAsync(http.Request.Body, max, ct);
+            received = await store.ReceiveAsync(http.Request.Body, max, expected: null, ct);
         }
         catch (BlobTooLargeException)
         {
             return TooLarge(max);
         }
+        using var _ = received;
+        var blob = received.Blob;
 
         var owner = http.Request.Headers[AccountHeader].ToString();
+        // A new pin is paid for before it is stored: bytes nobody paid for are never kept.
+        if (AccountId.TryParse(owner, null, out var payer) && !await IsPinnedAsync(blob.Cid, db, ct))
+        {
+            try
+            {
+                var fee = await pinFees.GetResponse<PinFeeCharged, PinFeeRefused>(new ChargePinFee { Cid = blob.Cid, Owner = payer, Size = blob.Size }, ct);
+                if (fee.Is(out Response<PinFeeRefused>? refused))
+                    return Problems.Create(StatusCodes.Status402PaymentRequired, "insufficient-credits", "Not enough credits to pin",
+                        $"pinning {blob.Size:N0} bytes costs a one-time fee of {refused.Message.Fee} credits; the account has {refused.Message.Balance}");
+            }
+            catch (RequestTimeoutException)
+            {
+                return Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Ledger unavailable",
+                    "the pin fee could not be charged because the rewards service did not answer; try again");
+            }
+        }
+        await store.CommitAsync(received, overwrite: false, ct);
+
         var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -108,6 +141,13 @@ public static class BlobsApi
         }
         await outbox.CommitAsync(tx, ct);
         return TypedResults.Created($"/v1/blobs/{blob.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));
+    }
+
+    private static async Task<bool> IsPinnedAsync(Cid cid, NpgsqlDataSource db, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "select exists (select 1 from pins where cid = @cid)", new { cid = cid.Value }, cancellationToken: ct));
     }
 
     private sealed record Tree(long Size, byte[]? Leaves);

@@ -4,7 +4,7 @@ namespace Platform.Storage.Blobs;
 
 /// <summary>
 /// Where one storage node keeps its copies: a local volume (<see cref="FileSystemBackend"/>) or an
-/// S3-compatible bucket (S3Backend). A backend only moves bytes; hashing, Merkle proofs and
+/// S3-compatible bucket (<see cref="S3Backend"/>). A backend only moves bytes; hashing, Merkle proofs and
 /// verification live in <see cref="BlobStore"/>, so every backend gets the same guarantees.
 /// Copies are immutable: a CID's bytes are only ever written again to repair a corrupt or missing copy.
 /// </summary>

@@ -13,6 +13,7 @@ public static class ReplicationRegistration
     {
         var nodeId = configuration[$"{StorageOptions.SectionName}:{nameof(StorageOptions.NodeId)}"] ?? new StorageOptions().NodeId;
         bus.AddConsumer<BlobPinnedConsumer>().Endpoint(e => e.Name = $"storage-{nodeId}-replication");
+        bus.AddRequestClient<Platform.Contracts.Messages.ChargePinFee>(RequestTimeout.After(s: 15));
         return bus;
     }
 
