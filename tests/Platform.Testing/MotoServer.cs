@@ -114,9 +114,11 @@ public sealed class MotoServer
         return new MotoServer(serviceUrl);
     }
 
+    // pyenv's shims are searched too: a CI shell or service manager may start the tests without pyenv on PATH.
     private static string? FindOnPath(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "")
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Append(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".pyenv", "shims"))
             .Select(dir => Path.Combine(dir, name))
             .FirstOrDefault(File.Exists);
 
