@@ -1,5 +1,6 @@
 using Platform.Hosting;
 using Platform.Storage.Blobs;
+using Platform.Storage.Datasets;
 using Platform.Storage.Replication;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -10,6 +11,7 @@ builder.AddReplicationServices();
 var app = builder.Build();
 app.UsePlatformDefaults();
 app.MapBlobs();
+app.MapDatasets();
 app.Run();
 
 public partial class Program;

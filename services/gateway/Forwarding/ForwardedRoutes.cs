@@ -31,6 +31,12 @@ public static class ForwardedRoutes
         blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()));
 
+        var datasets = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization("any");
+        datasets.MapPost("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/datasets", http.User.AccountOf()));
+        datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+
         app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))
             .WithTags("Account").RequireAuthorization("any");

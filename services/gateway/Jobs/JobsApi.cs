@@ -9,7 +9,6 @@ using Platform.Contracts;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
-using Platform.Gateway.Accounts;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
 using Platform.Hosting.Http;

@@ -8,9 +8,7 @@ using Microsoft.Net.Http.Headers;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Merkle;
-using Platform.Contracts.Messages;
 using Platform.Hosting.Http;
-using Platform.Hosting.Outbox;
 using Platform.Storage.Replication;
 
 namespace Platform.Storage.Blobs;
@@ -41,6 +39,7 @@ public static class BlobsApi
             ? new S3Backend(Validated(sp.GetRequiredService<IOptions<S3Options>>()), sp.GetRequiredService<IOptions<StorageOptions>>())
             : new FileSystemBackend(sp.GetRequiredService<IOptions<StorageOptions>>()));
         builder.Services.AddSingleton<BlobStore>();
+        builder.Services.AddScoped<Pinning>();
         return builder;
     }
 
@@ -63,18 +62,7 @@ public static class BlobsApi
         return group;
     }
 
-    private const string InsertPin = """
-        insert into pins (cid, size, sha256, owner, node_id, leaves, merkle_root) values (@Cid, @Size, @Sha256, @Owner, @NodeId, @Leaves, @Root)
-        on conflict (cid) do nothing
-        """;
-
-    private const string HoldCopy = """
-        insert into replicas (cid, node_id, status, verified_at) values (@Cid, @NodeId, 'ok', @Now)
-        on conflict (cid, node_id) do update set status = 'ok', verified_at = @Now
-        """;
-
-    internal static async Task<Results<Created<PinResponse>, ProblemHttpResult>> Pin(HttpContext http, BlobStore store, NpgsqlDataSource db, MessageOutbox outbox,
-        IRequestClient<ChargePinFee> pinFees, IOptions<StorageOptions> options, TimeProvider clock, CancellationToken ct)
+    internal static async Task<Results<Created<PinResponse>, ProblemHttpResult>> Pin(HttpContext http, Pinning pinning, IOptions<StorageOptions> options, CancellationToken ct)
     {
         var max = options.Value.MaxBlobBytes;
         if (http.Request.ContentLength > max)
@@ -83,71 +71,10 @@ public static class BlobsApi
         if (bodySize is { IsReadOnly: false })
             bodySize.MaxRequestBodySize = max + 1; // our own check below gives the clearer answer
 
-        ReceivedBlob received;
-        try
-        {
-            received = await store.ReceiveAsync(http.Request.Body, max, expected: null, ct);
-        }
-        catch (BlobTooLargeException)
-        {
-            return TooLarge(max);
-        }
-        using var _ = received;
-        var blob = received.Blob;
-
-        var owner = http.Request.Headers[AccountHeader].ToString();
-        // A new pin is paid for before it is stored: bytes nobody paid for are never kept.
-        if (AccountId.TryParse(owner, null, out var payer) && !await IsPinnedAsync(blob.Cid, db, ct))
-        {
-            try
-            {
-                var fee = await pinFees.GetResponse<PinFeeCharged, PinFeeRefused>(new ChargePinFee { Cid = blob.Cid, Owner = payer, Size = blob.Size }, ct);
-                if (fee.Is(out Response<PinFeeRefused>? refused))
-                    return Problems.Create(StatusCodes.Status402PaymentRequired, "insufficient-credits", "Not enough credits to pin",
-                        $"pinning {blob.Size:N0} bytes costs a one-time fee of {refused.Message.Fee} credits; the account has {refused.Message.Balance}");
-            }
-            catch (RequestTimeoutException)
-            {
-                return Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Ledger unavailable",
-                    "the pin fee could not be charged because the rewards service did not answer; try again");
-            }
-        }
-        await store.CommitAsync(received, overwrite: false, ct);
-
-        var now = clock.GetUtcNow();
-        await using var connection = await db.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
-        var inserted = await connection.ExecuteAsync(new CommandDefinition(InsertPin, new
-        {
-            Cid = blob.Cid.Value,
-            blob.Size,
-            blob.Sha256,
-            Owner = string.IsNullOrEmpty(owner) ? null : owner,
-            options.Value.NodeId,
-            blob.Leaves,
-            blob.Root,
-        }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition(HoldCopy, new { Cid = blob.Cid.Value, options.Value.NodeId, Now = now }, tx, cancellationToken: ct));
-        if (inserted == 1)
-        {
-            await outbox.EnqueueAsync(tx, new BlobPinned
-            {
-                Cid = blob.Cid,
-                Size = blob.Size,
-                Owner = AccountId.TryParse(owner, null, out var account) ? account : null,
-                NodeId = options.Value.NodeId,
-                OccurredAt = now,
-            }, ct: ct);
-        }
-        await outbox.CommitAsync(tx, ct);
-        return TypedResults.Created($"/v1/blobs/{blob.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));
-    }
-
-    private static async Task<bool> IsPinnedAsync(Cid cid, NpgsqlDataSource db, CancellationToken ct)
-    {
-        await using var connection = await db.OpenConnectionAsync(ct);
-        return await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
-            "select exists (select 1 from pins where cid = @cid)", new { cid = cid.Value }, cancellationToken: ct));
+        var (blob, problem) = await pinning.PinAsync(http.Request.Body, http.Request.Headers[AccountHeader].ToString(), ct);
+        if (problem is not null)
+            return problem;
+        return TypedResults.Created($"/v1/blobs/{blob!.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));
     }
 
     private sealed record Tree(long Size, byte[]? Leaves);
@@ -328,6 +255,6 @@ public static class BlobsApi
     private static ProblemHttpResult Unavailable(string cid) => Problems.Create(StatusCodes.Status503ServiceUnavailable, "blob-unavailable",
         "No intact copy reachable", $"this node's copy of {cid} failed verification and no peer could send an intact one; it is not served");
 
-    private static ProblemHttpResult TooLarge(long max) => Problems.Create(StatusCodes.Status413PayloadTooLarge, "blob-too-large",
+    internal static ProblemHttpResult TooLarge(long max) => Problems.Create(StatusCodes.Status413PayloadTooLarge, "blob-too-large",
         "Blob too large", $"blobs may be at most {max} bytes");
 }

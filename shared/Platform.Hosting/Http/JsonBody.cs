@@ -1,10 +1,11 @@
 using System.Text.Json;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Platform.Hosting.Http;
 
-namespace Platform.Gateway.Accounts;
+namespace Platform.Hosting.Http;
 
 /// <summary>
 /// Reads a JSON body by hand so a malformed one gets a problem that says what is wrong and where,
