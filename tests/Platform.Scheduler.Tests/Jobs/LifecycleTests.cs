@@ -65,6 +65,8 @@ public sealed class LifecycleTests : IAsyncLifetime
     private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null)
     {
         await Harness.Bus.Publish(worker);
+        // Registered before the test goes on: a job funded meanwhile must see every worker the test set up.
+        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
         _ = Task.Run(async () =>
         {
             using var beat = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
