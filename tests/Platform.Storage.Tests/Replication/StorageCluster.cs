@@ -9,19 +9,26 @@ namespace Platform.Storage.Tests.Replication;
 /// Three storage nodes as real processes sharing one database and broker, each with its own volume, keeping
 /// two copies of every pin. Beats, sweeps and scrubs run every half second so the tests see them soon.
 /// </summary>
-public sealed class StorageCluster : IAsyncLifetime
+public class StorageCluster : IAsyncLifetime
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "platform-storage-cluster-" + Guid.NewGuid().ToString("n"));
 
     public TestEnvironment Environment { get; private set; } = null!;
     public List<ServiceProcess> Nodes { get; } = [];
 
+    /// <summary>How many storage nodes the cluster runs.</summary>
+    protected virtual int NodeCount => 3;
+
+    /// <summary>Settings that choose and configure the nodes' backend; none means the filesystem.</summary>
+    protected virtual Task<IDictionary<string, string?>> BackendSettingsAsync() => Task.FromResult<IDictionary<string, string?>>(new Dictionary<string, string?>());
+
     public async Task InitializeAsync()
     {
         Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("storage-cluster");
-        for (var i = 1; i <= 3; i++)
+        var backend = await BackendSettingsAsync();
+        for (var i = 1; i <= NodeCount; i++)
         {
-            Nodes.Add(await ServiceProcess.StartAsync("storage", Environment, new Dictionary<string, string?>
+            Nodes.Add(await ServiceProcess.StartAsync("storage", Environment, new Dictionary<string, string?>(backend)
             {
                 ["Storage__NodeId"] = NodeId(i - 1),
                 ["Storage__RootPath"] = Path.Combine(_root, NodeId(i - 1)),
