@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Platform.Testing;
 using Xunit.Abstractions;
 
 namespace Platform.EndToEnd.Tests;
@@ -8,13 +9,7 @@ namespace Platform.EndToEnd.Tests;
 /// <summary>Pins are paid for once, by size, through the ledger, before they are committed.</summary>
 public sealed class PinFeeTests(Network network, ITestOutputHelper output) : IClassFixture<Network>
 {
-    private byte[] RandomBytes(int size, int seed)
-    {
-        output.WriteLine($"seed {seed}");
-        var bytes = new byte[size];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
+    private byte[] RandomBytes(int size, int seed) => SeededData.Bytes(size, seed, output);
 
     [Fact]
     public async Task A_client_without_credits_gets_402_and_nothing_is_pinned()

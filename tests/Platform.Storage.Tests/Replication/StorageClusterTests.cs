@@ -11,13 +11,7 @@ namespace Platform.Storage.Tests.Replication;
 [Collection(nameof(StorageClusterCollection))]
 public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelper output)
 {
-    private byte[] RandomBytes(int size, int seed)
-    {
-        output.WriteLine($"seed {seed}");
-        var bytes = new byte[size];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
+    private byte[] RandomBytes(int size, int seed) => SeededData.Bytes(size, seed, output);
 
     private static int NodeIndex(string nodeId) => int.Parse(nodeId["node-".Length..], System.Globalization.CultureInfo.InvariantCulture) - 1;
 
@@ -208,13 +202,7 @@ public sealed class StorageClusterCollection : ICollectionFixture<StorageCluster
 /// <summary>Losing a node, on a cluster of its own since the node does not come back.</summary>
 public sealed class StorageNodeLossTests(StorageCluster cluster, ITestOutputHelper output) : IClassFixture<StorageCluster>
 {
-    private byte[] RandomBytes(int size, int seed)
-    {
-        output.WriteLine($"seed {seed}");
-        var bytes = new byte[size];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
+    private byte[] RandomBytes(int size, int seed) => SeededData.Bytes(size, seed, output);
 
     [Fact]
     public async Task With_one_node_stopped_every_pin_is_still_readable_and_copies_are_made_again()
