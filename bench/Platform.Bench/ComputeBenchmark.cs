@@ -5,6 +5,7 @@ using System.Text.Json;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Tensors;
 using Platform.Testing;
+using Platform.Testing.Kernels;
 using Platform.Worker.Compute;
 using Platform.Worker.Compute.OpenCl;
 using Platform.Worker.Compute.Simd;
@@ -48,10 +49,10 @@ public static class ComputeBenchmark
         var random = new Random(1);
         var problems = new (string Kernel, Dictionary<string, NpyArray> Inputs, Dictionary<string, string> Parameters, int Repeats)[]
         {
-            ("matmul", new() { ["a"] = Uniform(random, MatmulN, MatmulN), ["b"] = Uniform(random, MatmulN, MatmulN) }, [], 5),
-            ("kmeans", new() { ["points"] = Uniform(random, KMeansN, KMeansD) },
+            ("matmul", new() { ["a"] = RandomTensors.Uniform(random, MatmulN, MatmulN), ["b"] = RandomTensors.Uniform(random, MatmulN, MatmulN) }, [], 5),
+            ("kmeans", new() { ["points"] = RandomTensors.Uniform(random, KMeansN, KMeansD) },
                 new() { ["k"] = Text(KMeansK), ["iterations"] = Text(KMeansIterations) }, 3),
-            ("knn", new() { ["corpus"] = Uniform(random, KnnN, KnnD), ["queries"] = Uniform(random, KnnQ, KnnD) },
+            ("knn", new() { ["corpus"] = RandomTensors.Uniform(random, KnnN, KnnD), ["queries"] = RandomTensors.Uniform(random, KnnQ, KnnD) },
                 new() { ["k"] = Text(KnnK), ["metric"] = "cosine" }, 3),
         };
 
@@ -152,14 +153,6 @@ public static class ComputeBenchmark
             x ^= i;
         }
         return x;
-    }
-
-    private static NpyArray Uniform(Random random, params int[] shape)
-    {
-        var data = new float[shape.Aggregate(1, (a, b) => a * b)];
-        for (var i = 0; i < data.Length; i++)
-            data[i] = (float)random.NextDouble() - 0.5f;
-        return NpyArray.FromFloat32(data, shape);
     }
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);

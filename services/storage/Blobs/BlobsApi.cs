@@ -79,6 +79,16 @@ public static class BlobsApi
 
     private sealed record Tree(long Size, byte[]? Leaves);
 
+    /// <summary>The parsed CID, size and leaf hashes of a pin, or the problem that says why there are none.</summary>
+    private static async Task<(Cid Cid, long Size, byte[] Leaves, ProblemHttpResult? Problem)> PinnedTreeAsync(string cid, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
+    {
+        if (!Cid.TryParse(cid, out var parsed))
+            return (default, 0, [], InvalidCid(cid));
+        if (await TreeAsync(parsed, store, db, ct) is not var (size, leaves))
+            return (parsed, 0, [], UnknownBlob(cid));
+        return leaves is null ? (parsed, size, [], Unavailable(cid)) : (parsed, size, leaves, null);
+    }
+
     /// <summary>
     /// The pin's size and leaf hashes; null when nothing is pinned under the CID. Pins made before Merkle
     /// trees were kept get theirs now, from a copy that hashes to the CID.
@@ -105,12 +115,9 @@ public static class BlobsApi
     internal static async Task<IResult> Read(string cid, HttpContext http, BlobStore store, Peers peers, Scrubber scrubber, NpgsqlDataSource db,
         IOptions<StorageOptions> options, CancellationToken ct)
     {
-        if (!Cid.TryParse(cid, out var parsed))
-            return InvalidCid(cid);
-        if (await TreeAsync(parsed, store, db, ct) is not var (size, leaves))
-            return UnknownBlob(cid);
-        if (leaves is null)
-            return Unavailable(cid);
+        var (parsed, size, leaves, problem) = await PinnedTreeAsync(cid, store, db, ct);
+        if (problem is not null)
+            return problem;
 
         var response = http.Response;
         var etag = new EntityTagHeaderValue($"\"{parsed}\"");
@@ -142,10 +149,11 @@ public static class BlobsApi
         // A peer asking for a chunk gets only this node's own intact bytes: asking further peers could loop.
         var fromPeer = http.Request.Headers.ContainsKey(Peers.PeerHeader);
         CopyState? damage = null;
+        IReadOnlyList<Peer>? holders = null;
         try
         {
             await store.CopyVerifiedAsync(parsed, size, leaves, offset, length, response.Body,
-                fromPeer ? null : (index, token) => peers.FetchChunkAsync(parsed, size, index, token),
+                fromPeer ? null : async (index, token) => await peers.FetchChunkAsync(holders ??= await peers.HoldersAsync(parsed, token), parsed, size, index, token),
                 state => damage ??= state, ct);
         }
         catch (CorruptBlobException)
@@ -225,12 +233,9 @@ public static class BlobsApi
 
     internal static async Task<Results<Ok<ProofResponse>, ProblemHttpResult>> Proof(string cid, string? chunk, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
     {
-        if (!Cid.TryParse(cid, out var parsed))
-            return InvalidCid(cid);
-        if (await TreeAsync(parsed, store, db, ct) is not var (size, leaves))
-            return UnknownBlob(cid);
-        if (leaves is null)
-            return Unavailable(cid);
+        var (_, size, leaves, problem) = await PinnedTreeAsync(cid, store, db, ct);
+        if (problem is not null)
+            return problem;
         var count = MerkleTree.ChunkCount(size);
         if (!int.TryParse(chunk, NumberStyles.None, CultureInfo.InvariantCulture, out var index) || index >= count)
             return Problems.BadRequest("invalid-chunk", "No such chunk",

@@ -37,12 +37,15 @@ public sealed class Peers(NpgsqlDataSource db, IHttpClientFactory http, IOptions
         return rows.Select(r => new Peer(r.NodeId, new Uri(r.Url))).ToList();
     }
 
-    /// <summary>One chunk of a blob from the first peer that has it; null when none can send it.</summary>
-    public async Task<byte[]?> FetchChunkAsync(Cid cid, long size, int index, CancellationToken ct)
+    /// <summary>
+    /// One chunk of a blob from the first of <paramref name="holders"/> that sends it; null when none can. The
+    /// caller looks the holders up once per read, not once per chunk.
+    /// </summary>
+    public async Task<byte[]?> FetchChunkAsync(IReadOnlyList<Peer> holders, Cid cid, long size, int index, CancellationToken ct)
     {
         var start = (long)index * MerkleTree.ChunkSize;
         var end = Math.Min(size, start + MerkleTree.ChunkSize) - 1;
-        foreach (var peer in await HoldersAsync(cid, ct))
+        foreach (var peer in holders)
         {
             try
             {

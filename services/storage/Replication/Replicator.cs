@@ -57,7 +57,7 @@ public sealed class Replicator(NpgsqlDataSource db, BlobStore store, Peers peers
                 "delete from replicas where cid = @cid and node_id = @self and status = 'copying'", new { cid = cid.Value, self = o.NodeId }, cancellationToken: ct));
             return false;
         }
-        await MarkHeldAsync(cid, new BlobReplicated { Cid = cid, NodeId = o.NodeId, Replicas = 0, OccurredAt = clock.GetUtcNow() }, ct);
+        await MarkHeldAsync(cid, copies => new BlobReplicated { Cid = cid, NodeId = o.NodeId, Replicas = copies, OccurredAt = clock.GetUtcNow() }, ct);
         logger.LogInformation("Copied {Cid} from {Peer}", cid, from);
         return true;
     }
@@ -80,7 +80,7 @@ public sealed class Replicator(NpgsqlDataSource db, BlobStore store, Peers peers
             logger.LogError("Copy of {Cid} is {Problem} and no peer could send a good one", cid, problem);
             return false;
         }
-        await MarkHeldAsync(cid, new BlobRepaired
+        await MarkHeldAsync(cid, _ => new BlobRepaired
         {
             Cid = cid,
             NodeId = o.NodeId,
@@ -92,7 +92,8 @@ public sealed class Replicator(NpgsqlDataSource db, BlobStore store, Peers peers
         return true;
     }
 
-    private async Task MarkHeldAsync<T>(Cid cid, T message, CancellationToken ct) where T : class
+    /// <summary>Records this node's verified copy and announces it; <paramref name="message"/> gets the pin's count of verified copies.</summary>
+    private async Task MarkHeldAsync<T>(Cid cid, Func<int, T> message, CancellationToken ct) where T : class
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
@@ -101,13 +102,9 @@ public sealed class Replicator(NpgsqlDataSource db, BlobStore store, Peers peers
             insert into replicas (cid, node_id, status, verified_at) values (@cid, @self, 'ok', @now)
             on conflict (cid, node_id) do update set status = 'ok', verified_at = @now
             """, new { cid = cid.Value, self = options.Value.NodeId, now = clock.GetUtcNow() }, tx, cancellationToken: ct));
-        if (message is BlobReplicated replicated)
-        {
-            var copies = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-                "select count(*)::int from replicas where cid = @cid and status = 'ok'", new { cid = cid.Value }, tx, cancellationToken: ct));
-            message = (T)(object)(replicated with { Replicas = copies });
-        }
-        await outbox.EnqueueAsync(tx, message, ct: ct);
+        var copies = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            "select count(*)::int from replicas where cid = @cid and status = 'ok'", new { cid = cid.Value }, tx, cancellationToken: ct));
+        await outbox.EnqueueAsync(tx, message(copies), ct: ct);
         await outbox.CommitAsync(tx, ct);
     }
 }

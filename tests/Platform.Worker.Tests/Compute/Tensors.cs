@@ -2,16 +2,10 @@ using Platform.Contracts.Tensors;
 
 namespace Platform.Worker.Tests.Compute;
 
-/// <summary>Random tensors from a caller's seeded generator, and comparisons that say where they differ.</summary>
+/// <summary>Seeded random tensors, and comparisons that say where they differ.</summary>
 internal static class Tensors
 {
-    public static NpyArray Uniform(Random random, params int[] shape)
-    {
-        var data = new float[shape.Aggregate(1, (a, b) => a * b)];
-        for (var i = 0; i < data.Length; i++)
-            data[i] = (float)((random.NextDouble() * 2) - 1);
-        return NpyArray.FromFloat32(data, shape);
-    }
+    public static NpyArray Uniform(Random random, params int[] shape) => Platform.Testing.Kernels.RandomTensors.Uniform(random, shape);
 
     public static double Gaussian(Random random) =>
         Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
