@@ -1,6 +1,10 @@
 namespace Platform.Contracts.Messages;
 
-/// <summary>A job's result was accepted. Rewards settles escrow, pays the operator and mints credits.</summary>
+/// <summary>
+/// A job's result was accepted. Rewards settles escrow, pays the operator of every paid accepted attempt and
+/// mints credits for every accepted attempt. The top-level attempt fields name the result the client got (the
+/// first accepted attempt); <see cref="Accepted"/> lists every attempt whose result agreed with it.
+/// </summary>
 public sealed record JobCompleted
 {
     public required JobId JobId { get; init; }
@@ -12,5 +16,27 @@ public sealed record JobCompleted
     public required IReadOnlyDictionary<string, Cid> Outputs { get; init; }
     public required AttemptMetrics Metrics { get; init; }
     public string? Signature { get; init; }
+    /// <summary>Every accepted attempt, the first one included. Null from older schedulers: then only the top-level attempt.</summary>
+    public IReadOnlyList<AcceptedAttempt>? Accepted { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
+
+    /// <summary>The accepted attempts, falling back to the top-level one for messages that predate <see cref="Accepted"/>.</summary>
+    public IReadOnlyList<AcceptedAttempt> AcceptedAttempts() => Accepted is { Count: > 0 } accepted ? accepted :
+        [new AcceptedAttempt { AttemptId = AttemptId, WorkerId = WorkerId, OperatorAccountId = OperatorAccountId, Metrics = Metrics, Signature = Signature }];
+}
+
+/// <summary>One attempt whose result was accepted for a job.</summary>
+public sealed record AcceptedAttempt
+{
+    public required AttemptId AttemptId { get; init; }
+    public required WorkerId WorkerId { get; init; }
+    public required AccountId OperatorAccountId { get; init; }
+    public required AttemptMetrics Metrics { get; init; }
+    public string? Signature { get; init; }
+    /// <summary>
+    /// True for a verification attempt the client did not ask for (a spot check of a single-replica job): the
+    /// client pays for the replicas it requested, so this attempt's operator is minted its reward but not paid
+    /// a share of the price.
+    /// </summary>
+    public bool SpotCheck { get; init; }
 }
