@@ -1,6 +1,7 @@
 using Platform.Hosting;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -10,6 +11,7 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
     bus.AddWorkers();
 });
 builder.Services.AddPlacement();
+builder.Services.AddVerification();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

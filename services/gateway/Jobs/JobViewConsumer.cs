@@ -40,7 +40,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at)
         values (@attemptId, @jobId, @workerId, @status, @signature, @at)
         on conflict (attempt_id) do update set
-            status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled') then job_attempts.status else excluded.status end,
+            status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status else excluded.status end,
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
@@ -52,7 +52,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
         {
             // A job queued again names the attempt that ended; a cancel names the one it stopped.
-            var attemptStatus = m.Status switch
+            var attemptStatus = m.AttemptStatus ?? m.Status switch
             {
                 "completed" => "accepted",
                 "failed" or "queued" => "failed",
@@ -88,15 +88,18 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
+        foreach (var accepted in m.AcceptedAttempts())
         {
-            attemptId = m.AttemptId.Value,
-            jobId = m.JobId.Value,
-            workerId = m.WorkerId.Value,
-            status = "accepted",
-            signature = m.Signature,
-            at = m.OccurredAt,
-        }, tx, cancellationToken: ct));
+            await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
+            {
+                attemptId = accepted.AttemptId.Value,
+                jobId = m.JobId.Value,
+                workerId = accepted.WorkerId.Value,
+                status = "accepted",
+                signature = accepted.Signature,
+                at = m.OccurredAt,
+            }, tx, cancellationToken: ct));
+        }
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs set outputs = @outputs::jsonb where id = @id",
             new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options) }, tx, cancellationToken: ct));

@@ -5,8 +5,10 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Contracts.Signing;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
 
 namespace Platform.Scheduler.Jobs;
 
@@ -22,19 +24,24 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        var started = await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set status = 'running' where id = @JobId and attempt_id = @AttemptId and status = 'assigned'",
+        // A job that already has a result is being verified, and shows so.
+        var verifying = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition(
+            """
+            update jobs set status = 'running' where id = @JobId and attempt_id = @AttemptId and status = 'assigned'
+            returning exists (select 1 from attempts a where a.job_id = jobs.id and a.status = 'submitted')
+            """,
             new { JobId = m.JobId.Value, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-        if (started == 1)
+        if (verifying is { } isVerifying)
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new JobStatusChanged
             {
                 JobId = m.JobId,
-                Status = "running",
+                Status = isVerifying ? "verifying" : "running",
                 WorkerId = m.WorkerId,
                 AttemptId = m.AttemptId,
+                AttemptStatus = "running",
                 OccurredAt = clock.GetUtcNow(),
             }, ct: ct);
         }
@@ -42,19 +49,50 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
     }
 }
 
-public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<AttemptCompleted>
+/// <summary>
+/// Takes a result from the attempt that holds the job. The result must be signed with the key the worker
+/// registered; it is kept on its attempt until the job has as many agreeing results as it needs (its replicas,
+/// or two for a spot check), each from a different operator. Until then the job goes back to the queue for
+/// another operator's worker; a disagreement gets a tie-breaking attempt; once enough agree they are accepted
+/// and the results that disagree are rejected and their workers penalized.
+/// </summary>
+public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, ResultComparer comparer,
+    IOptions<SchedulerOptions> options, TimeProvider clock, ILogger<AttemptCompletedConsumer> logger) : IConsumer<AttemptCompleted>
 {
-    private sealed record Holder(string ClientAccountId, string Kernel, string OperatorAccountId);
+    private sealed record Holder
+    {
+        public string ClientAccountId { get; init; } = "";
+        public string Kernel { get; init; } = "";
+        public string OperatorAccountId { get; init; } = "";
+        public string? PublicKey { get; init; }
+        public int ResultsNeeded { get; init; }
+        public bool SpotCheck { get; init; }
+        public int AttemptCount { get; init; }
+    }
+
+    private sealed class Result
+    {
+        public string AttemptId { get; init; } = "";
+        public string WorkerId { get; init; } = "";
+        public string OperatorAccountId { get; init; } = "";
+        public string Outputs { get; init; } = "{}";
+        public string Metrics { get; init; } = "{}";
+        public string? Signature { get; init; }
+
+        public IReadOnlyDictionary<string, Cid> OutputCids => JsonSerializer.Deserialize<Dictionary<string, Cid>>(Outputs, PlatformJson.Options)!;
+    }
 
     public async Task Consume(ConsumeContext<AttemptCompleted> context)
     {
         var m = context.Message;
         var ct = context.CancellationToken;
+        var o = options.Value;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var holder = await connection.QuerySingleOrDefaultAsync<Holder>(new CommandDefinition(
             """
-            select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId
+            select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
+                   j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount
             from jobs j join workers w on w.id = j.worker_id
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
             for update of j
@@ -63,35 +101,187 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             return;
 
         var now = clock.GetUtcNow();
+        if (!ResultSignature.Verify(holder.PublicKey, m.Signature, m.JobId, m.AttemptId, m.Outputs))
+        {
+            logger.LogWarning("Job {JobId}: result of attempt {AttemptId} rejected: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, "signature_invalid",
+                $"the result is not signed with the key worker {m.WorkerId} registered", retry: true, o.MaxAttempts, now, ct);
+            await outbox.CommitAsync(tx, ct);
+            dispatcher.Poke();
+            return;
+        }
+
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now where id = @JobId",
-            new { Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options), now, JobId = m.JobId.Value }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update attempts set status = 'accepted', finished_at = @now where id = @AttemptId",
-            new { now, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
+            """
+            update attempts set status = 'submitted', finished_at = @now, operator_account_id = @Operator,
+                outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature
+            where id = @AttemptId
+            """, new
+            {
+                now,
+                Operator = holder.OperatorAccountId,
+                Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options),
+                Metrics = JsonSerializer.Serialize(m.Metrics, PlatformJson.Options),
+                m.Signature,
+                AttemptId = m.AttemptId.Value,
+            }, tx, cancellationToken: ct));
+        var results = (await connection.QueryAsync<Result>(new CommandDefinition(
+            """
+            select id as AttemptId, worker_id as WorkerId, operator_account_id as OperatorAccountId, outputs::text as Outputs,
+                   metrics::text as Metrics, signature
+            from attempts where job_id = @JobId and status = 'submitted' order by assigned_at, id
+            """, new { JobId = m.JobId.Value }, tx, cancellationToken: ct))).ToList();
+
+        var agreeing = await LargestAgreeingGroupAsync(results, ct);
+        if (agreeing.Count >= holder.ResultsNeeded)
+            await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct);
+        else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, holder, ct))
+        {
+            // A spot check needs a second operator; a network with one does without rather than wait forever.
+            await AcceptAsync(tx, m.JobId, holder with { ResultsNeeded = 1 }, agreeing, [], now, ct);
+        }
+        else if (holder.AttemptCount < o.MaxAttempts * holder.ResultsNeeded)
+            await AwaitAnotherResultAsync(tx, m, results.Count, holder.ResultsNeeded, now, ct);
+        else
+        {
+            var detail = $"{agreeing.Count} of the {results.Count} results agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to";
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update attempts set status = 'unverified' where job_id = @JobId and status = 'submitted'", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, "verification_failed", detail, now, ct);
+        }
+        await outbox.CommitAsync(tx, ct);
+        dispatcher.Poke();
+    }
+
+    /// <summary>The results that agree with the one most others agree with (the earliest on a tie), in attempt order.</summary>
+    private async Task<List<Result>> LargestAgreeingGroupAsync(List<Result> results, CancellationToken ct)
+    {
+        if (results.Count == 1)
+            return results;
+        var agree = new bool[results.Count, results.Count];
+        for (var i = 0; i < results.Count; i++)
+        {
+            agree[i, i] = true;
+            for (var j = i + 1; j < results.Count; j++)
+                agree[i, j] = agree[j, i] = await comparer.AgreeAsync(results[i].OutputCids, results[j].OutputCids, ct);
+        }
+        return Enumerable.Range(0, results.Count)
+            .Select(i => Enumerable.Range(0, results.Count).Where(j => agree[i, j]).Select(j => results[j]).ToList())
+            .MaxBy(group => group.Count)!;
+    }
+
+    private async Task<bool> AnotherOperatorCanRunAsync(NpgsqlTransaction tx, Holder holder, CancellationToken ct) =>
+        await tx.Connection!.ExecuteScalarAsync<bool>(new CommandDefinition(
+            """
+            select exists (select 1 from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
+                           where w.online and w.operator_account_id <> @Operator and @Kernel = any(w.kernels)
+                             and coalesce(s.staked, 0) >= @MinimumStake and w.reputation >= @MinimumReputation)
+            """, new { Operator = holder.OperatorAccountId, holder.Kernel, options.Value.MinimumStake, options.Value.MinimumReputation }, tx, cancellationToken: ct));
+
+    /// <summary>Back to the queue for another operator's worker; the job shows as verifying from its first result on.</summary>
+    private async Task AwaitAnotherResultAsync(NpgsqlTransaction tx, AttemptCompleted m, int results, int needed, DateTimeOffset now, CancellationToken ct)
+    {
+        await tx.Connection!.ExecuteAsync(new CommandDefinition(
+            "update jobs set status = 'queued', worker_id = null, attempt_id = null, lease_deadline = null where id = @JobId",
+            new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
         await outbox.EnqueueAsync(tx, new JobStatusChanged
         {
             JobId = m.JobId,
-            Status = "completed",
+            Status = "verifying",
             WorkerId = m.WorkerId,
             AttemptId = m.AttemptId,
+            AttemptStatus = "submitted",
+            Detail = results < needed ? $"{results} of {needed} results in; waiting for another operator's worker" : "the results disagree; a tie-breaking attempt decides",
+            OccurredAt = now,
+        }, ct: ct);
+    }
+
+    private async Task AcceptAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, List<Result> accepted, List<Result> rejected, DateTimeOffset now, CancellationToken ct)
+    {
+        var connection = tx.Connection!;
+        var o = options.Value;
+        var first = accepted[0];
+        var verified = holder.ResultsNeeded > 1;
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now where id = @jobId",
+            new { first.Outputs, now, jobId = jobId.Value }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
+        if (verified)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update workers set reputation = least(1.0, reputation + @gain) where id = any(@ids)",
+                new { gain = o.VerifiedReputationGain, ids = accepted.Select(r => r.WorkerId).ToArray() }, tx, cancellationToken: ct));
+        }
+
+        var detail = $"the result disagreed with {accepted.Count} agreeing result(s) from other operators' workers";
+        foreach (var loser in rejected)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update attempts set status = 'rejected', reason = 'verification_failed', detail = @detail where id = @id",
+                new { detail, id = loser.AttemptId }, tx, cancellationToken: ct));
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update workers set reputation = reputation * @factor where id = @id",
+                new { factor = o.PenaltyReputationFactor, id = loser.WorkerId }, tx, cancellationToken: ct));
+            await outbox.EnqueueAsync(tx, new JobStatusChanged
+            {
+                JobId = jobId,
+                Status = "completed",
+                WorkerId = WorkerId.From(loser.WorkerId),
+                AttemptId = AttemptId.From(loser.AttemptId),
+                AttemptStatus = "rejected",
+                Reason = "verification_failed",
+                Detail = detail,
+                OccurredAt = now,
+            }, ct: ct);
+            await outbox.EnqueueAsync(tx, new WorkerPenalized
+            {
+                JobId = jobId,
+                AttemptId = AttemptId.From(loser.AttemptId),
+                WorkerId = WorkerId.From(loser.WorkerId),
+                OperatorAccountId = AccountId.From(loser.OperatorAccountId),
+                Reason = "verification_failed",
+                Detail = detail,
+                OccurredAt = now,
+            }, ct: ct);
+            logger.LogWarning("Job {JobId}: worker {WorkerId} penalized: {Detail}", jobId, loser.WorkerId, detail);
+        }
+
+        // The client pays for the replicas it asked for; a spot check's extra attempt is the network's.
+        var paid = holder.SpotCheck ? 1 : holder.ResultsNeeded;
+        var acceptedAttempts = accepted.Select((r, i) => new AcceptedAttempt
+        {
+            AttemptId = AttemptId.From(r.AttemptId),
+            WorkerId = WorkerId.From(r.WorkerId),
+            OperatorAccountId = AccountId.From(r.OperatorAccountId),
+            Metrics = JsonSerializer.Deserialize<AttemptMetrics>(r.Metrics, PlatformJson.Options)!,
+            Signature = r.Signature,
+            SpotCheck = i >= paid,
+        }).ToList();
+        var top = acceptedAttempts[0];
+        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        {
+            JobId = jobId,
+            Status = "completed",
+            WorkerId = top.WorkerId,
+            AttemptId = top.AttemptId,
+            AttemptStatus = "accepted",
             OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobCompleted
         {
-            JobId = m.JobId,
+            JobId = jobId,
             ClientAccountId = AccountId.From(holder.ClientAccountId),
-            AttemptId = m.AttemptId,
-            WorkerId = m.WorkerId,
-            OperatorAccountId = AccountId.From(holder.OperatorAccountId),
+            AttemptId = top.AttemptId,
+            WorkerId = top.WorkerId,
+            OperatorAccountId = top.OperatorAccountId,
             Kernel = holder.Kernel,
-            Outputs = m.Outputs,
-            Metrics = m.Metrics,
-            Signature = m.Signature,
+            Outputs = first.OutputCids,
+            Metrics = top.Metrics,
+            Signature = top.Signature,
+            Accepted = acceptedAttempts,
             OccurredAt = now,
         }, ct: ct);
-        await outbox.CommitAsync(tx, ct);
-        dispatcher.Poke();
     }
 }
 

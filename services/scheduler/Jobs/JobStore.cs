@@ -24,11 +24,12 @@ public static class JobStore
         return true;
     }
 
-    private sealed record HeldJob(string ClientAccountId, string WorkerId, int AttemptCount);
+    private sealed record HeldJob(string ClientAccountId, string WorkerId, int AttemptCount, int ResultsNeeded, bool Verifying);
 
     /// <summary>
     /// Ends the job's current attempt with <paramref name="reason"/>. With <paramref name="retry"/> the job is
-    /// queued for another worker, or, once it has had <paramref name="maxAttempts"/>, failed with the history of
+    /// queued for another worker, or, once it has had <paramref name="maxAttempts"/> for each result it needs
+    /// (a job verified by replicas needs several), failed with the history of
     /// every attempt; without, it fails with this reason. Does nothing (false) when <paramref name="attemptId"/>
     /// no longer holds the job.
     /// </summary>
@@ -38,7 +39,9 @@ public static class JobStore
         var connection = tx.Connection!;
         var held = await connection.QuerySingleOrDefaultAsync<HeldJob>(new CommandDefinition(
             """
-            select client_account_id as ClientAccountId, worker_id as WorkerId, attempt_count as AttemptCount from jobs
+            select client_account_id as ClientAccountId, worker_id as WorkerId, attempt_count as AttemptCount,
+                   results_needed as ResultsNeeded, exists (select 1 from attempts a where a.job_id = jobs.id and a.status = 'submitted') as Verifying
+            from jobs
             where id = @jobId and attempt_id = @attemptId and status in ('assigned', 'running')
             for update
             """, new { jobId = jobId.Value, attemptId = attemptId.Value }, tx, cancellationToken: ct));
@@ -53,7 +56,7 @@ public static class JobStore
             await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId, reason, detail, now, ct);
             return true;
         }
-        if (held.AttemptCount < maxAttempts)
+        if (held.AttemptCount < maxAttempts * held.ResultsNeeded)
         {
             // The job keeps its place in the queue: it waited already.
             await connection.ExecuteAsync(new CommandDefinition(
@@ -62,9 +65,10 @@ public static class JobStore
             await outbox.EnqueueAsync(tx, new JobStatusChanged
             {
                 JobId = jobId,
-                Status = "queued",
+                Status = held.Verifying ? "verifying" : "queued",
                 WorkerId = WorkerId.From(held.WorkerId),
                 AttemptId = attemptId,
+                AttemptStatus = "failed",
                 Reason = reason,
                 Detail = detail,
                 OccurredAt = now,

@@ -1,29 +1,37 @@
 using System.Text.Json;
 using Dapper;
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
 
 namespace Platform.Scheduler.Jobs;
 
-public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<JobSubmitted>
+public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock)
+    : IConsumer<JobSubmitted>
 {
     public async Task Consume(ConsumeContext<JobSubmitted> context)
     {
         var job = context.Message;
         var ct = context.CancellationToken;
+        var replicas = Math.Max(1, job.Spec.Replicas);
+        var spotCheck = replicas == 1 && SpotChecks.Picks(job.JobId, options.Value.SpotCheckFraction);
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status, priority, policy, region, device, min_memory_mb, input_bytes)
-            values (@JobId, @Client, @Kernel, @Spec::jsonb, @EstimatedGflop, 'pending', @Priority, @Policy, @Region, @Device, @MinMemoryMb, @InputBytes)
+            insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status, priority, policy, region, device, min_memory_mb, input_bytes,
+                              results_needed, spot_check)
+            values (@JobId, @Client, @Kernel, @Spec::jsonb, @EstimatedGflop, 'pending', @Priority, @Policy, @Region, @Device, @MinMemoryMb, @InputBytes,
+                    @ResultsNeeded, @SpotCheck)
             on conflict (id) do update set client_account_id = excluded.client_account_id, kernel = excluded.kernel,
                 spec = excluded.spec, estimated_gflop = excluded.estimated_gflop, priority = excluded.priority, policy = excluded.policy,
-                region = excluded.region, device = excluded.device, min_memory_mb = excluded.min_memory_mb, input_bytes = excluded.input_bytes
+                region = excluded.region, device = excluded.device, min_memory_mb = excluded.min_memory_mb, input_bytes = excluded.input_bytes,
+                results_needed = excluded.results_needed, spot_check = excluded.spot_check
             where jobs.spec is null
             """,
             new
@@ -39,6 +47,8 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 job.Spec.Requirements.Device,
                 job.Spec.Requirements.MinMemoryMb,
                 job.InputBytes,
+                ResultsNeeded = spotCheck ? 2 : replicas,
+                SpotCheck = spotCheck,
             }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, job.JobId, clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);

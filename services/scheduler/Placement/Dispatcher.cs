@@ -70,6 +70,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         public string? Region { get; init; }
         public string? Policy { get; init; }
         public string[]? FailedOn { get; init; }
+        /// <summary>Operators whose workers already returned a result: a replica must come from someone else.</summary>
+        public string[]? ResultOperators { get; init; }
     }
 
     // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
@@ -86,7 +88,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         )
         select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy,
-               (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn
+               (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
+               (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators
         from jobs j join ranked r on r.id = j.id
         where j.status = 'queued'
         order by r.share_rank, j.priority desc, j.queued_at, j.id
@@ -99,6 +102,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
     private sealed class WorkerRow
     {
         public string Id { get; init; } = "";
+        public string OperatorAccountId { get; init; } = "";
         public string Region { get; init; } = "";
         public int Slots { get; init; }
         public string[] Kernels { get; init; } = [];
@@ -109,11 +113,13 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         public int Active { get; init; }
     }
 
+    // Only workers whose operator has staked enough and whose reputation holds get work.
     private const string LoadWorkers = """
-        select w.id, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
+        select w.id, w.operator_account_id as OperatorAccountId, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
-        from workers w
+        from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
         where w.online and w.last_seen_at > @aliveSince
+          and coalesce(s.staked, 0) >= @MinimumStake and w.reputation >= @MinimumReputation
         """;
 
     // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
@@ -137,7 +143,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         await using var tx = await connection.BeginTransactionAsync(ct);
         var engine = new PlacementEngine(new PlacementModel(o));
         var workers = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct))).ToList();
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.MinimumStake, o.MinimumReputation }, tx, cancellationToken: ct))).ToList();
         foreach (var w in workers)
         {
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
@@ -145,6 +151,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
             engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts));
         }
+        var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
         var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));
         if (freeSlots == 0)
         {
@@ -162,7 +169,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
                 break;
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, job.FailedOn ?? [], ct);
+            var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, job.FailedOn ?? [], exclude, ct);
             if (choice is null)
                 continue;
             await AssignAsync(connection, tx, job, choice, now, ct);
@@ -173,9 +181,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
     }
 
     private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,
-        IReadOnlyCollection<string> failedOn, CancellationToken ct)
+        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, CancellationToken ct)
     {
-        while (engine.Place(demand, failedOn) is { } choice)
+        while (engine.Place(demand, failedOn, exclude) is { } choice)
         {
             var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId }, tx, cancellationToken: ct));
             if (free == true)
@@ -210,9 +218,11 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         await outbox.EnqueueAsync(tx, new JobStatusChanged
         {
             JobId = jobId,
-            Status = "assigned",
+            // A job with a result already is waiting for another to compare it with.
+            Status = job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
             WorkerId = worker,
             AttemptId = attemptId,
+            AttemptStatus = "assigned",
             OccurredAt = now,
         }, ct: ct);
     }

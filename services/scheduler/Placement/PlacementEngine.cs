@@ -90,12 +90,16 @@ public sealed class PlacementEngine(PlacementModel model)
 
     /// <summary>
     /// Picks the best worker for the job and takes one of its slots; null when none fits. Workers in
-    /// <paramref name="avoid"/> (those that already failed this job) are used only when no other fits.
+    /// <paramref name="avoid"/> (those that already failed this job) are used only when no other fits; workers
+    /// in <paramref name="exclude"/> (another replica's operator) never.
     /// </summary>
-    public PlacementChoice? Place(JobDemand job, IReadOnlyCollection<string>? avoid = null) =>
-        avoid is { Count: > 0 } ? PlaceAvoiding(job, avoid) ?? PlaceAvoiding(job, []) : PlaceAvoiding(job, []);
+    public PlacementChoice? Place(JobDemand job, IReadOnlyCollection<string>? avoid = null, IReadOnlyCollection<string>? exclude = null)
+    {
+        exclude ??= [];
+        return avoid is { Count: > 0 } ? PlaceAvoiding(job, avoid, exclude) ?? PlaceAvoiding(job, [], exclude) : PlaceAvoiding(job, [], exclude);
+    }
 
-    private PlacementChoice? PlaceAvoiding(JobDemand job, IReadOnlyCollection<string> avoid)
+    private PlacementChoice? PlaceAvoiding(JobDemand job, IReadOnlyCollection<string> avoid, IReadOnlyCollection<string> exclude)
     {
         if (!_bucketsByKernel.TryGetValue(job.Kernel, out var buckets))
             return null;
@@ -111,7 +115,7 @@ public sealed class PlacementEngine(PlacementModel model)
             var set = bucket.ByPolicy[policy];
             if (set.Count == 0)
                 continue;
-            var candidate = FirstFitting(set, job, avoid);
+            var candidate = FirstFitting(set, job, avoid, exclude);
             if (candidate is null)
                 continue;
             var score = Score(candidate, job).For(job.Policy);
@@ -141,13 +145,13 @@ public sealed class PlacementEngine(PlacementModel model)
         Index(entry);
     }
 
-    private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job, IReadOnlyCollection<string> avoid)
+    private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job, IReadOnlyCollection<string> avoid, IReadOnlyCollection<string> exclude)
     {
         // Memory is rarely the constraint, so the best-keyed worker almost always fits; walk on when it does not.
         foreach (var (_, id) in set)
         {
             var entry = _workers[id];
-            if (entry.Worker.MemoryMb >= job.MinMemoryMb && !avoid.Contains(id))
+            if (entry.Worker.MemoryMb >= job.MinMemoryMb && !avoid.Contains(id) && !exclude.Contains(id))
                 return entry;
         }
         return null;

@@ -48,4 +48,28 @@ public sealed class SchedulerOptions
     /// <summary>Safety net for missed wake-ups: queued jobs are looked at least this often.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Credits an operator must have staked before its workers get work.</summary>
+    [Range(0, 1_000_000_000)]
+    public decimal MinimumStake { get; set; } = 10m;
+
+    /// <summary>Workers below this reputation (1.0 at start) get no work.</summary>
+    [Range(0, 1)]
+    public double MinimumReputation { get; set; } = 0.3;
+
+    /// <summary>A worker whose result loses a verification keeps this fraction of its reputation.</summary>
+    [Range(0, 1)]
+    public double PenaltyReputationFactor { get; set; } = 0.5;
+
+    /// <summary>What a verified (agreeing) result adds to a worker's reputation, up to 1.0.</summary>
+    [Range(0, 1)]
+    public double VerifiedReputationGain { get; set; } = 0.05;
+
+    /// <summary>Share of single-replica jobs quietly run a second time by another operator's worker and compared.</summary>
+    [Range(0, 1)]
+    public double SpotCheckFraction { get; set; } = 0.05;
+
+    /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element.</summary>
+    [Required]
+    public Uri StorageUrl { get; set; } = new("http://127.0.0.1:8081");
 }

@@ -9,14 +9,18 @@ using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
 
-/// <summary>The registry: the latest WorkerOnline wins; heartbeats only ever move last_seen_at forward.</summary>
-public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatcher) : IConsumer<WorkerOnline>
+/// <summary>
+/// The registry: the latest WorkerOnline wins; heartbeats only ever move last_seen_at forward. A worker's
+/// identity key is the one it first registered (trust on first use): a later WorkerOnline for the same id
+/// with another key is ignored, so nobody can take over a worker's id and sign results as it.
+/// </summary>
+public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatcher, ILogger<WorkerOnlineConsumer> logger) : IConsumer<WorkerOnline>
 {
     public async Task Consume(ConsumeContext<WorkerOnline> context)
     {
         var w = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        await connection.ExecuteAsync(new CommandDefinition(
+        var registered = await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
                                  memory_mb, device_kinds, backends, power_measured, notes)
@@ -28,6 +32,7 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at)
+            where workers.public_key is null or workers.public_key = excluded.public_key
             """,
             new
             {
@@ -47,7 +52,30 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.PowerMeasured,
                 Notes = (w.Notes ?? []).ToArray(),
             }, cancellationToken: context.CancellationToken));
+        if (registered == 0)
+        {
+            logger.LogWarning("Worker {WorkerId} announced itself with a key other than the one it registered; ignored", w.WorkerId);
+            return;
+        }
         dispatcher.Poke();
+    }
+}
+
+/// <summary>Operators' stakes, newest version wins; a stake that reaches the minimum lets its workers take work.</summary>
+public sealed class StakeChangedConsumer(NpgsqlDataSource db, Dispatcher dispatcher) : IConsumer<StakeChanged>
+{
+    public async Task Consume(ConsumeContext<StakeChanged> context)
+    {
+        var m = context.Message;
+        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        var changed = await connection.ExecuteAsync(new CommandDefinition(
+            """
+            insert into operator_stakes (operator_account_id, staked, version) values (@Operator, @Staked, @Version)
+            on conflict (operator_account_id) do update set staked = excluded.staked, version = excluded.version
+            where operator_stakes.version < excluded.version
+            """, new { Operator = m.OperatorAccountId.Value, m.Staked, m.Version }, cancellationToken: context.CancellationToken));
+        if (changed == 1)
+            dispatcher.Poke();
     }
 }
 

@@ -9,6 +9,7 @@ public static class WorkersRegistration
         bus.AddConsumer<WorkerOnlineConsumer>();
         bus.AddConsumer<WorkerHeartbeatConsumer>();
         bus.AddConsumer<WorkerOfflineConsumer>();
+        bus.AddConsumer<StakeChangedConsumer>();
         bus.AddConsumer<NetworkTotalsConsumer>();
         return bus;
     }

@@ -66,6 +66,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
                 WorkerId = identity.WorkerId,
                 Outputs = outcome.Outputs!,
                 Metrics = outcome.Metrics!,
+                Signature = identity.Sign(job.JobId, job.AttemptId, outcome.Outputs!),
                 OccurredAt = clock.GetUtcNow(),
             }, ct);
             logger.LogInformation("Attempt {AttemptId} of {JobId} completed in {DurationMs:F1} ms", job.AttemptId, job.JobId, outcome.Metrics!.DurationMs);
@@ -151,6 +152,8 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         }
         watch.Stop();
 
+        if (o.Faults.CorruptOutputs)
+            results = FaultInjection.Corrupt(results);
         var outputs = new Dictionary<string, Cid>();
         foreach (var (name, tensor) in results)
             outputs[name] = await gateway.PutBlobAsync(Npy.ToBytes(tensor), ct);

@@ -32,6 +32,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             PowerWatts = capabilities.PowerWatts,
             PowerMeasured = capabilities.PowerMeasured,
             Notes = capabilities.Notes,
+            PublicKey = identity.PublicKey,
             OccurredAt = clock.GetUtcNow(),
         }, stoppingToken);
         status.OperatorAccountId = account;

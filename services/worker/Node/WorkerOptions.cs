@@ -59,7 +59,16 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Faults a test network plants in a worker on purpose. Never set them on a real node.</summary>
+    public WorkerFaults Faults { get; set; } = new();
+
     public string KernelCachePath => KernelCacheDirectory ?? Path.Combine(DataDirectory, "kernels");
 
     public string InputCachePath => InputCacheDirectory ?? Path.Combine(DataDirectory, "inputs");
+}
+
+public sealed class WorkerFaults
+{
+    /// <summary>Return wrong outputs (every element changed), signed as usual: a cheating or broken node, for verification tests.</summary>
+    public bool CorruptOutputs { get; set; }
 }

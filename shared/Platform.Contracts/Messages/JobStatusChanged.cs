@@ -7,6 +7,11 @@ public sealed record JobStatusChanged
     public required string Status { get; init; }
     public WorkerId? WorkerId { get; init; }
     public AttemptId? AttemptId { get; init; }
+    /// <summary>
+    /// What became of the attempt named (assigned, running, submitted, accepted, rejected, failed, cancelled);
+    /// null lets the reader derive it from the job's status.
+    /// </summary>
+    public string? AttemptStatus { get; init; }
     public string? Reason { get; init; }
     public string? Detail { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }

@@ -5,6 +5,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
 using Platform.Testing;
 
@@ -28,12 +29,15 @@ public sealed class LifecycleTests : IAsyncLifetime
         }, services =>
         {
             services.AddPlacement();
+            services.AddVerification();
             services.Configure<SchedulerOptions>(o =>
             {
                 o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
                 o.LeaseDuration = TimeSpan.FromSeconds(2);
                 o.MaxAttempts = 2;
                 o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+                o.MinimumStake = 0;
+                o.SpotCheckFraction = 0;
             });
         });
     }
@@ -48,7 +52,7 @@ public sealed class LifecycleTests : IAsyncLifetime
 
     private static readonly AccountId Operator = AccountId.New();
 
-    private static WorkerOnline Online(string region = "eu-west", double gflops = 10, double watts = 100, int slots = 1) => new()
+    private static WorkerOnline Online(string region = "eu-west", double gflops = 10, double watts = 100, int slots = 1) => TestWorkerKeys.Registered(new()
     {
         WorkerId = WorkerId.New(),
         OperatorAccountId = Operator,
@@ -59,7 +63,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = gflops },
         PowerWatts = watts,
         OccurredAt = DateTimeOffset.UtcNow,
-    };
+    });
 
     /// <summary>A live worker: online, then beating every 100 ms (renewing the leases it lists) until the test ends.</summary>
     private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null)
@@ -114,7 +118,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         return await connection.ExecuteScalarAsync<string>("select status from jobs where id = @id", new { id = job.Value }) ?? "(none)";
     }
 
-    private Task CompleteAsync(AssignJob assign) => Harness.Bus.Publish(new AttemptCompleted
+    private Task CompleteAsync(AssignJob assign) => Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptCompleted
     {
         JobId = assign.JobId,
         AttemptId = assign.AttemptId,
@@ -122,7 +126,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
         Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
         OccurredAt = DateTimeOffset.UtcNow,
-    });
+    }));
 
     [Fact]
     public async Task Expired_lease_gives_the_job_to_another_worker_and_the_stale_result_is_ignored()

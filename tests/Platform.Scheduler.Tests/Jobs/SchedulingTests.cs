@@ -5,6 +5,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
 using Platform.Testing;
 
@@ -24,7 +25,16 @@ public sealed class SchedulingTests : IAsyncLifetime
         {
             bus.AddJobs();
             bus.AddWorkers();
-        }, services => services.AddPlacement());
+        }, services =>
+        {
+            services.AddPlacement();
+            services.AddVerification();
+            services.Configure<SchedulerOptions>(o =>
+            {
+                o.MinimumStake = 0;
+                o.SpotCheckFraction = 0;
+            });
+        });
     }
 
     public async Task DisposeAsync()
@@ -45,7 +55,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         OccurredAt = DateTimeOffset.UtcNow,
     };
 
-    private static WorkerOnline Online(int slots = 1, params string[] kernels) => new()
+    private static WorkerOnline Online(int slots = 1, params string[] kernels) => TestWorkerKeys.Registered(new()
     {
         WorkerId = WorkerId.New(),
         OperatorAccountId = Operator,
@@ -56,7 +66,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = 10 },
         PowerWatts = 30,
         OccurredAt = DateTimeOffset.UtcNow,
-    };
+    });
 
     private async Task FundAsync(JobSubmitted job)
     {
@@ -130,7 +140,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         var waiting = running.JobId == first.JobId ? second : first;
         Assert.Equal("queued", await StatusAsync(waiting.JobId));
 
-        await Harness.Bus.Publish(new AttemptCompleted
+        await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptCompleted
         {
             JobId = running.JobId,
             AttemptId = running.AttemptId,
@@ -138,7 +148,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
-        });
+        }));
 
         Assert.Equal(worker.WorkerId, (await AssignedAsync(waiting.JobId)).WorkerId);
     }
@@ -151,7 +161,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         var job = Submitted();
         await FundAsync(job);
         var assign = await AssignedAsync(job.JobId);
-        var completed = new AttemptCompleted
+        var completed = TestWorkerKeys.Signed(new AttemptCompleted
         {
             JobId = job.JobId,
             AttemptId = assign.AttemptId,
@@ -159,7 +169,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
-        };
+        });
 
         await Harness.Bus.Publish(completed);
         await Harness.Bus.Publish(completed);
@@ -181,7 +191,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         await FundAsync(job);
         await AssignedAsync(job.JobId);
 
-        await Harness.Bus.Publish(new AttemptCompleted
+        await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptCompleted
         {
             JobId = job.JobId,
             AttemptId = AttemptId.New(),
@@ -189,7 +199,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("forged"u8) },
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
-        });
+        }));
         Assert.True(await Harness.Consumed.Any<AttemptCompleted>(m => m.Context.Message.JobId == job.JobId));
 
         Assert.Equal(0, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));

@@ -1,0 +1,45 @@
+using System.Security.Cryptography;
+using System.Text;
+using Platform.Contracts.Signing;
+
+namespace Platform.Contracts.Tests.Signing;
+
+public sealed class ResultSignatureTests
+{
+    private static readonly JobId Job = JobId.From("job_test");
+    private static readonly AttemptId Attempt = AttemptId.From("att_test");
+    private static readonly Dictionary<string, Cid> Outputs = new() { ["labels"] = Cid.Compute("l"u8), ["centroids"] = Cid.Compute("c"u8) };
+
+    [Fact]
+    public void The_signed_text_names_job_attempt_and_outputs_in_name_order()
+    {
+        var text = Encoding.UTF8.GetString(ResultSignature.Payload(Job, Attempt, Outputs));
+        Assert.Equal($"platform-result-v1\njob job_test\nattempt att_test\noutput centroids {Outputs["centroids"]}\noutput labels {Outputs["labels"]}\n", text);
+    }
+
+    [Fact]
+    public void A_signature_verifies_with_its_key_and_with_nothing_else()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = ResultSignature.ExportPublicKey(key);
+        var signature = ResultSignature.Sign(key, Job, Attempt, Outputs);
+
+        Assert.True(ResultSignature.Verify(publicKey, signature, Job, Attempt, Outputs));
+        Assert.False(ResultSignature.Verify(ResultSignature.ExportPublicKey(other), signature, Job, Attempt, Outputs));
+        Assert.False(ResultSignature.Verify(publicKey, signature, Job, AttemptId.From("att_other"), Outputs));
+        Assert.False(ResultSignature.Verify(publicKey, signature, Job, Attempt, new Dictionary<string, Cid>(Outputs) { ["labels"] = Cid.Compute("x"u8) }));
+        Assert.False(ResultSignature.Verify(publicKey, null, Job, Attempt, Outputs));
+        Assert.False(ResultSignature.Verify(publicKey, "not base64!", Job, Attempt, Outputs));
+        Assert.False(ResultSignature.Verify("not a key", signature, Job, Attempt, Outputs));
+    }
+
+    [Fact]
+    public void Keys_on_other_curves_are_refused()
+    {
+        using var p384 = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+        var signature = ResultSignature.Sign(p384, Job, Attempt, Outputs);
+        Assert.Null(ResultSignature.ImportPublicKey(ResultSignature.ExportPublicKey(p384)));
+        Assert.False(ResultSignature.Verify(ResultSignature.ExportPublicKey(p384), signature, Job, Attempt, Outputs));
+    }
+}
