@@ -49,7 +49,9 @@ public static class EndToEndBenchmark
             ["Upstreams__Scheduler"] = scheduler.BaseUrl.ToString(),
         });
         using var admin = Client(gateway.BaseUrl, adminKey);
-        var operatorAccount = await CreateAsync(admin, "operator", 0);
+        var operatorAccount = await CreateAsync(admin, "operator", 10);
+        using (var operatorHttp = Client(gateway.BaseUrl, operatorAccount.Key))
+            (await operatorHttp.PostAsJsonAsync(new Uri("/v1/account/stake", UriKind.Relative), new { amount = 10 })).EnsureSuccessStatusCode();
         for (var i = 0; i < 4; i++)
         {
             await ServiceProcess.StartAsync("worker", env, new Dictionary<string, string?>

@@ -78,7 +78,7 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
         const int seed = 42;
         output.WriteLine($"seed {seed}");
         var random = new Random(seed);
-        var operatorAccount = await network.CreateAccountAsync("operator", 0m);
+        var operatorAccount = await network.CreateOperatorAsync();
         // Its own region, so the jobs below can only run on it.
         var worker = await network.StartWorkerAsync(operatorAccount.Key, region: "no-opencl", settings: new() { ["Worker__OpenClLibrary"] = "libOpenCL-not-installed.so.1" });
         var client = await network.CreateAccountAsync("client", 100m);
@@ -132,7 +132,7 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
         const int seed = 43;
         output.WriteLine($"seed {seed}");
         var random = new Random(seed);
-        var operatorAccount = await network.CreateAccountAsync("operator", 0m);
+        var operatorAccount = await network.CreateOperatorAsync();
         var worker = await network.StartWorkerAsync(operatorAccount.Key, region: "long-jobs", settings: new() { ["Worker__ProgressInterval"] = "00:00:00.200" });
         var client = await network.CreateAccountAsync("client", 50_000m);
         using var http = network.Client(client.Key);

@@ -37,7 +37,7 @@ public class Network : IAsyncLifetime
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = _services.First(s => s.Service == "scheduler").BaseUrl.ToString(),
         });
-        Operator = await CreateAccountAsync("operator", 0m);
+        Operator = await CreateOperatorAsync();
         if (StartsWorker)
             Worker = await StartWorkerAsync(Operator.Key);
     }
@@ -48,12 +48,20 @@ public class Network : IAsyncLifetime
     /// <summary>Whether a worker of <see cref="Operator"/> is started with the network.</summary>
     protected virtual bool StartsWorker => true;
 
+    /// <summary>
+    /// Share of single-replica jobs spot-checked. None by default, so what a test's jobs cost and earn does not
+    /// depend on which job ids the hash picks; the verification tests turn it on.
+    /// </summary>
+    protected virtual double SpotCheckFraction => 0;
+
     // Workers beat every second; the scheduler allows for two-second beats (a lost worker is noticed after six),
     // which keeps a busy two-core test machine from losing live workers.
-    private static Dictionary<string, string?> SchedulerSettings => new()
+    private Dictionary<string, string?> SchedulerSettings => new()
     {
         ["Scheduler__HeartbeatInterval"] = "00:00:02",
         ["Scheduler__LeaseDuration"] = "00:00:10",
+        ["Scheduler__SpotCheckFraction"] = SpotCheckFraction.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
     };
 
     // Compiled OpenCL programs are shared by every worker of the run, so PoCL compiles each kernel once.
@@ -99,6 +107,22 @@ public class Network : IAsyncLifetime
         using var response = await admin.PostAsJsonAsync("/v1/admin/accounts", new { role, name = $"{role} {Guid.NewGuid():n}", credits });
         Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
         return (await response.Content.ReadFromJsonAsync<Account>())!;
+    }
+
+    /// <summary>The stake the scheduler asks of operators by default (Scheduler:MinimumStake).</summary>
+    public const decimal OperatorStake = 10m;
+
+    /// <summary>
+    /// An operator account that has staked the minimum, so its workers get work; its balance starts at zero, so
+    /// everything it holds later it earned.
+    /// </summary>
+    public async Task<Account> CreateOperatorAsync()
+    {
+        var account = await CreateAccountAsync("operator", OperatorStake);
+        using var http = Client(account.Key);
+        using var response = await http.PostAsJsonAsync("/v1/account/stake", new { amount = OperatorStake });
+        Assert.True(response.IsSuccessStatusCode, $"staking failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return account;
     }
 
     public virtual async Task DisposeAsync()

@@ -32,8 +32,8 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
     public async Task Job_of_a_worker_that_dies_completes_on_another_exactly_once_and_the_dead_workers_operator_is_not_paid()
     {
         var (_, http, vector) = await ClientAsync();
-        var doomedOperator = await network.CreateAccountAsync("operator", 0m);
-        var healthyOperator = await network.CreateAccountAsync("operator", 0m);
+        var doomedOperator = await network.CreateOperatorAsync();
+        var healthyOperator = await network.CreateOperatorAsync();
         var doomed = await network.StartWorkerAsync(doomedOperator.Key, region: "failover");
         doomed.Freeze(); // it hangs: registered, holding its queue, doing nothing
 
@@ -65,7 +65,7 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
         var job = await SubmitAsync(http, vector, "late-region");
         await http.WaitForAsync(job.Id, j => j.Status == "queued", "job queued");
 
-        var operatorAccount = await network.CreateAccountAsync("operator", 0m);
+        var operatorAccount = await network.CreateOperatorAsync();
         var worker = await network.StartWorkerAsync(operatorAccount.Key, region: "late-region");
 
         var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "job finished");
@@ -119,7 +119,7 @@ public sealed class ScaleOutTests(TwoSchedulerNetwork network) : IClassFixture<T
         using var http = network.Client(client.Key);
         var vector = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4));
         foreach (var _ in Enumerable.Range(0, 2))
-            await network.StartWorkerAsync((await network.CreateAccountAsync("operator", 0m)).Key, slots: 4);
+            await network.StartWorkerAsync((await network.CreateOperatorAsync()).Key, slots: 4);
 
         await Parallel.ForEachAsync(Enumerable.Range(0, jobs), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (_, ct) =>
         {

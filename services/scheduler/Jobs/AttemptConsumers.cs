@@ -135,7 +135,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var agreeing = await LargestAgreeingGroupAsync(results, ct);
         if (agreeing.Count >= holder.ResultsNeeded)
             await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct);
-        else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, holder, ct))
+        else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, m.JobId, holder, ct))
         {
             // A spot check needs a second operator; a network with one does without rather than wait forever.
             await AcceptAsync(tx, m.JobId, holder with { ResultsNeeded = 1 }, agreeing, [], now, ct);
@@ -170,13 +170,16 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             .MaxBy(group => group.Count)!;
     }
 
-    private async Task<bool> AnotherOperatorCanRunAsync(NpgsqlTransaction tx, Holder holder, CancellationToken ct) =>
+    // Any online, staked, reputable worker of another operator that meets the job's requirements.
+    private async Task<bool> AnotherOperatorCanRunAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, CancellationToken ct) =>
         await tx.Connection!.ExecuteScalarAsync<bool>(new CommandDefinition(
             """
-            select exists (select 1 from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
-                           where w.online and w.operator_account_id <> @Operator and @Kernel = any(w.kernels)
+            select exists (select 1 from jobs j, workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
+                           where j.id = @JobId and w.online and w.operator_account_id <> @Operator and j.kernel = any(w.kernels)
+                             and (j.region is null or w.region = j.region) and (j.device = 'any' or j.device = any(w.device_kinds))
+                             and w.memory_mb >= j.min_memory_mb
                              and coalesce(s.staked, 0) >= @MinimumStake and w.reputation >= @MinimumReputation)
-            """, new { Operator = holder.OperatorAccountId, holder.Kernel, options.Value.MinimumStake, options.Value.MinimumReputation }, tx, cancellationToken: ct));
+            """, new { JobId = jobId.Value, Operator = holder.OperatorAccountId, options.Value.MinimumStake, options.Value.MinimumReputation }, tx, cancellationToken: ct));
 
     /// <summary>Back to the queue for another operator's worker; the job shows as verifying from its first result on.</summary>
     private async Task AwaitAnotherResultAsync(NpgsqlTransaction tx, AttemptCompleted m, int results, int needed, DateTimeOffset now, CancellationToken ct)

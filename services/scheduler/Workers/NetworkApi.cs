@@ -12,9 +12,12 @@ namespace Platform.Scheduler.Workers;
 /// <param name="BackendPerKernel">The backend (simd, opencl) each kernel runs on: the one that calibrated fastest.</param>
 /// <param name="PowerMeasured">Whether <paramref name="PowerWatts"/> was read from a sensor rather than estimated.</param>
 /// <param name="Notes">What the node tells its operator about its capabilities, such as why OpenCL is not used.</param>
+/// <param name="Reputation">1.0 at start; halved by every result that loses a verification; workers below the minimum get no work.</param>
+/// <param name="OperatorStake">What the worker's operator has staked; below the minimum its workers get no work.</param>
+/// <param name="PublicKey">The key the worker's results are signed with (SubjectPublicKeyInfo, base64).</param>
 public sealed record WorkerView(string WorkerId, string OperatorAccountId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
     IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
-    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, DateTimeOffset LastSeenAt);
+    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt);
 
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
@@ -47,6 +50,8 @@ public static class NetworkApi
         public bool PowerMeasured { get; init; }
         public string[] Notes { get; init; } = [];
         public double Reputation { get; init; }
+        public decimal OperatorStake { get; init; }
+        public string? PublicKey { get; init; }
         public DateTime LastSeenAt { get; init; }
         public int Active { get; init; }
     }
@@ -58,14 +63,16 @@ public static class NetworkApi
             """
             select w.id, w.operator_account_id as OperatorAccountId, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                    w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
+                   coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey,
                    (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
-            from workers w order by w.online desc, w.region, w.id
+            from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
+            order by w.online desc, w.region, w.id
             """, cancellationToken: ct));
         return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.OperatorAccountId, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
             JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, PlatformJson.Options)!,
             JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!,
             JsonSerializer.Deserialize<Dictionary<string, string>>(r.Backends, PlatformJson.Options)!,
-            r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
+            r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, r.OperatorStake, r.PublicKey, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
     }
 
     private sealed record Totals(int Online, int Offline, int Slots, int Active, int Queued, int PerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);

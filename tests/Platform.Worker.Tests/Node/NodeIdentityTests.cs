@@ -1,3 +1,5 @@
+using Platform.Contracts;
+using Platform.Contracts.Signing;
 using Platform.Worker.Node;
 
 namespace Platform.Worker.Tests.Node;
@@ -15,14 +17,33 @@ public sealed class NodeIdentityTests : IDisposable
 
         var second = NodeIdentity.LoadOrCreate(_dir);
 
-        Assert.Equal(first, second);
+        Assert.Equal(first.WorkerId, second.WorkerId);
+        Assert.Equal(first.PublicKey, second.PublicKey);
         Assert.StartsWith("wrk_", first.WorkerId.Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Results_are_signed_with_the_key_kept_only_for_the_owner()
+    {
+        var identity = NodeIdentity.LoadOrCreate(_dir);
+        var job = JobId.New();
+        var attempt = AttemptId.New();
+        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
+
+        var restarted = NodeIdentity.LoadOrCreate(_dir);
+
+        Assert.True(ResultSignature.Verify(identity.PublicKey, restarted.Sign(job, attempt, outputs), job, attempt, outputs));
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, "identity.pem")));
     }
 
     [Fact]
     public void Separate_data_directories_make_separate_workers()
     {
-        Assert.NotEqual(NodeIdentity.LoadOrCreate(Path.Combine(_dir, "a")), NodeIdentity.LoadOrCreate(Path.Combine(_dir, "b")));
+        var a = NodeIdentity.LoadOrCreate(Path.Combine(_dir, "a"));
+        var b = NodeIdentity.LoadOrCreate(Path.Combine(_dir, "b"));
+        Assert.NotEqual(a.WorkerId, b.WorkerId);
+        Assert.NotEqual(a.PublicKey, b.PublicKey);
     }
 
     [Fact]
