@@ -56,7 +56,7 @@ public sealed class MotoServer
 
     private static async Task<MotoServer> StartAsync()
     {
-        var executable = FindOnPath("moto_server") ?? throw new InvalidOperationException(
+        var executable = Tools.Find("moto_server") ?? throw new InvalidOperationException(
             "moto_server is not on PATH: the S3 tests need moto's server (pip package moto[server], which this machine's image " +
             "provides under pyenv's Python 3.11; Debian 12 has no python3-moto).");
 
@@ -113,14 +113,6 @@ public sealed class MotoServer
 
         return new MotoServer(serviceUrl);
     }
-
-    // pyenv's shims are searched too: a CI shell or service manager may start the tests without pyenv on PATH.
-    private static string? FindOnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Append(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".pyenv", "shims"))
-            .Select(dir => Path.Combine(dir, name))
-            .FirstOrDefault(File.Exists);
 
     private static string Tail(string log)
     {

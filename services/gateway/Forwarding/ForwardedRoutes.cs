@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using Platform.Gateway.Auth;
 
@@ -18,12 +17,10 @@ public static class ForwardedRoutes
     public static IEndpointRouteBuilder MapForwardedRoutes(this IEndpointRouteBuilder app)
     {
         var blobs = app.MapGroup("/v1/blobs").WithTags("Blobs").RequireAuthorization("any");
+        // Blob size is storage's to limit (it answers 413); the gateway only streams.
         blobs.MapPost("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-        {
-            // Blob size is storage's to limit (it answers 413); the gateway only streams.
-            http.Features.Get<IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null;
-            return forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/blobs", http.User.AccountOf());
-        });
+            forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/blobs", http.User.AccountOf()))
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute());
         blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
         blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>

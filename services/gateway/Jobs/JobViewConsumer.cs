@@ -70,6 +70,9 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 at = m.OccurredAt,
             }, cancellationToken: ct));
         }
+        if (m.Version is { } version)
+            await JobEventLog.AppendAsync(connection, null, m.JobId.Value, version, m.Status, m.AttemptId?.Value, m.WorkerId?.Value,
+                m.AttemptStatus, m.Reason, m.Detail, m.OccurredAt, ct);
         // Completion is recorded from JobCompleted, which carries the outputs.
         if (m.Status != JobStatuses.Completed)
             await AdvanceAsync(connection, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
@@ -79,6 +82,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     {
         var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await JobEventLog.AppendAsync(connection, null, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
+            m.Reason, m.Detail, m.OccurredAt, context.CancellationToken);
         await AdvanceAsync(connection, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
     }
 

@@ -34,6 +34,7 @@ public static partial class JobsApi
         group.MapGet("/{id}", Get);
         group.MapGet("/", List);
         group.MapPost("/{id}/cancel", Cancel);
+        group.MapGet("/{id}/events", JobEventStream.Stream).Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         return group;
     }
 
@@ -43,6 +44,12 @@ public static partial class JobsApi
         var (request, parseError) = await JsonBody.ReadAsync<SubmitJobRequest>(http, ct);
         if (parseError is not null)
             return parseError;
+        var client = http.User.AccountIdOf();
+        var idempotency = IdempotencyKeys.FromRequest(http, request!, out var keyProblem);
+        if (keyProblem is not null)
+            return keyProblem;
+        if (idempotency is not null && await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct) is { } earlier)
+            return earlier;
 
         var errors = new Dictionary<string, string[]>();
         var (spec, kernelError) = Validate(request!, errors);
@@ -71,18 +78,26 @@ public static partial class JobsApi
         if (planError is not null)
             return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Inputs do not fit the kernel", planError);
 
-        var client = http.User.AccountIdOf();
         var jobId = JobId.New();
         var now = clock.GetUtcNow();
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
+            // Claimed in the job's own transaction: of concurrent requests with one key exactly one creates the
+            // job; the others wait for it to commit and then answer with its job.
+            if (idempotency is not null && !await IdempotencyKeys.ClaimAsync(tx, client, idempotency, jobId, ct))
+            {
+                await tx.RollbackAsync(ct);
+                return await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct)
+                    ?? throw new InvalidOperationException("an idempotency key was claimed but its row is gone");
+            }
             await connection.ExecuteAsync(new CommandDefinition(
                 """
                 insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at)
                 values (@id, @client, @Kernel, @spec::jsonb, 'pending', 0, @now, @now)
                 """,
                 new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, PlatformJson.Options), now }, tx, cancellationToken: ct));
+            await JobEventLog.AppendAsync(connection, tx, jobId.Value, 0, JobStatuses.Pending, null, null, null, null, null, now, ct);
             await outbox.EnqueueAsync(tx, new JobSubmitted
             {
                 JobId = jobId,

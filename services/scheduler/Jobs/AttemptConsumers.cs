@@ -35,7 +35,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-            await outbox.EnqueueAsync(tx, new JobStatusChanged
+            await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
             {
                 JobId = m.JobId,
                 Status = isVerifying ? "verifying" : "running",
@@ -187,7 +187,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         await tx.Connection!.ExecuteAsync(new CommandDefinition(
             "update jobs set status = 'queued', worker_id = null, attempt_id = null, lease_deadline = null where id = @JobId",
             new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
             JobId = m.JobId,
             Status = "verifying",
@@ -226,10 +226,11 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await connection.ExecuteAsync(new CommandDefinition(
                 "update workers set reputation = reputation * @factor where id = @id",
                 new { factor = o.PenaltyReputationFactor, id = loser.WorkerId }, tx, cancellationToken: ct));
-            await outbox.EnqueueAsync(tx, new JobStatusChanged
+            // Told while the job is still verifying: its completion follows in this transaction.
+            await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
             {
                 JobId = jobId,
-                Status = "completed",
+                Status = "verifying",
                 WorkerId = WorkerId.From(loser.WorkerId),
                 AttemptId = AttemptId.From(loser.AttemptId),
                 AttemptStatus = "rejected",
@@ -262,7 +263,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             SpotCheck = i >= paid,
         }).ToList();
         var top = acceptedAttempts[0];
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
             JobId = jobId,
             Status = "completed",

@@ -49,7 +49,7 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
             await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = m.JobId, AttemptId = a, WorkerId = w, OccurredAt = now },
                 sendTo: $"worker-{w}-control", ct: ct);
         }
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
             JobId = m.JobId,
             Status = "cancelled",

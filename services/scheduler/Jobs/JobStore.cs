@@ -20,7 +20,7 @@ public static class JobStore
             """, new { jobId = jobId.Value, now }, tx, cancellationToken: ct));
         if (queued == 0)
             return false;
-        await outbox.EnqueueAsync(tx, new JobStatusChanged { JobId = jobId, Status = "queued", OccurredAt = now }, ct: ct);
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged { JobId = jobId, Status = "queued", OccurredAt = now }, ct: ct);
         return true;
     }
 
@@ -62,7 +62,7 @@ public static class JobStore
             await connection.ExecuteAsync(new CommandDefinition(
                 "update jobs set status = 'queued', worker_id = null, attempt_id = null, lease_deadline = null where id = @jobId",
                 new { jobId = jobId.Value }, tx, cancellationToken: ct));
-            await outbox.EnqueueAsync(tx, new JobStatusChanged
+            await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
             {
                 JobId = jobId,
                 Status = held.Verifying ? "verifying" : "queued",
@@ -93,7 +93,7 @@ public static class JobStore
         await tx.Connection!.ExecuteAsync(new CommandDefinition(
             "update jobs set status = 'failed', reason = @reason, detail = @detail, finished_at = @now where id = @jobId",
             new { reason, detail, now, jobId = jobId.Value }, tx, cancellationToken: ct));
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
             JobId = jobId,
             Status = "failed",

@@ -6,6 +6,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Jobs;
 
 namespace Platform.Scheduler.Placement;
 
@@ -215,7 +216,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             LeaseDeadline = leaseDeadline,
             OccurredAt = now,
         }, sendTo: $"worker-{choice.WorkerId}", ct: ct);
-        await outbox.EnqueueAsync(tx, new JobStatusChanged
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
             JobId = jobId,
             // A job with a result already is waiting for another to compare it with.

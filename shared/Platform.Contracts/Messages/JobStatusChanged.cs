@@ -14,5 +14,10 @@ public sealed record JobStatusChanged
     public string? AttemptStatus { get; init; }
     public string? Reason { get; init; }
     public string? Detail { get; init; }
+    /// <summary>
+    /// The job's n-th status change at the scheduler (1-based, no gaps), so a reader can order a job's changes
+    /// as they happened whatever order the broker delivers them in. Null from schedulers that predate it.
+    /// </summary>
+    public int? Version { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }

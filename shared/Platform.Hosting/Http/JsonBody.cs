@@ -26,6 +26,10 @@ public static class JsonBody
                 ? (null, Problems.BadRequest("malformed-json", "Malformed JSON", "the body must be a JSON object"))
                 : (value, null);
         }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            return (null, Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "Request body too large", ex.Message));
+        }
         catch (JsonException ex)
         {
             var where = ex.Path is null ? "" : $" at {ex.Path}";

@@ -1,0 +1,50 @@
+using Dapper;
+using Npgsql;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>One status change of a job as the event stream sends it.</summary>
+public sealed record JobEvent(string JobId, int Version, string Status, string? AttemptId, string? WorkerId, string? AttemptStatus,
+    string? Reason, string? Detail, DateTimeOffset OccurredAt);
+
+/// <summary>
+/// Every status change of every job, by the scheduler's version number. Version 0 is the gateway's own
+/// "pending" at submission; a rejection (decided by rewards, before the scheduler ever queues the job) sorts
+/// after anything else.
+/// </summary>
+public static class JobEventLog
+{
+    public const int RejectedVersion = 1_000_000;
+
+    public static Task AppendAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string jobId, int version, string status, string? attemptId,
+        string? workerId, string? attemptStatus, string? reason, string? detail, DateTimeOffset occurredAt, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            """
+            insert into job_events (job_id, version, status, attempt_id, worker_id, attempt_status, reason, detail, occurred_at)
+            values (@jobId, @version, @status, @attemptId, @workerId, @attemptStatus, @reason, @detail, @occurredAt)
+            on conflict (job_id, version) do nothing
+            """, new { jobId, version, status, attemptId, workerId, attemptStatus, reason, detail, occurredAt }, tx, cancellationToken: ct));
+
+    private sealed class Row
+    {
+        public string JobId { get; init; } = "";
+        public int Version { get; init; }
+        public string Status { get; init; } = "";
+        public string? AttemptId { get; init; }
+        public string? WorkerId { get; init; }
+        public string? AttemptStatus { get; init; }
+        public string? Reason { get; init; }
+        public string? Detail { get; init; }
+        public DateTime OccurredAt { get; init; }
+    }
+
+    public static async Task<IReadOnlyList<JobEvent>> AfterAsync(NpgsqlConnection connection, string jobId, int afterVersion, CancellationToken ct) =>
+        [.. (await connection.QueryAsync<Row>(new CommandDefinition(
+            """
+            select job_id as JobId, version, status, attempt_id as AttemptId, worker_id as WorkerId, attempt_status as AttemptStatus,
+                   reason, detail, occurred_at as OccurredAt
+            from job_events where job_id = @jobId and version > @afterVersion order by version
+            """, new { jobId, afterVersion }, cancellationToken: ct)))
+            .Select(r => new JobEvent(r.JobId, r.Version, r.Status, r.AttemptId, r.WorkerId, r.AttemptStatus, r.Reason, r.Detail,
+                new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc))))];
+}

@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Dapper;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Gateway.Auth;
+using Platform.Hosting.Http;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>
+/// GET /v1/jobs/{id}/events: every status change of a job as server-sent events, in the order they happened,
+/// until it ends. Each change is an <c>event: status</c> whose <c>id</c> is its version, so a client that
+/// reconnects with <c>Last-Event-ID</c> misses nothing; progress of the running attempt comes as
+/// <c>event: progress</c>. The log is polled: a change may reach this instance's database before or after
+/// its predecessor, so a gap in the versions is waited for (briefly) rather than skipped.
+/// </summary>
+public static class JobEventStream
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
+
+    private sealed record ProgressEvent(string JobId, string AttemptId, float Fraction);
+
+    private sealed class RunningAttempt
+    {
+        public string AttemptId { get; init; } = "";
+        public float Fraction { get; init; }
+    }
+
+    internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, TimeProvider clock, CancellationToken ct)
+    {
+        var view = JobId.TryParse(id, null, out _) ? await JobViewStore.LoadAsync(db, id, ct, http.User.IsAdmin() ? null : http.User.AccountOf()) : null;
+        if (view is null)
+            return Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account");
+        var last = int.TryParse(http.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : -1;
+
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var options = json.Value.SerializerOptions;
+        await http.Response.StartAsync(ct);
+
+        DateTimeOffset? gapSince = null;
+        var lastWrite = clock.GetUtcNow();
+        (string AttemptId, float Fraction)? progress = null;
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await using (var connection = await db.OpenConnectionAsync(ct))
+                {
+                    foreach (var change in await JobEventLog.AfterAsync(connection, id, last, ct))
+                    {
+                        if (change.Version != last + 1 && change.Version != JobEventLog.RejectedVersion)
+                        {
+                            gapSince ??= clock.GetUtcNow();
+                            if (clock.GetUtcNow() - gapSince < GapWait)
+                                break;
+                        }
+                        gapSince = null;
+                        await WriteAsync(http, "status", change.Version, JsonSerializer.Serialize(change, options), ct);
+                        last = change.Version;
+                        lastWrite = clock.GetUtcNow();
+                        if (JobStatuses.IsTerminal(change.Status))
+                            return Results.Empty;
+                    }
+                    var running = await connection.QuerySingleOrDefaultAsync<RunningAttempt>(new CommandDefinition(
+                        "select attempt_id as AttemptId, progress as Fraction from job_attempts where job_id = @id and status = 'running' and progress is not null order by updated_at desc limit 1",
+                        new { id }, cancellationToken: ct));
+                    if (running is not null && progress != (running.AttemptId, running.Fraction))
+                    {
+                        progress = (running.AttemptId, running.Fraction);
+                        await WriteAsync(http, "progress", null, JsonSerializer.Serialize(new ProgressEvent(id, running.AttemptId, running.Fraction), options), ct);
+                        lastWrite = clock.GetUtcNow();
+                    }
+                }
+                if (clock.GetUtcNow() - lastWrite > KeepAlive)
+                {
+                    await http.Response.WriteAsync(": keep-alive\n\n", ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    lastWrite = clock.GetUtcNow();
+                }
+                await Task.Delay(PollInterval, clock, ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        return Results.Empty;
+    }
+
+    private static async Task WriteAsync(HttpContext http, string type, int? id, string data, CancellationToken ct)
+    {
+        var frame = new StringBuilder();
+        if (id is { } version)
+            frame.Append("id: ").Append(version.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        frame.Append("event: ").Append(type).Append('\n').Append("data: ").Append(data).Append("\n\n");
+        await http.Response.WriteAsync(frame.ToString(), ct);
+        await http.Response.Body.FlushAsync(ct);
+    }
+}

@@ -1,0 +1,35 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Platform.Gateway.Limits;
+
+/// <summary>
+/// How much each caller may ask of the gateway. Rates are per API key (per address for anonymous calls), as a
+/// token bucket: <c>PerSecond</c> on average and bursts of up to <c>Burst</c>. Operators' workers fetch
+/// inputs and pin outputs for every job they run, so operators get more; admins are not limited.
+/// </summary>
+public sealed class RequestLimitOptions
+{
+    public const string SectionName = "Limits";
+
+    [Range(1, 1_000_000)]
+    public int ClientPerSecond { get; set; } = 50;
+
+    [Range(1, 1_000_000)]
+    public int ClientBurst { get; set; } = 200;
+
+    [Range(1, 1_000_000)]
+    public int OperatorPerSecond { get; set; } = 500;
+
+    [Range(1, 1_000_000)]
+    public int OperatorBurst { get; set; } = 2000;
+
+    [Range(1, 1_000_000)]
+    public int AnonymousPerSecond { get; set; } = 20;
+
+    [Range(1, 1_000_000)]
+    public int AnonymousBurst { get; set; } = 50;
+
+    /// <summary>Largest JSON request body; blob uploads are streamed and limited by storage instead.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxJsonBodyBytes { get; set; } = 1 << 20;
+}

@@ -1,0 +1,22 @@
+using Dapper;
+using Npgsql;
+using Platform.Contracts.Messages;
+using Platform.Hosting.Outbox;
+
+namespace Platform.Scheduler.Jobs;
+
+/// <summary>
+/// Every JobStatusChanged leaves through here: it is numbered with the job's next status version, in the
+/// transaction that makes the change, so readers (the gateway's event stream) can put a job's changes in the
+/// order they happened however the broker delivers them.
+/// </summary>
+public static class JobStatusEvents
+{
+    public static async Task EnqueueAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobStatusChanged change, CancellationToken ct)
+    {
+        var version = await tx.Connection!.ExecuteScalarAsync<int>(new CommandDefinition(
+            "update jobs set status_version = status_version + 1 where id = @id returning status_version",
+            new { id = change.JobId.Value }, tx, cancellationToken: ct));
+        await outbox.EnqueueAsync(tx, change with { Version = version }, ct: ct);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Platform.Contracts.Tensors;
+
+namespace Platform.EndToEnd.Tests;
+
+/// <summary>The live event stream of a job and idempotent submission, across real processes.</summary>
+public sealed class JobEventsTests(Network network) : IClassFixture<Network>
+{
+    private sealed record StreamedEvent(string? Id, string Type, JsonElement Data);
+
+    /// <summary>Reads server-sent events until the server closes the stream.</summary>
+    private static async Task<List<StreamedEvent>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/jobs/{jobId}/events");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        if (lastEventId is not null)
+            request.Headers.Add("Last-Event-ID", lastEventId);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
+        var events = new List<StreamedEvent>();
+        string? id = null, type = null, data = null;
+        while (await reader.ReadLineAsync(timeout.Token) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (data is not null)
+                    events.Add(new StreamedEvent(id, type ?? "message", JsonDocument.Parse(data).RootElement.Clone()));
+                id = type = data = null;
+            }
+            else if (line.StartsWith("id: ", StringComparison.Ordinal))
+                id = line[4..];
+            else if (line.StartsWith("event: ", StringComparison.Ordinal))
+                type = line[7..];
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+                data = line[6..];
+        }
+        return events;
+    }
+
+    private async Task<(HttpClient Http, object Body)> ClientAndJobAsync()
+    {
+        var client = await network.CreateAccountAsync("client", 100m);
+        var http = network.Client(client.Key);
+        var vector = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3));
+        return (http, new { kernel = "vector-add", inputs = new { a = vector.Cid, b = vector.Cid } });
+    }
+
+    [Fact]
+    public async Task The_event_stream_delivers_every_status_change_of_a_job_in_order_then_ends()
+    {
+        var (http, body) = await ClientAndJobAsync();
+        using var submitted = await http.SubmitAsync(body);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+
+        var events = await ReadStreamAsync(http, job.Id);
+
+        var changes = events.Where(e => e.Type == "status").ToList();
+        Assert.Equal(["pending", "queued", "assigned", "running", "completed"], changes.Select(e => e.Data.GetProperty("status").GetString()));
+        Assert.Equal(Enumerable.Range(0, changes.Count).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), changes.Select(e => e.Id));
+        Assert.All(changes, e => Assert.Equal(job.Id, e.Data.GetProperty("jobId").GetString()));
+        var times = changes.Select(e => e.Data.GetProperty("occurredAt").GetDateTimeOffset()).ToList();
+        Assert.Equal(times.Order(), times);
+
+        // A client that lost the connection after the second change resumes from there and misses nothing.
+        var resumed = (await ReadStreamAsync(http, job.Id, lastEventId: "1")).Where(e => e.Type == "status");
+        Assert.Equal(["assigned", "running", "completed"], resumed.Select(e => e.Data.GetProperty("status").GetString()));
+    }
+
+    [Fact]
+    public async Task The_event_stream_of_another_clients_job_is_not_found()
+    {
+        var (http, body) = await ClientAndJobAsync();
+        using var submitted = await http.SubmitAsync(body);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        using var stranger = network.Client((await network.CreateAccountAsync("client", 1m)).Key);
+
+        using var response = await stranger.GetAsync($"/v1/jobs/{job.Id}/events");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Twenty_concurrent_identical_submissions_with_one_idempotency_key_create_one_job()
+    {
+        var (http, body) = await ClientAndJobAsync();
+        var key = Guid.NewGuid().ToString();
+
+        async Task<(HttpStatusCode Status, Job? Job, bool Replayed)> SubmitAsync(object payload)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs") { Content = JsonContent.Create(payload, options: Api.Json) };
+            request.Headers.Add("Idempotency-Key", key);
+            using var response = await http.SendAsync(request);
+            var job = response.StatusCode == HttpStatusCode.Accepted ? await response.Content.ReadFromJsonAsync<Job>(Api.Json) : null;
+            return (response.StatusCode, job, response.Headers.Contains("Idempotent-Replayed"));
+        }
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => SubmitAsync(body)));
+
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.Accepted, a.Status));
+        var id = Assert.Single(answers.Select(a => a.Job!.Id).Distinct());
+        Assert.Equal(19, answers.Count(a => a.Replayed));
+        var list = await http.GetFromJsonAsync<JsonElement>("/v1/jobs", Api.Json);
+        Assert.Equal(id, Assert.Single(list.GetProperty("items").EnumerateArray()).GetProperty("id").GetString());
+
+        // The same key with another request is refused, and creates nothing.
+        var different = await SubmitAsync(new { kernel = "vector-add", inputs = body.GetType().GetProperty("inputs")!.GetValue(body), replicas = 1, priority = 3 });
+        Assert.Equal(HttpStatusCode.Conflict, different.Status);
+        var again = await http.GetFromJsonAsync<JsonElement>("/v1/jobs", Api.Json);
+        Assert.Single(again.GetProperty("items").EnumerateArray());
+    }
+}
