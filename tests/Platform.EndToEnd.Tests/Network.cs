@@ -26,7 +26,10 @@ public class Network : IAsyncLifetime
     public virtual async Task InitializeAsync()
     {
         Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("e2e");
-        var storage = await StartAsync("storage", new() { ["Storage__RootPath"] = Path.Combine(_dataRoot, "storage"), ["Storage__NodeId"] = "storage-1" });
+        var storageSettings = new Dictionary<string, string?> { ["Storage__RootPath"] = Path.Combine(_dataRoot, "storage"), ["Storage__NodeId"] = "storage-1" };
+        foreach (var (name, value) in StorageSettings)
+            storageSettings[name] = value;
+        var storage = await StartAsync("storage", storageSettings);
         var rewards = await StartAsync("rewards");
         for (var i = 0; i < Schedulers; i++)
             await StartAsync("scheduler", SchedulerSettings);
@@ -41,6 +44,9 @@ public class Network : IAsyncLifetime
         if (StartsWorker)
             Worker = await StartWorkerAsync(Operator.Key);
     }
+
+    /// <summary>Storage settings beyond the defaults here.</summary>
+    protected virtual Dictionary<string, string?> StorageSettings => [];
 
     /// <summary>How many scheduler instances share the database and broker.</summary>
     protected virtual int Schedulers => 1;

@@ -10,7 +10,8 @@ public static class ForwardedRoutes
         builder.Services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddHttpClient<IForwarder, HttpForwarder>(http => http.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
-        builder.Services.AddHttpClient<StorageClient>((sp, http) => http.BaseAddress = sp.GetRequiredService<IOptions<UpstreamOptions>>().Value.Storage);
+        builder.Services.AddSingleton<Upstreams>();
+        builder.Services.AddHttpClient<StorageClient>();
         return builder;
     }
 
@@ -18,31 +19,31 @@ public static class ForwardedRoutes
     {
         var blobs = app.MapGroup("/v1/blobs").WithTags("Blobs").RequireAuthorization("any");
         // Blob size is storage's to limit (it answers 413); the gateway only streams.
-        blobs.MapPost("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/blobs", http.User.AccountOf()))
+        blobs.MapPost("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, "/v1/blobs", http.User.AccountOf(), http.RequestServices.GetRequiredService<IOptions<UpstreamOptions>>().Value.UploadTimeout))
             .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute());
-        blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
-        blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()));
-        blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()));
+        blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+        blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()));
+        blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()));
 
         var datasets = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization("any");
-        datasets.MapPost("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, "/v1/datasets", http.User.AccountOf()));
-        datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+        datasets.MapPost("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, "/v1/datasets", http.User.AccountOf()));
+        datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
 
-        app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))
+        app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()))
             .WithTags("Account").RequireAuthorization("any");
 
         // The network view is public: anyone deciding whether to use or join the network may look.
-        app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous();
-        app.MapGet("/v1/network", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous();
+        app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous();
+        app.MapGet("/v1/network", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous();
         return app;
     }
 }

@@ -2,17 +2,38 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Platform.Gateway.Forwarding;
 
-/// <summary>Where the services behind the gateway listen (Upstreams__Storage, Upstreams__Rewards, Upstreams__Scheduler).</summary>
+/// <summary>
+/// Where the services behind the gateway listen (Upstreams__Storage, Upstreams__Rewards, Upstreams__Scheduler):
+/// one URL, or several separated by commas for several instances of a service, which the gateway uses in
+/// turn.
+/// </summary>
 public sealed class UpstreamOptions
 {
     public const string SectionName = "Upstreams";
 
     [Required]
-    public Uri Storage { get; set; } = new("http://127.0.0.1:8081");
+    [RegularExpression(UrlList, ErrorMessage = "Upstreams:Storage must be one or more http(s) URLs separated by commas")]
+    public string Storage { get; set; } = "http://127.0.0.1:8081";
 
     [Required]
-    public Uri Rewards { get; set; } = new("http://127.0.0.1:8083");
+    [RegularExpression(UrlList, ErrorMessage = "Upstreams:Rewards must be one or more http(s) URLs separated by commas")]
+    public string Rewards { get; set; } = "http://127.0.0.1:8083";
 
     [Required]
-    public Uri Scheduler { get; set; } = new("http://127.0.0.1:8082");
+    [RegularExpression(UrlList, ErrorMessage = "Upstreams:Scheduler must be one or more http(s) URLs separated by commas")]
+    public string Scheduler { get; set; } = "http://127.0.0.1:8082";
+
+    /// <summary>How long an upstream may take to start answering (its response headers) before the caller gets a 504.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The same for uploads: storage answers a pin only once every byte is hashed and stored.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan UploadTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>How long an instance that failed (unreachable, 502/503/504) is left out before it is tried again.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan FailureCooldown { get; set; } = TimeSpan.FromSeconds(10);
+
+    private const string UrlList = @"^\s*https?://[^,\s]+\s*(,\s*https?://[^,\s]+\s*)*$";
 }

@@ -1,0 +1,149 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Platform.Gateway.Forwarding;
+
+namespace Platform.Gateway.Tests.Forwarding;
+
+/// <summary>The forwarder against real HTTP upstreams on loopback: round-robin, passive health, timeouts, headers.</summary>
+public sealed class HttpForwarderTests : IAsyncLifetime
+{
+    private readonly List<WebApplication> _upstreams = [];
+    private readonly Dictionary<string, int> _hits = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var upstream in _upstreams)
+            await upstream.DisposeAsync();
+    }
+
+    /// <summary>An upstream that answers with its name and the headers it received (or waits first, to time out).</summary>
+    private async Task<Uri> UpstreamAsync(string name, TimeSpan? delay = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.Run(async http =>
+        {
+            lock (_hits)
+                _hits[name] = _hits.GetValueOrDefault(name) + 1;
+            if (delay is { } wait)
+                await Task.Delay(wait, http.RequestAborted);
+            var headers = http.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
+            await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, query = http.Request.QueryString.Value, headers });
+        });
+        await app.StartAsync();
+        _upstreams.Add(app);
+        return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    }
+
+    private static readonly UpstreamOptions Options = new() { Timeout = TimeSpan.FromSeconds(1), FailureCooldown = TimeSpan.FromMinutes(1) };
+
+    private static HttpForwarder Forwarder() => new(new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<HttpForwarder>.Instance);
+
+    private static async Task<(int Status, JsonElement Body)> ForwardAsync(HttpForwarder forwarder, UpstreamPool pool, Action<HttpRequest>? request = null)
+    {
+        var http = new DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };
+        http.Request.Method = "GET";
+        http.Request.Scheme = "http";
+        http.Request.Host = new HostString("gateway.example");
+        http.Request.QueryString = new QueryString("?chunk=2");
+        http.Connection.RemoteIpAddress = IPAddress.Parse("203.0.113.7");
+        request?.Invoke(http.Request);
+        using var body = new MemoryStream();
+        http.Response.Body = body;
+        await forwarder.ForwardAsync(http, pool, "/v1/things", "acc_caller");
+        body.Position = 0;
+        return (http.Response.StatusCode, JsonDocument.Parse(body).RootElement.Clone());
+    }
+
+    [Fact]
+    public async Task Requests_take_turns_over_the_instances_of_a_service()
+    {
+        var pool = new UpstreamPool("storage", $"{await UpstreamAsync("a")},{await UpstreamAsync("b")}", Options.FailureCooldown, TimeProvider.System);
+        var forwarder = Forwarder();
+
+        var served = new List<string>();
+        for (var i = 0; i < 6; i++)
+            served.Add((await ForwardAsync(forwarder, pool)).Body.GetProperty("name").GetString()!);
+
+        Assert.Equal(3, served.Count(n => n == "a"));
+        Assert.Equal(3, served.Count(n => n == "b"));
+        Assert.All(served.Zip(served.Skip(1)), pair => Assert.NotEqual(pair.First, pair.Second));
+    }
+
+    [Fact]
+    public async Task A_dead_instance_is_skipped_and_requests_without_a_body_go_to_a_live_one()
+    {
+        var live = await UpstreamAsync("live");
+        var dead = new Uri($"http://127.0.0.1:{FreePortNotListening()}/");
+        var pool = new UpstreamPool("storage", $"{dead},{live}", Options.FailureCooldown, TimeProvider.System);
+        var forwarder = Forwarder();
+
+        for (var i = 0; i < 5; i++)
+        {
+            var (status, body) = await ForwardAsync(forwarder, pool);
+            Assert.Equal(200, status);
+            Assert.Equal("live", body.GetProperty("name").GetString());
+        }
+        Assert.Equal(5, _hits["live"]);
+        Assert.Equal(live, pool.Next()); // the dead one is cooling down
+    }
+
+    [Fact]
+    public async Task No_reachable_instance_is_503_and_a_slow_one_is_504()
+    {
+        var forwarder = Forwarder();
+        var down = new UpstreamPool("rewards", $"http://127.0.0.1:{FreePortNotListening()}/", Options.FailureCooldown, TimeProvider.System);
+        var unavailable = await ForwardAsync(forwarder, down);
+        Assert.Equal(503, unavailable.Status);
+        Assert.EndsWith("upstream-unavailable", unavailable.Body.GetProperty("type").GetString(), StringComparison.Ordinal);
+
+        var slow = new UpstreamPool("scheduler", (await UpstreamAsync("slow", TimeSpan.FromSeconds(30))).ToString(), Options.FailureCooldown, TimeProvider.System);
+        var timedOut = await ForwardAsync(forwarder, slow);
+        Assert.Equal(504, timedOut.Status);
+        Assert.EndsWith("upstream-timeout", timedOut.Body.GetProperty("type").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Hop_by_hop_and_identity_headers_are_replaced_and_forwarding_headers_set()
+    {
+        var pool = new UpstreamPool("storage", (await UpstreamAsync("a")).ToString(), Options.FailureCooldown, TimeProvider.System);
+
+        var (_, body) = await ForwardAsync(Forwarder(), pool, request =>
+        {
+            request.Headers.Authorization = "Bearer pk_secret";
+            request.Headers["X-Platform-Account"] = "acc_forged";
+            request.Headers["X-Forwarded-For"] = "10.0.0.1";
+            request.Headers.Connection = "keep-alive, X-Custom";
+            request.Headers["X-Custom"] = "kept";
+        });
+
+        var headers = body.GetProperty("headers");
+        Assert.False(headers.TryGetProperty("Authorization", out _));
+        Assert.Equal("acc_caller", headers.GetProperty("X-Platform-Account").GetString());
+        Assert.Equal("203.0.113.7", headers.GetProperty("X-Forwarded-For").GetString());
+        Assert.Equal("http", headers.GetProperty("X-Forwarded-Proto").GetString());
+        Assert.Equal("gateway.example", headers.GetProperty("X-Forwarded-Host").GetString());
+        Assert.Equal("kept", headers.GetProperty("X-Custom").GetString());
+        Assert.Equal("?chunk=2", body.GetProperty("query").GetString());
+        Assert.Equal("/v1/things", body.GetProperty("path").GetString());
+    }
+
+    private static int FreePortNotListening()
+    {
+        using var socket = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        socket.Start();
+        return ((IPEndPoint)socket.LocalEndpoint).Port;
+    }
+}
