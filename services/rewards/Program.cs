@@ -1,18 +1,22 @@
 using Platform.Hosting;
 using Platform.Rewards.Accounts;
 using Platform.Rewards.Escrow;
+using Platform.Rewards.Staking;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddPlatformDefaults("rewards", typeof(Program).Assembly, bus =>
 {
     bus.AddAccounts();
     bus.AddEscrow();
+    bus.AddStaking();
 });
 builder.Services.AddEscrowOptions();
+builder.Services.AddStakingOptions();
 
 var app = builder.Build();
 app.UsePlatformDefaults();
 app.MapAccounts();
+app.MapStakes();
 app.Run();
 
 public partial class Program;

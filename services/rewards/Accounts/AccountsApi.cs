@@ -1,17 +1,38 @@
+using System.Globalization;
+using System.Text;
 using Dapper;
 using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using Platform.Hosting.Http;
+using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Accounts;
 
 public sealed record AccountResponse(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
 
+/// <summary>One posting on the caller's account (or, for an operator, on its stake account).</summary>
+public sealed record LedgerEntry(long TransactionId, DateTimeOffset CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey);
+
+public sealed record LedgerPage(IReadOnlyList<LedgerEntry> Entries, string? NextCursor);
+
+public sealed record WorkerEarnings(string WorkerId, decimal Paid, decimal Minted, long Jobs);
+
+public sealed record DailyEarnings(string Date, decimal Paid, decimal Minted);
+
+/// <summary>An operator's earnings: payouts (its share of job prices) and mints (efficiency bonuses included).</summary>
+public sealed record EarningsResponse(string AccountId, decimal Paid, decimal Minted, IReadOnlyList<WorkerEarnings> Workers, IReadOnlyList<DailyEarnings> Days);
+
 public static class AccountsApi
 {
     /// <summary>Set by the gateway from the authenticated key.</summary>
     public const string AccountHeader = "X-Platform-Account";
+
+    public const int DefaultLedgerLimit = 50;
+    public const int MaxLedgerLimit = 200;
+
+    /// <summary>The earnings view shows this many most recent days with earnings.</summary>
+    public const int EarningsDays = 90;
 
     public static IBusRegistrationConfigurator AddAccounts(this IBusRegistrationConfigurator bus)
     {
@@ -23,24 +44,134 @@ public static class AccountsApi
     {
         var group = app.MapGroup("/v1/account").WithTags("Account");
         group.MapGet("/", GetAccount);
+        group.MapGet("/ledger", GetLedger);
+        group.MapGet("/earnings", GetEarnings);
         return group;
     }
 
     private const string AccountQuery = """
         select a.id as AccountId, a.kind as Role, a.balance as Balance,
                coalesce((select sum(e.amount) from escrows e where e.client_account_id = a.id and e.status = 'held'), 0) as Escrowed,
-               coalesce((select sum(p.amount) from postings p where p.account_id = a.id and p.kind in ('payout', 'mint')), 0) as Earned,
-               0::numeric as Staked
+               coalesce((select sum(p.amount) from postings p where p.account_id = a.id and p.kind in ('payout', 'mint', 'efficiency-bonus')), 0) as Earned,
+               coalesce((select s.balance from accounts s where s.id = @stake), 0) as Staked
         from accounts a where a.id = @account
         """;
 
     internal static async Task<Results<Ok<AccountResponse>, ProblemHttpResult>> GetAccount(HttpContext http, NpgsqlDataSource db, CancellationToken ct)
     {
-        var account = http.Request.Headers[AccountHeader].ToString();
+        var account = AccountOf(http);
         await using var connection = await db.OpenConnectionAsync(ct);
-        var row = await connection.QuerySingleOrDefaultAsync<AccountResponse>(new CommandDefinition(AccountQuery, new { account }, cancellationToken: ct));
-        return row is null
-            ? Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet")
-            : TypedResults.Ok(row);
+        var row = await connection.QuerySingleOrDefaultAsync<AccountResponse>(new CommandDefinition(
+            AccountQuery, new { account, stake = CreditLedger.StakeOf(account) }, cancellationToken: ct));
+        return row is null ? AccountNotFound() : TypedResults.Ok(row);
+    }
+
+    // Newest first; the cursor is the last entry's (transaction id, posting id), so pages neither skip nor repeat
+    // entries while new ones are written.
+    private const string LedgerQuery = """
+        select p.transaction_id as TransactionId, t.created_at as CreatedAt, p.account_id as AccountId, p.kind, p.amount,
+               t.job_id as JobId, p.worker_id as WorkerId, t.idempotency_key as IdempotencyKey, p.id as PostingId
+        from postings p join transactions t on t.id = p.transaction_id
+        where p.account_id in (@account, @stake)
+          and (@beforeTransaction is null or (p.transaction_id, p.id) < (@beforeTransaction, @beforePosting))
+        order by p.transaction_id desc, p.id desc
+        limit @take
+        """;
+
+    private sealed record LedgerRow(long TransactionId, DateTimeOffset CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey, long PostingId);
+
+    internal static async Task<Results<Ok<LedgerPage>, ProblemHttpResult>> GetLedger(HttpContext http, NpgsqlDataSource db, string? cursor, string? limit, CancellationToken ct)
+    {
+        var account = AccountOf(http);
+        var take = DefaultLedgerLimit;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out take) || take is < 1 or > MaxLedgerLimit))
+            return Problems.BadRequest("invalid-limit", "Invalid limit", $"limit is a whole number from 1 to {MaxLedgerLimit}");
+        (long Transaction, long Posting)? before = null;
+        if (!string.IsNullOrEmpty(cursor))
+        {
+            if (DecodeCursor(cursor) is not { } position)
+                return Problems.BadRequest("invalid-cursor", "Invalid cursor", "pass back the nextCursor of a previous page unchanged");
+            before = position;
+        }
+
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "select kind from accounts where id = @account", new { account }, cancellationToken: ct));
+        if (kind is null)
+            return AccountNotFound();
+        var rows = (await connection.QueryAsync<LedgerRow>(new CommandDefinition(LedgerQuery, new
+        {
+            account,
+            stake = CreditLedger.StakeOf(account),
+            beforeTransaction = before?.Transaction,
+            beforePosting = before?.Posting,
+            take = take + 1,
+        }, cancellationToken: ct))).ToList();
+        var page = rows.Take(take).ToList();
+        var next = rows.Count > take ? EncodeCursor(page[^1].TransactionId, page[^1].PostingId) : null;
+        return TypedResults.Ok(new LedgerPage(
+            page.Select(r => new LedgerEntry(r.TransactionId, r.CreatedAt, r.AccountId, r.Kind, r.Amount, r.JobId, r.WorkerId, r.IdempotencyKey)).ToList(), next));
+    }
+
+    private const string WorkerEarningsQuery = """
+        select p.worker_id as WorkerId,
+               coalesce(sum(p.amount) filter (where p.kind = 'payout'), 0) as Paid,
+               coalesce(sum(p.amount) filter (where p.kind in ('mint', 'efficiency-bonus')), 0) as Minted,
+               count(distinct t.job_id) as Jobs
+        from postings p join transactions t on t.id = p.transaction_id
+        where p.account_id = @account and p.kind in ('payout', 'mint', 'efficiency-bonus') and p.worker_id is not null
+        group by p.worker_id
+        order by p.worker_id
+        """;
+
+    private const string DailyEarningsQuery = """
+        select to_char(t.created_at at time zone 'UTC', 'YYYY-MM-DD') as Date,
+               coalesce(sum(p.amount) filter (where p.kind = 'payout'), 0) as Paid,
+               coalesce(sum(p.amount) filter (where p.kind in ('mint', 'efficiency-bonus')), 0) as Minted
+        from postings p join transactions t on t.id = p.transaction_id
+        where p.account_id = @account and p.kind in ('payout', 'mint', 'efficiency-bonus')
+        group by 1
+        order by 1 desc
+        limit @days
+        """;
+
+    internal static async Task<Results<Ok<EarningsResponse>, ProblemHttpResult>> GetEarnings(HttpContext http, NpgsqlDataSource db, CancellationToken ct)
+    {
+        var account = AccountOf(http);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "select kind from accounts where id = @account", new { account }, cancellationToken: ct));
+        if (kind is null)
+            return AccountNotFound();
+        if (kind != "operator")
+            return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only operators have earnings", "earnings are reported for operator accounts, whose nodes do work");
+        var workers = (await connection.QueryAsync<WorkerEarnings>(new CommandDefinition(WorkerEarningsQuery, new { account }, cancellationToken: ct))).ToList();
+        var days = (await connection.QueryAsync<DailyEarnings>(new CommandDefinition(DailyEarningsQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
+        return TypedResults.Ok(new EarningsResponse(account, workers.Sum(w => w.Paid), workers.Sum(w => w.Minted), workers, days));
+    }
+
+    private static string AccountOf(HttpContext http) => http.Request.Headers[AccountHeader].ToString();
+
+    private static ProblemHttpResult AccountNotFound() => Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet");
+
+    private static string EncodeCursor(long transaction, long posting) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes(FormattableString.Invariant($"{transaction}.{posting}"))).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static (long, long)? DecodeCursor(string cursor)
+    {
+        try
+        {
+            var base64 = cursor.Replace('-', '+').Replace('_', '/');
+            base64 = base64.PadRight(base64.Length + ((4 - (base64.Length % 4)) % 4), '=');
+            var parts = Encoding.UTF8.GetString(Convert.FromBase64String(base64)).Split('.');
+            return parts.Length == 2
+                && long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var transaction)
+                && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var posting)
+                ? (transaction, posting) : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 }

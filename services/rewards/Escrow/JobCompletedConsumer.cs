@@ -5,13 +5,16 @@ using Npgsql;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
 using Platform.Rewards.Ledger;
+using Platform.Rewards.Minting;
 
 namespace Platform.Rewards.Escrow;
 
 /// <summary>
-/// Settles a completed job: the client pays the actual price (never more than was escrowed), the rest is
-/// refunded, the operator is paid its share and minted its reward. The escrow row moves from held to settled
-/// under a row lock, so a redelivered or duplicated JobCompleted pays nothing twice.
+/// Settles a completed job: the client pays for the replicas it asked for (never more than was escrowed), the
+/// rest is refunded, every paid accepted attempt's operator gets its share (<see cref="Settlement"/>), and every
+/// accepted attempt, spot checks included, is minted its reward plus any efficiency bonus. The escrow row moves
+/// from held to settled under a row lock, and each effect has its own idempotency key (settle:job, mint:job:attempt),
+/// so a redelivered or duplicated JobCompleted pays and mints nothing twice.
 /// </summary>
 public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<JobCompleted>
 {
@@ -34,42 +37,52 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
         if (escrow.Status != "held")
             return;
 
-        var cost = Math.Min(escrow.Amount, options.PriceOf(escrow.Kernel, done.Metrics.Gflop));
-        var operatorShare = CreditLedger.Round(cost * (1 - options.NetworkFee));
-        var fee = cost - operatorShare;
-        var refund = escrow.Amount - cost;
-        var minted = CreditLedger.Round(options.MintPerGflop * (decimal)done.Metrics.Gflop);
-        var operatorAccount = done.OperatorAccountId.Value;
+        var accepted = done.AcceptedAttempts();
+        // The price follows the work of the result the client got (the top-level attempt).
+        var settlement = Settlement.Of(escrow.Amount, escrow.Kernel, done.Metrics.Gflop, accepted, options);
+        foreach (var operatorAccount in accepted.Select(a => a.OperatorAccountId.Value).Distinct().Order(StringComparer.Ordinal))
+            await CreditLedger.EnsureAccountAsync(tx, operatorAccount, "operator", ct);
+        await CreditLedger.PostAsync(tx, $"settle:{jobId}", jobId, settlement.Postings(escrow.ClientAccountId), ct);
 
-        await CreditLedger.EnsureAccountAsync(tx, operatorAccount, "operator", ct);
-        await CreditLedger.PostAsync(tx, $"settle:{jobId}", jobId,
-        [
-            new Posting(CreditLedger.Escrow, "settle", -escrow.Amount),
-            new Posting(escrow.ClientAccountId, "refund", refund),
-            new Posting(operatorAccount, "payout", operatorShare),
-            new Posting(CreditLedger.Fees, "fee", fee),
-        ], ct);
-        await CreditLedger.PostAsync(tx, $"mint:{jobId}", jobId,
-        [
-            new Posting(CreditLedger.Mint, "mint", -minted),
-            new Posting(operatorAccount, "mint", minted),
-        ], ct);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update escrows set status = 'settled', cost = @cost, closed_at = now() where job_id = @jobId",
-            new { cost, jobId }, tx, cancellationToken: ct));
-
+        // Every attempt of this job is judged against the same history, recorded before this job's attempts join it.
+        var median = await EfficiencyBonus.NetworkMedianAsync(tx, options.EfficiencyWindow, ct);
         var now = clock.GetUtcNow();
+        foreach (var attempt in accepted)
+        {
+            var minted = CreditLedger.Round(options.MintPerGflop * (decimal)attempt.Metrics.Gflop);
+            var joulesPerGflop = EfficiencyBonus.JoulesPerGflop(attempt.Metrics);
+            var bonus = joulesPerGflop < median ? CreditLedger.Round(minted * options.EfficiencyBonus) : 0m;
+            if (joulesPerGflop is { } recorded)
+                await EfficiencyBonus.RecordAsync(tx, jobId, attempt, recorded, ct);
+            var operatorAccount = attempt.OperatorAccountId.Value;
+            var worker = attempt.WorkerId.Value;
+            var applied = await CreditLedger.PostAsync(tx, $"mint:{jobId}:{attempt.AttemptId}", jobId,
+            [
+                new Posting(CreditLedger.Mint, "mint", -minted, worker),
+                new Posting(operatorAccount, "mint", minted, worker),
+                new Posting(CreditLedger.Mint, "efficiency-bonus", -bonus, worker),
+                new Posting(operatorAccount, "efficiency-bonus", bonus, worker),
+            ], ct);
+            if (applied is not null && minted + bonus > 0)
+                await outbox.EnqueueAsync(tx, new CreditsMinted { JobId = done.JobId, OperatorAccountId = attempt.OperatorAccountId, Amount = minted + bonus, OccurredAt = now }, ct: ct);
+        }
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update escrows set status = 'settled', cost = @Cost, closed_at = now() where job_id = @jobId",
+            new { settlement.Cost, jobId }, tx, cancellationToken: ct));
+
+        // PaymentSettled names one operator (the first paid attempt's, else the delivered attempt's) and what all
+        // operators were paid together; the ledger has each payout.
+        var firstPaid = settlement.Payouts.Count > 0 ? settlement.Payouts[0].Attempt.OperatorAccountId : done.OperatorAccountId;
         await outbox.EnqueueAsync(tx, new PaymentSettled
         {
             JobId = done.JobId,
             ClientAccountId = done.ClientAccountId,
-            Cost = cost,
-            Refunded = refund,
-            OperatorAccountId = done.OperatorAccountId,
-            OperatorPaid = operatorShare,
+            Cost = settlement.Cost,
+            Refunded = settlement.Refund,
+            OperatorAccountId = firstPaid,
+            OperatorPaid = settlement.Payouts.Sum(p => p.Amount),
             OccurredAt = now,
         }, ct: ct);
-        await outbox.EnqueueAsync(tx, new CreditsMinted { JobId = done.JobId, OperatorAccountId = done.OperatorAccountId, Amount = minted, OccurredAt = now }, ct: ct);
         await outbox.CommitAsync(tx, ct);
     }
 }

@@ -9,7 +9,8 @@ using Platform.Rewards.Ledger;
 namespace Platform.Rewards.Escrow;
 
 /// <summary>
-/// Reserves a submitted job's estimated price from the client's balance, or rejects the job. The escrow row
+/// Reserves a submitted job's estimated price, once per replica the client asked for, from the client's balance,
+/// or rejects the job. The escrow row
 /// is the idempotency record: a redelivered JobSubmitted finds it and changes nothing.
 /// </summary>
 public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<JobSubmitted>
@@ -18,7 +19,7 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
     {
         var job = context.Message;
         var ct = context.CancellationToken;
-        var price = pricing.Value.PriceOf(job.Spec.Kernel, job.EstimatedGflop);
+        var price = pricing.Value.EscrowOf(job.Spec.Kernel, job.EstimatedGflop, job.Spec.Replicas);
         var client = job.ClientAccountId.Value;
 
         await using var connection = await db.OpenConnectionAsync(ct);

@@ -24,6 +24,17 @@ public sealed class PricingOptions
     [Range(0, 1_000_000)]
     public decimal MintPerGflop { get; set; } = 0.1m;
 
+    /// <summary>
+    /// Extra share of the mint for an attempt that used less energy per GFLOP than the network median of the last
+    /// <see cref="EfficiencyWindow"/> recorded attempts: 0.2 mints 20% more. With no history there is no bonus.
+    /// </summary>
+    [Range(0, 10)]
+    public decimal EfficiencyBonus { get; set; } = 0.2m;
+
+    /// <summary>How many of the most recent attempts with an energy figure make up the network median.</summary>
+    [Range(1, 1_000_000)]
+    public int EfficiencyWindow { get; set; } = 1000;
+
     /// <summary>One-time fee, in credits per GiB, for keeping a client's blob forever.</summary>
     [Range(0, 1_000_000)]
     public decimal PinFeePerGib { get; set; } = 1m;
@@ -33,6 +44,9 @@ public sealed class PricingOptions
     public decimal MinimumPinFee { get; set; } = 0.001m;
 
     public decimal PinFeeOf(long bytes) => PinFeePerGib == 0 ? 0 : Ledger.CreditLedger.Round(Math.Max(MinimumPinFee, PinFeePerGib * bytes / (1L << 30)));
+
+    /// <summary>What a job's escrow holds: its estimated price once for every agreeing result the client asked for.</summary>
+    public decimal EscrowOf(string kernel, double estimatedGflop, int replicas) => PriceOf(kernel, estimatedGflop) * Math.Max(1, replicas);
 
     public decimal PriceOf(string kernel, double gflop)
     {

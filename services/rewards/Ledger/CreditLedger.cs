@@ -3,7 +3,8 @@ using Npgsql;
 
 namespace Platform.Rewards.Ledger;
 
-public sealed record Posting(string AccountId, string Kind, decimal Amount);
+/// <summary>One line of a ledger transaction; <paramref name="WorkerId"/> names the node a payout, mint or slash was for.</summary>
+public sealed record Posting(string AccountId, string Kind, decimal Amount, string? WorkerId = null);
 
 /// <summary>Writes balanced transactions. All money movement in the service goes through here.</summary>
 public static class CreditLedger
@@ -12,49 +13,87 @@ public static class CreditLedger
     public const string Escrow = "sys:escrow";
     public const string Fees = "sys:fees";
 
+    /// <summary>
+    /// The system accounts (mint, escrow, fees) keep no balance row: their balance is the sum of their postings.
+    /// Every other account (people's and operators' stakes) keeps one, which may not go below zero.
+    /// </summary>
     public static bool IsSystem(string accountId) => accountId.StartsWith("sys:", StringComparison.Ordinal);
+
+    /// <summary>The account holding an operator's stake: one per operator, with a balance row like a person's.</summary>
+    public static string StakeOf(string operatorAccountId) => $"stake:{operatorAccountId}";
 
     /// <summary>Credits have at most 6 fractional digits.</summary>
     public static decimal Round(decimal amount) => Math.Round(amount, 6, MidpointRounding.ToEven);
 
+    /// <summary>Rounds towards zero to 6 digits: for shares of an amount, so the shares never add up to more than it.</summary>
+    public static decimal RoundDown(decimal amount) => Math.Round(amount, 6, MidpointRounding.ToZero);
+
     /// <summary>
-    /// Applies a transaction once: returns false, changing nothing, when its idempotency key was already used.
-    /// A balance that would go below zero fails the database's check constraint and aborts the caller's
-    /// transaction, so callers check funds first.
+    /// Applies a transaction once and returns its id, or null, changing nothing, when its idempotency key was
+    /// already used. A balance that would go below zero fails the database's check constraint and aborts the
+    /// caller's transaction, so callers check funds first.
     /// </summary>
-    public static async Task<bool> PostAsync(NpgsqlTransaction tx, string idempotencyKey, string? jobId, IReadOnlyList<Posting> postings, CancellationToken ct)
+    public static async Task<long?> PostAsync(NpgsqlTransaction tx, string idempotencyKey, string? jobId, IReadOnlyList<Posting> postings, CancellationToken ct)
     {
         if (postings.Sum(p => p.Amount) != 0m)
             throw new InvalidOperationException($"transaction {idempotencyKey} does not balance");
+        // The column keeps 6 digits: a seventh would be rounded away in the database and the sum would no longer be zero.
+        if (postings.Any(p => p.Amount != Round(p.Amount)))
+            throw new InvalidOperationException($"transaction {idempotencyKey} has an amount with more than 6 fractional digits");
         var connection = tx.Connection!;
+        var moving = postings.Where(p => p.Amount != 0m).ToList();
+
+        // Balance rows are locked in account order, so two transactions touching the same accounts never wait on
+        // each other in a cycle. The system accounts take part in every job: a balance row for them would make
+        // every ledger transaction in the network queue behind one row lock, so only the others keep one.
+        var balances = moving.Where(p => !IsSystem(p.AccountId))
+            .GroupBy(p => p.AccountId).Select(g => (AccountId: g.Key, Amount: g.Sum(p => p.Amount)))
+            .Where(b => b.Amount != 0m).OrderBy(b => b.AccountId, StringComparer.Ordinal).ToList();
+
+        // One round trip writes the transaction, all its postings and the first balance: a transaction's cost is
+        // mostly its round trips and its commit. Nothing but the key's insert happens when the key is taken.
+        var first = balances.Count > 0 ? balances[0] : default;
         var id = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
             """
-            insert into transactions (idempotency_key, job_id) values (@idempotencyKey, @jobId)
-            on conflict (idempotency_key) do nothing returning id
-            """, new { idempotencyKey, jobId }, tx, cancellationToken: ct));
+            with t as (
+                insert into transactions (idempotency_key, job_id) values (@idempotencyKey, @jobId)
+                on conflict (idempotency_key) do nothing returning id
+            ), p as (
+                insert into postings (transaction_id, account_id, kind, amount, worker_id)
+                select t.id, x.account_id, x.kind, x.amount, x.worker_id
+                from t, unnest(@accounts::text[], @kinds::text[], @amounts::numeric[], @workers::text[]) as x(account_id, kind, amount, worker_id)
+            ), b as (
+                update accounts set balance = balance + @firstAmount
+                where id = @firstAccount and exists (select 1 from t)
+            )
+            select id from t
+            """,
+            new
+            {
+                idempotencyKey,
+                jobId,
+                accounts = moving.Select(p => p.AccountId).ToArray(),
+                kinds = moving.Select(p => p.Kind).ToArray(),
+                amounts = moving.Select(p => p.Amount).ToArray(),
+                workers = moving.Select(p => p.WorkerId).ToArray(),
+                firstAccount = first.AccountId,
+                firstAmount = first.Amount,
+            }, tx, cancellationToken: ct));
         if (id is null)
-            return false;
-        var moving = postings.Where(p => p.Amount != 0m).ToList();
-        foreach (var posting in moving)
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "insert into postings (transaction_id, account_id, kind, amount) values (@id, @AccountId, @Kind, @Amount)",
-                new { id, posting.AccountId, posting.Kind, posting.Amount }, tx, cancellationToken: ct));
-        }
-        // Balance rows are locked last and in account order: held for as short a time as possible, and two
-        // transactions touching the same accounts never wait on each other in a cycle.
-        // The system accounts (mint, escrow, fees) take part in every job: keeping a balance row for them would
-        // make every ledger transaction in the network queue behind one row lock. Their balance is the sum of
-        // their postings; only people's accounts, which must not go below zero, keep a balance row.
-        foreach (var (accountId, amount) in moving.Where(p => !IsSystem(p.AccountId))
-                     .GroupBy(p => p.AccountId).Select(g => (g.Key, g.Sum(p => p.Amount))).OrderBy(a => a.Key, StringComparer.Ordinal))
+            return null;
+        foreach (var (accountId, amount) in balances.Skip(1))
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "update accounts set balance = balance + @amount where id = @accountId",
                 new { accountId, amount }, tx, cancellationToken: ct));
         }
-        return true;
+        return id;
     }
+
+    /// <summary>The id of the transaction applied under <paramref name="idempotencyKey"/>, or null.</summary>
+    public static Task<long?> TransactionIdAsync(NpgsqlTransaction tx, string idempotencyKey, CancellationToken ct) =>
+        tx.Connection!.ExecuteScalarAsync<long?>(new CommandDefinition(
+            "select id from transactions where idempotency_key = @idempotencyKey", new { idempotencyKey }, tx, cancellationToken: ct));
 
     /// <summary>Creates an account if it does not exist yet (accounts are opened by request or on first payout).</summary>
     public static Task EnsureAccountAsync(NpgsqlTransaction tx, string accountId, string kind, CancellationToken ct) =>

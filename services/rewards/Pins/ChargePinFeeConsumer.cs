@@ -44,7 +44,7 @@ public sealed class ChargePinFeeConsumer(NpgsqlDataSource db, IOptions<PricingOp
         [
             new Posting(owner, "pin-fee", -fee),
             new Posting(CreditLedger.Fees, "pin-fee", fee),
-        ], ct);
+        ], ct) is not null;
         await tx.CommitAsync(ct);
         await context.RespondAsync(new PinFeeCharged { Cid = m.Cid, Fee = charged ? fee : 0 });
     }
