@@ -35,9 +35,18 @@ public static class ForwardedRoutes
         datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
 
-        app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()))
-            .WithTags("Account").RequireAuthorization("any");
+        var account = app.MapGroup("/v1/account").WithTags("Account").RequireAuthorization("any");
+        account.MapGet("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()));
+        account.MapGet("/ledger", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/ledger", http.User.AccountOf()));
+        // Rewards answers 403 for accounts that are not operators.
+        account.MapGet("/earnings", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/earnings", http.User.AccountOf()));
+        account.MapPost("/stake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/stake", http.User.AccountOf()));
+        account.MapPost("/unstake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/unstake", http.User.AccountOf()));
 
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
