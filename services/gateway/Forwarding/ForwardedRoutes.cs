@@ -37,9 +37,20 @@ public static class ForwardedRoutes
         datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Value.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
 
-        app.MapGet("/v1/account", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()))
-            .WithTags("Account").RequireAuthorization("any");
+        // The account's views and stake changes are the rewards service's; the query string (ledger paging) and
+        // the Idempotency-Key header travel with the request. Rewards checks the role where it matters (only
+        // operators stake or have earnings) from its own record of the account.
+        var account = app.MapGroup("/v1/account").WithTags("Account").RequireAuthorization("any");
+        account.MapGet("/", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account", http.User.AccountOf()));
+        account.MapGet("/ledger", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account/ledger", http.User.AccountOf()));
+        account.MapGet("/earnings", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account/earnings", http.User.AccountOf()));
+        account.MapPost("/stake", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account/stake", http.User.AccountOf()));
+        account.MapPost("/unstake", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Value.Rewards, "/v1/account/unstake", http.User.AccountOf()));
 
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, IOptions<UpstreamOptions> upstreams) =>
