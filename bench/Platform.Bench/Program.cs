@@ -1,7 +1,7 @@
 using Platform.Bench;
 
-// ./platform bench [matching|compute|e2e|storage]... : each benchmark prints its figures beside a baseline measured in the same run.
-var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage"] : args;
+// ./platform bench [matching|compute|e2e|storage|ledger]... : each benchmark prints its figures beside a baseline measured in the same run.
+var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage", "ledger"] : args;
 foreach (var name in which)
 {
     switch (name)
@@ -18,8 +18,11 @@ foreach (var name in which)
         case "storage":
             await StorageBenchmark.RunAsync();
             break;
+        case "ledger":
+            await LedgerBenchmark.RunAsync();
+            break;
         default:
-            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e or storage");
+            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e, storage or ledger");
             return 2;
     }
 }

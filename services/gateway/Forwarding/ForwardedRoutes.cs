@@ -35,12 +35,14 @@ public static class ForwardedRoutes
         datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
 
+        // The account's views and stake changes are the rewards service's; the query string (ledger paging) and
+        // the Idempotency-Key header travel with the request. Rewards checks the role where it matters (only
+        // operators stake or have earnings) from its own record of the account.
         var account = app.MapGroup("/v1/account").WithTags("Account").RequireAuthorization("any");
         account.MapGet("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()));
         account.MapGet("/ledger", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/ledger", http.User.AccountOf()));
-        // Rewards answers 403 for accounts that are not operators.
         account.MapGet("/earnings", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/earnings", http.User.AccountOf()));
         account.MapPost("/stake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>

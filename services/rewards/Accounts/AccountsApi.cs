@@ -78,7 +78,8 @@ public static class AccountsApi
         limit @take
         """;
 
-    private sealed record LedgerRow(long TransactionId, DateTimeOffset CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey, long PostingId);
+    // timestamptz reads as a UTC DateTime.
+    private sealed record LedgerRow(long TransactionId, DateTime CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey, long PostingId);
 
     internal static async Task<Results<Ok<LedgerPage>, ProblemHttpResult>> GetLedger(HttpContext http, NpgsqlDataSource db, string? cursor, string? limit, CancellationToken ct)
     {
@@ -110,7 +111,7 @@ public static class AccountsApi
         var page = rows.Take(take).ToList();
         var next = rows.Count > take ? EncodeCursor(page[^1].TransactionId, page[^1].PostingId) : null;
         return TypedResults.Ok(new LedgerPage(
-            page.Select(r => new LedgerEntry(r.TransactionId, r.CreatedAt, r.AccountId, r.Kind, r.Amount, r.JobId, r.WorkerId, r.IdempotencyKey)).ToList(), next));
+            page.Select(r => new LedgerEntry(r.TransactionId, new DateTimeOffset(DateTime.SpecifyKind(r.CreatedAt, DateTimeKind.Utc)), r.AccountId, r.Kind, r.Amount, r.JobId, r.WorkerId, r.IdempotencyKey)).ToList(), next));
     }
 
     private const string WorkerEarningsQuery = """
