@@ -44,7 +44,7 @@ public sealed class PlatformApiException : Exception
 
     public Problem? Problem { get; }
 
-    private static string Format(HttpStatusCode status, Problem? problem)
+    internal static string Format(HttpStatusCode status, Problem? problem)
     {
         var head = problem?.Title ?? $"{(int)status} {status}";
         var text = problem?.Detail is { Length: > 0 } detail ? $"{head}: {detail}" : head;

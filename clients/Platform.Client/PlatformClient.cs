@@ -90,7 +90,13 @@ public sealed partial class PlatformClient : IDisposable
         {
             // Not a problem document (a proxy's error page, say): the status and text below still say what happened.
         }
-        throw new PlatformApiException(response.StatusCode, problem, problem is null ? Describe(response.StatusCode, text) : null);
+        // A problem without the platform's own type (a framework 404 for a path this gateway lacks, say) names the
+        // request, so "Not Found" says what was not found.
+        var request = response.RequestMessage is { RequestUri: { } uri } r ? $" ({r.Method} {uri.AbsolutePath})" : "";
+        if (problem is null)
+            throw new PlatformApiException(response.StatusCode, null, Describe(response.StatusCode, text) + request);
+        throw new PlatformApiException(response.StatusCode, problem,
+            problem.Type?.StartsWith("urn:platform:problem:", StringComparison.Ordinal) == true ? null : PlatformApiException.Format(response.StatusCode, problem) + request);
     }
 
     private static string Describe(HttpStatusCode status, string body)

@@ -169,14 +169,14 @@ public static class JobsCommands
             });
     }
 
-    public static string Describe(JobEvent e) => e switch
+    public static string Describe(JobEvent e) => (e switch
     {
         JobStatusEvent s => $"{Output.Time(s.OccurredAt)}  {s.Status,-9}" +
             (s.WorkerId is { } w ? $"  worker {w}" : "") + (s.AttemptId is { } a ? $"  attempt {a}" + (s.AttemptStatus is { } st ? $" {st}" : "") : "") +
             (s.Reason is { } r ? $"  {r}" + (s.Detail is { } d ? $": {d}" : "") : ""),
         JobProgressEvent p => $"{Output.Time(DateTimeOffset.Now)}  progress   {Output.Percent(p.Fraction)}",
         _ => e.ToString(),
-    };
+    }).TrimEnd();
 
     public static void ShowJob(Session s, Job j)
     {

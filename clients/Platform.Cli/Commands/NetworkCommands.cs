@@ -17,7 +17,7 @@ public static class NetworkCommands
                 {
                     table.Row(w.WorkerId, w.OperatorAccountId, w.Region, w.Online ? "yes" : "no", Number(w.Slots), Number(w.Active),
                         w.Reputation.ToString("0.00", CultureInfo.InvariantCulture), Output.Credits(w.OperatorStake),
-                        string.Join(", ", w.Devices.Select(d => $"{d.Kind} {d.Name}")), Output.Time(w.LastSeenAt));
+                        Devices(w), Output.Time(w.LastSeenAt));
                 }
                 s.Host.Out.Write(table);
             });
@@ -41,6 +41,10 @@ public static class NetworkCommands
         });
         return network;
     }
+
+    // Kinds only: device names run to 80 characters and would stretch the table past any terminal.
+    private static string Devices(Platform.Client.WorkerInfo w) =>
+        string.Join(", ", w.Devices.GroupBy(d => d.Kind).Select(g => g.Count() == 1 ? g.Key : $"{g.Count()} {g.Key}"));
 
     private static string Number(long n) => n.ToString(CultureInfo.InvariantCulture);
 
