@@ -1,0 +1,201 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Platform.Client;
+using Spectre.Console;
+
+namespace Platform.Cli.Commands;
+
+public static class JobsCommands
+{
+    private static readonly JsonSerializerOptions Compact = new(JsonSerializerDefaults.Web);
+
+    public static Command Build(CliHost host)
+    {
+        var jobs = new Command("jobs", "Submit compute jobs and follow them");
+        jobs.Subcommands.Add(Submit(host));
+
+        var status = new Option<string?>("--status") { Description = "Only jobs with this status" };
+        status.AcceptOnlyFromAmong("pending", "queued", "assigned", "running", "verifying", "completed", "failed", "cancelled", "rejected");
+        var limit = new Option<int>("--limit") { Description = "At most this many (newest first)", DefaultValueFactory = _ => 20 };
+        var list = new Command("list", "The account's jobs, newest first") { status, limit };
+        list.SetRun(host, async (s, ct) =>
+        {
+            var found = await s.Client.ListJobsAsync(s.Get(status), Math.Clamp(s.Get(limit), 1, 200), ct).Take(Math.Max(1, s.Get(limit))).ToListAsync(ct);
+            s.Show(found, all =>
+            {
+                var table = Output.Table("job", "kernel", "status", "progress", "cost", "created");
+                foreach (var j in all)
+                    table.Row(j.Id, j.Kernel, j.Status, j.Progress is { } p ? Output.Percent(p) : null, Output.Credits(j.Cost), Output.Time(j.CreatedAt));
+                s.Host.Out.Write(table);
+            });
+            return 0;
+        });
+        jobs.Subcommands.Add(list);
+
+        var getId = new Argument<string>("ID") { Description = "The job's id (job_...)" };
+        var get = new Command("get", "One job: status, outputs, cost, attempts") { getId };
+        get.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetJobAsync(s.Get(getId), ct), j => ShowJob(s, j));
+            return 0;
+        });
+        jobs.Subcommands.Add(get);
+
+        var watchId = new Argument<string>("ID") { Description = "The job's id" };
+        var watch = new Command("watch", "Print a job's status changes and progress until it finishes") { watchId };
+        watch.SetRun(host, async (s, ct) =>
+        {
+            JobStatusEvent? last = null;
+            await foreach (var e in s.Client.WatchAsync(s.Get(watchId), ct))
+            {
+                if (s.Json)
+                    s.Host.Output.WriteLine(JsonSerializer.Serialize(new { @event = e is JobStatusEvent ? "status" : "progress", data = (object)e }, Compact));
+                else
+                    s.Host.Output.WriteLine(Describe(e));
+                if (e is JobStatusEvent status)
+                    last = status;
+            }
+            return last?.Status == "completed" ? 0 : Cli.Failed;
+        });
+        jobs.Subcommands.Add(watch);
+
+        var cancelId = new Argument<string>("ID") { Description = "The job's id" };
+        var cancel = new Command("cancel", "Cancel a job that has not finished; its escrow is refunded") { cancelId };
+        cancel.SetRun(host, async (s, ct) =>
+        {
+            var job = await s.Client.CancelJobAsync(s.Get(cancelId), ct);
+            s.Show(job, j => s.Host.Output.WriteLine($"{j.Id}: cancel requested (it was {j.Status})"));
+            return 0;
+        });
+        jobs.Subcommands.Add(cancel);
+        return jobs;
+    }
+
+    private static Command Submit(CliHost host)
+    {
+        var kernel = new Argument<string>("KERNEL") { Description = "vector-add, matmul, kmeans, knn, train-logreg or mlp-infer" };
+        var inputs = JobArguments.InputOption();
+        var parameters = JobArguments.ParamOption();
+        var replicas = new Option<int?>("--replicas") { Description = "Agreeing results needed, each from a different operator (1-5)" };
+        var maxPrice = new Option<decimal?>("--max-price") { Description = "Refuse the job if its estimate is above this many credits" };
+        var region = new Option<string?>("--region") { Description = "Run only on workers in this region" };
+        var device = new Option<string?>("--device") { Description = "any, cpu or gpu" };
+        device.AcceptOnlyFromAmong("any", "cpu", "gpu");
+        var key = new Option<string?>("--idempotency-key") { Description = "Submitting again with the same key returns the first job" };
+        var wait = new Option<bool>("--wait", "-w") { Description = "Follow the job until it finishes, then print its outputs and cost" };
+        var submit = new Command("submit", "Submit a job (inputs that are files are pinned first); prints its id")
+        {
+            kernel, inputs, parameters, replicas, maxPrice, region, device, key, wait,
+        };
+        submit.SetRun(host, async (s, ct) =>
+        {
+            var resolved = new Dictionary<string, string>();
+            foreach (var input in s.Get(inputs))
+            {
+                if (input.Cid is not null)
+                {
+                    resolved[input.Name] = input.Cid;
+                    continue;
+                }
+                var pinned = await BlobsCommands.PinFileAsync(s, new FileInfo(input.File!), ct);
+                s.Host.Error.WriteLine($"pinned {input.Name}={Path.GetFileName(input.File)} as {pinned.Cid}");
+                resolved[input.Name] = pinned.Cid;
+            }
+            var request = new SubmitJobRequest
+            {
+                Kernel = s.Get(kernel),
+                Inputs = resolved,
+                Params = (s.Get(parameters) ?? []).ToDictionary(p => p.Key, p => JsonSerializer.SerializeToElement(p.Value)),
+                Replicas = s.Get(replicas),
+                MaxPrice = s.Get(maxPrice),
+                Requirements = s.Get(region) is null && s.Get(device) is null ? null : new JobRequirements(s.Get(device), null, s.Get(region)),
+            };
+            var job = await s.Client.SubmitJobAsync(request, s.Get(key), ct);
+            if (!s.Get(wait))
+            {
+                s.Show(job, j =>
+                {
+                    s.Host.Output.WriteLine(j.Id);
+                    s.Host.Error.WriteLine($"submitted: {j.Status}; follow it with 'platform jobs watch {j.Id}'");
+                });
+                return 0;
+            }
+
+            s.Host.Error.WriteLine($"submitted {job.Id}");
+            await FollowAsync(s, job.Id, ct);
+            job = await s.Client.GetJobAsync(job.Id, ct);
+            s.Show(job, j => ShowJob(s, j));
+            if (job.Status != "completed")
+                throw new CommandFailedException($"job {job.Id} {job.Status}" + (job.Error is { } e ? $": {e.Reason}: {e.Detail}" : ""));
+            return 0;
+        });
+        return submit;
+    }
+
+    /// <summary>Follows the job's events: a live status line and progress bar on a terminal, one line per change otherwise.</summary>
+    private static async Task FollowAsync(Session s, string jobId, CancellationToken ct)
+    {
+        var console = s.Host.Status;
+        if (!console.Profile.Capabilities.Interactive)
+        {
+            await foreach (var e in s.Client.WatchAsync(jobId, ct))
+            {
+                if (e is JobStatusEvent && !s.Json)
+                    s.Host.Error.WriteLine(Describe(e));
+            }
+            return;
+        }
+        await console.Progress()
+            .AutoClear(true)
+            .Columns(new SpinnerColumn(), new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape($"{jobId} submitted"), maxValue: 1);
+                await foreach (var e in s.Client.WatchAsync(jobId, ct))
+                {
+                    switch (e)
+                    {
+                        case JobStatusEvent status:
+                            task.Description = Markup.Escape($"{jobId} {status.Status}" + (status.WorkerId is { } w ? $" on {w}" : ""));
+                            if (status.Status == "completed")
+                                task.Value = 1;
+                            break;
+                        case JobProgressEvent progress:
+                            task.Value = Math.Clamp(progress.Fraction, 0, 1);
+                            break;
+                    }
+                }
+            });
+    }
+
+    public static string Describe(JobEvent e) => (e switch
+    {
+        JobStatusEvent s => $"{Output.Time(s.OccurredAt)}  {s.Status,-9}" +
+            (s.WorkerId is { } w ? $"  worker {w}" : "") + (s.AttemptId is { } a ? $"  attempt {a}" + (s.AttemptStatus is { } st ? $" {st}" : "") : "") +
+            (s.Reason is { } r ? $"  {r}" + (s.Detail is { } d ? $": {d}" : "") : ""),
+        JobProgressEvent p => $"{Output.Time(DateTimeOffset.Now)}  progress   {Output.Percent(p.Fraction)}",
+        _ => e.ToString(),
+    }).TrimEnd();
+
+    public static void ShowJob(Session s, Job j)
+    {
+        var took = j.CompletedAt is { } done ? $" in {(done - j.CreatedAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s" : "";
+        s.Host.Out.Write(Output.Facts(("job", j.Id), ("kernel", j.Kernel), ("status", j.Status + took),
+            ("progress", j.Progress is { } p ? Output.Percent(p) : null), ("cost", j.Cost is null ? null : $"{Output.Credits(j.Cost)} credits"),
+            ("created", Output.Time(j.CreatedAt)), ("error", j.Error is { } e ? $"{e.Reason}: {e.Detail}" : null)));
+        var data = Output.Table("", "name", "cid");
+        foreach (var (name, cid) in j.Inputs.OrderBy(i => i.Key, StringComparer.Ordinal))
+            data.Row("input", name, cid);
+        foreach (var (name, cid) in (j.Outputs ?? new Dictionary<string, string>()).OrderBy(o => o.Key, StringComparer.Ordinal))
+            data.Row("output", name, cid);
+        s.Host.Out.Write(data);
+        if (j.Attempts.Count > 0)
+        {
+            var attempts = Output.Table("attempt", "worker", "status");
+            foreach (var a in j.Attempts)
+                attempts.Row(a.AttemptId, a.WorkerId, a.Status);
+            s.Host.Out.Write(attempts);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace Platform.Cli.Commands;
+
+public static class NetworkCommands
+{
+    public static Command Workers(CliHost host)
+    {
+        var workers = new Command("workers", "Every worker of the network: region, load, reputation, stake");
+        workers.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetWorkersAsync(ct), all =>
+            {
+                var table = Output.Table("worker", "operator", "region", "online", "slots", "active", "reputation", "stake", "devices", "last seen");
+                foreach (var w in all)
+                {
+                    table.Row(w.WorkerId, w.OperatorAccountId, w.Region, w.Online ? "yes" : "no", Number(w.Slots), Number(w.Active),
+                        w.Reputation.ToString("0.00", CultureInfo.InvariantCulture), Output.Credits(w.OperatorStake),
+                        Devices(w), Output.Time(w.LastSeenAt));
+                }
+                s.Host.Out.Write(table);
+            });
+            return 0;
+        });
+        return workers;
+    }
+
+    public static Command Network(CliHost host)
+    {
+        var network = new Command("network", "The network at a glance: workers, load, throughput, credits minted, bytes pinned");
+        network.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetNetworkAsync(ct), n => s.Host.Out.Write(Output.Facts(
+                ("workers online", Number(n.WorkersOnline)), ("workers offline", Number(n.WorkersOffline)),
+                ("regions", Join(n.Regions)), ("devices", Join(n.Devices)),
+                ("slots", Number(n.Slots)), ("active attempts", Number(n.ActiveAttempts)), ("load", Output.Percent(n.Load)),
+                ("jobs queued", Number(n.JobsQueued)), ("jobs per minute", Number(n.JobsPerMinute)),
+                ("credits minted", Output.Credits(n.CreditsMinted)), ("pinned", $"{Output.Bytes(n.BytesPinned)} in {Number(n.BlobsPinned)} blobs"))));
+            return 0;
+        });
+        return network;
+    }
+
+    // Kinds only: device names run to 80 characters and would stretch the table past any terminal.
+    private static string Devices(Platform.Client.WorkerInfo w) =>
+        string.Join(", ", w.Devices.GroupBy(d => d.Kind).Select(g => g.Count() == 1 ? g.Key : $"{g.Count()} {g.Key}"));
+
+    private static string Number(long n) => n.ToString(CultureInfo.InvariantCulture);
+
+    private static string Join(IReadOnlyDictionary<string, int> counts) =>
+        counts.Count == 0 ? "-" : string.Join(", ", counts.Select(c => $"{c.Key} {c.Value}"));
+}

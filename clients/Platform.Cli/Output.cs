@@ -1,0 +1,50 @@
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace Platform.Cli;
+
+/// <summary>How results are shown: tables for people, indented JSON with --json.</summary>
+public static class Output
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static string Credits(decimal? value) => value is { } v ? v.ToString("0.######", CultureInfo.InvariantCulture) : "-";
+
+    public static string Bytes(long bytes) => bytes switch
+    {
+        < 1024 => $"{bytes} B",
+        < 1024 * 1024 => $"{bytes / 1024.0:0.#} KiB",
+        < 1024L * 1024 * 1024 => $"{bytes / (1024.0 * 1024):0.#} MiB",
+        _ => $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB",
+    };
+
+    public static string Time(DateTimeOffset? at) => at is { } t ? t.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) : "-";
+
+    public static string Percent(double fraction) => fraction.ToString("0%", CultureInfo.InvariantCulture);
+
+    /// <summary>A borderless table whose cells are plain text (never markup: values come from the network).</summary>
+    public static Table Table(params string[] columns)
+    {
+        var table = new Table().Border(TableBorder.Simple);
+        foreach (var column in columns)
+            table.AddColumn(new TableColumn(column));
+        return table;
+    }
+
+    public static Table Row(this Table table, params string?[] cells)
+    {
+        table.AddRow(cells.Select(c => (IRenderable)new Text(c ?? "-")).ToArray());
+        return table;
+    }
+
+    /// <summary>Two columns of name and value.</summary>
+    public static Grid Facts(params (string Name, string? Value)[] facts)
+    {
+        var grid = new Grid().AddColumn(new GridColumn().PadRight(3)).AddColumn();
+        foreach (var (name, value) in facts)
+            grid.AddRow(new Text(name), new Text(value ?? "-"));
+        return grid;
+    }
+}

@@ -1,0 +1,3 @@
+using Platform.Cli;
+
+return await Cli.RunAsync(args, CliHost.FromProcess());

@@ -1,0 +1,48 @@
+using System.Globalization;
+using System.Runtime.CompilerServices;
+
+namespace Platform.Client;
+
+public sealed partial class PlatformClient
+{
+    public Task<AccountView> GetAccountAsync(CancellationToken ct = default) => GetAsync<AccountView>("v1/account", ct);
+
+    /// <summary>One page of the account's ledger, newest first; pass <see cref="LedgerPage.NextCursor"/> on for the next.</summary>
+    public Task<LedgerPage> GetLedgerPageAsync(string? cursor = null, int? limit = null, CancellationToken ct = default) =>
+        GetAsync<LedgerPage>("v1/account/ledger" + Query(("cursor", cursor), ("limit", limit?.ToString(CultureInfo.InvariantCulture))), ct);
+
+    /// <summary>Every ledger entry of the account, fetched a page at a time as the caller reads on.</summary>
+    public async IAsyncEnumerable<LedgerEntry> ListLedgerAsync(int pageSize = 100, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        string? cursor = null;
+        do
+        {
+            var page = await GetLedgerPageAsync(cursor, pageSize, ct);
+            foreach (var entry in page.Entries)
+                yield return entry;
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+    }
+
+    /// <summary>What the operator's nodes earned, per worker and per day.</summary>
+    public Task<Earnings> GetEarningsAsync(CancellationToken ct = default) => GetAsync<Earnings>("v1/account/earnings", ct);
+
+    /// <summary>Moves <paramref name="amount"/> credits from the balance into the operator's stake.</summary>
+    public Task StakeAsync(decimal amount, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAmountAsync("v1/account/stake", amount, idempotencyKey, ct);
+
+    /// <summary>Moves <paramref name="amount"/> credits from the operator's stake back to the balance.</summary>
+    public Task UnstakeAsync(decimal amount, string? idempotencyKey = null, CancellationToken ct = default) =>
+        SendAmountAsync("v1/account/unstake", amount, idempotencyKey, ct);
+
+    private async Task SendAmountAsync(string path, decimal amount, string? idempotencyKey, CancellationToken ct)
+    {
+        using var response = await PostAsync(path, new { amount }, idempotencyKey, ct);
+        await EnsureSuccessAsync(response, ct);
+    }
+
+    /// <summary>Admin only: opens an account with <see cref="CreateAccountRequest.Credits"/> and returns its key.</summary>
+    public Task<CreatedAccount> CreateAccountAsync(CreateAccountRequest request, CancellationToken ct = default) =>
+        PostAsync<CreatedAccount>("v1/admin/accounts", request, ct);
+}

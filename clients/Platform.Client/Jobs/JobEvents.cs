@@ -1,0 +1,60 @@
+using System.Net.ServerSentEvents;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+
+namespace Platform.Client;
+
+/// <summary>Something that happened to a job, as GET /v1/jobs/{id}/events streams it.</summary>
+public abstract record JobEvent
+{
+    public required string JobId { get; init; }
+}
+
+/// <summary><c>event: status</c>: the job changed status; <see cref="Sequence"/> is the event's id (1-based within the job).</summary>
+public sealed record JobStatusEvent : JobEvent
+{
+    public required string Status { get; init; }
+    public string? AttemptId { get; init; }
+    public string? WorkerId { get; init; }
+    public string? AttemptStatus { get; init; }
+    public string? Reason { get; init; }
+    public string? Detail { get; init; }
+    public DateTimeOffset OccurredAt { get; init; }
+    /// <summary>The SSE id; null when the event was made up from polling the job.</summary>
+    public long? Sequence { get; init; }
+
+    public bool IsTerminal => JobStatuses.IsTerminal(Status);
+}
+
+/// <summary><c>event: progress</c>: the running attempt reports the fraction of the kernel done (0..1).</summary>
+public sealed record JobProgressEvent : JobEvent
+{
+    public string? AttemptId { get; init; }
+    public double Fraction { get; init; }
+}
+
+/// <summary>Reads the job event stream (text/event-stream) into <see cref="JobEvent"/>s.</summary>
+public static class JobEventStream
+{
+    /// <summary>
+    /// The events in <paramref name="stream"/>, in order, with the SSE id each carried (null for progress).
+    /// Comments (keep-alives) are skipped; so are event types this client does not know, so a newer server
+    /// may add some.
+    /// </summary>
+    public static async IAsyncEnumerable<(JobEvent Event, string? Id)> ReadAsync(Stream stream, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        var parser = SseParser.Create(stream, static (type, data) => Parse(type, data));
+        await foreach (var item in parser.EnumerateAsync(ct))
+        {
+            if (item.Data is { } e)
+                yield return (e, item.EventId);
+        }
+    }
+
+    private static JobEvent? Parse(string type, ReadOnlySpan<byte> data) => type switch
+    {
+        "status" => JsonSerializer.Deserialize<JobStatusEvent>(data, PlatformClient.Json),
+        "progress" => JsonSerializer.Deserialize<JobProgressEvent>(data, PlatformClient.Json),
+        _ => null,
+    };
+}

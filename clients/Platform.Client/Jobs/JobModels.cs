@@ -1,0 +1,56 @@
+using System.Text.Json;
+
+namespace Platform.Client;
+
+/// <summary>POST /v1/jobs. <see cref="Params"/> values are JSON strings, numbers or booleans.</summary>
+public sealed record SubmitJobRequest
+{
+    public required string Kernel { get; init; }
+    /// <summary>Input name to the CID of a pinned .npy tensor.</summary>
+    public required IReadOnlyDictionary<string, string> Inputs { get; init; }
+    public IReadOnlyDictionary<string, JsonElement>? Params { get; init; }
+    public int? Replicas { get; init; }
+    public decimal? MaxPrice { get; init; }
+    public JobRequirements? Requirements { get; init; }
+    public int? Priority { get; init; }
+    /// <summary>latency, energy or cost.</summary>
+    public string? Policy { get; init; }
+}
+
+/// <param name="Device">any, cpu or gpu.</param>
+public sealed record JobRequirements(string? Device = null, long? MinMemoryMb = null, string? Region = null);
+
+public sealed record Job
+{
+    public required string Id { get; init; }
+    public required string Kernel { get; init; }
+    /// <summary>pending, queued, assigned, running, verifying, completed, failed, cancelled or rejected.</summary>
+    public required string Status { get; init; }
+    public IReadOnlyDictionary<string, string> Inputs { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Params { get; init; } = new Dictionary<string, string>();
+    /// <summary>Output name to CID, once completed.</summary>
+    public IReadOnlyDictionary<string, string>? Outputs { get; init; }
+    public decimal? Cost { get; init; }
+    /// <summary>Fraction done (0..1) as the running attempt last reported it; 1 once completed.</summary>
+    public float? Progress { get; init; }
+    public IReadOnlyList<JobAttempt> Attempts { get; init; } = [];
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? CompletedAt { get; init; }
+    public JobError? Error { get; init; }
+
+    public bool IsFinished => JobStatuses.IsTerminal(Status);
+}
+
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null);
+
+public sealed record JobError(string Reason, string Detail);
+
+public sealed record JobPage(IReadOnlyList<Job> Items, string? NextCursor);
+
+public static class JobStatuses
+{
+    /// <summary>The statuses a job never leaves.</summary>
+    public static readonly IReadOnlySet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { "completed", "failed", "cancelled", "rejected" };
+
+    public static bool IsTerminal(string? status) => status is not null && Terminal.Contains(status);
+}

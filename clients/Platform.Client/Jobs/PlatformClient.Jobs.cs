@@ -1,0 +1,136 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
+
+namespace Platform.Client;
+
+public sealed partial class PlatformClient
+{
+    // A stream that ends before a terminal status is resumed; this many resumes in a row that bring nothing
+    // new mean the server keeps dropping it, and polling takes over.
+    private const int MaxIdleResumes = 3;
+
+    /// <summary>
+    /// Submits a job (202: it is accepted, not yet funded or run). With <paramref name="idempotencyKey"/> a retried
+    /// submission returns the first one's job instead of starting another.
+    /// </summary>
+    public async Task<Job> SubmitJobAsync(SubmitJobRequest request, string? idempotencyKey = null, CancellationToken ct = default) =>
+        await PostAsync<Job>("v1/jobs", request, ct, idempotencyKey);
+
+    public Task<Job> GetJobAsync(string jobId, CancellationToken ct = default) => GetAsync<Job>($"v1/jobs/{Escape(jobId)}", ct);
+
+    /// <summary>One page of the account's jobs, newest first; pass <see cref="JobPage.NextCursor"/> on for the next.</summary>
+    public Task<JobPage> GetJobsPageAsync(string? status = null, int? limit = null, string? cursor = null, CancellationToken ct = default) =>
+        GetAsync<JobPage>("v1/jobs" + Query(("status", status), ("limit", limit?.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("cursor", cursor)), ct);
+
+    /// <summary>Every job of the account, newest first, fetched a page at a time as the caller reads on.</summary>
+    public async IAsyncEnumerable<Job> ListJobsAsync(string? status = null, int pageSize = 50, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        string? cursor = null;
+        do
+        {
+            var page = await GetJobsPageAsync(status, pageSize, cursor, ct);
+            foreach (var job in page.Items)
+                yield return job;
+            cursor = page.NextCursor;
+        }
+        while (cursor is not null);
+    }
+
+    /// <summary>Asks to cancel the job; its escrow is refunded. A job that already finished answers 409 (job-finished).</summary>
+    public async Task<Job> CancelJobAsync(string jobId, CancellationToken ct = default)
+    {
+        using var response = await PostAsync($"v1/jobs/{Escape(jobId)}/cancel", null, null, ct);
+        return await ReadAsync<Job>(response, ct);
+    }
+
+    /// <summary>
+    /// The job's status changes and progress reports as they happen, from its event stream, ending after the
+    /// terminal status. A dropped stream is resumed where it stopped (Last-Event-ID). A gateway without the event
+    /// stream (404) is polled instead, every <see cref="PollInterval"/>, and the changes it shows are reported
+    /// the same way.
+    /// </summary>
+    public async IAsyncEnumerable<JobEvent> WatchAsync(string jobId, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        string? lastId = null;
+        var idleResumes = 0;
+        while (true)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"v1/jobs/{Escape(jobId)}/events", UriKind.Relative));
+            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+            if (lastId is not null)
+                request.Headers.Add("Last-Event-ID", lastId);
+            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+                break; // no event stream here (or no such job, which the first poll reports)
+            await EnsureSuccessAsync(response, ct);
+
+            var fresh = false;
+            await using var body = await response.Content.ReadAsStreamAsync(ct);
+            await foreach (var (e, id) in JobEventStream.ReadAsync(body, ct))
+            {
+                if (e is JobStatusEvent status)
+                {
+                    lastId = id ?? lastId;
+                    fresh = true;
+                    var sequence = long.TryParse(id, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : (long?)null;
+                    yield return status with { Sequence = sequence };
+                    if (status.IsTerminal)
+                        yield break;
+                }
+                else
+                {
+                    yield return e;
+                }
+            }
+            idleResumes = fresh ? 0 : idleResumes + 1;
+            if (idleResumes >= MaxIdleResumes)
+                break;
+            await Task.Delay(PollInterval, ct);
+        }
+
+        await foreach (var e in PollAsync(jobId, ct))
+            yield return e;
+    }
+
+    /// <summary>Reads the job every <see cref="PollInterval"/> and reports what changed as events.</summary>
+    private async IAsyncEnumerable<JobEvent> PollAsync(string jobId, [EnumeratorCancellation] CancellationToken ct)
+    {
+        string? lastStatus = null;
+        float? lastProgress = null;
+        while (true)
+        {
+            var job = await GetJobAsync(jobId, ct);
+            var attempt = job.Attempts.Count > 0 ? job.Attempts[^1] : null;
+            if (job.Status != lastStatus)
+            {
+                lastStatus = job.Status;
+                yield return new JobStatusEvent
+                {
+                    JobId = job.Id,
+                    Status = job.Status,
+                    AttemptId = attempt?.AttemptId,
+                    WorkerId = attempt?.WorkerId,
+                    AttemptStatus = attempt?.Status,
+                    Reason = job.Error?.Reason,
+                    Detail = job.Error?.Detail,
+                    OccurredAt = job.CompletedAt ?? DateTimeOffset.UtcNow,
+                };
+            }
+            if (job.IsFinished)
+                yield break;
+            if (job.Progress is { } progress && progress != lastProgress)
+            {
+                lastProgress = progress;
+                yield return new JobProgressEvent { JobId = job.Id, AttemptId = attempt?.AttemptId, Fraction = progress };
+            }
+            await Task.Delay(PollInterval, ct);
+        }
+    }
+
+    private static string Query(params (string Name, string? Value)[] parameters)
+    {
+        var set = parameters.Where(p => p.Value is not null).Select(p => $"{p.Name}={Uri.EscapeDataString(p.Value!)}").ToList();
+        return set.Count == 0 ? "" : "?" + string.Join('&', set);
+    }
+}

@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Platform.Contracts;
+using Platform.Contracts.Tensors;
+using Xunit.Abstractions;
+
+namespace Platform.Cli.Tests;
+
+/// <summary>The command line against a real network, run in process through its entry point as a user types it.</summary>
+public sealed partial class CliEndToEndTests(CliNetwork network, ITestOutputHelper output) : IClassFixture<CliNetwork>, IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("platform-cli-");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    private sealed record Run(int Code, string Out, string Err);
+
+    private async Task<Run> RunAsync(string key, params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var env = new Dictionary<string, string?> { ["PLATFORM_URL"] = network.Gateway.BaseUrl.ToString(), ["PLATFORM_KEY"] = key, ["HOME"] = _dir.FullName };
+        var code = await Cli.RunAsync(args, CliHost.Plain(stdout, stderr, env));
+        output.WriteLine($"$ platform {string.Join(' ', args)}\n{stdout}{stderr}(exit {code})\n");
+        return new Run(code, stdout.ToString(), stderr.ToString());
+    }
+
+    [GeneratedRegex(@"^\s*output\s+c\s+(bafkrei[a-z2-7]{52})\s*$", RegexOptions.Multiline)]
+    private static partial Regex OutputC();
+
+    [GeneratedRegex(@"^cost\s+([0-9.]+) credits\s*$", RegexOptions.Multiline)]
+    private static partial Regex Cost();
+
+    [Fact]
+    public async Task Client_pins_runs_vector_add_and_downloads_the_verified_sum_and_sees_what_it_cost()
+    {
+        const int seed = 17, n = 4096;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var a = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var b = Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        var aPath = Path.Combine(_dir.FullName, "a.npy");
+        var bPath = Path.Combine(_dir.FullName, "b.npy");
+        await File.WriteAllBytesAsync(aPath, Npy.ToBytes(NpyArray.FromFloat32(a, n)));
+        await File.WriteAllBytesAsync(bPath, Npy.ToBytes(NpyArray.FromFloat32(b, n)));
+        var client = await network.CreateAccountAsync("client", 100m);
+
+        var put = await RunAsync(client.Key, "blobs", "put", aPath);
+        Assert.Equal(0, put.Code);
+        Assert.Equal(Cid.Compute(await File.ReadAllBytesAsync(aPath)).Value, put.Out.Trim());
+
+        var submit = await RunAsync(client.Key, "jobs", "submit", "vector-add", "--input", $"a={aPath}", "--input", $"b={bPath}", "--wait");
+        Assert.Equal(0, submit.Code);
+        Assert.Contains("completed", submit.Out, StringComparison.Ordinal);
+        var c = OutputC().Match(submit.Out).Groups[1].Value;
+        var cost = decimal.Parse(Cost().Match(submit.Out).Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.True(cost > 0, "the job cost something");
+
+        var cPath = Path.Combine(_dir.FullName, "c.npy");
+        var get = await RunAsync(client.Key, "blobs", "get", c, "-o", cPath);
+        Assert.Equal(0, get.Code);
+        Assert.Contains($"verified against {c}", get.Out, StringComparison.Ordinal);
+        var sum = Npy.Read(await File.ReadAllBytesAsync(cPath)).Float32!;
+        Assert.Equal(a.Zip(b, (x, y) => x + y), sum);
+
+        // The account shows the job paid: its balance is at most the credits less the cost (pin fees aside), nothing held.
+        var account = await RunAsync(client.Key, "account", "--json");
+        Assert.Equal(0, account.Code);
+        using var json = JsonDocument.Parse(account.Out);
+        var balance = json.RootElement.GetProperty("balance").GetDecimal();
+        Assert.True(balance <= 100m - cost, $"balance {balance} after a job that cost {cost}");
+        Assert.Equal(0m, json.RootElement.GetProperty("escrowed").GetDecimal());
+        var human = await RunAsync(client.Key, "account");
+        Assert.Matches($@"balance\s+{Regex.Escape(balance.ToString("0.######", CultureInfo.InvariantCulture))}\b", human.Out);
+
+        // The finished job is listed, and watching it replays its history up to the completion.
+        var jobId = Regex.Match(submit.Out, @"\bjob_[a-z0-9]+").Value;
+        var list = await RunAsync(client.Key, "jobs", "list");
+        Assert.Contains(jobId, list.Out, StringComparison.Ordinal);
+        var watch = await RunAsync(client.Key, "jobs", "watch", jobId);
+        Assert.Equal(0, watch.Code);
+        Assert.Contains("completed", watch.Out.Trim().Split('\n')[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bad_input_is_one_problem_line_and_a_non_zero_exit()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+        var unpinned = Cid.Compute("never pinned"u8).Value;
+
+        var submit = await RunAsync(client.Key, "jobs", "submit", "vector-add", "--input", $"a={unpinned}", "--input", $"b={unpinned}");
+
+        Assert.Equal(Cli.Failed, submit.Code);
+        Assert.Equal("", submit.Out);
+        Assert.StartsWith("error: Input blob not found: input 'a' refers to", submit.Err, StringComparison.Ordinal);
+        Assert.Single(submit.Err.Trim().Split('\n'));
+
+        var unauthorized = await RunAsync("pk_wrong", "account");
+        Assert.Equal(Cli.Failed, unauthorized.Code);
+        Assert.Contains("PLATFORM_KEY", unauthorized.Err, StringComparison.Ordinal);
+    }
+}
