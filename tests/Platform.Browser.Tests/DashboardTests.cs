@@ -36,7 +36,8 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("[data-stat=workersOnline]")).ToHaveTextAsync("1");
             await Expect(page.Locator("[data-stat=workersOffline]")).ToHaveTextAsync("0");
             await Expect(page.Locator("[data-stat=load]")).ToHaveTextAsync(NumberWithUnit());
-            await Expect(page.Locator("[data-stat=bytesPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]* (B|KiB|MiB|GiB) in \d+ blobs$"));
+            await Expect(page.Locator("[data-stat=bytesPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]* (B|KiB|MiB|GiB)$"));
+            await Expect(page.Locator("[data-stat=blobsPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,]*$"));
             await Expect(page.Locator("[data-stat=creditsMinted]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]*$"));
             // The region chart draws a bar for the worker's region, and the node is listed.
             await Expect(page.Locator("#chart-regions")).ToHaveAttributeAsync("aria-label", "local: 1");
@@ -44,7 +45,7 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("#workers tbody tr[data-worker]")).ToHaveCountAsync(1);
             await Expect(page.Locator("#workers tbody tr[data-worker] .badge")).ToHaveTextAsync("online");
             // The sparkline gathers a sample per refresh while the page is open.
-            await Expect(page.Locator("#chart-jobs polyline")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#chart-jobs circle")).ToHaveCountAsync(1);
             // Signed out, only the network is offered.
             await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
             await Expect(page.Locator("nav a[data-view=operator]")).ToBeHiddenAsync();
@@ -98,8 +99,10 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             var sum = Platform.Contracts.Tensors.Npy.Read(await File.ReadAllBytesAsync((await download.PathAsync())!));
             Assert.Equal(a.Zip(b, (x, y) => x + y), sum.Float32!);
 
-            // The money moved: the job was paid for out of the balance.
+            // The money moved: the job was paid for out of the balance, and the ledger shows what for.
             await Expect(page.Locator("[data-account=balance]")).Not.ToHaveTextAsync("100");
+            await Expect(page.Locator($"#ledger tbody tr[data-job='{jobId}']")).Not.ToHaveCountAsync(0);
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
         });
     }
 
@@ -176,6 +179,32 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("#view-network")).ToBeVisibleAsync();
             await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
             Assert.Null(await StoredKeyAsync(page));
+        });
+    }
+
+    [Fact]
+    public async Task Without_the_ledger_and_earnings_endpoints_the_views_say_so_and_work_on()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+        await WithPageAsync("degraded", async page =>
+        {
+            // A gateway from before these endpoints existed answers 404 with a problem.
+            await page.RouteAsync(new Regex("/v1/account/(ledger|earnings)"), route => route.FulfillAsync(new()
+            {
+                Status = 404,
+                ContentType = "application/problem+json",
+                Body = """{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.5","title":"Not Found","status":404}""",
+            }));
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("#ledger-note")).ToContainTextAsync("does not serve the ledger");
+            await Expect(page.Locator("[data-account=balance]")).ToHaveTextAsync("1");
+            await page.ClickAsync("#sign-out");
+
+            await SignInAsync(page, network.Operator.Key);
+            await Expect(page.Locator("#earnings-note")).ToContainTextAsync("does not serve earnings");
+            await Expect(page.Locator("#nodes tbody tr[data-worker]")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
         });
     }
 

@@ -183,7 +183,7 @@ async function loadLedger() {
   note.hidden = entries.length > 0;
   note.textContent = 'No ledger entries yet.';
   $('#ledger').hidden = entries.length === 0;
-  $('#ledger tbody').replaceChildren(...entries.map(e => el('tr', {},
+  $('#ledger tbody').replaceChildren(...entries.map(e => el('tr', { dataset: e.jobId ? { job: e.jobId } : {} },
     el('td', {}, formatTime(e.createdAt)),
     el('td', {}, e.kind),
     el('td', { class: e.amount < 0 ? 'num negative' : 'num' }, formatCredits(e.amount)),

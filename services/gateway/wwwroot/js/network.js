@@ -40,7 +40,8 @@ async function refresh() {
   setText('[data-stat="jobsQueued"]', formatNumber(network.jobsQueued));
   setText('[data-stat="jobsPerMinute"]', formatNumber(network.jobsPerMinute));
   setText('[data-stat="creditsMinted"]', formatCredits(network.creditsMinted));
-  setText('[data-stat="bytesPinned"]', `${formatBytes(network.bytesPinned)} in ${formatNumber(network.blobsPinned)} blobs`);
+  setText('[data-stat="bytesPinned"]', formatBytes(network.bytesPinned));
+  setText('[data-stat="blobsPinned"]', formatNumber(network.blobsPinned));
   setText('#network-updated', `updated ${new Date().toLocaleTimeString()}`);
 
   bars($('#chart-regions'), Object.entries(network.regions || {}), { empty: 'no node online' });

@@ -63,6 +63,13 @@ function svgEl(tag, attributes = {}, text) {
   return node;
 }
 
+// Drawn at their natural size (never blown up to fill a wide card), shrinking with a narrow screen (CSS max-width).
+function size(svg, width, height) {
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  svg.setAttribute('width', width);
+  svg.setAttribute('height', height);
+}
+
 /**
  * Horizontal bars, one per [label, value] (or [label, [value, value2]] stacked), drawn into an <svg>.
  * The aria-label carries the same numbers as text, for screen readers.
@@ -74,14 +81,14 @@ export function bars(svg, entries, { format = formatNumber, empty = 'nothing yet
   const valueWidth = 60;
   svg.replaceChildren();
   if (entries.length === 0) {
-    svg.setAttribute('viewBox', `0 0 ${width} ${row}`);
+    size(svg, width, row);
     svg.append(svgEl('text', { x: 0, y: 15, class: 'muted' }, empty));
     svg.setAttribute('aria-label', empty);
     return;
   }
   const totals = entries.map(([, v]) => [].concat(v).reduce((a, b) => a + b, 0));
   const max = Math.max(...totals, 1e-9);
-  svg.setAttribute('viewBox', `0 0 ${width} ${entries.length * row}`);
+  size(svg, width, entries.length * row);
   entries.forEach(([label, value], i) => {
     const y = i * row;
     svg.append(svgEl('text', { x: 0, y: y + 15 }, label));
@@ -102,13 +109,17 @@ export function sparkline(svg, samples, { format = formatNumber, label = '' } = 
   const height = 60;
   const pad = 4;
   svg.replaceChildren();
-  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
+  size(svg, width, height);
   if (samples.length === 0) return;
   const max = Math.max(...samples, 1e-9);
   const plotWidth = width - 70;
   const step = samples.length > 1 ? plotWidth / (samples.length - 1) : 0;
   const points = samples.map((v, i) => `${(i * step).toFixed(1)},${(height - pad - (v / max) * (height - 2 * pad)).toFixed(1)}`);
+  svg.append(svgEl('line', { x1: 0, y1: height - pad, x2: plotWidth, y2: height - pad, class: 'axis' }));
   svg.append(svgEl('polyline', { points: points.join(' '), class: 'line' }));
+  // The latest sample as a dot, so even the first one (a line needs two) shows.
+  const [x, y] = points[points.length - 1].split(',');
+  svg.append(svgEl('circle', { cx: x, cy: y, r: 3, class: 'dot' }));
   const last = samples[samples.length - 1];
   svg.append(svgEl('text', { x: plotWidth + 6, y: height / 2 + 5, class: 'value' }, format(last)));
   svg.setAttribute('aria-label', `${label} now ${format(last)}, highest ${format(max)} over ${samples.length} samples`);
