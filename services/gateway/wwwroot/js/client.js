@@ -287,9 +287,24 @@ async function follow(id, signal) {
     }
   }
   if (finished && !signal.aborted) {
-    // The final record (outputs, cost, error) and the money it moved.
-    renderJob(await api(`/v1/jobs/${encodeURIComponent(id)}`, { signal }));
+    await showFinalRecord(id, signal);
     await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger()]);
+  }
+}
+
+/**
+ * The final record (outputs, cost, error). The event stream reads the job's change log, which the job record
+ * may trail by a moment: until the record has finished too, ask again, and never show its older status.
+ */
+async function showFinalRecord(id, signal) {
+  const ended = $('#job-status').dataset.status;
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const job = await api(`/v1/jobs/${encodeURIComponent(id)}`, { signal });
+    if (TERMINAL.has(job.status) || attempt === 20) {
+      renderJob({ ...job, status: ended });
+      return;
+    }
+    await new Promise(resolve => setTimeout(resolve, Math.min(100 * attempt, 1000)));
   }
 }
 
