@@ -121,12 +121,13 @@ check_stop_args() {
 
 cmd_install() {
   local missing=() pkg
-  # pocl + ocl-icd: OpenCL on the CPU for the worker; libopenblas0-pthread: numpy's fast BLAS, the benchmarks' baseline.
-  for pkg in rabbitmq-server postgresql python3-numpy pocl-opencl-icd ocl-icd-libopencl1 libopenblas0-pthread; do
+  # pocl + ocl-icd: OpenCL on the CPU for the worker; libopenblas0-pthread: numpy's fast BLAS, the benchmarks' baseline;
+  # chromium: the headless browser the dashboard tests drive (Playwright's own browser download is not used).
+  for pkg in rabbitmq-server postgresql python3-numpy pocl-opencl-icd ocl-icd-libopencl1 libopenblas0-pthread chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    log "rabbitmq-server, postgresql, python3-numpy, OpenCL (PoCL) and OpenBLAS are installed"
+    log "rabbitmq-server, postgresql, python3-numpy, OpenCL (PoCL), OpenBLAS and chromium are installed"
     return 0
   fi
   if ! is_root; then

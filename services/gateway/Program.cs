@@ -19,6 +19,10 @@ builder.AddApiDocument();
 
 var app = builder.Build();
 app.UsePlatformDefaults();
+// The dashboard (wwwroot) is public static files in front of the API: middleware, not endpoints, so the route
+// table stays the API's. no-cache: browsers revalidate (ETag) and never run a stale module after an upgrade.
+app.UseDefaultFiles();
+app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = file => file.Context.Response.Headers.CacheControl = "no-cache" });
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseRequestSizeLimit();

@@ -1,0 +1,323 @@
+// The client's view: account, submit form, own jobs with cursor paging, the open job followed live through
+// its event stream, output downloads and the ledger.
+import { api, optional, readEvents, download, ApiError } from './api.js';
+import { kernels } from './catalogue.js';
+import { $, el, setText, shortId, formatCredits, formatTime } from './ui.js';
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'rejected']);
+const REFRESH_MS = 5000;
+const PAGE = 20;
+
+let report = () => {};
+let timer = null;
+let generation = 0;
+// Cursor paging goes one way (older); the cursors of the pages seen so far lead back to the newest.
+let page = { cursor: null, next: null };
+let openJob = null; // { id, controller }
+let pending = null; // an Idempotency-Key whose submission never got an answer, with the body it was for
+
+export function initClient(reportError) {
+  report = reportError;
+  const select = $('#job-kernel');
+  select.replaceChildren(...kernels.map(k => el('option', { value: k.name }, k.name)));
+  select.addEventListener('change', renderKernel);
+  renderKernel();
+  $('#submit-job').addEventListener('submit', submit);
+  $('#jobs-newest').addEventListener('click', () => loadJobs(null).catch(report));
+  $('#jobs-older').addEventListener('click', () => loadJobs(page.next).catch(report));
+}
+
+export function showClient() {
+  if (timer) return;
+  const mine = ++generation;
+  const tick = async () => {
+    try {
+      await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger()]);
+    } catch (error) {
+      report(error);
+    }
+    if (mine === generation) timer = setTimeout(tick, REFRESH_MS);
+  };
+  timer = setTimeout(tick, 0);
+}
+
+export function hideClient() {
+  generation++;
+  clearTimeout(timer);
+  timer = null;
+}
+
+/** Forgets everything of the signed-in user (on sign-out). */
+export function resetClient() {
+  hideClient();
+  closeJob();
+  page = { cursor: null, next: null };
+  pending = null;
+  $('#jobs tbody').replaceChildren();
+  $('#ledger tbody').replaceChildren();
+  $('#job-detail').hidden = true;
+  setText('#submit-status', '');
+}
+
+function renderKernel() {
+  const kernel = kernels.find(k => k.name === $('#job-kernel').value);
+  setText('#job-kernel-help', kernel.description);
+  const fieldset = $('#job-inputs');
+  fieldset.replaceChildren(fieldset.querySelector('legend'), ...kernel.inputs.map(name => el('div', { class: 'input-row', dataset: { input: name } },
+    el('label', { for: `input-${name}-cid` }, el('code', {}, name), ' CID'),
+    el('input', { id: `input-${name}-cid`, type: 'text', spellcheck: 'false', placeholder: 'bafkrei…', autocomplete: 'off' }),
+    el('label', { for: `input-${name}-file` }, 'or file'),
+    el('input', { id: `input-${name}-file`, type: 'file', accept: '.npy' }))));
+  const params = $('#job-params');
+  params.value = '';
+  params.placeholder = kernel.params.length ? kernel.params.map(([k, v]) => `${k}=${v}`).join('\n') : 'this kernel takes no parameters';
+}
+
+function parseParams(text) {
+  const params = {};
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new ApiError(400, { detail: `Parameter line ${i + 1} ("${line}") is not key=value.` });
+    params[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+  });
+  return params;
+}
+
+function newKey() {
+  // crypto.randomUUID needs a secure context; a gateway reached over plain http elsewhere than localhost is not one.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, b => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    const kernel = $('#job-kernel').value;
+    const inputs = {};
+    for (const row of form.querySelectorAll('[data-input]')) {
+      const name = row.dataset.input;
+      const cidField = $(`#input-${name}-cid`);
+      const file = $(`#input-${name}-file`).files[0];
+      if (file) {
+        setText('#submit-status', `Pinning ${file.name} for ${name}…`);
+        const pinned = await api('/v1/blobs', { method: 'POST', body: file });
+        cidField.value = pinned.cid;
+        $(`#input-${name}-file`).value = '';
+      }
+      inputs[name] = cidField.value.trim();
+    }
+    const body = { kernel, inputs, params: parseParams($('#job-params').value), replicas: Number($('#job-replicas').value || 1) };
+    const maxPrice = $('#job-max-price').value;
+    if (maxPrice !== '') body.maxPrice = Number(maxPrice);
+
+    // The key makes a retry after a lost answer safe: the gateway answers it with the job it already made.
+    const text = JSON.stringify(body);
+    if (!pending || pending.body !== text) pending = { key: newKey(), body: text };
+    setText('#submit-status', 'Submitting…');
+    let job;
+    try {
+      job = await api('/v1/jobs', { method: 'POST', body, headers: { 'Idempotency-Key': pending.key } });
+      pending = null;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 0)) pending = null;
+      throw error;
+    }
+    setText('#submit-status', `Submitted ${job.id}.`);
+    await loadJobs(null);
+    showJob(job);
+  } catch (error) {
+    setText('#submit-status', 'Not submitted.');
+    report(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadAccount() {
+  const account = await api('/v1/account');
+  setText('[data-account="balance"]', formatCredits(account.balance));
+  setText('[data-account="escrowed"]', formatCredits(account.escrowed));
+}
+
+async function loadJobs(cursor) {
+  const query = new URLSearchParams({ limit: String(PAGE) });
+  if (cursor) query.set('cursor', cursor);
+  const list = await api(`/v1/jobs?${query}`);
+  page = { cursor, next: list.nextCursor };
+  const rows = list.items.map(jobRow);
+  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No jobs yet: submit one above.')));
+  $('#jobs tbody').replaceChildren(...rows);
+  $('#jobs-newest').disabled = cursor === null;
+  $('#jobs-older').disabled = !list.nextCursor;
+}
+
+function jobRow(job) {
+  const open = el('a', { href: `#client/${job.id}`, onclick: e => { e.preventDefault(); openById(job.id); } }, shortId(job.id));
+  return el('tr', { dataset: { job: job.id } },
+    el('td', {}, open),
+    el('td', {}, job.kernel),
+    el('td', {}, statusBadge(job.status)),
+    el('td', {}, formatCredits(job.cost)),
+    el('td', {}, formatTime(job.createdAt)));
+}
+
+function statusBadge(status) {
+  return el('span', { class: `status status-${status}`, dataset: { status } }, status);
+}
+
+async function loadLedger() {
+  const ledger = await optional('/v1/account/ledger?limit=50');
+  const note = $('#ledger-note');
+  if (ledger === null) {
+    note.hidden = false;
+    note.textContent = 'This gateway does not serve the ledger (GET /v1/account/ledger) yet.';
+    $('#ledger').hidden = true;
+    return;
+  }
+  const entries = Array.isArray(ledger) ? ledger : ledger.entries || ledger.items || [];
+  note.hidden = entries.length > 0;
+  note.textContent = 'No ledger entries yet.';
+  $('#ledger').hidden = entries.length === 0;
+  $('#ledger tbody').replaceChildren(...entries.map(e => el('tr', { dataset: e.jobId ? { job: e.jobId } : {} },
+    el('td', {}, formatTime(e.createdAt)),
+    el('td', {}, e.kind),
+    el('td', { class: e.amount < 0 ? 'num negative' : 'num' }, formatCredits(e.amount)),
+    el('td', {}, shortId(e.jobId)),
+    el('td', {}, shortId(e.workerId)))));
+}
+
+async function openById(id) {
+  try {
+    showJob(await api(`/v1/jobs/${encodeURIComponent(id)}`));
+  } catch (error) {
+    report(error);
+  }
+}
+
+function closeJob() {
+  openJob?.controller.abort();
+  openJob = null;
+}
+
+/** Shows a job and, unless it has finished, follows its event stream until it does. */
+function showJob(job) {
+  closeJob();
+  const controller = new AbortController();
+  openJob = { id: job.id, controller };
+  $('#job-detail').hidden = false;
+  setText('#job-id', job.id);
+  setText('#job-kernel-name', job.kernel);
+  setText('#job-created', formatTime(job.createdAt));
+  $('#job-events').replaceChildren();
+  renderJob(job);
+  if (!TERMINAL.has(job.status)) follow(job.id, controller.signal).catch(error => {
+    if (error.name !== 'AbortError') report(error);
+  });
+}
+
+function renderJob(job) {
+  setStatus(job.status);
+  setText('#job-cost', formatCredits(job.cost));
+  setText('#job-completed', formatTime(job.completedAt));
+  const error = $('#job-error');
+  error.hidden = !job.error;
+  error.textContent = job.error ? `${job.error.reason}: ${job.error.detail}` : '';
+  const progress = $('#job-progress');
+  progress.hidden = job.progress == null || TERMINAL.has(job.status);
+  if (job.progress != null) progress.value = job.progress;
+  const outputs = Object.entries(job.outputs || {});
+  $('#job-outputs').replaceChildren(...(outputs.length === 0
+    ? [el('li', { class: 'muted' }, TERMINAL.has(job.status) ? 'none' : 'none yet')]
+    : outputs.map(([name, cid]) => el('li', {},
+      el('a', {
+        href: `/v1/blobs/${cid}`,
+        class: 'output',
+        dataset: { output: name },
+        onclick: e => {
+          e.preventDefault();
+          download(cid, `${job.id}-${name}.npy`).catch(report);
+        },
+      }, `Download ${name}`),
+      ' ', el('code', { class: 'cid' }, cid)))));
+}
+
+function setStatus(status) {
+  const node = $('#job-status');
+  node.textContent = status;
+  node.dataset.status = status;
+  node.className = `status status-${status}`;
+}
+
+/** Follows the job's events, resuming after the last one seen if the connection drops. */
+async function follow(id, signal) {
+  let last = null;
+  let failures = 0;
+  let finished = false;
+  while (!finished && !signal.aborted) {
+    try {
+      await readEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, {
+        signal,
+        lastEventId: last,
+        onEvent: ({ id: eventId, type, data }) => {
+          failures = 0;
+          const payload = JSON.parse(data);
+          if (type === 'status') {
+            last = eventId ?? last;
+            onStatus(payload);
+            if (TERMINAL.has(payload.status)) finished = true;
+          } else if (type === 'progress') {
+            const progress = $('#job-progress');
+            progress.hidden = false;
+            progress.value = payload.fraction;
+          }
+        },
+      });
+    } catch (error) {
+      if (error.name === 'AbortError' || (error instanceof ApiError && error.status >= 400 && error.status < 500)) throw error;
+      failures++;
+    }
+    if (!finished && !signal.aborted) {
+      // The stream ended before the job did (a restart, a proxy timeout): reconnect, backing off if it keeps failing.
+      await new Promise(resolve => setTimeout(resolve, Math.min(1000 * 2 ** failures, 15000)));
+    }
+  }
+  if (finished && !signal.aborted) {
+    await showFinalRecord(id, signal);
+    await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger()]);
+  }
+}
+
+/**
+ * The final record (outputs, cost, error). The event stream reads the job's change log, which the job record
+ * may trail by a moment: until the record has finished too, ask again, and never show its older status.
+ */
+async function showFinalRecord(id, signal) {
+  const ended = $('#job-status').dataset.status;
+  for (let attempt = 1; attempt <= 20; attempt++) {
+    const job = await api(`/v1/jobs/${encodeURIComponent(id)}`, { signal });
+    if (TERMINAL.has(job.status) || attempt === 20) {
+      renderJob({ ...job, status: ended });
+      return;
+    }
+    await new Promise(resolve => setTimeout(resolve, Math.min(100 * attempt, 1000)));
+  }
+}
+
+function onStatus(change) {
+  setStatus(change.status);
+  if (TERMINAL.has(change.status)) $('#job-progress').hidden = true;
+  const who = change.workerId ? ` on ${change.workerId}` : '';
+  const attempt = change.attemptStatus ? ` (attempt ${change.attemptStatus})` : '';
+  const why = [change.reason, change.detail].filter(Boolean).join(': ');
+  $('#job-events').append(el('li', { dataset: { status: change.status } },
+    el('time', { datetime: change.occurredAt }, new Date(change.occurredAt).toLocaleTimeString()), ' ',
+    el('strong', {}, change.status), who, attempt, why ? ` — ${why}` : ''));
+  // The row in the list follows too, without waiting for the next refresh.
+  const cell = document.querySelector(`#jobs tr[data-job="${CSS.escape(change.jobId)}"] td:nth-child(3)`);
+  cell?.replaceChildren(statusBadge(change.status));
+}

@@ -1,0 +1,260 @@
+using System.Net.Http.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Platform.Contracts.Kernels;
+using Platform.Contracts.Tensors;
+using Platform.EndToEnd.Tests;
+using Platform.Testing;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace Platform.Browser.Tests;
+
+/// <summary>The dashboard the gateway serves at /, driven in a real browser against a real network.</summary>
+public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
+{
+    // A job on the two-core test machine takes seconds; the deadline allows for a slow, busy run.
+    private static readonly float JobTimeout = 120_000;
+
+    private readonly BrowserNetwork network;
+    private readonly ITestOutputHelper output;
+
+    public DashboardTests(BrowserNetwork network, ITestOutputHelper output)
+    {
+        this.network = network;
+        this.output = output;
+        // Every expectation polls the page until it holds or this deadline passes.
+        SetDefaultExpectTimeout(30_000);
+    }
+
+    [Fact]
+    public async Task The_network_view_shows_the_live_network_without_a_key()
+    {
+        await WithPageAsync("network", async page =>
+        {
+            await page.GotoAsync("/");
+            await Expect(page.Locator("[data-stat=workersOnline]")).ToHaveTextAsync("1");
+            await Expect(page.Locator("[data-stat=workersOffline]")).ToHaveTextAsync("0");
+            await Expect(page.Locator("[data-stat=load]")).ToHaveTextAsync(NumberWithUnit());
+            await Expect(page.Locator("[data-stat=bytesPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]* (B|KiB|MiB|GiB)$"));
+            await Expect(page.Locator("[data-stat=blobsPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,]*$"));
+            await Expect(page.Locator("[data-stat=creditsMinted]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]*$"));
+            // The region chart draws a bar for the worker's region, and the node is listed.
+            await Expect(page.Locator("#chart-regions")).ToHaveAttributeAsync("aria-label", "local: 1");
+            await Expect(page.Locator("#chart-regions rect")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#workers tbody tr[data-worker]")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#workers tbody tr[data-worker] .badge")).ToHaveTextAsync("online");
+            // The sparkline gathers a sample per refresh while the page is open.
+            await Expect(page.Locator("#chart-jobs circle")).ToHaveCountAsync(1);
+            // Signed out, only the network is offered.
+            await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
+            await Expect(page.Locator("nav a[data-view=operator]")).ToBeHiddenAsync();
+        });
+    }
+
+    [Fact]
+    public async Task A_client_submits_a_vector_add_through_the_form_and_watches_it_complete_live()
+    {
+        var client = await network.CreateAccountAsync("client", 100m);
+        float[] a = [1f, 2f, 3f, 4f, 5f];
+        float[] b = [10f, 20f, 30f, 40f, 50f];
+
+        await WithPageAsync("client", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("#view-client")).ToBeVisibleAsync();
+            await Expect(page.Locator("[data-account=balance]")).ToHaveTextAsync("100");
+
+            await page.SelectOptionAsync("#job-kernel", "vector-add");
+            // A bad input is refused by the gateway, and the page says why in the problem's own words.
+            await page.FillAsync("#input-a-cid", "not-a-cid");
+            await page.FillAsync("#input-b-cid", "not-a-cid");
+            await page.ClickAsync("#submit-job button[type=submit]");
+            await Expect(page.Locator("#alert")).ToContainTextAsync("is not a CIDv1 raw sha2-256 base32 CID");
+            await page.ClickAsync("#alert-close");
+
+            // The real thing: two .npy files, pinned by the page, then the job.
+            await page.FillAsync("#input-a-cid", "");
+            await page.FillAsync("#input-b-cid", "");
+            await page.SetInputFilesAsync("#input-a-file", Npy("a.npy", a));
+            await page.SetInputFilesAsync("#input-b-file", Npy("b.npy", b));
+            await page.ClickAsync("#submit-job button[type=submit]");
+            await Expect(page.Locator("#input-a-cid")).ToHaveValueAsync(new Regex("^bafkrei"));
+            await Expect(page.Locator("#job-detail")).ToBeVisibleAsync();
+            var jobId = await page.Locator("#job-id").TextContentAsync();
+            Assert.StartsWith("job_", jobId);
+
+            // The status follows the job's event stream: the completed change arrives as an event and is listed.
+            await Expect(page.Locator("#job-status")).ToHaveTextAsync("completed", new() { Timeout = JobTimeout });
+            await Expect(page.Locator("#job-events li[data-status=completed]")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#job-events li[data-status=running]")).Not.ToHaveCountAsync(0);
+            await Expect(page.Locator($"#jobs tr[data-job='{jobId}'] [data-status]")).ToHaveTextAsync("completed");
+
+            // The output downloads with the key and holds a + b.
+            var link = page.Locator("#job-outputs a[data-output=c]");
+            await Expect(link).ToBeVisibleAsync();
+            var download = await page.RunAndWaitForDownloadAsync(() => link.ClickAsync());
+            Assert.Equal($"{jobId}-c.npy", download.SuggestedFilename);
+            var sum = Platform.Contracts.Tensors.Npy.Read(await File.ReadAllBytesAsync((await download.PathAsync())!));
+            Assert.Equal(a.Zip(b, (x, y) => x + y), sum.Float32!);
+
+            // The money moved: the job was paid for out of the balance, and the ledger shows what for.
+            await Expect(page.Locator("[data-account=balance]")).Not.ToHaveTextAsync("100");
+            await Expect(page.Locator($"#ledger tbody tr[data-job='{jobId}']")).Not.ToHaveCountAsync(0);
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
+        });
+    }
+
+    [Fact]
+    public async Task The_submit_form_offers_exactly_the_kernel_catalogue()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+        await WithPageAsync("catalogue", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            // wwwroot/js/catalogue.js copies the catalogue (the API has no endpoint for it): it must not drift.
+            Assert.Equal(KernelCatalog.Names, await page.Locator("#job-kernel option").AllTextContentsAsync());
+            foreach (var kernel in KernelCatalog.Definitions)
+            {
+                await page.SelectOptionAsync("#job-kernel", kernel.Name);
+                var inputs = await page.Locator("#job-inputs [data-input]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.input)");
+                Assert.Equal(kernel.Inputs, inputs);
+                var placeholder = await page.Locator("#job-params").GetAttributeAsync("placeholder");
+                foreach (var parameter in kernel.Parameters)
+                    Assert.Contains($"{parameter.Name}={parameter.Default}", placeholder, StringComparison.Ordinal);
+            }
+        });
+    }
+
+    [Fact]
+    public async Task An_operator_sees_its_node_and_its_stake()
+    {
+        var workers = await Eventually.UntilAsync(
+            async () => (await network.Client(null).GetFromJsonAsync<List<WorkerRow>>("/v1/workers", Api.Json))!,
+            list => list.Any(w => w.OperatorAccountId == network.Operator.AccountId && w.Online),
+            TimeSpan.FromSeconds(30), "the operator's worker to be online");
+        var workerId = workers.First(w => w.OperatorAccountId == network.Operator.AccountId).WorkerId;
+
+        await WithPageAsync("operator", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, network.Operator.Key);
+            await Expect(page.Locator("#view-operator")).ToBeVisibleAsync();
+            var row = page.Locator($"#nodes tr[data-worker='{workerId}']");
+            await Expect(row).ToBeVisibleAsync();
+            await Expect(row.Locator(".badge")).ToHaveTextAsync("online");
+            await Expect(row).ToContainTextAsync("local");
+            await Expect(page.Locator("#nodes tbody tr[data-worker]")).ToHaveCountAsync(1);
+            await Expect(page.Locator("[data-operator=staked]")).ToHaveTextAsync(Network.OperatorStake.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await Expect(page.Locator("#stake-note")).ToBeHiddenAsync();
+            // An operator submits no jobs: the jobs view is not offered.
+            await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
+        });
+    }
+
+    [Fact]
+    public async Task A_wrong_key_is_refused_with_the_problem_detail_and_signing_out_forgets_the_key()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+        await WithPageAsync("sign-in", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, "pk_not_a_real_key");
+            await Expect(page.Locator("#alert")).ToContainTextAsync("send 'Authorization: Bearer <api key>' with a key issued by an admin");
+            await Expect(page.Locator("#sign-in")).ToBeVisibleAsync();
+            Assert.Null(await StoredKeyAsync(page));
+
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
+            await Expect(page.Locator("#who")).ToContainTextAsync(client.AccountId);
+            Assert.Equal(client.Key, await StoredKeyAsync(page));
+            // The key survives a reload of the tab.
+            await page.ReloadAsync();
+            await Expect(page.Locator("#view-client")).ToBeVisibleAsync();
+
+            await page.ClickAsync("#sign-out");
+            await Expect(page.Locator("#sign-in")).ToBeVisibleAsync();
+            await Expect(page.Locator("#view-network")).ToBeVisibleAsync();
+            await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
+            Assert.Null(await StoredKeyAsync(page));
+        });
+    }
+
+    [Fact]
+    public async Task Without_the_ledger_and_earnings_endpoints_the_views_say_so_and_work_on()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+        await WithPageAsync("degraded", async page =>
+        {
+            // A gateway from before these endpoints existed answers 404 with a problem.
+            await page.RouteAsync(new Regex("/v1/account/(ledger|earnings)"), route => route.FulfillAsync(new()
+            {
+                Status = 404,
+                ContentType = "application/problem+json",
+                Body = """{"type":"https://tools.ietf.org/html/rfc9110#section-15.5.5","title":"Not Found","status":404}""",
+            }));
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("#ledger-note")).ToContainTextAsync("does not serve the ledger");
+            await Expect(page.Locator("[data-account=balance]")).ToHaveTextAsync("1");
+            await page.ClickAsync("#sign-out");
+
+            await SignInAsync(page, network.Operator.Key);
+            await Expect(page.Locator("#earnings-note")).ToContainTextAsync("does not serve earnings");
+            await Expect(page.Locator("#nodes tbody tr[data-worker]")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
+        });
+    }
+
+    private sealed record WorkerRow(string WorkerId, string OperatorAccountId, bool Online);
+
+    private static Task<string?> StoredKeyAsync(IPage page) => page.EvaluateAsync<string?>("() => sessionStorage.getItem('platform.apiKey')");
+
+    private static async Task SignInAsync(IPage page, string key)
+    {
+        await page.FillAsync("#api-key", key);
+        await page.ClickAsync("#sign-in button[type=submit]");
+    }
+
+    private static FilePayload Npy(string name, float[] values) => new()
+    {
+        Name = name,
+        MimeType = "application/octet-stream",
+        Buffer = Platform.Contracts.Tensors.Npy.ToBytes(NpyArray.FromFloat32(values, values.Length)),
+    };
+
+    [GeneratedRegex(@"^\d[\d,.]* %$")]
+    private static partial Regex NumberWithUnit();
+
+    /// <summary>
+    /// Runs <paramref name="test"/> on a fresh page and screenshots the page at its end, passed or failed, so a
+    /// person can see each view; browser console errors are printed with the test's output.
+    /// </summary>
+    private async Task WithPageAsync(string name, Func<IPage, Task> test)
+    {
+        var page = await network.NewPageAsync();
+        var console = new List<string>();
+        page.Console += (_, message) =>
+        {
+            if (message.Type is "error" or "warning")
+                console.Add($"{message.Type}: {message.Text}");
+        };
+        page.PageError += (_, error) => console.Add($"page error: {error}");
+        var passed = false;
+        try
+        {
+            await test(page);
+            passed = true;
+        }
+        finally
+        {
+            var path = await network.ScreenshotAsync(page, passed ? name : name + "-failed");
+            output.WriteLine($"screenshot: {path}");
+            foreach (var line in console)
+                output.WriteLine($"browser {line}");
+            await page.Context.CloseAsync();
+        }
+    }
+}
