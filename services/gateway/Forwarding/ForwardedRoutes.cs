@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Platform.Contracts.Api;
 using Platform.Gateway.Auth;
 
 namespace Platform.Gateway.Forwarding;
@@ -21,40 +22,69 @@ public static class ForwardedRoutes
         // Blob size is storage's to limit (it answers 413); the gateway only streams.
         blobs.MapPost("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Storage, "/v1/blobs", http.User.AccountOf(), http.RequestServices.GetRequiredService<IOptions<UpstreamOptions>>().Value.UploadTimeout))
-            .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute());
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute())
+            .Accepts<Stream>("application/octet-stream").Produces<PinResponse>(StatusCodes.Status201Created)
+            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status413PayloadTooLarge);
         blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()))
+            .Produces<Stream>(StatusCodes.Status200OK, "application/octet-stream").Produces(StatusCodes.Status206PartialContent)
+            .Problems(StatusCodes.Status404NotFound, StatusCodes.Status405MethodNotAllowed, StatusCodes.Status416RangeNotSatisfiable);
         blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()))
+            .Produces<PinStatusResponse>().Problems(StatusCodes.Status404NotFound);
         blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()))
+            .Produces<ProofResponse>().Problems(StatusCodes.Status404NotFound);
 
         var datasets = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization("any");
         datasets.MapPost("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Storage, "/v1/datasets", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Storage, "/v1/datasets", http.User.AccountOf()))
+            .Accepts<CreateDatasetRequest>("application/json").Produces<DatasetView>(StatusCodes.Status201Created).Problems(StatusCodes.Status422UnprocessableEntity);
         datasets.MapGet("/{cid}", (string cid, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Storage, $"/v1/datasets/{Uri.EscapeDataString(cid)}", http.User.AccountOf()))
+            .Produces<DatasetView>().Problems(StatusCodes.Status404NotFound);
 
         // The account's views and stake changes are the rewards service's; the query string (ledger paging) and
         // the Idempotency-Key header travel with the request. Rewards checks the role where it matters (only
         // operators stake or have earnings) from its own record of the account.
         var account = app.MapGroup("/v1/account").WithTags("Account").RequireAuthorization("any");
         account.MapGet("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()))
+            .Produces<AccountResponse>().Problems(StatusCodes.Status404NotFound);
         account.MapGet("/ledger", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/ledger", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/ledger", http.User.AccountOf()))
+            .Produces<LedgerPage>().Problems();
         account.MapGet("/earnings", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/earnings", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/earnings", http.User.AccountOf()))
+            .Produces<EarningsResponse>().Problems(StatusCodes.Status403Forbidden);
         account.MapPost("/stake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/stake", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/stake", http.User.AccountOf()))
+            .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
+            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict);
         account.MapPost("/unstake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/unstake", http.User.AccountOf()));
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/unstake", http.User.AccountOf()))
+            .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict);
 
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous();
+            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous()
+            .Produces<List<WorkerView>>().Problems();
         app.MapGet("/v1/network", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
-            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous();
+            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous()
+            .Produces<NetworkView>().Problems();
         return app;
+    }
+
+    /// <summary>
+    /// Every forwarded route may answer a problem: 400 for bad input, 401 without a valid key, 429 over the rate
+    /// limit, 503 or 504 when the service behind is down or slow, and the route's own statuses.
+    /// </summary>
+    private static RouteHandlerBuilder Problems(this RouteHandlerBuilder route, params int[] statuses)
+    {
+        foreach (var status in statuses.Concat([StatusCodes.Status400BadRequest, StatusCodes.Status401Unauthorized, StatusCodes.Status429TooManyRequests,
+                     StatusCodes.Status503ServiceUnavailable, StatusCodes.Status504GatewayTimeout]).Distinct())
+            route.ProducesProblem(status);
+        return route;
     }
 }

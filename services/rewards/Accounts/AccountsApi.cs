@@ -4,24 +4,11 @@ using Dapper;
 using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
+using Platform.Contracts.Api;
 using Platform.Hosting.Http;
 using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Accounts;
-
-public sealed record AccountResponse(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
-
-/// <summary>One posting on the caller's account (or, for an operator, on its stake account).</summary>
-public sealed record LedgerEntry(long TransactionId, DateTimeOffset CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey);
-
-public sealed record LedgerPage(IReadOnlyList<LedgerEntry> Entries, string? NextCursor);
-
-public sealed record WorkerEarnings(string WorkerId, decimal Paid, decimal Minted, long Jobs);
-
-public sealed record DailyEarnings(string Date, decimal Paid, decimal Minted);
-
-/// <summary>An operator's earnings: payouts (its share of job prices) and mints (efficiency bonuses included).</summary>
-public sealed record EarningsResponse(string AccountId, decimal Paid, decimal Minted, IReadOnlyList<WorkerEarnings> Workers, IReadOnlyList<DailyEarnings> Days);
 
 public static class AccountsApi
 {

@@ -2,17 +2,13 @@ using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Contracts.Api;
 using Platform.Hosting.Http;
 using Platform.Hosting.Outbox;
 using Platform.Rewards.Accounts;
 using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Staking;
-
-public sealed record StakeRequest(decimal? Amount);
-
-/// <summary>The operator's balance and stake after the change; <paramref name="Version"/> is the ledger transaction id.</summary>
-public sealed record StakeResponse(string AccountId, decimal Balance, decimal Staked, long Version);
 
 /// <summary>Operators stake credits to be given work, and take them back once their results have been checked.</summary>
 public static class StakesApi

@@ -7,23 +7,12 @@ using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Merkle;
 using Platform.Hosting.Http;
 using Platform.Storage.Replication;
 
 namespace Platform.Storage.Blobs;
-
-public sealed record PinResponse(string Cid, long Size, string Sha256);
-
-/// <param name="Replicas">Nodes holding a verified copy.</param>
-/// <param name="Copies">Every node's copy with its state (ok, copying, lost) and when it was last verified.</param>
-public sealed record PinStatusResponse(string Cid, long Size, string Sha256, string? Owner, DateTimeOffset PinnedAt, IReadOnlyList<string> Replicas,
-    int ReplicaTarget, IReadOnlyList<CopyView> Copies, string? MerkleRoot, int Chunks, DateTimeOffset? LastVerifiedAt);
-
-public sealed record CopyView(string NodeId, string Status, DateTimeOffset VerifiedAt);
-
-/// <summary>An RFC 6962 audit path for one chunk: hash the chunk as a leaf, fold in the path, compare with the root.</summary>
-public sealed record ProofResponse(string Cid, long Size, int ChunkSize, int Chunks, int Chunk, string LeafHash, IReadOnlyList<string> Path, string Root, string Algorithm);
 
 public static class BlobsApi
 {

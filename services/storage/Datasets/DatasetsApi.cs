@@ -5,22 +5,11 @@ using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Hosting.Http;
 using Platform.Storage.Blobs;
 
 namespace Platform.Storage.Datasets;
-
-public sealed record CreateDatasetRequest(string? Name, string? Description, string? License, IReadOnlyList<string>? Blobs);
-
-public sealed record DatasetBlob(string Cid, long Size);
-
-/// <summary>
-/// The manifest, exactly as pinned: its bytes are the dataset's identity, so it holds only what describes the
-/// data (no times, no owner) and the same dataset described twice gets the same CID.
-/// </summary>
-public sealed record DatasetManifest(string Type, string Name, string Description, string License, IReadOnlyList<DatasetBlob> Blobs, long TotalSize);
-
-public sealed record DatasetView(string Cid, DatasetManifest Manifest, string? Owner, DateTimeOffset CreatedAt);
 
 public static partial class DatasetsApi
 {

@@ -64,13 +64,24 @@ public sealed class OpenApiTests : IAsyncLifetime
     [Fact]
     public async Task Every_route_is_documented_and_every_documented_route_exists()
     {
-        var documented = Documented(await DocumentAsync());
+        using var document = await DocumentAsync();
+        var documented = Documented(document);
         var routes = Routes();
 
         Assert.Empty(routes.Except(documented).Order());
         Assert.Empty(documented.Except(routes).Order());
         Assert.Contains("GET /v1/jobs/{id}/events", documented);
         Assert.Contains("GET /health/ready", documented);
+    }
+
+    [Fact]
+    public async Task Responses_of_forwarded_routes_have_their_schemas()
+    {
+        using var document = await DocumentAsync();
+        var schemas = document.RootElement.GetProperty("components").GetProperty("schemas").EnumerateObject().Select(p => p.Name).ToHashSet();
+
+        Assert.Superset(new HashSet<string> { "JobView", "PinResponse", "PinStatusResponse", "ProofResponse", "DatasetView", "AccountResponse",
+            "LedgerPage", "EarningsResponse", "StakeRequest", "StakeResponse", "WorkerView", "NetworkView", "ProblemDetails" }, schemas);
     }
 
     [Fact]
