@@ -20,12 +20,7 @@ public sealed class OpenApiTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("gateway-openapi");
-        _gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
-        {
-            web.UseSetting("ConnectionStrings:RabbitMq", _env.RabbitMqUri);
-            web.UseSetting("ConnectionStrings:Postgres", _env.PostgresConnectionStringFor("gateway"));
-            web.UseSetting("Platform:AdminKey", "pk_admin_openapi_test");
-        });
+        _gateway = InProcessGateway.Start(_env);
     }
 
     public async Task DisposeAsync()

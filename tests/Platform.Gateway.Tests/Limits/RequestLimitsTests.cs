@@ -20,16 +20,12 @@ public sealed class RequestLimitsTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("gateway-limits");
-        _gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
+        _gateway = InProcessGateway.Start(_env, new Dictionary<string, string>
         {
-            web.UseSetting("ConnectionStrings:RabbitMq", _env.RabbitMqUri);
-            web.UseSetting("ConnectionStrings:Postgres", _env.PostgresConnectionStringFor("gateway"));
-            web.UseSetting("Platform:AdminKey", "pk_admin_limits_test");
-            web.UseSetting("Limits:ClientPerSecond", "1");
-            web.UseSetting("Limits:ClientBurst", "5");
-            web.UseSetting("Limits:MaxJsonBodyBytes", "4096");
+            ["Limits:ClientPerSecond"] = "1",
+            ["Limits:ClientBurst"] = "5",
+            ["Limits:MaxJsonBodyBytes"] = "4096",
         });
-        _ = _gateway.Server; // started, migrations applied
     }
 
     public async Task DisposeAsync()

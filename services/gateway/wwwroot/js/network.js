@@ -1,34 +1,20 @@
 // The public network view: GET /v1/network and GET /v1/workers, refreshed every few seconds while shown.
 import { api } from './api.js';
-import { $, el, bars, sparkline, setText, shortId, formatBytes, formatCredits, formatNumber, formatPercent } from './ui.js';
+import { $, el, bars, poller, sparkline, setText, shortId, formatBytes, formatCredits, formatNumber, formatPercent } from './ui.js';
 
 const REFRESH_MS = 4000;
 const SAMPLES = 90; // six minutes of history at one sample per refresh
 
 const jobsPerMinute = [];
 const load = [];
-let timer = null;
-let generation = 0;
+const refreshing = poller(refresh, REFRESH_MS);
 
 export function showNetwork(report) {
-  if (timer) return;
-  const mine = ++generation;
-  const tick = async () => {
-    try {
-      await refresh();
-    } catch (error) {
-      report(error);
-    }
-    // Only the latest show() keeps ticking: a hide() and show() in between must not start a second loop.
-    if (mine === generation) timer = setTimeout(tick, REFRESH_MS);
-  };
-  timer = setTimeout(tick, 0);
+  refreshing.start(report);
 }
 
 export function hideNetwork() {
-  generation++;
-  clearTimeout(timer);
-  timer = null;
+  refreshing.stop();
 }
 
 async function refresh() {

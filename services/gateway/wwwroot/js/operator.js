@@ -1,36 +1,24 @@
 // The operator's view: own nodes (the public worker list filtered by the account), stake, earnings.
 import { api, optional } from './api.js';
 import { describeDevices, onlineBadge } from './network.js';
-import { $, el, bars, setText, shortId, formatCredits, formatNumber } from './ui.js';
+import { $, el, bars, poller, setText, shortId, formatCredits, formatNumber } from './ui.js';
 
 const REFRESH_MS = 5000;
 
 let report = () => {};
-let timer = null;
-let generation = 0;
 
 export function initOperator(reportError) {
   report = reportError;
 }
 
+const refreshing = poller(refresh, REFRESH_MS);
+
 export function showOperator() {
-  if (timer) return;
-  const mine = ++generation;
-  const tick = async () => {
-    try {
-      await refresh();
-    } catch (error) {
-      report(error);
-    }
-    if (mine === generation) timer = setTimeout(tick, REFRESH_MS);
-  };
-  timer = setTimeout(tick, 0);
+  refreshing.start(report);
 }
 
 export function hideOperator() {
-  generation++;
-  clearTimeout(timer);
-  timer = null;
+  refreshing.stop();
 }
 
 export function resetOperator() {

@@ -124,3 +124,30 @@ export function sparkline(svg, samples, { format = formatNumber, label = '' } = 
   svg.append(svgEl('text', { x: plotWidth + 6, y: height / 2 + 5, class: 'value' }, format(last)));
   svg.setAttribute('aria-label', `${label} now ${format(last)}, highest ${format(max)} over ${samples.length} samples`);
 }
+
+// Calls refresh() now and then every intervalMs while started; errors go to report(). Only the latest start()
+// keeps ticking: a stop() and start() in between must not leave a second loop running.
+export function poller(refresh, intervalMs) {
+  let timer = null;
+  let generation = 0;
+  return {
+    start(report) {
+      if (timer) return;
+      const mine = ++generation;
+      const tick = async () => {
+        try {
+          await refresh();
+        } catch (error) {
+          report(error);
+        }
+        if (mine === generation) timer = setTimeout(tick, intervalMs);
+      };
+      timer = setTimeout(tick, 0);
+    },
+    stop() {
+      generation++;
+      clearTimeout(timer);
+      timer = null;
+    },
+  };
+}

@@ -1,0 +1,25 @@
+using Microsoft.AspNetCore.Mvc.Testing;
+using Platform.Testing;
+
+namespace Platform.Gateway.Tests;
+
+/// <summary>
+/// The gateway in process on the run's real RabbitMQ and Postgres, for tests that need its services or route
+/// table; tests of whole journeys run it as a process instead (tests/Platform.EndToEnd.Tests).
+/// </summary>
+public static class InProcessGateway
+{
+    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
+        {
+            web.UseSetting("ConnectionStrings:RabbitMq", env.RabbitMqUri);
+            web.UseSetting("ConnectionStrings:Postgres", env.PostgresConnectionStringFor("gateway"));
+            web.UseSetting("Platform:AdminKey", "pk_admin_in_process_test");
+            foreach (var (name, value) in settings ?? new Dictionary<string, string>())
+                web.UseSetting(name, value);
+        });
+        _ = gateway.Server; // started: migrations applied, bus connected
+        return gateway;
+    }
+}
