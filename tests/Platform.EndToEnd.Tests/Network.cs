@@ -99,6 +99,18 @@ public class Network : IAsyncLifetime
         return process;
     }
 
+    /// <summary>Crashes a service of this network and starts it again on the same port (see <see cref="ServiceProcess.RestartAsync"/>).</summary>
+    public async Task<ServiceProcess> RestartAsync(ServiceProcess service)
+    {
+        var restarted = await service.RestartAsync();
+        _services[_services.IndexOf(service)] = restarted;
+        if (service == Gateway)
+            Gateway = restarted;
+        if (service == Worker)
+            Worker = restarted;
+        return restarted;
+    }
+
     public HttpClient Client(string? key)
     {
         var http = new HttpClient { BaseAddress = Gateway.BaseUrl };

@@ -7,7 +7,13 @@ namespace Platform.Testing;
 internal static class InfraScript
 {
     /// <summary>Runs one command and returns the last line it printed on stdout (a URI or connection string).</summary>
-    public static string Run(string repoRoot, TimeSpan timeout, params string[] args)
+    public static string Run(string repoRoot, TimeSpan timeout, params string[] args) => RunOwned(repoRoot, timeout, Environment.ProcessId, args);
+
+    /// <summary>
+    /// The same, for servers that belong to process <paramref name="owner"/>: the script stops them when that
+    /// process is gone (servers ./platform test started live as long as the script, not this test process).
+    /// </summary>
+    public static string RunOwned(string repoRoot, TimeSpan timeout, int owner, params string[] args)
     {
         var start = new ProcessStartInfo("bash")
         {
@@ -22,7 +28,7 @@ internal static class InfraScript
         }
 
         // The script stops the servers itself if this process dies without running its exit handler.
-        start.Environment["PLATFORM_INFRA_OWNER_PID"] = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        start.Environment["PLATFORM_INFRA_OWNER_PID"] = owner.ToString(CultureInfo.InvariantCulture);
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("bash did not start");
         var stdout = process.StandardOutput.ReadToEndAsync();

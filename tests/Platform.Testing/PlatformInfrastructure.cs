@@ -18,6 +18,11 @@ public sealed class PlatformInfrastructure
     // stays failed, so every test reports the same cause instead of each one starting servers again.
     private static readonly Lazy<Task<PlatformInfrastructure>> Instance = new(StartAsync);
 
+    /// <summary>Where and on which ports the private servers run; null when the run uses existing servers.</summary>
+    private sealed record PrivateServers(string Dir, string AmqpPort, string ManagementPort, string PostgresPort, int Owner);
+
+    private PrivateServers? _servers;
+
     private PlatformInfrastructure(string repoRoot, string rabbitMqUri, Uri managementUri, string postgresConnectionString)
     {
         RepoRoot = repoRoot;
@@ -90,7 +95,14 @@ public sealed class PlatformInfrastructure
             var managementUri = string.IsNullOrEmpty(management)
                 ? new UriBuilder("http", new Uri(rabbitMq).Host, 15672).Uri
                 : new Uri(management.EndsWith('/') ? management : management + "/");
-            return new PlatformInfrastructure(repoRoot, rabbitMq, managementUri, postgres);
+            // ./platform test starts the run's servers itself and says where, so they may be restarted too.
+            var own = Environment.GetEnvironmentVariable("PLATFORM_TEST_SERVERS")?.Split(';');
+            return new PlatformInfrastructure(repoRoot, rabbitMq, managementUri, postgres)
+            {
+                _servers = own is [var runDir, var amqp, var mgmt, var pg, var owner]
+                    ? new PrivateServers(runDir, amqp, mgmt, pg, int.Parse(owner, CultureInfo.InvariantCulture))
+                    : null,
+            };
         }
 
         RemoveStaleRuns(repoRoot);
@@ -109,8 +121,33 @@ public sealed class PlatformInfrastructure
         await Task.WhenAll(rabbitStart, postgresStart);
 
         return new PlatformInfrastructure(
-            repoRoot, await rabbitStart, new Uri($"http://127.0.0.1:{managementPort}/"), await postgresStart);
+            repoRoot, await rabbitStart, new Uri($"http://127.0.0.1:{managementPort}/"), await postgresStart)
+        {
+            _servers = new PrivateServers(dir, amqpPort, Format(managementPort), postgresPort, Environment.ProcessId),
+        };
     }
+
+    /// <summary>
+    /// Stops the run's RabbitMQ cleanly and starts it again on the same ports with the same data (vhosts, durable
+    /// queues and persistent messages survive), as an operator's restart or a crash-and-recover would. Only for
+    /// private servers: a chaos test must not restart someone else's broker.
+    /// </summary>
+    public Task RestartRabbitMqAsync() => Task.Run(() =>
+    {
+        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not restart");
+        var dir = Path.Combine(servers.Dir, "rabbitmq");
+        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-stop", dir);
+        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-start", dir, servers.AmqpPort, servers.ManagementPort);
+    });
+
+    /// <summary>The same for Postgres: stopped (fast shutdown) and started again on the same port and data.</summary>
+    public Task RestartPostgresAsync() => Task.Run(() =>
+    {
+        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not restart");
+        var dir = Path.Combine(servers.Dir, "postgres");
+        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-stop", dir);
+        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-start", dir, servers.PostgresPort);
+    });
 
 
     // The servers are throwaway: killed, not shut down cleanly, and deleted. Under dotnet test this races vstest,

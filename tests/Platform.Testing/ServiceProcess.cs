@@ -38,8 +38,11 @@ public sealed class ServiceProcess : IAsyncDisposable
     private int disposed;
     private bool stopped;
 
-    private ServiceProcess(string service, int port, string logPath, Process process, TestEnvironment environment)
+    private readonly Dictionary<string, string?> extraEnv;
+
+    private ServiceProcess(string service, int port, string logPath, Process process, TestEnvironment environment, Dictionary<string, string?> extraEnv)
     {
+        this.extraEnv = extraEnv;
         Service = service;
         Port = port;
         BaseUrl = new Uri($"http://127.0.0.1:{port}/");
@@ -71,7 +74,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         string service,
         TestEnvironment env,
         IDictionary<string, string?>? extraEnv = null,
-        TimeSpan? readyTimeout = null)
+        TimeSpan? readyTimeout = null,
+        int? port = null)
     {
         if (!Known.Contains(service))
         {
@@ -88,7 +92,7 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         Directory.CreateDirectory(env.LogDirectory);
         var logPath = Path.Combine(env.LogDirectory, $"{service}-{env.NextInstance(service)}.log");
-        var port = FreePort.Next();
+        var listenPort = port ?? FreePort.Next();
 
         var start = new ProcessStartInfo("bash")
         {
@@ -102,7 +106,7 @@ public sealed class ServiceProcess : IAsyncDisposable
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{listenPort.ToString(CultureInfo.InvariantCulture)}";
         start.Environment["ConnectionStrings__RabbitMq"] = env.RabbitMqUri;
         start.Environment["ConnectionStrings__Postgres"] = env.PostgresConnectionStringFor(service);
         // Production, as deployed: Development would add the developer exception page and hide leaks of stack traces.
@@ -121,7 +125,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
 
         var started = new ServiceProcess(
-            service, port, logPath, Process.Start(start) ?? throw new InvalidOperationException("bash did not start"), env);
+            service, listenPort, logPath, Process.Start(start) ?? throw new InvalidOperationException("bash did not start"), env,
+            new Dictionary<string, string?>(extraEnv ?? new Dictionary<string, string?>()));
         Running.TryAdd(started, 0);
         env.Track(started);
         await started.WaitUntilReadyAsync(readyTimeout ?? TimeSpan.FromSeconds(60));
@@ -136,6 +141,16 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         using var signal = System.Diagnostics.Process.Start("/bin/kill", ["-STOP", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         signal.WaitForExit();
+    }
+
+    /// <summary>
+    /// Crashes the service (<see cref="Kill"/>) and starts it again with the same settings on the same port, as
+    /// a supervisor would: callers that know its address reach the new process.
+    /// </summary>
+    public async Task<ServiceProcess> RestartAsync(TimeSpan? readyTimeout = null)
+    {
+        Kill();
+        return await StartAsync(Service, environment, extraEnv, readyTimeout, Port);
     }
 
     /// <summary>Kills the process tree at once, like a crash: no shutdown code runs.</summary>

@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Dapper;
+using Npgsql;
+using Platform.Contracts.Tensors;
+using Platform.Testing;
+
+namespace Platform.EndToEnd.Tests.Chaos;
+
+/// <summary>What a chaos run found, checked against the databases once every job had time to end.</summary>
+public sealed record ChaosReport(
+    int Submitted, int Completed, int Failed, int Cancelled, int Rejected, int Lost, int StatusMismatches,
+    int DuplicatePayments, int DuplicateMints, int PaidWithoutAcceptance, decimal LedgerSum, int UnbalancedTransactions,
+    int OutputsChecked, int OutputsVerified, IReadOnlyList<string> Faults, TimeSpan Duration)
+{
+    public string Table()
+    {
+        var rows = new (string Name, string Value)[]
+        {
+            ("jobs submitted", Submitted.ToString(CultureInfo.InvariantCulture)),
+            ("completed", Completed.ToString(CultureInfo.InvariantCulture)),
+            ("failed", Failed.ToString(CultureInfo.InvariantCulture)),
+            ("cancelled / rejected", $"{Cancelled} / {Rejected}"),
+            ("lost (no terminal status)", Lost.ToString(CultureInfo.InvariantCulture)),
+            ("gateway and scheduler disagree", StatusMismatches.ToString(CultureInfo.InvariantCulture)),
+            ("duplicate payments", DuplicatePayments.ToString(CultureInfo.InvariantCulture)),
+            ("duplicate mints", DuplicateMints.ToString(CultureInfo.InvariantCulture)),
+            ("paid without an accepted attempt", PaidWithoutAcceptance.ToString(CultureInfo.InvariantCulture)),
+            ("ledger sum (all postings)", LedgerSum.ToString(CultureInfo.InvariantCulture)),
+            ("unbalanced transactions", UnbalancedTransactions.ToString(CultureInfo.InvariantCulture)),
+            ("outputs read back verified", $"{OutputsVerified} of {OutputsChecked}"),
+            ("duration", $"{Duration.TotalSeconds:F0} s"),
+        };
+        var text = new StringBuilder();
+        foreach (var (name, value) in rows)
+            text.Append(CultureInfo.InvariantCulture, $"  {name,-34} {value}\n");
+        text.Append("  faults: ").Append(string.Join("; ", Faults)).Append('\n');
+        return text.ToString();
+    }
+}
+
+/// <summary>
+/// Submits jobs to a whole network of real processes while it kills workers, restarts RabbitMQ and Postgres,
+/// crashes and restarts every service in turn and makes the services publish already-sent messages again
+/// (their outbox rows marked unsent: the exact messages, redelivered). Then it waits for every job to end and
+/// checks DESIGN section 8 against the databases: one terminal status per job, no payment or mint twice,
+/// credits conserved, every output readable and verified.
+/// </summary>
+public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log)
+{
+    private const int Workers = 3;
+    private readonly Random _random = new(seed);
+    private readonly List<string> _faults = [];
+    private readonly List<(Account Operator, ServiceProcess Process)> _workers = [];
+    private readonly List<string> _jobIds = [];
+
+    public async Task<ChaosReport> RunAsync(CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        log($"chaos: {jobs} jobs, {Workers} workers, seed {seed}");
+        for (var i = 0; i < Workers; i++)
+        {
+            var account = await network.CreateOperatorAsync();
+            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos")));
+        }
+        var client = await network.CreateAccountAsync("client", 1_000_000m);
+        using var http = network.Client(client.Key);
+        var a = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4));
+        var b = await http.PinAsync(NpyArray.FromFloat32([10f, 20f, 30f, 40f], 4));
+
+        // Jobs go in batches with a fault after each, so every fault lands on work in flight.
+        var faults = Faults();
+        var batch = (jobs + faults.Count) / (faults.Count + 1);
+        foreach (var (name, inject) in faults.Append(("", () => Task.CompletedTask)))
+        {
+            await SubmitAsync(http, a.Cid, b.Cid, Math.Min(batch, jobs - _jobIds.Count), ct);
+            if (name.Length == 0)
+                break;
+            log($"chaos: {name} ({_jobIds.Count} jobs submitted)");
+            await inject();
+            _faults.Add(name);
+        }
+        await SubmitAsync(http, a.Cid, b.Cid, jobs - _jobIds.Count, ct);
+
+        log("chaos: faults done; waiting for every job to end");
+        await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+        await Eventually.UntilAsync(
+            () => gateway.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status not in ('completed', 'failed', 'cancelled', 'rejected')", new { ids = _jobIds.ToArray() }),
+            open => open == 0, TimeSpan.FromMinutes(5), "every job of the chaos run in a terminal status");
+        return await CheckAsync(http, clock.Elapsed, ct);
+    }
+
+    /// <summary>
+    /// Submits jobs, each with an Idempotency-Key of its own, retrying through restarts: a retry of a request
+    /// that did reach the gateway gets the same job back, so the client's count is exact.
+    /// </summary>
+    private async Task SubmitAsync(HttpClient http, string a, string b, int count, CancellationToken ct)
+    {
+        for (var n = 0; n < count; n++)
+        {
+            var key = $"chaos-{seed}-{_jobIds.Count}";
+            var id = await Eventually.UntilAsync(async () =>
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs")
+                {
+                    Content = JsonContent.Create(new { kernel = "vector-add", inputs = new { a, b }, requirements = new { region = "chaos" } }, options: Api.Json),
+                };
+                request.Headers.Add("Idempotency-Key", key);
+                using var response = await http.SendAsync(request, ct);
+                return response.StatusCode == HttpStatusCode.Accepted ? (await response.Content.ReadFromJsonAsync<Job>(Api.Json, ct))!.Id : null;
+            }, id => id is not null, TimeSpan.FromMinutes(3), $"job {key} accepted");
+            _jobIds.Add(id!);
+        }
+    }
+
+    /// <summary>The broker, the database and every service, in an order fixed by the seed.</summary>
+    private List<(string Name, Func<Task> Inject)> Faults()
+    {
+        var faults = new List<(string Name, Func<Task> Inject)>
+        {
+            ("killed a worker", KillAWorkerAsync),
+            ("restarted RabbitMQ", () => network.Environment.Infrastructure.RestartRabbitMqAsync()),
+            ("restarted Postgres", RestartPostgresAsync),
+            ("redelivered sent messages", RedeliverAsync),
+            ("killed a worker", KillAWorkerAsync),
+        };
+        foreach (var service in new[] { "storage", "rewards", "scheduler", "gateway" })
+            faults.Add(($"restarted {service}", () => RestartAsync(service)));
+        return [.. faults.OrderBy(_ => _random.Next())];
+    }
+
+    private async Task RestartPostgresAsync()
+    {
+        await network.Environment.Infrastructure.RestartPostgresAsync();
+        // This process's pooled connections died with the server; the services find out by themselves.
+        NpgsqlConnection.ClearAllPools();
+    }
+
+    private async Task KillAWorkerAsync()
+    {
+        var index = _random.Next(_workers.Count);
+        var (account, process) = _workers[index];
+        process.Kill();
+        // Its operator brings a new node (a new identity) back; the lost one's attempts move to others.
+        _workers[index] = (account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos"));
+    }
+
+    private async Task RestartAsync(string service)
+    {
+        foreach (var process in network.Services.Where(s => s.Service == service && !s.HasExited).ToList())
+            await network.RestartAsync(process);
+    }
+
+    /// <summary>Marks the last sent outbox rows of every service unsent: the relays publish them again.</summary>
+    private async Task RedeliverAsync()
+    {
+        foreach (var service in new[] { "gateway", "scheduler", "rewards", "storage" })
+        {
+            await using var db = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor(service));
+            var again = await db.ExecuteAsync(
+                "update outbox set sent_at = null where id in (select id from outbox where sent_at is not null order by id desc limit 50)");
+            log($"chaos: {service} publishes {again} sent messages again");
+        }
+    }
+
+    private async Task<ChaosReport> CheckAsync(HttpClient http, TimeSpan elapsed, CancellationToken ct)
+    {
+        var ids = _jobIds.ToArray();
+        await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+        await using var scheduler = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("scheduler"));
+        await using var rewards = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("rewards"));
+
+        var statuses = (await gateway.QueryAsync<(string Id, string Status, string? Outputs)>(
+            "select id, status, outputs::text from jobs where id = any(@ids)", new { ids })).ToList();
+        var schedulerStatuses = (await scheduler.QueryAsync<(string Id, string Status)>(
+            "select id, status from jobs where id = any(@ids)", new { ids })).ToDictionary(r => r.Id, r => r.Status);
+        int Count(string status) => statuses.Count(s => s.Status == status);
+        var mismatches = statuses.Count(s => schedulerStatuses.GetValueOrDefault(s.Id) is { } other && other != s.Status && s.Status != "rejected");
+
+        // Ledger: every payout and mint is one posting per accepted attempt; none for an attempt not accepted.
+        var duplicatePayments = await rewards.ExecuteScalarAsync<int>(
+            """
+            select count(*) from (select t.job_id, p.worker_id from postings p join transactions t on t.id = p.transaction_id
+                                  where p.kind = 'payout' and t.job_id = any(@ids) group by t.job_id, p.worker_id having count(*) > 1) d
+            """, new { ids });
+        var duplicateMints = await rewards.ExecuteScalarAsync<int>(
+            """
+            select count(*) from (select t.job_id, p.worker_id from postings p join transactions t on t.id = p.transaction_id
+                                  where p.kind = 'mint' and t.job_id = any(@ids) group by t.job_id, p.worker_id having count(*) > 1) d
+            """, new { ids });
+        var accepted = (await scheduler.QueryAsync<(string JobId, string WorkerId)>(
+            "select job_id, worker_id from attempts where status = 'accepted' and job_id = any(@ids)", new { ids })).ToHashSet();
+        var paid = await rewards.QueryAsync<(string JobId, string WorkerId)>(
+            """
+            select t.job_id, p.worker_id from postings p join transactions t on t.id = p.transaction_id
+            where p.kind in ('payout', 'mint') and t.job_id = any(@ids) and p.worker_id is not null
+            """, new { ids });
+        var paidWithoutAcceptance = paid.Count(p => !accepted.Contains(p));
+        var ledgerSum = await rewards.ExecuteScalarAsync<decimal>("select coalesce(sum(amount), 0) from postings");
+        var unbalanced = await rewards.ExecuteScalarAsync<int>(
+            "select count(*) from (select transaction_id from postings group by transaction_id having sum(amount) <> 0) u");
+
+        // Every completed job's output, read back through the gateway (storage verifies it against its CID).
+        var checkedOutputs = 0;
+        var verified = 0;
+        foreach (var (_, _, outputs) in statuses.Where(s => s.Status == "completed"))
+        {
+            checkedOutputs++;
+            var cid = System.Text.Json.JsonDocument.Parse(outputs!).RootElement.GetProperty("c").GetString();
+            using var response = await http.GetAsync($"/v1/blobs/{cid}", ct);
+            if (response.StatusCode == HttpStatusCode.OK
+                && Npy.Read(await response.Content.ReadAsStreamAsync(ct)).Float32 is [11f, 22f, 33f, 44f])
+                verified++;
+        }
+
+        return new ChaosReport(ids.Length, Count("completed"), Count("failed"), Count("cancelled"), Count("rejected"),
+            statuses.Count(s => s.Status is not ("completed" or "failed" or "cancelled" or "rejected")) + (ids.Length - statuses.Count),
+            mismatches, duplicatePayments, duplicateMints, paidWithoutAcceptance, ledgerSum, unbalanced, checkedOutputs, verified, _faults, elapsed);
+    }
+}
