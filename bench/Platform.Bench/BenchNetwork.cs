@@ -32,6 +32,7 @@ public sealed class BenchNetwork : IAsyncDisposable
         Clients = clients;
         Vector = vector;
         GatewayDb = gatewayDb;
+        GatewayConnectionString = gatewayDb.ConnectionString;
     }
 
     /// <summary>Every service process started, in start order (storage, rewards, scheduler, gateway, workers).</summary>
@@ -45,6 +46,9 @@ public sealed class BenchNetwork : IAsyncDisposable
 
     /// <summary>The gateway's database: its jobs table is the read model of every job's status.</summary>
     public NpgsqlConnection GatewayDb { get; }
+
+    /// <summary>For a second connection to the gateway's database (GatewayDb's own string loses its password once open).</summary>
+    public string GatewayConnectionString { get; }
 
     /// <summary>
     /// Starts the network. <paramref name="gatewayEnv"/> adds settings to the gateway's environment (the load

@@ -104,7 +104,7 @@ public static class LoadBenchmark
         var terminal = terminalAtStart;
         using var stop = new CancellationTokenSource();
         // One poller for the backlog, not one query per submission.
-        await using var poll = new NpgsqlConnection(network.GatewayDb.ConnectionString);
+        await using var poll = new NpgsqlConnection(network.GatewayConnectionString);
         var poller = Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
