@@ -1,6 +1,7 @@
 using Platform.Bench;
 
-// ./platform bench [matching|compute|e2e|storage|ledger]... : each benchmark prints its figures beside a baseline measured in the same run.
+// ./platform bench [matching|compute|e2e|storage|ledger|load]... : each benchmark prints its figures beside a baseline measured in the same run.
+// load takes minutes (10,000 jobs), so it runs only when named.
 var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage", "ledger"] : args;
 foreach (var name in which)
 {
@@ -21,8 +22,11 @@ foreach (var name in which)
         case "ledger":
             await LedgerBenchmark.RunAsync();
             break;
+        case "load":
+            await LoadBenchmark.RunAsync();
+            break;
         default:
-            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e, storage or ledger");
+            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e, storage, ledger or load");
             return 2;
     }
 }

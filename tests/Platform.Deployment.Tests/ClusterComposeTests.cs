@@ -1,0 +1,161 @@
+using System.Text.RegularExpressions;
+using Platform.Testing;
+
+namespace Platform.Deployment.Tests;
+
+/// <summary>
+/// compose.cluster.yaml, the network laid out as it scales (docs/SCALING.md), checked without Docker: a
+/// RabbitMQ cluster of three with quorum queues, MinIO under three S3-backed storage nodes, two schedulers,
+/// a gateway over all of them, and credentials only from the environment.
+/// </summary>
+public sealed partial class ClusterComposeTests
+{
+    private static readonly string Root = RepoRoot.Find();
+    private static readonly Dictionary<string, object> Compose = ComposeYaml.Load(Path.Combine(Root, "compose.cluster.yaml"));
+    private static readonly string[] ServiceProjects = ["gateway", "rewards", "scheduler", "storage", "worker"];
+
+    private static Dictionary<string, Dictionary<string, object>> Services() =>
+        Compose.Map("services").ToDictionary(s => s.Key, s => (Dictionary<string, object>)s.Value);
+
+    /// <summary>Services built from one of the platform's Dockerfiles, with the project each is built from.</summary>
+    private static Dictionary<string, string> Built() =>
+        Services()
+            .Where(s => s.Value.Map("build").Scalar("dockerfile") is not null)
+            .ToDictionary(s => s.Key, s => s.Value.Map("build").Scalar("dockerfile")!.Split('/')[1]);
+
+    private static Dictionary<string, object> Env(string service) => Services()[service].Map("environment");
+
+    private static List<string> NamesOf(string project) =>
+        Built().Where(b => b.Value == project).Select(b => b.Key).Order(StringComparer.Ordinal).ToList();
+
+    [Fact]
+    public void Every_service_project_runs_built_from_its_own_dockerfile()
+    {
+        foreach (var (service, dockerfile) in Services().Where(s => s.Value.Map("build").Count > 0).Select(s => (s.Key, s.Value.Map("build").Scalar("dockerfile"))))
+        {
+            var project = ServiceName().Match(service).Groups["project"].Value;
+            Assert.Equal($"services/{project}/Dockerfile", dockerfile);
+            Assert.True(File.Exists(Path.Combine(Root, dockerfile!)), $"{service}: {dockerfile} does not exist");
+        }
+        Assert.Equal(ServiceProjects, Built().Values.Distinct().Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Three_rabbitmq_nodes_form_one_cluster_with_a_shared_cookie()
+    {
+        var nodes = Services().Where(s => s.Value.Scalar("image")?.StartsWith("rabbitmq:", StringComparison.Ordinal) == true).ToList();
+
+        Assert.Equal(3, nodes.Count);
+        var config = Compose.Map("configs/rabbitmq-cluster").Scalar("content")!;
+        Assert.Contains("cluster_formation.peer_discovery_backend = classic_config", config, StringComparison.Ordinal);
+        foreach (var (name, node) in nodes)
+        {
+            Assert.Equal(name, node.Scalar("hostname"));
+            Assert.Contains($"= rabbit@{name}\n", config, StringComparison.Ordinal);
+            Assert.Equal("${RABBITMQ_ERLANG_COOKIE:?set RABBITMQ_ERLANG_COOKIE}", node.Map("environment").Scalar("RABBITMQ_ERLANG_COOKIE"));
+            var mounted = Assert.IsType<List<object>>(node["configs"]);
+            var mount = Assert.IsType<Dictionary<string, object>>(Assert.Single(mounted));
+            Assert.Equal("rabbitmq-cluster", mount.Scalar("source"));
+            Assert.StartsWith("/etc/rabbitmq/conf.d/", mount.Scalar("target"), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Every_service_uses_quorum_queues_on_a_node_of_the_cluster()
+    {
+        var nodes = Services().Keys.Where(k => k.StartsWith("rabbitmq-", StringComparison.Ordinal)).ToList();
+        foreach (var service in Built().Keys)
+        {
+            var env = Env(service);
+            Assert.True(env.Scalar("RabbitMq__QuorumQueues") == "true", $"{service} does not set RabbitMq__QuorumQueues: \"true\"");
+            var broker = BrokerHost().Match(env.Scalar("ConnectionStrings__RabbitMq")!);
+            Assert.True(broker.Success, $"{service}: ConnectionStrings__RabbitMq is not an amqp:// URI");
+            Assert.Contains(broker.Groups["host"].Value, nodes);
+        }
+    }
+
+    [Fact]
+    public void Two_schedulers_behind_the_gateway()
+    {
+        var schedulers = NamesOf("scheduler");
+
+        Assert.Equal(2, schedulers.Count);
+        Assert.Equal(schedulers.Select(s => $"http://{s}:8080"), Env("gateway").Scalar("Upstreams__Scheduler")!.Split(','));
+    }
+
+    [Fact]
+    public void Three_storage_nodes_on_s3_with_distinct_ids_all_listed_by_the_gateway()
+    {
+        var nodes = NamesOf("storage");
+
+        Assert.Equal(3, nodes.Count);
+        Assert.Equal(3, nodes.Select(n => Env(n).Scalar("Storage__NodeId")).Distinct().Count());
+        var minio = Services().Where(s => s.Value.Scalar("image")?.StartsWith("minio/", StringComparison.Ordinal) == true).Select(s => s.Key).Single();
+        foreach (var node in nodes)
+        {
+            var env = Env(node);
+            Assert.Equal(node, env.Scalar("Storage__NodeId"));
+            Assert.Equal($"http://{node}:8080", env.Scalar("Storage__AdvertisedUrl"));
+            Assert.Equal("s3", env.Scalar("Storage__Backend"));
+            Assert.Equal(minio, new Uri(env.Scalar("Storage__S3__ServiceUrl")!).Host);
+            Assert.Matches("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", env.Scalar("Storage__S3__Bucket")!);
+            Assert.InRange(int.Parse(env.Scalar("Storage__ReplicaCount")!, System.Globalization.CultureInfo.InvariantCulture), 2, nodes.Count);
+            Assert.Contains(minio, Services()[node].Map("depends_on").Keys);
+        }
+        Assert.Equal(nodes.Select(n => $"http://{n}:8080"), Env("gateway").Scalar("Upstreams__Storage")!.Split(','));
+    }
+
+    [Fact]
+    public void Workers_scale_and_reach_the_gateway()
+    {
+        var worker = Assert.Single(NamesOf("worker"));
+
+        Assert.Equal("http://gateway:8080", Env(worker).Scalar("Worker__GatewayUrl"));
+        Assert.DoesNotContain("container_name", Services()[worker].Keys);
+    }
+
+    [Fact]
+    public void Credentials_come_from_the_environment_never_from_the_file()
+    {
+        var text = File.ReadAllText(Path.Combine(Root, "compose.cluster.yaml"));
+        Assert.DoesNotContain("guest", text, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("minioadmin", text, StringComparison.OrdinalIgnoreCase);
+
+        var secrets = 0;
+        foreach (var (service, definition) in Services())
+        {
+            foreach (var (key, value) in definition.Map("environment"))
+            {
+                var setting = (string)value;
+                if (SecretKey().IsMatch(key))
+                {
+                    secrets++;
+                    // Required (${VAR:?...}); only the worker's operator key may be empty until an operator exists.
+                    var pattern = key.EndsWith("OperatorKey", StringComparison.Ordinal) ? RequiredOrEmpty() : Required();
+                    Assert.True(pattern.IsMatch(setting), $"{service}: {key} is '{setting}', not a required ${{VARIABLE}}");
+                }
+                foreach (Match embedded in EmbeddedPassword().Matches(setting))
+                    Assert.True(embedded.Groups["value"].Value.StartsWith("${", StringComparison.Ordinal), $"{service}: {key} embeds a password that is not ${{...}}");
+            }
+        }
+        Assert.True(secrets >= 10, $"only {secrets} secret settings found: the parser missed some");
+    }
+
+    [GeneratedRegex(@"^amqp://[^@]+@(?<host>[^:/]+)(:\d+)?/")]
+    private static partial Regex BrokerHost();
+
+    [GeneratedRegex(@"^(?<project>[a-z]+)(-\d+)?$")]
+    private static partial Regex ServiceName();
+
+    [GeneratedRegex(@"(PASSWORD|_PASS|AdminKey|OperatorKey|COOKIE|SecretKey|AccessKey|ROOT_USER)$")]
+    private static partial Regex SecretKey();
+
+    [GeneratedRegex(@"^\$\{[A-Z0-9_]+:\?[^}]+\}$")]
+    private static partial Regex Required();
+
+    [GeneratedRegex(@"^\$\{[A-Z0-9_]+(:\?[^}]+|:-)\}$")]
+    private static partial Regex RequiredOrEmpty();
+
+    [GeneratedRegex(@"Password=(?<value>[^;]*)|//[^:/@]+:(?<value>[^@/]*)@")]
+    private static partial Regex EmbeddedPassword();
+}
