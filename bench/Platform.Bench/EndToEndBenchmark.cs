@@ -44,6 +44,7 @@ public static class EndToEndBenchmark
         var gateway = await ServiceProcess.StartAsync("gateway", env, new Dictionary<string, string?>
         {
             ["Platform__AdminKey"] = adminKey,
+            ["Platform__KeyHashSecret"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = scheduler.BaseUrl.ToString(),
