@@ -15,6 +15,7 @@ public static class AuthRegistration
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(Roles.Admin, p => p.RequireRole(Roles.Admin))
             .AddPolicy(Roles.Client, p => p.RequireRole(Roles.Client, Roles.Admin))
+            .AddPolicy(Roles.Operator, p => p.RequireRole(Roles.Operator))
             .AddPolicy("any", p => p.RequireRole(Roles.All));
         return builder;
     }
