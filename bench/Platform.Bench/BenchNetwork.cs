@@ -69,6 +69,7 @@ public sealed class BenchNetwork : IAsyncDisposable
         var gatewaySettings = new Dictionary<string, string?>
         {
             ["Platform__AdminKey"] = adminKey,
+            ["Platform__KeyHashSecret"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = scheduler.BaseUrl.ToString(),

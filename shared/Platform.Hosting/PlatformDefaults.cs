@@ -52,7 +52,8 @@ public static class PlatformDefaults
             builder.Services.AddPlatformOutbox();
         }
 
-        builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus);
+        builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus,
+            builder.Configuration.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>());
         return builder;
     }
 

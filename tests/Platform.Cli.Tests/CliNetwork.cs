@@ -22,6 +22,9 @@ public sealed class CliNetwork : IAsyncLifetime
     public ServiceProcess Gateway { get; private set; } = null!;
     public string AdminKey { get; } = "pk_admin_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
+    /// <summary>The gateway's Platform:KeyHashSecret, random per network.</summary>
+    public string KeyHashSecret { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
     public async Task InitializeAsync()
     {
         Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("cli");
@@ -38,6 +41,7 @@ public sealed class CliNetwork : IAsyncLifetime
         Gateway = await StartAsync("gateway", new()
         {
             ["Platform__AdminKey"] = AdminKey,
+            ["Platform__KeyHashSecret"] = KeyHashSecret,
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = scheduler.BaseUrl.ToString(),

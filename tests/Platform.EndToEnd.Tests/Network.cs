@@ -21,6 +21,9 @@ public class Network : IAsyncLifetime
     public ServiceProcess? Worker { get; private set; }
     public IReadOnlyList<ServiceProcess> Services => _services;
     public string AdminKey { get; } = "pk_admin_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The gateway's Platform:KeyHashSecret, random per network.</summary>
+    public string KeyHashSecret { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
     public Account Operator { get; private set; } = null!;
 
     public virtual async Task InitializeAsync()
@@ -36,6 +39,7 @@ public class Network : IAsyncLifetime
         Gateway = await StartAsync("gateway", new()
         {
             ["Platform__AdminKey"] = AdminKey,
+            ["Platform__KeyHashSecret"] = KeyHashSecret,
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = _services.First(s => s.Service == "scheduler").BaseUrl.ToString(),

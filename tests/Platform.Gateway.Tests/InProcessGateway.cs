@@ -9,13 +9,16 @@ namespace Platform.Gateway.Tests;
 /// </summary>
 public static class InProcessGateway
 {
+    public const string AdminKey = "pk_admin_in_process_test";
+
     public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null)
     {
         var gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
         {
             web.UseSetting("ConnectionStrings:RabbitMq", env.RabbitMqUri);
             web.UseSetting("ConnectionStrings:Postgres", env.PostgresConnectionStringFor("gateway"));
-            web.UseSetting("Platform:AdminKey", "pk_admin_in_process_test");
+            web.UseSetting("Platform:AdminKey", AdminKey);
+            web.UseSetting("Platform:KeyHashSecret", "in-process-test-key-hash-secret-0123456789");
             foreach (var (name, value) in settings ?? new Dictionary<string, string>())
                 web.UseSetting(name, value);
         });

@@ -29,7 +29,7 @@ public static class AccountsApi
     }
 
     internal static async Task<Results<Created<CreateAccountResponse>, ValidationProblem, ProblemHttpResult>> CreateAccount(
-        HttpContext http, NpgsqlDataSource db, IRequestClient<OpenAccount> rewards, TimeProvider clock, CancellationToken ct)
+        HttpContext http, NpgsqlDataSource db, IRequestClient<OpenAccount> rewards, ApiKeyHasher keys, TimeProvider clock, CancellationToken ct)
     {
         var (request, parseError) = await JsonBody.ReadAsync<CreateAccountRequest>(http, ct);
         if (parseError is not null)
@@ -71,8 +71,8 @@ public static class AccountsApi
             "insert into accounts (id, role, name) values (@id, @Role, @Name)",
             new { id = accountId.Value, request.Role, Name = request.Name!.Trim() }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
-            "insert into api_keys (key_hash, account_id) values (@hash, @id)",
-            new { hash = ApiKeys.Hash(key), id = accountId.Value }, tx, cancellationToken: ct));
+            "insert into api_keys (key_hash, account_id, scheme) values (@hash, @id, @scheme)",
+            new { hash = keys.Hash(key), id = accountId.Value, scheme = ApiKeys.HmacScheme }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
 
         return TypedResults.Created($"/v1/account", new CreateAccountResponse(accountId.Value, request.Role!, request.Name.Trim(), key));

@@ -8,19 +8,24 @@ using Npgsql;
 
 namespace Platform.Gateway.Auth;
 
-/// <summary>Authenticates <c>Authorization: Bearer &lt;key&gt;</c> against the stored key hashes.</summary>
+/// <summary>
+/// Authenticates <c>Authorization: Bearer &lt;key&gt;</c> against the stored key hashes: HMAC-SHA256 under
+/// Platform:KeyHashSecret, looked up in one indexed read and compared again in constant time. A key stored before
+/// the secret existed (plain SHA-256, scheme <c>sha256</c>) is found by its old hash and re-hashed on that first
+/// use, as only then is the key itself at hand.
+/// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     NpgsqlDataSource db,
-    IOptions<GatewayOptions> gateway)
+    ApiKeyHasher hasher)
     : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "ApiKey";
     public const string AdminAccountId = "acc_admin";
 
-    private sealed record KeyOwner(string AccountId, string Role);
+    private sealed record KeyOwner(string AccountId, string Role, byte[] KeyHash);
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -32,17 +37,29 @@ public sealed class ApiKeyAuthenticationHandler(
         var key = header["Bearer ".Length..].Trim();
         if (key.Length is 0 or > 200)
             return AuthenticateResult.Fail("malformed API key");
-        var hash = ApiKeys.Hash(key);
-
-        var admin = gateway.Value.AdminKey;
-        if (!string.IsNullOrEmpty(admin) && CryptographicOperations.FixedTimeEquals(hash, ApiKeys.Hash(admin)))
+        var hash = hasher.Hash(key);
+        if (hasher.IsAdmin(hash))
             return Success(AdminAccountId, Roles.Admin);
 
-        await using var connection = await db.OpenConnectionAsync(Context.RequestAborted);
+        var ct = Context.RequestAborted;
+        await using var connection = await db.OpenConnectionAsync(ct);
         var owner = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
-            "select a.id as AccountId, a.role from api_keys k join accounts a on a.id = k.account_id where k.key_hash = @hash",
-            new { hash }, cancellationToken: Context.RequestAborted));
-        return owner is null ? AuthenticateResult.Fail("unknown API key") : Success(owner.AccountId, owner.Role);
+            "select a.id as AccountId, a.role, k.key_hash as KeyHash from api_keys k join accounts a on a.id = k.account_id where k.key_hash = @hash and k.scheme = @scheme",
+            new { hash, scheme = ApiKeys.HmacScheme }, cancellationToken: ct));
+        if (owner is not null && CryptographicOperations.FixedTimeEquals(owner.KeyHash, hash))
+            return Success(owner.AccountId, owner.Role);
+
+        var legacy = ApiKeys.LegacyHash(key);
+        var upgraded = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
+            """
+            update api_keys k set key_hash = @hash, scheme = @scheme from accounts a
+            where a.id = k.account_id and k.key_hash = @legacy and k.scheme = @legacyScheme
+            returning a.id as AccountId, a.role, @legacy as KeyHash
+            """,
+            new { hash, scheme = ApiKeys.HmacScheme, legacy, legacyScheme = ApiKeys.LegacyScheme }, cancellationToken: ct));
+        return upgraded is not null && CryptographicOperations.FixedTimeEquals(upgraded.KeyHash, legacy)
+            ? Success(upgraded.AccountId, upgraded.Role)
+            : AuthenticateResult.Fail("unknown API key");
     }
 
     private AuthenticateResult Success(string accountId, string role)

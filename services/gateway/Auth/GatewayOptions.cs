@@ -1,3 +1,6 @@
+using System.ComponentModel.DataAnnotations;
+using System.Text;
+
 namespace Platform.Gateway.Auth;
 
 public sealed class GatewayOptions
@@ -6,4 +9,15 @@ public sealed class GatewayOptions
 
     /// <summary>Key of the built-in admin, from configuration only (Platform__AdminKey); never stored.</summary>
     public string? AdminKey { get; set; }
+
+    /// <summary>
+    /// The server secret API keys are hashed under (HMAC-SHA256), from configuration only
+    /// (Platform__KeyHashSecret), at least 32 characters; required. Whoever reads the database without it cannot
+    /// test a guessed key against the stored hashes. Changing it invalidates every issued key.
+    /// </summary>
+    [Required(ErrorMessage = "Platform:KeyHashSecret is required: a random string of at least 32 characters (./platform up generates one into .platform/key-hash.secret)")]
+    [MinLength(32, ErrorMessage = "Platform:KeyHashSecret must be at least 32 characters")]
+    public string? KeyHashSecret { get; set; }
+
+    public byte[] KeyHashSecretBytes() => Encoding.UTF8.GetBytes(KeyHashSecret ?? throw new InvalidOperationException("Platform:KeyHashSecret is not set"));
 }

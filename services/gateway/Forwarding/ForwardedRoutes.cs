@@ -45,8 +45,8 @@ public static class ForwardedRoutes
             .Produces<DatasetView>().Problems(StatusCodes.Status404NotFound);
 
         // The account's views and stake changes are the rewards service's; the query string (ledger paging) and
-        // the Idempotency-Key header travel with the request. Rewards checks the role where it matters (only
-        // operators stake or have earnings) from its own record of the account.
+        // the Idempotency-Key header travel with the request. Only operators stake or have earnings: the gateway
+        // refuses other roles (403) before forwarding, and rewards checks again from its own record of the account.
         var account = app.MapGroup("/v1/account").WithTags("Account").RequireAuthorization("any");
         account.MapGet("/", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account", http.User.AccountOf()))
@@ -56,15 +56,18 @@ public static class ForwardedRoutes
             .Produces<LedgerPage>().Problems();
         account.MapGet("/earnings", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/earnings", http.User.AccountOf()))
-            .Produces<EarningsResponse>().Problems(StatusCodes.Status403Forbidden);
+            .Produces<EarningsResponse>().Problems(StatusCodes.Status403Forbidden)
+            .RequireAuthorization(Roles.Operator);
         account.MapPost("/stake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/stake", http.User.AccountOf()))
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
-            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict);
+            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict)
+            .RequireAuthorization(Roles.Operator);
         account.MapPost("/unstake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/unstake", http.User.AccountOf()))
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
-            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict);
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict)
+            .RequireAuthorization(Roles.Operator);
 
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>

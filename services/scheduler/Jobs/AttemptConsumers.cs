@@ -16,7 +16,7 @@ namespace Platform.Scheduler.Jobs;
 /// Results are accepted only from the attempt that currently holds the job (the attempt id is the fencing
 /// token); anything else is a stale or duplicated message and is dropped.
 /// </summary>
-public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock) : IConsumer<AttemptStarted>
+public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, ILogger<AttemptStartedConsumer> logger) : IConsumer<AttemptStarted>
 {
     public async Task Consume(ConsumeContext<AttemptStarted> context)
     {
@@ -24,6 +24,13 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        if (await HolderKeys.KeyOfHolderAsync(tx, m.JobId, m.AttemptId, m.WorkerId, ct) is not { } holder)
+            return;
+        if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
+        {
+            logger.LogWarning("Job {JobId}: AttemptStarted of attempt {AttemptId} dropped: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            return;
+        }
         // A job that already has a result is being verified, and shows so.
         var verifying = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition(
             """
@@ -293,7 +300,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 /// A failure caused by the job's own inputs fails the job at once (another worker would fail the same way);
 /// any other failure gives the job to another worker until it has had its attempts.
 /// </summary>
-public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock)
+public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
+    ILogger<AttemptFailedConsumer> logger)
     : IConsumer<AttemptFailed>
 {
     public static readonly IReadOnlySet<string> PermanentReasons = new HashSet<string> { "input_invalid", "input_missing", "input_corrupt" };
@@ -305,10 +313,35 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
         var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        // Only the worker holding the attempt may end it, and only with its registered key: a forged failure
+        // would otherwise take a job from an honest worker (or fail it outright with an input reason).
+        if (await HolderKeys.KeyOfHolderAsync(tx, m.JobId, m.AttemptId, m.WorkerId, ct) is not { } holder)
+            return;
+        if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
+        {
+            logger.LogWarning("Job {JobId}: AttemptFailed of attempt {AttemptId} dropped: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            return;
+        }
         var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, m.Detail,
             retry: !PermanentReasons.Contains(m.Reason), options.Value.MaxAttempts, now, ct);
         await outbox.CommitAsync(tx, ct);
         if (changed)
             dispatcher.Poke();
     }
+}
+
+/// <summary>The registered key of the worker holding an attempt, for checking the messages it sends about it.</summary>
+internal static class HolderKeys
+{
+    /// <summary>
+    /// Null when <paramref name="worker"/> does not hold <paramref name="attemptId"/> of the job (a stale or
+    /// misdirected message: nothing to do), else the worker's registered key, "" when it registered none.
+    /// </summary>
+    public static Task<string?> KeyOfHolderAsync(NpgsqlTransaction tx, JobId jobId, AttemptId attemptId, WorkerId worker, CancellationToken ct) =>
+        tx.Connection!.QuerySingleOrDefaultAsync<string?>(new CommandDefinition(
+            """
+            select coalesce(w.public_key, '') from jobs j join workers w on w.id = j.worker_id
+            where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
+            for update of j
+            """, new { JobId = jobId.Value, AttemptId = attemptId.Value, WorkerId = worker.Value }, tx, cancellationToken: ct));
 }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Contracts.Signing;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
@@ -19,6 +20,13 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
     public async Task Consume(ConsumeContext<WorkerOnline> context)
     {
         var w = context.Message;
+        // Proof of possession: the announcement is signed with the key it announces, so nobody registers a key
+        // they do not hold (the first key a worker id registers is then the only one it ever signs with).
+        if (!WorkerMessageSignature.Verify(w.PublicKey, w.Signature, WorkerMessageSignature.Payload(w)))
+        {
+            logger.LogWarning("Worker {WorkerId} announced itself without a valid signature by the key it announces; ignored", w.WorkerId);
+            return;
+        }
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
         var registered = await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -80,13 +88,16 @@ public sealed class StakeChangedConsumer(NpgsqlDataSource db, Dispatcher dispatc
 }
 
 /// <summary>A beat keeps the worker online and renews the leases of the attempts it says it is running.</summary>
-public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock) : IConsumer<WorkerHeartbeat>
+public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
+    ILogger<WorkerHeartbeatConsumer> logger) : IConsumer<WorkerHeartbeat>
 {
     public async Task Consume(ConsumeContext<WorkerHeartbeat> context)
     {
         var beat = context.Message;
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
+        if (!await RegisteredKeys.VerifyAsync(connection, beat.WorkerId, key => WorkerMessageSignature.Verify(key, beat.Signature, WorkerMessageSignature.Payload(beat)), logger, nameof(WorkerHeartbeat), ct))
+            return;
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             "update workers set last_seen_at = @OccurredAt, online = true where id = @Id and last_seen_at < @OccurredAt",
             new { Id = beat.WorkerId.Value, beat.OccurredAt }, cancellationToken: ct));
@@ -105,13 +116,34 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
     }
 }
 
-public sealed class WorkerOfflineConsumer(NpgsqlDataSource db) : IConsumer<WorkerOffline>
+public sealed class WorkerOfflineConsumer(NpgsqlDataSource db, ILogger<WorkerOfflineConsumer> logger) : IConsumer<WorkerOffline>
 {
     public async Task Consume(ConsumeContext<WorkerOffline> context)
     {
+        var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        if (!await RegisteredKeys.VerifyAsync(connection, m.WorkerId, key => WorkerMessageSignature.Verify(key, m.Signature, WorkerMessageSignature.Payload(m)), logger, nameof(WorkerOffline), context.CancellationToken))
+            return;
         await connection.ExecuteAsync(new CommandDefinition(
             "update workers set online = false where id = @Id and last_seen_at <= @OccurredAt",
             new { Id = context.Message.WorkerId.Value, context.Message.OccurredAt }, cancellationToken: context.CancellationToken));
     }
+}
+
+/// <summary>Checks a worker's message against the key it registered; unknown workers' messages change nothing anyway.</summary>
+internal static class RegisteredKeys
+{
+    public static async Task<bool> VerifyAsync(NpgsqlConnection connection, WorkerId worker, Func<string?, bool> verify, ILogger logger, string message, CancellationToken ct)
+    {
+        var registered = await connection.QuerySingleOrDefaultAsync<Registration>(new CommandDefinition(
+            "select public_key as PublicKey from workers where id = @Id", new { Id = worker.Value }, cancellationToken: ct));
+        if (registered is null)
+            return false;
+        if (verify(registered.PublicKey))
+            return true;
+        logger.LogWarning("{Message} of worker {WorkerId} dropped: not signed with the key the worker registered", message, worker);
+        return false;
+    }
+
+    private sealed record Registration(string? PublicKey);
 }

@@ -28,7 +28,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         var attempt = status.Begin(job.AttemptId, ct);
         try
         {
-            await context.Publish(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }, ct);
+            await context.Publish(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
             Outcome outcome;
             try
             {
@@ -48,7 +48,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             if (outcome.Failure is var (reason, detail))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
-                await context.Publish(new AttemptFailed
+                await context.Publish(identity.Signed(new AttemptFailed
                 {
                     JobId = job.JobId,
                     AttemptId = job.AttemptId,
@@ -56,7 +56,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
                     Reason = reason,
                     Detail = detail,
                     OccurredAt = clock.GetUtcNow(),
-                }, ct);
+                }), ct);
                 return;
             }
             await context.Publish(new AttemptCompleted
@@ -193,14 +193,14 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             reported = fraction;
             try
             {
-                await context.Publish(new AttemptProgressed
+                await context.Publish(identity.Signed(new AttemptProgressed
                 {
                     JobId = job.JobId,
                     AttemptId = job.AttemptId,
                     WorkerId = identity.WorkerId,
                     Fraction = Math.Round(fraction, 4),
                     OccurredAt = clock.GetUtcNow(),
-                }, ct);
+                }), ct);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Platform.Contracts;
+using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
 
 namespace Platform.Worker.Node;
@@ -20,6 +21,20 @@ public sealed class NodeIdentity(WorkerId workerId, ECDsa key, int slots = 1)
 
     public string Sign(JobId jobId, AttemptId attemptId, IReadOnlyDictionary<string, Cid> outputs) =>
         ResultSignature.Sign(key, jobId, attemptId, outputs);
+
+    // Every other message the node sends carries a signature too (WorkerMessageSignature): the scheduler drops
+    // what its registered key does not verify, and WorkerOnline proves the node holds the key it announces.
+    public WorkerOnline Signed(WorkerOnline m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
+
+    public WorkerHeartbeat Signed(WorkerHeartbeat m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
+
+    public WorkerOffline Signed(WorkerOffline m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
+
+    public AttemptStarted Signed(AttemptStarted m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
+
+    public AttemptProgressed Signed(AttemptProgressed m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
+
+    public AttemptFailed Signed(AttemptFailed m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
 
     public static NodeIdentity LoadOrCreate(string dataDirectory, int slots = 1)
     {

@@ -19,7 +19,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
         var o = options.Value;
         // Calibrate before announcing: the scheduler places work by the rates this node reports.
         var capabilities = await compute.CalibrateAsync().WaitAsync(stoppingToken);
-        await bus.Publish(new WorkerOnline
+        await bus.Publish(identity.Signed(new WorkerOnline
         {
             WorkerId = identity.WorkerId,
             OperatorAccountId = account,
@@ -34,7 +34,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             Notes = capabilities.Notes,
             PublicKey = identity.PublicKey,
             OccurredAt = clock.GetUtcNow(),
-        }, stoppingToken);
+        }), stoppingToken);
         status.OperatorAccountId = account;
         logger.LogInformation("Worker {WorkerId} online for operator {Operator} in region {Region} with {Slots} slot(s)", identity.WorkerId, account, o.Region, o.Slots);
 
@@ -43,13 +43,13 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
         {
             try
             {
-                await bus.Publish(new WorkerHeartbeat
+                await bus.Publish(identity.Signed(new WorkerHeartbeat
                 {
                     WorkerId = identity.WorkerId,
                     ActiveAttempts = status.ActiveAttempts,
                     Attempts = status.Attempts,
                     OccurredAt = clock.GetUtcNow(),
-                }, stoppingToken);
+                }), stoppingToken);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -66,7 +66,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(TimeSpan.FromSeconds(3));
-                await bus.Publish(new WorkerOffline { WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }, timeout.Token);
+                await bus.Publish(identity.Signed(new WorkerOffline { WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), timeout.Token);
             }
             catch (Exception ex)
             {

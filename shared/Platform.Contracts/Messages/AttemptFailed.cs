@@ -8,5 +8,7 @@ public sealed record AttemptFailed
     /// <summary>Machine-readable reason, for example input_invalid or input_missing.</summary>
     public required string Reason { get; init; }
     public required string Detail { get; init; }
+    /// <summary><see cref="Signing.WorkerMessageSignature"/> made with the worker's registered identity key.</summary>
+    public string? Signature { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }

@@ -5,5 +5,7 @@ public sealed record AttemptStarted
     public required JobId JobId { get; init; }
     public required AttemptId AttemptId { get; init; }
     public required WorkerId WorkerId { get; init; }
+    /// <summary><see cref="Signing.WorkerMessageSignature"/> made with the worker's registered identity key.</summary>
+    public string? Signature { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }

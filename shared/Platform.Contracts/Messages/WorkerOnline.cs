@@ -20,6 +20,8 @@ public sealed record WorkerOnline
     public IReadOnlyList<string>? Notes { get; init; }
     /// <summary>Identity key (SubjectPublicKeyInfo, base64) that results are signed with.</summary>
     public string? PublicKey { get; init; }
+    /// <summary>Proof of possession: <see cref="Signing.WorkerMessageSignature"/> over this announcement, made with the key in <see cref="PublicKey"/>.</summary>
+    public string? Signature { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }
 

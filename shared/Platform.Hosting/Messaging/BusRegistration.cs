@@ -5,11 +5,13 @@ namespace Platform.Hosting.Messaging;
 
 public static class BusRegistration
 {
-    public static IServiceCollection AddPlatformBus(this IServiceCollection services, string service, string? rabbitMqUri, Action<IBusRegistrationConfigurator>? configureBus)
+    public static IServiceCollection AddPlatformBus(this IServiceCollection services, string service, string? rabbitMqUri, Action<IBusRegistrationConfigurator>? configureBus,
+        RabbitMqOptions? options = null)
     {
         if (string.IsNullOrWhiteSpace(rabbitMqUri))
             throw new InvalidOperationException("ConnectionStrings:RabbitMq is not set: give an amqp:// URI, for example amqp://user:password@localhost:5672/");
         var broker = RabbitMqAddress.Parse(rabbitMqUri);
+        var quorumQueues = options?.QuorumQueues ?? false;
 
         services.AddMassTransit(x =>
         {
@@ -22,6 +24,9 @@ public static class BusRegistration
                 // Immediate retries ride out deadlocks and short outages; what still fails lands in the
                 // queue's _error queue (delayed redelivery needs a broker plugin stock RabbitMQ lacks).
                 endpoint.UseMessageRetry(r => r.Intervals(100, 500, 1000, 2000, 5000));
+                // In a cluster, queues replicated across nodes survive the loss of one (RabbitMq:QuorumQueues).
+                if (quorumQueues && endpoint is IRabbitMqReceiveEndpointConfigurator rabbit)
+                    rabbit.SetQuorumQueue();
             });
 
             x.UsingRabbitMq((context, cfg) =>

@@ -1,9 +1,12 @@
+using System.Text;
 using Platform.Gateway.Auth;
 
 namespace Platform.Gateway.Tests.Auth;
 
 public sealed class ApiKeysTests
 {
+    private static readonly byte[] Secret = Encoding.UTF8.GetBytes("a-test-secret-of-at-least-thirty-two-chars");
+
     [Fact]
     public void New_keys_are_unique_url_safe_and_carry_the_prefix()
     {
@@ -14,14 +17,17 @@ public sealed class ApiKeysTests
     }
 
     [Fact]
-    public void Stored_hash_does_not_contain_the_key_and_is_stable()
+    public void Stored_hash_is_stable_and_depends_on_the_key_and_the_secret()
     {
         var key = ApiKeys.New();
 
-        var hash = ApiKeys.Hash(key);
+        var hash = ApiKeys.Hash(key, Secret);
 
         Assert.Equal(32, hash.Length);
-        Assert.Equal(hash, ApiKeys.Hash(key));
-        Assert.NotEqual(hash, ApiKeys.Hash(key + "x"));
+        Assert.Equal(hash, ApiKeys.Hash(key, Secret));
+        Assert.NotEqual(hash, ApiKeys.Hash(key + "x", Secret));
+        Assert.NotEqual(hash, ApiKeys.Hash(key, Encoding.UTF8.GetBytes("another-secret-of-at-least-thirty-two-chars")));
+        // Not the plain SHA-256 of the key: without the secret a copy of the table checks no guess.
+        Assert.NotEqual(hash, ApiKeys.LegacyHash(key));
     }
 }

@@ -42,7 +42,8 @@ public sealed class RequestLimitsTests : IAsyncLifetime
         await using (var connection = await _gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync())
         {
             await connection.ExecuteAsync("insert into accounts (id, role, name) values (@account, 'client', 'limits test')", new { account });
-            await connection.ExecuteAsync("insert into api_keys (key_hash, account_id) values (@hash, @account)", new { hash = ApiKeys.Hash(key), account });
+            await connection.ExecuteAsync("insert into api_keys (key_hash, account_id, scheme) values (@hash, @account, 'hmac-sha256')",
+                new { hash = _gateway.Services.GetRequiredService<ApiKeyHasher>().Hash(key), account });
         }
         var http = _gateway.CreateClient();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

@@ -1,8 +1,10 @@
+using System.Security.Cryptography;
 using Dapper;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Contracts.Signing;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
@@ -66,8 +68,9 @@ public sealed class LifecycleTests : IAsyncLifetime
     });
 
     /// <summary>A live worker: online, then beating every 100 ms (renewing the leases it lists) until the test ends.</summary>
-    private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null)
+    private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null, Func<WorkerHeartbeat, WorkerHeartbeat>? sign = null)
     {
+        sign ??= TestWorkerKeys.Signed;
         await Harness.Bus.Publish(worker);
         // Registered before the test goes on: a job funded meanwhile must see every worker the test set up.
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
@@ -76,13 +79,13 @@ public sealed class LifecycleTests : IAsyncLifetime
             using var beat = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
             while (await beat.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                await Harness.Bus.Publish(new WorkerHeartbeat
+                await Harness.Bus.Publish(sign(new WorkerHeartbeat
                 {
                     WorkerId = worker.WorkerId,
                     ActiveAttempts = 0,
                     Attempts = running?.Invoke() ?? [],
                     OccurredAt = DateTimeOffset.UtcNow,
-                }, _stop.Token);
+                }), _stop.Token);
             }
         });
         return worker;
@@ -167,6 +170,72 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Unsigned_or_wrongly_signed_heartbeats_neither_keep_a_worker_online_nor_renew_its_lease()
+    {
+        using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var forged = 0;
+        AttemptId? running = null;
+        // Someone beats for the worker, listing its attempt: every other beat unsigned, the rest signed with a key
+        // the worker never registered.
+        var impersonated = await LiveAsync(Online(gflops: 100), () => running is { } a ? [a] : [], beat => Interlocked.Increment(ref forged) % 2 == 0
+            ? beat
+            : beat with { Signature = WorkerMessageSignature.Sign(otherKey, WorkerMessageSignature.Payload(beat)) });
+        var job = await FundedAsync();
+        var first = await AssignedAsync(job.JobId);
+        Assert.Equal(impersonated.WorkerId, first.WorkerId);
+        running = first.AttemptId;
+
+        var healthy = await LiveAsync(Online(gflops: 1));
+
+        Assert.Equal(healthy.WorkerId, (await AssignedAsync(job.JobId, nth: 2)).WorkerId);
+        Assert.True(Volatile.Read(ref forged) > 2);
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.AttemptId == first.AttemptId
+            && m.Context.Message.Reason is "worker_lost" or "lease_expired"));
+    }
+
+    [Fact]
+    public async Task A_forged_AttemptFailed_does_not_end_the_real_attempt()
+    {
+        AttemptId? running = null;
+        var worker = await LiveAsync(Online(gflops: 100), () => running is { } a ? [a] : []);
+        var attacker = await LiveAsync(Online(gflops: 1));
+        var job = await FundedAsync();
+        var assign = await AssignedAsync(job.JobId);
+        Assert.Equal(worker.WorkerId, assign.WorkerId);
+        running = assign.AttemptId;
+
+        // An input reason would fail the job outright: unsigned, signed with a stranger's key, and validly signed by
+        // another registered worker that does not hold the attempt.
+        var failure = new AttemptFailed
+        {
+            JobId = job.JobId,
+            AttemptId = assign.AttemptId,
+            WorkerId = worker.WorkerId,
+            Reason = "input_invalid",
+            Detail = "forged",
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
+        using var strangerKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var forgeries = new[]
+        {
+            failure,
+            failure with { Signature = WorkerMessageSignature.Sign(strangerKey, WorkerMessageSignature.Payload(failure)) },
+            TestWorkerKeys.Signed(failure with { WorkerId = attacker.WorkerId }),
+        };
+        foreach (var forgery in forgeries)
+        {
+            await Harness.Bus.Publish(forgery);
+            Assert.True(await Harness.Consumed.Any<AttemptFailed>(m => m.Context.Message.Signature == forgery.Signature && m.Context.Message.WorkerId == forgery.WorkerId));
+        }
+
+        Assert.Equal("assigned", await StatusAsync(job.JobId));
+        Assert.Equal(0, await _host.OutboxCountAsync<JobFailed>(job.JobId.Value));
+        await CompleteAsync(assign);
+        var completed = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        Assert.Equal(assign.AttemptId, completed.AttemptId);
+    }
+
+    [Fact]
     public async Task A_worker_that_stops_beating_is_lost_and_its_job_moves()
     {
         var lost = Online(gflops: 100);
@@ -190,7 +259,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         foreach (var nth in new[] { 1, 2 })
         {
             var assign = await AssignedAsync(job.JobId, nth);
-            await Harness.Bus.Publish(new AttemptFailed
+            await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptFailed
             {
                 JobId = job.JobId,
                 AttemptId = assign.AttemptId,
@@ -198,7 +267,7 @@ public sealed class LifecycleTests : IAsyncLifetime
                 Reason = "worker_error",
                 Detail = $"crash {nth}",
                 OccurredAt = DateTimeOffset.UtcNow,
-            });
+            }));
         }
 
         var failed = (await Harness.Published.SelectAsync<JobFailed>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;

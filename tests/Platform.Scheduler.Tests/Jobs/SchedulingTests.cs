@@ -215,7 +215,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         await FundAsync(job);
         var assign = await AssignedAsync(job.JobId);
 
-        await Harness.Bus.Publish(new AttemptFailed
+        await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptFailed
         {
             JobId = job.JobId,
             AttemptId = assign.AttemptId,
@@ -223,7 +223,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             Reason = "input_invalid",
             Detail = "a is not a tensor",
             OccurredAt = DateTimeOffset.UtcNow,
-        });
+        }));
 
         var failed = (await Harness.Published.SelectAsync<JobFailed>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
         Assert.Equal("input_invalid", failed.Reason);

@@ -196,13 +196,48 @@ public sealed class VerificationTests : IAsyncLifetime
         await StartAsync();
         var worker = await WorkerAsync(gflops: 10);
         using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var takeover = worker with { PublicKey = ResultSignature.ExportPublicKey(other), Region = "elsewhere", OccurredAt = DateTimeOffset.UtcNow };
+        var takeover = TestWorkerKeys.SignedWith(other, worker with { Region = "elsewhere", OccurredAt = DateTimeOffset.UtcNow });
 
         await Harness.Bus.Publish(takeover);
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.PublicKey == takeover.PublicKey));
 
         Assert.Equal(worker.PublicKey, await QueryAsync<string>("select public_key from workers where id = @id", new { id = worker.WorkerId.Value }));
         Assert.Equal("local", await QueryAsync<string>("select region from workers where id = @id", new { id = worker.WorkerId.Value }));
+    }
+
+    [Fact]
+    public async Task A_worker_registers_only_a_key_it_proves_it_holds()
+    {
+        await StartAsync();
+        var signed = TestWorkerKeys.Registered(new WorkerOnline
+        {
+            WorkerId = WorkerId.New(),
+            OperatorAccountId = AccountId.New(),
+            Region = "local",
+            Slots = 1,
+            Kernels = ["vector-add"],
+            Devices = [],
+            GflopsPerKernel = new Dictionary<string, double> { ["vector-add"] = 1 },
+            PowerWatts = 10,
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        // Someone announces another's public key (unsigned, or signed with their own key), to have results it
+        // cannot sign rejected under that id, or to squat the id first.
+        var unsigned = signed with { Signature = null };
+        var notTheirs = signed with { Signature = WorkerMessageSignature.Sign(other, WorkerMessageSignature.Payload(signed)) };
+
+        foreach (var announcement in new[] { unsigned, notTheirs })
+        {
+            await Harness.Bus.Publish(announcement);
+            Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == announcement.WorkerId && m.Context.Message.Signature == announcement.Signature));
+        }
+        Assert.Equal(0, await QueryAsync<long>("select count(*) from workers where id = @id", new { id = signed.WorkerId.Value }));
+
+        await Harness.Bus.Publish(signed);
+        Assert.Equal(1, await Eventually.UntilAsync(
+            () => QueryAsync<long>("select count(*) from workers where id = @id", new { id = signed.WorkerId.Value }),
+            n => n == 1, TimeSpan.FromSeconds(10), "the signed announcement registering the worker"));
     }
 
     [Fact]
