@@ -22,7 +22,7 @@ public static class HostileNpy
         "dimension past int" => File($"{{{F4}, 'shape': (2147483648,), }}", 16),
         "nine dimensions" => File($"{{{F4}, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 4), }}", 16),
         "shape (5) not a tuple" => File($"{{{F4}, 'shape': (4), }}", 16),
-        "header says 5000 bytes, file has 150" => WithLength(File($"{{{F4}, 'shape': (4,), }}", 16), 5000)[..150],
+        "header says 5000 bytes, file has 80" => WithLength(File($"{{{F4}, 'shape': (4,), }}", 16), 5000),
         "header of 60000 bytes" => WithLength(File($"{{{F4}, 'shape': (4,), }}", 16), 60_000),
         "2.0 header of 4 GiB" => [0x93, .. "NUMPY"u8.ToArray(), 2, 0, 0xFF, 0xFF, 0xFF, 0xFF, .. "{}"u8.ToArray()],
         "truncated header" => File($"{{{F4}, 'shape': (4,), }}", 16)[..20],
