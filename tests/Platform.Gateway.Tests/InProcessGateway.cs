@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Testing;
 
 namespace Platform.Gateway.Tests;
@@ -9,7 +11,8 @@ namespace Platform.Gateway.Tests;
 /// </summary>
 public static class InProcessGateway
 {
-    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null)
+    /// <param name="services">Replaces services of the gateway's, such as a stand-in for an upstream.</param>
+    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
     {
         var gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
         {
@@ -18,6 +21,8 @@ public static class InProcessGateway
             web.UseSetting("Platform:AdminKey", "pk_admin_in_process_test");
             foreach (var (name, value) in settings ?? new Dictionary<string, string>())
                 web.UseSetting(name, value);
+            if (services is not null)
+                web.ConfigureTestServices(services);
         });
         _ = gateway.Server; // started: migrations applied, bus connected
         return gateway;
