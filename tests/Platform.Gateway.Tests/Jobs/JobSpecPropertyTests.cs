@@ -90,7 +90,17 @@ public sealed class JobSpecPropertyTests(ITestOutputHelper output) : IAsyncLifet
         return o;
     }
 
-    private static Gen<string> Bodies_() =>
+    // A vector-add of two CIDs (the stand-in holds float32 [4] for each) with in-range or hostile extras, so that
+    // accepted jobs, the idempotency path and the database writes are fuzzed too, not only the refusals.
+    private static Gen<string> NearlyValid() =>
+        from fields in Gen.Elements("replicas", "maxPrice", "priority", "policy").ArrayOf()
+        from values in Gen.Frequency((3, Gen.Choose(1, 5).Select(i => (JsonNode?)JsonValue.Create(i))), (1, Scalar())).ArrayOf(fields.Length)
+        from parameters in Gen.Frequency((4, Gen.Constant<JsonNode?>(null)), (1, Map(Value())))
+        select Serialize(JsonValue.Create("vector-add"), new JsonObject { ["a"] = ValidCid, ["b"] = ValidCid }, parameters, fields, values, null, -1);
+
+    private static Gen<string> Bodies_() => Gen.Frequency((1, NearlyValid()), (2, Hostile()));
+
+    private static Gen<string> Hostile() =>
         from kernel in Gen.OneOf(Gen.Elements<JsonNode?>(
                 JsonValue.Create("vector-add"), JsonValue.Create("matmul"), JsonValue.Create("kmeans"), JsonValue.Create("knn"),
                 JsonValue.Create("train-logreg"), JsonValue.Create("mlp-infer")), Scalar())
