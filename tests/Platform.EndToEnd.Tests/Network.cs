@@ -36,14 +36,17 @@ public class Network : IAsyncLifetime
         var rewards = await StartAsync("rewards");
         for (var i = 0; i < Schedulers; i++)
             await StartAsync("scheduler", SchedulerSettings);
-        Gateway = await StartAsync("gateway", new()
+        var gatewaySettings = new Dictionary<string, string?>
         {
             ["Platform__AdminKey"] = AdminKey,
             ["Platform__KeyHashSecret"] = KeyHashSecret,
             ["Upstreams__Storage"] = storage.BaseUrl.ToString(),
             ["Upstreams__Rewards"] = rewards.BaseUrl.ToString(),
             ["Upstreams__Scheduler"] = _services.First(s => s.Service == "scheduler").BaseUrl.ToString(),
-        });
+        };
+        foreach (var (name, value) in GatewaySettings)
+            gatewaySettings[name] = value;
+        Gateway = await StartAsync("gateway", gatewaySettings);
         Operator = await CreateOperatorAsync();
         if (StartsWorker)
             Worker = await StartWorkerAsync(Operator.Key);
@@ -51,6 +54,9 @@ public class Network : IAsyncLifetime
 
     /// <summary>Storage settings beyond the defaults here.</summary>
     protected virtual Dictionary<string, string?> StorageSettings => [];
+
+    /// <summary>Gateway settings beyond the defaults here.</summary>
+    protected virtual Dictionary<string, string?> GatewaySettings => [];
 
     /// <summary>How many scheduler instances share the database and broker.</summary>
     protected virtual int Schedulers => 1;
@@ -161,6 +167,23 @@ public class Network : IAsyncLifetime
 public sealed class BareNetwork : Network
 {
     protected override bool StartsWorker => false;
+}
+
+/// <summary>
+/// The network with the gateway's per-key rate limits lifted, for suites that send hundreds of requests with one
+/// key in a few seconds and must see the answer to each, not a 429.
+/// </summary>
+public sealed class UnlimitedNetwork : Network
+{
+    protected override Dictionary<string, string?> GatewaySettings => new()
+    {
+        ["Limits__ClientPerSecond"] = "1000000",
+        ["Limits__ClientBurst"] = "1000000",
+        ["Limits__OperatorPerSecond"] = "1000000",
+        ["Limits__OperatorBurst"] = "1000000",
+        ["Limits__AnonymousPerSecond"] = "1000000",
+        ["Limits__AnonymousBurst"] = "1000000",
+    };
 }
 
 /// <summary>Two scheduler instances on one database and broker, no worker yet.</summary>

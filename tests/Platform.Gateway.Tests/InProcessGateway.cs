@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Testing;
 
 namespace Platform.Gateway.Tests;
@@ -11,7 +13,8 @@ public static class InProcessGateway
 {
     public const string AdminKey = "pk_admin_in_process_test";
 
-    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null)
+    /// <param name="services">Replaces services of the gateway's, such as a stand-in for an upstream.</param>
+    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
     {
         var gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
         {
@@ -21,6 +24,8 @@ public static class InProcessGateway
             web.UseSetting("Platform:KeyHashSecret", "in-process-test-key-hash-secret-0123456789");
             foreach (var (name, value) in settings ?? new Dictionary<string, string>())
                 web.UseSetting(name, value);
+            if (services is not null)
+                web.ConfigureTestServices(services);
         });
         _ = gateway.Server; // started: migrations applied, bus connected
         return gateway;

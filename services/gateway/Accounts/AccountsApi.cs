@@ -38,8 +38,9 @@ public static class AccountsApi
         var errors = new Dictionary<string, string[]>();
         if (request!.Role is null || !Roles.All.Contains(request.Role))
             errors["role"] = ["role must be one of client, operator, admin"];
-        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200)
-            errors["name"] = ["name is required, at most 200 characters"];
+        // Control characters (a NUL above all, which Postgres text cannot hold) are no part of a name.
+        if (string.IsNullOrWhiteSpace(request.Name) || request.Name.Length > 200 || request.Name.Any(char.IsControl))
+            errors["name"] = ["name is required, at most 200 characters, without control characters"];
         if (request.Credits is < 0 or > 1_000_000_000_000m || (request.Credits is { } c && decimal.Round(c, 6) != c))
             errors["credits"] = ["credits must be between 0 and 10^12 with at most 6 decimal places"];
         if (errors.Count > 0)

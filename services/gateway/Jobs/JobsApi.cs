@@ -127,7 +127,7 @@ public static partial class JobsApi
                 if (Cid.TryParse(value, out var cid))
                     inputs[name] = cid;
                 else
-                    errors[$"inputs.{name}"] = [$"'{value}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')"];
+                    errors[$"inputs.{Clip(name)}"] = [$"'{Clip(value)}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')"];
             }
         }
         var parameters = new Dictionary<string, string>();
@@ -226,6 +226,9 @@ public static partial class JobsApi
         return TypedResults.Ok(new JobList(page, next));
     }
 
+    // Keeps messages short when a hostile request puts a megabyte into one value.
+    private static string Clip(string? s) => s is null ? "(null)" : s.Length <= 80 ? s : s[..80] + "...";
+
     [System.Text.RegularExpressions.GeneratedRegex("^[a-z0-9-]{1,32}$")]
     private static partial System.Text.RegularExpressions.Regex RegionPattern();
 
@@ -241,7 +244,8 @@ public static partial class JobsApi
                 var b64 = cursor.Replace('-', '+').Replace('_', '/');
                 b64 = b64.PadRight(b64.Length + (4 - b64.Length % 4) % 4, '=');
                 var parts = Encoding.UTF8.GetString(Convert.FromBase64String(b64)).Split(':', 2);
-                return parts.Length == 2 && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ticks) && ticks >= 0 && ticks <= DateTimeOffset.MaxValue.UtcTicks
+                // The id must be a job id: anything else (a NUL above all) is no cursor of ours and must not reach the query.
+                return parts.Length == 2 && JobId.TryParse(parts[1], null, out _) && long.TryParse(parts[0], CultureInfo.InvariantCulture, out var ticks) && ticks >= 0 && ticks <= DateTimeOffset.MaxValue.UtcTicks
                     ? (new DateTimeOffset(ticks, TimeSpan.Zero), parts[1])
                     : null;
             }

@@ -37,8 +37,9 @@ public static partial class DatasetsApi
             return parseError;
         var errors = new Dictionary<string, string[]>();
         var name = request!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 200)
-            errors["name"] = ["name is required, at most 200 characters"];
+        // Control characters (a NUL above all, which Postgres text cannot hold) are no part of a name.
+        if (string.IsNullOrEmpty(name) || name.Length > 200 || name.Any(char.IsControl))
+            errors["name"] = ["name is required, at most 200 characters, without control characters"];
         if (request.Description is { Length: > 10_000 })
             errors["description"] = ["description is at most 10,000 characters"];
         if (request.License is null || !LicensePattern().IsMatch(request.License))

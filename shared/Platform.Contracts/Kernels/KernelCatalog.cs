@@ -138,7 +138,7 @@ public static class KernelCatalog
     public static string? CheckNames(string kernel, IReadOnlyCollection<string> inputNames, IReadOnlyDictionary<string, string> parameters)
     {
         if (!IsKnown(kernel))
-            return $"unknown kernel '{kernel}'; available kernels: {string.Join(", ", Names)}";
+            return $"unknown kernel '{Clip(kernel)}'; available kernels: {string.Join(", ", Names)}";
         var definition = Definition(kernel);
         var expected = definition.Inputs;
         var missing = expected.Where(n => !inputNames.Contains(n)).ToList();
@@ -169,7 +169,7 @@ public static class KernelCatalog
         foreach (var parameter in definition.Parameters)
         {
             var text = parameters.TryGetValue(parameter.Name, out var given) ? given.Trim() : parameter.Default;
-            var problem = $"parameter '{parameter.Name}' of {definition.Name} ({parameter.Description}) must be {parameter.Describe()}, got '{text}'";
+            var problem = $"parameter '{parameter.Name}' of {definition.Name} ({parameter.Description}) must be {parameter.Describe()}, got '{Clip(text)}'";
             if (parameter.Choices is not null)
             {
                 if (!parameter.Choices.Contains(text))
@@ -180,7 +180,9 @@ public static class KernelCatalog
                 values[parameter.Name] = text;
                 continue;
             }
-            if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || !double.IsFinite(number)
+            // .NET's number parsing ignores trailing NULs ("2\0" reads as 2); such text is no number, and a NUL
+            // cannot be stored in the job's jsonb spec either.
+            if (text.Any(char.IsControl) || !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) || !double.IsFinite(number)
                 || number < parameter.Min || number > parameter.Max || (parameter.Integer && number != Math.Floor(number)))
             {
                 error = problem;
@@ -282,6 +284,9 @@ public static class KernelCatalog
         error = wrong.Count == 0 ? null : $"{kernel} needs {rank}-D {string.Join(", ", tensors.Select(t => t.Name))}, got {string.Join(" and ", wrong.Select(t => $"{t.Name} {t.Info.Describe()}"))}";
         return error is not null;
     }
+
+    // Keeps messages short when a hostile request puts a megabyte into one value.
+    private static string Clip(string s) => s.Length <= 80 ? s : s[..80] + "...";
 
     private static TensorInfo F32(params int[] shape) => new(NpyDType.Float32, shape);
 
