@@ -124,13 +124,33 @@ public static class JobsCommands
 
             s.Host.Error.WriteLine($"submitted {job.Id}");
             await FollowAsync(s, job.Id, ct);
-            job = await s.Client.GetJobAsync(job.Id, ct);
+            job = await SettledAsync(s, job.Id, ct);
             s.Show(job, j => ShowJob(s, j));
             if (job.Status != "completed")
                 throw new CommandFailedException($"job {job.Id} {job.Status}" + (job.Error is { } e ? $": {e.Reason}: {e.Detail}" : ""));
             return 0;
         });
         return submit;
+    }
+
+    private static readonly string[] TerminalStatuses = ["completed", "failed", "cancelled", "rejected"];
+
+    /// <summary>
+    /// The job once its record has caught up with its events: the stream says completed as soon as the scheduler
+    /// accepts the result, while the cost arrives a moment later from rewards. Gives up waiting after a while and
+    /// shows the job as it is.
+    /// </summary>
+    private static async Task<Job> SettledAsync(Session s, string jobId, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var job = await s.Client.GetJobAsync(jobId, ct);
+            var settled = TerminalStatuses.Contains(job.Status) && (job.Status != "completed" || job.Cost is not null);
+            if (settled || DateTimeOffset.UtcNow > deadline)
+                return job;
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+        }
     }
 
     /// <summary>Follows the job's events: a live status line and progress bar on a terminal, one line per change otherwise.</summary>
