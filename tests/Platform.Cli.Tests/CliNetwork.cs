@@ -67,7 +67,7 @@ public sealed class CliNetwork : IAsyncLifetime
             ["Worker__OperatorKey"] = operatorAccount.Key,
             ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
             ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker"),
-            ["Worker__KernelCacheDirectory"] = Path.Combine(Path.GetTempPath(), "platform-test-kernels"),
+            ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
             ["Worker__HeartbeatInterval"] = "00:00:01",
             ["Worker__Slots"] = 1.ToString(CultureInfo.InvariantCulture),
         });

@@ -81,7 +81,7 @@ public class Network : IAsyncLifetime
     };
 
     // Compiled OpenCL programs are shared by every worker of the run, so PoCL compiles each kernel once.
-    private static readonly string KernelCache = Path.Combine(Path.GetTempPath(), "platform-test-kernels");
+    private static readonly string KernelCache = Platform.Testing.Kernels.KernelCache.Directory;
 
     /// <param name="settings">Worker settings beyond the defaults here, or overriding them.</param>
     public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local", Dictionary<string, string?>? settings = null)

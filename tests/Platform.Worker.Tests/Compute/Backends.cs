@@ -1,3 +1,4 @@
+using Platform.Testing.Kernels;
 using Platform.Worker.Compute;
 using Platform.Worker.Compute.OpenCl;
 using Platform.Worker.Compute.Simd;
@@ -10,12 +11,10 @@ namespace Platform.Worker.Tests.Compute;
 /// </summary>
 public sealed class Backends : IDisposable
 {
-    private readonly string _cache = Directory.CreateTempSubdirectory("platform-kernels-").FullName;
-
     public Backends()
     {
         Simd = new SimdBackend();
-        OpenCl = OpenClBackend.TryCreate("libOpenCL.so.1", _cache, out var reason)
+        OpenCl = OpenClBackend.TryCreate("libOpenCL.so.1", KernelCache.Directory, out var reason)
             ?? throw new InvalidOperationException($"OpenCL is not usable on this machine ({reason}); install pocl-opencl-icd and ocl-icd-libopencl1");
     }
 
@@ -34,6 +33,5 @@ public sealed class Backends : IDisposable
     {
         Simd.Dispose();
         OpenCl.Dispose();
-        Directory.Delete(_cache, recursive: true);
     }
 }

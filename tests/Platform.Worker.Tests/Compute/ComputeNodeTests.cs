@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Platform.Contracts.Kernels;
+using Platform.Testing.Kernels;
 using Platform.Worker.Compute;
 using Platform.Worker.Node;
 
@@ -13,7 +14,7 @@ public sealed class ComputeNodeTests : IDisposable
     public void Dispose() => Directory.Delete(_data, recursive: true);
 
     private ComputeNode Node(string backend = "auto", string library = "libOpenCL.so.1") => new(
-        Options.Create(new WorkerOptions { OperatorKey = "k", DataDirectory = _data, Backend = backend, OpenClLibrary = library }),
+        Options.Create(new WorkerOptions { OperatorKey = "k", DataDirectory = _data, KernelCacheDirectory = KernelCache.Directory, Backend = backend, OpenClLibrary = library }),
         NullLogger<ComputeNode>.Instance);
 
     // No CPU core does more than 64 fp32 FLOP per cycle (two 16-wide FMA pipes), and none runs at 6 GHz.
@@ -26,6 +27,7 @@ public sealed class ComputeNodeTests : IDisposable
 
         var capabilities = await node.CalibrateAsync();
 
+        Assert.True(node.Backends.Count == 2, "OpenCL did not start: " + string.Join("; ", capabilities.Notes));
         Assert.Equal(["opencl", "simd"], node.Backends.Select(b => b.Name).Order());
         Assert.Equal(KernelCatalog.Names.Count * 2, capabilities.Measured.Count);
         Assert.All(capabilities.Measured, rate => Assert.InRange(rate.Gflops, 1e-3, PeakGflops));
