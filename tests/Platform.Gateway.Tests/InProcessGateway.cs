@@ -1,6 +1,10 @@
+using Dapper;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Gateway.Auth;
 using Platform.Testing;
 
 namespace Platform.Gateway.Tests;
@@ -29,5 +33,17 @@ public static class InProcessGateway
         });
         _ = gateway.Server; // started: migrations applied, bus connected
         return gateway;
+    }
+
+    /// <summary>A new account of <paramref name="role"/> with a key, written straight into the gateway's tables as creating one would; returns the key.</summary>
+    public static async Task<string> KeyForNewAccountAsync(this WebApplicationFactory<Program> gateway, string role)
+    {
+        var key = ApiKeys.New();
+        var account = AccountId.New().Value;
+        await using var connection = await gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
+        await connection.ExecuteAsync("insert into accounts (id, role, name) values (@account, @role, 'in-process test')", new { account, role });
+        await connection.ExecuteAsync("insert into api_keys (key_hash, account_id, scheme) values (@hash, @account, @scheme)",
+            new { hash = gateway.Services.GetRequiredService<ApiKeyHasher>().Hash(key), account, scheme = ApiKeys.HmacScheme });
+        return key;
     }
 }

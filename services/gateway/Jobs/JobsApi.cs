@@ -127,7 +127,7 @@ public static partial class JobsApi
                 if (Cid.TryParse(value, out var cid))
                     inputs[name] = cid;
                 else
-                    errors[$"inputs.{Clip(name)}"] = [$"'{Clip(value)}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')"];
+                    errors[$"inputs.{KernelCatalog.Clip(name)}"] = [$"'{KernelCatalog.Clip(value)}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')"];
             }
         }
         var parameters = new Dictionary<string, string>();
@@ -225,9 +225,6 @@ public static partial class JobsApi
         var next = page.Count == (limit ?? 50) ? Cursor.Encode(page[^1].CreatedAt, page[^1].Id) : null;
         return TypedResults.Ok(new JobList(page, next));
     }
-
-    // Keeps messages short when a hostile request puts a megabyte into one value.
-    private static string Clip(string? s) => s is null ? "(null)" : s.Length <= 80 ? s : s[..80] + "...";
 
     [System.Text.RegularExpressions.GeneratedRegex("^[a-z0-9-]{1,32}$")]
     private static partial System.Text.RegularExpressions.Regex RegionPattern();

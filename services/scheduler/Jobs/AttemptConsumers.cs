@@ -118,21 +118,24 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             return;
         }
 
+        var submitted = new Result
+        {
+            AttemptId = m.AttemptId.Value,
+            WorkerId = m.WorkerId.Value,
+            OperatorAccountId = holder.OperatorAccountId,
+            Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options),
+            Metrics = JsonSerializer.Serialize(m.Metrics, PlatformJson.Options),
+            Signature = m.Signature,
+        };
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            update attempts set status = 'submitted', finished_at = @now, operator_account_id = @Operator,
+            update attempts set status = 'submitted', finished_at = @now, operator_account_id = @OperatorAccountId,
                 outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature
             where id = @AttemptId
-            """, new
-            {
-                now,
-                Operator = holder.OperatorAccountId,
-                Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options),
-                Metrics = JsonSerializer.Serialize(m.Metrics, PlatformJson.Options),
-                m.Signature,
-                AttemptId = m.AttemptId.Value,
-            }, tx, cancellationToken: ct));
-        var results = (await connection.QueryAsync<Result>(new CommandDefinition(
+            """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.AttemptId },
+            tx, cancellationToken: ct));
+        // Most jobs need one result: this one. Only jobs being verified look up the results before it.
+        var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
             select id as AttemptId, worker_id as WorkerId, operator_account_id as OperatorAccountId, outputs::text as Outputs,
                    metrics::text as Metrics, signature

@@ -285,8 +285,8 @@ public static class KernelCatalog
         return error is not null;
     }
 
-    // Keeps messages short when a hostile request puts a megabyte into one value.
-    private static string Clip(string s) => s.Length <= 80 ? s : s[..80] + "...";
+    /// <summary>A value as quoted in a problem message: cut short, since a hostile request may put a megabyte into one.</summary>
+    public static string Clip(string? s) => s is null ? "(null)" : s.Length <= 80 ? s : s[..80] + "...";
 
     private static TensorInfo F32(params int[] shape) => new(NpyDType.Float32, shape);
 

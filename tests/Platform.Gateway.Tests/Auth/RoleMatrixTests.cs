@@ -2,12 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Dapper;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
-using Platform.Contracts;
 using Platform.Gateway.Auth;
 using Platform.Testing;
 
@@ -79,17 +76,8 @@ public sealed class RoleMatrixTests : IAsyncLifetime
             ["Limits:AnonymousPerSecond"] = "10000",
             ["Limits:AnonymousBurst"] = "10000",
         });
-        var hasher = _gateway.Services.GetRequiredService<ApiKeyHasher>();
-        await using var connection = await _gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
         foreach (var role in new[] { Roles.Client, Roles.Operator })
-        {
-            var key = ApiKeys.New();
-            var account = AccountId.New().Value;
-            await connection.ExecuteAsync("insert into accounts (id, role, name) values (@account, @role, 'role matrix')", new { account, role });
-            await connection.ExecuteAsync("insert into api_keys (key_hash, account_id, scheme) values (@hash, @account, @scheme)",
-                new { hash = hasher.Hash(key), account, scheme = ApiKeys.HmacScheme });
-            _keys[role] = key;
-        }
+            _keys[role] = await _gateway.KeyForNewAccountAsync(role);
     }
 
     public async Task DisposeAsync()

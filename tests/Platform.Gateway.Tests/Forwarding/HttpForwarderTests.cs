@@ -26,8 +26,11 @@ public sealed class HttpForwarderTests : IAsyncLifetime
             await upstream.DisposeAsync();
     }
 
-    /// <summary>An upstream that answers with its name and the headers it received (or waits first, to time out).</summary>
-    private async Task<Uri> UpstreamAsync(string name, TimeSpan? delay = null)
+    // Never completed: a hanging upstream waits on it until the caller gives up and aborts the request.
+    private readonly TaskCompletionSource _never = new();
+
+    /// <summary>An upstream that answers with its name and the headers it received, or (<paramref name="hangs"/>) never answers.</summary>
+    private async Task<Uri> UpstreamAsync(string name, bool hangs = false)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -37,8 +40,8 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         {
             lock (_hits)
                 _hits[name] = _hits.GetValueOrDefault(name) + 1;
-            if (delay is { } wait)
-                await Task.Delay(wait, http.RequestAborted);
+            if (hangs)
+                await _never.Task.WaitAsync(http.RequestAborted);
             var headers = http.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
             await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, query = http.Request.QueryString.Value, headers });
         });
@@ -109,7 +112,7 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         Assert.Equal(503, unavailable.Status);
         Assert.EndsWith("upstream-unavailable", unavailable.Body.GetProperty("type").GetString(), StringComparison.Ordinal);
 
-        var slow = new UpstreamPool("scheduler", (await UpstreamAsync("slow", TimeSpan.FromSeconds(30))).ToString(), Options.FailureCooldown, TimeProvider.System);
+        var slow = new UpstreamPool("scheduler", (await UpstreamAsync("slow", hangs: true)).ToString(), Options.FailureCooldown, TimeProvider.System);
         var timedOut = await ForwardAsync(forwarder, slow);
         Assert.Equal(504, timedOut.Status);
         Assert.EndsWith("upstream-timeout", timedOut.Body.GetProperty("type").GetString(), StringComparison.Ordinal);

@@ -1,11 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using Dapper;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
-using Platform.Contracts;
 using Platform.Gateway.Auth;
 using Platform.Testing;
 
@@ -34,17 +30,9 @@ public sealed class RequestLimitsTests : IAsyncLifetime
         await _env.DisposeAsync();
     }
 
-    /// <summary>A client key written straight into the gateway's tables, as creating an account would.</summary>
     private async Task<HttpClient> ClientAsync()
     {
-        var key = ApiKeys.New();
-        var account = AccountId.New().Value;
-        await using (var connection = await _gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync())
-        {
-            await connection.ExecuteAsync("insert into accounts (id, role, name) values (@account, 'client', 'limits test')", new { account });
-            await connection.ExecuteAsync("insert into api_keys (key_hash, account_id, scheme) values (@hash, @account, 'hmac-sha256')",
-                new { hash = _gateway.Services.GetRequiredService<ApiKeyHasher>().Hash(key), account });
-        }
+        var key = await _gateway.KeyForNewAccountAsync(Roles.Client);
         var http = _gateway.CreateClient();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
         return http;

@@ -2,8 +2,6 @@ using Dapper;
 using MassTransit.Testing;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Rewards.Accounts;
-using Platform.Rewards.Escrow;
 using Platform.Testing;
 
 namespace Platform.Rewards.Tests.Escrow;
@@ -11,54 +9,23 @@ namespace Platform.Rewards.Tests.Escrow;
 /// <summary>The rewards consumers against a real Postgres, driven through the MassTransit test harness.</summary>
 public sealed class EscrowConsumersTests : IAsyncLifetime
 {
-    private TestEnvironment _env = null!;
+    private RewardsTestHost _rewards = null!;
     private ConsumerTestHost _host = null!;
-    private ITestHarness Harness => _host.Harness;
+    private ITestHarness Harness => _rewards.Harness;
 
     public async Task InitializeAsync()
     {
-        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("rewards-escrow");
-        _host = await ConsumerTestHost.StartAsync(_env, "rewards", typeof(Program).Assembly, bus =>
-        {
-            bus.AddAccounts();
-            bus.AddEscrow();
-        }, services => services.AddEscrowOptions());
+        _rewards = await RewardsTestHost.StartAsync("rewards-escrow");
+        _host = _rewards.Consumers;
     }
 
-    public async Task DisposeAsync()
-    {
-        await _host.DisposeAsync();
-        await _env.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _rewards.DisposeAsync();
 
-    private async Task<AccountId> OpenAsync(string role, decimal credits)
-    {
-        var id = AccountId.New();
-        var response = await Harness.GetRequestClient<OpenAccount>().GetResponse<AccountOpened>(
-            new OpenAccount { AccountId = id, Role = role, InitialCredits = credits, OccurredAt = DateTimeOffset.UtcNow });
-        Assert.Equal(credits, response.Message.Balance);
-        return id;
-    }
+    private Task<AccountId> OpenAsync(string role, decimal credits) => _rewards.OpenAsync(role, credits);
 
-    private async Task<decimal> BalanceAsync(string account)
-    {
-        await using var connection = await _host.Database.OpenConnectionAsync();
-        // People's accounts keep a balance row; the system accounts' balance is the sum of their postings.
-        return await connection.ExecuteScalarAsync<decimal>(
-            account.StartsWith("sys:", StringComparison.Ordinal)
-                ? "select coalesce(sum(amount), 0) from postings where account_id = @account"
-                : "select balance from accounts where id = @account",
-            new { account });
-    }
+    private Task<decimal> BalanceAsync(string account) => _rewards.BalanceAsync(account);
 
-    private static JobSubmitted Submitted(AccountId client, double gflop, decimal? maxPrice = null) => new()
-    {
-        JobId = JobId.New(),
-        ClientAccountId = client,
-        Spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) }, MaxPrice = maxPrice },
-        EstimatedGflop = gflop,
-        OccurredAt = DateTimeOffset.UtcNow,
-    };
+    private static JobSubmitted Submitted(AccountId client, double gflop, decimal? maxPrice = null) => RewardsTestHost.Submitted(client, gflop, maxPrice: maxPrice);
 
     /// <summary>Submits a job and waits until rewards has escrowed it.</summary>
     private async Task<JobSubmitted> FundedAsync(AccountId client, double gflop)
@@ -69,6 +36,7 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         return job;
     }
 
+    // Without Accepted, as schedulers before replicas sent it: settlement must fall back to the top-level attempt.
     private static JobCompleted Completed(JobSubmitted job, AccountId operatorAccount, double gflop) => new()
     {
         JobId = job.JobId,
