@@ -35,7 +35,7 @@ public sealed class CliNetwork : IAsyncLifetime
             // Workers beat every second; two-second beats allowed keep a busy two-core machine from losing them.
             ["Scheduler__HeartbeatInterval"] = "00:00:02",
             ["Scheduler__LeaseDuration"] = "00:00:10",
-            ["Scheduler__SpotCheckFraction"] = "0",
+            ["Scheduler__SpotChecks"] = "false",
             ["Scheduler__StorageUrl"] = storage.BaseUrl.ToString(),
         });
         Gateway = await StartAsync("gateway", new()

@@ -65,20 +65,32 @@ public class Network : IAsyncLifetime
     protected virtual bool StartsWorker => true;
 
     /// <summary>
-    /// Share of single-replica jobs spot-checked. None by default, so what a test's jobs cost and earn does not
-    /// depend on which job ids the hash picks; the verification tests turn it on.
+    /// Whether single-replica jobs are spot-checked (adaptive trust). Off by default, so what a test's jobs cost
+    /// and earn does not depend on which results get checked; the verification tests turn it on.
     /// </summary>
-    protected virtual double SpotCheckFraction => 0;
+    protected virtual bool SpotChecks => false;
+
+    /// <summary>Scheduler settings beyond the defaults here, or overriding them.</summary>
+    protected virtual Dictionary<string, string?> SchedulerOverrides => [];
 
     // Workers beat every second; the scheduler allows for two-second beats (a lost worker is noticed after six),
     // which keeps a busy two-core test machine from losing live workers.
-    private Dictionary<string, string?> SchedulerSettings => new()
+    private Dictionary<string, string?> SchedulerSettings
     {
-        ["Scheduler__HeartbeatInterval"] = "00:00:02",
-        ["Scheduler__LeaseDuration"] = "00:00:10",
-        ["Scheduler__SpotCheckFraction"] = SpotCheckFraction.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
-    };
+        get
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["Scheduler__HeartbeatInterval"] = "00:00:02",
+                ["Scheduler__LeaseDuration"] = "00:00:10",
+                ["Scheduler__SpotChecks"] = SpotChecks ? "true" : "false",
+                ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
+            };
+            foreach (var (name, value) in SchedulerOverrides)
+                settings[name] = value;
+            return settings;
+        }
+    }
 
     // Compiled OpenCL programs are shared by every worker of the run, so PoCL compiles each kernel once.
     private static readonly string KernelCache = Platform.Testing.Kernels.KernelCache.Directory;

@@ -23,6 +23,29 @@ public static class NetworkCommands
             });
             return 0;
         });
+
+        var id = new Argument<string>("WORKER") { Description = "The worker's id (./platform workers lists them)" };
+        var placement = new Command("placement", "Why a worker gets work or not: its latest placements, why it was passed over, what to do") { id };
+        placement.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetWorkerPlacementAsync(s.Get(id), ct), p =>
+            {
+                s.Host.Output.WriteLine(p.Status);
+                var reasons = Output.Table("reason", "times", "why", "what to do");
+                foreach (var r in p.Reasons)
+                    reasons.Row(r.Code, Number(r.Count), r.Message, r.Fix ?? "-");
+                s.Host.Out.Write(reasons);
+                if (p.Trust.Count > 0)
+                {
+                    var trust = Output.Table("kernel", "accepted in a row", "next check", "checked", "mismatches");
+                    foreach (var t in p.Trust)
+                        trust.Row(t.Kernel, Number(t.Streak), Output.Percent(t.CheckProbability), Number(t.Checked), Number(t.Mismatches));
+                    s.Host.Out.Write(trust);
+                }
+            });
+            return 0;
+        });
+        workers.Subcommands.Add(placement);
         return workers;
     }
 
@@ -36,7 +59,10 @@ public static class NetworkCommands
                 ("regions", Join(n.Regions)), ("devices", Join(n.Devices)),
                 ("slots", Number(n.Slots)), ("active attempts", Number(n.ActiveAttempts)), ("load", Output.Percent(n.Load)),
                 ("jobs queued", Number(n.JobsQueued)), ("jobs per minute", Number(n.JobsPerMinute)),
-                ("credits minted", Output.Credits(n.CreditsMinted)), ("pinned", $"{Output.Bytes(n.BytesPinned)} in {Number(n.BlobsPinned)} blobs"))));
+                ("credits minted", Output.Credits(n.CreditsMinted)), ("pinned", $"{Output.Bytes(n.BytesPinned)} in {Number(n.BlobsPinned)} blobs"),
+                ("verification", n.Verification is { } v
+                    ? $"{v.Overhead.ToString("0.0%", CultureInfo.InvariantCulture)} extra attempts over the last {Number(v.Jobs)} jobs ({Number(v.SpotChecked)} spot-checked, {Number(v.Mismatches)} mismatches)"
+                    : "-"))));
             return 0;
         });
         return network;

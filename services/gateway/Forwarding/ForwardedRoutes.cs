@@ -73,6 +73,9 @@ public static class ForwardedRoutes
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous()
             .Produces<List<WorkerView>>().Problems();
+        app.MapGet("/v1/workers/{id}/placement", (string id, HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Scheduler, $"/v1/workers/{Uri.EscapeDataString(id)}/placement", "")).WithTags("Network").AllowAnonymous()
+            .Produces<WorkerPlacementView>().Problems(StatusCodes.Status404NotFound);
         app.MapGet("/v1/network", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous()
             .Produces<NetworkView>().Problems();

@@ -113,6 +113,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             logger.LogWarning("Job {JobId}: result of attempt {AttemptId} rejected: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
             await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, "signature_invalid",
                 $"the result is not signed with the key worker {m.WorkerId} registered", retry: true, o.MaxAttempts, now, ct);
+            await WorkerTrust.RecordAsync(tx, [m.WorkerId.Value], holder.Kernel, accepted: false, compared: false, now, ct);
             await outbox.CommitAsync(tx, ct);
             dispatcher.Poke();
             return;
@@ -134,6 +135,15 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             where id = @AttemptId
             """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.AttemptId },
             tx, cancellationToken: ct));
+        // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
+        if (holder is { ResultsNeeded: 1, SpotCheck: false }
+            && SpotChecks.Picks(m.JobId, SpotChecks.Probability(await WorkerTrust.StreakAsync(tx, m.WorkerId.Value, holder.Kernel, ct), o)))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update jobs set results_needed = 2, spot_check = true where id = @JobId", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            holder = holder with { ResultsNeeded = 2, SpotCheck = true };
+        }
+
         // Most jobs need one result: this one. Only jobs being verified look up the results before it.
         var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
@@ -157,6 +167,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             var detail = $"{agreeing.Count} of the {results.Count} results agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to";
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'unverified' where job_id = @JobId and status = 'submitted'", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            // Nobody can tell which results were right: every worker involved proves itself again.
+            await WorkerTrust.RecordAsync(tx, results.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
             await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, "verification_failed", detail, now, ct);
         }
         await outbox.CommitAsync(tx, ct);
@@ -226,6 +238,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
                 "update workers set reputation = least(1.0, reputation + @gain) where id = any(@ids)",
                 new { gain = o.VerifiedReputationGain, ids = accepted.Select(r => r.WorkerId).ToArray() }, tx, cancellationToken: ct));
         }
+
+        var compared = accepted.Count + rejected.Count > 1;
+        await WorkerTrust.RecordAsync(tx, accepted.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: true, compared, now, ct);
+        await WorkerTrust.RecordAsync(tx, rejected.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
 
         var detail = $"the result disagreed with {accepted.Count} agreeing result(s) from other operators' workers";
         foreach (var loser in rejected)

@@ -1,17 +1,15 @@
 using System.Text.Json;
 using Dapper;
 using MassTransit;
-using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
-using Platform.Scheduler.Verification;
 
 namespace Platform.Scheduler.Jobs;
 
-public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock)
+public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock)
     : IConsumer<JobSubmitted>
 {
     public async Task Consume(ConsumeContext<JobSubmitted> context)
@@ -19,7 +17,6 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         var job = context.Message;
         var ct = context.CancellationToken;
         var replicas = Math.Max(1, job.Spec.Replicas);
-        var spotCheck = replicas == 1 && SpotChecks.Picks(job.JobId, options.Value.SpotCheckFraction);
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
@@ -47,8 +44,9 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 job.Spec.Requirements.Device,
                 job.Spec.Requirements.MinMemoryMb,
                 job.InputBytes,
-                ResultsNeeded = spotCheck ? 2 : replicas,
-                SpotCheck = spotCheck,
+                // Whether a single replica is spot-checked is decided when its result comes in, from its worker's trust.
+                ResultsNeeded = replicas,
+                SpotCheck = false,
             }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, job.JobId, clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);

@@ -17,7 +17,8 @@ namespace Platform.Scheduler.Placement;
 /// its lock, so several scheduler instances never assign a job twice or overfill a worker. Runs when poked (a
 /// job was queued, a worker came online or freed a slot) and on a timer.
 /// </summary>
-public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptions<SchedulerOptions> options, DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
+public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, IOptions<SchedulerOptions> options, DatabaseState database,
+    TimeProvider clock, ILogger<Dispatcher> logger)
     : BackgroundService
 {
     // Jobs looked at per pass; jobs no worker can take stay queued, and a larger window keeps them from
@@ -112,15 +113,21 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         public string Gflops { get; init; } = "{}";
         public double PowerWatts { get; init; }
         public int Active { get; init; }
+        public decimal Stake { get; init; }
+        public double Reputation { get; init; }
+        public bool Alive { get; init; }
+
+        public WorkerFacts Facts => new(Id, Region, MemoryMb, Slots, DeviceKinds, Stake, Reputation);
     }
 
-    // Only workers whose operator has staked enough and whose reputation holds get work.
+    // Every online worker: those that may not get work (missed heartbeats, too little stake, too low a
+    // reputation) are loaded to be told why.
     private const string LoadWorkers = """
         select w.id, w.operator_account_id as OperatorAccountId, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
-               (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+               (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
+               coalesce(s.staked, 0) as Stake, w.reputation, w.last_seen_at > @aliveSince as Alive
         from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
-        where w.online and w.last_seen_at > @aliveSince
-          and coalesce(s.staked, 0) >= @MinimumStake and w.reputation >= @MinimumReputation
+        where w.online
         """;
 
     // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
@@ -143,10 +150,18 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var engine = new PlacementEngine(new PlacementModel(o));
-        var workers = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.MinimumStake, o.MinimumReputation }, tx, cancellationToken: ct))).ToList();
-        foreach (var w in workers)
+        var all = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct))).ToList();
+        var ineligible = new List<(WorkerRow Worker, PlacementReason Reason)>();
+        var workers = new List<WorkerRow>();
+        foreach (var w in all)
         {
+            if (Ineligibility(w, o) is { } reason)
+            {
+                ineligible.Add((w, reason));
+                continue;
+            }
+            workers.Add(w);
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
             var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
             var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
@@ -154,7 +169,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         }
         var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
         var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));
-        if (freeSlots == 0)
+        // With no free slot there is nothing to place, unless a worker that may not get work is waiting to be told why.
+        if (freeSlots == 0 && ineligible.Count == 0)
         {
             await tx.CommitAsync(ct);
             return 0;
@@ -164,14 +180,17 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
             ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
 
         var assigned = 0;
+        var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
         foreach (var job in queued)
         {
-            if (!engine.HasCapacity)
+            if (!engine.HasCapacity && explanations.Done)
                 break;
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
             var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, job.FailedOn ?? [], exclude, ct);
+            var failedOn = job.FailedOn ?? [];
+            var choice = engine.HasCapacity ? await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct) : null;
+            explanations.Add(engine, job.Id, demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
             await AssignAsync(connection, tx, job, choice, now, ct);
@@ -179,6 +198,56 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, IOptio
         }
         await outbox.CommitAsync(tx, ct);
         return assigned;
+    }
+
+    /// <summary>Why a worker may get no work at all, whatever the job; null when it may.</summary>
+    private static PlacementReason? Ineligibility(WorkerRow w, SchedulerOptions o) =>
+        !w.Alive ? PlacementReason.HeartbeatsMissed
+        : w.Stake < o.MinimumStake ? PlacementReason.StakeTooLow
+        : w.Reputation < o.MinimumReputation ? PlacementReason.ReputationTooLow
+        : null;
+
+    /// <summary>
+    /// Records, for each job a pass places (or cannot), what became of every online worker. At most
+    /// <see cref="SchedulerOptions.PlacementHistory"/> records per worker per pass, so a pass over many jobs and
+    /// many workers stays linear in the workers.
+    /// </summary>
+    private sealed class PlacementExplainer(PlacementLog log, List<WorkerRow> all, List<(WorkerRow Worker, PlacementReason Reason)> ineligible,
+        SchedulerOptions options, DateTimeOffset now)
+    {
+        private readonly Dictionary<string, int> _counts = [];
+        private int _full;
+
+        public bool Done => _full >= all.Count;
+
+        public void Add(PlacementEngine engine, string jobId, JobDemand demand, PlacementChoice? choice, IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude)
+        {
+            if (Done)
+                return;
+            foreach (var (worker, reason) in ineligible)
+                Record(worker, jobId, demand, choice, new PassedOver(reason));
+            foreach (var worker in all)
+            {
+                if (_counts.GetValueOrDefault(worker.Id) >= log.Keep)
+                    continue;
+                if (worker.Id == choice?.WorkerId)
+                    Record(worker, jobId, demand, choice, new PassedOver(PlacementReason.Chosen));
+                else if (engine.Explain(worker.Id, demand, choice, failedOn, exclude) is { } passedOver)
+                    Record(worker, jobId, demand, choice, passedOver);
+            }
+        }
+
+        private void Record(WorkerRow worker, string jobId, JobDemand demand, PlacementChoice? choice, PassedOver outcome)
+        {
+            var count = _counts.GetValueOrDefault(worker.Id);
+            if (count >= log.Keep)
+                return;
+            _counts[worker.Id] = ++count;
+            if (count == log.Keep)
+                _full++;
+            var explanation = PlacementReasons.Explain(outcome, worker.Facts, demand, choice?.WorkerId, options);
+            log.Add(worker.Id, new PlacementRecord(now, jobId, demand.Kernel, explanation.Code, explanation.Message, explanation.Fix, choice?.WorkerId));
+        }
     }
 
     private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,

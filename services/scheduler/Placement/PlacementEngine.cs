@@ -22,7 +22,10 @@ public sealed record WorkerState(
 public sealed record JobDemand(string Kernel, double Gflop, long InputBytes, string Device, long MinMemoryMb, string? Region, PlacementPolicy Policy);
 
 /// <summary>The chosen worker with the estimates the choice was made on.</summary>
-public sealed record PlacementChoice(string WorkerId, double ExpectedSeconds, double ExpectedJoules);
+public sealed record PlacementChoice(string WorkerId, double ExpectedSeconds, double ExpectedJoules, double ExpectedCost = 0);
+
+/// <summary>Why a worker was passed over; for a worse score, its score and the chosen worker's under the job's policy.</summary>
+public sealed record PassedOver(PlacementReason Reason, double Score = 0, double ChosenScore = 0);
 
 /// <summary>
 /// Chooses a worker for each job in O(regions x log workers): workers with a free slot are indexed by
@@ -132,7 +135,7 @@ public sealed class PlacementEngine(PlacementModel model)
         Unindex(best);
         best.Active++;
         Index(best);
-        return new PlacementChoice(best.Worker.Id, estimate.Seconds, estimate.Joules);
+        return new PlacementChoice(best.Worker.Id, estimate.Seconds, estimate.Joules, estimate.Cost);
     }
 
     /// <summary>Gives a slot back, when an assignment could not be committed.</summary>
@@ -143,6 +146,43 @@ public sealed class PlacementEngine(PlacementModel model)
         Unindex(entry);
         entry.Active--;
         Index(entry);
+    }
+
+    /// <summary>
+    /// Why a worker did not get a job that was just placed (or could not be placed): the first hard
+    /// requirement it misses, else how it compared with the chosen worker. Null for the chosen worker itself
+    /// and for workers this engine does not know (ineligible ones are explained by their caller).
+    /// </summary>
+    public PassedOver? Explain(string workerId, JobDemand job, PlacementChoice? chosen, IReadOnlyCollection<string>? avoid = null,
+        IReadOnlyCollection<string>? exclude = null)
+    {
+        if (!_workers.TryGetValue(workerId, out var entry) || chosen?.WorkerId == workerId)
+            return null;
+        var worker = entry.Worker;
+        if (!worker.Gflops.TryGetValue(job.Kernel, out var rate) || rate <= 0)
+            return new PassedOver(PlacementReason.KernelUnsupported);
+        if (job.Device != "any" && !worker.DeviceKinds.Contains(job.Device))
+            return new PassedOver(PlacementReason.DeviceMismatch);
+        if (job.Region is not null && worker.Region != job.Region)
+            return new PassedOver(PlacementReason.RegionMismatch);
+        if (worker.MemoryMb < job.MinMemoryMb)
+            return new PassedOver(PlacementReason.MemoryTooSmall);
+        if (exclude?.Contains(workerId) == true)
+            return new PassedOver(PlacementReason.SameOperatorAsResult);
+        if (entry.Active >= worker.Slots)
+            return new PassedOver(PlacementReason.NoFreeSlot);
+        if (avoid?.Contains(workerId) == true && chosen is not null)
+            return new PassedOver(PlacementReason.FailedThisJob);
+        if (chosen is null)
+            return null;
+        var mine = Score(entry, job).For(job.Policy);
+        var theirs = job.Policy switch
+        {
+            PlacementPolicy.Energy => chosen.ExpectedJoules,
+            PlacementPolicy.Cost => chosen.ExpectedCost,
+            _ => chosen.ExpectedSeconds,
+        };
+        return new PassedOver(PlacementReason.SlowerThanChosen, mine, theirs);
     }
 
     private Entry? FirstFitting(SortedSet<(double Key, string Id)> set, JobDemand job, IReadOnlyCollection<string> avoid, IReadOnlyCollection<string> exclude)

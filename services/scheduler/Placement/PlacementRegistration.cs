@@ -5,6 +5,9 @@ public static class PlacementRegistration
     public static IServiceCollection AddPlacement(this IServiceCollection services)
     {
         services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<PlacementLog>();
+        services.AddSingleton<PlacementLogWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<PlacementLogWriter>());
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
         services.AddSingleton<Leases.LeaseMonitor>();

@@ -65,9 +65,23 @@ public sealed class SchedulerOptions
     [Range(0, 1)]
     public double VerifiedReputationGain { get; set; } = 0.05;
 
-    /// <summary>Share of single-replica jobs quietly run a second time by another operator's worker and compared.</summary>
+    /// <summary>Whether single-replica results are spot-checked at all (adaptive trust); off, only replicas verify.</summary>
+    public bool SpotChecks { get; set; } = true;
+
+    /// <summary>
+    /// Results a worker must have accepted in a row, per kernel, before its single-replica results stop being
+    /// checked every time; above it each is checked with probability 1/streak.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int TrustThreshold { get; set; } = 5;
+
+    /// <summary>However long a worker's streak, at least this share of its single-replica results is still checked.</summary>
     [Range(0, 1)]
-    public double SpotCheckFraction { get; set; } = 0.05;
+    public double MinimumCheckProbability { get; set; } = 0.01;
+
+    /// <summary>How many of its latest placements each worker's explanation keeps (GET /v1/workers/{id}/placement).</summary>
+    [Range(1, 1000)]
+    public int PlacementHistory { get; set; } = 20;
 
     /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element.</summary>
     [Required]

@@ -18,6 +18,7 @@ public static class NetworkApi
         var group = app.MapGroup("/v1").WithTags("Network");
         group.MapGet("/workers", ListWorkers);
         group.MapGet("/network", Network);
+        group.MapGet("/workers/{id}/placement", WorkerPlacement.Get);
         return group;
     }
 
@@ -63,6 +64,8 @@ public static class NetworkApi
             r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, r.OperatorStake, r.PublicKey, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
     }
 
+    private sealed record VerificationTotals(int Jobs, int ExtraAttempts, int SpotChecked, int Mismatches);
+
     private sealed record Totals(int Online, int Offline, int Slots, int Active, int Queued, int PerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
 
     internal static async Task<Ok<NetworkView>> Network(NpgsqlDataSource db, IOptions<SchedulerOptions> options, TimeProvider clock, CancellationToken ct)
@@ -85,7 +88,17 @@ public static class NetworkApi
             "select region, count(*)::int from workers where online group by region order by region", cancellationToken: ct))).ToDictionary(r => r.Item1, r => r.Item2);
         var devices = (await connection.QueryAsync<(string, int)>(new CommandDefinition(
             "select d, count(*)::int from workers, unnest(device_kinds) d where online group by d order by d", cancellationToken: ct))).ToDictionary(r => r.Item1, r => r.Item2);
+        var v = await connection.QuerySingleAsync<VerificationTotals>(new CommandDefinition(
+            """
+            select count(*)::int as Jobs, coalesce(sum(results - requested), 0)::int as ExtraAttempts,
+                   count(*) filter (where spot_check)::int as SpotChecked, coalesce(sum(rejected), 0)::int as Mismatches
+            from (select j.spot_check, case when j.spot_check then 1 else j.results_needed end as requested,
+                         (select count(*) from attempts a where a.job_id = j.id and a.status in ('accepted', 'rejected', 'unverified')) as results,
+                         (select count(*) from attempts a where a.job_id = j.id and a.status = 'rejected') as rejected
+                  from jobs j where j.status = 'completed' order by j.finished_at desc limit 1000) recent
+            """, cancellationToken: ct));
         return TypedResults.Ok(new NetworkView(t.Online, t.Offline, regions, devices, t.Slots, t.Active, t.Slots == 0 ? 0 : (double)t.Active / t.Slots,
-            t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned));
+            t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned,
+            new VerificationView(v.Jobs, v.ExtraAttempts, v.Jobs == 0 ? 0 : (double)v.ExtraAttempts / v.Jobs, v.SpotChecked, v.Mismatches)));
     }
 }

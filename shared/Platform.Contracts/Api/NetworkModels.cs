@@ -12,5 +12,35 @@ public sealed record WorkerView(string WorkerId, string OperatorAccountId, strin
     IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
     double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt);
 
+/// <param name="Verification">What verifying results cost the network lately.</param>
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
-    int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
+    int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned,
+    VerificationView Verification);
+
+/// <summary>
+/// Verification overhead over the last <paramref name="Jobs"/> completed jobs (at most 1,000): results computed
+/// beyond the replicas clients asked for (spot checks and tie-breakers), per job.
+/// </summary>
+/// <param name="SpotChecked">Jobs of one replica whose result was checked by another operator's worker.</param>
+/// <param name="Mismatches">Results that lost a comparison.</param>
+public sealed record VerificationView(int Jobs, int ExtraAttempts, double Overhead, int SpotChecked, int Mismatches);
+
+/// <summary>
+/// Why a worker does or does not get work: <paramref name="Status"/> in one sentence, then its latest placements
+/// with the reason it was passed over in each, the reasons counted, and its trust per kernel.
+/// </summary>
+/// <param name="GetsWork">Whether the worker may be given work now (online, heartbeats on time, enough stake and reputation).</param>
+/// <param name="Reasons">Each reason of <paramref name="Recent"/> with how often it occurred, most frequent first; message and fix from its latest occurrence.</param>
+/// <param name="Recent">Its latest placements, newest first: every job placed while it was online, chosen or not.</param>
+public sealed record WorkerPlacementView(string WorkerId, bool Online, bool GetsWork, string Status, IReadOnlyList<PlacementReasonCount> Reasons,
+    IReadOnlyList<PlacementDecisionView> Recent, IReadOnlyList<KernelTrustView> Trust);
+
+/// <param name="Code">chosen, stake_too_low, reputation_too_low, heartbeats_missed, kernel_unsupported, device_mismatch, region_mismatch,
+/// memory_too_small, same_operator_as_result, no_free_slot, failed_this_job or slower_than_chosen.</param>
+public sealed record PlacementReasonCount(string Code, int Count, string Message, string? Fix);
+
+/// <param name="ChosenWorkerId">The worker that got the job; null when no worker could take it.</param>
+public sealed record PlacementDecisionView(DateTimeOffset At, string Kernel, string Code, string Message, string? Fix, string? ChosenWorkerId);
+
+/// <summary>Adaptive trust for one kernel: results accepted in a row, and the chance its next single-replica result is spot-checked.</summary>
+public sealed record KernelTrustView(string Kernel, int Streak, double CheckProbability, long Accepted, long Checked, long Mismatches);

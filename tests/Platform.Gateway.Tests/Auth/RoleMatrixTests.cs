@@ -49,6 +49,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["POST /v1/account/stake"] = Operators,
         ["POST /v1/account/unstake"] = Operators,
         ["GET /v1/workers"] = Everyone,
+        ["GET /v1/workers/{id}/placement"] = Everyone,
         ["GET /v1/network"] = Everyone,
         ["GET /health/live"] = Everyone,
         ["GET /health/ready"] = Everyone,

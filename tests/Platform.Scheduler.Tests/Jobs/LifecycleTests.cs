@@ -39,7 +39,7 @@ public sealed class LifecycleTests : IAsyncLifetime
                 o.MaxAttempts = 2;
                 o.DispatchInterval = TimeSpan.FromMilliseconds(200);
                 o.MinimumStake = 0;
-                o.SpotCheckFraction = 0;
+                o.SpotChecks = false;
             });
         });
     }

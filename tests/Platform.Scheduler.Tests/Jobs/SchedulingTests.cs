@@ -32,7 +32,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             services.Configure<SchedulerOptions>(o =>
             {
                 o.MinimumStake = 0;
-                o.SpotCheckFraction = 0;
+                o.SpotChecks = false;
             });
         });
     }

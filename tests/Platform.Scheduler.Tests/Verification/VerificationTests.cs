@@ -1,13 +1,10 @@
-using System.Net;
 using System.Security.Cryptography;
-using Dapper;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
-using Platform.Contracts.Tensors;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -20,132 +17,11 @@ namespace Platform.Scheduler.Tests.Verification;
 /// scheduler's consumers and dispatcher on a real Postgres. Outputs whose CIDs differ are read from a
 /// stand-in for the storage service that serves the test's tensors.
 /// </summary>
-public sealed class VerificationTests : IAsyncLifetime
+public sealed class VerificationTests : SchedulerHarnessTest
 {
-    private TestEnvironment _env = null!;
-    private ConsumerTestHost _host = null!;
-    private readonly Dictionary<Cid, byte[]> _blobs = [];
-    private ITestHarness Harness => _host.Harness;
-
-    public async Task InitializeAsync() =>
-        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler-verification");
-
-    private async Task StartAsync(double spotCheckFraction = 0)
+    public VerificationTests()
+        : base("scheduler-verification")
     {
-        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
-        {
-            bus.AddJobs();
-            bus.AddWorkers();
-        }, services =>
-        {
-            services.AddPlacement();
-            services.AddVerification();
-            services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs));
-            services.Configure<SchedulerOptions>(o =>
-            {
-                o.MinimumStake = 10;
-                o.SpotCheckFraction = spotCheckFraction;
-                o.DispatchInterval = TimeSpan.FromMilliseconds(200);
-            });
-        });
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_host is not null)
-            await _host.DisposeAsync();
-        await _env.DisposeAsync();
-    }
-
-    /// <summary>Serves the test's tensors as storage would, and 404 for anything else.</summary>
-    private sealed class BlobsHandler(Dictionary<Cid, byte[]> blobs) : HttpMessageHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
-        {
-            var cid = request.RequestUri!.Segments[^1];
-            return Task.FromResult(Cid.TryParse(cid, out var parsed) && blobs.TryGetValue(parsed, out var bytes)
-                ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(bytes) }
-                : new HttpResponseMessage(HttpStatusCode.NotFound));
-        }
-    }
-
-    private Dictionary<string, Cid> Output(params float[] c)
-    {
-        var bytes = Npy.ToBytes(NpyArray.FromFloat32(c, c.Length));
-        var cid = Cid.Compute(bytes);
-        _blobs[cid] = bytes;
-        return new Dictionary<string, Cid> { ["c"] = cid };
-    }
-
-    /// <summary>An online worker whose operator has staked <paramref name="stake"/>; faster workers are placed first.</summary>
-    private async Task<WorkerOnline> WorkerAsync(double gflops, AccountId? @operator = null, decimal stake = 10)
-    {
-        var worker = TestWorkerKeys.Registered(new WorkerOnline
-        {
-            WorkerId = WorkerId.New(),
-            OperatorAccountId = @operator ?? AccountId.New(),
-            Region = "local",
-            Slots = 1,
-            Kernels = ["vector-add"],
-            Devices = [new DeviceInfo { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = 1024 }],
-            GflopsPerKernel = new Dictionary<string, double> { ["vector-add"] = gflops },
-            PowerWatts = 30,
-            OccurredAt = DateTimeOffset.UtcNow,
-        });
-        await StakeAsync(worker.OperatorAccountId, stake, version: 1);
-        await Harness.Bus.Publish(worker);
-        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
-        return worker;
-    }
-
-    private async Task StakeAsync(AccountId @operator, decimal staked, long version)
-    {
-        await Harness.Bus.Publish(new StakeChanged { OperatorAccountId = @operator, Staked = staked, Version = version, OccurredAt = DateTimeOffset.UtcNow });
-        Assert.True(await Harness.Consumed.Any<StakeChanged>(m => m.Context.Message.OperatorAccountId == @operator && m.Context.Message.Version == version));
-    }
-
-    private async Task<JobSubmitted> SubmitAsync(int replicas = 1)
-    {
-        var job = new JobSubmitted
-        {
-            JobId = JobId.New(),
-            ClientAccountId = AccountId.New(),
-            Spec = new JobSpec
-            {
-                Kernel = "vector-add",
-                Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
-                Replicas = replicas,
-            },
-            EstimatedGflop = 1,
-            OccurredAt = DateTimeOffset.UtcNow,
-        };
-        await Harness.Bus.Publish(job);
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
-        return job;
-    }
-
-    private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
-        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
-
-    private static AttemptCompleted Result(AssignJob assign, Dictionary<string, Cid> outputs) => new()
-    {
-        JobId = assign.JobId,
-        AttemptId = assign.AttemptId,
-        WorkerId = assign.WorkerId,
-        Outputs = outputs,
-        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu", Joules = 2 },
-        OccurredAt = DateTimeOffset.UtcNow,
-    };
-
-    private Task ReportAsync(AssignJob assign, Dictionary<string, Cid> outputs) => Harness.Bus.Publish(TestWorkerKeys.Signed(Result(assign, outputs)));
-
-    private async Task<JobCompleted> CompletedAsync(JobId job) =>
-        (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job).First()).Context.Message;
-
-    private async Task<T> QueryAsync<T>(string sql, object parameters)
-    {
-        await using var connection = await _host.Database.OpenConnectionAsync();
-        return await connection.ExecuteScalarAsync<T>(sql, parameters) ?? throw new InvalidOperationException($"no row for {sql}");
     }
 
     [Fact]
@@ -171,6 +47,9 @@ public sealed class VerificationTests : IAsyncLifetime
         var done = await CompletedAsync(job.JobId);
         Assert.Equal(retry.AttemptId, done.AttemptId);
         Assert.Equal(1, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
+        // A forged result counts as a failed verification: the worker's trust starts again from nothing.
+        Assert.Equal(1, await QueryAsync<long>("select mismatches from worker_trust where worker_id = @id", new { id = first.WorkerId.Value }));
+        Assert.Equal(1, await QueryAsync<int>("select streak from worker_trust where worker_id = @id", new { id = second.WorkerId.Value }));
     }
 
     [Fact]
@@ -298,7 +177,7 @@ public sealed class VerificationTests : IAsyncLifetime
     [Fact]
     public async Task A_spot_checked_job_is_verified_by_another_operator_at_the_networks_expense()
     {
-        await StartAsync(spotCheckFraction: 1);
+        await StartAsync(o => o.SpotChecks = true);
         var first = await WorkerAsync(gflops: 100);
         var checker = await WorkerAsync(gflops: 50);
         var job = await SubmitAsync(replicas: 1);
@@ -332,5 +211,99 @@ public sealed class VerificationTests : IAsyncLifetime
         // An older stake message arriving late changes nothing.
         await StakeAsync(worker.OperatorAccountId, 0, version: 2);
         Assert.Equal(10m, await QueryAsync<decimal>("select staked from operator_stakes where operator_account_id = @id", new { id = worker.OperatorAccountId.Value }));
+    }
+
+    /// <summary>A job id whose spot-check draw at <paramref name="probability"/> comes out as <paramref name="picked"/>.</summary>
+    private static JobId JobIdDrawn(double probability, bool picked)
+    {
+        while (true)
+        {
+            var id = JobId.New();
+            if (SpotChecks.Picks(id, probability) == picked)
+                return id;
+        }
+    }
+
+    private async Task<WorkerPlacementView> PlacementAsync(WorkerId worker)
+    {
+        var result = await WorkerPlacement.Get(worker.Value, _host.Database, _host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SchedulerOptions>>(),
+            TimeProvider.System, CancellationToken.None);
+        return Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<WorkerPlacementView>>(result.Result).Value!;
+    }
+
+    [Fact]
+    public async Task A_new_worker_has_every_result_checked_until_its_streak_reaches_the_threshold_then_one_in_streak()
+    {
+        await StartAsync(o =>
+        {
+            o.SpotChecks = true;
+            o.TrustThreshold = 3;
+            o.MinimumCheckProbability = 0;
+        });
+        var worker = await WorkerAsync(gflops: 100);
+        var checker = await WorkerAsync(gflops: 50);
+
+        for (var streak = 0; streak < 3; streak++)
+        {
+            var job = await SubmitAsync(id: JobIdDrawn(probability: 1.0 / 3, picked: false));
+            var first = await AssignedAsync(job.JobId);
+            Assert.Equal(worker.WorkerId, first.WorkerId);
+            await ReportAsync(first, Output(1, 2, 3));
+            var check = await AssignedAsync(job.JobId, nth: 2);
+            Assert.Equal(checker.WorkerId, check.WorkerId);
+            await ReportAsync(check, Output(1, 2, 3));
+            Assert.Equal([false, true], (await CompletedAsync(job.JobId)).Accepted!.Select(a => a.SpotCheck));
+        }
+
+        // Streak 3: checked with probability 1/3. A job the draw passes over completes on its one result...
+        var trusted = await SubmitAsync(id: JobIdDrawn(probability: 1.0 / 3, picked: false));
+        var only = await AssignedAsync(trusted.JobId);
+        await ReportAsync(only, Output(1, 2, 3));
+        Assert.Single((await CompletedAsync(trusted.JobId)).Accepted!);
+
+        // ...and at streak 4 a job the draw picks (probability 1/4) is checked.
+        var picked = await SubmitAsync(id: JobIdDrawn(probability: 1.0 / 4, picked: true));
+        await ReportAsync(await AssignedAsync(picked.JobId), Output(1, 2, 3));
+        Assert.Equal(checker.WorkerId, (await AssignedAsync(picked.JobId, nth: 2)).WorkerId);
+
+        var trust = Assert.Single((await PlacementAsync(worker.WorkerId)).Trust);
+        Assert.Equal(("vector-add", 4, 0.25, 3L), (trust.Kernel, trust.Streak, trust.CheckProbability, trust.Checked));
+    }
+
+    [Fact]
+    public async Task A_mismatch_resets_a_long_streak_and_every_result_is_checked_again()
+    {
+        await StartAsync(o =>
+        {
+            o.SpotChecks = true;
+            o.TrustThreshold = 3;
+            o.MinimumCheckProbability = 0;
+        });
+        var cheater = await WorkerAsync(gflops: 100);
+        var checker = await WorkerAsync(gflops: 50);
+        var tieBreaker = await WorkerAsync(gflops: 10);
+        await ExecuteAsync("insert into worker_trust (worker_id, kernel, streak, accepted, updated_at) values (@id, 'vector-add', 50, 50, now())",
+            new { id = cheater.WorkerId.Value });
+
+        // One in fifty of a trusted worker's results is checked; this job is one of them, and its result is wrong.
+        var job = await SubmitAsync(id: JobIdDrawn(probability: 1.0 / 50, picked: true));
+        await ReportAsync(await AssignedAsync(job.JobId), Output(2, 3, 4));
+        var check = await AssignedAsync(job.JobId, nth: 2);
+        Assert.Equal(checker.WorkerId, check.WorkerId);
+        await ReportAsync(check, Output(1, 2, 3));
+        var tie = await AssignedAsync(job.JobId, nth: 3);
+        Assert.Equal(tieBreaker.WorkerId, tie.WorkerId);
+        await ReportAsync(tie, Output(1, 2, 3));
+        Assert.Equal(Output(1, 2, 3), (await CompletedAsync(job.JobId)).Outputs);
+
+        var trust = Assert.Single((await PlacementAsync(cheater.WorkerId)).Trust);
+        Assert.Equal((0, 1.0, 1L), (trust.Streak, trust.CheckProbability, trust.Mismatches));
+
+        // The next result is checked whatever the draw.
+        var next = await SubmitAsync(id: JobIdDrawn(probability: 1.0 / 50, picked: false));
+        var again = await AssignedAsync(next.JobId);
+        Assert.Equal(cheater.WorkerId, again.WorkerId);
+        await ReportAsync(again, Output(1, 2, 3));
+        Assert.Equal(checker.WorkerId, (await AssignedAsync(next.JobId, nth: 2)).WorkerId);
     }
 }

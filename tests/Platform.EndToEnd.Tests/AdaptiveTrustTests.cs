@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Http.Json;
+using Platform.Contracts.Api;
+using Platform.Contracts.Tensors;
+using Platform.Testing;
+using Xunit.Abstractions;
+
+namespace Platform.EndToEnd.Tests;
+
+/// <summary>Spot checks on, with the default trust settings, the rate limits lifted, and no worker until the test starts them.</summary>
+public sealed class TrustNetwork : Network
+{
+    protected override bool StartsWorker => false;
+
+    protected override bool SpotChecks => true;
+
+    protected override Dictionary<string, string?> GatewaySettings => new()
+    {
+        ["Limits__ClientPerSecond"] = "1000000",
+        ["Limits__ClientBurst"] = "1000000",
+        ["Limits__AnonymousPerSecond"] = "1000000",
+        ["Limits__AnonymousBurst"] = "1000000",
+    };
+}
+
+/// <summary>
+/// Adaptive trust across real processes: honest workers earn streaks and are checked less and less, so a steady
+/// network pays little for verification, while a cheater that joins has its first results checked and is caught.
+/// </summary>
+public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper output) : IClassFixture<TrustNetwork>
+{
+    private const int WarmUpJobs = 90;
+    private const int SteadyJobs = 150;
+
+    [Fact]
+    public async Task Verification_costs_under_ten_percent_in_a_steady_honest_network_and_a_cheater_is_caught_on_its_first_job()
+    {
+        const int seed = 92;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var client = await network.CreateAccountAsync("client", 10_000m);
+        using var http = network.Client(client.Key);
+        var a = Api.RandomFloats(random, 16);
+        var b = Api.RandomFloats(random, 16);
+        var inputA = (await http.PinAsync(NpyArray.FromFloat32(a, a.Length))).Cid;
+        var inputB = (await http.PinAsync(NpyArray.FromFloat32(b, b.Length))).Cid;
+        var expected = Npy.ToBytes(NpyArray.FromFloat32(a.Zip(b, (x, y) => x + y).ToArray(), a.Length));
+
+        // Three honest operators, one worker each: every one can check the others.
+        for (var i = 0; i < 3; i++)
+            await network.StartWorkerAsync((await network.CreateOperatorAsync()).Key, slots: 2);
+
+        var warmUp = await RunAsync(http, inputA, inputB, WarmUpJobs);
+        var steady = await RunAsync(http, inputA, inputB, SteadyJobs);
+        var warmUpOverhead = Overhead(warmUp);
+        var steadyOverhead = Overhead(steady);
+        output.WriteLine($"verification overhead: {warmUpOverhead:P1} over the first {WarmUpJobs} jobs (new workers are always checked), "
+            + $"{steadyOverhead:P1} over the next {SteadyJobs} (steady)");
+        Assert.All(warmUp.Concat(steady), job => Assert.Equal("completed", job.Status));
+        Assert.DoesNotContain(warmUp.Concat(steady).SelectMany(job => job.Attempts), attempt => attempt.Status == "rejected");
+        Assert.True(steadyOverhead < 0.10, $"steady verification overhead {steadyOverhead:P1} should be under 10%");
+        Assert.True(warmUpOverhead > steadyOverhead, "checks should thin out as the workers' streaks grow");
+
+        // The network reports the same figure over the jobs it completed.
+        var reported = (await http.GetFromJsonAsync<NetworkView>("/v1/network", Api.Json))!.Verification;
+        Assert.Equal(WarmUpJobs + SteadyJobs, reported.Jobs);
+        Assert.Equal(ExtraAttempts(warmUp) + ExtraAttempts(steady), reported.ExtraAttempts);
+
+        // A cheater joins. Jobs are sent until it has computed one: its result is checked, loses, and the job
+        // still gets the right answer.
+        var cheaterOperator = await network.CreateOperatorAsync();
+        var cheater = await network.StartWorkerAsync(cheaterOperator.Key, slots: 2, settings: new() { ["Worker__Faults__CorruptOutputs"] = "true" });
+        var cheaterId = await WorkerOfOperatorAsync(http, cheaterOperator.AccountId);
+        var cheaterJobs = new List<Job>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        while (cheaterJobs.Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the cheater was never given a job");
+            var batch = await RunAsync(http, inputA, inputB, 8);
+            cheaterJobs.AddRange(batch.Where(job => job.Attempts.Any(attempt => attempt.WorkerId == cheaterId)));
+            foreach (var job in batch)
+            {
+                Assert.Equal("completed", job.Status);
+                Assert.Equal(expected, await (await http.GetAsync($"/v1/blobs/{job.Outputs!["c"]}")).Content.ReadAsByteArrayAsync());
+            }
+        }
+        var caught = cheaterJobs[0].Attempts.Single(attempt => attempt.WorkerId == cheaterId);
+        Assert.Equal("rejected", caught.Status);
+        output.WriteLine($"the cheater's first result was checked and rejected (job {cheaterJobs[0].Id})");
+
+        var placement = (await http.GetFromJsonAsync<WorkerPlacementView>($"/v1/workers/{cheaterId}/placement", Api.Json))!;
+        var trust = Assert.Single(placement.Trust);
+        Assert.True(trust.Mismatches >= 1);
+        Assert.Equal(1.0, trust.CheckProbability);
+        GC.KeepAlive(cheater);
+    }
+
+    private static async Task<List<Job>> RunAsync(HttpClient http, string a, string b, int count)
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a, b } });
+            Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+            ids.Add((await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!.Id);
+        }
+        var jobs = new List<Job>();
+        foreach (var id in ids)
+            jobs.Add(await http.WaitForAsync(id, job => job.Status is "completed" or "failed" or "cancelled", $"job {id} finished"));
+        return jobs;
+    }
+
+    // Results computed beyond the one the client asked for: spot checks and tie-breakers.
+    private static int ExtraAttempts(IEnumerable<Job> jobs) =>
+        jobs.Sum(job => job.Attempts.Count(attempt => attempt.Status is "accepted" or "rejected" or "unverified") - 1);
+
+    private static double Overhead(List<Job> jobs) => (double)ExtraAttempts(jobs) / jobs.Count;
+
+    private static async Task<string> WorkerOfOperatorAsync(HttpClient http, string operatorAccountId) =>
+        (await Eventually.UntilAsync(async () => await http.GetFromJsonAsync<List<WorkerView>>("/v1/workers", Api.Json),
+            workers => workers!.Any(w => w.OperatorAccountId == operatorAccountId && w.Online), TimeSpan.FromSeconds(30), "the cheater online"))!
+        .First(w => w.OperatorAccountId == operatorAccountId).WorkerId;
+}

@@ -1,0 +1,158 @@
+using System.Net;
+using Dapper;
+using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Contracts;
+using Platform.Contracts.Messages;
+using Platform.Contracts.Tensors;
+using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Placement;
+using Platform.Scheduler.Verification;
+using Platform.Scheduler.Workers;
+using Platform.Testing;
+
+namespace Platform.Scheduler.Tests;
+
+/// <summary>
+/// The scheduler's consumers and dispatcher on the MassTransit harness with a real Postgres, and the moves of
+/// a scenario: workers coming online with a stake, jobs submitted and funded, signed results reported. Outputs
+/// whose CIDs differ are read from a stand-in for the storage service that serves the test's tensors.
+/// </summary>
+public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
+{
+    private TestEnvironment _env = null!;
+    private protected ConsumerTestHost _host = null!;
+    private readonly Dictionary<Cid, byte[]> _blobs = [];
+    protected ITestHarness Harness => _host.Harness;
+
+    public async Task InitializeAsync() =>
+        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync(environment);
+
+    /// <summary>Starts the scheduler: stake minimum 10, no spot checks unless <paramref name="configure"/> turns them on.</summary>
+    protected async Task StartAsync(Action<SchedulerOptions>? configure = null)
+    {
+        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        {
+            bus.AddJobs();
+            bus.AddWorkers();
+        }, services =>
+        {
+            services.AddPlacement();
+            services.AddVerification();
+            services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs));
+            services.Configure<SchedulerOptions>(o =>
+            {
+                o.MinimumStake = 10;
+                o.SpotChecks = false;
+                o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+                configure?.Invoke(o);
+            });
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_host is not null)
+            await _host.DisposeAsync();
+        await _env.DisposeAsync();
+    }
+
+    /// <summary>Serves the test's tensors as storage would, and 404 for anything else.</summary>
+    private sealed class BlobsHandler(Dictionary<Cid, byte[]> blobs) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            var cid = request.RequestUri!.Segments[^1];
+            return Task.FromResult(Cid.TryParse(cid, out var parsed) && blobs.TryGetValue(parsed, out var bytes)
+                ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(bytes) }
+                : new HttpResponseMessage(HttpStatusCode.NotFound));
+        }
+    }
+
+    protected Dictionary<string, Cid> Output(params float[] c)
+    {
+        var bytes = Npy.ToBytes(NpyArray.FromFloat32(c, c.Length));
+        var cid = Cid.Compute(bytes);
+        _blobs[cid] = bytes;
+        return new Dictionary<string, Cid> { ["c"] = cid };
+    }
+
+    /// <summary>An online vector-add worker whose operator has staked <paramref name="stake"/>; faster workers are placed first.</summary>
+    protected async Task<WorkerOnline> WorkerAsync(double gflops, AccountId? @operator = null, decimal stake = 10, Func<WorkerOnline, WorkerOnline>? shape = null)
+    {
+        var announced = new WorkerOnline
+        {
+            WorkerId = WorkerId.New(),
+            OperatorAccountId = @operator ?? AccountId.New(),
+            Region = "local",
+            Slots = 1,
+            Kernels = ["vector-add"],
+            Devices = [new DeviceInfo { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = 1024 }],
+            GflopsPerKernel = new Dictionary<string, double> { ["vector-add"] = gflops },
+            PowerWatts = 30,
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
+        var worker = TestWorkerKeys.Registered(shape?.Invoke(announced) ?? announced);
+        await StakeAsync(worker.OperatorAccountId, stake, version: 1);
+        await Harness.Bus.Publish(worker);
+        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
+        return worker;
+    }
+
+    protected async Task StakeAsync(AccountId @operator, decimal staked, long version)
+    {
+        await Harness.Bus.Publish(new StakeChanged { OperatorAccountId = @operator, Staked = staked, Version = version, OccurredAt = DateTimeOffset.UtcNow });
+        Assert.True(await Harness.Consumed.Any<StakeChanged>(m => m.Context.Message.OperatorAccountId == @operator && m.Context.Message.Version == version));
+    }
+
+    protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null)
+    {
+        var job = new JobSubmitted
+        {
+            JobId = id ?? JobId.New(),
+            ClientAccountId = AccountId.New(),
+            Spec = new JobSpec
+            {
+                Kernel = "vector-add",
+                Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
+                Replicas = replicas,
+                Requirements = requirements ?? new JobRequirements(),
+            },
+            EstimatedGflop = 1,
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
+        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        return job;
+    }
+
+    protected async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
+        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
+
+    protected static AttemptCompleted Result(AssignJob assign, Dictionary<string, Cid> outputs) => new()
+    {
+        JobId = assign.JobId,
+        AttemptId = assign.AttemptId,
+        WorkerId = assign.WorkerId,
+        Outputs = outputs,
+        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu", Joules = 2 },
+        OccurredAt = DateTimeOffset.UtcNow,
+    };
+
+    protected Task ReportAsync(AssignJob assign, Dictionary<string, Cid> outputs) => Harness.Bus.Publish(TestWorkerKeys.Signed(Result(assign, outputs)));
+
+    protected async Task<JobCompleted> CompletedAsync(JobId job) =>
+        (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job).First()).Context.Message;
+
+    protected async Task<T> QueryAsync<T>(string sql, object parameters)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        return await connection.ExecuteScalarAsync<T>(sql, parameters) ?? throw new InvalidOperationException($"no row for {sql}");
+    }
+
+    protected async Task ExecuteAsync(string sql, object parameters)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        await connection.ExecuteAsync(sql, parameters);
+    }
+}
