@@ -1,4 +1,5 @@
 using Dapper;
+using MassTransit;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Rewards.Ledger;
@@ -99,6 +100,20 @@ public sealed class LowBalanceWarningTests : IAsyncLifetime
 
         Assert.Equal(2 * price, await _rewards.BalanceAsync(client.Value));
         Assert.Single(await WarningsAsync(client));
+    }
+
+    [Fact]
+    public async Task A_pin_fee_that_crosses_the_threshold_warns_once_however_often_it_is_asked()
+    {
+        var fee = _rewards.Pricing.PinFeeOf(3L << 30);
+        var client = await _rewards.OpenAsync("client", 2 * fee);
+        await SetThresholdAsync(client, 1.5m * fee);
+        var pin = new ChargePinFee { Cid = Cid.Compute(Guid.NewGuid().ToByteArray()), Owner = client, Size = 3L << 30 };
+
+        for (var i = 0; i < 3; i++)
+            await _rewards.Harness.GetRequestClient<ChargePinFee>().GetResponse<PinFeeCharged, PinFeeRefused>(pin);
+
+        Assert.Equal([(fee, 1.5m * fee)], await WarningsAsync(client));
     }
 
     [Fact]
