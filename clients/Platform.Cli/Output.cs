@@ -39,6 +39,10 @@ public static class Output
         return table;
     }
 
+    /// <summary>A warning on stderr, yellow where the terminal has colours: it never mixes into results on stdout.</summary>
+    public static void Warn(CliHost host, string message) =>
+        host.Status.MarkupLine($"[yellow]warning: {Markup.Escape(message)}[/]");
+
     /// <summary>Two columns of name and value.</summary>
     public static Grid Facts(params (string Name, string? Value)[] facts)
     {

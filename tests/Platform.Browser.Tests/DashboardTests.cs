@@ -107,6 +107,36 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
     }
 
     [Fact]
+    public async Task A_client_sets_a_low_balance_threshold_above_its_balance_and_the_banner_warns_until_it_is_cleared()
+    {
+        var client = await network.CreateAccountAsync("client", 12.5m);
+        await WithPageAsync("low-balance", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("[data-account=balance]")).ToHaveTextAsync("12.5");
+            await Expect(page.Locator("[data-account=threshold]")).ToHaveTextAsync("not set");
+            await Expect(page.Locator("#low-balance-banner")).ToBeHiddenAsync();
+
+            await page.FillAsync("#low-balance-threshold", "25");
+            await page.ClickAsync("#low-balance-form button[type=submit]");
+            var banner = page.Locator("#low-balance-banner");
+            await Expect(banner).ToBeVisibleAsync();
+            await Expect(banner).ToHaveTextAsync("Your balance 12.5 is below your warning threshold of 25: " +
+                "top up or lower the threshold before jobs are rejected for insufficient credits");
+            await Expect(page.Locator("[data-account=threshold]")).ToHaveTextAsync("25");
+            // The threshold is the account's, not the page's: a reload still warns.
+            await page.ReloadAsync();
+            await Expect(banner).ToBeVisibleAsync();
+
+            await page.ClickAsync("#low-balance-clear");
+            await Expect(banner).ToBeHiddenAsync();
+            await Expect(page.Locator("[data-account=threshold]")).ToHaveTextAsync("not set");
+            await Expect(page.Locator("#alert")).ToBeHiddenAsync();
+        });
+    }
+
+    [Fact]
     public async Task The_submit_form_offers_exactly_the_kernel_catalogue()
     {
         var client = await network.CreateAccountAsync("client", 1m);

@@ -49,8 +49,23 @@ public static class AccountCommands
             return 0;
         });
 
+        var threshold = new Argument<decimal?>("THRESHOLD") { Description = "Warn when the balance falls below this many credits", Arity = ArgumentArity.ZeroOrOne };
+        var clear = new Option<bool>("--clear") { Description = "Remove the threshold: no more warnings" };
+        var lowBalance = new Command("low-balance", "Set (or --clear) the balance below which the dashboard, the CLI and an event warn") { threshold, clear };
+        lowBalance.SetRun(host, async (s, ct) =>
+        {
+            var value = s.Get(threshold);
+            if (s.Get(clear) == value.HasValue)
+                throw new UsageException("give a THRESHOLD or --clear, not both");
+            if (value < 0)
+                throw new UsageException("THRESHOLD may not be negative");
+            s.Show(await s.Client.SetLowBalanceThresholdAsync(value, ct), a => ShowAccount(s, a));
+            return 0;
+        });
+
         account.Subcommands.Add(ledger);
         account.Subcommands.Add(earnings);
+        account.Subcommands.Add(lowBalance);
         account.Subcommands.Add(Move(host, "stake", "Stake credits: operators' workers get work only with the network's minimum staked",
             (c, amount, ct) => c.StakeAsync(amount, null, ct)));
         account.Subcommands.Add(Move(host, "unstake", "Move staked credits back to the balance",
@@ -73,9 +88,19 @@ public static class AccountCommands
         return command;
     }
 
-    private static void ShowAccount(Session s, AccountView a) =>
+    private static void ShowAccount(Session s, AccountView a)
+    {
         s.Host.Out.Write(Output.Facts(("account", a.AccountId), ("role", a.Role), ("balance", Output.Credits(a.Balance)),
-            ("escrowed", Output.Credits(a.Escrowed)), ("earned", Output.Credits(a.Earned)), ("staked", Output.Credits(a.Staked))));
+            ("escrowed", Output.Credits(a.Escrowed)), ("earned", Output.Credits(a.Earned)), ("staked", Output.Credits(a.Staked)),
+            ("low-balance threshold", a.LowBalanceThreshold is { } t ? Output.Credits(t) : "none")));
+        if (a.LowBalance)
+            Output.Warn(s.Host, LowBalanceWarning(a));
+    }
+
+    /// <summary>The same words as the dashboard's banner.</summary>
+    public static string LowBalanceWarning(AccountView a) =>
+        $"your balance {Output.Credits(a.Balance)} is below your warning threshold of {Output.Credits(a.LowBalanceThreshold)}: " +
+        "top up or lower the threshold before jobs are rejected for insufficient credits";
 
     /// <summary>Saves a URL and key for later commands, after checking the key works.</summary>
     public static Command Login(CliHost host)

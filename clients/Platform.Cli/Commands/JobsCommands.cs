@@ -72,6 +72,28 @@ public static class JobsCommands
         return jobs;
     }
 
+    /// <summary>
+    /// Warns before submitting when the account is below its low-balance threshold, or when the job's maxPrice is
+    /// above the balance (the escrow may then fail). The job is submitted anyway: rewards decides, from the estimate.
+    /// </summary>
+    private static async Task WarnAboutBalanceAsync(Session s, decimal? maxPrice, CancellationToken ct)
+    {
+        AccountView account;
+        try
+        {
+            account = await s.Client.GetAccountAsync(ct);
+        }
+        catch (PlatformApiException)
+        {
+            // No account view (an admin key without a ledger account, say): nothing to warn about, and the submit says the rest.
+            return;
+        }
+        if (account.LowBalance)
+            Output.Warn(s.Host, AccountCommands.LowBalanceWarning(account));
+        if (maxPrice is { } max && max > account.Balance)
+            Output.Warn(s.Host, $"this job may be rejected for insufficient credits: balance {Output.Credits(account.Balance)}, maxPrice {Output.Credits(max)}");
+    }
+
     private static Command Submit(CliHost host)
     {
         var kernel = new Argument<string>("KERNEL") { Description = "vector-add, matmul, kmeans, knn, train-logreg or mlp-infer" };
@@ -111,6 +133,7 @@ public static class JobsCommands
                 MaxPrice = s.Get(maxPrice),
                 Requirements = s.Get(region) is null && s.Get(device) is null ? null : new JobRequirements(s.Get(device), null, s.Get(region)),
             };
+            await WarnAboutBalanceAsync(s, request.MaxPrice, ct);
             var job = await s.Client.SubmitJobAsync(request, s.Get(key), ct);
             if (!s.Get(wait))
             {

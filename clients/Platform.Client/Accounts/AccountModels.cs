@@ -1,7 +1,10 @@
 namespace Platform.Client;
 
 /// <summary>GET /v1/account. Credits are decimals with at most 6 fractional digits.</summary>
-public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
+/// <param name="LowBalanceThreshold">The balance below which the owner asked to be warned; null when none is set.</param>
+/// <param name="LowBalance">The balance is below <paramref name="LowBalanceThreshold"/>: top up or lower it before jobs are rejected.</param>
+public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked,
+    decimal? LowBalanceThreshold = null, bool LowBalance = false);
 
 /// <summary>One ledger transaction as it touched this account; <see cref="Amount"/> is negative when credits left it.</summary>
 /// <param name="AccountId">The account the entry moved: the caller's, or for an operator its stake account (stake:&lt;id&gt;).</param>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 
 namespace Platform.Client;
@@ -40,6 +41,20 @@ public sealed partial class PlatformClient
     {
         using var response = await PostAsync(path, new { amount }, idempotencyKey, ct);
         await EnsureSuccessAsync(response, ct);
+    }
+
+    /// <summary>
+    /// PUT /v1/account/low-balance: warn (dashboard banner, CLI, an AccountBalanceLow event) when the balance falls
+    /// below <paramref name="threshold"/> credits; null clears it. Clients and admins. Returns the account.
+    /// </summary>
+    public async Task<AccountView> SetLowBalanceThresholdAsync(decimal? threshold, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, new Uri("v1/account/low-balance", UriKind.Relative))
+        {
+            Content = JsonContent.Create(new { threshold }, options: Json),
+        };
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        return await ReadAsync<AccountView>(response, ct);
     }
 
     /// <summary>Admin only: opens an account with <see cref="CreateAccountRequest.Credits"/> and returns its key.</summary>

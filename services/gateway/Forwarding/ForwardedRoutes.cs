@@ -63,6 +63,12 @@ public static class ForwardedRoutes
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
             .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict)
             .RequireAuthorization(Roles.Operator);
+        // Only those who pay for jobs (clients, and admins who may submit) set a low-balance warning.
+        account.MapPut("/low-balance", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/low-balance", http.User.AccountOf()))
+            .Accepts<LowBalanceRequest>("application/json").Produces<AccountResponse>()
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
+            .RequireAuthorization(Roles.Client);
         account.MapPost("/unstake", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Rewards, "/v1/account/unstake", http.User.AccountOf()))
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()

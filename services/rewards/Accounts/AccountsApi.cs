@@ -4,8 +4,11 @@ using Dapper;
 using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
+using Platform.Contracts;
 using Platform.Contracts.Api;
+using Platform.Contracts.Messages;
 using Platform.Hosting.Http;
+using Platform.Hosting.Outbox;
 using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Accounts;
@@ -33,6 +36,7 @@ public static class AccountsApi
         group.MapGet("/", GetAccount);
         group.MapGet("/ledger", GetLedger);
         group.MapGet("/earnings", GetEarnings);
+        group.MapPut("/low-balance", SetLowBalance);
         return group;
     }
 
@@ -40,7 +44,9 @@ public static class AccountsApi
         select a.id as AccountId, a.kind as Role, a.balance as Balance,
                coalesce((select sum(e.amount) from escrows e where e.client_account_id = a.id and e.status = 'held'), 0) as Escrowed,
                coalesce((select sum(p.amount) from postings p where p.account_id = a.id and p.kind in ('payout', 'mint', 'efficiency-bonus')), 0) as Earned,
-               coalesce((select s.balance from accounts s where s.id = @stake), 0) as Staked
+               coalesce((select s.balance from accounts s where s.id = @stake), 0) as Staked,
+               a.low_balance_threshold as LowBalanceThreshold,
+               coalesce(a.balance < a.low_balance_threshold, false) as LowBalance
         from accounts a where a.id = @account
         """;
 
@@ -51,6 +57,48 @@ public static class AccountsApi
         var row = await connection.QuerySingleOrDefaultAsync<AccountResponse>(new CommandDefinition(
             AccountQuery, new { account, stake = CreditLedger.StakeOf(account) }, cancellationToken: ct));
         return row is null ? AccountNotFound() : TypedResults.Ok(row);
+    }
+
+    /// <summary>
+    /// Sets or clears (null) the account's low-balance threshold and answers the account as GET does. A threshold
+    /// raised above the balance is a crossing like a posting's: it queues an AccountBalanceLow in the same
+    /// transaction, unless the balance was already below the old threshold (the owner was warned then).
+    /// </summary>
+    internal static async Task<Results<Ok<AccountResponse>, ProblemHttpResult, ValidationProblem>> SetLowBalance(
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, CancellationToken ct)
+    {
+        var account = AccountOf(http);
+        var (body, malformed) = await JsonBody.ReadAsync<LowBalanceRequest>(http, ct);
+        if (malformed is not null)
+            return malformed;
+        var threshold = body!.Threshold;
+        if (threshold < 0)
+            return Problems.Validation(new Dictionary<string, string[]> { ["threshold"] = ["must be zero or more credits, or null to clear it"] }, "threshold may not be negative");
+        if (threshold is { } t && t != CreditLedger.Round(t))
+            return Problems.Validation(new Dictionary<string, string[]> { ["threshold"] = ["credits have at most 6 fractional digits"] }, "threshold has more than 6 fractional digits");
+        // The column holds 20 digits, 6 of them fractional.
+        if (threshold >= 100_000_000_000_000m)
+            return Problems.Validation(new Dictionary<string, string[]> { ["threshold"] = ["must be below 100000000000000 credits"] }, "threshold is too large");
+
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        // Locked like a posting locks it, so a posting and a threshold change never both miss (or both send) a crossing.
+        var current = await connection.QuerySingleOrDefaultAsync<(string Kind, decimal Balance, decimal? Threshold)?>(new CommandDefinition(
+            "select kind, balance, low_balance_threshold from accounts where id = @account for update", new { account }, tx, cancellationToken: ct));
+        if (current is not { } row)
+            return AccountNotFound();
+        if (row.Kind is not ("client" or "admin"))
+            return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only clients set a low-balance threshold",
+                "the warning is for accounts that pay for jobs; operators are paid");
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update accounts set low_balance_threshold = @threshold where id = @account", new { account, threshold }, tx, cancellationToken: ct));
+        var wasLow = row.Balance < row.Threshold;
+        if (!wasLow && row.Balance < threshold)
+            await outbox.EnqueueAsync(tx, new AccountBalanceLow { AccountId = AccountId.From(account), Balance = row.Balance, Threshold = threshold.Value, OccurredAt = clock.GetUtcNow() }, ct: ct);
+        var response = await connection.QuerySingleAsync<AccountResponse>(new CommandDefinition(
+            AccountQuery, new { account, stake = CreditLedger.StakeOf(account) }, tx, cancellationToken: ct));
+        await outbox.CommitAsync(tx, ct);
+        return TypedResults.Ok(response);
     }
 
     // Newest first; the cursor is the last entry's (transaction id, posting id), so pages neither skip nor repeat

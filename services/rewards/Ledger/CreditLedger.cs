@@ -1,5 +1,6 @@
 using Dapper;
 using Npgsql;
+using Platform.Contracts.Messages;
 
 namespace Platform.Rewards.Ledger;
 
@@ -28,10 +29,32 @@ public static class CreditLedger
     /// <summary>Rounds towards zero to 6 digits: for shares of an amount, so the shares never add up to more than it.</summary>
     public static decimal RoundDown(decimal amount) => Math.Round(amount, 6, MidpointRounding.ToZero);
 
+    private static readonly string LowBalanceType = typeof(AccountBalanceLow).FullName!;
+
+    /// <summary>
+    /// Follows a CTE <c>b</c> that updated one balance row and returned (id, before, balance, low_balance_threshold):
+    /// when the posting took the balance from at or above the account's threshold to below it, queues an
+    /// <see cref="AccountBalanceLow"/> in the outbox, in the posting's own statement and so its own transaction:
+    /// a posting applied once (the idempotency key) warns once, and a replayed one, which updates no row, not at
+    /// all. The body is written here rather than by <c>MessageOutbox</c> so the common posting stays one round
+    /// trip; it is the camelCase JSON <c>PlatformJson</c> reads (the tests read it back through the relay), and
+    /// OccurredAt is the transaction's time, as the ledger transaction's created_at.
+    /// </summary>
+    private const string LowBalanceWarning = """
+        , low as (
+            insert into outbox (message_id, message_type, body)
+            select gen_random_uuid(), @lowType,
+                   jsonb_build_object('accountId', b.id, 'balance', b.balance, 'threshold', b.low_balance_threshold, 'occurredAt', now())
+            from b where b.balance < b.low_balance_threshold and b.before >= b.low_balance_threshold
+        )
+        """;
+
     /// <summary>
     /// Applies a transaction once and returns its id, or null, changing nothing, when its idempotency key was
     /// already used. A balance that would go below zero fails the database's check constraint and aborts the
-    /// caller's transaction, so callers check funds first.
+    /// caller's transaction, so callers check funds first. A posting that takes a balance below its account's
+    /// low-balance threshold queues an <see cref="AccountBalanceLow"/> in the outbox (see <see cref="LowBalanceWarning"/>):
+    /// callers commit with <c>MessageOutbox.CommitAsync</c> so the relay sends it at once.
     /// </summary>
     public static async Task<long?> PostAsync(NpgsqlTransaction tx, string idempotencyKey, string? jobId, IReadOnlyList<Posting> postings, CancellationToken ct)
     {
@@ -54,7 +77,7 @@ public static class CreditLedger
         // mostly its round trips and its commit. Nothing but the key's insert happens when the key is taken.
         var first = balances.Count > 0 ? balances[0] : default;
         var id = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
-            """
+            $"""
             with t as (
                 insert into transactions (idempotency_key, job_id) values (@idempotencyKey, @jobId)
                 on conflict (idempotency_key) do nothing returning id
@@ -65,7 +88,8 @@ public static class CreditLedger
             ), b as (
                 update accounts set balance = balance + @firstAmount
                 where id = @firstAccount and exists (select 1 from t)
-            )
+                returning id, balance - @firstAmount as before, balance, low_balance_threshold
+            ){LowBalanceWarning}
             select id from t
             """,
             new
@@ -78,14 +102,21 @@ public static class CreditLedger
                 workers = moving.Select(p => p.WorkerId).ToArray(),
                 firstAccount = first.AccountId,
                 firstAmount = first.Amount,
+                lowType = LowBalanceType,
             }, tx, cancellationToken: ct));
         if (id is null)
             return null;
         foreach (var (accountId, amount) in balances.Skip(1))
         {
             await connection.ExecuteAsync(new CommandDefinition(
-                "update accounts set balance = balance + @amount where id = @accountId",
-                new { accountId, amount }, tx, cancellationToken: ct));
+                $"""
+                with b as (
+                    update accounts set balance = balance + @amount where id = @accountId
+                    returning id, balance - @amount as before, balance, low_balance_threshold
+                ){LowBalanceWarning}
+                select 1
+                """,
+                new { accountId, amount, lowType = LowBalanceType }, tx, cancellationToken: ct));
         }
         return id;
     }

@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Outbox;
 using Platform.Rewards.Escrow;
 using Platform.Rewards.Ledger;
 
@@ -13,7 +14,7 @@ namespace Platform.Rewards.Pins;
 /// pins are the outputs of jobs, whose price the client already paid, so they pin for free. The idempotency
 /// key is the CID: a blob is paid for once, whoever asks and however often.
 /// </summary>
-public sealed class ChargePinFeeConsumer(NpgsqlDataSource db, IOptions<PricingOptions> pricing) : IConsumer<ChargePinFee>
+public sealed class ChargePinFeeConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing) : IConsumer<ChargePinFee>
 {
     public async Task Consume(ConsumeContext<ChargePinFee> context)
     {
@@ -45,7 +46,8 @@ public sealed class ChargePinFeeConsumer(NpgsqlDataSource db, IOptions<PricingOp
             new Posting(owner, "pin-fee", -fee),
             new Posting(CreditLedger.Fees, "pin-fee", fee),
         ], ct) is not null;
-        await tx.CommitAsync(ct);
+        // The fee may take the balance below the owner's low-balance threshold, whose warning is in the outbox.
+        await outbox.CommitAsync(tx, ct);
         await context.RespondAsync(new PinFeeCharged { Cid = m.Cid, Fee = charged ? fee : 0 });
     }
 }

@@ -1,6 +1,14 @@
 namespace Platform.Contracts.Api;
 
-public sealed record AccountResponse(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
+/// <summary>
+/// An account's figures. <paramref name="LowBalanceThreshold"/> is the balance below which its owner wants a warning
+/// (null: none); <paramref name="LowBalance"/> is true while the balance is below it.
+/// </summary>
+public sealed record AccountResponse(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked,
+    decimal? LowBalanceThreshold = null, bool LowBalance = false);
+
+/// <summary>Sets the low-balance threshold; a null or absent <paramref name="Threshold"/> clears it.</summary>
+public sealed record LowBalanceRequest(decimal? Threshold);
 
 /// <summary>One posting on the caller's account (or, for an operator, on its stake account).</summary>
 public sealed record LedgerEntry(long TransactionId, DateTimeOffset CreatedAt, string AccountId, string Kind, decimal Amount, string? JobId, string? WorkerId, string IdempotencyKey);

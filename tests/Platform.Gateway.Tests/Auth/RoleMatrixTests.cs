@@ -48,6 +48,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["GET /v1/account/earnings"] = Operators,
         ["POST /v1/account/stake"] = Operators,
         ["POST /v1/account/unstake"] = Operators,
+        ["PUT /v1/account/low-balance"] = Clients,
         ["GET /v1/workers"] = Everyone,
         ["GET /v1/workers/{id}/placement"] = Everyone,
         ["GET /v1/network"] = Everyone,
@@ -136,7 +137,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         if (key is not null)
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
         // A body of the type the route accepts: routing answers 415 to another type before authentication runs.
-        if (method is "POST")
+        if (method is "POST" or "PUT")
             request.Content = path == "/v1/blobs" ? new ByteArrayContent([1, 2, 3]) { Headers = { ContentType = new MediaTypeHeaderValue("application/octet-stream") } }
                 : new StringContent("{}", Encoding.UTF8, "application/json");
         // The event stream of an unknown job ends at once; headers are all this needs of any response.

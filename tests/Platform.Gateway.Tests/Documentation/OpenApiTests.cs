@@ -76,7 +76,7 @@ public sealed class OpenApiTests : IAsyncLifetime
         var schemas = document.RootElement.GetProperty("components").GetProperty("schemas").EnumerateObject().Select(p => p.Name).ToHashSet();
 
         Assert.Superset(new HashSet<string> { "JobView", "PinResponse", "PinStatusResponse", "ProofResponse", "DatasetView", "AccountResponse",
-            "LedgerPage", "EarningsResponse", "StakeRequest", "StakeResponse", "WorkerView", "NetworkView", "ProblemDetails" }, schemas);
+            "LedgerPage", "EarningsResponse", "StakeRequest", "StakeResponse", "LowBalanceRequest", "WorkerView", "NetworkView", "ProblemDetails" }, schemas);
     }
 
     [Fact]

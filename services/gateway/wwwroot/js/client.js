@@ -23,6 +23,12 @@ export function initClient(reportError) {
   select.addEventListener('change', renderKernel);
   renderKernel();
   $('#submit-job').addEventListener('submit', submit);
+  $('#low-balance-form').addEventListener('submit', event => {
+    event.preventDefault();
+    const value = $('#low-balance-threshold').value.trim();
+    setLowBalance(value === '' ? null : Number(value));
+  });
+  $('#low-balance-clear').addEventListener('click', () => setLowBalance(null));
   $('#jobs-newest').addEventListener('click', () => loadJobs(null).catch(report));
   $('#jobs-older').addEventListener('click', () => loadJobs(page.next).catch(report));
 }
@@ -56,7 +62,9 @@ export function resetClient() {
   $('#jobs tbody').replaceChildren();
   $('#ledger tbody').replaceChildren();
   $('#job-detail').hidden = true;
+  $('#low-balance-banner').hidden = true;
   setText('#submit-status', '');
+  setText('#low-balance-status', '');
 }
 
 function renderKernel() {
@@ -139,9 +147,36 @@ async function submit(event) {
 }
 
 async function loadAccount() {
-  const account = await api('/v1/account');
+  showAccount(await api('/v1/account'));
+}
+
+function showAccount(account) {
   setText('[data-account="balance"]', formatCredits(account.balance));
   setText('[data-account="escrowed"]', formatCredits(account.escrowed));
+  setText('[data-account="threshold"]', account.lowBalanceThreshold == null ? 'not set' : formatCredits(account.lowBalanceThreshold));
+  const banner = $('#low-balance-banner');
+  banner.hidden = !account.lowBalance;
+  banner.textContent = account.lowBalance
+    ? `Your balance ${formatCredits(account.balance)} is below your warning threshold of ${formatCredits(account.lowBalanceThreshold)}: ` +
+      'top up or lower the threshold before jobs are rejected for insufficient credits'
+    : '';
+}
+
+// PUT is idempotent: a retry after a lost answer sets the same threshold again.
+async function setLowBalance(threshold) {
+  const form = $('#low-balance-form');
+  form.querySelectorAll('button').forEach(b => { b.disabled = true; });
+  try {
+    const account = await api('/v1/account/low-balance', { method: 'PUT', body: { threshold } });
+    showAccount(account);
+    $('#low-balance-threshold').value = '';
+    setText('#low-balance-status', threshold == null ? 'Warning cleared.' : `Warning set below ${formatCredits(threshold)}.`);
+  } catch (error) {
+    setText('#low-balance-status', '');
+    report(error);
+  } finally {
+    form.querySelectorAll('button').forEach(b => { b.disabled = false; });
+  }
 }
 
 async function loadJobs(cursor) {

@@ -1,0 +1,217 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace Platform.Cli.Tests;
+
+/// <summary>
+/// The low-balance threshold in the command line: shown by 'account', set and cleared by 'account low-balance', and
+/// warned about by 'jobs submit' before it submits, against a fake gateway on a real port that answers the account
+/// it is given and records what it was sent.
+/// </summary>
+public sealed class LowBalanceTests : IDisposable
+{
+    private const string InputCid = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+    private const string Banner = "your balance 12.5 is below your warning threshold of 25: top up or lower the threshold before jobs are rejected for insufficient credits";
+
+    private readonly DirectoryInfo _home = Directory.CreateTempSubdirectory("platform-cli-lowbal-");
+    private readonly FakeAccountGateway _gateway = new();
+
+    public void Dispose()
+    {
+        _gateway.Dispose();
+        _home.Delete(recursive: true);
+    }
+
+    private sealed record Run(int Code, string Out, string Err);
+
+    private async Task<Run> RunAsync(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var env = new Dictionary<string, string?> { ["PLATFORM_URL"] = _gateway.Url, ["PLATFORM_KEY"] = "pk_test", ["HOME"] = _home.FullName };
+        var code = await Cli.RunAsync(args, CliHost.Plain(stdout, stderr, env));
+        return new Run(code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public async Task Account_shows_the_threshold_and_warns_while_the_balance_is_below_it()
+    {
+        _gateway.Account = Account(12.5m, 25m, low: true);
+
+        var run = await RunAsync("account");
+
+        Assert.Equal(0, run.Code);
+        Assert.Matches(@"low-balance threshold\s+25\s", run.Out);
+        Assert.Contains("warning: " + Banner, run.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("warning", run.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Account_without_a_threshold_says_none_and_does_not_warn()
+    {
+        _gateway.Account = Account(12.5m, null, low: false);
+
+        var run = await RunAsync("account");
+
+        Assert.Equal(0, run.Code);
+        Assert.Matches(@"low-balance threshold\s+none\s", run.Out);
+        Assert.Empty(run.Err);
+    }
+
+    [Fact]
+    public async Task Low_balance_sets_the_threshold_with_a_PUT_and_clear_sends_null()
+    {
+        _gateway.Account = Account(12.5m, 25m, low: true);
+
+        var set = await RunAsync("account", "low-balance", "25");
+        var cleared = await RunAsync("account", "low-balance", "--clear");
+
+        Assert.Equal(0, set.Code);
+        Assert.Equal(0, cleared.Code);
+        Assert.Equal(["""{"threshold":25}""", """{"threshold":null}"""], _gateway.Received("PUT /v1/account/low-balance"));
+    }
+
+    [Fact]
+    public async Task Low_balance_needs_a_threshold_or_clear_and_not_both()
+    {
+        _gateway.Account = Account(12.5m, null, low: false);
+
+        var neither = await RunAsync("account", "low-balance");
+        var both = await RunAsync("account", "low-balance", "25", "--clear");
+
+        Assert.NotEqual(0, neither.Code);
+        Assert.NotEqual(0, both.Code);
+        Assert.Contains("give a THRESHOLD or --clear", neither.Err, StringComparison.Ordinal);
+        Assert.Empty(_gateway.Received("PUT /v1/account/low-balance"));
+    }
+
+    [Fact]
+    public async Task Submit_below_the_threshold_warns_on_stderr_and_still_submits()
+    {
+        _gateway.Account = Account(12.5m, 25m, low: true);
+
+        var run = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}");
+
+        Assert.Equal(0, run.Code);
+        Assert.Equal("job_lowbal", run.Out.Trim());
+        Assert.Contains("warning: " + Banner, run.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("maxPrice", run.Err, StringComparison.Ordinal);
+        Assert.Single(_gateway.Received("POST /v1/jobs"));
+    }
+
+    [Fact]
+    public async Task Submit_with_a_max_price_above_the_balance_warns_that_it_may_be_rejected_and_still_submits()
+    {
+        _gateway.Account = Account(12.5m, null, low: false);
+
+        var run = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}", "--max-price", "40");
+
+        Assert.Equal(0, run.Code);
+        Assert.Contains("warning: this job may be rejected for insufficient credits: balance 12.5, maxPrice 40", run.Err, StringComparison.Ordinal);
+        Assert.DoesNotContain("threshold", run.Err, StringComparison.Ordinal);
+        Assert.Single(_gateway.Received("POST /v1/jobs"));
+    }
+
+    [Fact]
+    public async Task Submit_with_enough_credits_says_nothing_and_one_without_an_account_view_submits_anyway()
+    {
+        _gateway.Account = Account(100m, 25m, low: false);
+        var funded = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}", "--max-price", "40");
+        _gateway.Account = null;
+        var unknown = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}");
+
+        Assert.Equal(0, funded.Code);
+        Assert.DoesNotContain("warning", funded.Err, StringComparison.Ordinal);
+        Assert.Equal(0, unknown.Code);
+        Assert.DoesNotContain("warning", unknown.Err, StringComparison.Ordinal);
+        Assert.Equal(2, _gateway.Received("POST /v1/jobs").Count);
+    }
+
+    private static string Account(decimal balance, decimal? threshold, bool low) => JsonSerializer.Serialize(new
+    {
+        accountId = "acc_lowbal",
+        role = "client",
+        balance,
+        escrowed = 0m,
+        earned = 0m,
+        staked = 0m,
+        lowBalanceThreshold = threshold,
+        lowBalance = low,
+    });
+
+    /// <summary>
+    /// Answers GET /v1/account and PUT /v1/account/low-balance with <see cref="Account"/> (404 problem when null),
+    /// POST /v1/jobs with a queued job; records each request's body.
+    /// </summary>
+    private sealed class FakeAccountGateway : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly Task _serving;
+        private readonly List<(string Route, string Body)> _received = [];
+
+        public FakeAccountGateway()
+        {
+            Url = $"http://127.0.0.1:{Platform.Testing.FreePort.Next()}/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _serving = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public volatile string? Account;
+
+        public List<string> Received(string route)
+        {
+            lock (_received)
+                return [.. _received.Where(r => r.Route == route).Select(r => r.Body)];
+        }
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
+                {
+                    return; // stopped
+                }
+                var request = context.Request;
+                var route = $"{request.HttpMethod} {request.Url!.AbsolutePath}";
+                using (var reader = new StreamReader(request.InputStream, Encoding.UTF8))
+                {
+                    var body = await reader.ReadToEndAsync();
+                    lock (_received)
+                        _received.Add((route, body));
+                }
+                var (status, type, answer) = route switch
+                {
+                    "GET /v1/account" or "PUT /v1/account/low-balance" when Account is { } account => (200, "application/json", account),
+                    "GET /v1/account" or "PUT /v1/account/low-balance" => (404, "application/problem+json",
+                        """{"type":"urn:platform:problem:account-not-found","title":"Account not found","status":404,"detail":"this account has no ledger entries yet"}"""),
+                    "POST /v1/jobs" => (202, "application/json",
+                        """{"id":"job_lowbal","kernel":"vector-add","status":"pending","createdAt":"2026-01-02T03:04:05+00:00"}"""),
+                    _ => (404, "text/plain", "no such route in this fake"),
+                };
+                var bytes = Encoding.UTF8.GetBytes(answer);
+                context.Response.StatusCode = status;
+                context.Response.ContentType = type;
+                context.Response.ContentLength64 = bytes.Length;
+                await context.Response.OutputStream.WriteAsync(bytes);
+                context.Response.Close();
+            }
+        }
+
+        public void Dispose()
+        {
+            _listener.Stop();
+            _listener.Close();
+            _serving.Wait(TimeSpan.FromSeconds(5));
+        }
+    }
+}
