@@ -197,5 +197,5 @@ public static class ReceiptVerifier
         }
     }
 
-    private static string Describe(double? value) => value is { } v ? v.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture) : "none";
+    private static string Describe(double? value) => value is { } v ? v.ToString("G6", System.Globalization.CultureInfo.InvariantCulture) : "none";
 }
