@@ -34,6 +34,7 @@ public static class Cli
         root.Subcommands.Add(NodeCommands.Build(host));
         root.Subcommands.Add(AccountCommands.Login(host));
         root.Subcommands.Add(AccountCommands.Admin(host));
+        root.Subcommands.Add(ReceiptCommands.Verify(host));
         return root;
     }
 

@@ -4,6 +4,7 @@ using Platform.Gateway.Documentation;
 using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
 using Platform.Gateway.Limits;
+using Platform.Gateway.Receipts;
 using Platform.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -15,6 +16,7 @@ builder.AddPlatformDefaults("gateway", typeof(Program).Assembly, bus =>
 builder.AddApiKeyAuth();
 builder.AddForwarding();
 builder.AddRequestLimits();
+builder.AddReceipts();
 builder.AddApiDocument();
 
 var app = builder.Build();
@@ -30,6 +32,7 @@ app.UseAuthorization();
 app.MapAccounts();
 app.MapForwardedRoutes();
 app.MapJobs();
+app.MapReceipts();
 app.MapOpenApi().AllowAnonymous();
 app.Run();
 

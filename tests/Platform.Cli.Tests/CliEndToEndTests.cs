@@ -100,4 +100,44 @@ public sealed partial class CliEndToEndTests(CliNetwork network, ITestOutputHelp
         Assert.Equal(Cli.Failed, unauthorized.Code);
         Assert.Contains("PLATFORM_KEY", unauthorized.Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_jobs_receipt_verifies_offline_with_its_output_and_fails_once_a_byte_is_changed()
+    {
+        const int seed = 29, n = 512;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var aPath = Path.Combine(_dir.FullName, "a.npy");
+        var bPath = Path.Combine(_dir.FullName, "b.npy");
+        await File.WriteAllBytesAsync(aPath, Npy.ToBytes(NpyArray.FromFloat32(Enumerable.Range(0, n).Select(_ => (float)random.NextDouble()).ToArray(), n)));
+        await File.WriteAllBytesAsync(bPath, Npy.ToBytes(NpyArray.FromFloat32(Enumerable.Range(0, n).Select(_ => (float)random.NextDouble()).ToArray(), n)));
+        var client = await network.CreateAccountAsync("client", 100m);
+        var submit = await RunAsync(client.Key, "jobs", "submit", "vector-add", "--input", $"a={aPath}", "--input", $"b={bPath}", "--wait");
+        Assert.Equal(0, submit.Code);
+        var jobId = Regex.Match(submit.Out, @"\bjob_[a-z0-9]+").Value;
+        var outputs = Directory.CreateDirectory(Path.Combine(_dir.FullName, "outputs"));
+        Assert.Equal(0, (await RunAsync(client.Key, "blobs", "get", OutputC().Match(submit.Out).Groups[1].Value, "-o", Path.Combine(outputs.FullName, "c.npy"))).Code);
+        var receipt = Path.Combine(_dir.FullName, "receipt.json");
+
+        var fetched = await RunAsync(client.Key, "jobs", "receipt", jobId, "-o", receipt);
+        Assert.Equal(0, fetched.Code);
+        using var anonymous = network.Client(null);
+        var platformKey = (await anonymous.GetReceiptKeyAsync()).PublicKey;
+
+        // Offline: no key, and a gateway URL nothing answers on.
+        var verify = await RunAsync("", "verify", receipt, "--platform-key", platformKey, "--outputs", outputs.FullName, "--url", "http://127.0.0.1:9");
+        Assert.Equal(0, verify.Code);
+        Assert.Contains($"verified: receipt of {jobId}", verify.Out, StringComparison.Ordinal);
+        Assert.Contains("ok    output c: local file matches", verify.Out, StringComparison.Ordinal);
+
+        var bytes = await File.ReadAllBytesAsync(receipt);
+        bytes[bytes.Length / 2] ^= 0x01;
+        await File.WriteAllBytesAsync(receipt, bytes);
+        var tampered = await RunAsync("", "verify", receipt);
+        Assert.Equal(Cli.Failed, tampered.Code);
+        Assert.Contains("FAIL", tampered.Err, StringComparison.Ordinal);
+        Assert.Contains("NOT verified", tampered.Out, StringComparison.Ordinal);
+
+        Assert.Equal(Cli.Usage, (await RunAsync("", "verify", Path.Combine(_dir.FullName, "missing.json"))).Code);
+    }
 }

@@ -69,6 +69,7 @@ public static class JobsCommands
             return 0;
         });
         jobs.Subcommands.Add(cancel);
+        jobs.Subcommands.Add(ReceiptCommands.Fetch(host));
         return jobs;
     }
 

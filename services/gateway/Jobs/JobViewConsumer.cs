@@ -44,6 +44,12 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
+    // What a receipt needs of an accepted attempt; the same values on every redelivery.
+    private const string RecordAccepted = """
+        update job_attempts set public_key = @publicKey, metrics = @metrics::jsonb, spot_check = @spotCheck, accepted_index = @index
+        where attempt_id = @attemptId
+        """;
+
     public async Task Consume(ConsumeContext<JobStatusChanged> context)
     {
         var m = context.Message;
@@ -93,7 +99,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        foreach (var accepted in m.AcceptedAttempts())
+        foreach (var (accepted, index) in m.AcceptedAttempts().Select((a, i) => (a, i)))
         {
             await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
             {
@@ -103,6 +109,14 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 status = "accepted",
                 signature = accepted.Signature,
                 at = m.OccurredAt,
+            }, tx, cancellationToken: ct));
+            await connection.ExecuteAsync(new CommandDefinition(RecordAccepted, new
+            {
+                attemptId = accepted.AttemptId.Value,
+                publicKey = accepted.PublicKey,
+                metrics = JsonSerializer.Serialize(accepted.Metrics, PlatformJson.Options),
+                spotCheck = accepted.SpotCheck,
+                index,
             }, tx, cancellationToken: ct));
         }
         await connection.ExecuteAsync(new CommandDefinition(

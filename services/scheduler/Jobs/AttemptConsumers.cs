@@ -85,6 +85,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public string Outputs { get; init; } = "{}";
         public string Metrics { get; init; } = "{}";
         public string? Signature { get; init; }
+        public string? PublicKey { get; init; }
 
         public IReadOnlyDictionary<string, Cid> OutputCids => JsonSerializer.Deserialize<Dictionary<string, Cid>>(Outputs, PlatformJson.Options)!;
     }
@@ -127,6 +128,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options),
             Metrics = JsonSerializer.Serialize(m.Metrics, PlatformJson.Options),
             Signature = m.Signature,
+            PublicKey = holder.PublicKey,
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -147,9 +149,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         // Most jobs need one result: this one. Only jobs being verified look up the results before it.
         var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
-            select id as AttemptId, worker_id as WorkerId, operator_account_id as OperatorAccountId, outputs::text as Outputs,
-                   metrics::text as Metrics, signature
-            from attempts where job_id = @JobId and status = 'submitted' order by assigned_at, id
+            select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
+                   a.metrics::text as Metrics, a.signature, w.public_key as PublicKey
+            from attempts a left join workers w on w.id = a.worker_id
+            where a.job_id = @JobId and a.status = 'submitted' order by a.assigned_at, a.id
             """, new { JobId = m.JobId.Value }, tx, cancellationToken: ct))).ToList();
 
         var agreeing = await LargestAgreeingGroupAsync(results, ct);
@@ -286,6 +289,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             OperatorAccountId = AccountId.From(r.OperatorAccountId),
             Metrics = JsonSerializer.Deserialize<AttemptMetrics>(r.Metrics, PlatformJson.Options)!,
             Signature = r.Signature,
+            PublicKey = r.PublicKey,
             SpotCheck = i >= paid,
         }).ToList();
         var top = acceptedAttempts[0];

@@ -30,7 +30,12 @@ public sealed record KernelParameter(string Name, string Description, string Def
 }
 
 /// <summary>One kernel of the catalogue: its inputs in order, its parameters and its outputs.</summary>
-public sealed record KernelDefinition(string Name, string Description, IReadOnlyList<string> Inputs, IReadOnlyList<KernelParameter> Parameters, IReadOnlyList<string> Outputs);
+/// <param name="Version">
+/// Which definition of the kernel's results this is, as receipts name it: raise it whenever a change could alter
+/// an output's bytes for the same inputs (a different algorithm, seeding or reduction order).
+/// </param>
+public sealed record KernelDefinition(string Name, string Description, IReadOnlyList<string> Inputs, IReadOnlyList<KernelParameter> Parameters, IReadOnlyList<string> Outputs,
+    string Version = "1");
 
 /// <summary>A kernel's parameters after validation, with defaults filled in.</summary>
 public sealed class KernelArguments(IReadOnlyDictionary<string, string> values)
@@ -98,6 +103,9 @@ public static class KernelCatalog
 
     public static KernelDefinition Definition(string kernel) =>
         Definitions.FirstOrDefault(d => d.Name == kernel) ?? throw new ArgumentException($"unknown kernel '{kernel}'", nameof(kernel));
+
+    /// <summary>The version of the kernel's results (see <see cref="KernelDefinition.Version"/>).</summary>
+    public static string VersionOf(string kernel) => Definition(kernel).Version;
 
     /// <summary>The input names a kernel takes, in order.</summary>
     public static IReadOnlyList<string> InputNames(string kernel) => Definition(kernel).Inputs;

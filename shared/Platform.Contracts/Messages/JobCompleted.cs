@@ -33,6 +33,8 @@ public sealed record AcceptedAttempt
     public required AccountId OperatorAccountId { get; init; }
     public required AttemptMetrics Metrics { get; init; }
     public string? Signature { get; init; }
+    /// <summary>The key the scheduler checked <see cref="Signature"/> against (the worker's registered key), for receipts. Null from older schedulers.</summary>
+    public string? PublicKey { get; init; }
     /// <summary>
     /// True for a verification attempt the client did not ask for (a spot check of a single-replica job): the
     /// client pays for the replicas it requested, so this attempt's operator is minted its reward but not paid

@@ -52,17 +52,19 @@ public static class ResultSignature
         }
     }
 
-    /// <summary>The P-256 key in a base64 SubjectPublicKeyInfo, or null when it is anything else.</summary>
+    /// <summary>The P-256 key in a base64 SubjectPublicKeyInfo, or null when it is anything else (trailing bytes included).</summary>
     public static ECDsa? ImportPublicKey(string publicKey)
     {
         var key = ECDsa.Create();
         try
         {
-            key.ImportSubjectPublicKeyInfo(Convert.FromBase64String(publicKey), out _);
-            if (key.KeySize == 256 && key.ExportParameters(false).Curve.Oid.Value == ECCurve.NamedCurves.nistP256.Oid.Value)
+            // Bytes after the key are refused: they would let two texts name one key.
+            var bytes = Convert.FromBase64String(publicKey);
+            key.ImportSubjectPublicKeyInfo(bytes, out var read);
+            if (read == bytes.Length && key.KeySize == 256 && key.ExportParameters(false).Curve.Oid.Value == ECCurve.NamedCurves.nistP256.Oid.Value)
                 return key;
         }
-        catch (Exception ex) when (ex is FormatException or CryptographicException)
+        catch (Exception ex) when (ex is FormatException or CryptographicException or PlatformNotSupportedException)
         {
         }
         key.Dispose();

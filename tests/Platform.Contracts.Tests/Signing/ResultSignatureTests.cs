@@ -42,4 +42,19 @@ public sealed class ResultSignatureTests
         Assert.Null(ResultSignature.ImportPublicKey(ResultSignature.ExportPublicKey(p384)));
         Assert.False(ResultSignature.Verify(ResultSignature.ExportPublicKey(p384), signature, Job, Attempt, Outputs));
     }
+
+    private static readonly byte[] P256Oid = [0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+    [Fact]
+    public void A_key_with_bytes_after_it_or_an_unknown_curve_is_refused_not_thrown()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var spki = key.ExportSubjectPublicKeyInfo();
+        // The curve's OID (1.2.840.10045.3.1.7) with its first arc changed: .NET throws PlatformNotSupportedException for it.
+        var unknownCurve = (byte[])spki.Clone();
+        unknownCurve[spki.AsSpan().IndexOf(P256Oid)] ^= 0x01;
+
+        Assert.Null(ResultSignature.ImportPublicKey(Convert.ToBase64String([.. spki, 0])));
+        Assert.Null(ResultSignature.ImportPublicKey(Convert.ToBase64String(unknownCurve)));
+    }
 }

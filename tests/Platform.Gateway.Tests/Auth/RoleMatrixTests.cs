@@ -43,6 +43,8 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["GET /v1/jobs/{id}"] = Clients,
         ["POST /v1/jobs/{id}/cancel"] = Clients,
         ["GET /v1/jobs/{id}/events"] = Clients,
+        ["GET /v1/jobs/{id}/receipt"] = Clients,
+        ["GET /v1/receipts/key"] = Everyone,
         ["GET /v1/account"] = Any,
         ["GET /v1/account/ledger"] = Any,
         ["GET /v1/account/earnings"] = Operators,
