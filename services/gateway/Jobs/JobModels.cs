@@ -17,7 +17,15 @@ public sealed record SubmitJobRequest
 public sealed record RequirementsRequest(string? Device, long? MinMemoryMb, string? Region);
 
 /// <param name="Progress">Fraction of the kernel done (0..1) while the attempt runs, as last reported by its worker.</param>
-public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null);
+/// <param name="Joules">Energy the accepted attempt used; <paramref name="JoulesEstimated"/> says whether a sensor measured it or it was
+/// estimated from the worker's calibrated power and the attempt's time.</param>
+public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null,
+    double? Joules = null, bool? JoulesEstimated = null);
+
+/// <summary>The energy of a job's accepted attempts (replicas and spot checks included).</summary>
+/// <param name="JoulesPerGflop">Null for kernels whose work is counted as zero GFLOP.</param>
+/// <param name="Estimated">True when any attempt's joules were estimated rather than measured.</param>
+public sealed record JobEnergy(double Joules, double Gflop, double? JoulesPerGflop, bool Estimated);
 
 public sealed record JobError(string Reason, string Detail);
 
@@ -36,6 +44,7 @@ public sealed record JobView
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }
     public JobError? Error { get; init; }
+    public JobEnergy? Energy { get; init; }
 }
 
 public sealed record JobList(IReadOnlyList<JobView> Items, string? NextCursor);

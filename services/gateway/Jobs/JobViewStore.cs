@@ -12,7 +12,10 @@ public static class JobViewStore
     private sealed record JobRow(string Id, string Kernel, string Spec, string Status, string? Outputs, decimal? Cost,
         string? ErrorReason, string? ErrorDetail, DateTime CreatedAt, DateTime? CompletedAt);
 
-    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress);
+    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, string? Metrics)
+    {
+        public AttemptMetrics? Measured => Metrics is null ? null : JsonSerializer.Deserialize<AttemptMetrics>(Metrics, PlatformJson.Options);
+    }
 
     private const string Columns = """
         id, kernel, spec::text as Spec, status, outputs::text as Outputs, cost, error_reason as ErrorReason,
@@ -48,7 +51,10 @@ public static class JobViewStore
 
     private static async Task<ILookup<string, AttemptRow>> AttemptsAsync(NpgsqlConnection connection, string[] jobIds, CancellationToken ct) =>
         (await connection.QueryAsync<AttemptRow>(new CommandDefinition(
-            "select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress from job_attempts where job_id = any(@jobIds) order by updated_at",
+            """
+            select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress, metrics::text as Metrics
+            from job_attempts where job_id = any(@jobIds) order by updated_at
+            """,
             new { jobIds }, cancellationToken: ct))).ToLookup(a => a.JobId);
 
     private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts)
@@ -64,10 +70,23 @@ public static class JobViewStore
             Outputs = row.Outputs is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(row.Outputs, PlatformJson.Options),
             Cost = row.Cost,
             Progress = row.Status == "completed" ? 1 : attempts[row.Id].Where(a => a.Status is "assigned" or "running").Select(a => a.Progress).LastOrDefault(),
-            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress)).ToList(),
+            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress,
+                a.Measured?.Joules, a.Measured is { Joules: not null } m ? m.JoulesEstimated : null)).ToList(),
+            Energy = Energy(attempts[row.Id].Where(a => a.Status == "accepted").Select(a => a.Measured).OfType<AttemptMetrics>().ToList()),
             CreatedAt = new DateTimeOffset(row.CreatedAt, TimeSpan.Zero),
             CompletedAt = row.CompletedAt is { } done ? new DateTimeOffset(done, TimeSpan.Zero) : null,
             Error = row.ErrorReason is null ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),
         };
+    }
+
+    /// <summary>What the job's accepted attempts used, replicas and spot checks included; null until one is accepted with a reading.</summary>
+    private static JobEnergy? Energy(List<AttemptMetrics> accepted)
+    {
+        var read = accepted.Where(m => m.Joules is not null).ToList();
+        if (read.Count == 0)
+            return null;
+        var joules = read.Sum(m => m.Joules!.Value);
+        var gflop = read.Sum(m => m.Gflop);
+        return new JobEnergy(joules, gflop, gflop > 0 ? joules / gflop : null, read.Any(m => m.JoulesEstimated));
     }
 }
