@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Platform.Contracts;
 
 namespace Platform.Gateway.Jobs;
 
@@ -17,9 +18,18 @@ public sealed record SubmitJobRequest
 public sealed record RequirementsRequest(string? Device, long? MinMemoryMb, string? Region);
 
 /// <param name="Progress">Fraction of the kernel done (0..1) while the attempt runs, as last reported by its worker.</param>
-public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null);
+/// <param name="StatusReason">Why the attempt ended (failed, rejected, cancelled, accepted); null while it runs.</param>
+public sealed record AttemptView(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null, StatusReason? StatusReason = null);
 
+/// <summary>Kept for clients written before <see cref="StatusReason"/>: a failed, cancelled or rejected job's reason code and its detail.</summary>
 public sealed record JobError(string Reason, string Detail);
+
+/// <param name="Code">A code of the reason catalogue (docs/ARCHITECTURE.md): worker_lost, insufficient_credits, verified...</param>
+/// <param name="Message">A sentence for people, with the specifics (which worker, attempt n of m, balance against price) and, where the client can act, what to do.</param>
+public sealed record StatusReason(string Code, string Message)
+{
+    public static StatusReason Of(string code, string? detail) => new(code, JobReasons.Message(code, detail));
+}
 
 public sealed record JobView
 {
@@ -35,6 +45,9 @@ public sealed record JobView
     public required IReadOnlyList<AttemptView> Attempts { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }
+    /// <summary>Why the job is in its terminal status (every terminal status has one, completed included); null while it is live.</summary>
+    public StatusReason? StatusReason { get; init; }
+    /// <summary>For failed, cancelled and rejected jobs: <see cref="StatusReason"/>'s code with the raw detail. Kept for older clients.</summary>
     public JobError? Error { get; init; }
 }
 

@@ -12,7 +12,7 @@ public static class JobViewStore
     private sealed record JobRow(string Id, string Kernel, string Spec, string Status, string? Outputs, decimal? Cost,
         string? ErrorReason, string? ErrorDetail, DateTime CreatedAt, DateTime? CompletedAt);
 
-    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress);
+    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, string? Reason, string? Detail);
 
     private const string Columns = """
         id, kernel, spec::text as Spec, status, outputs::text as Outputs, cost, error_reason as ErrorReason,
@@ -48,7 +48,7 @@ public static class JobViewStore
 
     private static async Task<ILookup<string, AttemptRow>> AttemptsAsync(NpgsqlConnection connection, string[] jobIds, CancellationToken ct) =>
         (await connection.QueryAsync<AttemptRow>(new CommandDefinition(
-            "select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress from job_attempts where job_id = any(@jobIds) order by updated_at",
+            "select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress, reason, detail from job_attempts where job_id = any(@jobIds) order by updated_at",
             new { jobIds }, cancellationToken: ct))).ToLookup(a => a.JobId);
 
     private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts)
@@ -64,10 +64,13 @@ public static class JobViewStore
             Outputs = row.Outputs is null ? null : JsonSerializer.Deserialize<Dictionary<string, string>>(row.Outputs, PlatformJson.Options),
             Cost = row.Cost,
             Progress = row.Status == "completed" ? 1 : attempts[row.Id].Where(a => a.Status is "assigned" or "running").Select(a => a.Progress).LastOrDefault(),
-            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress)).ToList(),
+            Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress,
+                a.Reason is null ? null : StatusReason.Of(a.Reason, a.Detail))).ToList(),
             CreatedAt = new DateTimeOffset(row.CreatedAt, TimeSpan.Zero),
             CompletedAt = row.CompletedAt is { } done ? new DateTimeOffset(done, TimeSpan.Zero) : null,
-            Error = row.ErrorReason is null ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),
+            StatusReason = !JobStatuses.IsTerminal(row.Status) ? null
+                : StatusReason.Of(row.ErrorReason ?? (row.Status == JobStatuses.Completed ? JobReasons.Accepted : JobReasons.Unknown), row.ErrorDetail),
+            Error = row.ErrorReason is null || row.Status == JobStatuses.Completed ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),
         };
     }
 }
