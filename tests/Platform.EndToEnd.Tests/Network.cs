@@ -70,15 +70,29 @@ public class Network : IAsyncLifetime
     /// </summary>
     protected virtual double SpotCheckFraction => 0;
 
-    // Workers beat every second; the scheduler allows for two-second beats (a lost worker is noticed after six),
-    // which keeps a busy two-core test machine from losing live workers.
-    private Dictionary<string, string?> SchedulerSettings => new()
+    // Workers beat every second; the scheduler allows for two-second beats (a lost worker gets no new work after
+    // six, and loses its running work after the six-second grace period), which keeps a busy two-core test
+    // machine from losing live workers.
+    private Dictionary<string, string?> SchedulerSettings
     {
-        ["Scheduler__HeartbeatInterval"] = "00:00:02",
-        ["Scheduler__LeaseDuration"] = "00:00:10",
-        ["Scheduler__SpotCheckFraction"] = SpotCheckFraction.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
-    };
+        get
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["Scheduler__HeartbeatInterval"] = "00:00:02",
+                ["Scheduler__LeaseDuration"] = "00:00:10",
+                ["Scheduler__GracePeriod"] = "00:00:06",
+                ["Scheduler__SpotCheckFraction"] = SpotCheckFraction.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
+            };
+            foreach (var (name, value) in SchedulerOverrides)
+                settings[name] = value;
+            return settings;
+        }
+    }
+
+    /// <summary>Scheduler settings beyond the defaults here, or overriding them.</summary>
+    protected virtual Dictionary<string, string?> SchedulerOverrides => [];
 
     // Compiled OpenCL programs are shared by every worker of the run, so PoCL compiles each kernel once.
     private static readonly string KernelCache = Platform.Testing.Kernels.KernelCache.Directory;
