@@ -62,7 +62,7 @@ public static class JobReasons
             "Raise maxPrice or make the job smaller."),
         new(CancelledByClient, "cancelled", "The client cancelled the job; its credits were refunded."),
         new(WorkerLost, "attempt", "The worker running the job stopped sending heartbeats for longer than the grace period, so the job was given to another worker."),
-        new(LeaseExpired, "attempt", "The worker kept sending heartbeats but stopped renewing this attempt's lease, so the job was given to another worker."),
+        new(LeaseExpired, "attempt", "The worker kept sending heartbeats but stopped renewing this attempt's lease for longer than the grace period, so the job was given to another worker."),
         new(WorkerError, "attempt", "The worker failed on its own side (not because of the job), so the job was given to another worker."),
         new(SignatureInvalid, "attempt", "The worker's result was not signed with the key it registered, so it was refused and the job given to another worker."),
         new(Unknown, "failed", "The job ended before the platform recorded reasons."),

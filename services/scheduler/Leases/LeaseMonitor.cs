@@ -14,8 +14,8 @@ namespace Platform.Scheduler.Leases;
 /// marked offline at once, so it gets no new work; but the work it is running is only taken (worker_lost) once
 /// it has been silent for the whole grace period and the attempt's lease has run out, so a paused process, a
 /// network blip or a broker restart shorter than the grace period moves nothing. A worker that keeps beating
-/// but stopped renewing an attempt (it beat after the lease ran out without listing it) has lost track of it:
-/// that attempt ends as lease_expired. Nothing is taken until a grace period after this scheduler started or
+/// but has not listed an attempt for its lease and a grace period more (a message lost, a worker restarted
+/// under the same id) has lost track of it: that attempt ends as lease_expired. Nothing is taken until a grace period after this scheduler started or
 /// its broker connection recovered (<see cref="DeafSpells"/>): while it was deaf, silence proves nothing.
 /// Rows are claimed with SKIP LOCKED, so scheduler instances share this work.
 /// </summary>
@@ -72,7 +72,7 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
                    (w.id is null or w.last_seen_at < @silentSince) as Silent
             from jobs j left join workers w on w.id = j.worker_id
             where j.status in ('assigned', 'running') and j.lease_deadline < @now
-              and (w.id is null or w.last_seen_at < @silentSince or w.last_seen_at > j.lease_deadline)
+              and (w.id is null or w.last_seen_at < @silentSince or j.lease_deadline < @silentSince)
             order by j.lease_deadline
             limit 200
             for update of j skip locked
@@ -82,8 +82,8 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
             var (reason, detail) = job.Silent
                 ? (JobReasons.WorkerLost, $"Worker {job.WorkerId} stopped sending heartbeats for longer than the {JobReasons.Duration(o.GracePeriod)} grace period"
                     + (job.LastSeenAt is { } seen ? $" (last heard {JobReasons.Duration(now - Utc(seen))} ago)." : "."))
-                : (JobReasons.LeaseExpired, $"Worker {job.WorkerId} kept sending heartbeats but did not renew this attempt; its lease ran out "
-                    + $"{JobReasons.Duration(now - Utc(job.LeaseDeadline))} ago.");
+                : (JobReasons.LeaseExpired, $"Worker {job.WorkerId} kept sending heartbeats but none renewed this attempt; its lease ran out "
+                    + $"{JobReasons.Duration(now - Utc(job.LeaseDeadline))} ago, longer than the {JobReasons.Duration(o.GracePeriod)} grace period.");
             await JobStore.EndAttemptAsync(tx, outbox, JobId.From(job.JobId), AttemptId.From(job.AttemptId), reason, detail,
                 retry: true, o.MaxAttempts, now, ct);
             logger.LogWarning("Job {JobId}: attempt {AttemptId} ended, {Reason}: {Detail}", job.JobId, job.AttemptId, reason, detail);

@@ -90,8 +90,8 @@ public sealed class StakeChangedConsumer(NpgsqlDataSource db, Dispatcher dispatc
 /// <summary>
 /// A beat keeps the worker online and renews the leases of the attempts it says it is running. A worker back
 /// from silence (offline for new work, but within the grace period nothing of its was taken) is online again and
-/// its attempts simply continue. The beat's two updates share a transaction, so the lease monitor never sees the
-/// worker heard from but the lease not yet renewed (which would read as a worker that lost track of its attempt).
+/// its attempts simply continue. The beat's two updates share a transaction, so the lease monitor sees both or
+/// neither.
 /// </summary>
 public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
     ILogger<WorkerHeartbeatConsumer> logger) : IConsumer<WorkerHeartbeat>
