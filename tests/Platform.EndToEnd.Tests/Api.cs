@@ -7,12 +7,15 @@ namespace Platform.EndToEnd.Tests;
 
 public sealed record Pinned(string Cid, long Size, string Sha256);
 
-public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress);
+public sealed record StatusReason(string Code, string Message);
+
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, StatusReason? StatusReason = null);
 
 public sealed record JobError(string Reason, string Detail);
 
 public sealed record Job(string Id, string Kernel, string Status, Dictionary<string, string> Inputs, Dictionary<string, string>? Outputs,
-    decimal? Cost, float? Progress, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error);
+    decimal? Cost, float? Progress, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error,
+    StatusReason? StatusReason = null);
 
 public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
 

@@ -73,8 +73,9 @@ public class Network : IAsyncLifetime
     /// <summary>Scheduler settings beyond the defaults here, or overriding them.</summary>
     protected virtual Dictionary<string, string?> SchedulerOverrides => [];
 
-    // Workers beat every second; the scheduler allows for two-second beats (a lost worker is noticed after six),
-    // which keeps a busy two-core test machine from losing live workers.
+    // Workers beat every second; the scheduler allows for two-second beats (a lost worker gets no new work after
+    // six, and loses its running work after the six-second grace period), which keeps a busy two-core test
+    // machine from losing live workers.
     private Dictionary<string, string?> SchedulerSettings
     {
         get
@@ -83,6 +84,7 @@ public class Network : IAsyncLifetime
             {
                 ["Scheduler__HeartbeatInterval"] = "00:00:02",
                 ["Scheduler__LeaseDuration"] = "00:00:10",
+                ["Scheduler__GracePeriod"] = "00:00:06",
                 ["Scheduler__SpotChecks"] = SpotChecks ? "true" : "false",
                 ["Scheduler__StorageUrl"] = _services.First(s => s.Service == "storage").BaseUrl.ToString(),
             };

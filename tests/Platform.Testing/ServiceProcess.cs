@@ -143,6 +143,22 @@ public sealed class ServiceProcess : IAsyncDisposable
         signal.WaitForExit();
     }
 
+    /// <summary>Pauses the process (SIGSTOP), like <see cref="Freeze"/>, for a while: <see cref="ResumeAsync"/> lets it go on where it was.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a paused process go on (SIGCONT): its timers fire, its heartbeats resume.</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        using var kill = System.Diagnostics.Process.Start("/bin/kill", [signal, ProcessId.ToString(CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {ProcessId} exited with {kill.ExitCode}");
+        }
+    }
+
     /// <summary>
     /// Crashes the service (<see cref="Kill"/>) and starts it again with the same settings on the same port, as
     /// a supervisor would: callers that know its address reach the new process.

@@ -151,7 +151,7 @@ public static class JobsCommands
             job = await SettledAsync(s, job.Id, ct);
             s.Show(job, j => ShowJob(s, j));
             if (job.Status != "completed")
-                throw new CommandFailedException($"job {job.Id} {job.Status}" + (job.Error is { } e ? $": {e.Reason}: {e.Detail}" : ""));
+                throw new CommandFailedException($"job {job.Id} {job.Status}" + (job.StatusReason is { } why ? $" ({why.Code}): {why.Message}" : ""));
             return 0;
         });
         return submit;
@@ -217,7 +217,7 @@ public static class JobsCommands
     {
         JobStatusEvent s => $"{Output.Time(s.OccurredAt)}  {s.Status,-9}" +
             (s.WorkerId is { } w ? $"  worker {w}" : "") + (s.AttemptId is { } a ? $"  attempt {a}" + (s.AttemptStatus is { } st ? $" {st}" : "") : "") +
-            (s.Reason is { } r ? $"  {r}" + (s.Detail is { } d ? $": {d}" : "") : ""),
+            (s.Reason is { } r ? $"  {r}" + ((s.Message ?? s.Detail) is { } text ? $": {text}" : "") : s.Message is { } m ? $"  {m}" : ""),
         JobProgressEvent p => $"{Output.Time(DateTimeOffset.Now)}  progress   {Output.Percent(p.Fraction)}",
         _ => e.ToString(),
     }).TrimEnd();
@@ -227,7 +227,8 @@ public static class JobsCommands
         var took = j.CompletedAt is { } done ? $" in {(done - j.CreatedAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s" : "";
         s.Host.Out.Write(Output.Facts(("job", j.Id), ("kernel", j.Kernel), ("status", j.Status + took),
             ("progress", j.Progress is { } p ? Output.Percent(p) : null), ("cost", j.Cost is null ? null : $"{Output.Credits(j.Cost)} credits"),
-            ("created", Output.Time(j.CreatedAt)), ("error", j.Error is { } e ? $"{e.Reason}: {e.Detail}" : null)));
+            ("created", Output.Time(j.CreatedAt)),
+            ("reason", j.StatusReason is { } why ? $"{why.Code}: {why.Message}" : j.Error is { } e ? $"{e.Reason}: {e.Detail}" : null)));
         var data = Output.Table("", "name", "cid");
         foreach (var (name, cid) in j.Inputs.OrderBy(i => i.Key, StringComparer.Ordinal))
             data.Row("input", name, cid);
@@ -236,9 +237,9 @@ public static class JobsCommands
         s.Host.Out.Write(data);
         if (j.Attempts.Count > 0)
         {
-            var attempts = Output.Table("attempt", "worker", "status");
+            var attempts = Output.Table("attempt", "worker", "status", "why it ended");
             foreach (var a in j.Attempts)
-                attempts.Row(a.AttemptId, a.WorkerId, a.Status);
+                attempts.Row(a.AttemptId, a.WorkerId, a.Status, a.StatusReason is { } ended ? $"{ended.Code}: {ended.Message}" : "");
             s.Host.Out.Write(attempts);
         }
     }

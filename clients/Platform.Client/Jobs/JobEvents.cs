@@ -19,6 +19,8 @@ public sealed record JobStatusEvent : JobEvent
     public string? AttemptStatus { get; init; }
     public string? Reason { get; init; }
     public string? Detail { get; init; }
+    /// <summary>The reason as a sentence for people; set whenever <see cref="Reason"/> is, and on every terminal status.</summary>
+    public string? Message { get; init; }
     public DateTimeOffset OccurredAt { get; init; }
     /// <summary>The SSE id; null when the event was made up from polling the job.</summary>
     public long? Sequence { get; init; }

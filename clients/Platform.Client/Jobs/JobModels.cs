@@ -36,12 +36,20 @@ public sealed record Job
     public IReadOnlyList<JobAttempt> Attempts { get; init; } = [];
     public DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }
+    /// <summary>Why the job is in its terminal status (completed included): a code and a sentence. Null while the job is live.</summary>
+    public StatusReason? StatusReason { get; init; }
+    /// <summary>A failed, cancelled or rejected job's reason code and raw detail; <see cref="StatusReason"/> says it better.</summary>
     public JobError? Error { get; init; }
 
     public bool IsFinished => JobStatuses.IsTerminal(Status);
 }
 
-public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null);
+/// <param name="StatusReason">Why the attempt ended (for example worker_lost, which is why the job ran again); null while it runs.</param>
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null, StatusReason? StatusReason = null);
+
+/// <param name="Code">Machine-readable: worker_lost, insufficient_credits, verified... (docs/ARCHITECTURE.md lists them all).</param>
+/// <param name="Message">A sentence for people, with the specifics and, where there is one, what to do next.</param>
+public sealed record StatusReason(string Code, string Message);
 
 public sealed record JobError(string Reason, string Detail);
 

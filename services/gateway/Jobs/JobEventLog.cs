@@ -1,11 +1,14 @@
 using Dapper;
 using Npgsql;
+using Platform.Contracts;
 
 namespace Platform.Gateway.Jobs;
 
 /// <summary>One status change of a job as the event stream sends it.</summary>
+/// <param name="Reason">A code of the reason catalogue: every terminal status has one, and so does a change that ended an attempt.</param>
+/// <param name="Message">The reason as a sentence for people, with its specifics; null when there is no reason.</param>
 public sealed record JobEvent(string JobId, int Version, string Status, string? AttemptId, string? WorkerId, string? AttemptStatus,
-    string? Reason, string? Detail, DateTimeOffset OccurredAt);
+    string? Reason, string? Detail, DateTimeOffset OccurredAt, string? Message = null);
 
 /// <summary>
 /// Every status change of every job, by the scheduler's version number. Version 0 is the gateway's own
@@ -46,5 +49,12 @@ public static class JobEventLog
             from job_events where job_id = @jobId and version > @afterVersion order by version
             """, new { jobId, afterVersion }, cancellationToken: ct)))
             .Select(r => new JobEvent(r.JobId, r.Version, r.Status, r.AttemptId, r.WorkerId, r.AttemptStatus, r.Reason, r.Detail,
-                new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc))))];
+                new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc)), MessageOf(r.Status, r.Reason, r.Detail)))];
+
+    // Terminal changes always get a sentence, even from a scheduler that sent no reason with a completion.
+    private static string? MessageOf(string status, string? reason, string? detail) =>
+        reason is not null ? JobReasons.Message(reason, detail)
+        : status == JobStatuses.Completed ? JobReasons.Message(JobReasons.Accepted, detail)
+        : JobStatuses.IsTerminal(status) ? JobReasons.Message(JobReasons.Unknown, detail)
+        : null;
 }

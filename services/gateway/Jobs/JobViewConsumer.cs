@@ -36,11 +36,16 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             terminal = JobStatuses.IsTerminal(status),
         }, cancellationToken: ct));
 
+    // An ended attempt keeps its status and the reason it ended with.
     private const string UpsertAttempt = """
-        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at)
-        values (@attemptId, @jobId, @workerId, @status, @signature, @at)
+        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail)
+        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail)
         on conflict (attempt_id) do update set
             status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status else excluded.status end,
+            reason = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null
+                          then job_attempts.reason else coalesce(excluded.reason, job_attempts.reason) end,
+            detail = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null
+                          then job_attempts.detail else coalesce(excluded.detail, job_attempts.detail) end,
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
@@ -49,6 +54,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         update job_attempts set public_key = @publicKey, metrics = @metrics::jsonb, spot_check = @spotCheck, accepted_index = @index
         where attempt_id = @attemptId
         """;
+
+    private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
 
     public async Task Consume(ConsumeContext<JobStatusChanged> context)
     {
@@ -74,6 +81,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 status = attemptStatus,
                 signature = (string?)null,
                 at = m.OccurredAt,
+                reason = Ended(attemptStatus) ? m.AttemptReason ?? m.Reason : null,
+                detail = Ended(attemptStatus) ? m.AttemptReason is null ? m.Detail : m.AttemptDetail : null,
             }, cancellationToken: ct));
         }
         if (m.Version is { } version)
@@ -109,6 +118,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 status = "accepted",
                 signature = accepted.Signature,
                 at = m.OccurredAt,
+                reason = m.Reason ?? JobReasons.Accepted,
+                detail = m.Detail,
             }, tx, cancellationToken: ct));
             await connection.ExecuteAsync(new CommandDefinition(RecordAccepted, new
             {
@@ -128,8 +139,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             status = JobStatuses.Completed,
             rank = JobStatuses.Rank(JobStatuses.Completed),
             at = m.OccurredAt,
-            reason = (string?)null,
-            detail = (string?)null,
+            reason = m.Reason ?? JobReasons.Accepted,
+            detail = m.Detail,
             terminal = true,
         }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);

@@ -12,7 +12,8 @@ public static class JobViewStore
     private sealed record JobRow(string Id, string Kernel, string Spec, string Status, string? Outputs, decimal? Cost,
         string? ErrorReason, string? ErrorDetail, DateTime CreatedAt, DateTime? CompletedAt);
 
-    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, string? Metrics)
+    private sealed record AttemptRow(string JobId, string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, string? Reason, string? Detail,
+        string? Metrics)
     {
         public AttemptMetrics? Measured => Metrics is null ? null : JsonSerializer.Deserialize<AttemptMetrics>(Metrics, PlatformJson.Options);
     }
@@ -52,7 +53,7 @@ public static class JobViewStore
     private static async Task<ILookup<string, AttemptRow>> AttemptsAsync(NpgsqlConnection connection, string[] jobIds, CancellationToken ct) =>
         (await connection.QueryAsync<AttemptRow>(new CommandDefinition(
             """
-            select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress, metrics::text as Metrics
+            select job_id as JobId, attempt_id as AttemptId, worker_id as WorkerId, status, signature, progress, reason, detail, metrics::text as Metrics
             from job_attempts where job_id = any(@jobIds) order by updated_at
             """,
             new { jobIds }, cancellationToken: ct))).ToLookup(a => a.JobId);
@@ -71,11 +72,14 @@ public static class JobViewStore
             Cost = row.Cost,
             Progress = row.Status == "completed" ? 1 : attempts[row.Id].Where(a => a.Status is "assigned" or "running").Select(a => a.Progress).LastOrDefault(),
             Attempts = attempts[row.Id].Select(a => new AttemptView(a.AttemptId, a.WorkerId, a.Status, a.Signature, a.Progress,
+                a.Reason is null ? null : StatusReason.Of(a.Reason, a.Detail),
                 a.Measured?.Joules, a.Measured is { Joules: not null } m ? m.JoulesEstimated : null)).ToList(),
             Energy = Energy(attempts[row.Id].Where(a => a.Status == "accepted").Select(a => a.Measured).OfType<AttemptMetrics>().ToList()),
             CreatedAt = new DateTimeOffset(row.CreatedAt, TimeSpan.Zero),
             CompletedAt = row.CompletedAt is { } done ? new DateTimeOffset(done, TimeSpan.Zero) : null,
-            Error = row.ErrorReason is null ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),
+            StatusReason = !JobStatuses.IsTerminal(row.Status) ? null
+                : StatusReason.Of(row.ErrorReason ?? (row.Status == JobStatuses.Completed ? JobReasons.Accepted : JobReasons.Unknown), row.ErrorDetail),
+            Error = row.ErrorReason is null || row.Status == JobStatuses.Completed ? null : new JobError(row.ErrorReason, row.ErrorDetail ?? ""),
         };
     }
 

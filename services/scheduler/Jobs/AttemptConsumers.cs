@@ -167,12 +167,12 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await AwaitAnotherResultAsync(tx, m, results.Count, holder.ResultsNeeded, now, ct);
         else
         {
-            var detail = $"{agreeing.Count} of the {results.Count} results agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to";
+            var detail = $"Only {agreeing.Count} of the {results.Count} results from different operators' workers agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to, so none was accepted and the credits were refunded.";
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'unverified' where job_id = @JobId and status = 'submitted'", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
             // Nobody can tell which results were right: every worker involved proves itself again.
             await WorkerTrust.RecordAsync(tx, results.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
-            await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, "verification_failed", detail, now, ct);
+            await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, JobReasons.VerificationFailed, detail, now, ct);
         }
         await outbox.CommitAsync(tx, ct);
         dispatcher.Poke();
@@ -230,9 +230,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var o = options.Value;
         var first = accepted[0];
         var verified = holder.ResultsNeeded > 1;
+        var (reason, because) = HowAccepted(holder, accepted);
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now where id = @jobId",
-            new { first.Outputs, now, jobId = jobId.Value }, tx, cancellationToken: ct));
+            "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because where id = @jobId",
+            new { first.Outputs, now, reason, because, jobId = jobId.Value }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
         if (verified)
@@ -300,6 +301,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             WorkerId = top.WorkerId,
             AttemptId = top.AttemptId,
             AttemptStatus = "accepted",
+            Reason = reason,
+            Detail = because,
             OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobCompleted
@@ -314,8 +317,23 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Metrics = top.Metrics,
             Signature = top.Signature,
             Accepted = acceptedAttempts,
+            Reason = reason,
+            Detail = because,
             OccurredAt = now,
         }, ct: ct);
+    }
+
+    /// <summary>The completion's reason and sentence: one result, agreeing replicas, or a spot check that agreed.</summary>
+    private static (string Reason, string Detail) HowAccepted(Holder holder, List<Result> accepted)
+    {
+        var workers = string.Join(", ", accepted.Select(r => r.WorkerId));
+        if (holder.SpotCheck && accepted.Count > 1)
+            return (JobReasons.SpotChecked, $"Worker {accepted[0].WorkerId} ran the job and worker {accepted[1].WorkerId} of another operator ran it again as a spot check; the results agreed.");
+        if (holder.SpotCheck)
+            return (JobReasons.Accepted, $"Accepted the signed result of worker {accepted[0].WorkerId}; it was picked for a spot check, but no other operator's worker could run it.");
+        if (accepted.Count > 1)
+            return (JobReasons.Verified, $"{accepted.Count} replicas from different operators agreed (workers {workers}).");
+        return (JobReasons.Accepted, $"Accepted the signed result of worker {accepted[0].WorkerId}.");
     }
 }
 

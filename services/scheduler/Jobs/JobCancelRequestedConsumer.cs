@@ -37,15 +37,15 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
         }
 
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set status = 'cancelled', reason = 'cancelled_by_client', detail = 'the client cancelled the job', finished_at = @now where id = @id",
-            new { now, id = m.JobId.Value }, tx, cancellationToken: ct));
+            "update jobs set status = 'cancelled', reason = @reason, detail = @detail, finished_at = @now where id = @id",
+            new { now, reason = JobReasons.CancelledByClient, detail = Detail(job), id = m.JobId.Value }, tx, cancellationToken: ct));
         WorkerId? worker = job.WorkerId is null ? null : WorkerId.From(job.WorkerId);
         AttemptId? attempt = job.AttemptId is null ? null : AttemptId.From(job.AttemptId);
         if (job.Status is "assigned" or "running" && worker is { } w && attempt is { } a)
         {
             await connection.ExecuteAsync(new CommandDefinition(
-                "update attempts set status = 'cancelled', finished_at = @now, reason = 'cancelled_by_client' where id = @id",
-                new { now, id = a.Value }, tx, cancellationToken: ct));
+                "update attempts set status = 'cancelled', finished_at = @now, reason = @reason, detail = @detail where id = @id",
+                new { now, reason = JobReasons.CancelledByClient, detail = Detail(job), id = a.Value }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = m.JobId, AttemptId = a, WorkerId = w, OccurredAt = now },
                 sendTo: $"worker-{w}-control", ct: ct);
         }
@@ -55,12 +55,16 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
             Status = "cancelled",
             WorkerId = worker,
             AttemptId = attempt,
-            Reason = "cancelled_by_client",
-            Detail = "the client cancelled the job",
+            Reason = JobReasons.CancelledByClient,
+            Detail = Detail(job),
             OccurredAt = now,
         }, ct: ct);
-        await outbox.EnqueueAsync(tx, new JobCancelled { JobId = m.JobId, ClientAccountId = m.ClientAccountId, Reason = "cancelled_by_client", OccurredAt = now }, ct: ct);
+        await outbox.EnqueueAsync(tx, new JobCancelled { JobId = m.JobId, ClientAccountId = m.ClientAccountId, Reason = JobReasons.CancelledByClient, OccurredAt = now }, ct: ct);
         await outbox.CommitAsync(tx, ct);
         dispatcher.Poke();
     }
+
+    private static string Detail(Held job) => job.WorkerId is { } worker && job.Status is "assigned" or "running"
+        ? $"The client cancelled the job while worker {worker} ran it; the worker was told to stop and the credits were refunded."
+        : $"The client cancelled the job while it was {job.Status}; the credits were refunded.";
 }

@@ -56,7 +56,8 @@ public static class JobStore
             await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId, reason, detail, now, ct);
             return true;
         }
-        if (held.AttemptCount < maxAttempts * held.ResultsNeeded)
+        var allowed = maxAttempts * held.ResultsNeeded;
+        if (held.AttemptCount < allowed)
         {
             // The job keeps its place in the queue: it waited already.
             await connection.ExecuteAsync(new CommandDefinition(
@@ -70,7 +71,7 @@ public static class JobStore
                 AttemptId = attemptId,
                 AttemptStatus = "failed",
                 Reason = reason,
-                Detail = detail,
+                Detail = $"{JobReasons.Message(reason, detail)} This was attempt {held.AttemptCount} of {allowed}; the job is queued for another worker.",
                 OccurredAt = now,
             }, ct: ct);
             return true;
@@ -78,17 +79,20 @@ public static class JobStore
 
         var history = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
             """
-            select string_agg(format('attempt %s on %s: %s (%s)', n, worker_id, reason, detail), '; ' order by n)
+            select string_agg(format('attempt %s on %s: %s (%s)', n, worker_id, reason, rtrim(detail, '.')), '; ' order by n)
             from (select row_number() over (order by assigned_at, id) as n, worker_id, reason, detail from attempts where job_id = @jobId) a
             """, new { jobId = jobId.Value }, tx, cancellationToken: ct));
         await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId,
-            "attempts_exhausted", $"the job failed {held.AttemptCount} attempt(s): {history}", now, ct);
+            JobReasons.AttemptsExhausted, $"The job failed all {held.AttemptCount} attempt(s) it was allowed: {history}.", now, ct, reason, detail);
         return true;
     }
 
-    /// <summary>Marks the job failed and tells the gateway and rewards (which refunds it).</summary>
+    /// <summary>
+    /// Marks the job failed and tells the gateway and rewards (which refunds it). <paramref name="attemptReason"/>
+    /// says why the attempt named ended when that is not the job's reason.
+    /// </summary>
     public static async Task FailAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AccountId client, WorkerId? worker, AttemptId? attempt,
-        string reason, string detail, DateTimeOffset now, CancellationToken ct)
+        string reason, string detail, DateTimeOffset now, CancellationToken ct, string? attemptReason = null, string? attemptDetail = null)
     {
         await tx.Connection!.ExecuteAsync(new CommandDefinition(
             "update jobs set status = 'failed', reason = @reason, detail = @detail, finished_at = @now where id = @jobId",
@@ -101,6 +105,8 @@ public static class JobStore
             AttemptId = attempt,
             Reason = reason,
             Detail = detail,
+            AttemptReason = attemptReason,
+            AttemptDetail = attemptDetail,
             OccurredAt = now,
         }, ct: ct);
         await outbox.EnqueueAsync(tx, new JobFailed { JobId = jobId, ClientAccountId = client, Reason = reason, Detail = detail, OccurredAt = now }, ct: ct);

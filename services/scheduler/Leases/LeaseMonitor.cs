@@ -10,15 +10,21 @@ using Platform.Scheduler.Placement;
 namespace Platform.Scheduler.Leases;
 
 /// <summary>
-/// Takes work back from workers that stopped answering: a worker silent for three heartbeat intervals is
-/// marked offline, and every attempt it held, or whose lease ran out, ends as worker_lost or lease_expired;
-/// the job goes back to the queue (or fails once it has had its attempts). Rows are claimed with SKIP
-/// LOCKED, so scheduler instances share this work.
+/// Takes work back from workers that stopped answering. A worker silent for three heartbeat intervals is
+/// marked offline at once, so it gets no new work; but the work it is running is only taken (worker_lost) once
+/// it has been silent for the whole grace period and the attempt's lease has run out, so a paused process, a
+/// network blip or a broker restart shorter than the grace period moves nothing. A worker that keeps beating
+/// but has not listed an attempt for its lease and a grace period more (a message lost, a worker restarted
+/// under the same id) has lost track of it: that attempt ends as lease_expired. Nothing is taken until a grace period after this scheduler started or
+/// its broker connection recovered (<see cref="DeafSpells"/>): while it was deaf, silence proves nothing.
+/// Rows are claimed with SKIP LOCKED, so scheduler instances share this work.
 /// </summary>
 public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options,
-    DatabaseState database, TimeProvider clock, ILogger<LeaseMonitor> logger) : BackgroundService
+    DatabaseState database, DeafSpells deafSpells, TimeProvider clock, ILogger<LeaseMonitor> logger) : BackgroundService
 {
-    private sealed record Lapsed(string JobId, string AttemptId, string WorkerId, bool WorkerOnline);
+    private sealed record Lapsed(string JobId, string AttemptId, string WorkerId, DateTime? LastSeenAt, DateTime LeaseDeadline, bool Silent);
+
+    private DateTimeOffset? _holdLogged;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -51,28 +57,57 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
             "update workers set online = false where online and last_seen_at < @aliveSince returning id",
             new { aliveSince = now - 3 * o.HeartbeatInterval }, cancellationToken: ct));
         foreach (var worker in silent)
-            logger.LogWarning("Worker {WorkerId} missed three heartbeats and is offline", worker);
+        {
+            logger.LogWarning("Worker {WorkerId} missed three heartbeats: no new work for it; its running work waits out the {Grace} grace period",
+                worker, JobReasons.Duration(o.GracePeriod));
+        }
+
+        if (Holding(now, o.GracePeriod))
+            return 0;
 
         await using var tx = await connection.BeginTransactionAsync(ct);
         var lapsed = (await connection.QueryAsync<Lapsed>(new CommandDefinition(
             """
-            select j.id as JobId, j.attempt_id as AttemptId, j.worker_id as WorkerId, coalesce(w.online, false) as WorkerOnline
+            select j.id as JobId, j.attempt_id as AttemptId, j.worker_id as WorkerId, w.last_seen_at as LastSeenAt, j.lease_deadline as LeaseDeadline,
+                   (w.id is null or w.last_seen_at < @silentSince) as Silent
             from jobs j left join workers w on w.id = j.worker_id
-            where j.status in ('assigned', 'running') and (j.lease_deadline < @now or not coalesce(w.online, false))
+            where j.status in ('assigned', 'running') and j.lease_deadline < @now
+              and (w.id is null or w.last_seen_at < @silentSince or j.lease_deadline < @silentSince)
             order by j.lease_deadline
             limit 200
             for update of j skip locked
-            """, new { now }, tx, cancellationToken: ct))).ToList();
+            """, new { now, silentSince = now - o.GracePeriod }, tx, cancellationToken: ct))).ToList();
         foreach (var job in lapsed)
         {
-            var (reason, detail) = job.WorkerOnline
-                ? ("lease_expired", $"worker {job.WorkerId} did not finish or renew the attempt before its lease ran out")
-                : ("worker_lost", $"worker {job.WorkerId} stopped sending heartbeats");
+            var (reason, detail) = job.Silent
+                ? (JobReasons.WorkerLost, $"Worker {job.WorkerId} stopped sending heartbeats for longer than the {JobReasons.Duration(o.GracePeriod)} grace period"
+                    + (job.LastSeenAt is { } seen ? $" (last heard {JobReasons.Duration(now - Utc(seen))} ago)." : "."))
+                : (JobReasons.LeaseExpired, $"Worker {job.WorkerId} kept sending heartbeats but none renewed this attempt; its lease ran out "
+                    + $"{JobReasons.Duration(now - Utc(job.LeaseDeadline))} ago, longer than the {JobReasons.Duration(o.GracePeriod)} grace period.");
             await JobStore.EndAttemptAsync(tx, outbox, JobId.From(job.JobId), AttemptId.From(job.AttemptId), reason, detail,
                 retry: true, o.MaxAttempts, now, ct);
-            logger.LogWarning("Job {JobId}: attempt {AttemptId} {Reason}", job.JobId, job.AttemptId, reason);
+            logger.LogWarning("Job {JobId}: attempt {AttemptId} ended, {Reason}: {Detail}", job.JobId, job.AttemptId, reason, detail);
         }
         await outbox.CommitAsync(tx, ct);
         return lapsed.Count;
     }
+
+    /// <summary>Within a grace period of (re)starting to listen, or deaf now: running work stays where it is.</summary>
+    private bool Holding(DateTimeOffset now, TimeSpan grace)
+    {
+        var since = deafSpells.ListeningSince;
+        if (!deafSpells.Deaf && now - since >= grace)
+            return false;
+        if (_holdLogged != since)
+        {
+            _holdLogged = since;
+            if (deafSpells.Deaf)
+                logger.LogWarning("The broker connection is down: no worker is declared lost and no lease expires until it is back and a grace period has passed");
+            else
+                logger.LogInformation("Listening since {Since:o}: no worker is declared lost and no lease expires before {Until:o}", since, since + grace);
+        }
+        return true;
+    }
+
+    private static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
 }

@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Platform.Scheduler.Placement;
 
-public sealed class SchedulerOptions
+public sealed class SchedulerOptions : IValidatableObject
 {
     public const string SectionName = "Scheduler";
 
@@ -16,6 +16,15 @@ public sealed class SchedulerOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long running work survives silence: an attempt is only taken from a worker (worker_lost) once the
+    /// worker has been silent this long and its lease has run out, and after the scheduler starts or its
+    /// broker connection comes back it waits this long before taking any. A blip shorter than this never
+    /// moves work. At least three heartbeat intervals.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.300", "1.00:00:00")]
+    public TimeSpan GracePeriod { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>Attempts a job gets (lost workers, expired leases, worker errors) before it fails with their history.</summary>
     [Range(1, 100)]
@@ -86,4 +95,10 @@ public sealed class SchedulerOptions
     /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element.</summary>
     [Required]
     public Uri StorageUrl { get; set; } = new("http://127.0.0.1:8081");
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (GracePeriod < 3 * HeartbeatInterval)
+            yield return new ValidationResult($"GracePeriod ({GracePeriod}) must be at least three heartbeat intervals ({3 * HeartbeatInterval})", [nameof(GracePeriod)]);
+    }
 }

@@ -87,10 +87,17 @@ public sealed class StakeChangedConsumer(NpgsqlDataSource db, Dispatcher dispatc
     }
 }
 
-/// <summary>A beat keeps the worker online and renews the leases of the attempts it says it is running.</summary>
+/// <summary>
+/// A beat keeps the worker online and renews the leases of the attempts it says it is running. A worker back
+/// from silence (offline for new work, but within the grace period nothing of its was taken) is online again and
+/// its attempts simply continue. The beat's two updates share a transaction, so the lease monitor sees both or
+/// neither.
+/// </summary>
 public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
     ILogger<WorkerHeartbeatConsumer> logger) : IConsumer<WorkerHeartbeat>
 {
+    private sealed record Before(bool Online, DateTime LastSeenAt);
+
     public async Task Consume(ConsumeContext<WorkerHeartbeat> context)
     {
         var beat = context.Message;
@@ -98,20 +105,33 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         await using var connection = await db.OpenConnectionAsync(ct);
         if (!await RegisteredKeys.VerifyAsync(connection, beat.WorkerId, key => WorkerMessageSignature.Verify(key, beat.Signature, WorkerMessageSignature.Payload(beat)), logger, nameof(WorkerHeartbeat), ct))
             return;
-        var updated = await connection.ExecuteAsync(new CommandDefinition(
-            "update workers set last_seen_at = @OccurredAt, online = true where id = @Id and last_seen_at < @OccurredAt",
-            new { Id = beat.WorkerId.Value, beat.OccurredAt }, cancellationToken: ct));
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var renewed = 0;
         if (beat.Attempts.Count > 0)
         {
-            await connection.ExecuteAsync(new CommandDefinition(
+            renewed = await connection.ExecuteAsync(new CommandDefinition(
                 """
                 update jobs set lease_deadline = greatest(lease_deadline, @deadline)
                 where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
                 """,
                 new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = clock.GetUtcNow() + options.Value.LeaseDuration },
-                cancellationToken: ct));
+                tx, cancellationToken: ct));
         }
-        if (updated == 1)
+        var before = await connection.QuerySingleOrDefaultAsync<Before>(new CommandDefinition(
+            """
+            update workers w set last_seen_at = @OccurredAt, online = true
+            from (select id, online, last_seen_at from workers where id = @Id for update) old
+            where w.id = old.id and w.last_seen_at < @OccurredAt
+            returning old.online as Online, old.last_seen_at as LastSeenAt
+            """,
+            new { Id = beat.WorkerId.Value, beat.OccurredAt }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
+        if (before is { Online: false })
+        {
+            logger.LogWarning("Worker {WorkerId} is back after {Silence} of silence: online again, {Renewed} running attempt(s) renewed and continuing",
+                beat.WorkerId, JobReasons.Duration(beat.OccurredAt - new DateTimeOffset(DateTime.SpecifyKind(before.LastSeenAt, DateTimeKind.Utc))), renewed);
+        }
+        if (before is not null)
             dispatcher.Poke();
     }
 }

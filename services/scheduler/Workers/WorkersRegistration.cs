@@ -1,4 +1,6 @@
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Platform.Scheduler.Leases;
 
 namespace Platform.Scheduler.Workers;
 
@@ -11,6 +13,9 @@ public static class WorkersRegistration
         bus.AddConsumer<WorkerOfflineConsumer>();
         bus.AddConsumer<StakeChangedConsumer>();
         bus.AddConsumer<NetworkTotalsConsumer>();
+        // Heartbeats only arrive while the bus listens: the lease monitor must know when it did not.
+        bus.TryAddSingleton<DeafSpells>();
+        bus.AddReceiveEndpointObserver(sp => sp.GetRequiredService<DeafSpells>());
         return bus;
     }
 }

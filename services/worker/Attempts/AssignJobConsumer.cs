@@ -137,6 +137,9 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             }
         }
 
+        // A slow node, for tests that need a job still running while they pause or restart something.
+        if (o.Faults.KernelDelay > TimeSpan.Zero)
+            await Task.Delay(o.Faults.KernelDelay, clock, ct);
         var progress = new LatestProgress();
         var watch = Stopwatch.StartNew();
         var computing = Task.Run(() => KernelRunner.Run(spec.Kernel, plan.Arguments, inputs, backend, new ComputeProgress(ct, progress.Set)), ct);

@@ -71,4 +71,7 @@ public sealed class WorkerFaults
 {
     /// <summary>Return wrong outputs (every element changed), signed as usual: a cheating or broken node, for verification tests.</summary>
     public bool CorruptOutputs { get; set; }
+
+    /// <summary>Wait this long before running each kernel: a slow node, so a test can pause or restart things while a job runs.</summary>
+    public TimeSpan KernelDelay { get; set; }
 }

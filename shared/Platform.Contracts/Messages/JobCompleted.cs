@@ -18,6 +18,10 @@ public sealed record JobCompleted
     public string? Signature { get; init; }
     /// <summary>Every accepted attempt, the first one included. Null from older schedulers: then only the top-level attempt.</summary>
     public IReadOnlyList<AcceptedAttempt>? Accepted { get; init; }
+    /// <summary>How the result was accepted: accepted, verified or spot_checked (<see cref="JobReasons"/>). Null from older schedulers.</summary>
+    public string? Reason { get; init; }
+    /// <summary>The specifics, as a sentence ("2 replicas from different operators agreed...").</summary>
+    public string? Detail { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 
     /// <summary>The accepted attempts, falling back to the top-level one for messages that predate <see cref="Accepted"/>.</summary>

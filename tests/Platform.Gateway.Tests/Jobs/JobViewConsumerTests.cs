@@ -131,6 +131,93 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         Assert.Equal(new JobError("input_invalid", "a is truncated"), view.Error);
     }
 
+    private async Task<IReadOnlyList<JobEvent>> EventsAsync(JobId job)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        return await JobEventLog.AfterAsync(connection, job.Value, -1, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Every_terminal_status_carries_a_reason_code_and_a_sentence_in_the_view_and_the_event_stream()
+    {
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+
+        var completed = await InsertPendingJobAsync();
+        var because = $"Accepted the signed result of worker {worker}.";
+        await DeliverAsync(Changed(completed, "completed", worker, attempt) with { Version = 1, Reason = JobReasons.Accepted, Detail = because, AttemptStatus = "accepted" },
+            m => m.JobId == completed);
+        await DeliverAsync(new JobCompleted
+        {
+            JobId = completed,
+            ClientAccountId = AccountId.New(),
+            AttemptId = attempt,
+            WorkerId = worker,
+            OperatorAccountId = AccountId.New(),
+            Kernel = "matmul",
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Reason = JobReasons.Accepted,
+            Detail = because,
+            OccurredAt = DateTimeOffset.UtcNow,
+        }, m => m.JobId == completed);
+        var done = await ViewAsync(completed);
+        Assert.Equal(new StatusReason(JobReasons.Accepted, because), done.StatusReason);
+        Assert.Null(done.Error); // completions are not errors
+        Assert.Equal(JobReasons.Accepted, Assert.Single(done.Attempts).StatusReason?.Code);
+        Assert.Equal(because, Assert.Single(await EventsAsync(completed)).Message);
+
+        var failed = await InsertPendingJobAsync();
+        var lost = $"Worker {worker} stopped sending heartbeats for longer than the 60 s grace period.";
+        await DeliverAsync(Changed(failed, "failed", worker, AttemptId.New()) with
+        {
+            Version = 1,
+            Reason = JobReasons.AttemptsExhausted,
+            Detail = "The job failed all 3 attempt(s) it was allowed: attempt 1 on w: worker_lost.",
+            AttemptReason = JobReasons.WorkerLost,
+            AttemptDetail = lost,
+        }, m => m.JobId == failed);
+        var failure = await ViewAsync(failed);
+        Assert.Equal(JobReasons.AttemptsExhausted, failure.StatusReason?.Code);
+        Assert.StartsWith("The job failed all 3 attempt(s)", failure.StatusReason!.Message, StringComparison.Ordinal);
+        Assert.Equal(new StatusReason(JobReasons.WorkerLost, lost), Assert.Single(failure.Attempts).StatusReason);
+        Assert.Equal(JobReasons.AttemptsExhausted, failure.Error?.Reason);
+        Assert.StartsWith("The job failed", Assert.Single(await EventsAsync(failed)).Message, StringComparison.Ordinal);
+
+        var cancelled = await InsertPendingJobAsync();
+        await DeliverAsync(new JobStatusChanged { JobId = cancelled, Status = "cancelled", Version = 1, Reason = JobReasons.CancelledByClient, OccurredAt = DateTimeOffset.UtcNow },
+            m => m.JobId == cancelled);
+        var cancel = await ViewAsync(cancelled);
+        Assert.Equal(new StatusReason(JobReasons.CancelledByClient, JobReasons.Find(JobReasons.CancelledByClient)!.Sentence), cancel.StatusReason);
+        Assert.Equal(cancel.StatusReason!.Message, Assert.Single(await EventsAsync(cancelled)).Message);
+
+        // Rewards writes short technical details: the catalogue's sentence carries them, and says what to do.
+        var rejected = await InsertPendingJobAsync();
+        await DeliverAsync(new JobRejected { JobId = rejected, Reason = JobReasons.InsufficientCredits, Detail = "the job costs 5 credits and the account has 2", OccurredAt = DateTimeOffset.UtcNow },
+            m => m.JobId == rejected);
+        var rejection = (await ViewAsync(rejected)).StatusReason!;
+        Assert.Equal(JobReasons.InsufficientCredits, rejection.Code);
+        Assert.Contains("the job costs 5 credits and the account has 2", rejection.Message, StringComparison.Ordinal);
+        Assert.EndsWith(JobReasons.Find(JobReasons.InsufficientCredits)!.NextStep!, rejection.Message, StringComparison.Ordinal);
+        Assert.Equal(rejection.Message, Assert.Single(await EventsAsync(rejected)).Message);
+    }
+
+    [Fact]
+    public async Task A_live_job_has_no_status_reason_but_the_attempt_that_ended_says_why()
+    {
+        var job = await InsertPendingJobAsync();
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+        await DeliverAsync(Changed(job, "queued", worker, attempt) with { Version = 1, AttemptStatus = "failed", Reason = JobReasons.WorkerError, Detail = "the worker failed: IOException" },
+            m => m.JobId == job);
+
+        var view = await ViewAsync(job);
+        Assert.Null(view.StatusReason);
+        var ended = Assert.Single(view.Attempts).StatusReason!;
+        Assert.Equal(JobReasons.WorkerError, ended.Code);
+        Assert.Contains("IOException", ended.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Settlement_records_the_cost()
     {

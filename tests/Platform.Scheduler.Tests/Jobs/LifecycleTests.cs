@@ -36,6 +36,7 @@ public sealed class LifecycleTests : IAsyncLifetime
             {
                 o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
                 o.LeaseDuration = TimeSpan.FromSeconds(2);
+                o.GracePeriod = TimeSpan.FromSeconds(1.5);
                 o.MaxAttempts = 2;
                 o.DispatchInterval = TimeSpan.FromMilliseconds(200);
                 o.MinimumStake = 0;

@@ -196,13 +196,16 @@ function jobRow(job) {
   return el('tr', { dataset: { job: job.id } },
     el('td', {}, open),
     el('td', {}, job.kernel),
-    el('td', {}, statusBadge(job.status)),
+    el('td', {}, statusBadge(job.status, job.statusReason)),
     el('td', {}, formatCredits(job.cost)),
     el('td', {}, formatTime(job.createdAt)));
 }
 
-function statusBadge(status) {
-  return el('span', { class: `status status-${status}`, dataset: { status } }, status);
+/** The status; a job that ended says why (the sentence on hover, and in plain sight unless it completed). */
+function statusBadge(status, reason) {
+  const badge = el('span', { class: `status status-${status}`, dataset: { status }, title: reason?.message }, status);
+  if (!reason || status === 'completed') return badge;
+  return el('span', {}, badge, ' ', el('small', { class: 'muted reason', dataset: { reason: reason.code } }, reason.message));
 }
 
 async function loadLedger() {
@@ -259,9 +262,13 @@ function renderJob(job) {
   setStatus(job.status);
   setText('#job-cost', formatCredits(job.cost));
   setText('#job-completed', formatTime(job.completedAt));
+  // Why the job ended, completed included; older gateways only sent `error`.
+  const reason = job.statusReason ?? (job.error ? { code: job.error.reason, message: job.error.detail } : null);
   const error = $('#job-error');
-  error.hidden = !job.error;
-  error.textContent = job.error ? `${job.error.reason}: ${job.error.detail}` : '';
+  error.hidden = !reason;
+  error.className = reason && job.status !== 'completed' ? 'error' : 'muted';
+  error.dataset.reason = reason?.code ?? '';
+  error.textContent = reason ? `${reason.message} (${reason.code})` : '';
   const progress = $('#job-progress');
   progress.hidden = job.progress == null || TERMINAL.has(job.status);
   if (job.progress != null) progress.value = job.progress;
@@ -348,11 +355,11 @@ function onStatus(change) {
   if (TERMINAL.has(change.status)) $('#job-progress').hidden = true;
   const who = change.workerId ? ` on ${change.workerId}` : '';
   const attempt = change.attemptStatus ? ` (attempt ${change.attemptStatus})` : '';
-  const why = [change.reason, change.detail].filter(Boolean).join(': ');
+  const why = change.message ? `${change.message}${change.reason ? ` (${change.reason})` : ''}` : [change.reason, change.detail].filter(Boolean).join(': ');
   $('#job-events').append(el('li', { dataset: { status: change.status } },
     el('time', { datetime: change.occurredAt }, new Date(change.occurredAt).toLocaleTimeString()), ' ',
     el('strong', {}, change.status), who, attempt, why ? ` — ${why}` : ''));
   // The row in the list follows too, without waiting for the next refresh.
   const cell = document.querySelector(`#jobs tr[data-job="${CSS.escape(change.jobId)}"] td:nth-child(3)`);
-  cell?.replaceChildren(statusBadge(change.status));
+  cell?.replaceChildren(statusBadge(change.status, change.message ? { code: change.reason, message: change.message } : null));
 }
