@@ -69,16 +69,20 @@ public sealed class LifecycleTests : IAsyncLifetime
     });
 
     /// <summary>A live worker: online, then beating every 100 ms (renewing the leases it lists) until the test ends.</summary>
-    private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null, Func<WorkerHeartbeat, WorkerHeartbeat>? sign = null)
+    /// <summary>Registers the worker and beats for it every 100 ms until the test ends or <paramref name="silence"/> is cancelled.</summary>
+    private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null, Func<WorkerHeartbeat, WorkerHeartbeat>? sign = null,
+        CancellationToken silence = default)
     {
         sign ??= TestWorkerKeys.Signed;
         await Harness.Bus.Publish(worker);
         // Registered before the test goes on: a job funded meanwhile must see every worker the test set up.
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, silence);
         _ = Task.Run(async () =>
         {
+            using var _ = stop;
             using var beat = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-            while (await beat.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            while (await beat.WaitForNextTickAsync(stop.Token).ConfigureAwait(false))
             {
                 await Harness.Bus.Publish(sign(new WorkerHeartbeat
                 {
@@ -86,7 +90,7 @@ public sealed class LifecycleTests : IAsyncLifetime
                     ActiveAttempts = 0,
                     Attempts = running?.Invoke() ?? [],
                     OccurredAt = DateTimeOffset.UtcNow,
-                }), _stop.Token);
+                }), stop.Token);
             }
         });
         return worker;
@@ -239,10 +243,13 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_worker_that_stops_beating_is_lost_and_its_job_moves()
     {
-        var lost = Online(gflops: 100);
-        await Harness.Bus.Publish(lost); // online once, never beats again
+        // The worker beats until it has the job, then never again. (Beating until then, rather than not at all,
+        // keeps a slow dispatch on a busy machine from finding it already silent and never giving it the job.)
+        using var silence = new CancellationTokenSource();
+        var lost = await LiveAsync(Online(gflops: 100), silence: silence.Token);
         var job = await FundedAsync();
         Assert.Equal(lost.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
+        await silence.CancelAsync();
 
         var healthy = await LiveAsync(Online(gflops: 1));
 
