@@ -40,12 +40,19 @@ public sealed record Job
     public StatusReason? StatusReason { get; init; }
     /// <summary>A failed, cancelled or rejected job's reason code and raw detail; <see cref="StatusReason"/> says it better.</summary>
     public JobError? Error { get; init; }
+    /// <summary>Energy of the accepted attempts (replicas and spot checks included); null until one is accepted.</summary>
+    public JobEnergy? Energy { get; init; }
 
     public bool IsFinished => JobStatuses.IsTerminal(Status);
 }
 
 /// <param name="StatusReason">Why the attempt ended (for example worker_lost, which is why the job ran again); null while it runs.</param>
-public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null, StatusReason? StatusReason = null);
+/// <param name="Joules">Energy of an accepted attempt; <paramref name="JoulesEstimated"/> is false when a power sensor measured it.</param>
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress = null, StatusReason? StatusReason = null,
+    double? Joules = null, bool? JoulesEstimated = null);
+
+/// <param name="Estimated">True when any attempt's joules were estimated from calibrated power and time rather than measured.</param>
+public sealed record JobEnergy(double Joules, double Gflop, double? JoulesPerGflop, bool Estimated);
 
 /// <param name="Code">Machine-readable: worker_lost, insufficient_credits, verified... (docs/ARCHITECTURE.md lists them all).</param>
 /// <param name="Message">A sentence for people, with the specifics and, where there is one, what to do next.</param>

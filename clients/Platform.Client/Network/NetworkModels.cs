@@ -6,7 +6,13 @@ namespace Platform.Client;
 /// <param name="PublicKey">The key its results are signed with (SubjectPublicKeyInfo, base64).</param>
 public sealed record WorkerInfo(string WorkerId, string OperatorAccountId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
     IReadOnlyList<WorkerDevice> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
-    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt);
+    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt,
+    EnergySummary? Energy = null);
+
+/// <summary>Energy of accepted work: measured by a power sensor where the node has one, otherwise estimated.</summary>
+/// <param name="Jobs">For a worker, its accepted attempts; for the network, its completed jobs.</param>
+/// <param name="MeasuredShare">Fraction of the attempts whose joules were measured rather than estimated.</param>
+public sealed record EnergySummary(long Jobs, double Joules, double Gflop, double? JoulesPerJob, double? JoulesPerGflop, double MeasuredShare);
 
 /// <param name="Kind">cpu or gpu.</param>
 public sealed record WorkerDevice(string Kind, string Name, string Backend, long MemoryMb);
@@ -15,7 +21,7 @@ public sealed record WorkerDevice(string Kind, string Name, string Backend, long
 /// <param name="Verification">Results computed beyond the replicas clients asked for, over the last completed jobs; null from older schedulers.</param>
 public sealed record NetworkSummary(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned,
-    VerificationSummary? Verification = null);
+    VerificationSummary? Verification = null, EnergySummary? Energy = null);
 
 /// <param name="Overhead">Extra attempts (spot checks and tie-breakers) per job.</param>
 public sealed record VerificationSummary(int Jobs, int ExtraAttempts, double Overhead, int SpotChecked, int Mismatches);

@@ -9,6 +9,7 @@ using Platform.Contracts.Signing;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
+using Platform.Scheduler.Workers;
 
 namespace Platform.Scheduler.Jobs;
 
@@ -293,6 +294,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             PublicKey = r.PublicKey,
             SpotCheck = i >= paid,
         }).ToList();
+        await WorkerEnergy.RecordAsync(tx, holder.Kernel, acceptedAttempts.Select(a => (a.WorkerId.Value, a.Metrics)), now, ct);
         var top = acceptedAttempts[0];
         await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {

@@ -116,6 +116,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public decimal Stake { get; init; }
         public double Reputation { get; init; }
         public bool Alive { get; init; }
+        /// <summary>Joules per GFLOP per kernel from accepted attempts, for kernels with enough of them; null for none.</summary>
+        public string? JoulesPerGflop { get; init; }
 
         public WorkerFacts Facts => new(Id, Region, MemoryMb, Slots, DeviceKinds, Stake, Reputation);
     }
@@ -125,7 +127,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     private const string LoadWorkers = """
         select w.id, w.operator_account_id as OperatorAccountId, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
-               coalesce(s.staked, 0) as Stake, w.reputation, w.last_seen_at > @aliveSince as Alive
+               coalesce(s.staked, 0) as Stake, w.reputation, w.last_seen_at > @aliveSince as Alive,
+               (select jsonb_object_agg(e.kernel, e.joules / e.gflop)::text from worker_energy e
+                where e.worker_id = w.id and e.gflop > 0 and e.attempts >= @EnergySamples) as JoulesPerGflop
         from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
         where w.online
         """;
@@ -151,7 +155,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await using var tx = await connection.BeginTransactionAsync(ct);
         var engine = new PlacementEngine(new PlacementModel(o));
         var all = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval }, tx, cancellationToken: ct))).ToList();
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples }, tx, cancellationToken: ct))).ToList();
         var ineligible = new List<(WorkerRow Worker, PlacementReason Reason)>();
         var workers = new List<WorkerRow>();
         foreach (var w in all)
@@ -165,7 +169,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
             var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
             var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
-            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts));
+            var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
+            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
         }
         var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
         var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));

@@ -16,7 +16,16 @@ public sealed record WorkerState(
     long MemoryMb,
     IReadOnlyCollection<string> DeviceKinds,
     IReadOnlyDictionary<string, double> Gflops,
-    double PowerWatts);
+    double PowerWatts,
+    IReadOnlyDictionary<string, double>? JoulesPerGflop = null)
+{
+    /// <summary>
+    /// Energy per GFLOP of a kernel: what the worker's accepted attempts of it reported, once there are enough of
+    /// them, else its calibrated power over its rate.
+    /// </summary>
+    public double EnergyPerGflop(string kernel, double rate) =>
+        JoulesPerGflop is not null && JoulesPerGflop.TryGetValue(kernel, out var reported) && reported > 0 ? reported : PowerWatts / rate;
+}
 
 /// <summary>What a job needs and how big it is.</summary>
 public sealed record JobDemand(string Kernel, double Gflop, long InputBytes, string Device, long MinMemoryMb, string? Region, PlacementPolicy Policy);
@@ -39,7 +48,7 @@ public sealed class PlacementEngine(PlacementModel model)
     {
         public WorkerState Worker { get; } = worker;
         public int Active { get; set; } = worker.Active;
-        public List<(Bucket Bucket, double Rate)> Buckets { get; } = [];
+        public List<(Bucket Bucket, double Rate, double JoulesPerGflop)> Buckets { get; } = [];
     }
 
     private sealed class Bucket(string region, string device)
@@ -78,7 +87,7 @@ public sealed class PlacementEngine(PlacementModel model)
                         _bucketsByKernel[kernel] = list = [];
                     list.Add(bucket);
                 }
-                entry.Buckets.Add((bucket, rate));
+                entry.Buckets.Add((bucket, rate, worker.EnergyPerGflop(kernel, rate)));
             }
         }
         Index(entry);
@@ -213,15 +222,15 @@ public sealed class PlacementEngine(PlacementModel model)
         // A device shared by several attempts gives each a share of its rate.
         var compute = job.Gflop / rate * (entry.Active + 1);
         var seconds = compute + job.InputBytes / model.TransferBytesPerSecond + model.LatencySeconds(job.Region, entry.Worker.Region);
-        var joules = job.Gflop / rate * entry.Worker.PowerWatts;
+        var joules = job.Gflop * entry.Worker.EnergyPerGflop(job.Kernel, rate);
         return new Estimate(seconds, joules, joules / 3.6e6 * model.EnergyPrice(entry.Worker.Region));
     }
 
     // The worker-only part of each policy's score; the job-dependent parts are equal within a bucket.
-    private static double KeyFor(int policy, Entry entry, double rate, PlacementModel model) => policy switch
+    private static double KeyFor(int policy, Entry entry, double rate, double joulesPerGflop, PlacementModel model) => policy switch
     {
-        (int)PlacementPolicy.Energy => entry.Worker.PowerWatts / rate,
-        (int)PlacementPolicy.Cost => entry.Worker.PowerWatts / rate * model.EnergyPrice(entry.Worker.Region),
+        (int)PlacementPolicy.Energy => joulesPerGflop,
+        (int)PlacementPolicy.Cost => joulesPerGflop * model.EnergyPrice(entry.Worker.Region),
         _ => (entry.Active + 1) / rate,
     };
 
@@ -230,10 +239,10 @@ public sealed class PlacementEngine(PlacementModel model)
         if (entry.Active >= entry.Worker.Slots)
             return;
         _workersWithFreeSlots++;
-        foreach (var (bucket, rate) in entry.Buckets)
+        foreach (var (bucket, rate, joulesPerGflop) in entry.Buckets)
         {
             for (var p = 0; p < bucket.ByPolicy.Length; p++)
-                bucket.ByPolicy[p].Add((KeyFor(p, entry, rate, model), entry.Worker.Id));
+                bucket.ByPolicy[p].Add((KeyFor(p, entry, rate, joulesPerGflop, model), entry.Worker.Id));
         }
     }
 
@@ -242,10 +251,10 @@ public sealed class PlacementEngine(PlacementModel model)
         if (entry.Active >= entry.Worker.Slots)
             return;
         _workersWithFreeSlots--;
-        foreach (var (bucket, rate) in entry.Buckets)
+        foreach (var (bucket, rate, joulesPerGflop) in entry.Buckets)
         {
             for (var p = 0; p < bucket.ByPolicy.Length; p++)
-                bucket.ByPolicy[p].Remove((KeyFor(p, entry, rate, model), entry.Worker.Id));
+                bucket.ByPolicy[p].Remove((KeyFor(p, entry, rate, joulesPerGflop, model), entry.Worker.Id));
         }
     }
 }

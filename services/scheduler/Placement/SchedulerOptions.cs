@@ -88,6 +88,13 @@ public sealed class SchedulerOptions : IValidatableObject
     [Range(0, 1)]
     public double MinimumCheckProbability { get; set; } = 0.01;
 
+    /// <summary>
+    /// Accepted attempts of a kernel a worker needs before the energy and cost policies rank it by the joules per
+    /// GFLOP those attempts reported rather than by its calibrated power over its rate.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int EnergySamples { get; set; } = 3;
+
     /// <summary>How many of its latest placements each worker's explanation keeps (GET /v1/workers/{id}/placement).</summary>
     [Range(1, 1000)]
     public int PlacementHistory { get; set; } = 20;

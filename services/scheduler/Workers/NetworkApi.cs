@@ -43,6 +43,10 @@ public static class NetworkApi
         public string? PublicKey { get; init; }
         public DateTime LastSeenAt { get; init; }
         public int Active { get; init; }
+        public long EnergyAttempts { get; init; }
+        public long EnergyMeasured { get; init; }
+        public double Joules { get; init; }
+        public double Gflop { get; init; }
     }
 
     internal static async Task<Ok<List<WorkerView>>> ListWorkers(NpgsqlDataSource db, CancellationToken ct)
@@ -53,16 +57,22 @@ public static class NetworkApi
             select w.id, w.operator_account_id as OperatorAccountId, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                    w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
                    coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey,
-                   (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+                   (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
+                   coalesce(e.attempts, 0) as EnergyAttempts, coalesce(e.measured, 0) as EnergyMeasured, coalesce(e.joules, 0) as Joules, coalesce(e.gflop, 0) as Gflop
             from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
+                           left join (select worker_id, sum(attempts)::bigint as attempts, sum(measured_attempts)::bigint as measured, sum(joules) as joules, sum(gflop) as gflop
+                                      from worker_energy group by worker_id) e on e.worker_id = w.id
             order by w.online desc, w.region, w.id
             """, cancellationToken: ct));
         return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.OperatorAccountId, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
             JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, PlatformJson.Options)!,
             JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!,
             JsonSerializer.Deserialize<Dictionary<string, string>>(r.Backends, PlatformJson.Options)!,
-            r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, r.OperatorStake, r.PublicKey, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero))).ToList());
+            r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, r.OperatorStake, r.PublicKey, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero),
+            EnergyView.Of(r.EnergyAttempts, r.EnergyAttempts, r.EnergyMeasured, r.Joules, r.Gflop))).ToList());
     }
+
+    private sealed record EnergyTotals(long Jobs, long Attempts, long Measured, double Joules, double Gflop);
 
     private sealed record VerificationTotals(int Jobs, int ExtraAttempts, int SpotChecked, int Mismatches);
 
@@ -97,8 +107,15 @@ public static class NetworkApi
                          (select count(*) from attempts a where a.job_id = j.id and a.status = 'rejected') as rejected
                   from jobs j where j.status = 'completed' order by j.finished_at desc limit 1000) recent
             """, cancellationToken: ct));
+        var e = await connection.QuerySingleAsync<EnergyTotals>(new CommandDefinition(
+            """
+            select (select count(*) from jobs where status = 'completed') as Jobs, coalesce(sum(attempts), 0)::bigint as Attempts,
+                   coalesce(sum(measured_attempts), 0)::bigint as Measured, coalesce(sum(joules), 0) as Joules, coalesce(sum(gflop), 0) as Gflop
+            from worker_energy
+            """, cancellationToken: ct));
         return TypedResults.Ok(new NetworkView(t.Online, t.Offline, regions, devices, t.Slots, t.Active, t.Slots == 0 ? 0 : (double)t.Active / t.Slots,
             t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned,
-            new VerificationView(v.Jobs, v.ExtraAttempts, v.Jobs == 0 ? 0 : (double)v.ExtraAttempts / v.Jobs, v.SpotChecked, v.Mismatches)));
+            new VerificationView(v.Jobs, v.ExtraAttempts, v.Jobs == 0 ? 0 : (double)v.ExtraAttempts / v.Jobs, v.SpotChecked, v.Mismatches),
+            EnergyView.Of(e.Jobs, e.Attempts, e.Measured, e.Joules, e.Gflop)));
     }
 }

@@ -15,7 +15,7 @@ namespace Platform.Worker.Attempts;
 /// report. Problems with the inputs fail the attempt with a reason; infrastructure errors throw so the
 /// message is retried. Redelivery recomputes the same bytes and so the same output CIDs.
 /// </summary>
-public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, ComputeNode compute, NodeStatus status, NodeIdentity identity, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
+public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, ComputeNode compute, EnergyMeter energy, NodeStatus status, NodeIdentity identity, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
     : IConsumer<AssignJob>
 {
     public async Task Consume(ConsumeContext<AssignJob> context)
@@ -141,19 +141,26 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         if (o.Faults.KernelDelay > TimeSpan.Zero)
             await Task.Delay(o.Faults.KernelDelay, clock, ct);
         var progress = new LatestProgress();
+        var metering = energy.Begin();
+        double? measuredJoules = null;
         var watch = Stopwatch.StartNew();
-        var computing = Task.Run(() => KernelRunner.Run(spec.Kernel, plan.Arguments, inputs, backend, new ComputeProgress(ct, progress.Set)), ct);
-        await ReportProgressUntilDoneAsync(context, computing, progress, ct);
         IReadOnlyDictionary<string, NpyArray> results;
         try
         {
+            var computing = Task.Run(() => KernelRunner.Run(spec.Kernel, plan.Arguments, inputs, backend, new ComputeProgress(ct, progress.Set)), ct);
+            await ReportProgressUntilDoneAsync(context, computing, progress, ct);
             results = await computing;
         }
         catch (KernelInputException ex)
         {
             return Outcome.Fail("input_invalid", ex.Message);
         }
-        watch.Stop();
+        finally
+        {
+            // Ended however the kernel ends, so a failed attempt stops taking a share of the node's energy.
+            watch.Stop();
+            measuredJoules = energy.End(metering);
+        }
 
         if (o.Faults.CorruptOutputs)
             results = FaultInjection.Corrupt(results);
@@ -168,9 +175,10 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             DurationMs = watch.Elapsed.TotalMilliseconds,
             Gflop = plan.Gflop,
             Device = $"{backend.Name}: {backend.Device.Name}",
-            // The node's calibrated draw shared over its slots, until per-attempt sensors (RAPL, NVML) are read.
-            Joules = seconds * capabilities.PowerWatts / Math.Max(1, o.Slots),
-            JoulesEstimated = true,
+            // Measured from the package energy counter where there is one; else the node's calibrated draw shared
+            // over its slots for the attempt's time.
+            Joules = measuredJoules ?? seconds * capabilities.PowerWatts / Math.Max(1, o.Slots),
+            JoulesEstimated = measuredJoules is null,
         }, null);
     }
 

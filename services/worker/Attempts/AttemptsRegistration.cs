@@ -1,4 +1,5 @@
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Platform.Worker.Compute;
 using Platform.Worker.Node;
 
@@ -24,6 +25,7 @@ public static class AttemptsRegistration
     public static WebApplicationBuilder AddAttemptServices(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton<ComputeNode>();
+        builder.Services.AddSingleton(sp => EnergyMeter.For(sp.GetRequiredService<IOptions<WorkerOptions>>().Value));
         builder.Services.AddSingleton<InputCache>();
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o => o.WaitUntilStarted = true);
         return builder;

@@ -31,6 +31,7 @@ public sealed class ComputeNode : IDisposable
     private readonly List<IComputeBackend> _backends = [];
     private readonly List<string> _notes = [];
     private readonly ILogger<ComputeNode> _logger;
+    private readonly string _powerSensorRoot;
     private readonly Lazy<Task<Capabilities>> _calibration;
     private Dictionary<string, IComputeBackend> _perKernel = [];
 
@@ -38,6 +39,7 @@ public sealed class ComputeNode : IDisposable
     {
         _logger = logger;
         var o = options.Value;
+        _powerSensorRoot = o.PowerSensorRoot;
         if (o.Backend is "auto" or "opencl")
         {
             Directory.CreateDirectory(o.KernelCachePath);
@@ -68,7 +70,7 @@ public sealed class ComputeNode : IDisposable
 
     private Capabilities Calibrate()
     {
-        var energy = PowerSensor.TryOpen();
+        var energy = PowerSensor.TryOpen(_powerSensorRoot);
         var startJoules = energy?.ReadJoules();
         var watch = Stopwatch.StartNew();
         var measured = new List<KernelRate>();
@@ -117,28 +119,33 @@ public sealed class ComputeNode : IDisposable
 /// The CPU package energy counter Linux exposes through powercap (Intel RAPL, and AMD's on recent kernels).
 /// Often unreadable in containers and VMs, in which case power is estimated instead.
 /// </summary>
-public sealed class PowerSensor(string path)
+public sealed class PowerSensor(string path, double? rangeJoules = null)
 {
-    public static PowerSensor? TryOpen()
+    /// <summary>The first package zone under <paramref name="root"/> (normally /sys/class/powercap) whose counter can be read.</summary>
+    public static PowerSensor? TryOpen(string root = "/sys/class/powercap")
     {
-        const string root = "/sys/class/powercap";
         if (!Directory.Exists(root))
             return null;
         foreach (var zone in Directory.EnumerateDirectories(root).Order())
         {
-            var counter = Path.Combine(zone, "energy_uj");
-            var sensor = new PowerSensor(counter);
-            if (File.Exists(Path.Combine(zone, "name")) && File.ReadAllText(Path.Combine(zone, "name")).StartsWith("package", StringComparison.Ordinal) && sensor.ReadJoules() is not null)
+            var name = Path.Combine(zone, "name");
+            var sensor = new PowerSensor(Path.Combine(zone, "energy_uj"), ReadMicrojoules(Path.Combine(zone, "max_energy_range_uj")));
+            if (File.Exists(name) && File.ReadAllText(name).StartsWith("package", StringComparison.Ordinal) && sensor.ReadJoules() is not null)
                 return sensor;
         }
         return null;
     }
 
-    public double? ReadJoules()
+    /// <summary>Where the counter wraps round to zero, when the zone says.</summary>
+    public double? RangeJoules { get; } = rangeJoules;
+
+    public double? ReadJoules() => ReadMicrojoules(path);
+
+    private static double? ReadMicrojoules(string file)
     {
         try
         {
-            return long.Parse(File.ReadAllText(path).Trim(), System.Globalization.CultureInfo.InvariantCulture) / 1e6;
+            return long.Parse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture) / 1e6;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
         {

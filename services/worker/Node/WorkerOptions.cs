@@ -59,6 +59,13 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Where Linux exposes the CPU package energy counters (powercap: Intel RAPL, AMD on recent kernels). Where one
+    /// is readable each attempt's joules are measured; otherwise they are estimated from calibrated power and time.
+    /// </summary>
+    [Required]
+    public string PowerSensorRoot { get; set; } = "/sys/class/powercap";
+
     /// <summary>Faults a test network plants in a worker on purpose. Never set them on a real node.</summary>
     public WorkerFaults Faults { get; set; } = new();
 

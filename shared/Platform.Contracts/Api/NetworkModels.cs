@@ -10,12 +10,28 @@ namespace Platform.Contracts.Api;
 /// <param name="PublicKey">The key the worker's results are signed with (SubjectPublicKeyInfo, base64).</param>
 public sealed record WorkerView(string WorkerId, string OperatorAccountId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
     IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
-    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt);
+    double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt,
+    EnergyView Energy);
+
+/// <summary>
+/// Energy of accepted work, as the workers reported it per attempt: measured by a power sensor (RAPL) where the
+/// node has one, otherwise estimated from its calibrated power and the attempt's time.
+/// </summary>
+/// <param name="Jobs">For a worker, its accepted attempts; for the network, its completed jobs (whose energy includes every replica and spot check).</param>
+/// <param name="JoulesPerJob">Null until there is a job.</param>
+/// <param name="JoulesPerGflop">Null until some GFLOP are counted.</param>
+/// <param name="MeasuredShare">Fraction of the attempts whose joules were measured rather than estimated.</param>
+public sealed record EnergyView(long Jobs, double Joules, double Gflop, double? JoulesPerJob, double? JoulesPerGflop, double MeasuredShare)
+{
+    public static EnergyView Of(long jobs, long attempts, long measured, double joules, double gflop) =>
+        new(jobs, joules, gflop, jobs > 0 ? joules / jobs : null, gflop > 0 ? joules / gflop : null, attempts > 0 ? (double)measured / attempts : 0);
+}
 
 /// <param name="Verification">What verifying results cost the network lately.</param>
+/// <param name="Energy">Energy of every accepted attempt since the network started, per job and per GFLOP.</param>
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned,
-    VerificationView Verification);
+    VerificationView Verification, EnergyView Energy);
 
 /// <summary>
 /// Verification overhead over the last <paramref name="Jobs"/> completed jobs (at most 1,000): results computed

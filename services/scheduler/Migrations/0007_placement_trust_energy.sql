@@ -18,3 +18,16 @@ create table worker_trust (
     updated_at timestamptz not null,
     primary key (worker_id, kernel)
 );
+
+-- Energy of accepted attempts per worker and kernel, as their workers reported it (measured or estimated). The
+-- energy placement policy ranks workers by joules / gflop once a kernel has a few attempts; the views show it.
+create table worker_energy (
+    worker_id text not null,
+    kernel text not null,
+    attempts bigint not null default 0,
+    measured_attempts bigint not null default 0,
+    joules double precision not null default 0,
+    gflop double precision not null default 0,
+    updated_at timestamptz not null,
+    primary key (worker_id, kernel)
+);

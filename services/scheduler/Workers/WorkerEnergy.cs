@@ -1,0 +1,45 @@
+using Dapper;
+using Npgsql;
+using Platform.Contracts.Messages;
+
+namespace Platform.Scheduler.Workers;
+
+/// <summary>
+/// The energy figures of accepted attempts, added up per worker and kernel in the transaction that accepts them.
+/// The same per-attempt joules and GFLOP go to rewards in JobCompleted for the efficiency bonus, so placement,
+/// the views and the bonus all rank by one measure.
+/// </summary>
+public static class WorkerEnergy
+{
+    public static Task RecordAsync(NpgsqlTransaction tx, string kernel, IEnumerable<(string WorkerId, AttemptMetrics Metrics)> accepted, DateTimeOffset now,
+        CancellationToken ct)
+    {
+        // One row per worker, in a fixed order, so concurrent acceptances lock rows the same way round.
+        var read = accepted.Where(a => a.Metrics.Joules is not null)
+            .GroupBy(a => a.WorkerId)
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => (WorkerId: g.Key, Attempts: g.Count(), Measured: g.Count(a => !a.Metrics.JoulesEstimated),
+                Joules: g.Sum(a => a.Metrics.Joules!.Value), Gflop: g.Sum(a => a.Metrics.Gflop)))
+            .ToList();
+        if (read.Count == 0)
+            return Task.CompletedTask;
+        return tx.Connection!.ExecuteAsync(new CommandDefinition(
+            """
+            insert into worker_energy as e (worker_id, kernel, attempts, measured_attempts, joules, gflop, updated_at)
+            select w, @kernel, n, m, j, g, @now from unnest(@workers, @attempts, @measured, @joules, @gflop) as t(w, n, m, j, g)
+            on conflict (worker_id, kernel) do update set
+                attempts = e.attempts + excluded.attempts, measured_attempts = e.measured_attempts + excluded.measured_attempts,
+                joules = e.joules + excluded.joules, gflop = e.gflop + excluded.gflop, updated_at = excluded.updated_at
+            """,
+            new
+            {
+                kernel,
+                now,
+                workers = read.Select(r => r.WorkerId).ToArray(),
+                attempts = read.Select(r => (long)r.Attempts).ToArray(),
+                measured = read.Select(r => (long)r.Measured).ToArray(),
+                joules = read.Select(r => r.Joules).ToArray(),
+                gflop = read.Select(r => r.Gflop).ToArray(),
+            }, tx, cancellationToken: ct));
+    }
+}
