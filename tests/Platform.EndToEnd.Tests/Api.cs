@@ -9,13 +9,16 @@ public sealed record Pinned(string Cid, long Size, string Sha256);
 
 public sealed record StatusReason(string Code, string Message);
 
-public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, StatusReason? StatusReason = null);
+public sealed record JobAttempt(string AttemptId, string WorkerId, string Status, string? Signature, float? Progress, StatusReason? StatusReason = null,
+    double? Joules = null, bool? JoulesEstimated = null);
+
+public sealed record JobEnergy(double Joules, double Gflop, double? JoulesPerGflop, bool Estimated);
 
 public sealed record JobError(string Reason, string Detail);
 
 public sealed record Job(string Id, string Kernel, string Status, Dictionary<string, string> Inputs, Dictionary<string, string>? Outputs,
     decimal? Cost, float? Progress, List<JobAttempt> Attempts, DateTimeOffset CreatedAt, DateTimeOffset? CompletedAt, JobError? Error,
-    StatusReason? StatusReason = null);
+    StatusReason? StatusReason = null, JobEnergy? Energy = null);
 
 public sealed record AccountView(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked);
 

@@ -65,6 +65,19 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
         var operatorAfter = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.AccountAsync(), o => o.Balance > operatorBefore.Balance,
             TimeSpan.FromSeconds(30), "operator paid");
         Assert.True(operatorAfter.Earned > operatorBefore.Earned);
+
+        // Its energy: the accepted attempt's joules (estimated on this machine, which has no power sensor), per
+        // GFLOP of the 2·m·k·n the product takes; the worker's and the network's totals include it.
+        var energy = done.Energy!;
+        Assert.Equal(2.0 * m * k * n / 1e9, energy.Gflop, 12);
+        Assert.True(energy.Joules > 0);
+        Assert.Equal(energy.Joules / energy.Gflop, energy.JoulesPerGflop!.Value, 6);
+        Assert.Equal(accepted.Joules, energy.Joules);
+        Assert.Equal(accepted.JoulesEstimated, energy.Estimated);
+        var worker = (await http.GetFromJsonAsync<List<Platform.Contracts.Api.WorkerView>>("/v1/workers", Api.Json))!.Single(w => w.WorkerId == accepted.WorkerId);
+        Assert.True(worker.Energy.Jobs >= 1 && worker.Energy.Joules >= energy.Joules && worker.Energy.JoulesPerGflop > 0);
+        var totals = (await http.GetFromJsonAsync<Platform.Contracts.Api.NetworkView>("/v1/network", Api.Json))!;
+        Assert.True(totals.Energy.Jobs >= 1 && totals.Energy.Joules >= energy.Joules && totals.Energy.JoulesPerJob > 0 && totals.Energy.JoulesPerGflop > 0);
     }
 
     [Fact]

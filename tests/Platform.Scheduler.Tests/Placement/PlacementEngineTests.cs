@@ -43,6 +43,22 @@ public sealed class PlacementEngineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Energy_policy_ranks_by_the_joules_per_gflop_a_worker_reported_over_its_calibrated_power()
+    {
+        // Calibrated, "frugal" looks better (50 W / 20 GFLOP/s = 2.5 J/GFLOP against 4); its accepted attempts
+        // reported 6 J/GFLOP, so the fast worker, at the calibrated 4, uses less.
+        var engine = Engine(Worker("fast", gflops: 100, watts: 400),
+            Worker("frugal", gflops: 20, watts: 50) with { JoulesPerGflop = new Dictionary<string, double> { ["matmul"] = 6 } });
+
+        var choice = engine.Place(Job(PlacementPolicy.Energy))!;
+
+        Assert.Equal("fast", choice.WorkerId);
+        Assert.Equal(400, choice.ExpectedJoules, 6);
+        var passedOver = engine.Explain("frugal", Job(PlacementPolicy.Energy), choice)!;
+        Assert.Equal((PlacementReason.SlowerThanChosen, 600.0, 400.0), (passedOver.Reason, passedOver.Score, passedOver.ChosenScore));
+    }
+
+    [Fact]
     public void Cost_policy_weighs_energy_by_the_regions_price()
     {
         var options = new SchedulerOptions { EnergyPricePerKwh = new() { ["expensive"] = 3.0, ["cheap"] = 0.5 } };
