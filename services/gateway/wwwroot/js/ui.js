@@ -26,6 +26,7 @@ export function setText(selector, text) {
 
 const credits = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
 const plain = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const significant = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
 
 /** Credits are decimals with at most 6 fractional digits; JSON numbers carry them exactly enough to show. */
 export const formatCredits = value => (value == null ? '–' : credits.format(value));
@@ -44,7 +45,7 @@ export function formatSignificant(value) {
     const [mantissa, exponent] = rounded.toExponential(2).split('e');
     return `${mantissa.replace(/\.?0+$/, '')}e${Number(exponent)}`;
   }
-  return plain.format(rounded);
+  return significant.format(rounded);
 }
 
 /** Joules with a unit that keeps the number short: 0.58 J, 12.4 kJ, 3.1 MJ. */
