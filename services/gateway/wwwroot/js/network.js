@@ -51,9 +51,9 @@ function showEnergy(energy, verification) {
   setText('[data-stat="joulesPerGflop"]', energy?.joulesPerGflop == null ? '–' : `${formatSignificant(energy.joulesPerGflop)} J`);
   setText('[data-stat="verificationOverhead"]', formatPercent(verification?.overhead));
   const notes = [];
-  if (energy?.jobs) notes.push(`Energy over ${formatNumber(energy.jobs)} completed jobs (${formatJoules(energy.joules)} in all, ${energySource(energy.measuredShare)}).`);
+  if (energy?.jobs) notes.push(`Energy over ${formatNumber(energy.jobs)} completed ${energy.jobs === 1 ? 'job' : 'jobs'} (${formatJoules(energy.joules)} in all, ${energySource(energy.measuredShare)}).`);
   if (verification?.jobs) {
-    notes.push(`Verification: ${formatNumber(verification.extraAttempts)} extra attempts over the last ${formatNumber(verification.jobs)} jobs, ` +
+    notes.push(`Verification: ${formatNumber(verification.extraAttempts)} extra attempts over the last ${formatNumber(verification.jobs)} ${verification.jobs === 1 ? 'job' : 'jobs'}, ` +
       `${formatNumber(verification.spotChecked)} spot-checked, ${formatNumber(verification.mismatches)} mismatches.`);
   }
   setText('#network-energy-note', notes.join(' '));
