@@ -24,6 +24,43 @@ public static class Output
 
     public static string Percent(double fraction) => fraction.ToString("0%", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// Three significant digits, in scientific notation outside 0.01..99,999 (1.1e6): joules per GFLOP of a small
+    /// job run to millions, those of a big one on a GPU to hundredths.
+    /// </summary>
+    public static string Significant(double value)
+    {
+        var rounded = double.Parse(value.ToString("G3", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        var magnitude = Math.Abs(rounded);
+        if (magnitude != 0 && (magnitude >= 1e5 || magnitude < 0.01))
+        {
+            var parts = rounded.ToString("0.##E+0", CultureInfo.InvariantCulture).Split('E');
+            return $"{parts[0]}e{int.Parse(parts[1], CultureInfo.InvariantCulture)}";
+        }
+        return rounded.ToString("0.###", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Joules with a unit that keeps the number short: 0.58 J, 12.4 kJ, 3.1 MJ.</summary>
+    public static string Joules(double joules)
+    {
+        string[] units = ["J", "kJ", "MJ", "GJ"];
+        var unit = 0;
+        while (Math.Abs(joules) >= 1000 && unit < units.Length - 1)
+        {
+            joules /= 1000;
+            unit++;
+        }
+        return $"{Significant(joules)} {units[unit]}";
+    }
+
+    /// <summary>Where energy figures came from: a power sensor, an estimate from calibrated power and time, or both.</summary>
+    public static string EnergySource(double measuredShare) => measuredShare switch
+    {
+        >= 1 => "measured",
+        <= 0 => "estimated",
+        _ => $"{Percent(measuredShare)} measured",
+    };
+
     /// <summary>A borderless table whose cells are plain text (never markup: values come from the network).</summary>
     public static Table Table(params string[] columns)
     {

@@ -1,6 +1,7 @@
 using Microsoft.Playwright;
 using Platform.EndToEnd.Tests;
 using Platform.Testing;
+using Xunit.Abstractions;
 
 namespace Platform.Browser.Tests;
 
@@ -60,6 +61,36 @@ public sealed class BrowserNetwork : Network
         var path = Path.Combine(ScreenshotDirectory, name + ".png");
         await page.ScreenshotAsync(new() { Path = path, FullPage = true });
         return path;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="test"/> on a fresh page and screenshots the page at its end, passed or failed, so a
+    /// person can see each view; browser console errors are printed with the test's output.
+    /// </summary>
+    public async Task WithPageAsync(string name, ITestOutputHelper output, Func<IPage, Task> test)
+    {
+        var page = await NewPageAsync();
+        var console = new List<string>();
+        page.Console += (_, message) =>
+        {
+            if (message.Type is "error" or "warning")
+                console.Add($"{message.Type}: {message.Text}");
+        };
+        page.PageError += (_, error) => console.Add($"page error: {error}");
+        var passed = false;
+        try
+        {
+            await test(page);
+            passed = true;
+        }
+        finally
+        {
+            var path = await ScreenshotAsync(page, passed ? name : name + "-failed");
+            output.WriteLine($"screenshot: {path}");
+            foreach (var line in console)
+                output.WriteLine($"browser {line}");
+            await page.Context.CloseAsync();
+        }
     }
 
     public override async Task DisposeAsync()

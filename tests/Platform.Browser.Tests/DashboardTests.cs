@@ -90,6 +90,9 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("#job-events li[data-status=completed]")).ToHaveCountAsync(1);
             await Expect(page.Locator("#job-events li[data-status=running]")).Not.ToHaveCountAsync(0);
             await Expect(page.Locator($"#jobs tr[data-job='{jobId}'] [data-status]")).ToHaveTextAsync("completed");
+            // Its energy: the joules of the accepted attempt, measured or estimated, and per GFLOP.
+            await Expect(page.Locator("#job-energy")).ToHaveTextAsync(JobEnergy());
+            await Expect(page.Locator($"#jobs tr[data-job='{jobId}'] td[data-energy]")).ToHaveTextAsync(JobEnergy());
 
             // The output downloads with the key and holds a + b.
             var link = page.Locator("#job-outputs a[data-output=c]");
@@ -242,13 +245,13 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
 
     private static Task<string?> StoredKeyAsync(IPage page) => page.EvaluateAsync<string?>("() => sessionStorage.getItem('platform.apiKey')");
 
-    private static async Task SignInAsync(IPage page, string key)
+    internal static async Task SignInAsync(IPage page, string key)
     {
         await page.FillAsync("#api-key", key);
         await page.ClickAsync("#sign-in button[type=submit]");
     }
 
-    private static FilePayload Npy(string name, float[] values) => new()
+    internal static FilePayload Npy(string name, float[] values) => new()
     {
         Name = name,
         MimeType = "application/octet-stream",
@@ -258,33 +261,9 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
     [GeneratedRegex(@"^\d[\d,.]* %$")]
     private static partial Regex NumberWithUnit();
 
-    /// <summary>
-    /// Runs <paramref name="test"/> on a fresh page and screenshots the page at its end, passed or failed, so a
-    /// person can see each view; browser console errors are printed with the test's output.
-    /// </summary>
-    private async Task WithPageAsync(string name, Func<IPage, Task> test)
-    {
-        var page = await network.NewPageAsync();
-        var console = new List<string>();
-        page.Console += (_, message) =>
-        {
-            if (message.Type is "error" or "warning")
-                console.Add($"{message.Type}: {message.Text}");
-        };
-        page.PageError += (_, error) => console.Add($"page error: {error}");
-        var passed = false;
-        try
-        {
-            await test(page);
-            passed = true;
-        }
-        finally
-        {
-            var path = await network.ScreenshotAsync(page, passed ? name : name + "-failed");
-            output.WriteLine($"screenshot: {path}");
-            foreach (var line in console)
-                output.WriteLine($"browser {line}");
-            await page.Context.CloseAsync();
-        }
-    }
+    // "0.581 J (estimated), 1.1e6 J/GFLOP"
+    [GeneratedRegex(@"^\d[\d,.]*(e-?\d+)? k?J \((estimated|measured)\), \d[\d,.]*(e-?\d+)? J/GFLOP$")]
+    internal static partial Regex JobEnergy();
+
+    private Task WithPageAsync(string name, Func<IPage, Task> test) => network.WithPageAsync(name, output, test);
 }

@@ -227,6 +227,7 @@ public static class JobsCommands
         var took = j.CompletedAt is { } done ? $" in {(done - j.CreatedAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s" : "";
         s.Host.Out.Write(Output.Facts(("job", j.Id), ("kernel", j.Kernel), ("status", j.Status + took),
             ("progress", j.Progress is { } p ? Output.Percent(p) : null), ("cost", j.Cost is null ? null : $"{Output.Credits(j.Cost)} credits"),
+            ("energy", Energy(j.Energy)),
             ("created", Output.Time(j.CreatedAt)),
             ("reason", j.StatusReason is { } why ? $"{why.Code}: {why.Message}" : j.Error is { } e ? $"{e.Reason}: {e.Detail}" : null)));
         var data = Output.Table("", "name", "cid");
@@ -237,10 +238,19 @@ public static class JobsCommands
         s.Host.Out.Write(data);
         if (j.Attempts.Count > 0)
         {
-            var attempts = Output.Table("attempt", "worker", "status", "why it ended");
+            var attempts = Output.Table("attempt", "worker", "status", "energy", "why it ended");
             foreach (var a in j.Attempts)
-                attempts.Row(a.AttemptId, a.WorkerId, a.Status, a.StatusReason is { } ended ? $"{ended.Code}: {ended.Message}" : "");
+            {
+                attempts.Row(a.AttemptId, a.WorkerId, a.Status,
+                    a.Joules is { } joules ? Output.Joules(joules) + (a.JoulesEstimated == true ? " (estimated)" : "") : "-",
+                    a.StatusReason is { } ended ? $"{ended.Code}: {ended.Message}" : "");
+            }
             s.Host.Out.Write(attempts);
         }
     }
+
+    /// <summary>"0.58 J (estimated), 1.1e6 J/GFLOP": the joules of the accepted attempts, replicas and spot checks included.</summary>
+    public static string? Energy(JobEnergy? energy) => energy is null ? null
+        : $"{Output.Joules(energy.Joules)} ({(energy.Estimated ? "estimated" : "measured")})"
+            + (energy.JoulesPerGflop is { } perGflop ? $", {Output.Significant(perGflop)} J/GFLOP" : "");
 }

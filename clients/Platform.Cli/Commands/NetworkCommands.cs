@@ -12,12 +12,12 @@ public static class NetworkCommands
         {
             s.Show(await s.Client.GetWorkersAsync(ct), all =>
             {
-                var table = Output.Table("worker", "operator", "region", "online", "slots", "active", "reputation", "stake", "devices", "last seen");
+                var table = Output.Table("worker", "operator", "region", "online", "slots", "active", "reputation", "stake", "J/GFLOP", "devices", "last seen");
                 foreach (var w in all)
                 {
                     table.Row(w.WorkerId, w.OperatorAccountId, w.Region, w.Online ? "yes" : "no", Number(w.Slots), Number(w.Active),
                         w.Reputation.ToString("0.00", CultureInfo.InvariantCulture), Output.Credits(w.OperatorStake),
-                        Devices(w), Output.Time(w.LastSeenAt));
+                        w.Energy?.JoulesPerGflop is { } perGflop ? Output.Significant(perGflop) : "-", Devices(w), Output.Time(w.LastSeenAt));
                 }
                 s.Host.Out.Write(table);
             });
@@ -62,10 +62,20 @@ public static class NetworkCommands
                 ("credits minted", Output.Credits(n.CreditsMinted)), ("pinned", $"{Output.Bytes(n.BytesPinned)} in {Number(n.BlobsPinned)} blobs"),
                 ("verification", n.Verification is { } v
                     ? $"{v.Overhead.ToString("0.0%", CultureInfo.InvariantCulture)} extra attempts over the last {Number(v.Jobs)} jobs ({Number(v.SpotChecked)} spot-checked, {Number(v.Mismatches)} mismatches)"
-                    : "-"))));
+                    : "-"),
+                ("energy", Energy(n.Energy)))));
             return 0;
         });
         return network;
+    }
+
+    /// <summary>"0.58 J per job, 1.1e6 J/GFLOP over 12 jobs (estimated)".</summary>
+    public static string Energy(Platform.Client.EnergySummary? energy)
+    {
+        if (energy is not { Jobs: > 0 })
+            return "-";
+        var perGflop = energy.JoulesPerGflop is { } j ? $", {Output.Significant(j)} J/GFLOP" : "";
+        return $"{Output.Joules(energy.JoulesPerJob ?? 0)} per job{perGflop} over {Number(energy.Jobs)} jobs ({Output.EnergySource(energy.MeasuredShare)})";
     }
 
     // Kinds only: device names run to 80 characters and would stretch the table past any terminal.

@@ -2,7 +2,7 @@
 // its event stream, output downloads and the ledger.
 import { api, optional, readEvents, download, ApiError } from './api.js';
 import { kernels } from './catalogue.js';
-import { $, el, setText, shortId, formatCredits, formatTime } from './ui.js';
+import { $, el, setText, shortId, formatCredits, formatJoules, formatSignificant, formatTime } from './ui.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'rejected']);
 const REFRESH_MS = 5000;
@@ -185,7 +185,7 @@ async function loadJobs(cursor) {
   const list = await api(`/v1/jobs?${query}`);
   page = { cursor, next: list.nextCursor };
   const rows = list.items.map(jobRow);
-  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'No jobs yet: submit one above.')));
+  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'No jobs yet: submit one above.')));
   $('#jobs tbody').replaceChildren(...rows);
   $('#jobs-newest').disabled = cursor === null;
   $('#jobs-older').disabled = !list.nextCursor;
@@ -198,7 +198,18 @@ function jobRow(job) {
     el('td', {}, job.kernel),
     el('td', {}, statusBadge(job.status, job.statusReason)),
     el('td', {}, formatCredits(job.cost)),
+    el('td', { dataset: { energy: job.energy ? (job.energy.estimated ? 'estimated' : 'measured') : '' } }, describeJobEnergy(job.energy)),
     el('td', {}, formatTime(job.createdAt)));
+}
+
+/**
+ * A job's energy: joules of its accepted attempts (replicas and spot checks included), whether a sensor measured
+ * them, and per GFLOP. A dash until an attempt is accepted.
+ */
+function describeJobEnergy(energy) {
+  if (!energy) return '–';
+  const joules = `${formatJoules(energy.joules)} (${energy.estimated ? 'estimated' : 'measured'})`;
+  return energy.joulesPerGflop == null ? joules : `${joules}, ${formatSignificant(energy.joulesPerGflop)} J/GFLOP`;
 }
 
 /** The status; a job that ended says why (the sentence on hover, and in plain sight unless it completed). */
@@ -261,6 +272,9 @@ function showJob(job) {
 function renderJob(job) {
   setStatus(job.status);
   setText('#job-cost', formatCredits(job.cost));
+  const energy = $('#job-energy');
+  energy.textContent = describeJobEnergy(job.energy);
+  energy.dataset.energy = job.energy ? (job.energy.estimated ? 'estimated' : 'measured') : '';
   setText('#job-completed', formatTime(job.completedAt));
   // Why the job ended, completed included; older gateways only sent `error`.
   const reason = job.statusReason ?? (job.error ? { code: job.error.reason, message: job.error.detail } : null);

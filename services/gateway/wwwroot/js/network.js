@@ -1,6 +1,9 @@
 // The public network view: GET /v1/network and GET /v1/workers, refreshed every few seconds while shown.
 import { api } from './api.js';
-import { $, el, bars, poller, sparkline, setText, shortId, formatBytes, formatCredits, formatNumber, formatPercent } from './ui.js';
+import {
+  $, el, bars, poller, sparkline, setText, shortId, describeEnergy, energySource, formatBytes, formatCredits, formatJoules, formatNumber, formatPercent,
+  formatSignificant,
+} from './ui.js';
 
 const REFRESH_MS = 4000;
 const SAMPLES = 90; // six minutes of history at one sample per refresh
@@ -28,6 +31,7 @@ async function refresh() {
   setText('[data-stat="creditsMinted"]', formatCredits(network.creditsMinted));
   setText('[data-stat="bytesPinned"]', formatBytes(network.bytesPinned));
   setText('[data-stat="blobsPinned"]', formatNumber(network.blobsPinned));
+  showEnergy(network.energy, network.verification);
   setText('#network-updated', `updated ${new Date().toLocaleTimeString()}`);
 
   bars($('#chart-regions'), Object.entries(network.regions || {}), { empty: 'no node online' });
@@ -38,7 +42,28 @@ async function refresh() {
   sparkline($('#chart-load'), load, { label: 'load', format: formatPercent });
 
   $('#workers tbody').replaceChildren(...workers.map(workerRow));
-  if (workers.length === 0) $('#workers tbody').append(el('tr', {}, el('td', { colspan: 7, class: 'muted' }, 'No node has joined yet.')));
+  if (workers.length === 0) $('#workers tbody').append(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'No node has joined yet.')));
+}
+
+// Older gateways send neither: the figures stay at a dash.
+function showEnergy(energy, verification) {
+  setText('[data-stat="joulesPerJob"]', formatJoules(energy?.joulesPerJob));
+  setText('[data-stat="joulesPerGflop"]', energy?.joulesPerGflop == null ? '–' : `${formatSignificant(energy.joulesPerGflop)} J`);
+  setText('[data-stat="verificationOverhead"]', formatPercent(verification?.overhead));
+  const notes = [];
+  if (energy?.jobs) notes.push(`Energy over ${formatNumber(energy.jobs)} completed ${energy.jobs === 1 ? 'job' : 'jobs'} (${formatJoules(energy.joules)} in all, ${energySource(energy.measuredShare)}).`);
+  if (verification?.jobs) {
+    notes.push(`Verification: ${formatNumber(verification.extraAttempts)} extra attempts over the last ${formatNumber(verification.jobs)} ${verification.jobs === 1 ? 'job' : 'jobs'}, ` +
+      `${formatNumber(verification.spotChecked)} spot-checked, ${formatNumber(verification.mismatches)} mismatches.`);
+  }
+  setText('#network-energy-note', notes.join(' '));
+}
+
+/** A node's energy in a table cell: J/GFLOP first (what the energy policy ranks by), the rest on hover. */
+export function energyCell(energy) {
+  if (!energy || !energy.jobs) return el('td', { class: 'muted', dataset: { energy: '' } }, '–');
+  const headline = energy.joulesPerGflop != null ? `${formatSignificant(energy.joulesPerGflop)} J/GFLOP` : `${formatJoules(energy.joulesPerJob)} per job`;
+  return el('td', { dataset: { energy: '' }, title: `${describeEnergy(energy)}; ${formatNumber(energy.jobs)} accepted attempts` }, headline);
 }
 
 function push(samples, value) {
@@ -62,5 +87,6 @@ function workerRow(w) {
     el('td', {}, describeDevices(w.devices)),
     el('td', {}, `${w.active} / ${w.slots}`),
     el('td', {}, formatNumber(w.reputation)),
+    energyCell(w.energy),
     el('td', {}, (w.kernels || []).join(', ')));
 }

@@ -1,7 +1,8 @@
-// The operator's view: own nodes (the public worker list filtered by the account), stake, earnings.
+// The operator's view: own nodes (the public worker list filtered by the account), stake, earnings, and for each
+// node why it gets work or not (GET /v1/workers/{id}/placement) with what to do about it.
 import { api, optional } from './api.js';
-import { describeDevices, onlineBadge } from './network.js';
-import { $, el, bars, poller, setText, shortId, formatCredits, formatNumber } from './ui.js';
+import { describeDevices, energyCell, onlineBadge } from './network.js';
+import { $, el, bars, poller, setText, shortId, formatCredits, formatNumber, formatPercent, formatTime } from './ui.js';
 
 const REFRESH_MS = 5000;
 
@@ -24,12 +25,15 @@ export function hideOperator() {
 export function resetOperator() {
   hideOperator();
   $('#nodes tbody').replaceChildren();
+  $('#placements').replaceChildren();
   $('#chart-earnings').replaceChildren();
 }
 
 async function refresh() {
   const [account, workers, earnings] = await Promise.all([api('/v1/account'), api('/v1/workers'), optional('/v1/account/earnings')]);
   const mine = workers.filter(w => w.operatorAccountId === account.accountId);
+  // One call per node: an operator runs a handful. A gateway without the route leaves the panel out.
+  const placements = await Promise.all(mine.map(w => optional(`/v1/workers/${encodeURIComponent(w.workerId)}/placement`)));
   const perWorker = new Map((earnings?.workers || []).map(w => [w.workerId, w]));
 
   setText('[data-operator="staked"]', formatCredits(account.staked));
@@ -54,12 +58,14 @@ async function refresh() {
       el('td', {}, formatNumber(w.reputation)),
       el('td', {}, formatCredits(w.operatorStake)),
       el('td', {}, `${formatNumber(w.powerWatts)} W${w.powerMeasured ? '' : ' (estimated)'}`),
+      energyCell(w.energy),
       el('td', {}, earned ? formatNumber(earned.jobs) : '–'),
       el('td', {}, earned ? formatCredits((earned.paid || 0) + (earned.minted || 0)) : '–'),
       el('td', {}, (w.notes || []).join(' ') || '–'));
   });
-  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 11, class: 'muted' }, 'No node runs under this account yet: start a worker with its key.')));
+  if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 12, class: 'muted' }, 'No node runs under this account yet: start a worker with its key.')));
   $('#nodes tbody').replaceChildren(...rows);
+  $('#placements').replaceChildren(...mine.map((w, i) => placementCard(w, placements[i])).filter(Boolean));
 
   const note = $('#earnings-note');
   if (earnings === null) {
@@ -75,4 +81,47 @@ async function refresh() {
 
 function sum(items, value) {
   return (items || []).reduce((total, item) => total + (value(item) || 0), 0);
+}
+
+/**
+ * One node's placement: the status sentence (a warning when it gets no work), the reasons recent jobs went
+ * elsewhere with the fix for each, and its trust per kernel.
+ */
+function placementCard(worker, placement) {
+  if (!placement) return null;
+  const status = el('p', { class: placement.getsWork ? 'placement-status ok' : 'placement-status warning',
+    dataset: { getsWork: String(placement.getsWork) } }, placement.status);
+  const reasons = (placement.reasons || []).filter(r => r.code !== 'chosen');
+  const chosen = (placement.reasons || []).find(r => r.code === 'chosen');
+  const lastPlaced = placement.recent?.[0]?.at;
+  return el('article', { class: 'card placement', dataset: { worker: worker.workerId } },
+    el('h4', {}, 'Node ', shortId(worker.workerId), ' ', el('span', { class: placement.getsWork ? 'badge ok' : 'badge off' }, placement.getsWork ? 'gets work' : 'gets no work')),
+    status,
+    el('p', { class: 'muted' }, (placement.recent || []).length === 0
+      ? 'No job has been placed while it was online.'
+      : `Chosen for ${formatNumber(chosen?.count ?? 0)} of its last ${formatNumber(placement.recent.length)} placements; the latest at ${formatTime(lastPlaced)}.`),
+    reasons.length === 0 ? null : el('div', { class: 'scroll' }, el('table', { class: 'reasons' },
+      el('caption', {}, 'Why recent jobs went elsewhere'),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Reason'), el('th', { scope: 'col' }, 'Times'), el('th', { scope: 'col' }, 'What to do'))),
+      el('tbody', {}, reasons.map(r => el('tr', { dataset: { reason: r.code } },
+        el('td', {}, r.message, ' ', el('small', { class: 'muted' }, `(${r.code})`)),
+        el('td', { class: 'num' }, formatNumber(r.count)),
+        el('td', { class: 'fix' }, r.fix ? fixText(r.fix) : '–')))))),
+    (placement.trust || []).length === 0 ? null : el('div', { class: 'scroll' }, el('table', { class: 'trust' },
+      el('caption', {}, 'Trust per kernel: the longer its run of accepted results, the rarer the spot checks'),
+      el('thead', {}, el('tr', {}, ...['Kernel', 'Accepted in a row', 'Chance the next result is checked', 'Checked', 'Mismatches']
+        .map(h => el('th', { scope: 'col' }, h)))),
+      el('tbody', {}, placement.trust.map(t => el('tr', { dataset: { kernel: t.kernel } },
+        el('td', {}, t.kernel),
+        el('td', { class: 'num' }, formatNumber(t.streak)),
+        el('td', { class: 'num' }, formatPercent(t.checkProbability)),
+        el('td', { class: 'num' }, formatNumber(t.checked)),
+        el('td', { class: t.mismatches > 0 ? 'num negative' : 'num' }, formatNumber(t.mismatches))))))));
+}
+
+// A fix often ends in a command ("Stake 10 more credits: ./platform account stake 10"): set it as code to copy.
+function fixText(fix) {
+  const at = fix.indexOf('./platform ');
+  if (at < 0) return fix;
+  return [fix.slice(0, at), el('code', {}, fix.slice(at))];
 }

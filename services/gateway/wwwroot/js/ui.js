@@ -26,11 +26,57 @@ export function setText(selector, text) {
 
 const credits = new Intl.NumberFormat(undefined, { maximumFractionDigits: 6 });
 const plain = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const significant = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 3 });
 
 /** Credits are decimals with at most 6 fractional digits; JSON numbers carry them exactly enough to show. */
 export const formatCredits = value => (value == null ? '–' : credits.format(value));
 export const formatNumber = value => (value == null ? '–' : plain.format(value));
 export const formatPercent = value => (value == null ? '–' : `${plain.format(value * 100)} %`);
+
+/**
+ * Three significant digits, in scientific notation outside 0.01..99,999: joules per GFLOP of a small job run
+ * to millions, those of a big one on a GPU to hundredths.
+ */
+export function formatSignificant(value) {
+  if (value == null) return '–';
+  const rounded = Number(value.toPrecision(3));
+  const magnitude = Math.abs(rounded);
+  if (magnitude !== 0 && (magnitude >= 1e5 || magnitude < 0.01)) {
+    const [mantissa, exponent] = rounded.toExponential(2).split('e');
+    return `${mantissa.replace(/\.?0+$/, '')}e${Number(exponent)}`;
+  }
+  return significant.format(rounded);
+}
+
+/** Joules with a unit that keeps the number short: 0.58 J, 12.4 kJ, 3.1 MJ. */
+export function formatJoules(value) {
+  if (value == null) return '–';
+  const units = ['J', 'kJ', 'MJ', 'GJ'];
+  let n = value;
+  let unit = 0;
+  while (Math.abs(n) >= 1000 && unit < units.length - 1) {
+    n /= 1000;
+    unit++;
+  }
+  return `${formatSignificant(n)} ${units[unit]}`;
+}
+
+/** Where energy figures came from: a power sensor, an estimate from calibrated power and time, or both. */
+export function energySource(measuredShare) {
+  if (measuredShare == null) return '';
+  if (measuredShare >= 1) return 'measured';
+  if (measuredShare <= 0) return 'estimated';
+  return `${plain.format(measuredShare * 100)} % measured`;
+}
+
+/** A worker's or the network's energy in a line: "0.58 J per job, 1.1e6 J/GFLOP, estimated". */
+export function describeEnergy(energy) {
+  if (!energy || !energy.jobs) return 'no accepted work yet';
+  const parts = [`${formatJoules(energy.joulesPerJob)} per job`];
+  if (energy.joulesPerGflop != null) parts.push(`${formatSignificant(energy.joulesPerGflop)} J/GFLOP`);
+  parts.push(energySource(energy.measuredShare));
+  return parts.join(', ');
+}
 
 export function formatBytes(value) {
   if (value == null) return '–';
