@@ -1,8 +1,11 @@
 using System.Net;
 using Dapper;
 using MassTransit.Testing;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
 using Platform.Scheduler.Jobs;
@@ -148,6 +151,14 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     {
         await using var connection = await _host.Database.OpenConnectionAsync();
         return await connection.ExecuteScalarAsync<T>(sql, parameters) ?? throw new InvalidOperationException($"no row for {sql}");
+    }
+
+    /// <summary>GET /v1/workers/{id}/placement, as the scheduler's route answers it.</summary>
+    protected async Task<WorkerPlacementView> PlacementAsync(WorkerId worker)
+    {
+        var result = await WorkerPlacement.Get(worker.Value, _host.Database, _host.Services.GetRequiredService<IOptions<SchedulerOptions>>(),
+            TimeProvider.System, CancellationToken.None);
+        return Assert.IsType<Ok<WorkerPlacementView>>(result.Result).Value!;
     }
 
     protected async Task ExecuteAsync(string sql, object parameters)

@@ -3,10 +3,8 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Dapper;
-using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Rewards.Ledger;
 using Platform.Testing;
 
 namespace Platform.Rewards.Tests.Accounts;
@@ -15,66 +13,14 @@ namespace Platform.Rewards.Tests.Accounts;
 /// PUT /v1/account/low-balance and the threshold in GET /v1/account, on the rewards service running as a real
 /// process on real Postgres and RabbitMQ, called as the gateway calls it (the account in X-Platform-Account).
 /// </summary>
-public sealed class LowBalanceApiTests : IAsyncLifetime
+public sealed class LowBalanceApiTests() : RewardsApiTest("rewards-low-balance-api")
 {
-    private TestEnvironment _env = null!;
-    private ServiceProcess _rewards = null!;
-    private NpgsqlDataSource _db = null!;
-    private readonly HttpClient _http = new();
-
-    public async Task InitializeAsync()
-    {
-        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("rewards-low-balance-api");
-        _rewards = await ServiceProcess.StartAsync("rewards", _env);
-        _db = NpgsqlDataSource.Create(_env.PostgresConnectionStringFor("rewards"));
-        _http.BaseAddress = _rewards.BaseUrl;
-    }
-
-    public async Task DisposeAsync()
-    {
-        _http.Dispose();
-        await _db.DisposeAsync();
-        await _rewards.DisposeAsync();
-        await _env.DisposeAsync();
-    }
-
-    private async Task<string> OpenAsync(string role, decimal credits)
-    {
-        var account = AccountId.New().Value;
-        await using var connection = await _db.OpenConnectionAsync();
-        await using var tx = await connection.BeginTransactionAsync();
-        await CreditLedger.EnsureAccountAsync(tx, account, role, default);
-        await CreditLedger.PostAsync(tx, $"grant:{account}", null, [new Posting(CreditLedger.Mint, "grant", -credits), new Posting(account, "grant", credits)], default);
-        await tx.CommitAsync();
-        return account;
-    }
-
-    private Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string account, HttpContent? body = null)
-    {
-        var request = new HttpRequestMessage(method, path) { Content = body };
-        request.Headers.Add("X-Platform-Account", account);
-        return _http.SendAsync(request);
-    }
-
     private Task<HttpResponseMessage> PutAsync(string account, string json) =>
         SendAsync(HttpMethod.Put, "/v1/account/low-balance", account, new StringContent(json, Encoding.UTF8, "application/json"));
 
-    private static async Task<JsonElement> JsonAsync(HttpResponseMessage response, HttpStatusCode expected, string? problemType = null)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(expected == response.StatusCode, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
-        var json = JsonDocument.Parse(text).RootElement;
-        if (problemType is not null)
-        {
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            Assert.Equal($"urn:platform:problem:{problemType}", json.GetProperty("type").GetString());
-        }
-        return json;
-    }
-
     private async Task<int> WarningsAsync(string account)
     {
-        await using var connection = await _db.OpenConnectionAsync();
+        await using var connection = await Db.OpenConnectionAsync();
         return await connection.ExecuteScalarAsync<int>(
             "select count(*) from outbox where message_type = @type and body->>'accountId' = @account", new { type = typeof(AccountBalanceLow).FullName, account });
     }
@@ -125,7 +71,7 @@ public sealed class LowBalanceApiTests : IAsyncLifetime
         // The relay sends them.
         await Eventually.UntilAsync(async () =>
         {
-            await using var connection = await _db.OpenConnectionAsync();
+            await using var connection = await Db.OpenConnectionAsync();
             return await connection.ExecuteScalarAsync<int>("select count(*) from outbox where message_type = @type and sent_at is null", new { type = typeof(AccountBalanceLow).FullName }) == 0;
         }, TimeSpan.FromSeconds(30), "the AccountBalanceLow messages to be published");
     }

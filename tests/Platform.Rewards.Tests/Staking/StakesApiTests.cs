@@ -1,8 +1,6 @@
 using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
-using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Rewards.Ledger;
@@ -14,75 +12,11 @@ namespace Platform.Rewards.Tests.Staking;
 /// The account endpoints of the rewards service running as a real process on real Postgres and RabbitMQ, called
 /// as the gateway calls them (the authenticated account in X-Platform-Account).
 /// </summary>
-public sealed class StakesApiTests : IAsyncLifetime
+public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
 {
-    private TestEnvironment _env = null!;
-    private ServiceProcess _rewards = null!;
-    private NpgsqlDataSource _db = null!;
-    private readonly HttpClient _http = new();
-
-    public async Task InitializeAsync()
-    {
-        _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("rewards-stakes-api");
-        _rewards = await ServiceProcess.StartAsync("rewards", _env);
-        _db = NpgsqlDataSource.Create(_env.PostgresConnectionStringFor("rewards"));
-        _http.BaseAddress = _rewards.BaseUrl;
-    }
-
-    public async Task DisposeAsync()
-    {
-        _http.Dispose();
-        await _db.DisposeAsync();
-        await _rewards.DisposeAsync();
-        await _env.DisposeAsync();
-    }
-
-    /// <summary>Opens an account with credits through the ledger, as OpenAccount does.</summary>
-    private async Task<string> OpenAsync(string role, decimal credits)
-    {
-        var account = AccountId.New().Value;
-        await PostAsync($"grant:{account}", null, tx => CreditLedger.EnsureAccountAsync(tx, account, role, default),
-            new Posting(CreditLedger.Mint, "grant", -credits), new Posting(account, "grant", credits));
-        return account;
-    }
-
-    private async Task PostAsync(string key, string? jobId, Func<NpgsqlTransaction, Task>? before, params Posting[] postings)
-    {
-        await using var connection = await _db.OpenConnectionAsync();
-        await using var tx = await connection.BeginTransactionAsync();
-        if (before is not null)
-            await before(tx);
-        Assert.NotNull(await CreditLedger.PostAsync(tx, key, jobId, postings, default));
-        await tx.CommitAsync();
-    }
-
-    private Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string account, object? body = null, string? idempotencyKey = null)
-    {
-        var request = new HttpRequestMessage(method, path);
-        request.Headers.Add("X-Platform-Account", account);
-        if (idempotencyKey is not null)
-            request.Headers.Add("Idempotency-Key", idempotencyKey);
-        if (body is not null)
-            request.Content = body as HttpContent ?? JsonContent.Create(body);
-        return _http.SendAsync(request);
-    }
-
-    private async Task<JsonElement> JsonAsync(HttpResponseMessage response, HttpStatusCode expected, string? problemType = null)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(expected == response.StatusCode, $"expected {(int)expected}, got {(int)response.StatusCode}: {text}");
-        var json = JsonDocument.Parse(text).RootElement;
-        if (problemType is not null)
-        {
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            Assert.Equal($"urn:platform:problem:{problemType}", json.GetProperty("type").GetString());
-        }
-        return json;
-    }
-
     private async Task<IReadOnlyList<(decimal Staked, long Version)>> StakeChangesAsync(string account)
     {
-        await using var connection = await _db.OpenConnectionAsync();
+        await using var connection = await Db.OpenConnectionAsync();
         return (await connection.QueryAsync<(decimal, long)>(
             """
             select (body->>'staked')::numeric, (body->>'version')::bigint from outbox
@@ -111,7 +45,7 @@ public sealed class StakesApiTests : IAsyncLifetime
         // The relay publishes them to the real broker.
         await Eventually.UntilAsync(async () =>
         {
-            await using var connection = await _db.OpenConnectionAsync();
+            await using var connection = await Db.OpenConnectionAsync();
             return await connection.ExecuteScalarAsync<int>("select count(*) from outbox where message_type = @type and sent_at is null", new { type = typeof(StakeChanged).FullName }) == 0;
         }, TimeSpan.FromSeconds(30), "the StakeChanged messages to be published");
     }

@@ -19,13 +19,6 @@ public sealed class PlacementExplanationTests() : SchedulerHarnessTest("schedule
 {
     private static DeviceInfo Cpu(long memoryMb = 1024) => new() { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = memoryMb };
 
-    private async Task<WorkerPlacementView> PlacementAsync(WorkerId worker)
-    {
-        var result = await WorkerPlacement.Get(worker.Value, _host.Database, _host.Services.GetRequiredService<IOptions<SchedulerOptions>>(),
-            TimeProvider.System, CancellationToken.None);
-        return Assert.IsType<Ok<WorkerPlacementView>>(result.Result).Value!;
-    }
-
     /// <summary>The worker's latest placement once the log has been written.</summary>
     private async Task<PlacementDecisionView> LatestAsync(WorkerId worker, Func<PlacementDecisionView, bool>? which = null)
     {

@@ -2,12 +2,10 @@ using System.Security.Cryptography;
 using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
-using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
-using Platform.Scheduler.Workers;
 using Platform.Testing;
 
 namespace Platform.Scheduler.Tests.Verification;
@@ -224,22 +222,18 @@ public sealed class VerificationTests : SchedulerHarnessTest
         }
     }
 
-    private async Task<WorkerPlacementView> PlacementAsync(WorkerId worker)
+    /// <summary>Spot checks on: every result checked below <paramref name="threshold"/>, then one in streak with no floor.</summary>
+    private Task StartWithTrustThresholdAsync(int threshold) => StartAsync(o =>
     {
-        var result = await WorkerPlacement.Get(worker.Value, _host.Database, _host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SchedulerOptions>>(),
-            TimeProvider.System, CancellationToken.None);
-        return Assert.IsType<Microsoft.AspNetCore.Http.HttpResults.Ok<WorkerPlacementView>>(result.Result).Value!;
-    }
+        o.SpotChecks = true;
+        o.TrustThreshold = threshold;
+        o.MinimumCheckProbability = 0;
+    });
 
     [Fact]
     public async Task A_new_worker_has_every_result_checked_until_its_streak_reaches_the_threshold_then_one_in_streak()
     {
-        await StartAsync(o =>
-        {
-            o.SpotChecks = true;
-            o.TrustThreshold = 3;
-            o.MinimumCheckProbability = 0;
-        });
+        await StartWithTrustThresholdAsync(3);
         var worker = await WorkerAsync(gflops: 100);
         var checker = await WorkerAsync(gflops: 50);
 
@@ -273,12 +267,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
     [Fact]
     public async Task A_mismatch_resets_a_long_streak_and_every_result_is_checked_again()
     {
-        await StartAsync(o =>
-        {
-            o.SpotChecks = true;
-            o.TrustThreshold = 3;
-            o.MinimumCheckProbability = 0;
-        });
+        await StartWithTrustThresholdAsync(3);
         var cheater = await WorkerAsync(gflops: 100);
         var checker = await WorkerAsync(gflops: 50);
         var tieBreaker = await WorkerAsync(gflops: 10);
