@@ -74,6 +74,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public string[]? FailedOn { get; init; }
         /// <summary>Operators whose workers already returned a result: a replica must come from someone else.</summary>
         public string[]? ResultOperators { get; init; }
+        public int AttemptCount { get; init; }
     }
 
     // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
@@ -89,7 +90,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             where q.status = 'queued'
         )
         select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
-               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy,
+               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount,
                (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
                (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators
         from jobs j join ranked r on r.id = j.id
@@ -195,7 +196,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
             var choice = engine.HasCapacity ? await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct) : null;
-            explanations.Add(engine, job.Id, demand, choice, failedOn, exclude);
+            explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
             await AssignAsync(connection, tx, job, choice, now, ct);
@@ -225,24 +226,24 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
         public bool Done => _full >= all.Count;
 
-        public void Add(PlacementEngine engine, string jobId, JobDemand demand, PlacementChoice? choice, IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude)
+        public void Add(PlacementEngine engine, string placement, JobDemand demand, PlacementChoice? choice, IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude)
         {
             if (Done)
                 return;
             foreach (var (worker, reason) in ineligible)
-                Record(worker, jobId, demand, choice, new PassedOver(reason));
+                Record(worker, placement, demand, choice, new PassedOver(reason));
             foreach (var worker in all)
             {
                 if (_counts.GetValueOrDefault(worker.Id) >= log.Keep)
                     continue;
                 if (worker.Id == choice?.WorkerId)
-                    Record(worker, jobId, demand, choice, new PassedOver(PlacementReason.Chosen));
+                    Record(worker, placement, demand, choice, new PassedOver(PlacementReason.Chosen));
                 else if (engine.Explain(worker.Id, demand, choice, failedOn, exclude) is { } passedOver)
-                    Record(worker, jobId, demand, choice, passedOver);
+                    Record(worker, placement, demand, choice, passedOver);
             }
         }
 
-        private void Record(WorkerRow worker, string jobId, JobDemand demand, PlacementChoice? choice, PassedOver outcome)
+        private void Record(WorkerRow worker, string placement, JobDemand demand, PlacementChoice? choice, PassedOver outcome)
         {
             var count = _counts.GetValueOrDefault(worker.Id);
             if (count >= log.Keep)
@@ -251,7 +252,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             if (count == log.Keep)
                 _full++;
             var explanation = PlacementReasons.Explain(outcome, worker.Facts, demand, choice?.WorkerId, options);
-            log.Add(worker.Id, new PlacementRecord(now, jobId, demand.Kernel, explanation.Code, explanation.Message, explanation.Fix, choice?.WorkerId));
+            log.Add(worker.Id, new PlacementRecord(now, placement, demand.Kernel, explanation.Code, explanation.Message, explanation.Fix, choice?.WorkerId));
         }
     }
 

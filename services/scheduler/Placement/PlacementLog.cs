@@ -7,15 +7,19 @@ using Platform.Hosting.Database;
 
 namespace Platform.Scheduler.Placement;
 
-/// <summary>One placement a worker took part in, as stored: the job id only to tell placements apart, never shown.</summary>
-public sealed record PlacementRecord(DateTimeOffset At, string JobId, string Kernel, string Code, string Message, string? Fix, string? ChosenWorkerId);
+/// <summary>
+/// One placement a worker took part in, as stored. <paramref name="Placement"/> tells placements apart and is never
+/// shown: the job id and which of its attempts was being placed, so a job's replica or spot check is a placement
+/// of its own, while a job that waits through several passes for the same attempt counts once.
+/// </summary>
+public sealed record PlacementRecord(DateTimeOffset At, string Placement, string Kernel, string Code, string Message, string? Fix, string? ChosenWorkerId);
 
 /// <summary>
 /// The last placements each worker took part in and why it was passed over. The dispatcher adds records as it
 /// places jobs; they are written to the database about once a second by <see cref="PlacementLogWriter"/>, off the
 /// dispatch path, merged there with what other scheduler instances wrote, so any instance can answer
-/// <c>GET /v1/workers/{id}/placement</c>. A job that waits through several passes counts once per worker, with
-/// its latest outcome.
+/// <c>GET /v1/workers/{id}/placement</c>. A job's attempt that waits through several passes counts once per worker,
+/// with its latest outcome.
 /// </summary>
 public sealed class PlacementLog(IOptions<SchedulerOptions> options)
 {
@@ -30,7 +34,7 @@ public sealed class PlacementLog(IOptions<SchedulerOptions> options)
         {
             if (!_pending.TryGetValue(workerId, out var records))
                 _pending[workerId] = records = [];
-            var same = records.FindIndex(r => r.JobId == record.JobId);
+            var same = records.FindIndex(r => r.Placement == record.Placement);
             if (same >= 0)
                 records.RemoveAt(same);
             else if (records.Count >= Keep)
@@ -62,9 +66,9 @@ public sealed class PlacementLogWriter(PlacementLog log, NpgsqlDataSource db, Da
         on conflict (worker_id) do update set updated_at = excluded.updated_at, decisions = (
             select coalesce(jsonb_agg(e order by (e->>'at')::timestamptz), '[]'::jsonb) from (
                 select e from (
-                    select distinct on (e->>'jobId') e
+                    select distinct on (e->>'placement') e
                     from jsonb_array_elements(worker_placement.decisions || excluded.decisions) as e
-                    order by e->>'jobId', (e->>'at')::timestamptz desc) d
+                    order by e->>'placement', (e->>'at')::timestamptz desc) d
                 order by (e->>'at')::timestamptz desc limit @keep) k)
         """;
 

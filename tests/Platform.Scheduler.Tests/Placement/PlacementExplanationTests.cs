@@ -114,6 +114,10 @@ public sealed class PlacementExplanationTests() : SchedulerHarnessTest("schedule
         Assert.Equal(other.WorkerId, (await AssignedAsync(job.JobId, nth: 2)).WorkerId);
         var latest = await LatestAsync(sibling.WorkerId, d => d.Code != "chosen");
         Assert.Equal("same_operator_as_result", latest.Code);
+
+        // The replica is a placement of its own: the first worker keeps the record of being chosen for the first.
+        await LatestAsync(first.WorkerId, d => d.Code == "same_operator_as_result");
+        Assert.Equal(["same_operator_as_result", "chosen"], (await PlacementAsync(first.WorkerId)).Recent.Select(d => d.Code));
     }
 
     [Fact]
