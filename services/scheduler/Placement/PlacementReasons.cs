@@ -102,8 +102,9 @@ public static class PlacementReasons
         var policy = job.Policy.ToString().ToLowerInvariant();
         if (ratio <= 1.0005)
         {
-            return ($"It was as good as worker {chosenWorkerId} for a {job.Kernel} job under the {policy} policy; ties go to the lower worker id.",
-                "Nothing to fix: the next tie may go its way.");
+            return ($"It was as good as worker {chosenWorkerId} to within 0.05% for a {job.Kernel} job under the {policy} policy; "
+                + "the other won on the last digits of the estimate (or, on an exact tie, on worker id).",
+                "Nothing to fix: near ties go either way.");
         }
         var fix = job.Policy switch
         {
