@@ -163,4 +163,27 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
         Assert.Equal(workerId, Assert.Single(done.Attempts).WorkerId);
         Assert.Equal(1, await SchedulerAttemptsAsync(job.Id));
     }
+
+    [Fact]
+    public async Task A_broker_restart_while_a_job_runs_leaves_the_job_with_its_worker()
+    {
+        var (http, vector) = await ClientAsync();
+        await network.StartSlowWorkerAsync((await network.CreateOperatorAsync()).Key, "broker-blip", TimeSpan.FromSeconds(8));
+        var job = await SubmitAsync(http, vector, "broker-blip");
+        var running = await http.WaitForAsync(job.Id, j => j.Status == "running", "the job running on the slow worker");
+        var workerId = Assert.Single(running.Attempts).WorkerId;
+
+        // No beat reaches the scheduler while the broker is down, and the lease (1 s) runs out; the scheduler's
+        // endpoints fault, so it takes no work until a grace period after they are back, by which time the
+        // worker's beats have renewed everything.
+        await network.Environment.Infrastructure.RestartRabbitMqAsync();
+
+        var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "the job finished");
+        Assert.Equal("completed", done.Status);
+        Assert.Equal(workerId, Assert.Single(done.Attempts).WorkerId);
+        Assert.Equal(1, await SchedulerAttemptsAsync(job.Id));
+        var events = await EventsAsync(http, job.Id);
+        Assert.DoesNotContain("worker_lost", events, StringComparison.Ordinal);
+        Assert.DoesNotContain("lease_expired", events, StringComparison.Ordinal);
+    }
 }
