@@ -11,12 +11,20 @@ public sealed class CannedGateway : IDisposable
 {
     private readonly HttpListener _listener = new();
     private readonly Task _serving;
-    private readonly IReadOnlyDictionary<string, string> _answers;
+    private readonly IReadOnlyDictionary<string, IReadOnlyList<(int Status, string Body)>> _answers;
+    private readonly Dictionary<string, int> _asked = [];
 
     /// <param name="answers">Path (such as /v1/network) to the JSON it answers.</param>
     public CannedGateway(IReadOnlyDictionary<string, string> answers)
+        : this(answers.ToDictionary(a => a.Key, a => (IReadOnlyList<(int, string)>)[(200, a.Value)]))
     {
-        _answers = answers;
+    }
+
+    /// <param name="script">Path to the answers to its first, second... request; the last one repeats. A status
+    /// other than 200 is sent as a problem.</param>
+    public CannedGateway(IReadOnlyDictionary<string, IReadOnlyList<(int Status, string Body)>> script)
+    {
+        _answers = script;
         Url = $"http://127.0.0.1:{Platform.Testing.FreePort.Next()}/";
         _listener.Prefixes.Add(Url);
         _listener.Start();
@@ -38,12 +46,13 @@ public sealed class CannedGateway : IDisposable
             {
                 return; // stopped
             }
-            string? json = null;
-            var found = context.Request.HttpMethod == "GET" && _answers.TryGetValue(context.Request.Url!.AbsolutePath, out json);
-            var bytes = Encoding.UTF8.GetBytes(found ? json!
-                : """{"type":"urn:platform:problem:not-found","title":"Not found","status":404,"detail":"no such route in this fake"}""");
-            context.Response.StatusCode = found ? 200 : 404;
-            context.Response.ContentType = found ? "application/json" : "application/problem+json";
+            var path = context.Request.Url!.AbsolutePath;
+            var (status, body) = context.Request.HttpMethod == "GET" && _answers.TryGetValue(path, out var answers)
+                ? answers[Math.Min(_asked[path] = _asked.GetValueOrDefault(path) + 1, answers.Count) - 1]
+                : (404, """{"type":"urn:platform:problem:not-found","title":"Not found","status":404,"detail":"no such route in this fake"}""");
+            var bytes = Encoding.UTF8.GetBytes(body);
+            context.Response.StatusCode = status;
+            context.Response.ContentType = status == 200 ? "application/json" : "application/problem+json";
             context.Response.ContentLength64 = bytes.Length;
             await context.Response.OutputStream.WriteAsync(bytes);
             context.Response.Close();

@@ -17,7 +17,7 @@ public static class ReceiptCommands
         var receipt = new Command("receipt", "Fetch a completed job's signed receipt; check it with 'platform verify FILE'") { id, output };
         receipt.SetRun(host, async (s, ct) =>
         {
-            var bytes = await s.Client.GetReceiptAsync(s.Get(id), ct);
+            var bytes = await FetchSettledAsync(s.Client, s.Get(id), ct);
             if (s.Get(output) is not { } file)
             {
                 // The bytes as they came: a re-encoded receipt no longer verifies.
@@ -29,6 +29,24 @@ public static class ReceiptCommands
             return 0;
         });
         return receipt;
+    }
+
+    // A job's receipt waits for its payment, which settles a moment after it completes (409 receipt-pending):
+    // asked right after `jobs submit --wait`, it is worth waiting for rather than failing.
+    private static async Task<byte[]> FetchSettledAsync(Platform.Client.PlatformClient client, string jobId, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            try
+            {
+                return await client.GetReceiptAsync(jobId, ct);
+            }
+            catch (Platform.Client.PlatformApiException ex) when (ex.Problem?.Slug == "receipt-pending" && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+            }
+        }
     }
 
     /// <summary>platform verify RECEIPT: offline, no key, no network.</summary>
