@@ -1,5 +1,3 @@
-using System.Net;
-using System.Text;
 using System.Text.Json;
 
 namespace Platform.Cli.Tests;
@@ -15,7 +13,10 @@ public sealed class LowBalanceTests : IDisposable
     private const string Banner = "your balance 12.5 is below your warning threshold of 25: top up or lower the threshold before jobs are rejected for insufficient credits";
 
     private readonly DirectoryInfo _home = Directory.CreateTempSubdirectory("platform-cli-lowbal-");
-    private readonly FakeAccountGateway _gateway = new();
+    private readonly CannedGateway _gateway;
+    private volatile string? _account;
+
+    public LowBalanceTests() => _gateway = new CannedGateway(Answer);
 
     public void Dispose()
     {
@@ -37,7 +38,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Account_shows_the_threshold_and_warns_while_the_balance_is_below_it()
     {
-        _gateway.Account = Account(12.5m, 25m, low: true);
+        _account = Account(12.5m, 25m, low: true);
 
         var run = await RunAsync("account");
 
@@ -50,7 +51,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Account_without_a_threshold_says_none_and_does_not_warn()
     {
-        _gateway.Account = Account(12.5m, null, low: false);
+        _account = Account(12.5m, null, low: false);
 
         var run = await RunAsync("account");
 
@@ -62,7 +63,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Low_balance_sets_the_threshold_with_a_PUT_and_clear_sends_null()
     {
-        _gateway.Account = Account(12.5m, 25m, low: true);
+        _account = Account(12.5m, 25m, low: true);
 
         var set = await RunAsync("account", "low-balance", "25");
         var cleared = await RunAsync("account", "low-balance", "--clear");
@@ -75,7 +76,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Low_balance_needs_a_threshold_or_clear_and_not_both()
     {
-        _gateway.Account = Account(12.5m, null, low: false);
+        _account = Account(12.5m, null, low: false);
 
         var neither = await RunAsync("account", "low-balance");
         var both = await RunAsync("account", "low-balance", "25", "--clear");
@@ -89,7 +90,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Submit_below_the_threshold_warns_on_stderr_and_still_submits()
     {
-        _gateway.Account = Account(12.5m, 25m, low: true);
+        _account = Account(12.5m, 25m, low: true);
 
         var run = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}");
 
@@ -103,7 +104,7 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Submit_with_a_max_price_above_the_balance_warns_that_it_may_be_rejected_and_still_submits()
     {
-        _gateway.Account = Account(12.5m, null, low: false);
+        _account = Account(12.5m, null, low: false);
 
         var run = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}", "--max-price", "40");
 
@@ -116,9 +117,9 @@ public sealed class LowBalanceTests : IDisposable
     [Fact]
     public async Task Submit_with_enough_credits_says_nothing_and_one_without_an_account_view_submits_anyway()
     {
-        _gateway.Account = Account(100m, 25m, low: false);
+        _account = Account(100m, 25m, low: false);
         var funded = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}", "--max-price", "40");
-        _gateway.Account = null;
+        _account = null;
         var unknown = await RunAsync("jobs", "submit", "vector-add", "-i", $"a={InputCid}", "-i", $"b={InputCid}");
 
         Assert.Equal(0, funded.Code);
@@ -141,77 +142,16 @@ public sealed class LowBalanceTests : IDisposable
     });
 
     /// <summary>
-    /// Answers GET /v1/account and PUT /v1/account/low-balance with <see cref="Account"/> (404 problem when null),
-    /// POST /v1/jobs with a queued job; records each request's body.
+    /// GET /v1/account and PUT /v1/account/low-balance answer <see cref="_account"/> (404 problem when null);
+    /// POST /v1/jobs answers a queued job.
     /// </summary>
-    private sealed class FakeAccountGateway : IDisposable
+    private CannedAnswer Answer(string route, string body) => route switch
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _serving;
-        private readonly List<(string Route, string Body)> _received = [];
-
-        public FakeAccountGateway()
-        {
-            Url = $"http://127.0.0.1:{Platform.Testing.FreePort.Next()}/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _serving = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
-
-        public volatile string? Account;
-
-        public List<string> Received(string route)
-        {
-            lock (_received)
-                return [.. _received.Where(r => r.Route == route).Select(r => r.Body)];
-        }
-
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
-                {
-                    return; // stopped
-                }
-                var request = context.Request;
-                var route = $"{request.HttpMethod} {request.Url!.AbsolutePath}";
-                using (var reader = new StreamReader(request.InputStream, Encoding.UTF8))
-                {
-                    var body = await reader.ReadToEndAsync();
-                    lock (_received)
-                        _received.Add((route, body));
-                }
-                var (status, type, answer) = route switch
-                {
-                    "GET /v1/account" or "PUT /v1/account/low-balance" when Account is { } account => (200, "application/json", account),
-                    "GET /v1/account" or "PUT /v1/account/low-balance" => (404, "application/problem+json",
-                        """{"type":"urn:platform:problem:account-not-found","title":"Account not found","status":404,"detail":"this account has no ledger entries yet"}"""),
-                    "POST /v1/jobs" => (202, "application/json",
-                        """{"id":"job_lowbal","kernel":"vector-add","status":"pending","createdAt":"2026-01-02T03:04:05+00:00"}"""),
-                    _ => (404, "text/plain", "no such route in this fake"),
-                };
-                var bytes = Encoding.UTF8.GetBytes(answer);
-                context.Response.StatusCode = status;
-                context.Response.ContentType = type;
-                context.Response.ContentLength64 = bytes.Length;
-                await context.Response.OutputStream.WriteAsync(bytes);
-                context.Response.Close();
-            }
-        }
-
-        public void Dispose()
-        {
-            _listener.Stop();
-            _listener.Close();
-            _serving.Wait(TimeSpan.FromSeconds(5));
-        }
-    }
+        "GET /v1/account" or "PUT /v1/account/low-balance" when _account is { } account => CannedAnswer.Json(account),
+        "GET /v1/account" or "PUT /v1/account/low-balance" => CannedAnswer.Problem(404,
+            """{"type":"urn:platform:problem:account-not-found","title":"Account not found","status":404,"detail":"this account has no ledger entries yet"}"""),
+        "POST /v1/jobs" => new CannedAnswer(202, "application/json",
+            """{"id":"job_lowbal","kernel":"vector-add","status":"pending","createdAt":"2026-01-02T03:04:05+00:00"}"""),
+        _ => CannedAnswer.NotFound,
+    };
 }

@@ -10,9 +10,9 @@ public sealed class ReceiptFetchTests : IDisposable
     private const string Receipt = "{\n  \"receipt\": {}\n}\n";
 
     private readonly DirectoryInfo _home = Directory.CreateTempSubdirectory("platform-cli-receipt-");
-    private readonly CannedGateway _gateway = new(new Dictionary<string, IReadOnlyList<(int, string)>>
+    private readonly CannedGateway _gateway = new(new Dictionary<string, IReadOnlyList<CannedAnswer>>
     {
-        ["/v1/jobs/job_r/receipt"] = [(409, Pending), (409, Pending), (200, Receipt)],
+        ["/v1/jobs/job_r/receipt"] = [CannedAnswer.Problem(409, Pending), CannedAnswer.Problem(409, Pending), CannedAnswer.Json(Receipt)],
     });
 
     public void Dispose()

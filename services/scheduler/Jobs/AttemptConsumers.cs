@@ -139,7 +139,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.AttemptId },
             tx, cancellationToken: ct));
         // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
-        if (holder is { ResultsNeeded: 1, SpotCheck: false }
+        if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false }
             && SpotChecks.Picks(m.JobId, SpotChecks.Probability(await WorkerTrust.StreakAsync(tx, m.WorkerId.Value, holder.Kernel, ct), o)))
         {
             await connection.ExecuteAsync(new CommandDefinition(

@@ -31,3 +31,6 @@ create table worker_energy (
     updated_at timestamptz not null,
     primary key (worker_id, kernel)
 );
+
+-- The network view reads the latest completed jobs (jobs per minute, verification and energy of the last 1,000).
+create index jobs_completed on jobs (finished_at) where status = 'completed';

@@ -161,7 +161,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         var workers = new List<WorkerRow>();
         foreach (var w in all)
         {
-            if (Ineligibility(w, o) is { } reason)
+            if (PlacementReasons.Ineligibility(w.Alive, w.Stake, w.Reputation, o) is { } reason)
             {
                 ineligible.Add((w, reason));
                 continue;
@@ -175,8 +175,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
         var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
         var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));
-        // With no free slot there is nothing to place, unless a worker that may not get work is waiting to be told why.
-        if (freeSlots == 0 && ineligible.Count == 0)
+        // With no free slot there is nothing to place. (A worker that may not get work at all is told why by its
+        // standing, read from its row, so explaining it is no reason to read the queue.)
+        if (freeSlots == 0)
         {
             await tx.CommitAsync(ct);
             return 0;
@@ -189,13 +190,13 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
         foreach (var job in queued)
         {
-            if (!engine.HasCapacity && explanations.Done)
+            if (!engine.HasCapacity)
                 break;
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
             var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
-            var choice = engine.HasCapacity ? await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct) : null;
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
@@ -205,13 +206,6 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await outbox.CommitAsync(tx, ct);
         return assigned;
     }
-
-    /// <summary>Why a worker may get no work at all, whatever the job; null when it may.</summary>
-    private static PlacementReason? Ineligibility(WorkerRow w, SchedulerOptions o) =>
-        !w.Alive ? PlacementReason.HeartbeatsMissed
-        : w.Stake < o.MinimumStake ? PlacementReason.StakeTooLow
-        : w.Reputation < o.MinimumReputation ? PlacementReason.ReputationTooLow
-        : null;
 
     /// <summary>
     /// Records, for each job a pass places (or cannot), what became of every online worker. At most

@@ -48,6 +48,17 @@ public static class PlacementReasons
         _ => throw new ArgumentOutOfRangeException(nameof(reason)),
     };
 
+    /// <summary>
+    /// Why a worker may get no work at all, whatever the job (heartbeats late, too little stake, too low a
+    /// reputation, in the order an operator would fix them); null when it may. The dispatcher and a worker's
+    /// standing both judge by this.
+    /// </summary>
+    public static PlacementReason? Ineligibility(bool alive, decimal stake, double reputation, SchedulerOptions options) =>
+        !alive ? PlacementReason.HeartbeatsMissed
+        : stake < options.MinimumStake ? PlacementReason.StakeTooLow
+        : reputation < options.MinimumReputation ? PlacementReason.ReputationTooLow
+        : null;
+
     public static PlacementExplanation Explain(PassedOver outcome, WorkerFacts worker, JobDemand job, string? chosenWorkerId, SchedulerOptions options)
     {
         var kernel = job.Kernel;

@@ -74,12 +74,15 @@ public static class WorkerPlacement
     {
         if (!w.Online)
             return (false, "Offline: it stopped sending heartbeats. Start the node again and it rejoins.");
-        if (!w.Alive)
-            return (false, "It has missed its last heartbeats, so it gets no new work until they resume.");
-        if (w.Stake < o.MinimumStake)
-            return (false, string.Create(CultureInfo.InvariantCulture, $"Gets no work: its operator has staked {w.Stake:0.######} of the {o.MinimumStake:0.######} credits workers need."));
-        if (w.Reputation < o.MinimumReputation)
-            return (false, string.Create(CultureInfo.InvariantCulture, $"Gets no work: its reputation {w.Reputation:0.00} is below {o.MinimumReputation:0.00}."));
+        switch (PlacementReasons.Ineligibility(w.Alive, w.Stake, w.Reputation, o))
+        {
+            case PlacementReason.HeartbeatsMissed:
+                return (false, "It has missed its last heartbeats, so it gets no new work until they resume.");
+            case PlacementReason.StakeTooLow:
+                return (false, string.Create(CultureInfo.InvariantCulture, $"Gets no work: its operator has staked {w.Stake:0.######} of the {o.MinimumStake:0.######} credits workers need."));
+            case PlacementReason.ReputationTooLow:
+                return (false, string.Create(CultureInfo.InvariantCulture, $"Gets no work: its reputation {w.Reputation:0.00} is below {o.MinimumReputation:0.00}."));
+        }
         if (recent.Count == 0)
             return (true, "Gets work, but no job has been placed since it came online: the queue has been empty.");
         var chosen = recent.Count(d => d.Code == "chosen");

@@ -28,7 +28,7 @@ public sealed record EnergyView(long Jobs, double Joules, double Gflop, double? 
 }
 
 /// <param name="Verification">What verifying results cost the network lately.</param>
-/// <param name="Energy">Energy of every accepted attempt since the network started, per job and per GFLOP.</param>
+/// <param name="Energy">Energy of the accepted attempts of the same last 1,000 completed jobs, per job and per GFLOP.</param>
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned,
     VerificationView Verification, EnergyView Energy);
