@@ -14,13 +14,7 @@ public sealed class TrustNetwork : Network
 
     protected override bool SpotChecks => true;
 
-    protected override Dictionary<string, string?> GatewaySettings => new()
-    {
-        ["Limits__ClientPerSecond"] = "1000000",
-        ["Limits__ClientBurst"] = "1000000",
-        ["Limits__AnonymousPerSecond"] = "1000000",
-        ["Limits__AnonymousBurst"] = "1000000",
-    };
+    protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
 }
 
 /// <summary>
