@@ -32,28 +32,38 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
             logger.LogWarning("Job {JobId}: AttemptStarted of attempt {AttemptId} dropped: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
             return;
         }
+        await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), ct);
+        await outbox.CommitAsync(tx, ct);
+    }
+
+    /// <summary>
+    /// Moves the job from assigned to running (or verifying, when it already has a result) for the attempt that
+    /// holds it, and says so on the job's stream; a job in any other state is left as it is.
+    /// </summary>
+    internal static async Task MarkRunningAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId, WorkerId workerId,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        var connection = tx.Connection!;
         // A job that already has a result is being verified, and shows so.
         var verifying = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition(
             """
             update jobs set status = 'running' where id = @JobId and attempt_id = @AttemptId and status = 'assigned'
             returning exists (select 1 from attempts a where a.job_id = jobs.id and a.status = 'submitted')
             """,
-            new { JobId = m.JobId.Value, AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-        if (verifying is { } isVerifying)
+            new { JobId = jobId.Value, AttemptId = attemptId.Value }, tx, cancellationToken: ct));
+        if (verifying is not { } isVerifying)
+            return;
+        await connection.ExecuteAsync(new CommandDefinition(
+            "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = attemptId.Value }, tx, cancellationToken: ct));
+        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = m.AttemptId.Value }, tx, cancellationToken: ct));
-            await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
-            {
-                JobId = m.JobId,
-                Status = isVerifying ? "verifying" : "running",
-                WorkerId = m.WorkerId,
-                AttemptId = m.AttemptId,
-                AttemptStatus = "running",
-                OccurredAt = clock.GetUtcNow(),
-            }, ct: ct);
-        }
-        await outbox.CommitAsync(tx, ct);
+            JobId = jobId,
+            Status = isVerifying ? "verifying" : "running",
+            WorkerId = workerId,
+            AttemptId = attemptId,
+            AttemptStatus = "running",
+            OccurredAt = now,
+        }, ct: ct);
     }
 }
 
@@ -120,6 +130,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             dispatcher.Poke();
             return;
         }
+        // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
+        // separately) or was lost, the job's history still shows it running before it completes.
+        await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct);
 
         var submitted = new Result
         {
