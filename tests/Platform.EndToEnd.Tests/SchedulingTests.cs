@@ -34,11 +34,13 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
         var (_, http, vector) = await ClientAsync();
         var doomedOperator = await network.CreateOperatorAsync();
         var healthyOperator = await network.CreateOperatorAsync();
-        var doomed = await network.StartWorkerAsync(doomedOperator.Key, region: "failover");
-        doomed.Freeze(); // it hangs: registered, holding its queue, doing nothing
+        // The doomed worker would take ten minutes over the kernel, so it dies mid-job. (It is killed once it runs the
+        // job, not frozen beforehand: a worker frozen before the job reaches it falls silent, and on a slow machine
+        // the scheduler could write it off before it ever got the job.)
+        var doomed = await network.StartWorkerAsync(doomedOperator.Key, region: "failover", settings: new() { ["Worker__Faults__KernelDelay"] = "00:10:00" });
 
         var job = await SubmitAsync(http, vector, "failover");
-        await http.WaitForAsync(job.Id, j => j.Status == "assigned", "job assigned to the frozen worker");
+        await http.WaitForAsync(job.Id, j => j.Status == "running", "job running on the doomed worker");
         doomed.Kill();
         await network.StartWorkerAsync(healthyOperator.Key, region: "failover");
 

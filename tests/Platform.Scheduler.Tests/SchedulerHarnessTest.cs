@@ -48,6 +48,11 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
                 o.MinimumStake = 10;
                 o.SpotChecks = false;
                 o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+                // The scenarios' workers announce themselves once and never beat: none of these tests is about
+                // liveness, so a worker stays alive (and its leases run) for however long a slow machine takes.
+                o.HeartbeatInterval = TimeSpan.FromMinutes(10);
+                o.LeaseDuration = TimeSpan.FromMinutes(10);
+                o.GracePeriod = TimeSpan.FromMinutes(30);
                 configure?.Invoke(o);
             });
         });

@@ -134,16 +134,9 @@ public sealed class ServiceProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Freezes the process (SIGSTOP): it holds its connections and messages but does nothing, like a machine
-    /// that hangs. <see cref="Kill"/> still works on a frozen process.
+    /// Pauses the process (SIGSTOP): it holds its connections and messages but does nothing, like a machine that
+    /// hangs, until <see cref="ResumeAsync"/> lets it go on where it was. <see cref="Kill"/> still works on it.
     /// </summary>
-    public void Freeze()
-    {
-        using var signal = System.Diagnostics.Process.Start("/bin/kill", ["-STOP", ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        signal.WaitForExit();
-    }
-
-    /// <summary>Pauses the process (SIGSTOP), like <see cref="Freeze"/>, for a while: <see cref="ResumeAsync"/> lets it go on where it was.</summary>
     public Task PauseAsync() => SignalAsync("-STOP");
 
     /// <summary>Lets a paused process go on (SIGCONT): its timers fire, its heartbeats resume.</summary>
@@ -222,14 +215,16 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.Dispose();
     }
 
-    /// <summary>The last lines of the service's log.</summary>
-    public string LogTail(int lines = 40)
+    /// <summary>The service's whole log so far (it goes on writing it).</summary>
+    public string Log()
     {
         using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         using var reader = new StreamReader(stream);
-        var all = reader.ReadToEnd().Split('\n');
-        return string.Join('\n', all.TakeLast(lines));
+        return reader.ReadToEnd();
     }
+
+    /// <summary>The last lines of the service's log.</summary>
+    public string LogTail(int lines = 40) => string.Join('\n', Log().Split('\n').TakeLast(lines));
 
     internal static void KillAll()
     {

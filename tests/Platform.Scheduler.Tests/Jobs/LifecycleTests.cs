@@ -117,6 +117,13 @@ public sealed class LifecycleTests : IAsyncLifetime
         return job;
     }
 
+    /// <summary>
+    /// What a working worker lists in its beats: every attempt the scheduler has sent it (the scheduler renews only
+    /// those still assigned or running), so its leases last however slowly the test goes on.
+    /// </summary>
+    private Func<IReadOnlyList<AttemptId>> Holding(WorkerOnline worker) =>
+        () => [.. Harness.Sent.Select<AssignJob>(m => m.Context.Message.WorkerId == worker.WorkerId).Select(m => m.Context.Message.AttemptId)];
+
     private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
         (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
 
@@ -180,11 +187,14 @@ public sealed class LifecycleTests : IAsyncLifetime
         using var otherKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var forged = 0;
         AttemptId? running = null;
-        // Someone beats for the worker, listing its attempt: every other beat unsigned, the rest signed with a key
-        // the worker never registered.
-        var impersonated = await LiveAsync(Online(gflops: 100), () => running is { } a ? [a] : [], beat => Interlocked.Increment(ref forged) % 2 == 0
-            ? beat
-            : beat with { Signature = WorkerMessageSignature.Sign(otherKey, WorkerMessageSignature.Payload(beat)) });
+        // The worker beats with its own key until it has the job (so a slow dispatch on a busy machine cannot find it
+        // silent first); from then on someone else beats for it, listing its attempt: every other beat unsigned, the
+        // rest signed with a key the worker never registered.
+        var impersonated = await LiveAsync(Online(gflops: 100), () => running is { } a ? [a] : [], beat => running is null
+            ? TestWorkerKeys.Signed(beat)
+            : Interlocked.Increment(ref forged) % 2 == 0
+                ? beat
+                : beat with { Signature = WorkerMessageSignature.Sign(otherKey, WorkerMessageSignature.Payload(beat)) });
         var job = await FundedAsync();
         var first = await AssignedAsync(job.JobId);
         Assert.Equal(impersonated.WorkerId, first.WorkerId);
@@ -305,7 +315,8 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Cancelling_a_running_job_stops_its_worker_and_frees_the_slot()
     {
-        var worker = await LiveAsync(Online(slots: 1));
+        var online = Online(slots: 1);
+        var worker = await LiveAsync(online, Holding(online));
         var running = await FundedAsync();
         var assign = await AssignedAsync(running.JobId);
         var waiting = await FundedAsync();
@@ -373,7 +384,8 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_burst_from_one_client_does_not_hold_back_another_clients_job()
     {
-        var worker = await LiveAsync(Online(slots: 1));
+        var online = Online(slots: 1);
+        var worker = await LiveAsync(online, Holding(online));
         var bursty = AccountId.New();
         var burst = new List<JobSubmitted>();
         for (var i = 0; i < 30; i++)
@@ -392,5 +404,25 @@ public sealed class LifecycleTests : IAsyncLifetime
         // The worker's very next attempt is the other client's job: it waited one job's run time, not 29.
         var next = await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.WorkerId == worker.WorkerId).Skip(1).First();
         Assert.Equal(single.JobId, next.Context.Message.JobId);
+    }
+
+    [Fact]
+    public async Task A_result_that_overtakes_its_start_still_shows_the_job_running_before_it_completes()
+    {
+        var online = Online();
+        await LiveAsync(online, Holding(online));
+        var job = await FundedAsync();
+        var assign = await AssignedAsync(job.JobId);
+
+        // The worker's AttemptStarted is still on its way (or lost) when its result arrives.
+        await CompleteAsync(assign);
+        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "completed"));
+        await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptStarted { JobId = assign.JobId, AttemptId = assign.AttemptId, WorkerId = assign.WorkerId, OccurredAt = DateTimeOffset.UtcNow }));
+        Assert.True(await Harness.Consumed.Any<AttemptStarted>(m => m.Context.Message.AttemptId == assign.AttemptId));
+
+        var history = Harness.Published.Select<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId)
+            .Select(m => m.Context.Message).OrderBy(m => m.Version).Select(m => m.Status).ToList();
+        Assert.Equal(["assigned", "running", "completed"], history.SkipWhile(s => s != "assigned"));
+        Assert.Equal("completed", await StatusAsync(job.JobId));
     }
 }

@@ -33,6 +33,10 @@ public sealed class SchedulingTests : IAsyncLifetime
             {
                 o.MinimumStake = 0;
                 o.SpotChecks = false;
+                // Workers here announce themselves once and never beat; liveness is LifecycleTests' subject.
+                o.HeartbeatInterval = TimeSpan.FromMinutes(10);
+                o.LeaseDuration = TimeSpan.FromMinutes(10);
+                o.GracePeriod = TimeSpan.FromMinutes(30);
             });
         });
     }
@@ -138,7 +142,8 @@ public sealed class SchedulingTests : IAsyncLifetime
         await FundAsync(second);
         var running = (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == first.JobId || m.Context.Message.JobId == second.JobId).First()).Context.Message;
         var waiting = running.JobId == first.JobId ? second : first;
-        Assert.Equal("queued", await StatusAsync(waiting.JobId));
+        // Queued, not assigned: its funding may still be on its way, so wait for it to reach the queue.
+        await Eventually.UntilAsync(() => StatusAsync(waiting.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "the second job queued");
 
         await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptCompleted
         {

@@ -55,7 +55,9 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
         await Eventually.UntilAsync(() => cluster.PinStatusAsync(0, cid),
             s => s.GetProperty("copies").EnumerateArray().Any(c => c.GetProperty("nodeId").GetString() == holders[0] && c.GetProperty("status").GetString() == "ok"),
             TimeSpan.FromSeconds(30), "the repaired copy counts again");
-        Assert.Contains("Repaired Corrupt copy", File.ReadAllText(cluster.Nodes[damaged].LogPath), StringComparison.Ordinal);
+        // The log line follows the status change, through the logger's queue.
+        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[damaged].Log()), log => log.Contains("Repaired Corrupt copy", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the repair logged");
     }
 
     [Fact]
