@@ -44,6 +44,9 @@ public sealed class PlatformApiException : Exception
 
     public Problem? Problem { get; }
 
+    /// <summary>How long the gateway asked the caller to wait (Retry-After on a 429 or 503), if it said.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     internal static string Format(HttpStatusCode status, Problem? problem)
     {
         var head = problem?.Title ?? $"{(int)status} {status}";

@@ -7,7 +7,8 @@ namespace Platform.Client;
 
 /// <summary>
 /// The public HTTP API of a Platform gateway, typed. One instance per base URL and key; it is safe to share
-/// between threads. Every non-success answer throws <see cref="PlatformApiException"/>.
+/// between threads. Every non-success answer throws <see cref="PlatformApiException"/>. Made with a base URL,
+/// it waits out the gateway's rate limit (429 with Retry-After) and sends the request again, up to three times.
 /// </summary>
 public sealed partial class PlatformClient : IDisposable
 {
@@ -18,13 +19,13 @@ public sealed partial class PlatformClient : IDisposable
 
     /// <summary>Talks to <paramref name="baseUrl"/> (the gateway) as the account of <paramref name="apiKey"/>, if any.</summary>
     public PlatformClient(Uri baseUrl, string? apiKey)
-        : this(new HttpClient { BaseAddress = baseUrl, Timeout = Timeout.InfiniteTimeSpan }, apiKey)
+        : this(new HttpClient(new RateLimitRetries(new HttpClientHandler())) { BaseAddress = baseUrl, Timeout = Timeout.InfiniteTimeSpan }, apiKey)
     {
         // Uploads and event streams last as long as they need to; callers bound them with cancellation tokens.
         _ownsHttp = true;
     }
 
-    /// <summary>Uses <paramref name="http"/> as given: its BaseAddress must be the gateway's URL.</summary>
+    /// <summary>Uses <paramref name="http"/> as given (no waiting out 429s): its BaseAddress must be the gateway's URL.</summary>
     public PlatformClient(HttpClient http, string? apiKey = null)
     {
         ArgumentNullException.ThrowIfNull(http.BaseAddress, "http.BaseAddress");
@@ -93,10 +94,12 @@ public sealed partial class PlatformClient : IDisposable
         // A problem without the platform's own type (a framework 404 for a path this gateway lacks, say) names the
         // request, so "Not Found" says what was not found.
         var request = response.RequestMessage is { RequestUri: { } uri } r ? $" ({r.Method} {uri.AbsolutePath})" : "";
+        var retryAfter = RateLimitRetries.RetryAfter(response);
         if (problem is null)
-            throw new PlatformApiException(response.StatusCode, null, Describe(response.StatusCode, text) + request);
+            throw new PlatformApiException(response.StatusCode, null, Describe(response.StatusCode, text) + request) { RetryAfter = retryAfter };
         throw new PlatformApiException(response.StatusCode, problem,
-            problem.Type?.StartsWith("urn:platform:problem:", StringComparison.Ordinal) == true ? null : PlatformApiException.Format(response.StatusCode, problem) + request);
+            problem.Type?.StartsWith("urn:platform:problem:", StringComparison.Ordinal) == true ? null : PlatformApiException.Format(response.StatusCode, problem) + request)
+        { RetryAfter = retryAfter };
     }
 
     private static string Describe(HttpStatusCode status, string body)

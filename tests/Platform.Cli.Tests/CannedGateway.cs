@@ -3,8 +3,8 @@ using System.Text;
 
 namespace Platform.Cli.Tests;
 
-/// <summary>One answer of the fake gateway: a status, its content type and its body.</summary>
-public readonly record struct CannedAnswer(int Status, string ContentType, string Body)
+/// <summary>One answer of the fake gateway: a status, its content type, its body and any Retry-After.</summary>
+public readonly record struct CannedAnswer(int Status, string ContentType, string Body, string? RetryAfter = null)
 {
     public static CannedAnswer Json(string body) => new(200, "application/json", body);
 
@@ -91,6 +91,8 @@ public sealed class CannedGateway : IDisposable
             var bytes = Encoding.UTF8.GetBytes(answer.Body);
             context.Response.StatusCode = answer.Status;
             context.Response.ContentType = answer.ContentType;
+            if (answer.RetryAfter is { } retryAfter)
+                context.Response.AddHeader("Retry-After", retryAfter);
             context.Response.ContentLength64 = bytes.Length;
             await context.Response.OutputStream.WriteAsync(bytes);
             context.Response.Close();
