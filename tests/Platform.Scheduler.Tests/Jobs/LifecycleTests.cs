@@ -68,12 +68,15 @@ public sealed class LifecycleTests : IAsyncLifetime
         OccurredAt = DateTimeOffset.UtcNow,
     });
 
-    /// <summary>A live worker: online, then beating every 100 ms (renewing the leases it lists) until the test ends.</summary>
-    /// <summary>Registers the worker and beats for it every 100 ms until the test ends or <paramref name="silence"/> is cancelled.</summary>
+    /// <summary>
+    /// Registers the worker and beats for it every 100 ms until the test ends or <paramref name="silence"/> is
+    /// cancelled, listing <paramref name="running"/> (by default every attempt it holds, as a real worker does).
+    /// </summary>
     private async Task<WorkerOnline> LiveAsync(WorkerOnline worker, Func<IReadOnlyList<AttemptId>>? running = null, Func<WorkerHeartbeat, WorkerHeartbeat>? sign = null,
         CancellationToken silence = default)
     {
         sign ??= TestWorkerKeys.Signed;
+        running ??= Holding(worker);
         await Harness.Bus.Publish(worker);
         // Registered before the test goes on: a job funded meanwhile must see every worker the test set up.
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
@@ -88,7 +91,7 @@ public sealed class LifecycleTests : IAsyncLifetime
                 {
                     WorkerId = worker.WorkerId,
                     ActiveAttempts = 0,
-                    Attempts = running?.Invoke() ?? [],
+                    Attempts = running(),
                     OccurredAt = DateTimeOffset.UtcNow,
                 }), stop.Token);
             }
@@ -118,11 +121,15 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// What a working worker lists in its beats: every attempt the scheduler has sent it (the scheduler renews only
-    /// those still assigned or running), so its leases last however slowly the test goes on.
+    /// What a working worker lists in its beats: every attempt it holds, so its leases last however slowly the
+    /// test goes on. (Read from the scheduler's database: the harness's message lists wait for a match.)
     /// </summary>
-    private Func<IReadOnlyList<AttemptId>> Holding(WorkerOnline worker) =>
-        () => [.. Harness.Sent.Select<AssignJob>(m => m.Context.Message.WorkerId == worker.WorkerId).Select(m => m.Context.Message.AttemptId)];
+    private Func<IReadOnlyList<AttemptId>> Holding(WorkerOnline worker) => () =>
+    {
+        using var connection = _host.Database.OpenConnection();
+        return [.. connection.Query<string>("select attempt_id from jobs where worker_id = @id and status in ('assigned', 'running')",
+            new { id = worker.WorkerId.Value }).Select(AttemptId.From)];
+    };
 
     private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
         (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
@@ -146,12 +153,15 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Expired_lease_gives_the_job_to_another_worker_and_the_stale_result_is_ignored()
     {
-        var silent = await LiveAsync(Online(gflops: 100)); // beats, but never renews the attempt
+        var silent = await LiveAsync(Online(gflops: 100), running: () => []); // beats, but never renews the attempt
+        // The other worker is online from the start (slower, so the job goes to the silent one first): had it come
+        // only after the first assignment, a slow machine could expire the lease before it did, and the silent
+        // worker, still beating and the only one there, would get the job back.
+        var other = await LiveAsync(Online(gflops: 1));
         var job = await FundedAsync();
         var first = await AssignedAsync(job.JobId);
         Assert.Equal(silent.WorkerId, first.WorkerId);
 
-        var other = await LiveAsync(Online(gflops: 1));
         var second = await AssignedAsync(job.JobId, nth: 2);
         Assert.Equal(other.WorkerId, second.WorkerId);
 
@@ -168,10 +178,9 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Heartbeats_that_list_an_attempt_keep_its_lease()
     {
-        AttemptId? running = null;
-        var worker = await LiveAsync(Online(), () => running is { } a ? [a] : []);
+        var worker = await LiveAsync(Online());
         var job = await FundedAsync();
-        running = (await AssignedAsync(job.JobId)).AttemptId;
+        await AssignedAsync(job.JobId);
 
         // Two whole leases later the attempt is still the worker's.
         var deadline = DateTimeOffset.UtcNow.AddSeconds(4);
@@ -211,13 +220,11 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_forged_AttemptFailed_does_not_end_the_real_attempt()
     {
-        AttemptId? running = null;
-        var worker = await LiveAsync(Online(gflops: 100), () => running is { } a ? [a] : []);
+        var worker = await LiveAsync(Online(gflops: 100));
         var attacker = await LiveAsync(Online(gflops: 1));
         var job = await FundedAsync();
         var assign = await AssignedAsync(job.JobId);
         Assert.Equal(worker.WorkerId, assign.WorkerId);
-        running = assign.AttemptId;
 
         // An input reason would fail the job outright: unsigned, signed with a stranger's key, and validly signed by
         // another registered worker that does not hold the attempt.
@@ -315,8 +322,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task Cancelling_a_running_job_stops_its_worker_and_frees_the_slot()
     {
-        var online = Online(slots: 1);
-        var worker = await LiveAsync(online, Holding(online));
+        var worker = await LiveAsync(Online(slots: 1));
         var running = await FundedAsync();
         var assign = await AssignedAsync(running.JobId);
         var waiting = await FundedAsync();
@@ -384,8 +390,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_burst_from_one_client_does_not_hold_back_another_clients_job()
     {
-        var online = Online(slots: 1);
-        var worker = await LiveAsync(online, Holding(online));
+        var worker = await LiveAsync(Online(slots: 1));
         var bursty = AccountId.New();
         var burst = new List<JobSubmitted>();
         for (var i = 0; i < 30; i++)
@@ -409,8 +414,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     [Fact]
     public async Task A_result_that_overtakes_its_start_still_shows_the_job_running_before_it_completes()
     {
-        var online = Online();
-        await LiveAsync(online, Holding(online));
+        await LiveAsync(Online());
         var job = await FundedAsync();
         var assign = await AssignedAsync(job.JobId);
 
