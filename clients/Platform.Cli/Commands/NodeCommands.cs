@@ -147,17 +147,21 @@ public static class NodeCommands
         }
         var writer = new StreamWriter(new FileStream(log, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        // Both streams go to one log, a line at a time; the writer closes with the process.
+        // Both streams go to one log, a line at a time. The log closes once both streams have ended (a null line
+        // each), not when the process exits: Exited can come before the last lines have been read.
+        var open = 2;
         void Write(object? sender, DataReceivedEventArgs e)
         {
-            if (e.Data is null)
-                return;
             lock (writer)
-                writer.WriteLine(e.Data);
+            {
+                if (e.Data is not null)
+                    writer.WriteLine(e.Data);
+                else if (--open == 0)
+                    writer.Dispose();
+            }
         }
         process.OutputDataReceived += Write;
         process.ErrorDataReceived += Write;
-        process.Exited += (_, _) => { lock (writer) writer.Dispose(); };
         if (!process.Start())
             throw new CommandFailedException($"could not start {info.FileName}");
         process.BeginOutputReadLine();
