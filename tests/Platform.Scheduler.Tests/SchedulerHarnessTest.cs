@@ -8,7 +8,6 @@ using Platform.Contracts;
 using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -34,28 +33,14 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     /// <summary>Starts the scheduler: stake minimum 10, no spot checks unless <paramref name="configure"/> turns them on.</summary>
     protected async Task StartAsync(Action<SchedulerOptions>? configure = null)
     {
-        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        _host = await SchedulerTestHost.StartAsync(_env, o =>
         {
-            bus.AddJobs();
-            bus.AddWorkers();
-        }, services =>
-        {
-            services.AddPlacement();
-            services.AddVerification();
-            services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs));
-            services.Configure<SchedulerOptions>(o =>
-            {
-                o.MinimumStake = 10;
-                o.SpotChecks = false;
-                o.DispatchInterval = TimeSpan.FromMilliseconds(200);
-                // The scenarios' workers announce themselves once and never beat: none of these tests is about
-                // liveness, so a worker stays alive (and its leases run) for however long a slow machine takes.
-                o.HeartbeatInterval = TimeSpan.FromMinutes(10);
-                o.LeaseDuration = TimeSpan.FromMinutes(10);
-                o.GracePeriod = TimeSpan.FromMinutes(30);
-                configure?.Invoke(o);
-            });
-        });
+            o.MinimumStake = 10;
+            o.SpotChecks = false;
+            o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+            SchedulerTestHost.WorkersNeverBeat(o); // the scenarios' workers announce themselves once
+            configure?.Invoke(o);
+        }, services => services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs)));
     }
 
     public async Task DisposeAsync()

@@ -86,6 +86,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public int ResultsNeeded { get; init; }
         public bool SpotCheck { get; init; }
         public int AttemptCount { get; init; }
+        public string Status { get; init; } = "";
     }
 
     private sealed class Result
@@ -111,7 +112,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var holder = await connection.QuerySingleOrDefaultAsync<Holder>(new CommandDefinition(
             """
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
-                   j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount
+                   j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status
             from jobs j join workers w on w.id = j.worker_id
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
             for update of j
@@ -132,7 +133,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         }
         // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
         // separately) or was lost, the job's history still shows it running before it completes.
-        await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct);
+        if (holder.Status == "assigned")
+            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct);
 
         var submitted = new Result
         {

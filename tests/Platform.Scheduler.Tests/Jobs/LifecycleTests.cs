@@ -5,10 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
-using Platform.Scheduler.Verification;
-using Platform.Scheduler.Workers;
 using Platform.Testing;
 
 namespace Platform.Scheduler.Tests.Jobs;
@@ -24,24 +21,15 @@ public sealed class LifecycleTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler-lifecycle");
-        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        _host = await SchedulerTestHost.StartAsync(_env, o =>
         {
-            bus.AddJobs();
-            bus.AddWorkers();
-        }, services =>
-        {
-            services.AddPlacement();
-            services.AddVerification();
-            services.Configure<SchedulerOptions>(o =>
-            {
-                o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
-                o.LeaseDuration = TimeSpan.FromSeconds(2);
-                o.GracePeriod = TimeSpan.FromSeconds(1.5);
-                o.MaxAttempts = 2;
-                o.DispatchInterval = TimeSpan.FromMilliseconds(200);
-                o.MinimumStake = 0;
-                o.SpotChecks = false;
-            });
+            o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+            o.LeaseDuration = TimeSpan.FromSeconds(2);
+            o.GracePeriod = TimeSpan.FromSeconds(1.5);
+            o.MaxAttempts = 2;
+            o.DispatchInterval = TimeSpan.FromMilliseconds(200);
+            o.MinimumStake = 0;
+            o.SpotChecks = false;
         });
     }
 

@@ -3,10 +3,7 @@ using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
-using Platform.Scheduler.Verification;
-using Platform.Scheduler.Workers;
 using Platform.Testing;
 
 namespace Platform.Scheduler.Tests.Jobs;
@@ -21,23 +18,11 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler");
-        _host = await ConsumerTestHost.StartAsync(_env, "scheduler", typeof(Program).Assembly, bus =>
+        _host = await SchedulerTestHost.StartAsync(_env, o =>
         {
-            bus.AddJobs();
-            bus.AddWorkers();
-        }, services =>
-        {
-            services.AddPlacement();
-            services.AddVerification();
-            services.Configure<SchedulerOptions>(o =>
-            {
-                o.MinimumStake = 0;
-                o.SpotChecks = false;
-                // Workers here announce themselves once and never beat; liveness is LifecycleTests' subject.
-                o.HeartbeatInterval = TimeSpan.FromMinutes(10);
-                o.LeaseDuration = TimeSpan.FromMinutes(10);
-                o.GracePeriod = TimeSpan.FromMinutes(30);
-            });
+            o.MinimumStake = 0;
+            o.SpotChecks = false;
+            SchedulerTestHost.WorkersNeverBeat(o); // liveness is LifecycleTests' subject
         });
     }
 
