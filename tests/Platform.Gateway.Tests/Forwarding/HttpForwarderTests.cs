@@ -50,9 +50,13 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         return new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
     }
 
-    private static readonly UpstreamOptions Options = new() { Timeout = TimeSpan.FromSeconds(1), FailureCooldown = TimeSpan.FromMinutes(1) };
+    private static readonly UpstreamOptions Options = new() { Timeout = TimeSpan.FromSeconds(30), FailureCooldown = TimeSpan.FromMinutes(1) };
 
-    private static HttpForwarder Forwarder() => new(new HttpClient { Timeout = Timeout.InfiniteTimeSpan }, Microsoft.Extensions.Options.Options.Create(Options), NullLogger<HttpForwarder>.Instance);
+    /// <param name="timeout">The per-route timeout; the default is long, so a cold first request on a busy machine is
+    /// not a 504 that puts its instance in the cooldown.</param>
+    private static HttpForwarder Forwarder(TimeSpan? timeout = null) => new(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
+        Microsoft.Extensions.Options.Options.Create(new UpstreamOptions { Timeout = timeout ?? Options.Timeout, FailureCooldown = Options.FailureCooldown }),
+        NullLogger<HttpForwarder>.Instance);
 
     private static async Task<(int Status, JsonElement Body)> ForwardAsync(HttpForwarder forwarder, UpstreamPool pool, Action<HttpRequest>? request = null)
     {
@@ -106,7 +110,7 @@ public sealed class HttpForwarderTests : IAsyncLifetime
     [Fact]
     public async Task No_reachable_instance_is_503_and_a_slow_one_is_504()
     {
-        var forwarder = Forwarder();
+        var forwarder = Forwarder(timeout: TimeSpan.FromSeconds(1));
         var down = new UpstreamPool("rewards", $"http://127.0.0.1:{FreePortNotListening()}/", Options.FailureCooldown, TimeProvider.System);
         var unavailable = await ForwardAsync(forwarder, down);
         Assert.Equal(503, unavailable.Status);
