@@ -45,4 +45,15 @@ public sealed record AcceptedAttempt
     /// a share of the price.
     /// </summary>
     public bool SpotCheck { get; init; }
+    /// <summary>
+    /// The attempt's joules as the scheduler accepts them for rewards: the worker's figure when it is positive and
+    /// plausible against the worker's calibrated power and the wall time the scheduler itself measured; null when
+    /// the worker reported none, zero, or an implausible figure. Only a non-null figure can earn the efficiency bonus.
+    /// </summary>
+    public double? CheckedJoules { get; init; }
+    /// <summary>
+    /// True when a spot check was due for this result but no other operator's worker could run it: the result is
+    /// delivered (and paid) but cannot be verified, so it earns no mint.
+    /// </summary>
+    public bool MintWithheld { get; init; }
 }
