@@ -5,6 +5,7 @@ using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
 using Platform.Gateway.Limits;
 using Platform.Gateway.Receipts;
+using Microsoft.Extensions.FileProviders;
 using Platform.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -23,8 +24,12 @@ var app = builder.Build();
 app.UsePlatformDefaults();
 // The dashboard (wwwroot) is public static files in front of the API: middleware, not endpoints, so the route
 // table stays the API's. no-cache: browsers revalidate (ETag) and never run a stale module after an upgrade.
-app.UseDefaultFiles();
-app.UseStaticFiles(new StaticFileOptions { OnPrepareResponse = file => file.Context.Response.Headers.CacheControl = "no-cache" });
+// The files are read from beside the gateway's assembly (the build copies them there), not from the working
+// directory, which is the repository root under ./platform up and anything at all under an operator's service
+// manager.
+var dashboard = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
+app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = dashboard });
+app.UseStaticFiles(new StaticFileOptions { FileProvider = dashboard, OnPrepareResponse = file => file.Context.Response.Headers.CacheControl = "no-cache" });
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseRequestSizeLimit();

@@ -18,6 +18,10 @@ public static class BusRegistration
             // Queues are prefixed with the service so two services consuming the same event get a queue each.
             x.SetEndpointNameFormatter(new KebabCaseEndpointNameFormatter(service, includeNamespace: false));
             configureBus?.Invoke(x);
+            // MassTransit (8.4+) posts usage telemetry to its authors' host five minutes after start unless told
+            // not to. Nothing of an operator's or a client's deployment calls outside without their consent; an
+            // owner who wants to share it can still opt in with MASSTRANSIT_USAGE_TELEMETRY=true.
+            x.DisableUsageTelemetry();
 
             x.AddConfigureEndpointsCallback((_, _, endpoint) =>
             {

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using Platform.Testing;
+
+namespace Platform.EndToEnd.Tests;
+
+/// <summary>
+/// The README's front door, run as the README runs it: <c>./platform up --detach</c> from the repository root, with
+/// its own RabbitMQ and Postgres, services and a node, in a state folder of the test's own and on free ports. The
+/// other end-to-end tests start each service from its own folder, so they cannot see what depends on the working
+/// directory (the dashboard once answered 404 under <c>up</c> for exactly that reason).
+/// </summary>
+public sealed class PlatformUpTests : IAsyncLifetime
+{
+    private static readonly TimeSpan UpTimeout = TimeSpan.FromMinutes(6);
+    private readonly string root = RepoRoot.Find();
+    private readonly string state;
+    private readonly Dictionary<string, string> ports;
+    private readonly int gatewayPort;
+
+    public PlatformUpTests()
+    {
+        state = Path.Combine(root, ".platform", $"test-up-{Guid.NewGuid():N}"[..20]);
+        gatewayPort = FreePort.Next();
+        var workerBase = FreePort.Next();
+        // up gives node i the port base + i: take the base only when the next one is free too (one node here).
+        while (!IsFree(workerBase + 1))
+            workerBase = FreePort.Next();
+        ports = new Dictionary<string, string>
+        {
+            ["PLATFORM_GATEWAY_PORT"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["PLATFORM_STORAGE_PORT"] = Port(),
+            ["PLATFORM_SCHEDULER_PORT"] = Port(),
+            ["PLATFORM_REWARDS_PORT"] = Port(),
+            ["PLATFORM_WORKER_BASE_PORT"] = workerBase.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["PLATFORM_RABBITMQ_PORT"] = Port(),
+            ["PLATFORM_RABBITMQ_MGMT_PORT"] = Port(),
+            ["PLATFORM_POSTGRES_PORT"] = Port(),
+        };
+
+        static string Port() => FreePort.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public async Task InitializeAsync()
+    {
+        var (code, output) = await RunAsync("up", "--detach");
+        Assert.True(code == 0, $"./platform up --detach exited {code}:\n{Tail(output)}\n{ServiceLogs()}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await RunAsync("down");
+        try
+        {
+            Directory.Delete(state, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A server's last write can race the delete; the folder is under .platform/ and ignored by git.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task The_dashboard_answers_at_the_root_under_platform_up()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}"), Timeout = TimeSpan.FromSeconds(30) };
+
+        foreach (var path in new[] { "/", "/index.html" })
+        {
+            using var response = await http.GetAsync(new Uri(path, UriKind.Relative));
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET {path} answered {(int)response.StatusCode}: {body[..Math.Min(body.Length, 300)]}");
+            Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("<title>Platform</title>", body, StringComparison.Ordinal);
+        }
+
+        // The dashboard's scripts come from the same folder.
+        using var script = await http.GetAsync(new Uri("/js/app.js", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+    }
+
+    private async Task<(int Code, string Output)> RunAsync(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("bash")
+        {
+            WorkingDirectory = root,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(root, "platform"));
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        // up must start its own servers, as it does for a reader of the README: drop what ./platform test exported.
+        foreach (var name in new[] { "ConnectionStrings__RabbitMq", "ConnectionStrings__RabbitMqManagement", "ConnectionStrings__Postgres", "PLATFORM_TEST_SERVERS", "Platform__AdminKey", "Platform__KeyHashSecret" })
+            start.Environment.Remove(name);
+        foreach (var (name, value) in ports)
+            start.Environment[name] = value;
+        start.Environment["PLATFORM_STATE"] = state;
+        start.Environment["PLATFORM_WORKERS"] = "1";
+        // Built already by the test run; a second build would rewrite the binaries other tests start.
+        start.Environment["PLATFORM_SKIP_BUILD"] = "1";
+        // If this test process dies, the servers up started stop by themselves (scripts/infra.sh's watchdog).
+        start.Environment["PLATFORM_INFRA_OWNER_PID"] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        using var process = Process.Start(start)!;
+        var output = new StringBuilder();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(UpTimeout);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        output.Append(await stdout).Append(await stderr);
+        return (process.ExitCode, output.ToString());
+    }
+
+    private string ServiceLogs()
+    {
+        var logs = Path.Combine(state, "logs");
+        if (!Directory.Exists(logs))
+            return "(no service logs)";
+        return string.Join("\n", Directory.GetFiles(logs, "*.log").Select(f => $"--- {Path.GetFileName(f)}\n{Tail(File.ReadAllText(f))}"));
+    }
+
+    private static string Tail(string text) => text.Length <= 3000 ? text : text[^3000..];
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+}
