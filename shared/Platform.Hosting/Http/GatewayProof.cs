@@ -94,10 +94,10 @@ public sealed class GatewayProof(IOptions<GatewayProofOptions> options, TimeProv
     // Only the one canonical spelling of 32 bytes (43 characters, unused bits zero), so a proof has exactly one text.
     private static byte[]? DecodeMac(string text)
     {
-        if (text.Length != Base64Url.GetEncodedLength(MacLength))
+        if (text.Length != Base64Url.GetEncodedLength(MacLength) || !Base64Url.IsValid(text, out var length) || length != MacLength)
             return null;
-        var mac = new byte[MacLength];
-        return Base64Url.TryDecodeFromChars(text, mac, out var written) && written == MacLength && Base64Url.EncodeToString(mac) == text ? mac : null;
+        var mac = Base64Url.DecodeFromChars(text);
+        return Base64Url.EncodeToString(mac) == text ? mac : null;
     }
 }
 
