@@ -1,4 +1,5 @@
 using Platform.Hosting;
+using Platform.Hosting.Http;
 using Platform.Rewards.Accounts;
 using Platform.Rewards.Escrow;
 using Platform.Rewards.Staking;
@@ -12,6 +13,7 @@ builder.AddPlatformDefaults("rewards", typeof(Program).Assembly, bus =>
 });
 builder.Services.AddEscrowOptions();
 builder.Services.AddStakingOptions();
+builder.Services.AddGatewayProof();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

@@ -115,6 +115,17 @@ public sealed partial class ClusterComposeTests
     }
 
     [Fact]
+    public void The_gateway_secret_reaches_the_gateway_and_the_services_behind_it_never_a_worker()
+    {
+        var behind = NamesOf("gateway").Concat(NamesOf("scheduler")).Concat(NamesOf("rewards")).Concat(NamesOf("storage")).ToList();
+
+        Assert.Equal(7, behind.Count);
+        foreach (var service in behind)
+            Assert.Equal("${PLATFORM_GATEWAY_SECRET:?set PLATFORM_GATEWAY_SECRET}", Env(service).Scalar("Platform__GatewaySecret"));
+        Assert.DoesNotContain(Env(Assert.Single(NamesOf("worker"))).Keys, key => key.Contains("Secret", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public void Credentials_come_from_the_environment_never_from_the_file()
     {
         var text = File.ReadAllText(Path.Combine(Root, "compose.cluster.yaml"));
@@ -147,7 +158,7 @@ public sealed partial class ClusterComposeTests
     [GeneratedRegex(@"^(?<project>[a-z]+)(-\d+)?$")]
     private static partial Regex ServiceName();
 
-    [GeneratedRegex(@"(PASSWORD|_PASS|AdminKey|OperatorKey|COOKIE|SecretKey|AccessKey|ROOT_USER)$")]
+    [GeneratedRegex(@"(PASSWORD|_PASS|AdminKey|OperatorKey|COOKIE|SecretKey|AccessKey|ROOT_USER|Secret)$")]
     private static partial Regex SecretKey();
 
     [GeneratedRegex(@"^\$\{[A-Z0-9_]+:\?[^}]+\}$")]

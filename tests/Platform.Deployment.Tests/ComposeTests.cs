@@ -79,6 +79,16 @@ public sealed partial class ComposeTests
             Assert.StartsWith("${", secret.Groups[2].Value, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_gateway_secret_reaches_the_gateway_and_the_services_behind_it_never_a_worker()
+    {
+        var services = ComposeYaml.Load(Path.Combine(Root, "compose.yaml")).Map("services");
+
+        foreach (var service in new[] { "gateway", "scheduler", "rewards", "storage" })
+            Assert.Equal("${PLATFORM_GATEWAY_SECRET:?set PLATFORM_GATEWAY_SECRET}", services.Map($"{service}/environment").Scalar("Platform__GatewaySecret"));
+        Assert.DoesNotContain(services.Map("worker/environment").Keys, key => key.Contains("Secret", StringComparison.OrdinalIgnoreCase));
+    }
+
     [GeneratedRegex(@"^Project\(""\{[^}]+\}""\) = ""[^""]+"", ""(?<path>[^""]+\.csproj)""", RegexOptions.Multiline)]
     private static partial Regex ProjectLine();
 
@@ -94,6 +104,6 @@ public sealed partial class ComposeTests
     [GeneratedRegex(@"RUN dotnet publish (\S+\.csproj)")]
     private static partial Regex PublishLine();
 
-    [GeneratedRegex(@"^\s+[A-Za-z_]*(PASSWORD|PASS|AdminKey|OperatorKey|KeyHashSecret):\s*(\S+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s+[A-Za-z_]*(PASSWORD|PASS|AdminKey|OperatorKey|KeyHashSecret|GatewaySecret):\s*(\S+)", RegexOptions.Multiline)]
     private static partial Regex SecretValue();
 }

@@ -26,6 +26,7 @@ public static class InProcessGateway
             web.UseSetting("ConnectionStrings:Postgres", env.PostgresConnectionStringFor("gateway"));
             web.UseSetting("Platform:AdminKey", AdminKey);
             web.UseSetting("Platform:KeyHashSecret", "in-process-test-key-hash-secret-0123456789");
+            web.UseSetting("Platform:GatewaySecret", env.GatewaySecret);
             foreach (var (name, value) in settings ?? new Dictionary<string, string>())
                 web.UseSetting(name, value);
             if (services is not null)

@@ -10,26 +10,32 @@ namespace Platform.Rewards.Tests;
 
 /// <summary>
 /// The rewards service running as a real process on real Postgres and RabbitMQ, called as the gateway calls it
-/// (the authenticated account in X-Platform-Account), with its database at hand to set up accounts.
+/// (the authenticated account in X-Platform-Account, signed with the gateway's proof), with its database at hand
+/// to set up accounts.
 /// </summary>
 public abstract class RewardsApiTest(string environment) : IAsyncLifetime
 {
     private TestEnvironment _env = null!;
     private ServiceProcess _rewards = null!;
     protected NpgsqlDataSource Db { get; private set; } = null!;
-    private readonly HttpClient _http = new();
+    private HttpClient _http = null!;
+
+    protected TestEnvironment Env => _env;
+
+    /// <summary>Where the rewards process listens, for callers that are not the gateway.</summary>
+    protected Uri RewardsUrl => _rewards.BaseUrl;
 
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync(environment);
         _rewards = await ServiceProcess.StartAsync("rewards", _env);
         Db = NpgsqlDataSource.Create(_env.PostgresConnectionStringFor("rewards"));
-        _http.BaseAddress = _rewards.BaseUrl;
+        _http = GatewaySigner.Client(_env, _rewards.BaseUrl);
     }
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
+        _http?.Dispose();
         await Db.DisposeAsync();
         await _rewards.DisposeAsync();
         await _env.DisposeAsync();

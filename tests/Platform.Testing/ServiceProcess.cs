@@ -112,6 +112,16 @@ public sealed class ServiceProcess : IAsyncDisposable
         // Production, as deployed: Development would add the developer exception page and hide leaks of stack traces.
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        // The gateway signs what it forwards and the services behind it check; a node never holds the secret.
+        if (service == "worker")
+        {
+            start.Environment.Remove("Platform__GatewaySecret");
+        }
+        else
+        {
+            start.Environment["Platform__GatewaySecret"] = env.GatewaySecret;
+        }
+
         foreach (var (key, value) in extraEnv ?? new Dictionary<string, string?>())
         {
             if (value is null)

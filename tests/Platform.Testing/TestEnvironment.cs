@@ -38,6 +38,12 @@ public sealed partial class TestEnvironment : IAsyncDisposable
     /// <summary>amqp URI of this environment's vhost.</summary>
     public string RabbitMqUri { get; }
 
+    /// <summary>
+    /// Platform:GatewaySecret of the services started here (gateway, scheduler, rewards, storage; never workers),
+    /// random per environment; <see cref="GatewaySigner"/> signs with it.
+    /// </summary>
+    public string GatewaySecret { get; } = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     /// <summary>Where <see cref="ServiceProcess"/> writes the services' logs; kept after the test for reading.</summary>
     public string LogDirectory { get; }
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Platform.Contracts.Api;
 using Platform.Gateway.Auth;
+using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Forwarding;
 
@@ -9,6 +10,8 @@ public static class ForwardedRoutes
     public static WebApplicationBuilder AddForwarding(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<UpstreamOptions>().BindConfiguration(UpstreamOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        // Every request forwarded for an account is signed; the gateway does not start without Platform:GatewaySecret.
+        builder.Services.AddGatewayProof();
         builder.Services.AddHttpClient<IForwarder, HttpForwarder>(http => http.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
         builder.Services.AddSingleton<Upstreams>();

@@ -6,19 +6,19 @@ namespace Platform.Gateway.Forwarding;
 
 /// <summary>
 /// A small streaming reverse proxy over HttpClient: bodies are streamed both ways (never buffered),
-/// hop-by-hop headers are dropped, the caller's identity is replaced by the authenticated account and
-/// X-Forwarded-* set. Instances of a service are used in turn; one that is unreachable or answers 502/503/504
+/// hop-by-hop headers are dropped, the caller's identity is replaced by the authenticated account, signed with
+/// the gateway proof (shared/Platform.Hosting/Http/GatewayProof.cs) the services check, and X-Forwarded-* set. Instances of a service are used in turn; one that is unreachable or answers 502/503/504
 /// is reported to its pool (passive health) and, when the request has no body to resend, the next instance
 /// is tried. No instance reachable is a 503 problem; no answer within the route's timeout a 504.
 /// </summary>
-public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> options, ILogger<HttpForwarder> logger) : IForwarder
+public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> options, GatewayProof proof, ILogger<HttpForwarder> logger) : IForwarder
 {
-    public const string AccountHeader = "X-Platform-Account";
+    public const string AccountHeader = GatewayProof.AccountHeader;
 
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-        "Host", "Authorization", AccountHeader,
+        "Host", "Authorization", AccountHeader, GatewayProof.Header,
         // Only storage nodes may say they are one (a peer's read gets no fallback to other peers).
         "X-Platform-Storage-Peer",
         // Set here from the connection, never passed on from the caller.
@@ -91,7 +91,7 @@ public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> opt
         }
     }
 
-    private static HttpRequestMessage Message(HttpContext context, Uri instance, string path, string accountId, bool hasBody)
+    private HttpRequestMessage Message(HttpContext context, Uri instance, string path, string accountId, bool hasBody)
     {
         var request = context.Request;
         var message = new HttpRequestMessage(new HttpMethod(request.Method), new Uri(instance, path + request.QueryString));
@@ -108,7 +108,12 @@ public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> opt
             if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
                 message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
         }
-        message.Headers.TryAddWithoutValidation(AccountHeader, accountId);
+        // Only a request made for an account carries one, signed over exactly what goes on the wire.
+        if (accountId.Length > 0)
+        {
+            message.Headers.TryAddWithoutValidation(AccountHeader, accountId);
+            message.Headers.TryAddWithoutValidation(GatewayProof.Header, proof.Sign(message.Method.Method, message.RequestUri!.PathAndQuery, accountId));
+        }
         message.Headers.TryAddWithoutValidation("X-Forwarded-For", context.Connection.RemoteIpAddress?.ToString());
         message.Headers.TryAddWithoutValidation("X-Forwarded-Proto", request.Scheme);
         message.Headers.TryAddWithoutValidation("X-Forwarded-Host", request.Host.Value);

@@ -15,9 +15,6 @@ namespace Platform.Rewards.Accounts;
 
 public static class AccountsApi
 {
-    /// <summary>Set by the gateway from the authenticated key.</summary>
-    public const string AccountHeader = "X-Platform-Account";
-
     public const int DefaultLedgerLimit = 50;
     public const int MaxLedgerLimit = 200;
 
@@ -32,7 +29,8 @@ public static class AccountsApi
 
     public static RouteGroupBuilder MapAccounts(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/account").WithTags("Account");
+        // Every route here is the caller's own account, which only the gateway can vouch for.
+        var group = app.MapGroup("/v1/account").WithTags("Account").RequireGatewayProof();
         group.MapGet("/", GetAccount);
         group.MapGet("/ledger", GetLedger);
         group.MapGet("/earnings", GetEarnings);
@@ -186,7 +184,7 @@ public static class AccountsApi
         return TypedResults.Ok(new EarningsResponse(account, workers.Sum(w => w.Paid), workers.Sum(w => w.Minted), workers, days));
     }
 
-    private static string AccountOf(HttpContext http) => http.Request.Headers[AccountHeader].ToString();
+    private static string AccountOf(HttpContext http) => http.GatewayAccount();
 
     private static ProblemHttpResult AccountNotFound() => Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet");
 

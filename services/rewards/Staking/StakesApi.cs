@@ -5,7 +5,6 @@ using Npgsql;
 using Platform.Contracts.Api;
 using Platform.Hosting.Http;
 using Platform.Hosting.Outbox;
-using Platform.Rewards.Accounts;
 using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Staking;
@@ -30,7 +29,7 @@ public static class StakesApi
 
     public static RouteGroupBuilder MapStakes(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/account").WithTags("Account");
+        var group = app.MapGroup("/v1/account").WithTags("Account").RequireGatewayProof();
         group.MapPost("/stake", (HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StakingOptions> options, TimeProvider clock, CancellationToken ct) =>
             MoveAsync(http, db, outbox, options.Value, clock, unstake: false, ct));
         group.MapPost("/unstake", (HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StakingOptions> options, TimeProvider clock, CancellationToken ct) =>
@@ -41,7 +40,7 @@ public static class StakesApi
     internal static async Task<Results<Ok<StakeResponse>, ProblemHttpResult, ValidationProblem>> MoveAsync(
         HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StakingOptions options, TimeProvider clock, bool unstake, CancellationToken ct)
     {
-        var account = http.Request.Headers[AccountsApi.AccountHeader].ToString();
+        var account = http.GatewayAccount();
         var (body, malformed) = await JsonBody.ReadAsync<StakeRequest>(http, ct);
         if (malformed is not null)
             return malformed;

@@ -16,9 +16,6 @@ namespace Platform.Storage.Blobs;
 
 public static class BlobsApi
 {
-    /// <summary>Set by the gateway from the authenticated key; storage is never exposed directly.</summary>
-    public const string AccountHeader = "X-Platform-Account";
-
     public static WebApplicationBuilder AddBlobs(this WebApplicationBuilder builder)
     {
         builder.Services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
@@ -29,6 +26,7 @@ public static class BlobsApi
             : new FileSystemBackend(sp.GetRequiredService<IOptions<StorageOptions>>()));
         builder.Services.AddSingleton<BlobStore>();
         builder.Services.AddScoped<Pinning>();
+        builder.Services.AddGatewayProof();
         return builder;
     }
 
@@ -43,7 +41,9 @@ public static class BlobsApi
     public static RouteGroupBuilder MapBlobs(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/blobs").WithTags("Blobs");
-        group.MapPost("/", Pin);
+        // A pin is charged to the account that makes it, which only the gateway can vouch for. A pin that names no
+        // account is the network's own (tests, benchmarks): unowned and free.
+        group.MapPost("/", Pin).RequireGatewayProof(accountOptional: true);
         group.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head], Read);
         group.MapGet("/{cid}/pin", PinStatus);
         group.MapGet("/{cid}/proof", Proof);
@@ -60,7 +60,7 @@ public static class BlobsApi
         if (bodySize is { IsReadOnly: false })
             bodySize.MaxRequestBodySize = max + 1; // our own check below gives the clearer answer
 
-        var (blob, problem) = await pinning.PinAsync(http.Request.Body, http.Request.Headers[AccountHeader].ToString(), ct);
+        var (blob, problem) = await pinning.PinAsync(http.Request.Body, http.GatewayAccountIfAny(), ct);
         if (problem is not null)
             return problem;
         return TypedResults.Created($"/v1/blobs/{blob!.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));

@@ -22,7 +22,8 @@ public static partial class DatasetsApi
     public static RouteGroupBuilder MapDatasets(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/datasets").WithTags("Datasets");
-        group.MapPost("/", Create);
+        // The manifest is pinned, and charged, like any blob: to the account the gateway proves, if any.
+        group.MapPost("/", Create).RequireGatewayProof(accountOptional: true);
         group.MapGet("/{cid}", Get);
         return group;
     }
@@ -76,7 +77,7 @@ public static partial class DatasetsApi
         var blobs = distinct.Select(c => new DatasetBlob(c.Value, sizes[c.Value])).ToList();
         var manifest = new DatasetManifest(ManifestType, name!, request.Description ?? "", request.License!, blobs, blobs.Sum(b => b.Size));
         var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJson);
-        var owner = http.Request.Headers[BlobsApi.AccountHeader].ToString();
+        var owner = http.GatewayAccountIfAny();
         var (pinned, problem) = await pinning.PinAsync(new MemoryStream(bytes), owner, ct);
         if (problem is not null)
             return problem;

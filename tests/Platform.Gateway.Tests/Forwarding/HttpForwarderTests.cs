@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Platform.Gateway.Forwarding;
+using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Tests.Forwarding;
 
@@ -43,7 +44,10 @@ public sealed class HttpForwarderTests : IAsyncLifetime
             if (hangs)
                 await _never.Task.WaitAsync(http.RequestAborted);
             var headers = http.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
-            await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, query = http.Request.QueryString.Value, headers });
+            // What a service behind the gateway would make of the proof, checked against the request as received.
+            var proof = GatewayProof.Verify(Secret, headers.GetValueOrDefault(GatewayProof.Header), http.Request.Method, GatewayProofEndpoints.Target(http.Request),
+                headers.GetValueOrDefault(GatewayProof.AccountHeader), DateTimeOffset.UtcNow, TimeSpan.FromSeconds(30));
+            await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, query = http.Request.QueryString.Value, headers, proof = proof.ToString() });
         });
         await app.StartAsync();
         _upstreams.Add(app);
@@ -52,13 +56,18 @@ public sealed class HttpForwarderTests : IAsyncLifetime
 
     private static readonly UpstreamOptions Options = new() { Timeout = TimeSpan.FromSeconds(30), FailureCooldown = TimeSpan.FromMinutes(1) };
 
+    private static readonly byte[] Secret = System.Text.Encoding.UTF8.GetBytes("forwarder-test-gateway-secret-0123456789");
+
     /// <param name="timeout">The per-route timeout; the default is long, so a cold first request on a busy machine is
     /// not a 504 that puts its instance in the cooldown.</param>
+
     private static HttpForwarder Forwarder(TimeSpan? timeout = null) => new(new HttpClient { Timeout = Timeout.InfiniteTimeSpan },
         Microsoft.Extensions.Options.Options.Create(new UpstreamOptions { Timeout = timeout ?? Options.Timeout, FailureCooldown = Options.FailureCooldown }),
+        new GatewayProof(Microsoft.Extensions.Options.Options.Create(new GatewayProofOptions { GatewaySecret = System.Text.Encoding.UTF8.GetString(Secret) }), TimeProvider.System),
         NullLogger<HttpForwarder>.Instance);
 
-    private static async Task<(int Status, JsonElement Body)> ForwardAsync(HttpForwarder forwarder, UpstreamPool pool, Action<HttpRequest>? request = null)
+    private static async Task<(int Status, JsonElement Body)> ForwardAsync(HttpForwarder forwarder, UpstreamPool pool, Action<HttpRequest>? request = null,
+        string path = "/v1/things", string account = "acc_caller")
     {
         var http = new DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };
         http.Request.Method = "GET";
@@ -69,7 +78,7 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         request?.Invoke(http.Request);
         using var body = new MemoryStream();
         http.Response.Body = body;
-        await forwarder.ForwardAsync(http, pool, "/v1/things", "acc_caller");
+        await forwarder.ForwardAsync(http, pool, path, account);
         body.Position = 0;
         return (http.Response.StatusCode, JsonDocument.Parse(body).RootElement.Clone());
     }
@@ -131,6 +140,7 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         {
             request.Headers.Authorization = "Bearer pk_secret";
             request.Headers["X-Platform-Account"] = "acc_forged";
+            request.Headers["X-Platform-Gateway-Proof"] = "v1.1796000000.forged";
             request.Headers["X-Forwarded-For"] = "10.0.0.1";
             request.Headers.Connection = "keep-alive, X-Custom";
             request.Headers["X-Custom"] = "kept";
@@ -139,12 +149,50 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         var headers = body.GetProperty("headers");
         Assert.False(headers.TryGetProperty("Authorization", out _));
         Assert.Equal("acc_caller", headers.GetProperty("X-Platform-Account").GetString());
+        Assert.NotEqual("v1.1796000000.forged", headers.GetProperty("X-Platform-Gateway-Proof").GetString());
+        Assert.Equal(nameof(GatewayProofCheck.Valid), body.GetProperty("proof").GetString());
         Assert.Equal("203.0.113.7", headers.GetProperty("X-Forwarded-For").GetString());
         Assert.Equal("http", headers.GetProperty("X-Forwarded-Proto").GetString());
         Assert.Equal("gateway.example", headers.GetProperty("X-Forwarded-Host").GetString());
         Assert.Equal("kept", headers.GetProperty("X-Custom").GetString());
         Assert.Equal("?chunk=2", body.GetProperty("query").GetString());
         Assert.Equal("/v1/things", body.GetProperty("path").GetString());
+    }
+
+    [Theory]
+    [InlineData("GET", "/v1/blobs/bafkreiabc/proof", "?chunk=2")]
+    [InlineData("PUT", "/v1/account/low-balance", "")]
+    [InlineData("GET", "/v1/account/ledger", "?cursor=MTIzLjQ1&limit=5&x=%C3%A9t%C3%A9+a%26b")]
+    [InlineData("GET", "/v1/blobs/a%20b%2Fc", "?q=[1]&r=%7E~")]
+    public async Task Each_request_forwarded_for_an_account_carries_a_proof_the_service_accepts_for_it(string method, string path, string query)
+    {
+        var pool = new UpstreamPool("rewards", (await UpstreamAsync("a")).ToString(), Options.FailureCooldown, TimeProvider.System);
+
+        var (status, body) = await ForwardAsync(Forwarder(), pool, request =>
+        {
+            request.Method = method;
+            request.QueryString = new QueryString(query);
+        }, path);
+
+        Assert.Equal(200, status);
+        Assert.Equal(nameof(GatewayProofCheck.Valid), body.GetProperty("proof").GetString());
+        Assert.Equal("acc_caller", body.GetProperty("headers").GetProperty("X-Platform-Account").GetString());
+    }
+
+    [Fact]
+    public async Task A_request_forwarded_without_an_account_carries_neither_account_nor_proof()
+    {
+        var pool = new UpstreamPool("scheduler", (await UpstreamAsync("a")).ToString(), Options.FailureCooldown, TimeProvider.System);
+
+        var (_, body) = await ForwardAsync(Forwarder(), pool, request =>
+        {
+            request.Headers["X-Platform-Account"] = "acc_forged";
+            request.Headers["X-Platform-Gateway-Proof"] = "v1.1796000000.forged";
+        }, "/v1/workers", account: "");
+
+        var headers = body.GetProperty("headers");
+        Assert.False(headers.TryGetProperty("X-Platform-Account", out _));
+        Assert.False(headers.TryGetProperty("X-Platform-Gateway-Proof", out _));
     }
 
     private static int FreePortNotListening()

@@ -11,7 +11,7 @@ namespace Platform.Rewards.Tests.Accounts;
 
 /// <summary>
 /// PUT /v1/account/low-balance and the threshold in GET /v1/account, on the rewards service running as a real
-/// process on real Postgres and RabbitMQ, called as the gateway calls it (the account in X-Platform-Account).
+/// process on real Postgres and RabbitMQ, called as the gateway calls it (the account in X-Platform-Account, with its proof).
 /// </summary>
 public sealed class LowBalanceApiTests() : RewardsApiTest("rewards-low-balance-api")
 {

@@ -10,7 +10,7 @@ namespace Platform.Rewards.Tests.Staking;
 
 /// <summary>
 /// The account endpoints of the rewards service running as a real process on real Postgres and RabbitMQ, called
-/// as the gateway calls them (the authenticated account in X-Platform-Account).
+/// as the gateway calls them (the authenticated account in X-Platform-Account, with its proof).
 /// </summary>
 public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
 {

@@ -184,6 +184,36 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
         Assert.False(File.Exists(cluster.CopyPath(2, cid)));
     }
 
+    [Theory]
+    [InlineData("/v1/blobs", false)]
+    [InlineData("/v1/blobs", true)]
+    [InlineData("/v1/datasets", false)]
+    public async Task A_pin_naming_an_account_without_the_gateways_proof_gets_401_and_pins_nothing(string path, bool asPeer)
+    {
+        var bytes = RandomBytes(50_000, seed: 7);
+        var cid = Cid.Compute(bytes);
+        using var http = cluster.Client(0);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
+        {
+            Content = path == "/v1/blobs"
+                ? new ByteArrayContent(bytes)
+                : new StringContent($$"""{"name":"forged","license":"MIT","blobs":["{{cid}}"]}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-Platform-Account", AccountId.New().Value);
+        // The header storage nodes send each other opens nothing: it only keeps a read from asking further peers.
+        if (asPeer)
+            request.Headers.Add("X-Platform-Storage-Peer", StorageCluster.NodeId(1));
+
+        using var response = await http.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("urn:platform:problem:gateway-proof-required", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var status = await http.GetAsync(new Uri($"/v1/blobs/{cid}/pin", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+        Assert.False(File.Exists(cluster.CopyPath(0, cid)));
+    }
+
     /// <summary>A request body whose connection drops part-way.</summary>
     private sealed class CutStream(byte[] bytes, int cutAfter) : MemoryStream(bytes, writable: false)
     {
