@@ -87,6 +87,13 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public bool SpotCheck { get; init; }
         public int AttemptCount { get; init; }
         public string Status { get; init; } = "";
+        public double? EstimatedGflop { get; init; }
+        public double PowerWatts { get; init; }
+        public int Slots { get; init; }
+        public double? KernelGflops { get; init; }
+        public DateTime AssignedAt { get; init; }
+        /// <summary>A spot check was due but no other operator's worker can run the job: accepted unverified, without mint.</summary>
+        public bool Unverifiable { get; init; }
     }
 
     private sealed class Result
@@ -98,6 +105,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public string Metrics { get; init; } = "{}";
         public string? Signature { get; init; }
         public string? PublicKey { get; init; }
+        public double? CheckedJoules { get; init; }
 
         public IReadOnlyDictionary<string, Cid> OutputCids => JsonSerializer.Deserialize<Dictionary<string, Cid>>(Outputs, PlatformJson.Options)!;
     }
@@ -112,8 +120,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var holder = await connection.QuerySingleOrDefaultAsync<Holder>(new CommandDefinition(
             """
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
-                   j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status
-            from jobs j join workers w on w.id = j.worker_id
+                   j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status,
+                   j.estimated_gflop as EstimatedGflop, w.power_watts as PowerWatts, w.slots, (w.gflops->>j.kernel)::float8 as KernelGflops,
+                   a.assigned_at as AssignedAt
+            from jobs j join workers w on w.id = j.worker_id join attempts a on a.id = j.attempt_id
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
             for update of j
             """, new { JobId = m.JobId.Value, AttemptId = m.AttemptId.Value, WorkerId = m.WorkerId.Value }, tx, cancellationToken: ct));
@@ -136,22 +146,28 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         if (holder.Status == "assigned")
             await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct);
 
+        // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
+        // scheduler measured, from the attempt's assignment to now, both by its own clock.
+        var metrics = AttemptFigures.Bound(m.Metrics);
+        var wall = now - new DateTimeOffset(DateTime.SpecifyKind(holder.AssignedAt, DateTimeKind.Utc));
         var submitted = new Result
         {
             AttemptId = m.AttemptId.Value,
             WorkerId = m.WorkerId.Value,
             OperatorAccountId = holder.OperatorAccountId,
             Outputs = JsonSerializer.Serialize(m.Outputs, PlatformJson.Options),
-            Metrics = JsonSerializer.Serialize(m.Metrics, PlatformJson.Options),
+            Metrics = JsonSerializer.Serialize(metrics, PlatformJson.Options),
             Signature = m.Signature,
             PublicKey = holder.PublicKey,
+            CheckedJoules = EnergyClaims.Check(metrics.Joules, AttemptFigures.JobGflop(holder.EstimatedGflop),
+                new EnergyClaims.Calibration(holder.PowerWatts, holder.Slots, holder.KernelGflops), wall),
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
             update attempts set status = 'submitted', finished_at = @now, operator_account_id = @OperatorAccountId,
-                outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature
+                outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature, checked_joules = @CheckedJoules
             where id = @AttemptId
-            """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.AttemptId },
+            """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.CheckedJoules, submitted.AttemptId },
             tx, cancellationToken: ct));
         // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
         if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false }
@@ -166,7 +182,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
             select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
-                   a.metrics::text as Metrics, a.signature, w.public_key as PublicKey
+                   a.metrics::text as Metrics, a.signature, w.public_key as PublicKey, a.checked_joules as CheckedJoules
             from attempts a left join workers w on w.id = a.worker_id
             where a.job_id = @JobId and a.status = 'submitted' order by a.assigned_at, a.id
             """, new { JobId = m.JobId.Value }, tx, cancellationToken: ct))).ToList();
@@ -176,8 +192,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct);
         else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, m.JobId, holder, ct))
         {
-            // A spot check needs a second operator; a network with one does without rather than wait forever.
-            await AcceptAsync(tx, m.JobId, holder with { ResultsNeeded = 1 }, agreeing, [], now, ct);
+            // A spot check needs a second operator; a network where no other can run the kernel at all delivers
+            // the result rather than wait forever, but an unverified result earns no mint and builds no trust.
+            await AcceptAsync(tx, m.JobId, holder with { ResultsNeeded = 1, Unverifiable = true }, agreeing, [], now, ct);
         }
         else if (holder.AttemptCount < o.MaxAttempts * holder.ResultsNeeded)
             await AwaitAnotherResultAsync(tx, m, results.Count, holder.ResultsNeeded, now, ct);
@@ -211,13 +228,14 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             .MaxBy(group => group.Count)!;
     }
 
-    // Any online, staked, reputable worker of another operator that meets the job's requirements.
+    // Any online, staked, reputable worker of another operator that can run the job's kernel with its memory, in
+    // any region and on any device: the check is the network's, so the job's region and device pins do not bind
+    // it (the dispatcher places a check outside them when nobody inside can take it).
     private async Task<bool> AnotherOperatorCanRunAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, CancellationToken ct) =>
         await tx.Connection!.ExecuteScalarAsync<bool>(new CommandDefinition(
             """
             select exists (select 1 from jobs j, workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
                            where j.id = @JobId and w.online and w.operator_account_id <> @Operator and j.kernel = any(w.kernels)
-                             and (j.region is null or w.region = j.region) and (j.device = 'any' or j.device = any(w.device_kinds))
                              and w.memory_mb >= j.min_memory_mb
                              and coalesce(s.staked, 0) >= @MinimumStake and w.reputation >= @MinimumReputation)
             """, new { JobId = jobId.Value, Operator = holder.OperatorAccountId, options.Value.MinimumStake, options.Value.MinimumReputation }, tx, cancellationToken: ct));
@@ -260,7 +278,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         }
 
         var compared = accepted.Count + rejected.Count > 1;
-        await WorkerTrust.RecordAsync(tx, accepted.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: true, compared, now, ct);
+        // An unverifiable result proves nothing about its worker: its streak stays where it was.
+        if (!holder.Unverifiable)
+            await WorkerTrust.RecordAsync(tx, accepted.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: true, compared, now, ct);
         await WorkerTrust.RecordAsync(tx, rejected.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
 
         var detail = $"the result disagreed with {accepted.Count} agreeing result(s) from other operators' workers";
@@ -297,19 +317,23 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             logger.LogWarning("Job {JobId}: worker {WorkerId} penalized: {Detail}", jobId, loser.WorkerId, detail);
         }
 
-        // The client pays for the replicas it asked for; a spot check's extra attempt is the network's.
+        // The client pays for the replicas it asked for; a spot check's extra attempt is the network's. The work
+        // each attempt did is the job's GFLOP as the network estimated it, never the node's figure.
         var paid = holder.SpotCheck ? 1 : holder.ResultsNeeded;
+        var gflop = AttemptFigures.JobGflop(holder.EstimatedGflop);
         var acceptedAttempts = accepted.Select((r, i) => new AcceptedAttempt
         {
             AttemptId = AttemptId.From(r.AttemptId),
             WorkerId = WorkerId.From(r.WorkerId),
             OperatorAccountId = AccountId.From(r.OperatorAccountId),
-            Metrics = JsonSerializer.Deserialize<AttemptMetrics>(r.Metrics, PlatformJson.Options)!,
+            Metrics = AttemptFigures.Bound(JsonSerializer.Deserialize<AttemptMetrics>(r.Metrics, PlatformJson.Options)!) with { Gflop = gflop },
             Signature = r.Signature,
             PublicKey = r.PublicKey,
             SpotCheck = i >= paid,
+            CheckedJoules = r.CheckedJoules,
+            MintWithheld = holder.Unverifiable,
         }).ToList();
-        await WorkerEnergy.RecordAsync(tx, holder.Kernel, acceptedAttempts.Select(a => (a.WorkerId.Value, a.Metrics)), now, ct);
+        await WorkerEnergy.RecordAsync(tx, holder.Kernel, gflop, acceptedAttempts, now, ct);
         var top = acceptedAttempts[0];
         await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
@@ -347,7 +371,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         if (holder.SpotCheck && accepted.Count > 1)
             return (JobReasons.SpotChecked, $"Worker {accepted[0].WorkerId} ran the job and worker {accepted[1].WorkerId} of another operator ran it again as a spot check; the results agreed.");
         if (holder.SpotCheck)
-            return (JobReasons.Accepted, $"Accepted the signed result of worker {accepted[0].WorkerId}; it was picked for a spot check, but no other operator's worker could run it.");
+            return (JobReasons.Accepted, $"Accepted the signed result of worker {accepted[0].WorkerId}; it was picked for a spot check, but no other operator's worker could run it, so it earns no mint.");
         if (accepted.Count > 1)
             return (JobReasons.Verified, $"{accepted.Count} replicas from different operators agreed (workers {workers}).");
         return (JobReasons.Accepted, $"Accepted the signed result of worker {accepted[0].WorkerId}.");

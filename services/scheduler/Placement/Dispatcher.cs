@@ -75,6 +75,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         /// <summary>Operators whose workers already returned a result: a replica must come from someone else.</summary>
         public string[]? ResultOperators { get; init; }
         public int AttemptCount { get; init; }
+        public bool SpotCheck { get; init; }
     }
 
     // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
@@ -90,7 +91,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             where q.status = 'queued'
         )
         select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
-               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount,
+               j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
                (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
                (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators
         from jobs j join ranked r on r.id = j.id
@@ -197,6 +198,14 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
             var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
+            // A spot check is the network's, not the client's: when no other operator's worker inside the job's
+            // region and device pin can take it, one outside may (outputs are compared within tolerance, which
+            // covers other devices' rounding), so pinning a job to one's own nodes does not escape checks.
+            if (choice is null && job.SpotCheck && job.ResultOperators is { Length: > 0 } && (demand.Region is not null || demand.Device != "any"))
+            {
+                demand = demand with { Region = null, Device = "any" };
+                choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
+            }
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
@@ -271,8 +280,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await connection.ExecuteAsync(new CommandDefinition(Assign,
             new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
         await connection.ExecuteAsync(new CommandDefinition(
-            "insert into attempts (id, job_id, worker_id, status) values (@attemptId, @jobId, @workerId, 'assigned')",
-            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId }, tx, cancellationToken: ct));
+            "insert into attempts (id, job_id, worker_id, status, assigned_at) values (@attemptId, @jobId, @workerId, 'assigned', @now)",
+            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId, now }, tx, cancellationToken: ct));
 
         var jobId = JobId.From(job.Id);
         var worker = WorkerId.From(choice.WorkerId);

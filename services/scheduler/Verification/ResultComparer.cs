@@ -39,13 +39,13 @@ public sealed class ResultComparer(HttpClient storage, ILogger<ResultComparer> l
         }
         // Anything else (storage down, 5xx) is not the worker's fault: the caller retries the message later.
         response.EnsureSuccessStatusCode();
+        // Parsed as it streams in, in chunks, so a tensor is held once (as its elements), not also as a copy of
+        // its bytes; the reader bounds sizes before allocating. Comparison needs both tensors whole anyway: the
+        // tolerance's scale comes from both before any element is compared.
         await using var body = await response.Content.ReadAsStreamAsync(ct);
-        using var buffer = new MemoryStream();
-        await body.CopyToAsync(buffer, ct);
-        buffer.Position = 0;
         try
         {
-            return Npy.Read(buffer);
+            return Npy.Read(body);
         }
         catch (NpyFormatException ex)
         {

@@ -101,15 +101,16 @@ public static class NetworkApi
         var r = await connection.QuerySingleAsync<RecentTotals>(new CommandDefinition(
             """
             with recent as (
-                select id, spot_check, case when spot_check then 1 else results_needed end as requested
+                select id, spot_check, case when spot_check then 1 else results_needed end as requested, estimated_gflop
                 from jobs where status = 'completed' order by finished_at desc limit 1000
             ), results as (
-                select a.status, a.metrics from attempts a join recent on recent.id = a.job_id
+                select a.status, a.metrics, a.checked_joules, recent.estimated_gflop from attempts a join recent on recent.id = a.job_id
                 where a.status in ('accepted', 'rejected', 'unverified')
             ), energy as (
-                select (metrics->>'joules')::float8 as joules, coalesce((metrics->>'gflop')::float8, 0) as gflop,
+                -- Checked joules only, per the job's GFLOP as the network estimated it (see Verification/EnergyClaims.cs).
+                select checked_joules as joules, coalesce(estimated_gflop, 0) as gflop,
                        coalesce((metrics->>'joulesEstimated')::boolean, true) as estimated
-                from results where status = 'accepted' and metrics->>'joules' is not null
+                from results where status = 'accepted' and checked_joules is not null
             )
             select (select count(*) from recent)::int as Jobs,
                    ((select count(*) from results) - (select coalesce(sum(requested), 0) from recent))::int as ExtraAttempts,

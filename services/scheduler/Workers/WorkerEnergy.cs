@@ -5,21 +5,22 @@ using Platform.Contracts.Messages;
 namespace Platform.Scheduler.Workers;
 
 /// <summary>
-/// The energy figures of accepted attempts, added up per worker and kernel in the transaction that accepts them.
-/// The same per-attempt joules and GFLOP go to rewards in JobCompleted for the efficiency bonus, so placement,
-/// the views and the bonus all rank by one measure.
+/// The energy of accepted attempts, added up per worker and kernel in the transaction that accepts them. Only
+/// joules the scheduler checked count (<see cref="AcceptedAttempt.CheckedJoules"/>), against the job's GFLOP as the
+/// network estimated it: the same figures go to rewards in JobCompleted for the efficiency bonus, so placement, the
+/// views and the bonus all rank by one measure, and none of it by a node's own word.
 /// </summary>
 public static class WorkerEnergy
 {
-    public static Task RecordAsync(NpgsqlTransaction tx, string kernel, IEnumerable<(string WorkerId, AttemptMetrics Metrics)> accepted, DateTimeOffset now,
+    public static Task RecordAsync(NpgsqlTransaction tx, string kernel, double gflop, IEnumerable<AcceptedAttempt> accepted, DateTimeOffset now,
         CancellationToken ct)
     {
         // One row per worker, in a fixed order, so concurrent acceptances lock rows the same way round.
-        var read = accepted.Where(a => a.Metrics.Joules is not null)
-            .GroupBy(a => a.WorkerId)
+        var read = accepted.Where(a => a.CheckedJoules is not null)
+            .GroupBy(a => a.WorkerId.Value)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => (WorkerId: g.Key, Attempts: g.Count(), Measured: g.Count(a => !a.Metrics.JoulesEstimated),
-                Joules: g.Sum(a => a.Metrics.Joules!.Value), Gflop: g.Sum(a => a.Metrics.Gflop)))
+                Joules: g.Sum(a => a.CheckedJoules!.Value), Gflop: g.Count() * gflop))
             .ToList();
         if (read.Count == 0)
             return Task.CompletedTask;
