@@ -1,5 +1,6 @@
 using Platform.Hosting;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -12,10 +13,12 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 });
 builder.Services.AddPlacement();
 builder.Services.AddVerification();
+builder.Services.AddNodes(builder.Configuration);
 
 var app = builder.Build();
 app.UsePlatformDefaults();
 app.MapNetwork();
+app.MapNodes();
 app.Run();
 
 public partial class Program;
