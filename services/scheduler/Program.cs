@@ -10,6 +10,7 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 {
     bus.AddJobs();
     bus.AddWorkers();
+    bus.AddNodeIntake();
 });
 builder.Services.AddPlacement();
 builder.Services.AddVerification();
