@@ -1,5 +1,6 @@
 using Platform.Hosting;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -9,13 +10,16 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 {
     bus.AddJobs();
     bus.AddWorkers();
+    bus.AddNodeIntake();
 });
 builder.Services.AddPlacement();
 builder.Services.AddVerification();
+builder.Services.AddNodes(builder.Configuration);
 
 var app = builder.Build();
 app.UsePlatformDefaults();
 app.MapNetwork();
+app.MapNodes();
 app.Run();
 
 public partial class Program;

@@ -18,23 +18,18 @@ public static class PlatformDefaults
     /// <param name="service">Short service name (gateway, scheduler...): prefixes queues and names the default database.</param>
     /// <param name="serviceAssembly">Where the service's embedded <c>Migrations/*.sql</c> live.</param>
     /// <param name="configureBus">Registers the service's consumers.</param>
+    /// <param name="broker">
+    /// The broker login when it is not ConnectionStrings:RabbitMq: a node gets its own at enrollment and holds no
+    /// service credential.
+    /// </param>
     public static WebApplicationBuilder AddPlatformDefaults(
         this WebApplicationBuilder builder,
         string service,
         Assembly serviceAssembly,
-        Action<IBusRegistrationConfigurator>? configureBus = null)
+        Action<IBusRegistrationConfigurator>? configureBus = null,
+        BrokerLogin? broker = null)
     {
-        builder.Logging.ClearProviders();
-        builder.Logging.AddJsonConsole(o =>
-        {
-            o.IncludeScopes = true;
-            o.UseUtcTimestamp = true;
-            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-        });
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Warning);
-        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        builder.Logging.AddPlatformLogging();
 
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(TimeProvider.System);
@@ -52,9 +47,29 @@ public static class PlatformDefaults
             builder.Services.AddPlatformOutbox();
         }
 
-        builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus,
-            builder.Configuration.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>());
+        var rabbitMqOptions = builder.Configuration.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>();
+        if (broker is null)
+            builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus, rabbitMqOptions);
+        else
+            builder.Services.AddPlatformBus(service, broker, configureBus, rabbitMqOptions);
         return builder;
+    }
+
+    /// <summary>JSON lines on the console, UTC, framework chatter only from warnings up; also for what a service logs before its host exists.</summary>
+    public static ILoggingBuilder AddPlatformLogging(this ILoggingBuilder logging)
+    {
+        logging.ClearProviders();
+        logging.AddJsonConsole(o =>
+        {
+            o.IncludeScopes = true;
+            o.UseUtcTimestamp = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+        });
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.Warning);
+        logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+        logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        return logging;
     }
 
     /// <summary>Error handling that never leaks a stack trace, problem bodies for bare status codes, and health.</summary>

@@ -24,6 +24,7 @@ public sealed class NodeStartTests(CliNetwork network, ITestOutputHelper output)
             ["PLATFORM_URL"] = network.Gateway.BaseUrl.ToString(),
             ["PLATFORM_KEY"] = operatorAccount.Key,
             ["HOME"] = _dir.FullName,
+            // A shell that happens to hold the services' broker login: the node must not get it.
             ["ConnectionStrings__RabbitMq"] = network.Environment.RabbitMqUri,
         };
         using var stop = new CancellationTokenSource();
@@ -36,6 +37,16 @@ public sealed class NodeStartTests(CliNetwork network, ITestOutputHelper output)
                 TimeSpan.FromSeconds(120), "the node listed online");
             Assert.False(node.IsCompleted, $"node start ended early: {stderr}");
             Assert.Contains($"staked {CliNetwork.OperatorStake} credits", stderr.ToString(), StringComparison.Ordinal);
+
+            // The running worker holds the operator's key and the gateway's URL, and no credential of the network's.
+            var pid = Regex.Match(stderr.ToString(), @"worker started \(pid (\d+)\)").Groups[1].Value;
+            var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Split('\0');
+            Assert.Contains($"Worker__OperatorKey={operatorAccount.Key}", environ);
+            Assert.Contains($"Worker__GatewayUrl={network.Gateway.BaseUrl}", environ);
+            var servicesPassword = Uri.UnescapeDataString(new Uri(network.Environment.RabbitMqUri).UserInfo.Split(':', 2)[1]);
+            foreach (var secret in new[] { servicesPassword, network.AdminKey, network.KeyHashSecret })
+                Assert.DoesNotContain(environ, e => e.Contains(secret, StringComparison.Ordinal));
+            Assert.DoesNotContain(environ, e => e.StartsWith("ConnectionStrings__", StringComparison.Ordinal));
 
             var client = await network.CreateAccountAsync("client", 10m);
             using var http = network.Client(client.Key);

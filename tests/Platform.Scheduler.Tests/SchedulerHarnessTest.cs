@@ -87,7 +87,7 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
         };
         var worker = TestWorkerKeys.Registered(shape?.Invoke(announced) ?? announced);
         await StakeAsync(worker.OperatorAccountId, stake, version: 1);
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
         return worker;
     }

@@ -1,5 +1,9 @@
+using Dapper;
 using Microsoft.Extensions.DependencyInjection;
+using Platform.Contracts.Messages;
+using Platform.Contracts.Signing;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -17,6 +21,7 @@ public static class SchedulerTestHost
         {
             bus.AddJobs();
             bus.AddWorkers();
+            bus.AddNodeIntake();
         }, s =>
         {
             s.AddPlacement();
@@ -24,6 +29,28 @@ public static class SchedulerTestHost
             s.Configure(configure);
             services?.Invoke(s);
         });
+
+    /// <summary>
+    /// Registers the worker as its operator would through POST /v1/nodes (the key <see cref="TestWorkerKeys"/> holds
+    /// for its id, the operator the announcement names), so the scheduler takes its messages.
+    /// </summary>
+    public static async Task RegisterAsync(this ConsumerTestHost host, WorkerOnline worker)
+    {
+        await using var connection = await host.Database.OpenConnectionAsync();
+        await connection.ExecuteAsync(
+            """
+            insert into node_registrations (worker_id, operator_account_id, public_key, broker_user, registered_at, enrolled_at)
+            values (@Worker, @Operator, @PublicKey, 'node-' || @Worker, now(), now()) on conflict do nothing
+            """,
+            new { Worker = worker.WorkerId.Value, Operator = worker.OperatorAccountId.Value, PublicKey = ResultSignature.ExportPublicKey(TestWorkerKeys.KeyOf(worker.WorkerId)) });
+    }
+
+    /// <summary>Registers the worker (<see cref="RegisterAsync"/>) and publishes its announcement.</summary>
+    public static async Task AnnounceAsync(this ConsumerTestHost host, WorkerOnline worker)
+    {
+        await host.RegisterAsync(worker);
+        await host.Harness.Bus.Publish(worker);
+    }
 
     /// <summary>
     /// For tests whose workers announce themselves once and never beat: none of them is about liveness, so a

@@ -67,7 +67,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts <paramref name="service"/> (gateway, scheduler, worker, rewards or storage) against the environment's
-    /// vhost and database and returns once GET /health/ready answers 200. <paramref name="extraEnv"/> adds or
+    /// vhost and database and returns once GET /health/ready answers 200. A worker gets neither: it enrolls through
+    /// the gateway named by Worker__GatewayUrl. <paramref name="extraEnv"/> adds or
     /// overrides environment variables; a null value removes one.
     /// </summary>
     public static async Task<ServiceProcess> StartAsync(
@@ -107,8 +108,28 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
 
         start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{listenPort.ToString(CultureInfo.InvariantCulture)}";
-        start.Environment["ConnectionStrings__RabbitMq"] = env.RabbitMqUri;
-        start.Environment["ConnectionStrings__Postgres"] = env.PostgresConnectionStringFor(service);
+        if (service == "worker")
+        {
+            // A node is a stranger's machine: it gets no service credential or secret, not even one inherited from
+            // the test run's environment (./platform test exports the servers' connection strings). It enrolls
+            // through the gateway and gets a broker login of its own.
+            foreach (var inherited in start.Environment.Keys.Where(NotForNodes).ToList())
+            {
+                start.Environment.Remove(inherited);
+            }
+        }
+        else
+        {
+            start.Environment["ConnectionStrings__RabbitMq"] = env.RabbitMqUri;
+            start.Environment["ConnectionStrings__Postgres"] = env.PostgresConnectionStringFor(service);
+        }
+
+        if (service == "scheduler")
+        {
+            // Enrollment makes each node's broker user through the management API.
+            start.Environment["RabbitMq__ManagementUrl"] = env.Infrastructure.RabbitMqManagementUri.ToString();
+        }
+
         // Production, as deployed: Development would add the developer exception page and hide leaks of stack traces.
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
@@ -292,6 +313,12 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.Dispose();
         return new InvalidOperationException($"{Service} on port {Port} {what}. Last lines of {LogPath}:\n{LogTail()}");
     }
+
+    /// <summary>Settings a node must never hold: the services' connection strings and the platform's secrets.</summary>
+    public static bool NotForNodes(string variable) =>
+        variable.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase)
+        || variable.StartsWith("Platform__", StringComparison.OrdinalIgnoreCase)
+        || variable.StartsWith("PLATFORM_TEST_SERVERS", StringComparison.OrdinalIgnoreCase);
 
     // Test assemblies run from bin/<Configuration>/<tfm>/, and the services are built with the same configuration.
     private static string BuildConfiguration()

@@ -19,29 +19,26 @@ public static class NodeCommands
         var region = new Option<string>("--region") { Description = "Where this machine is (lower-case letters, digits, '-')", DefaultValueFactory = _ => "local" };
         var slots = new Option<int>("--slots") { Description = "Jobs run at once", DefaultValueFactory = _ => 1 };
         var stake = new Option<decimal>("--stake") { Description = "Stake to hold; the missing part is staked from the balance (the network's minimum is 10)", DefaultValueFactory = _ => 10m };
-        var broker = new Option<string?>("--broker") { Description = "The network's RabbitMQ (amqp://...); default ConnectionStrings__RabbitMq, then PLATFORM_BROKER" };
         var data = new Option<string?>("--data") { Description = "Where the node keeps its identity, caches and log (default ~/.platform-node)" };
         var worker = new Option<string?>("--worker") { Description = "The Platform.Worker.dll to run (default PLATFORM_WORKER_DLL, then this checkout's build)" };
         var start = new Command("start", "Run a worker on this machine under the operator key, with a live view, until Ctrl-C")
         {
-            region, slots, stake, broker, data, worker,
+            region, slots, stake, data, worker,
         };
-        start.SetRun(host, (s, ct) => StartAsync(s, new NodeSettings(s.Get(region), s.Get(slots), s.Get(stake), s.Get(broker), s.Get(data), s.Get(worker)), ct));
+        start.SetRun(host, (s, ct) => StartAsync(s, new NodeSettings(s.Get(region), s.Get(slots), s.Get(stake), s.Get(data), s.Get(worker)), ct));
 
         var node = new Command("node", "Run a node: lend this machine to the network and earn credits");
         node.Subcommands.Add(start);
         return node;
     }
 
-    private sealed record NodeSettings(string Region, int Slots, decimal Stake, string? Broker, string? Data, string? Worker);
+    private sealed record NodeSettings(string Region, int Slots, decimal Stake, string? Data, string? Worker);
 
     private static async Task<int> StartAsync(Session s, NodeSettings o, CancellationToken ct)
     {
         var env = s.Host.Environment;
         if (s.Settings.Key is null)
             throw new UsageException("node start needs an operator key: --key, PLATFORM_KEY or 'platform login'");
-        var broker = o.Broker ?? env("ConnectionStrings__RabbitMq") ?? env("PLATFORM_BROKER")
-            ?? throw new UsageException("the worker needs the network's RabbitMQ: pass --broker amqp://user:password@host:port/vhost or set ConnectionStrings__RabbitMq");
         if (o.Slots is < 1 or > 256)
             throw new UsageException("--slots must be between 1 and 256");
 
@@ -60,6 +57,8 @@ public static class NodeCommands
         var dataDirectory = Path.GetFullPath(o.Data ?? Path.Combine(env("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".platform-node"));
         Directory.CreateDirectory(dataDirectory);
         var log = Path.Combine(dataDirectory, "worker.log");
+        // The worker gets the operator's key and the gateway's URL, nothing else of the network: it enrolls through
+        // the gateway (POST /v1/nodes) and gets a broker login of its own.
         using var process = StartWorker(LocateWorker(o.Worker, env), new Dictionary<string, string?>
         {
             ["Worker__OperatorKey"] = s.Settings.Key,
@@ -67,8 +66,6 @@ public static class NodeCommands
             ["Worker__DataDirectory"] = dataDirectory,
             ["Worker__Region"] = o.Region,
             ["Worker__Slots"] = o.Slots.ToString(CultureInfo.InvariantCulture),
-            ["ConnectionStrings__RabbitMq"] = broker,
-            ["ConnectionStrings__Postgres"] = null,
             // Its health endpoint is not needed here; any free port keeps two nodes on one machine apart.
             ["ASPNETCORE_URLS"] = "http://127.0.0.1:0",
             ["DOTNET_ENVIRONMENT"] = "Production",
@@ -138,6 +135,11 @@ public static class NodeCommands
 
     private static Process StartWorker(ProcessStartInfo info, Dictionary<string, string?> env, string log)
     {
+        // Whatever service settings this shell happens to hold (a developer's connection strings, an admin key) stay
+        // out of the node.
+        foreach (var inherited in info.Environment.Keys.Where(k => k.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase)
+            || k.StartsWith("Platform__", StringComparison.OrdinalIgnoreCase)).ToList())
+            info.Environment.Remove(inherited);
         foreach (var (name, value) in env)
         {
             if (value is null)

@@ -78,6 +78,14 @@ public static class ForwardedRoutes
             .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict)
             .RequireAuthorization(Roles.Operator);
 
+        // A node's identity is registered by its operator: the key's account is the operator the network credits
+        // for the node's work, whatever the node's messages say. The scheduler checks the key's proof of possession.
+        app.MapPost("/v1/nodes", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
+            forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/nodes", http.User.AccountOf())).WithTags("Nodes")
+            .Accepts<NodeEnrollmentRequest>("application/json").Produces<NodeEnrollmentResponse>(StatusCodes.Status201Created).Produces<NodeEnrollmentResponse>()
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity)
+            .RequireAuthorization(Roles.Operator);
+
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, IForwarder forwarder, Upstreams upstreams) =>
             forwarder.ForwardAsync(http, upstreams.Scheduler, "/v1/workers", "")).WithTags("Network").AllowAnonymous()

@@ -7,6 +7,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -30,6 +31,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
         {
             logger.LogWarning("Job {JobId}: AttemptStarted of attempt {AttemptId} dropped: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.KeyMismatch, ct);
             return;
         }
         await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), ct);
@@ -134,6 +136,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         if (!ResultSignature.Verify(holder.PublicKey, m.Signature, m.JobId, m.AttemptId, m.Outputs))
         {
             logger.LogWarning("Job {JobId}: result of attempt {AttemptId} rejected: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.KeyMismatch, ct);
             await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, "signature_invalid",
                 $"the result is not signed with the key worker {m.WorkerId} registered", retry: true, o.MaxAttempts, now, ct);
             await WorkerTrust.RecordAsync(tx, [m.WorkerId.Value], holder.Kernel, accepted: false, compared: false, now, ct);
@@ -402,6 +405,7 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
         if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
         {
             logger.LogWarning("Job {JobId}: AttemptFailed of attempt {AttemptId} dropped: not signed with the key worker {WorkerId} registered", m.JobId, m.AttemptId, m.WorkerId);
+            await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.KeyMismatch, ct);
             return;
         }
         var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, m.Detail,

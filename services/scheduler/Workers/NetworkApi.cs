@@ -6,6 +6,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
@@ -119,9 +120,10 @@ public static class NetworkApi
                    (select count(*) from energy) as EnergyAttempts, (select count(*) from energy where not estimated) as Measured,
                    (select coalesce(sum(joules), 0) from energy) as Joules, (select coalesce(sum(gflop), 0) from energy) as Gflop
             """, cancellationToken: ct));
+        var rejected = await RejectedNodeMessages.ReadAsync(connection, ct);
         return TypedResults.Ok(new NetworkView(t.Online, t.Offline, regions, devices, t.Slots, t.Active, t.Slots == 0 ? 0 : (double)t.Active / t.Slots,
             t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned,
             new VerificationView(r.Jobs, r.ExtraAttempts, r.Jobs == 0 ? 0 : (double)r.ExtraAttempts / r.Jobs, r.SpotChecked, r.Mismatches),
-            EnergyView.Of(r.Jobs, r.EnergyAttempts, r.Measured, r.Joules, r.Gflop)));
+            EnergyView.Of(r.Jobs, r.EnergyAttempts, r.Measured, r.Joules, r.Gflop)) { RejectedNodeMessages = rejected });
     }
 }

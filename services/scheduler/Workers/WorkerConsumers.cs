@@ -6,14 +6,16 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Workers;
 
 /// <summary>
 /// The registry: the latest WorkerOnline wins; heartbeats only ever move last_seen_at forward. A worker's
-/// identity key is the one it first registered (trust on first use): a later WorkerOnline for the same id
-/// with another key is ignored, so nobody can take over a worker's id and sign results as it.
+/// identity key and operator are the ones its operator registered (node_registrations, POST /v1/nodes): a
+/// WorkerOnline for an unregistered id or with another key is dropped and counted, and the operator it names is
+/// ignored, so no node can take over another's id or pose as another operator's.
 /// </summary>
 public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatcher, ILogger<WorkerOnlineConsumer> logger) : IConsumer<WorkerOnline>
 {
@@ -28,7 +30,15 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
             return;
         }
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        var registered = await connection.ExecuteAsync(new CommandDefinition(
+        if (await RegisteredKeys.RegistrationOfAsync(connection, w.WorkerId, logger, nameof(WorkerOnline), context.CancellationToken) is not { } registration)
+            return;
+        if (!RegisteredKeys.SameKey(registration.PublicKey, w.PublicKey))
+        {
+            logger.LogWarning("Worker {WorkerId} announced itself with a key other than the one its operator registered; dropped", w.WorkerId);
+            await RejectedNodeMessages.CountAsync(connection, RejectedNodeMessages.KeyMismatch, context.CancellationToken);
+            return;
+        }
+        await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
                                  memory_mb, device_kinds, backends, power_measured, notes)
@@ -40,19 +50,18 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at)
-            where workers.public_key is null or workers.public_key = excluded.public_key
             """,
             new
             {
                 Id = w.WorkerId.Value,
-                Operator = w.OperatorAccountId.Value,
+                Operator = registration.OperatorAccountId,
                 w.Region,
                 w.Slots,
                 Kernels = w.Kernels.ToArray(),
                 Devices = JsonSerializer.Serialize(w.Devices, PlatformJson.Options),
                 Gflops = JsonSerializer.Serialize(w.GflopsPerKernel, PlatformJson.Options),
                 w.PowerWatts,
-                w.PublicKey,
+                registration.PublicKey,
                 w.OccurredAt,
                 MemoryMb = w.Devices.Count == 0 ? 0 : w.Devices.Max(d => d.MemoryMb),
                 DeviceKinds = w.Devices.Select(d => d.Kind).Distinct().DefaultIfEmpty("cpu").ToArray(),
@@ -60,11 +69,6 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.PowerMeasured,
                 Notes = (w.Notes ?? []).ToArray(),
             }, cancellationToken: context.CancellationToken));
-        if (registered == 0)
-        {
-            logger.LogWarning("Worker {WorkerId} announced itself with a key other than the one it registered; ignored", w.WorkerId);
-            return;
-        }
         dispatcher.Poke();
     }
 }
@@ -150,20 +154,39 @@ public sealed class WorkerOfflineConsumer(NpgsqlDataSource db, ILogger<WorkerOff
     }
 }
 
-/// <summary>Checks a worker's message against the key it registered; unknown workers' messages change nothing anyway.</summary>
+/// <summary>
+/// A worker's registration (node_registrations): the key its messages must be signed with and the operator it works
+/// for. Messages of unregistered workers or with other keys are dropped and counted.
+/// </summary>
 internal static class RegisteredKeys
 {
-    public static async Task<bool> VerifyAsync(NpgsqlConnection connection, WorkerId worker, Func<string?, bool> verify, ILogger logger, string message, CancellationToken ct)
+    public sealed record Registration(string OperatorAccountId, string PublicKey);
+
+    public static async Task<Registration?> RegistrationOfAsync(NpgsqlConnection connection, WorkerId worker, ILogger logger, string message, CancellationToken ct)
     {
         var registered = await connection.QuerySingleOrDefaultAsync<Registration>(new CommandDefinition(
-            "select public_key as PublicKey from workers where id = @Id", new { Id = worker.Value }, cancellationToken: ct));
+            "select operator_account_id as OperatorAccountId, public_key as PublicKey from node_registrations where worker_id = @Id",
+            new { Id = worker.Value }, cancellationToken: ct));
         if (registered is null)
+        {
+            logger.LogWarning("{Message} of worker {WorkerId} dropped: no operator registered the worker", message, worker);
+            await RejectedNodeMessages.CountAsync(connection, RejectedNodeMessages.UnregisteredWorker, ct);
+        }
+        return registered;
+    }
+
+    public static async Task<bool> VerifyAsync(NpgsqlConnection connection, WorkerId worker, Func<string?, bool> verify, ILogger logger, string message, CancellationToken ct)
+    {
+        if (await RegistrationOfAsync(connection, worker, logger, message, ct) is not { } registered)
             return false;
         if (verify(registered.PublicKey))
             return true;
         logger.LogWarning("{Message} of worker {WorkerId} dropped: not signed with the key the worker registered", message, worker);
+        await RejectedNodeMessages.CountAsync(connection, RejectedNodeMessages.KeyMismatch, ct);
         return false;
     }
 
-    private sealed record Registration(string? PublicKey);
+    /// <summary>The same P-256 key, however its base64 is spelled (registrations keep one spelling).</summary>
+    public static bool SameKey(string registered, string? announced) =>
+        announced is not null && ResultSignature.ImportPublicKey(announced) is { } key && ResultSignature.ExportPublicKey(key) == registered;
 }

@@ -1,6 +1,7 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Platform.Scheduler.Leases;
+using Platform.Scheduler.Nodes;
 
 namespace Platform.Scheduler.Workers;
 
@@ -8,9 +9,9 @@ public static class WorkersRegistration
 {
     public static IBusRegistrationConfigurator AddWorkers(this IBusRegistrationConfigurator bus)
     {
-        bus.AddConsumer<WorkerOnlineConsumer>();
-        bus.AddConsumer<WorkerHeartbeatConsumer>();
-        bus.AddConsumer<WorkerOfflineConsumer>();
+        bus.AddConsumer<WorkerOnlineConsumer>().Endpoint(NodeIntake.OnIntake);
+        bus.AddConsumer<WorkerHeartbeatConsumer>().Endpoint(NodeIntake.OnIntake);
+        bus.AddConsumer<WorkerOfflineConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<StakeChangedConsumer>();
         bus.AddConsumer<NetworkTotalsConsumer>();
         // Heartbeats only arrive while the bus listens: the lease monitor must know when it did not.

@@ -15,7 +15,7 @@ namespace Platform.Worker.Attempts;
 /// report. Problems with the inputs fail the attempt with a reason; infrastructure errors throw so the
 /// message is retried. Redelivery recomputes the same bytes and so the same output CIDs.
 /// </summary>
-public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, ComputeNode compute, EnergyMeter energy, NodeStatus status, NodeIdentity identity, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
+public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, ComputeNode compute, EnergyMeter energy, NodeStatus status, NodeIdentity identity, NodeChannel network, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<AssignJobConsumer> logger)
     : IConsumer<AssignJob>
 {
     public async Task Consume(ConsumeContext<AssignJob> context)
@@ -28,7 +28,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         var attempt = status.Begin(job.AttemptId, ct);
         try
         {
-            await context.Publish(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
+            await network.SendAsync(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
             Outcome outcome;
             try
             {
@@ -48,7 +48,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             if (outcome.Failure is var (reason, detail))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
-                await context.Publish(identity.Signed(new AttemptFailed
+                await network.SendAsync(identity.Signed(new AttemptFailed
                 {
                     JobId = job.JobId,
                     AttemptId = job.AttemptId,
@@ -59,7 +59,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
                 }), ct);
                 return;
             }
-            await context.Publish(new AttemptCompleted
+            await network.SendAsync(new AttemptCompleted
             {
                 JobId = job.JobId,
                 AttemptId = job.AttemptId,
@@ -182,7 +182,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
         }, null);
     }
 
-    /// <summary>Publishes the kernel's progress every interval while it runs, only when it moved.</summary>
+    /// <summary>Reports the kernel's progress every interval while it runs, only when it moved.</summary>
     private async Task ReportProgressUntilDoneAsync(ConsumeContext<AssignJob> context, Task computing, LatestProgress progress, CancellationToken ct)
     {
         var job = context.Message;
@@ -204,7 +204,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, C
             reported = fraction;
             try
             {
-                await context.Publish(identity.Signed(new AttemptProgressed
+                await network.SendAsync(identity.Signed(new AttemptProgressed
                 {
                     JobId = job.JobId,
                     AttemptId = job.AttemptId,

@@ -7,18 +7,29 @@ namespace Platform.Worker.Attempts;
 
 public static class AttemptsRegistration
 {
-    public static IBusRegistrationConfigurator AddAttempts(this IBusRegistrationConfigurator bus, NodeIdentity identity)
+    public static IBusRegistrationConfigurator AddAttempts(this IBusRegistrationConfigurator bus, EnrolledNode node)
     {
         // The scheduler sends AssignJob to this node's own queue, taken at most `slots` at a time; the queue
         // outlives a restart so work sent while the node was down is still there when it comes back.
         bus.AddConsumer<AssignJobConsumer>().Endpoint(e =>
         {
-            e.Name = $"worker-{identity.WorkerId}";
-            e.ConcurrentMessageLimit = identity.Slots;
-            e.PrefetchCount = identity.Slots;
+            e.Name = node.Enrollment.Broker.AssignmentQueue;
+            e.ConcurrentMessageLimit = node.Identity.Slots;
+            e.PrefetchCount = node.Identity.Slots;
         });
         // Cancels have their own queue so they are not stuck behind the attempts they are meant to stop.
-        bus.AddConsumer<CancelAttemptConsumer>().Endpoint(e => e.Name = $"worker-{identity.WorkerId}-control");
+        bus.AddConsumer<CancelAttemptConsumer>().Endpoint(e => e.Name = node.Enrollment.Broker.ControlQueue);
+        // The node's login may declare only its own names. So: no binding of the queues to the message types'
+        // shared exchanges (the scheduler sends to the queues directly), no Fault<T> published, and no _error or
+        // _skipped queue declared: a message that fails for good is dropped and the scheduler's lease gives the
+        // job to another worker.
+        bus.AddConfigureEndpointsCallback((_, _, endpoint) =>
+        {
+            endpoint.ConfigureConsumeTopology = false;
+            endpoint.PublishFaults = false;
+            endpoint.DiscardFaultedMessages();
+            endpoint.DiscardSkippedMessages();
+        });
         return bus;
     }
 

@@ -7,17 +7,6 @@ namespace Platform.Worker.Node;
 /// <summary>The node reaches the network's data the way any client does: through the public gateway with its key.</summary>
 public sealed class GatewayClient(HttpClient http)
 {
-    public sealed record Account(string AccountId, string Role);
-
-    public async Task<Account> GetAccountAsync(CancellationToken ct)
-    {
-        using var response = await http.GetAsync(new Uri("v1/account", UriKind.Relative), ct);
-        if (response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
-            throw new InvalidOperationException("the gateway refused the operator key (Worker:OperatorKey)");
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<Account>(ct))!;
-    }
-
     /// <summary>
     /// The blob's response with only its headers read, so a caller can look at the size before taking the body;
     /// null when no blob has that CID.

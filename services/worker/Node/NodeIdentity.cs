@@ -36,6 +36,9 @@ public sealed class NodeIdentity(WorkerId workerId, ECDsa key, int slots = 1)
 
     public AttemptFailed Signed(AttemptFailed m) => m with { Signature = WorkerMessageSignature.Sign(key, WorkerMessageSignature.Payload(m)) };
 
+    /// <summary>Proof that this node holds the key it enrolls under its operator (<see cref="NodeEnrollmentSignature"/>).</summary>
+    public string SignEnrollment() => WorkerMessageSignature.Sign(key, NodeEnrollmentSignature.Payload(WorkerId.Value, PublicKey));
+
     public static NodeIdentity LoadOrCreate(string dataDirectory, int slots = 1)
     {
         Directory.CreateDirectory(dataDirectory);

@@ -1,25 +1,25 @@
-using MassTransit;
 using Microsoft.Extensions.Options;
-using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Worker.Compute;
 
 namespace Platform.Worker.Node;
 
 /// <summary>
-/// Announces the node (WorkerOnline) once its operator key checks out, beats every interval, and says
+/// Announces the node (WorkerOnline) under the operator its enrollment named, beats every interval, and says
 /// goodbye (WorkerOffline) on a clean shutdown.
 /// </summary>
-public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayClient gateway, ComputeNode compute, IBus bus, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
+public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, NodeStatus status, ComputeNode compute, NodeChannel network, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var account = await ResolveOperatorAsync(stoppingToken);
+        // The network credits the operator it registered this node under, whatever a message says; the node
+        // announces the same one.
+        var account = enrollment.OperatorAccountId;
         var o = options.Value;
         // Calibrate before announcing: the scheduler places work by the rates this node reports.
         var capabilities = await compute.CalibrateAsync().WaitAsync(stoppingToken);
-        await bus.Publish(identity.Signed(new WorkerOnline
+        await network.SendAsync(identity.Signed(new WorkerOnline
         {
             WorkerId = identity.WorkerId,
             OperatorAccountId = account,
@@ -43,7 +43,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
         {
             try
             {
-                await bus.Publish(identity.Signed(new WorkerHeartbeat
+                await network.SendAsync(identity.Signed(new WorkerHeartbeat
                 {
                     WorkerId = identity.WorkerId,
                     ActiveAttempts = status.ActiveAttempts,
@@ -66,7 +66,7 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             {
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
                 timeout.CancelAfter(TimeSpan.FromSeconds(3));
-                await bus.Publish(identity.Signed(new WorkerOffline { WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), timeout.Token);
+                await network.SendAsync(identity.Signed(new WorkerOffline { WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), timeout.Token);
             }
             catch (Exception ex)
             {
@@ -74,25 +74,5 @@ public sealed class Presence(NodeIdentity identity, NodeStatus status, GatewayCl
             }
         }
         await base.StopAsync(cancellationToken);
-    }
-
-    private async Task<AccountId> ResolveOperatorAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                var account = await gateway.GetAccountAsync(ct);
-                if (account.Role != "operator")
-                    throw new InvalidOperationException($"Worker:OperatorKey belongs to a {account.Role} account; workers run under an operator account");
-                return AccountId.Parse(account.AccountId);
-            }
-            catch (HttpRequestException ex)
-            {
-                // The gateway may start after the worker (compose, ./platform up): keep asking.
-                logger.LogWarning("Gateway not reachable yet ({Message}); retrying", ex.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), ct);
-            }
-        }
     }
 }

@@ -31,7 +31,15 @@ public sealed record EnergyView(long Jobs, double Joules, double Gflop, double? 
 /// <param name="Energy">Energy of the accepted attempts of the same last 1,000 completed jobs, per job and per GFLOP.</param>
 public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnlyDictionary<string, int> Regions, IReadOnlyDictionary<string, int> Devices,
     int Slots, int ActiveAttempts, double Load, int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned,
-    VerificationView Verification, EnergyView Energy);
+    VerificationView Verification, EnergyView Energy)
+{
+    /// <summary>
+    /// Node-to-network messages the scheduler dropped since it started counting, by reason: unregistered_worker (no
+    /// operator registered the worker id), key_mismatch (not signed with the registered key), wrong_exchange (sent
+    /// through one node's exchange for another worker).
+    /// </summary>
+    public IReadOnlyDictionary<string, long> RejectedNodeMessages { get; init; } = new Dictionary<string, long>();
+}
 
 /// <summary>
 /// Verification overhead over the last <paramref name="Jobs"/> completed jobs (at most 1,000): results computed

@@ -10,7 +10,14 @@ public static class BusRegistration
     {
         if (string.IsNullOrWhiteSpace(rabbitMqUri))
             throw new InvalidOperationException("ConnectionStrings:RabbitMq is not set: give an amqp:// URI, for example amqp://user:password@localhost:5672/");
-        var broker = RabbitMqAddress.Parse(rabbitMqUri);
+        return services.AddPlatformBus(service, new BrokerLogin(RabbitMqAddress.Parse(rabbitMqUri)), configureBus, options);
+    }
+
+    /// <summary>The same bus with a login given in code rather than by ConnectionStrings:RabbitMq (a node's, from its enrollment).</summary>
+    public static IServiceCollection AddPlatformBus(this IServiceCollection services, string service, BrokerLogin login, Action<IBusRegistrationConfigurator>? configureBus,
+        RabbitMqOptions? options = null)
+    {
+        var broker = login.Address;
         var quorumQueues = options?.QuorumQueues ?? false;
 
         services.AddMassTransit(x =>
@@ -42,6 +49,10 @@ public static class BusRegistration
                     h.PublisherConfirmation = true;
                 });
                 cfg.Durable = true;
+                // MassTransit's own reply queue is otherwise named after the host and process, which a login limited
+                // to names of its own may not declare.
+                if (login.BusEndpointQueueName is { } busQueue)
+                    cfg.OverrideDefaultBusEndpointQueueName(busQueue);
                 cfg.ConfigureEndpoints(context);
             });
         });

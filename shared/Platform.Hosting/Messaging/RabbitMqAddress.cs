@@ -19,4 +19,7 @@ public sealed record RabbitMqAddress(string Host, ushort Port, string VirtualHos
         var vhost = path.Length == 0 ? "/" : Uri.UnescapeDataString(path);
         return new RabbitMqAddress(u.Host, (ushort)(u.IsDefaultPort || u.Port <= 0 ? 5672 : u.Port), vhost, user, password);
     }
+
+    /// <summary>Without the password, so logging an address never writes a credential.</summary>
+    public override string ToString() => $"amqp://{Username}@{Host}:{Port}/{VirtualHost}";
 }

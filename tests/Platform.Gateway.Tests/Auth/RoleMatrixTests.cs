@@ -51,6 +51,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["POST /v1/account/stake"] = Operators,
         ["POST /v1/account/unstake"] = Operators,
         ["PUT /v1/account/low-balance"] = Clients,
+        ["POST /v1/nodes"] = Operators,
         ["GET /v1/workers"] = Everyone,
         ["GET /v1/workers/{id}/placement"] = Everyone,
         ["GET /v1/network"] = Everyone,

@@ -65,7 +65,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     {
         sign ??= TestWorkerKeys.Signed;
         running ??= Holding(worker);
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         // Registered before the test goes on: a job funded meanwhile must see every worker the test set up.
         Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
         var stop = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token, silence);

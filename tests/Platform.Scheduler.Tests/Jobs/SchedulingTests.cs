@@ -77,7 +77,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task Funded_job_is_assigned_to_an_online_worker_with_a_lease()
     {
         var worker = Online();
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         var job = Submitted();
 
         await FundAsync(job);
@@ -105,13 +105,13 @@ public sealed class SchedulingTests : IAsyncLifetime
     [Fact]
     public async Task Job_waits_while_no_worker_runs_its_kernel_then_starts_when_one_appears()
     {
-        await Harness.Bus.Publish(Online(1, "vector-add"));
+        await _host.AnnounceAsync(Online(1, "vector-add"));
         var job = Submitted("matmul");
         await FundAsync(job);
         await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "queued", TimeSpan.FromSeconds(20), "job queued");
 
         var fitting = Online(1, "matmul");
-        await Harness.Bus.Publish(fitting);
+        await _host.AnnounceAsync(fitting);
 
         Assert.Equal(fitting.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
     }
@@ -120,7 +120,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task A_worker_never_gets_more_attempts_than_slots()
     {
         var worker = Online(slots: 1);
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         var first = Submitted();
         var second = Submitted();
         await FundAsync(first);
@@ -147,7 +147,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task Completed_attempt_completes_the_job_once_with_the_operator_to_pay()
     {
         var worker = Online();
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         var job = Submitted();
         await FundAsync(job);
         var assign = await AssignedAsync(job.JobId);
@@ -176,7 +176,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task Result_from_a_stale_attempt_is_ignored()
     {
         var worker = Online();
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         var job = Submitted();
         await FundAsync(job);
         await AssignedAsync(job.JobId);
@@ -200,7 +200,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     public async Task Failed_attempt_fails_the_job_with_its_reason()
     {
         var worker = Online();
-        await Harness.Bus.Publish(worker);
+        await _host.AnnounceAsync(worker);
         var job = Submitted();
         await FundAsync(job);
         var assign = await AssignedAsync(job.JobId);
@@ -223,7 +223,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     [Fact]
     public async Task Rejected_job_is_never_assigned()
     {
-        await Harness.Bus.Publish(Online());
+        await _host.AnnounceAsync(Online());
         var job = Submitted();
         await Harness.Bus.Publish(job);
         await Harness.Bus.Publish(new JobRejected { JobId = job.JobId, Reason = "insufficient_credits", Detail = "no credits", OccurredAt = DateTimeOffset.UtcNow });

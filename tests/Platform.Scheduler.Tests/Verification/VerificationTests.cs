@@ -80,6 +80,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
 
         Assert.Equal(worker.PublicKey, await QueryAsync<string>("select public_key from workers where id = @id", new { id = worker.WorkerId.Value }));
         Assert.Equal("local", await QueryAsync<string>("select region from workers where id = @id", new { id = worker.WorkerId.Value }));
+        Assert.Equal(1, await QueryAsync<long>("select count from rejected_node_messages where reason = 'key_mismatch'", new { }));
     }
 
     [Fact]
@@ -103,6 +104,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
         // cannot sign rejected under that id, or to squat the id first.
         var unsigned = signed with { Signature = null };
         var notTheirs = signed with { Signature = WorkerMessageSignature.Sign(other, WorkerMessageSignature.Payload(signed)) };
+        await _host.RegisterAsync(signed); // its operator registered it: the announcements are still checked
 
         foreach (var announcement in new[] { unsigned, notTheirs })
         {

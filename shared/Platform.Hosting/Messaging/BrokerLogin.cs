@@ -1,0 +1,7 @@
+namespace Platform.Hosting.Messaging;
+
+/// <summary>
+/// A broker login given in code: the address and credentials, and a name for MassTransit's own bus queue when the
+/// login may only declare names of its own (a node's).
+/// </summary>
+public sealed record BrokerLogin(RabbitMqAddress Address, string? BusEndpointQueueName = null);
