@@ -13,6 +13,7 @@ public static class JobsRegistration
         bus.AddConsumer<AttemptCompletedConsumer>();
         bus.AddConsumer<AttemptFailedConsumer>();
         bus.AddConsumer<JobCancelRequestedConsumer>();
+        bus.AddConsumer<Verification.OperatorExposureConsumer>();
         return bus;
     }
 }
