@@ -132,15 +132,15 @@ public sealed class RewardsTestHost : IAsyncDisposable
     /// <param name="joules">The node's joules, which the scheduler checked and accepted (<see cref="AcceptedAttempt.CheckedJoules"/>).</param>
     public static AcceptedAttempt Attempt(AccountId operatorAccount, double gflop, double? joules = null, bool spotCheck = false, WorkerId? worker = null,
         bool mintWithheld = false) => new()
-    {
-        AttemptId = AttemptId.New(),
-        WorkerId = worker ?? WorkerId.New(),
-        OperatorAccountId = operatorAccount,
-        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = gflop, Device = "cpu", Joules = joules, JoulesEstimated = false },
-        SpotCheck = spotCheck,
-        CheckedJoules = joules,
-        MintWithheld = mintWithheld,
-    };
+        {
+            AttemptId = AttemptId.New(),
+            WorkerId = worker ?? WorkerId.New(),
+            OperatorAccountId = operatorAccount,
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = gflop, Device = "cpu", Joules = joules, JoulesEstimated = false },
+            SpotCheck = spotCheck,
+            CheckedJoules = joules,
+            MintWithheld = mintWithheld,
+        };
 
     /// <summary>A completion whose top-level attempt is the first accepted one, as the scheduler sends it.</summary>
     public static JobCompleted Completed(JobSubmitted job, params AcceptedAttempt[] accepted) => new()
