@@ -11,13 +11,16 @@ namespace Platform.Rewards.Tests;
 /// <summary>
 /// The rewards service running as a real process on real Postgres and RabbitMQ, called as the gateway calls it
 /// (the authenticated account in X-Platform-Account, signed with the gateway's proof), with its database at hand
-/// to set up accounts.
+/// to set up accounts and a stand-in for the scheduler on the same broker, which clears every unstake unless a
+/// test says otherwise.
 /// </summary>
-public abstract class RewardsApiTest(string environment) : IAsyncLifetime
+/// <param name="settings">Environment variables for the rewards process (its configuration, e.g. Staking__UnbondingPeriod).</param>
+public abstract class RewardsApiTest(string environment, IDictionary<string, string?>? settings = null) : IAsyncLifetime
 {
     private TestEnvironment _env = null!;
     private ServiceProcess _rewards = null!;
     protected NpgsqlDataSource Db { get; private set; } = null!;
+    protected SchedulerStandIn Scheduler { get; private set; } = null!;
     private HttpClient _http = null!;
 
     protected TestEnvironment Env => _env;
@@ -28,7 +31,8 @@ public abstract class RewardsApiTest(string environment) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync(environment);
-        _rewards = await ServiceProcess.StartAsync("rewards", _env);
+        Scheduler = await SchedulerStandIn.StartAsync(_env);
+        _rewards = await ServiceProcess.StartAsync("rewards", _env, settings);
         Db = NpgsqlDataSource.Create(_env.PostgresConnectionStringFor("rewards"));
         _http = GatewaySigner.Client(_env, _rewards.BaseUrl);
     }
@@ -38,6 +42,7 @@ public abstract class RewardsApiTest(string environment) : IAsyncLifetime
         _http?.Dispose();
         await Db.DisposeAsync();
         await _rewards.DisposeAsync();
+        await Scheduler.DisposeAsync();
         await _env.DisposeAsync();
     }
 

@@ -128,14 +128,19 @@ public sealed class RewardsTestHost : IAsyncDisposable
         OccurredAt = DateTimeOffset.UtcNow,
     };
 
-    public static AcceptedAttempt Attempt(AccountId operatorAccount, double gflop, double? joules = null, bool spotCheck = false, WorkerId? worker = null) => new()
-    {
-        AttemptId = AttemptId.New(),
-        WorkerId = worker ?? WorkerId.New(),
-        OperatorAccountId = operatorAccount,
-        Metrics = new AttemptMetrics { DurationMs = 1, Gflop = gflop, Device = "cpu", Joules = joules, JoulesEstimated = false },
-        SpotCheck = spotCheck,
-    };
+    /// <param name="gflop">What the node says it did: a statistic, which price and mint do not follow.</param>
+    /// <param name="joules">The node's joules, which the scheduler checked and accepted (<see cref="AcceptedAttempt.CheckedJoules"/>).</param>
+    public static AcceptedAttempt Attempt(AccountId operatorAccount, double gflop, double? joules = null, bool spotCheck = false, WorkerId? worker = null,
+        bool mintWithheld = false) => new()
+        {
+            AttemptId = AttemptId.New(),
+            WorkerId = worker ?? WorkerId.New(),
+            OperatorAccountId = operatorAccount,
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = gflop, Device = "cpu", Joules = joules, JoulesEstimated = false },
+            SpotCheck = spotCheck,
+            CheckedJoules = joules,
+            MintWithheld = mintWithheld,
+        };
 
     /// <summary>A completion whose top-level attempt is the first accepted one, as the scheduler sends it.</summary>
     public static JobCompleted Completed(JobSubmitted job, params AcceptedAttempt[] accepted) => new()
@@ -165,7 +170,8 @@ public sealed class RewardsTestHost : IAsyncDisposable
 
     /// <summary>
     /// The ledger's invariants: every transaction sums to zero, all postings together sum to zero, every balance
-    /// row equals its postings and none but the mint source is below zero (escrow and fees included).
+    /// row equals its postings and none but the mint source is below zero (escrow and fees included), and no job
+    /// paid and minted its operators more than its client paid for it (DESIGN section 8, invariant 8).
     /// </summary>
     public async Task AssertLedgerBalancedAsync()
     {
@@ -180,5 +186,21 @@ public sealed class RewardsTestHost : IAsyncDisposable
             """));
         Assert.Equal(0, await connection.ExecuteScalarAsync<int>(
             "select count(*) from (select account_id from postings where account_id like 'sys:%' and account_id <> 'sys:mint' group by account_id having sum(amount) < 0) n"));
+        Assert.Equal(0, await connection.ExecuteScalarAsync<int>(OverpaidJobs));
     }
+
+    /// <summary>
+    /// Jobs whose operators got more (payouts, mints, bonuses) than the client paid (its escrow less its refund):
+    /// invariant 8, none allowed.
+    /// </summary>
+    public const string OverpaidJobs = """
+        select count(*) from (
+            select t.job_id,
+                   coalesce(sum(p.amount) filter (where p.kind in ('payout', 'mint', 'efficiency-bonus')), 0) as earned,
+                   -coalesce(sum(p.amount) filter (where p.kind in ('escrow', 'refund') and p.account_id not like 'sys:%'), 0) as paid
+            from postings p join transactions t on t.id = p.transaction_id
+            where t.job_id is not null
+            group by t.job_id) j
+        where j.earned > j.paid
+        """;
 }

@@ -12,13 +12,15 @@ namespace Platform.Rewards.Escrow;
 /// <summary>
 /// Settles a completed job: the client pays for the replicas it asked for (never more than was escrowed), the
 /// rest is refunded, every paid accepted attempt's operator gets its share (<see cref="Settlement"/>), and every
-/// accepted attempt, spot checks included, is minted its reward plus any efficiency bonus. The escrow row moves
-/// from held to settled under a row lock, and each effect has its own idempotency key (settle:job, mint:job:attempt),
-/// so a redelivered or duplicated JobCompleted pays and mints nothing twice.
+/// accepted attempt, spot checks included, is minted its reward plus any efficiency bonus out of the job's network
+/// fee (<see cref="FeeFundedMint"/>). Price and mint follow the job's GFLOP as the network estimated it (kept on
+/// the escrow row); what the node says it did is only a statistic. The escrow row moves from held to settled
+/// under a row lock, and each effect has its own idempotency key (settle:job, mint:job:attempt), so a redelivered
+/// or duplicated JobCompleted pays and mints nothing twice.
 /// </summary>
 public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<JobCompleted>
 {
-    private sealed record EscrowRow(string ClientAccountId, string Kernel, decimal Amount, string Status);
+    private sealed record EscrowRow(string ClientAccountId, string Kernel, decimal Amount, string Status, double? Gflop);
 
     public async Task Consume(ConsumeContext<JobCompleted> context)
     {
@@ -30,7 +32,7 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var escrow = await connection.QuerySingleOrDefaultAsync<EscrowRow>(new CommandDefinition(
-            "select client_account_id as ClientAccountId, kernel, amount, status from escrows where job_id = @jobId for update",
+            "select client_account_id as ClientAccountId, kernel, amount, status, gflop from escrows where job_id = @jobId for update",
             new { jobId }, tx, cancellationToken: ct));
         if (escrow is null)
             throw new InvalidOperationException($"job {jobId} completed but was never escrowed; retrying until its JobSubmitted is processed");
@@ -38,8 +40,8 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
             return;
 
         var accepted = done.AcceptedAttempts();
-        // The price follows the work of the result the client got (the top-level attempt).
-        var settlement = Settlement.Of(escrow.Amount, escrow.Kernel, done.Metrics.Gflop, accepted, options);
+        var gflop = escrow.Gflop ?? GflopCoveredBy(escrow, options);
+        var settlement = Settlement.Of(escrow.Amount, escrow.Kernel, gflop, accepted, options);
         foreach (var operatorAccount in accepted.Select(a => a.OperatorAccountId.Value).Distinct().Order(StringComparer.Ordinal))
             await CreditLedger.EnsureAccountAsync(tx, operatorAccount, "operator", ct);
         await CreditLedger.PostAsync(tx, $"settle:{jobId}", jobId, settlement.Postings(escrow.ClientAccountId), ct);
@@ -47,24 +49,23 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
         // Every attempt of this job is judged against the same history, recorded before this job's attempts join it.
         var median = await EfficiencyBonus.NetworkMedianAsync(tx, options.EfficiencyWindow, ct);
         var now = clock.GetUtcNow();
-        foreach (var attempt in accepted)
+        foreach (var grant in FeeFundedMint.Of(accepted, gflop, settlement.Fee, median, options))
         {
-            var minted = CreditLedger.Round(options.MintPerGflop * (decimal)attempt.Metrics.Gflop);
-            var joulesPerGflop = EfficiencyBonus.JoulesPerGflop(attempt.Metrics);
-            var bonus = joulesPerGflop < median ? CreditLedger.Round(minted * options.EfficiencyBonus) : 0m;
-            if (joulesPerGflop is { } recorded)
+            var attempt = grant.Attempt;
+            if (grant.JoulesPerGflop is { } recorded)
                 await EfficiencyBonus.RecordAsync(tx, jobId, attempt, recorded, ct);
             var operatorAccount = attempt.OperatorAccountId.Value;
             var worker = attempt.WorkerId.Value;
+            // From the fee the settlement just put in sys:fees: the network gives up part of its fee, it prints nothing.
             var applied = await CreditLedger.PostAsync(tx, $"mint:{jobId}:{attempt.AttemptId}", jobId,
             [
-                new Posting(CreditLedger.Mint, "mint", -minted, worker),
-                new Posting(operatorAccount, "mint", minted, worker),
-                new Posting(CreditLedger.Mint, "efficiency-bonus", -bonus, worker),
-                new Posting(operatorAccount, "efficiency-bonus", bonus, worker),
+                new Posting(CreditLedger.Fees, "mint", -grant.Minted, worker),
+                new Posting(operatorAccount, "mint", grant.Minted, worker),
+                new Posting(CreditLedger.Fees, "efficiency-bonus", -grant.Bonus, worker),
+                new Posting(operatorAccount, "efficiency-bonus", grant.Bonus, worker),
             ], ct);
-            if (applied is not null && minted + bonus > 0)
-                await outbox.EnqueueAsync(tx, new CreditsMinted { JobId = done.JobId, OperatorAccountId = attempt.OperatorAccountId, Amount = minted + bonus, OccurredAt = now }, ct: ct);
+            if (applied is not null && grant.Minted + grant.Bonus > 0)
+                await outbox.EnqueueAsync(tx, new CreditsMinted { JobId = done.JobId, OperatorAccountId = attempt.OperatorAccountId, Amount = grant.Minted + grant.Bonus, OccurredAt = now }, ct: ct);
         }
         await connection.ExecuteAsync(new CommandDefinition(
             "update escrows set status = 'settled', cost = @Cost, closed_at = now() where job_id = @jobId",
@@ -84,5 +85,16 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
             OccurredAt = now,
         }, ct: ct);
         await outbox.CommitAsync(tx, ct);
+    }
+
+    /// <summary>
+    /// For a job escrowed before the estimate was kept: the GFLOP its escrow pays for at the kernel's rate. That is
+    /// the estimate times the replicas, more than the estimate for a replicated job, but the price is capped at the
+    /// escrow and the mint at the fee whatever the figure, and it is still the network's figure, not a node's.
+    /// </summary>
+    private static double GflopCoveredBy(EscrowRow escrow, PricingOptions options)
+    {
+        var rate = options.PricePerGflop.TryGetValue(escrow.Kernel, out var p) ? p : options.DefaultPricePerGflop;
+        return rate > 0 ? (double)(escrow.Amount / rate) : 0;
     }
 }

@@ -20,13 +20,17 @@ public sealed class PricingOptions
     [Range(0, 1)]
     public decimal NetworkFee { get; set; } = 0.1m;
 
-    /// <summary>Newly minted credits per verified GFLOP, paid to the operator on top of the price.</summary>
+    /// <summary>
+    /// Reward per GFLOP of the job's estimate, for every accepted attempt (spot checks included), paid out of the
+    /// job's network fee: a job's rewards and bonuses together never exceed its fee (see <see cref="Minting.FeeFundedMint"/>).
+    /// </summary>
     [Range(0, 1_000_000)]
     public decimal MintPerGflop { get; set; } = 0.1m;
 
     /// <summary>
-    /// Extra share of the mint for an attempt that used less energy per GFLOP than the network median of the last
-    /// <see cref="EfficiencyWindow"/> recorded attempts: 0.2 mints 20% more. With no history there is no bonus.
+    /// Extra share of the mint for an attempt whose joules, as the scheduler checked them, per GFLOP were below the
+    /// network median of the last <see cref="EfficiencyWindow"/> recorded attempts: 0.2 mints 20% more (within the
+    /// job's fee). With no history there is no bonus.
     /// </summary>
     [Range(0, 10)]
     public decimal EfficiencyBonus { get; set; } = 0.2m;
@@ -46,11 +50,17 @@ public sealed class PricingOptions
     public decimal PinFeeOf(long bytes) => PinFeePerGib == 0 ? 0 : Ledger.CreditLedger.Round(Math.Max(MinimumPinFee, PinFeePerGib * bytes / (1L << 30)));
 
     /// <summary>What a job's escrow holds: its estimated price once for every agreeing result the client asked for.</summary>
-    public decimal EscrowOf(string kernel, double estimatedGflop, int replicas) => PriceOf(kernel, estimatedGflop) * Math.Max(1, replicas);
+    /// <summary>A job's escrow: its price once per replica, at most <see cref="Ledger.CreditLedger.MaxAmount"/>.</summary>
+    public decimal EscrowOf(string kernel, double estimatedGflop, int replicas) =>
+        Ledger.CreditLedger.Bounded(PriceOf(kernel, estimatedGflop) * Math.Max(1, replicas));
 
+    /// <summary>
+    /// The price of <paramref name="gflop"/> of a kernel's work, at least <see cref="MinimumCharge"/> and at most
+    /// <see cref="Ledger.CreditLedger.MaxAmount"/>; a GFLOP figure that is not a finite positive number is no work.
+    /// </summary>
     public decimal PriceOf(string kernel, double gflop)
     {
         var rate = PricePerGflop.TryGetValue(kernel, out var p) ? p : DefaultPricePerGflop;
-        return Ledger.CreditLedger.Round(Math.Max(MinimumCharge, rate * (decimal)gflop));
+        return Ledger.CreditLedger.Bounded(Math.Max(MinimumCharge, rate * Ledger.CreditLedger.GflopOf(gflop)));
     }
 }

@@ -10,6 +10,7 @@ public sealed record Posting(string AccountId, string Kind, decimal Amount, stri
 /// <summary>Writes balanced transactions. All money movement in the service goes through here.</summary>
 public static class CreditLedger
 {
+    /// <summary>Where starting credits (grants) come from: the only account that may go below zero. Work is never minted from it.</summary>
     public const string Mint = "sys:mint";
     public const string Escrow = "sys:escrow";
     public const string Fees = "sys:fees";
@@ -28,6 +29,25 @@ public static class CreditLedger
 
     /// <summary>Rounds towards zero to 6 digits: for shares of an amount, so the shares never add up to more than it.</summary>
     public static decimal RoundDown(decimal amount) => Math.Round(amount, 6, MidpointRounding.ToZero);
+
+    /// <summary>
+    /// The most any one price, escrow or reward may be: 10^12 credits (the most an account is granted). The
+    /// columns are numeric(20, 6), 14 integer digits, so amounts this size can still be summed into balances;
+    /// a figure beyond it is clamped before it reaches the ledger instead of overflowing it.
+    /// </summary>
+    public const decimal MaxAmount = 1_000_000_000_000m;
+
+    /// <summary>The most GFLOP any figure counts for (a petaFLOP-day is about 8.6e7 GFLOP): rates times it stay far inside a decimal.</summary>
+    public const double MaxGflop = 1e15;
+
+    /// <summary>
+    /// A GFLOP figure as a decimal for pricing: NaN, infinities, zero and negatives are no work; more than
+    /// <see cref="MaxGflop"/> counts as that much. Never throws, whatever the double.
+    /// </summary>
+    public static decimal GflopOf(double gflop) => double.IsFinite(gflop) && gflop > 0 ? (decimal)Math.Min(gflop, MaxGflop) : 0m;
+
+    /// <summary>An amount of credits clamped to [0, <see cref="MaxAmount"/>] and rounded to 6 digits.</summary>
+    public static decimal Bounded(decimal amount) => Round(Math.Clamp(amount, 0m, MaxAmount));
 
     private static readonly string LowBalanceType = typeof(AccountBalanceLow).FullName!;
 

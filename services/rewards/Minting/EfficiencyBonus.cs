@@ -7,13 +7,16 @@ namespace Platform.Rewards.Minting;
 /// <summary>
 /// Energy per GFLOP of accepted attempts. An attempt that used less than the network median of the most recent
 /// attempts is minted a bonus (<see cref="Escrow.PricingOptions.EfficiencyBonus"/>): the network rewards the
-/// nodes that do the same work for less energy. Attempts without an energy figure neither count nor earn it.
+/// nodes that do the same work for less energy. Only joules the scheduler checked against the worker's calibrated
+/// power and its own measured wall time count (<see cref="AcceptedAttempt.CheckedJoules"/>), per GFLOP of the
+/// network's own estimate: attempts without a checked figure (none, zero or implausible) neither count nor earn it.
 /// </summary>
 public static class EfficiencyBonus
 {
-    /// <summary>Joules per GFLOP, or null when the attempt reported no energy or no work.</summary>
-    public static double? JoulesPerGflop(AttemptMetrics metrics) =>
-        metrics is { Joules: { } joules and >= 0 } && metrics.Gflop > 0 && double.IsFinite(joules) ? joules / metrics.Gflop : null;
+    /// <summary>Checked joules per GFLOP of the job's estimate, or null without a positive finite figure of each.</summary>
+    public static double? JoulesPerGflop(double? checkedJoules, double networkGflop) =>
+        checkedJoules is { } joules && double.IsFinite(joules) && joules > 0 && double.IsFinite(networkGflop) && networkGflop > 0
+            && joules / networkGflop is var perGflop && double.IsFinite(perGflop) ? perGflop : null;
 
     /// <summary>The median joules per GFLOP of the last <paramref name="window"/> recorded attempts; null with no history.</summary>
     public static Task<double?> NetworkMedianAsync(NpgsqlTransaction tx, int window, CancellationToken ct) =>

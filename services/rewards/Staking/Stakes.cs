@@ -40,10 +40,15 @@ public static class Stakes
               and t.created_at > @since)
         """;
 
-    /// <summary>Moves <paramref name="amount"/> from the operator's balance to its stake (or back, when <paramref name="unstake"/>).</summary>
+    /// <summary>
+    /// Moves <paramref name="amount"/> from the operator's balance to its stake (or back, when <paramref name="unstake"/>).
+    /// With <paramref name="dryRun"/> it checks everything and moves nothing: <see cref="StakeOutcome.Applied"/> then
+    /// says the move would be made (the unstake endpoint asks this before it asks the scheduler, so a refusal the
+    /// ledger can give on its own does not wait on another service).
+    /// </summary>
     public static async Task<StakeResult> MoveAsync(
         NpgsqlDataSource db, MessageOutbox outbox, string account, decimal amount, bool unstake, string idempotencyKey,
-        DateTimeOffset now, TimeSpan unbondingPeriod, CancellationToken ct)
+        DateTimeOffset now, TimeSpan unbondingPeriod, CancellationToken ct, bool dryRun = false)
     {
         var stake = CreditLedger.StakeOf(account);
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -80,6 +85,8 @@ public static class Stakes
 
         var kind = unstake ? "unstake" : "stake";
         var moved = unstake ? -amount : amount;
+        if (dryRun)
+            return new StakeResult(StakeOutcome.Applied, owner.Value.Balance - moved, staked + moved);
         var id = await CreditLedger.PostAsync(tx, idempotencyKey, null,
         [
             new Posting(account, kind, -moved),

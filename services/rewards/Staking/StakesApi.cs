@@ -18,12 +18,14 @@ public static class StakesApi
     public static IBusRegistrationConfigurator AddStaking(this IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<WorkerPenalizedConsumer>();
+        bus.AddRequestClient<Platform.Contracts.Messages.GetOperatorExposure>();
         return bus;
     }
 
     public static IServiceCollection AddStakingOptions(this IServiceCollection services)
     {
         services.AddOptions<StakingOptions>().BindConfiguration(StakingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddScoped<UnstakeGuard>();
         return services;
     }
 
@@ -31,15 +33,17 @@ public static class StakesApi
     {
         var group = app.MapGroup("/v1/account").WithTags("Account").RequireGatewayProof();
         group.MapPost("/stake", (HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StakingOptions> options, TimeProvider clock, CancellationToken ct) =>
-            MoveAsync(http, db, outbox, options.Value, clock, unstake: false, ct));
-        group.MapPost("/unstake", (HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StakingOptions> options, TimeProvider clock, CancellationToken ct) =>
-            MoveAsync(http, db, outbox, options.Value, clock, unstake: true, ct));
+            MoveAsync(http, db, outbox, options.Value, clock, guard: null, ct));
+        group.MapPost("/unstake", (HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, IOptions<StakingOptions> options, TimeProvider clock, UnstakeGuard guard, CancellationToken ct) =>
+            MoveAsync(http, db, outbox, options.Value, clock, guard, ct));
         return group;
     }
 
+    /// <summary>A stake, or (with a <paramref name="guard"/>) an unstake, which the scheduler must first clear.</summary>
     internal static async Task<Results<Ok<StakeResponse>, ProblemHttpResult, ValidationProblem>> MoveAsync(
-        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StakingOptions options, TimeProvider clock, bool unstake, CancellationToken ct)
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StakingOptions options, TimeProvider clock, UnstakeGuard? guard, CancellationToken ct)
     {
+        var unstake = guard is not null;
         var account = http.GatewayAccount();
         var (body, malformed) = await JsonBody.ReadAsync<StakeRequest>(http, ct);
         if (malformed is not null)
@@ -57,7 +61,22 @@ public static class StakesApi
         var verb = unstake ? "unstake" : "stake";
         var ledgerKey = $"{verb}:{account}:{(key.Length > 0 ? key : Guid.NewGuid().ToString("N"))}";
 
-        var result = await Stakes.MoveAsync(db, outbox, account, value, unstake, ledgerKey, clock.GetUtcNow(), options.UnbondingPeriod, ct);
+        var result = await Stakes.MoveAsync(db, outbox, account, value, unstake, ledgerKey, clock.GetUtcNow(), options.UnbondingPeriod, ct, dryRun: unstake);
+        if (guard is not null && result.Outcome == StakeOutcome.Applied)
+        {
+            // Only an unstake the ledger would make asks the scheduler; then the ledger checks everything again.
+            var exposure = await guard.ExposureAsync(account, ct);
+            if (exposure is null)
+                return Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Scheduler unavailable",
+                    $"the stake was not released: the scheduler did not say within {options.ExposureTimeout} whether this operator has results awaiting verification; try again shortly");
+            if (exposure.PendingSlashes.Count > 0)
+                return Problems.Create(StatusCodes.Status409Conflict, "stake-slash-pending", "A slash is pending",
+                    $"the stake was not released: {exposure.PendingSlashes.Count} penalized attempt(s) of this operator's nodes ({string.Join(", ", exposure.PendingSlashes.Take(5))}) have not been slashed yet; try again once they have been, usually within a minute (the stake then also waits out the unbonding period)");
+            if (exposure.UnverifiedAttempts > 0)
+                return Problems.Create(StatusCodes.Status409Conflict, "stake-unverified-attempts", "Results awaiting verification",
+                    $"the stake was not released: {exposure.UnverifiedAttempts} result(s) of this operator's nodes are still awaiting verification; try again once they have been accepted or rejected");
+            result = await Stakes.MoveAsync(db, outbox, account, value, unstake, ledgerKey, clock.GetUtcNow(), options.UnbondingPeriod, ct);
+        }
         return result.Outcome switch
         {
             StakeOutcome.Applied or StakeOutcome.Replayed => TypedResults.Ok(new StakeResponse(account, result.Balance, result.Staked, result.Version!.Value)),

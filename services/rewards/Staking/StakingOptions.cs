@@ -16,4 +16,11 @@ public sealed class StakingOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00")]
     public TimeSpan UnbondingPeriod { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// How long an unstake waits for the scheduler to say whether the operator has results awaiting verification
+    /// or penalties not yet applied; without an answer in time the stake stays where it is (503).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:05:00")]
+    public TimeSpan ExposureTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

@@ -15,6 +15,7 @@ public static class JobsRegistration
         bus.AddConsumer<AttemptCompletedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<AttemptFailedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<JobCancelRequestedConsumer>();
+        bus.AddConsumer<Verification.OperatorExposureConsumer>();
         return bus;
     }
 }

@@ -102,29 +102,33 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         await Harness.Bus.Publish(completed);
         Assert.Equal(3, await _host.ConsumedAsync<JobCompleted>(m => m.JobId == job.JobId, 3));
 
-        // Price 5: operator gets 90% (4.5) plus 0.1 per GFLOP minted (1.0); fees keep 0.5.
+        // Price 5: operator gets 90% (4.5) and a mint out of the 0.5 fee (1.0 due at 0.1 per GFLOP, capped at the fee).
         Assert.Equal(95m, await BalanceAsync(client.Value));
-        Assert.Equal(5.5m, await BalanceAsync(operatorAccount.Value));
-        Assert.Equal(0.5m, await BalanceAsync("sys:fees"));
+        Assert.Equal(5m, await BalanceAsync(operatorAccount.Value));
+        Assert.Equal(0m, await BalanceAsync("sys:fees"));
         Assert.Equal(0m, await BalanceAsync("sys:escrow"));
         Assert.Equal(1, await _host.OutboxCountAsync<PaymentSettled>(job.JobId.Value));
         Assert.Equal(1, await _host.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
         await AssertLedgerBalancedAsync();
     }
 
-    [Fact]
-    public async Task Client_pays_at_most_what_was_escrowed_and_gets_the_rest_back()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(1e14)]
+    public async Task The_price_follows_the_networks_estimate_whatever_the_node_says_it_did(double nodeGflop)
     {
         var client = await OpenAsync("client", 100m);
         var operatorAccount = await OpenAsync("operator", 0m);
         var job = await FundedAsync(client, gflop: 10);
 
-        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 4)); // did less work than estimated: price 2
+        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: nodeGflop));
 
+        // 10 GFLOP estimated from the shapes: price 5, paid in full, whatever the node's figure.
         var settled = await Harness.Published.SelectAsync<PaymentSettled>(m => m.Context.Message.JobId == job.JobId).First();
-        Assert.Equal(2m, settled.Context.Message.Cost);
-        Assert.Equal(3m, settled.Context.Message.Refunded);
-        Assert.Equal(98m, await BalanceAsync(client.Value));
+        Assert.Equal(5m, settled.Context.Message.Cost);
+        Assert.Equal(0m, settled.Context.Message.Refunded);
+        Assert.Equal(95m, await BalanceAsync(client.Value));
+        Assert.Equal(5m, await BalanceAsync(operatorAccount.Value));
     }
 
     [Fact]

@@ -23,7 +23,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
 
         // Seven paid attempts of a 1-credit result cost 7, capped at the 1 escrowed: each share is 1/7 x 0.9 =
         // 0.1285714..., rounded down to 0.128571; the fee keeps 0.1 and the 0.000003 remainder.
-        var settlement = Settlement.Of(escrowed: 1m, "k", deliveredGflop: 1, attempts, pricing);
+        var settlement = Settlement.Of(escrowed: 1m, "k", networkGflop: 1, attempts, pricing);
 
         Assert.Equal(1m, settlement.Cost);
         Assert.All(settlement.Payouts, p => Assert.Equal(0.128571m, p.Amount));
@@ -39,7 +39,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
         var paid = Attempt(AccountId.New(), 10);
         var spot = Attempt(AccountId.New(), 10, spotCheck: true);
 
-        var settlement = Settlement.Of(escrowed: 5m, "matmul", deliveredGflop: 10, [paid, spot], pricing);
+        var settlement = Settlement.Of(escrowed: 5m, "matmul", networkGflop: 10, [paid, spot], pricing);
 
         Assert.Equal(5m, settlement.Cost);
         Assert.Equal(0m, settlement.Refund);
@@ -52,7 +52,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
     [Fact]
     public void Cost_never_exceeds_the_escrow()
     {
-        var settlement = Settlement.Of(escrowed: 10m, "matmul", deliveredGflop: 100, [Attempt(AccountId.New(), 100), Attempt(AccountId.New(), 100)], new PricingOptions());
+        var settlement = Settlement.Of(escrowed: 10m, "matmul", networkGflop: 100, [Attempt(AccountId.New(), 100), Attempt(AccountId.New(), 100)], new PricingOptions());
 
         Assert.Equal(10m, settlement.Cost);
         Assert.Equal(0m, settlement.Refund);
@@ -86,25 +86,27 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Two_replicas_and_a_spot_check_pay_two_operators_and_mint_all_three()
+    public async Task Two_replicas_and_a_spot_check_pay_two_operators_and_mint_all_three_out_of_the_fee()
     {
         var client = await _rewards.OpenAsync("client", 100m);
         var (a, b, c) = (await _rewards.OpenAsync("operator", 0m), await _rewards.OpenAsync("operator", 0m), await _rewards.OpenAsync("operator", 0m));
         var job = Submitted(client, gflop: 10, replicas: 2); // 10 credits escrowed
         await _rewards.PublishAsync(job);
 
-        // The delivered result did 8 GFLOP: 4 credits a replica, 8 for two; 2 refunded.
+        // The nodes say 8 GFLOP; the price follows the network's estimate of 10: 5 credits a replica, 10 for two.
         var completed = Completed(job, Attempt(a, 8), Attempt(b, 8), Attempt(c, 8, spotCheck: true));
         await _rewards.PublishAsync(completed);
 
-        Assert.Equal(92m, await _rewards.BalanceAsync(client.Value));
-        Assert.Equal(3.6m + 0.8m, await _rewards.BalanceAsync(a.Value)); // 90% of 4, and 0.1 per GFLOP minted
-        Assert.Equal(3.6m + 0.8m, await _rewards.BalanceAsync(b.Value));
-        Assert.Equal(0.8m, await _rewards.BalanceAsync(c.Value)); // minted, not paid
+        // 90% of 5 each; the fee of 1 funds the mints: 3 x 1 credit due (0.1 per GFLOP), so each gets a third of it.
+        Assert.Equal(90m, await _rewards.BalanceAsync(client.Value));
+        Assert.Equal(4.5m + 0.333333m, await _rewards.BalanceAsync(a.Value));
+        Assert.Equal(4.5m + 0.333333m, await _rewards.BalanceAsync(b.Value));
+        Assert.Equal(0.333333m, await _rewards.BalanceAsync(c.Value)); // minted, not paid
+        Assert.Equal(0.000001m, await _rewards.BalanceAsync("sys:fees"));
         var settled = await _rewards.Harness.Published.SelectAsync<PaymentSettled>(m => m.Context.Message.JobId == job.JobId).First();
-        Assert.Equal(8m, settled.Context.Message.Cost);
-        Assert.Equal(2m, settled.Context.Message.Refunded);
-        Assert.Equal(7.2m, settled.Context.Message.OperatorPaid);
+        Assert.Equal(10m, settled.Context.Message.Cost);
+        Assert.Equal(0m, settled.Context.Message.Refunded);
+        Assert.Equal(9m, settled.Context.Message.OperatorPaid);
         Assert.Equal(3, await _rewards.Consumers.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
         await _rewards.AssertLedgerBalancedAsync();
     }
@@ -120,6 +122,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
         var completed = Completed(job, Attempt(operatorAccount, 10)) with { Accepted = null };
         await _rewards.PublishAsync(completed);
 
-        Assert.Equal(5.5m, await _rewards.BalanceAsync(operatorAccount.Value));
+        // 4.5 paid; the mint of 1 due is capped at the 0.5 fee.
+        Assert.Equal(5m, await _rewards.BalanceAsync(operatorAccount.Value));
     }
 }
