@@ -145,7 +145,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
     // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
     private const string LockWorker = """
-        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < least(w.slots, @MaxSlots)
+        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < least(w.slots, @maxSlots)
         from workers w where w.id = @workerId and w.online
         for update of w skip locked
         """;
@@ -210,7 +210,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
             var exclude = (job.ResultOperators ?? []).Concat(job.InputClaimOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, o.MaxSlots, ct);
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
@@ -266,11 +266,11 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     }
 
     private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,
-        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, CancellationToken ct)
+        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, int maxSlots, CancellationToken ct)
     {
         while (engine.Place(demand, failedOn, exclude) is { } choice)
         {
-            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId }, tx, cancellationToken: ct));
+            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId, maxSlots }, tx, cancellationToken: ct));
             if (free == true)
                 return choice;
             // Locked or filled by another scheduler, or gone offline: not ours to use in this pass.

@@ -129,7 +129,7 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
             """
             update workers w set last_seen_at = greatest(old.last_seen_at, @now), online = true,
                 node_clock_at = greatest(old.node_clock_at, @OccurredAt)
-            from (select id, online, last_seen_at, offline_node_at from workers where id = @Id for update) old
+            from (select id, online, last_seen_at, node_clock_at, offline_node_at from workers where id = @Id for update) old
             where w.id = old.id and (old.offline_node_at is null or old.offline_node_at < @OccurredAt)
             returning old.online as Online, old.last_seen_at as LastSeenAt
             """,
