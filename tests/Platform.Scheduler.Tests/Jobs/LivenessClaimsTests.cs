@@ -1,8 +1,11 @@
 using Dapper;
 using MassTransit.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Scheduler.Placement;
+using Platform.Scheduler.Workers;
 using Platform.Testing;
 
 namespace Platform.Scheduler.Tests.Jobs;
@@ -192,6 +195,14 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
         var rates = await QueryAsync<double[]>("select rates from worker_speed where worker_id = @id", new { id = liar.WorkerId.Value });
         Assert.Equal(3, rates.Length);
         Assert.All(rates, rate => Assert.InRange(rate, 0.5, 1.01));
+
+        // GET /v1/workers shows the claim, the measurement and what placement believes.
+        var views = await NetworkApi.ListWorkers(_host.Database, _host.Services.GetRequiredService<IOptions<SchedulerOptions>>(), CancellationToken.None);
+        var view = views.Value!.Single(w => w.WorkerId == liar.WorkerId.Value);
+        Assert.Equal(10, view.GflopsPerKernel["vector-add"]);
+        Assert.InRange(view.MeasuredGflopsPerKernel!["vector-add"], 0.5, 1.01);
+        Assert.InRange(view.EffectiveGflopsPerKernel!["vector-add"], 1, 2.02);
+        Assert.Equal(1, view.EffectiveSlots);
 
         // Believed up to 2 x 1 GFLOP/s now: the honest worker's 3 wins.
         var next = await SubmitAsync();
