@@ -35,6 +35,7 @@ public static class JobReasons
     public const string LeaseExpired = "lease_expired";
     public const string WorkerError = "worker_error";
     public const string SignatureInvalid = "signature_invalid";
+    public const string AttemptOverdue = "attempt_overdue";
 
     /// <summary>A record from before every ending had a reason.</summary>
     public const string Unknown = "unknown";
@@ -65,6 +66,7 @@ public static class JobReasons
         new(LeaseExpired, "attempt", "The worker kept sending heartbeats but stopped renewing this attempt's lease for longer than the grace period, so the job was given to another worker."),
         new(WorkerError, "attempt", "The worker failed on its own side (not because of the job), so the job was given to another worker."),
         new(SignatureInvalid, "attempt", "The worker's result was not signed with the key it registered, so it was refused and the job given to another worker."),
+        new(AttemptOverdue, "attempt", "The worker kept the job far longer than its size at the worker's measured speed allows, so it was given to another worker."),
         new(Unknown, "failed", "The job ended before the platform recorded reasons."),
     ];
 

@@ -337,6 +337,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             MintWithheld = holder.Unverifiable,
         }).ToList();
         await WorkerEnergy.RecordAsync(tx, holder.Kernel, gflop, acceptedAttempts, now, ct);
+        await WorkerClaims.RecordSpeedAsync(tx, accepted.Select(r => r.AttemptId).ToList(), o, now, ct);
+        await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
         var top = acceptedAttempts[0];
         await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
@@ -382,8 +384,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 }
 
 /// <summary>
-/// A failure caused by the job's own inputs fails the job at once (another worker would fail the same way);
-/// any other failure gives the job to another worker until it has had its attempts.
+/// A failure a worker blames on the job's own inputs fails the job only once a worker of another operator says
+/// the same (<see cref="InputClaims"/>): until then the job goes to another operator's worker. Any other failure
+/// gives the job to another worker until it has had its attempts.
 /// </summary>
 public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
     ILogger<AttemptFailedConsumer> logger)
@@ -408,8 +411,22 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
             await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.KeyMismatch, ct);
             return;
         }
-        var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, m.Detail,
-            retry: !PermanentReasons.Contains(m.Reason), options.Value.MaxAttempts, now, ct);
+        var retry = true;
+        var detail = m.Detail;
+        if (PermanentReasons.Contains(m.Reason))
+        {
+            var verdict = await InputClaims.JudgeAsync(tx, m.JobId.Value, m.AttemptId.Value, m.WorkerId.Value, options.Value, ct);
+            // Confirmed by a second operator, or nobody else could look: the job fails with the worker's reason.
+            retry = !verdict.Confirmed && verdict.AnotherOperatorCanLook;
+            if (verdict.Confirmed)
+                detail = $"{m.Detail} (confirmed by worker {verdict.ConfirmedBy} of another operator)";
+            else if (retry)
+                detail = $"{m.Detail} (not confirmed: the job goes to a worker of another operator)";
+            logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); {Verdict}", m.JobId, m.WorkerId, m.Reason, m.Detail,
+                verdict.Confirmed ? "confirmed by another operator's worker, the job fails" : retry ? "to be confirmed by another operator's worker" : "no other operator's worker can look, the job fails");
+        }
+        var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, detail,
+            retry, options.Value.MaxAttempts, now, ct);
         await outbox.CommitAsync(tx, ct);
         if (changed)
             dispatcher.Poke();

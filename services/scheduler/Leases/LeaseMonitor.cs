@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Jobs;
@@ -17,11 +18,16 @@ namespace Platform.Scheduler.Leases;
 /// but has not listed an attempt for its lease and a grace period more (a message lost, a worker restarted
 /// under the same id) has lost track of it: that attempt ends as lease_expired. Nothing is taken until a grace period after this scheduler started or
 /// its broker connection recovered (<see cref="DeafSpells"/>): while it was deaf, silence proves nothing.
+/// Beating proves a worker is alive, not that it works: an attempt past its own deadline (from the job's GFLOP
+/// and the worker's effective rate, with slack; see the dispatcher) ends as attempt_overdue even while its worker
+/// beats and lists it; the job goes to another worker, the worker is told to stop it and loses reputation.
 /// Rows are claimed with SKIP LOCKED, so scheduler instances share this work.
 /// </summary>
 public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options,
     DatabaseState database, DeafSpells deafSpells, TimeProvider clock, ILogger<LeaseMonitor> logger) : BackgroundService
 {
+    private sealed record Overdue(string JobId, string AttemptId, string WorkerId, DateTime AssignedAt, DateTime Deadline);
+
     private sealed record Lapsed(string JobId, string AttemptId, string WorkerId, DateTime? LastSeenAt, DateTime LeaseDeadline, bool Silent);
 
     private DateTimeOffset? _holdLogged;
@@ -88,8 +94,47 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
                 retry: true, o.MaxAttempts, now, ct);
             logger.LogWarning("Job {JobId}: attempt {AttemptId} ended, {Reason}: {Detail}", job.JobId, job.AttemptId, reason, detail);
         }
+        var overdue = await EndOverdueAsync(tx, now, ct);
         await outbox.CommitAsync(tx, ct);
-        return lapsed.Count;
+        return lapsed.Count + overdue;
+    }
+
+    private async Task<int> EndOverdueAsync(NpgsqlTransaction tx, DateTimeOffset now, CancellationToken ct)
+    {
+        var o = options.Value;
+        var connection = tx.Connection!;
+        var overdue = (await connection.QueryAsync<Overdue>(new CommandDefinition(
+            """
+            select j.id as JobId, j.attempt_id as AttemptId, j.worker_id as WorkerId, a.assigned_at as AssignedAt, j.attempt_deadline as Deadline
+            from jobs j join attempts a on a.id = j.attempt_id
+            where j.status in ('assigned', 'running') and j.attempt_deadline < @now
+            order by j.attempt_deadline
+            limit 200
+            for update of j skip locked
+            """, new { now }, tx, cancellationToken: ct))).ToList();
+        var ended = 0;
+        foreach (var job in overdue)
+        {
+            var detail = $"Worker {job.WorkerId} had the attempt for {JobReasons.Duration(now - Utc(job.AssignedAt))}, past its deadline of "
+                + $"{JobReasons.Duration(Utc(job.Deadline) - Utc(job.AssignedAt))} (the job's size at the worker's measured speed, with slack).";
+            if (!await JobStore.EndAttemptAsync(tx, outbox, JobId.From(job.JobId), AttemptId.From(job.AttemptId), JobReasons.AttemptOverdue, detail,
+                    retry: true, o.MaxAttempts, now, ct))
+                continue;
+            ended++;
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update workers set reputation = reputation * @factor where id = @id",
+                new { factor = o.OverdueReputationFactor, id = job.WorkerId }, tx, cancellationToken: ct));
+            // The worker may still be computing it: the slot is better spent on its next job.
+            await outbox.EnqueueAsync(tx, new CancelAttempt
+            {
+                JobId = JobId.From(job.JobId),
+                AttemptId = AttemptId.From(job.AttemptId),
+                WorkerId = WorkerId.From(job.WorkerId),
+                OccurredAt = now,
+            }, sendTo: $"worker-{job.WorkerId}-control", ct: ct);
+            logger.LogWarning("Job {JobId}: attempt {AttemptId} ended, {Reason}: {Detail}", job.JobId, job.AttemptId, JobReasons.AttemptOverdue, detail);
+        }
+        return ended;
     }
 
     /// <summary>Within a grace period of (re)starting to listen, or deaf now: running work stays where it is.</summary>

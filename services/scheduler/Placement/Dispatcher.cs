@@ -74,6 +74,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public string[]? FailedOn { get; init; }
         /// <summary>Operators whose workers already returned a result: a replica must come from someone else.</summary>
         public string[]? ResultOperators { get; init; }
+        /// <summary>Operators whose workers failed the job on its inputs: it needs another operator's word before it fails.</summary>
+        public string[]? InputClaimOperators { get; init; }
         public int AttemptCount { get; init; }
         public bool SpotCheck { get; init; }
     }
@@ -93,7 +95,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
                (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
-               (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators
+               (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators,
+               (select array_agg(distinct a.operator_account_id) from attempts a
+                where a.job_id = j.id and a.status = 'failed' and a.reason = any(@InputReasons) and a.operator_account_id is not null) as InputClaimOperators
         from jobs j join ranked r on r.id = j.id
         where j.status = 'queued'
         order by r.share_rank, j.priority desc, j.queued_at, j.id
@@ -120,32 +124,36 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public bool Alive { get; init; }
         /// <summary>Joules per GFLOP per kernel from accepted attempts, for kernels with enough of them; null for none.</summary>
         public string? JoulesPerGflop { get; init; }
+        /// <summary>GFLOP/s the scheduler measured per kernel (its latest samples), for kernels with enough of them; null for none.</summary>
+        public string? MeasuredGflops { get; init; }
 
         public WorkerFacts Facts => new(Id, Region, MemoryMb, Slots, DeviceKinds, Stake, Reputation);
     }
 
-    // Every online worker: those that may not get work (missed heartbeats, too little stake, too low a
+    // Every online worker (its slots bounded by Scheduler:MaxSlots, whatever it claims): those that may not get work (missed heartbeats, too little stake, too low a
     // reputation) are loaded to be told why.
     private const string LoadWorkers = """
-        select w.id, w.operator_account_id as OperatorAccountId, w.region, w.slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
+        select w.id, w.operator_account_id as OperatorAccountId, w.region, least(w.slots, @MaxSlots) as Slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
                coalesce(s.staked, 0) as Stake, w.reputation, w.last_seen_at > @aliveSince as Alive,
                (select jsonb_object_agg(e.kernel, e.joules / e.gflop)::text from worker_energy e
-                where e.worker_id = w.id and e.gflop > 0 and e.attempts >= @EnergySamples) as JoulesPerGflop
+                where e.worker_id = w.id and e.gflop > 0 and e.attempts >= @EnergySamples) as JoulesPerGflop,
+               (select jsonb_object_agg(s.kernel, s.rates)::text from worker_speed s
+                where s.worker_id = w.id and cardinality(s.rates) >= @ClaimSamples) as MeasuredGflops
         from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
         where w.online
         """;
 
     // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
     private const string LockWorker = """
-        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < w.slots
+        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < least(w.slots, @maxSlots)
         from workers w where w.id = @workerId and w.online
         for update of w skip locked
         """;
 
     private const string Assign = """
         update jobs set status = 'assigned', worker_id = @workerId, attempt_id = @attemptId,
-                        lease_deadline = @leaseDeadline, attempt_count = attempt_count + 1, last_assigned_at = @now
+                        lease_deadline = @leaseDeadline, attempt_deadline = @attemptDeadline, attempt_count = attempt_count + 1, last_assigned_at = @now
         where id = @jobId and status = 'queued'
         """;
 
@@ -157,8 +165,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await using var tx = await connection.BeginTransactionAsync(ct);
         var engine = new PlacementEngine(new PlacementModel(o));
         var all = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples }, tx, cancellationToken: ct))).ToList();
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples, o.ClaimSamples, o.MaxSlots }, tx, cancellationToken: ct))).ToList();
         var ineligible = new List<(WorkerRow Worker, PlacementReason Reason)>();
+        var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
         var workers = new List<WorkerRow>();
         foreach (var w in all)
         {
@@ -168,9 +177,13 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 continue;
             }
             workers.Add(w);
-            // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out.
-            var measured = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
-            var rates = w.Kernels.ToDictionary(k => k, k => measured.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops);
+            // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out. What it
+            // claims is believed only up to what the scheduler measured of it (WorkerClaims).
+            var claimed = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
+            var measured = WorkerClaims.Measured(w.MeasuredGflops);
+            var rates = w.Kernels.ToDictionary(k => k, k => WorkerClaims.EffectiveRate(
+                claimed.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops, measured.GetValueOrDefault(k), o));
+            placed[w.Id] = (rates, w.Slots);
             var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
             engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
         }
@@ -185,7 +198,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
 
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow }, tx, cancellationToken: ct))).ToList();
+            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
+            tx, cancellationToken: ct))).ToList();
 
         var assigned = 0;
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
@@ -195,21 +209,22 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 break;
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
-            var exclude = (job.ResultOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
+            var exclude = (job.ResultOperators ?? []).Concat(job.InputClaimOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
+            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, o.MaxSlots, ct);
             // A spot check is the network's, not the client's: when no other operator's worker inside the job's
             // region and device pin can take it, one outside may (outputs are compared within tolerance, which
             // covers other devices' rounding), so pinning a job to one's own nodes does not escape checks.
             if (choice is null && job.SpotCheck && job.ResultOperators is { Length: > 0 } && (demand.Region is not null || demand.Device != "any"))
             {
                 demand = demand with { Region = null, Device = "any" };
-                choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, ct);
+                choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, o.MaxSlots, ct);
             }
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
-            await AssignAsync(connection, tx, job, choice, now, ct);
+            var (workerRates, workerSlots) = placed[choice.WorkerId];
+            await AssignAsync(connection, tx, job, choice, AttemptDeadline(job, workerRates[job.Kernel], workerSlots, now), now, ct);
             assigned++;
         }
         await outbox.CommitAsync(tx, ct);
@@ -260,11 +275,11 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     }
 
     private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,
-        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, CancellationToken ct)
+        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, int maxSlots, CancellationToken ct)
     {
         while (engine.Place(demand, failedOn, exclude) is { } choice)
         {
-            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId }, tx, cancellationToken: ct));
+            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId, maxSlots }, tx, cancellationToken: ct));
             if (free == true)
                 return choice;
             // Locked or filled by another scheduler, or gone offline: not ours to use in this pass.
@@ -273,15 +288,38 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         return null;
     }
 
-    private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx, QueuedJob job, PlacementChoice choice, DateTimeOffset now, CancellationToken ct)
+    /// <summary>
+    /// When the attempt is overdue, however often its worker beats: its expected time (the job's GFLOP at the worker's
+    /// effective rate, as if every slot of the worker shared the device, plus the input transfer) times the slack,
+    /// and never less than the minimum attempt time.
+    /// </summary>
+    private DateTimeOffset AttemptDeadline(QueuedJob job, double rate, int slots, DateTimeOffset now)
+    {
+        var o = options.Value;
+        var expected = job.EstimatedGflop * slots / rate + job.InputBytes / (o.TransferMegabytesPerSecond * 1e6);
+        var allowed = o.AttemptTimeSlack * expected;
+        // Capped at a year: a worker's absurd figures must not overflow the date.
+        return now + (double.IsFinite(allowed) && allowed < TimeSpan.FromDays(365).TotalSeconds
+            ? TimeSpan.FromTicks(Math.Max(o.MinimumAttemptTime.Ticks, TimeSpan.FromSeconds(allowed).Ticks))
+            : TimeSpan.FromDays(365));
+    }
+
+    private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx, QueuedJob job, PlacementChoice choice, DateTimeOffset attemptDeadline,
+        DateTimeOffset now, CancellationToken ct)
     {
         var attemptId = AttemptId.New();
         var leaseDeadline = now + options.Value.LeaseDuration;
         await connection.ExecuteAsync(new CommandDefinition(Assign,
-            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
+            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, attemptDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
+        // Timed by the scheduler's clock from here (assigned_at) to the result, with the attempts the worker now holds
+        // (this one included), for measuring its speed; the deadline is the lease monitor's.
         await connection.ExecuteAsync(new CommandDefinition(
-            "insert into attempts (id, job_id, worker_id, status, assigned_at) values (@attemptId, @jobId, @workerId, 'assigned', @now)",
-            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId, now }, tx, cancellationToken: ct));
+            """
+            insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent)
+            values (@attemptId, @jobId, @workerId, 'assigned', @now, @attemptDeadline,
+                    (select count(*) from jobs where worker_id = @workerId and status in ('assigned', 'running')))
+            """,
+            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId, now, attemptDeadline }, tx, cancellationToken: ct));
 
         var jobId = JobId.From(job.Id);
         var worker = WorkerId.From(choice.WorkerId);

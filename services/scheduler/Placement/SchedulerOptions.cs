@@ -99,6 +99,53 @@ public sealed class SchedulerOptions : IValidatableObject
     [Range(1, 1000)]
     public int PlacementHistory { get; set; } = 20;
 
+    /// <summary>
+    /// The least time an attempt is given before it is overdue (attempt_overdue), however small its job: a
+    /// deadline is the larger of this and <see cref="AttemptTimeSlack"/> times the attempt's expected time.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "7.00:00:00")]
+    public TimeSpan MinimumAttemptTime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How many times its expected time an attempt may take before it is overdue. Expected: the job's GFLOP at the
+    /// worker's effective rate, as if all its slots shared the device, plus the input transfer.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public double AttemptTimeSlack { get; set; } = 10;
+
+    /// <summary>A worker whose attempt ran past its deadline keeps this fraction of its reputation.</summary>
+    [Range(0, 1)]
+    public double OverdueReputationFactor { get; set; } = 0.8;
+
+    /// <summary>
+    /// A worker's claimed GFLOP/s for a kernel is believed up to this many times the median the scheduler
+    /// measured of its accepted attempts (once it has <see cref="ClaimSamples"/> of them).
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public double ClaimTolerance { get; set; } = 2;
+
+    /// <summary>Measured attempts of a kernel a worker needs before its measured rate bounds its claim; the latest this many count.</summary>
+    [Range(1, 1000)]
+    public int ClaimSamples { get; set; } = 5;
+
+    /// <summary>
+    /// An accepted attempt is a speed sample only when it ran at least this long (scheduler clock, less its input
+    /// transfer): shorter ones are mostly messaging and would make every worker look slow.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan SpeedSampleMinimumTime { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The most slots a worker is believed to have, whatever it claims: more would let one node hoard the queue.</summary>
+    [Range(1, 10_000)]
+    public int MaxSlots { get; set; } = 32;
+
+    /// <summary>
+    /// A worker that failed a job on its inputs (input_invalid, input_missing, input_corrupt) which another
+    /// operator's worker then completed keeps this fraction of its reputation.
+    /// </summary>
+    [Range(0, 1)]
+    public double FalseClaimReputationFactor { get; set; } = 0.5;
+
     /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element.</summary>
     [Required]
     public Uri StorageUrl { get; set; } = new("http://127.0.0.1:8081");

@@ -48,10 +48,12 @@ public static class NetworkApi
         public long EnergyMeasured { get; init; }
         public double Joules { get; init; }
         public double Gflop { get; init; }
+        public string? MeasuredGflops { get; init; }
     }
 
-    internal static async Task<Ok<List<WorkerView>>> ListWorkers(NpgsqlDataSource db, CancellationToken ct)
+    public static async Task<Ok<List<WorkerView>>> ListWorkers(NpgsqlDataSource db, IOptions<SchedulerOptions> options, CancellationToken ct)
     {
+        var o = options.Value;
         await using var connection = await db.OpenConnectionAsync(ct);
         var rows = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
             """
@@ -59,18 +61,32 @@ public static class NetworkApi
                    w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
                    coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey,
                    (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
-                   coalesce(e.attempts, 0) as EnergyAttempts, coalesce(e.measured, 0) as EnergyMeasured, coalesce(e.joules, 0) as Joules, coalesce(e.gflop, 0) as Gflop
+                   coalesce(e.attempts, 0) as EnergyAttempts, coalesce(e.measured, 0) as EnergyMeasured, coalesce(e.joules, 0) as Joules, coalesce(e.gflop, 0) as Gflop,
+                   (select jsonb_object_agg(sp.kernel, sp.rates)::text from worker_speed sp
+                    where sp.worker_id = w.id and cardinality(sp.rates) >= @ClaimSamples) as MeasuredGflops
             from workers w left join operator_stakes s on s.operator_account_id = w.operator_account_id
                            left join (select worker_id, sum(attempts)::bigint as attempts, sum(measured_attempts)::bigint as measured, sum(joules) as joules, sum(gflop) as gflop
                                       from worker_energy group by worker_id) e on e.worker_id = w.id
             order by w.online desc, w.region, w.id
-            """, cancellationToken: ct));
-        return TypedResults.Ok(rows.Select(r => new WorkerView(r.Id, r.OperatorAccountId, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
+            """, new { o.ClaimSamples }, cancellationToken: ct));
+        return TypedResults.Ok(rows.Select(r => View(r, o)).ToList());
+    }
+
+    private static WorkerView View(WorkerRow r, SchedulerOptions o)
+    {
+        var claimed = JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!;
+        var measured = WorkerClaims.Measured(r.MeasuredGflops);
+        return new WorkerView(r.Id, r.OperatorAccountId, r.Region, r.Online, r.Slots, r.Active, r.Kernels,
             JsonSerializer.Deserialize<List<DeviceInfo>>(r.Devices, PlatformJson.Options)!,
-            JsonSerializer.Deserialize<Dictionary<string, double>>(r.Gflops, PlatformJson.Options)!,
+            claimed,
             JsonSerializer.Deserialize<Dictionary<string, string>>(r.Backends, PlatformJson.Options)!,
             r.PowerWatts, r.PowerMeasured, r.Notes, r.Reputation, r.OperatorStake, r.PublicKey, new DateTimeOffset(r.LastSeenAt, TimeSpan.Zero),
-            EnergyView.Of(r.EnergyAttempts, r.EnergyAttempts, r.EnergyMeasured, r.Joules, r.Gflop))).ToList());
+            EnergyView.Of(r.EnergyAttempts, r.EnergyAttempts, r.EnergyMeasured, r.Joules, r.Gflop))
+        {
+            MeasuredGflopsPerKernel = measured.ToDictionary(m => m.Key, m => WorkerClaims.Median(m.Value)),
+            EffectiveGflopsPerKernel = claimed.ToDictionary(c => c.Key, c => WorkerClaims.EffectiveRate(c.Value, measured.GetValueOrDefault(c.Key), o)),
+            EffectiveSlots = Math.Min(r.Slots, o.MaxSlots),
+        };
     }
 
     private sealed record RecentTotals(int Jobs, int ExtraAttempts, int SpotChecked, int Mismatches, long EnergyAttempts, long Measured, double Joules, double Gflop);

@@ -12,12 +12,13 @@ using Platform.Scheduler.Placement;
 namespace Platform.Scheduler.Workers;
 
 /// <summary>
-/// The registry: the latest WorkerOnline wins; heartbeats only ever move last_seen_at forward. A worker's
-/// identity key and operator are the ones its operator registered (node_registrations, POST /v1/nodes): a
-/// WorkerOnline for an unregistered id or with another key is dropped and counted, and the operator it names is
-/// ignored, so no node can take over another's id or pose as another operator's.
+/// The registry: the latest WorkerOnline wins; last_seen_at is the scheduler's own clock when it heard the worker,
+/// never the node's (see <see cref="WorkerHeartbeatConsumer"/>). A worker's identity key and operator are the ones
+/// its operator registered (node_registrations, POST /v1/nodes): a WorkerOnline for an unregistered id or with
+/// another key is dropped and counted, and the operator it names is ignored, so no node can take over another's
+/// id or pose as another operator's.
 /// </summary>
-public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatcher, ILogger<WorkerOnlineConsumer> logger) : IConsumer<WorkerOnline>
+public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatcher, TimeProvider clock, ILogger<WorkerOnlineConsumer> logger) : IConsumer<WorkerOnline>
 {
     public async Task Consume(ConsumeContext<WorkerOnline> context)
     {
@@ -41,15 +42,16 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
-                                 memory_mb, device_kinds, backends, power_measured, notes)
-            values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @OccurredAt,
-                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes)
+                                 memory_mb, device_kinds, backends, power_measured, notes, node_clock_at)
+            values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @Now,
+                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes, @OccurredAt)
             on conflict (id) do update set operator_account_id = excluded.operator_account_id, region = excluded.region,
                 slots = excluded.slots, kernels = excluded.kernels, devices = excluded.devices, gflops = excluded.gflops,
                 memory_mb = excluded.memory_mb, device_kinds = excluded.device_kinds,
                 backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
-                last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at)
+                last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at),
+                node_clock_at = excluded.node_clock_at, offline_node_at = null
             """,
             new
             {
@@ -63,6 +65,7 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 w.PowerWatts,
                 registration.PublicKey,
                 w.OccurredAt,
+                Now = clock.GetUtcNow(),
                 MemoryMb = w.Devices.Count == 0 ? 0 : w.Devices.Max(d => d.MemoryMb),
                 DeviceKinds = w.Devices.Select(d => d.Kind).Distinct().DefaultIfEmpty("cpu").ToArray(),
                 Backends = JsonSerializer.Serialize(w.BackendPerKernel ?? new Dictionary<string, string>(), PlatformJson.Options),
@@ -96,6 +99,10 @@ public sealed class StakeChangedConsumer(NpgsqlDataSource db, Dispatcher dispatc
 /// from silence (offline for new work, but within the grace period nothing of its was taken) is online again and
 /// its attempts simply continue. The beat's two updates share a transaction, so the lease monitor sees both or
 /// neither.
+/// A worker is seen when the scheduler hears it, by the scheduler's clock: a node whose clock runs a day ahead
+/// cannot stay alive while silent, and one whose clock runs behind does not look dead. The node's OccurredAt
+/// only orders its own messages (one clock, however wrong, is consistent with itself): a beat sent before the
+/// worker's WorkerOffline but delivered after it does not bring the worker back.
 /// </summary>
 public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
     ILogger<WorkerHeartbeatConsumer> logger) : IConsumer<WorkerHeartbeat>
@@ -110,6 +117,7 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         if (!await RegisteredKeys.VerifyAsync(connection, beat.WorkerId, key => WorkerMessageSignature.Verify(key, beat.Signature, WorkerMessageSignature.Payload(beat)), logger, nameof(WorkerHeartbeat), ct))
             return;
         await using var tx = await connection.BeginTransactionAsync(ct);
+        var now = clock.GetUtcNow();
         var renewed = 0;
         if (beat.Attempts.Count > 0)
         {
@@ -118,28 +126,33 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
                 update jobs set lease_deadline = greatest(lease_deadline, @deadline)
                 where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
                 """,
-                new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = clock.GetUtcNow() + options.Value.LeaseDuration },
+                new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = now + options.Value.LeaseDuration },
                 tx, cancellationToken: ct));
         }
         var before = await connection.QuerySingleOrDefaultAsync<Before>(new CommandDefinition(
             """
-            update workers w set last_seen_at = @OccurredAt, online = true
-            from (select id, online, last_seen_at from workers where id = @Id for update) old
-            where w.id = old.id and w.last_seen_at < @OccurredAt
+            update workers w set last_seen_at = greatest(old.last_seen_at, @now), online = true,
+                node_clock_at = greatest(old.node_clock_at, @OccurredAt)
+            from (select id, online, last_seen_at, node_clock_at, offline_node_at from workers where id = @Id for update) old
+            where w.id = old.id and (old.offline_node_at is null or old.offline_node_at < @OccurredAt)
             returning old.online as Online, old.last_seen_at as LastSeenAt
             """,
-            new { Id = beat.WorkerId.Value, beat.OccurredAt }, tx, cancellationToken: ct));
+            new { Id = beat.WorkerId.Value, beat.OccurredAt, now }, tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
         if (before is { Online: false })
         {
             logger.LogWarning("Worker {WorkerId} is back after {Silence} of silence: online again, {Renewed} running attempt(s) renewed and continuing",
-                beat.WorkerId, JobReasons.Duration(beat.OccurredAt - new DateTimeOffset(DateTime.SpecifyKind(before.LastSeenAt, DateTimeKind.Utc))), renewed);
+                beat.WorkerId, JobReasons.Duration(now - new DateTimeOffset(DateTime.SpecifyKind(before.LastSeenAt, DateTimeKind.Utc))), renewed);
         }
         if (before is not null)
             dispatcher.Poke();
     }
 }
 
+/// <summary>
+/// A worker going away. Applied only when it is the node's newest word (by the node's own clock, which orders
+/// its own messages): a WorkerOffline of an earlier run delivered after the worker announced itself again is ignored.
+/// </summary>
 public sealed class WorkerOfflineConsumer(NpgsqlDataSource db, ILogger<WorkerOfflineConsumer> logger) : IConsumer<WorkerOffline>
 {
     public async Task Consume(ConsumeContext<WorkerOffline> context)
@@ -149,7 +162,7 @@ public sealed class WorkerOfflineConsumer(NpgsqlDataSource db, ILogger<WorkerOff
         if (!await RegisteredKeys.VerifyAsync(connection, m.WorkerId, key => WorkerMessageSignature.Verify(key, m.Signature, WorkerMessageSignature.Payload(m)), logger, nameof(WorkerOffline), context.CancellationToken))
             return;
         await connection.ExecuteAsync(new CommandDefinition(
-            "update workers set online = false where id = @Id and last_seen_at <= @OccurredAt",
+            "update workers set online = false, offline_node_at = @OccurredAt where id = @Id and (node_clock_at is null or node_clock_at <= @OccurredAt)",
             new { Id = context.Message.WorkerId.Value, context.Message.OccurredAt }, cancellationToken: context.CancellationToken));
     }
 }

@@ -11,7 +11,20 @@ namespace Platform.Contracts.Api;
 public sealed record WorkerView(string WorkerId, string OperatorAccountId, string Region, bool Online, int Slots, int Active, IReadOnlyList<string> Kernels,
     IReadOnlyList<DeviceInfo> Devices, IReadOnlyDictionary<string, double> GflopsPerKernel, IReadOnlyDictionary<string, string> BackendPerKernel,
     double PowerWatts, bool PowerMeasured, IReadOnlyList<string> Notes, double Reputation, decimal OperatorStake, string? PublicKey, DateTimeOffset LastSeenAt,
-    EnergyView Energy);
+    EnergyView Energy)
+{
+    /// <summary>
+    /// The GFLOP/s per kernel the scheduler measured of the worker's accepted attempts (median of the latest samples),
+    /// for kernels with enough samples; placement believes <see cref="GflopsPerKernel"/> only up to a multiple of it.
+    /// </summary>
+    public IReadOnlyDictionary<string, double>? MeasuredGflopsPerKernel { get; init; }
+
+    /// <summary>The GFLOP/s per kernel placement and attempt deadlines use: the claim, bounded by the measurement.</summary>
+    public IReadOnlyDictionary<string, double>? EffectiveGflopsPerKernel { get; init; }
+
+    /// <summary>The slots placement uses: the announced ones, at most the scheduler's maximum.</summary>
+    public int? EffectiveSlots { get; init; }
+}
 
 /// <summary>
 /// Energy of accepted work, as the workers reported it per attempt: measured by a power sensor (RAPL) where the
