@@ -15,17 +15,8 @@ namespace Platform.Scheduler.Nodes;
 /// </summary>
 public static class NodeIntake
 {
-    /// <summary>
-    /// Puts a consumer on the intake endpoint rather than an endpoint of its own. Every node's heartbeats, starts and
-    /// results now share it, so it takes more at once than an endpoint's default (about the machine's core count):
-    /// a heartbeat must not wait behind a burst of results until its worker looks silent.
-    /// </summary>
-    public static void OnIntake(IEndpointRegistrationConfigurator endpoint)
-    {
-        endpoint.Name = NodeNames.Intake;
-        endpoint.PrefetchCount = 64;
-        endpoint.ConcurrentMessageLimit = 32;
-    }
+    /// <summary>Puts a consumer on the intake endpoint rather than an endpoint of its own.</summary>
+    public static void OnIntake(IEndpointRegistrationConfigurator endpoint) => endpoint.Name = NodeNames.Intake;
 
     public static IBusRegistrationConfigurator AddNodeIntake(this IBusRegistrationConfigurator bus)
     {
