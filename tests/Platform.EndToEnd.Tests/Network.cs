@@ -9,7 +9,8 @@ public sealed record Account(string AccountId, string Role, string Name, string 
 
 /// <summary>
 /// The whole network as real processes (gateway, storage, rewards, scheduler and one worker) on the run's
-/// RabbitMQ and Postgres, in a vhost and databases of its own.
+/// RabbitMQ and Postgres, in a vhost and databases of its own. Schedulers get the broker's management API (from
+/// <see cref="ServiceProcess"/>) to make node users; workers enroll through the gateway for their broker login.
 /// </summary>
 public class Network : IAsyncLifetime
 {
@@ -115,10 +116,11 @@ public class Network : IAsyncLifetime
     /// <param name="settings">Worker settings beyond the defaults here, or overriding them.</param>
     public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local", Dictionary<string, string?>? settings = null)
     {
+        // Only what an operator's machine has: the gateway's URL and the operator's key (the worker enrolls and gets
+        // a broker login of its own; ServiceProcess passes it no connection string) and non-secret options.
         var env = new Dictionary<string, string?>
         {
             ["Worker__Region"] = region,
-            ["ConnectionStrings__Postgres"] = null,
             ["Worker__OperatorKey"] = operatorKey,
             ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
             ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),

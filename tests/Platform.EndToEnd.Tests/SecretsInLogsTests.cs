@@ -57,4 +57,25 @@ public sealed class SecretsInLogsTests(Network network) : IClassFixture<Network>
 
         Assert.Empty(leaks);
     }
+
+    /// <summary>
+    /// A node is a stranger's machine: the running worker holds its operator's key and the gateway's URL, and none of
+    /// the network's credentials, even when the process that started it (a test run under ./platform test, an
+    /// operator's shell) holds them. It got its broker login by enrolling.
+    /// </summary>
+    [Fact]
+    public async Task A_running_node_holds_no_service_credential_or_platform_secret_in_its_environment()
+    {
+        var worker = network.Worker!;
+        var environ = (await File.ReadAllTextAsync($"/proc/{worker.ProcessId}/environ")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.Contains($"Worker__OperatorKey={network.Operator.Key}", environ);
+        Assert.Contains($"Worker__GatewayUrl={network.Gateway.BaseUrl}", environ);
+        var rabbitPassword = Uri.UnescapeDataString(new Uri(network.Environment.RabbitMqUri).UserInfo.Split(':', 2)[1]);
+        var postgresPassword = new NpgsqlConnectionStringBuilder(network.Environment.Infrastructure.PostgresConnectionString).Password!;
+        foreach (var (what, secret) in new[] { ("the admin key", network.AdminKey), ("the key-hash secret", network.KeyHashSecret),
+            ("the services' RabbitMQ password", rabbitPassword), ("the Postgres password", postgresPassword) })
+            Assert.False(environ.Any(e => e.Contains(secret, StringComparison.Ordinal)), $"the worker's environment holds {what}");
+        Assert.DoesNotContain(environ, e => e.StartsWith("ConnectionStrings__", StringComparison.Ordinal) || e.StartsWith("Platform__", StringComparison.Ordinal));
+    }
 }
