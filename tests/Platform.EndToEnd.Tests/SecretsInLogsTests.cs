@@ -7,7 +7,7 @@ namespace Platform.EndToEnd.Tests;
 
 /// <summary>
 /// Secrets never reach a log: after accounts are made, a job runs and a wrong key is tried, no service's log holds
-/// the admin key, an API key (good or bad), the key-hash secret, or the RabbitMQ or Postgres password.
+/// the admin key, an API key (good or bad), the key-hash secret, the gateway secret, or the RabbitMQ or Postgres password.
 /// </summary>
 public sealed class SecretsInLogsTests(Network network) : IClassFixture<Network>
 {
@@ -31,6 +31,7 @@ public sealed class SecretsInLogsTests(Network network) : IClassFixture<Network>
         {
             ["the admin key"] = network.AdminKey,
             ["the key hash secret"] = network.KeyHashSecret,
+            ["the gateway secret"] = network.Environment.GatewaySecret,
             ["the client's API key"] = client.Key,
             ["the operator's API key"] = network.Operator.Key,
             ["a rejected API key"] = wrongKey,
