@@ -1,4 +1,5 @@
 using Platform.Hosting;
+using Platform.Hosting.Http;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
@@ -15,6 +16,7 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 builder.Services.AddPlacement();
 builder.Services.AddVerification();
 builder.Services.AddNodes(builder.Configuration);
+builder.Services.AddGatewayProof();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

@@ -17,8 +17,8 @@ namespace Platform.Scheduler.Nodes;
 /// </summary>
 public static class NodeEnrollmentApi
 {
-    /// <summary>Set by the gateway from the authenticated key.</summary>
-    public const string AccountHeader = "X-Platform-Account";
+    /// <summary>Set by the gateway from the authenticated key, with its proof (<see cref="GatewayProof"/>).</summary>
+    public const string AccountHeader = GatewayProof.AccountHeader;
 
     public static IServiceCollection AddNodes(this IServiceCollection services, IConfiguration configuration)
     {
@@ -31,17 +31,15 @@ public static class NodeEnrollmentApi
 
     public static RouteGroupBuilder MapNodes(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/nodes").WithTags("Nodes");
+        // Only the gateway may say who the operator is: a direct call, or a forged header, is a 401 before anything runs.
+        var group = app.MapGroup("/v1/nodes").WithTags("Nodes").RequireGatewayProof();
         group.MapPost("/", Enroll);
         return group;
     }
 
-    /// <summary>
-    /// The operator making the call, as the gateway says. The one place the scheduler reads the caller: where the
-    /// gateway's proof of the header is checked.
-    /// </summary>
+    /// <summary>The operator making the call, as the gateway proved it (RequireGatewayProof on the group).</summary>
     internal static AccountId? OperatorOf(HttpContext http) =>
-        AccountId.TryParse(http.Request.Headers[AccountHeader].ToString(), null, out var account) ? account : null;
+        AccountId.TryParse(http.GatewayAccount(), null, out var account) ? account : null;
 
     private sealed record Existing(string WorkerId, string OperatorAccountId, string PublicKey);
 

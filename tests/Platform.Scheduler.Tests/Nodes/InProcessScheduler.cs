@@ -27,10 +27,15 @@ public sealed class InProcessScheduler : IAsyncDisposable
     {
         _env = env;
         _factory = factory;
-        Http = factory.CreateClient();
+        // Calls as the gateway makes them: an X-Platform-Account header goes with the gateway's proof.
+        Http = factory.CreateDefaultClient(new GatewaySigner(env.GatewaySecret));
+        // Calls as anyone else who reaches the scheduler's port makes them: headers as given, no proof.
+        UnsignedHttp = factory.CreateClient();
     }
 
     public HttpClient Http { get; }
+
+    public HttpClient UnsignedHttp { get; }
 
     public IServiceProvider Services => _factory.Services;
 
@@ -43,6 +48,7 @@ public sealed class InProcessScheduler : IAsyncDisposable
             web.UseSetting("ConnectionStrings:RabbitMq", env.RabbitMqUri);
             web.UseSetting("ConnectionStrings:Postgres", env.PostgresConnectionStringFor("scheduler"));
             web.UseSetting("RabbitMq:ManagementUrl", env.Infrastructure.RabbitMqManagementUri.AbsoluteUri);
+            web.UseSetting("Platform:GatewaySecret", env.GatewaySecret);
             web.UseSetting("Scheduler:MinimumStake", "0");
             web.UseSetting("Scheduler:SpotChecks", "false");
             web.UseSetting("Scheduler:DispatchInterval", "00:00:00.200");

@@ -128,11 +128,26 @@ public sealed class NodeEnrollmentTests(SchedulerFixture fixture) : IClassFixtur
     }
 
     [Fact]
-    public async Task A_call_without_an_operator_is_unauthenticated()
+    public async Task A_call_without_an_operator_is_refused()
     {
         using var response = await Scheduler.PostEnrollmentAsync(null, InProcessScheduler.Node.New().Request());
 
-        await AssertProblemAsync(response, HttpStatusCode.Unauthorized, "urn:platform:problem:unauthenticated");
+        await AssertProblemAsync(response, HttpStatusCode.Unauthorized, "urn:platform:problem:gateway-proof-required");
+    }
+
+    [Fact]
+    public async Task A_direct_call_naming_an_operator_without_the_gateways_proof_registers_nothing()
+    {
+        // Anyone who reaches the scheduler's port could name a victim operator in the header: without the gateway's
+        // proof the node is not registered under it, and gets no broker login.
+        var victim = AccountId.New();
+        var node = InProcessScheduler.Node.New();
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/nodes") { Content = System.Net.Http.Json.JsonContent.Create(node.Request()) };
+        message.Headers.Add(Platform.Hosting.Http.GatewayProof.AccountHeader, victim.Value);
+        using var response = await Scheduler.UnsignedHttp.SendAsync(message);
+
+        await AssertProblemAsync(response, HttpStatusCode.Unauthorized, "urn:platform:problem:gateway-proof-required");
+        Assert.Equal(0, await Scheduler.QueryAsync<long>("select count(*) from node_registrations where worker_id = @id", new { id = node.WorkerId.Value }));
     }
 
     private static async Task AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string type)
