@@ -1,3 +1,4 @@
+using Microsoft.Extensions.FileProviders;
 using Platform.Gateway.Accounts;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Documentation;
@@ -5,7 +6,6 @@ using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
 using Platform.Gateway.Limits;
 using Platform.Gateway.Receipts;
-using Microsoft.Extensions.FileProviders;
 using Platform.Hosting;
 
 var builder = WebApplication.CreateBuilder(args);

@@ -140,6 +140,7 @@ public static class NetworkApi
         return TypedResults.Ok(new NetworkView(t.Online, t.Offline, regions, devices, t.Slots, t.Active, t.Slots == 0 ? 0 : (double)t.Active / t.Slots,
             t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned,
             new VerificationView(r.Jobs, r.ExtraAttempts, r.Jobs == 0 ? 0 : (double)r.ExtraAttempts / r.Jobs, r.SpotChecked, r.Mismatches),
-            EnergyView.Of(r.Jobs, r.EnergyAttempts, r.Measured, r.Joules, r.Gflop)) { RejectedNodeMessages = rejected });
+            EnergyView.Of(r.Jobs, r.EnergyAttempts, r.Measured, r.Joules, r.Gflop))
+        { RejectedNodeMessages = rejected });
     }
 }
