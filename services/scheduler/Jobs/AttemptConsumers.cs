@@ -338,7 +338,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         }).ToList();
         await WorkerEnergy.RecordAsync(tx, holder.Kernel, gflop, acceptedAttempts, now, ct);
         await WorkerClaims.RecordSpeedAsync(tx, accepted.Select(r => r.AttemptId).ToList(), o, now, ct);
-        await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
+        // Only a job that had more attempts than accepted results can hold a failed one, let alone an input claim:
+        // the usual job (one attempt, one result) skips the lookup on the accept path.
+        if (holder.AttemptCount > accepted.Count)
+            await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
         var top = acceptedAttempts[0];
         await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {
