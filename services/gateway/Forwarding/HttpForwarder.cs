@@ -6,7 +6,7 @@ namespace Platform.Gateway.Forwarding;
 
 /// <summary>
 /// A small streaming reverse proxy over HttpClient: bodies are streamed both ways (never buffered),
-/// hop-by-hop headers are dropped, the caller's identity is replaced by the authenticated account, signed with
+/// hop-by-hop headers (and those the Connection header names) are dropped, the caller's identity is replaced by the authenticated account, signed with
 /// the gateway proof (shared/Platform.Hosting/Http/GatewayProof.cs) the services check, and X-Forwarded-* set. Instances of a service are used in turn; one that is unreachable or answers 502/503/504
 /// is reported to its pool (passive health) and, when the request has no body to resend, the next instance
 /// is tried. No instance reachable is a 503 problem; no answer within the route's timeout a 504.
@@ -84,8 +84,9 @@ public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> opt
         using (response)
         {
             context.Response.StatusCode = (int)response.StatusCode;
-            CopyHeaders(response.Headers, context.Response.Headers);
-            CopyHeaders(response.Content.Headers, context.Response.Headers);
+            var namedInConnection = NamedIn(response.Headers.Connection);
+            CopyHeaders(response.Headers, context.Response.Headers, namedInConnection);
+            CopyHeaders(response.Content.Headers, context.Response.Headers, namedInConnection);
             await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
             await body.CopyToAsync(context.Response.Body, context.RequestAborted);
         }
@@ -101,9 +102,10 @@ public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> opt
             if (request.ContentLength is { } length)
                 message.Content.Headers.ContentLength = length;
         }
+        var namedInConnection = NamedIn(request.Headers.Connection);
         foreach (var (name, values) in request.Headers)
         {
-            if (HopByHop.Contains(name) || SetExplicitly.Contains(name))
+            if (HopByHop.Contains(name) || SetExplicitly.Contains(name) || namedInConnection.Contains(name))
                 continue;
             if (!message.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values))
                 message.Content?.Headers.TryAddWithoutValidation(name, (IEnumerable<string?>)values);
@@ -120,12 +122,20 @@ public sealed class HttpForwarder(HttpClient http, IOptions<UpstreamOptions> opt
         return message;
     }
 
-    private static void CopyHeaders(HttpHeaders from, IHeaderDictionary to)
+    private static void CopyHeaders(HttpHeaders from, IHeaderDictionary to, ISet<string> namedInConnection)
     {
         foreach (var (name, values) in from)
         {
-            if (!HopByHop.Contains(name))
+            if (!HopByHop.Contains(name) && !namedInConnection.Contains(name))
                 to[name] = values.ToArray();
         }
     }
+
+    /// <summary>
+    /// The headers a Connection header names are hop-by-hop too (RFC 9110 §7.6.1): they are meant for the next hop
+    /// only, so a proxy removes them along with Connection itself.
+    /// </summary>
+    private static HashSet<string> NamedIn(IEnumerable<string?> connection) =>
+        new(connection.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)),
+            StringComparer.OrdinalIgnoreCase);
 }

@@ -142,12 +142,13 @@ public sealed class HttpForwarderTests : IAsyncLifetime
             request.Headers["X-Platform-Account"] = "acc_forged";
             request.Headers["X-Platform-Gateway-Proof"] = "v1.1796000000.forged";
             request.Headers["X-Forwarded-For"] = "10.0.0.1";
-            request.Headers.Connection = "keep-alive, X-Custom";
+            request.Headers["Keep-Alive"] = "timeout=5";
             request.Headers["X-Custom"] = "kept";
         });
 
         var headers = body.GetProperty("headers");
         Assert.False(headers.TryGetProperty("Authorization", out _));
+        Assert.False(headers.TryGetProperty("Keep-Alive", out _));
         Assert.Equal("acc_caller", headers.GetProperty("X-Platform-Account").GetString());
         Assert.NotEqual("v1.1796000000.forged", headers.GetProperty("X-Platform-Gateway-Proof").GetString());
         Assert.Equal(nameof(GatewayProofCheck.Valid), body.GetProperty("proof").GetString());
@@ -157,6 +158,84 @@ public sealed class HttpForwarderTests : IAsyncLifetime
         Assert.Equal("kept", headers.GetProperty("X-Custom").GetString());
         Assert.Equal("?chunk=2", body.GetProperty("query").GetString());
         Assert.Equal("/v1/things", body.GetProperty("path").GetString());
+    }
+
+    [Fact]
+    public async Task Headers_named_in_Connection_are_not_forwarded_and_the_others_are()
+    {
+        var pool = new UpstreamPool("storage", (await UpstreamAsync("a")).ToString(), Options.FailureCooldown, TimeProvider.System);
+
+        // RFC 9110 §7.6.1: a header the Connection header names is for this hop only; a proxy removes it.
+        var (_, body) = await ForwardAsync(Forwarder(), pool, request =>
+        {
+            request.Headers.Connection = new Microsoft.Extensions.Primitives.StringValues(["keep-alive, X-Hop-One", " x-hop-two "]);
+            request.Headers["X-Hop-One"] = "for the gateway only";
+            request.Headers["X-Hop-Two"] = "for the gateway only";
+            request.Headers["X-End-To-End"] = "kept";
+        });
+
+        var headers = body.GetProperty("headers");
+        Assert.False(headers.TryGetProperty("X-Hop-One", out _), "X-Hop-One is named in Connection and was forwarded");
+        Assert.False(headers.TryGetProperty("X-Hop-Two", out _), "X-Hop-Two is named in Connection (another value, lower case) and was forwarded");
+        Assert.Equal("kept", headers.GetProperty("X-End-To-End").GetString());
+    }
+
+    [Fact]
+    public async Task Headers_the_upstream_names_in_Connection_are_not_passed_back_to_the_client()
+    {
+        var upstream = WebApplication.CreateSlimBuilder();
+        upstream.WebHost.UseUrls("http://127.0.0.1:0");
+        upstream.Logging.ClearProviders();
+        var app = upstream.Build();
+        app.Run(async http =>
+        {
+            http.Response.Headers.Connection = "X-Upstream-Hop";
+            http.Response.Headers["X-Upstream-Hop"] = "for the gateway only";
+            http.Response.Headers["X-Upstream-End-To-End"] = "kept";
+            await http.Response.WriteAsJsonAsync(new { name = "a" });
+        });
+        await app.StartAsync();
+        _upstreams.Add(app);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var pool = new UpstreamPool("storage", address, Options.FailureCooldown, TimeProvider.System);
+
+        var http = new DefaultHttpContext { RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider() };
+        http.Request.Method = "GET";
+        http.Request.Scheme = "http";
+        http.Request.Host = new HostString("gateway.example");
+        http.Response.Body = new MemoryStream();
+        await Forwarder().ForwardAsync(http, pool, "/v1/things", "acc_caller");
+
+        Assert.Equal(200, http.Response.StatusCode);
+        Assert.Equal("kept", http.Response.Headers["X-Upstream-End-To-End"].ToString());
+        Assert.False(http.Response.Headers.ContainsKey("X-Upstream-Hop"), "X-Upstream-Hop is named in the upstream's Connection and was passed back");
+        Assert.False(http.Response.Headers.ContainsKey("Connection"));
+    }
+
+    /// <summary>Headers only the gateway (or a storage node) may set: whatever a client sends in them never reaches a service.</summary>
+    [Theory]
+    [InlineData("X-Platform-Storage-Peer", "acc_caller")]
+    [InlineData("X-Platform-Storage-Peer", "")]
+    [InlineData("x-platform-storage-peer", "acc_caller")]
+    [InlineData("X-Platform-Account", "acc_caller")]
+    [InlineData("X-Platform-Account", "")]
+    [InlineData("X-Platform-Gateway-Proof", "acc_caller")]
+    [InlineData("X-Platform-Gateway-Proof", "")]
+    [InlineData("X-Forwarded-For", "acc_caller")]
+    [InlineData("X-Forwarded-Proto", "")]
+    [InlineData("X-Forwarded-Host", "acc_caller")]
+    public async Task A_client_cannot_send_an_internal_header_through(string header, string account)
+    {
+        var pool = new UpstreamPool("storage", (await UpstreamAsync("a")).ToString(), Options.FailureCooldown, TimeProvider.System);
+        const string Forged = "forged-by-the-client";
+
+        var (status, body) = await ForwardAsync(Forwarder(), pool, request => request.Headers[header] = Forged, "/v1/blobs/bafkreiabc", account);
+
+        Assert.Equal(200, status);
+        var received = body.GetProperty("headers").EnumerateObject().ToDictionary(h => h.Name, h => h.Value.GetString(), StringComparer.OrdinalIgnoreCase);
+        Assert.DoesNotContain(received, h => h.Value!.Contains(Forged, StringComparison.Ordinal));
+        if (header.Equals("X-Platform-Storage-Peer", StringComparison.OrdinalIgnoreCase))
+            Assert.False(received.ContainsKey(header), "the storage peer header reached the storage service");
     }
 
     [Theory]
