@@ -98,7 +98,22 @@ public sealed class JobSpecPropertyTests(ITestOutputHelper output) : IAsyncLifet
         from parameters in Gen.Frequency((4, Gen.Constant<JsonNode?>(null)), (1, Map(Value())))
         select Serialize(JsonValue.Create("vector-add"), new JsonObject { ["a"] = ValidCid, ["b"] = ValidCid }, parameters, fields, values, null, -1);
 
-    private static Gen<string> Bodies_() => Gen.Frequency((1, NearlyValid()), (2, Hostile()));
+    // A vector-add of two CIDs whose every extra is in range: the gateway must accept each of these.
+    private static Gen<string> Valid() =>
+        from replicas in Gen.Choose(1, 5).Select(i => (JsonNode?)JsonValue.Create(i))
+        from maxPrice in Gen.Choose(0, 1000).Select(i => (JsonNode?)JsonValue.Create(i / 10m))
+        from priority in Gen.Choose(-10, 10).Select(i => (JsonNode?)JsonValue.Create(i))
+        from policy in Gen.Elements<JsonNode?>(JsonValue.Create("latency"), JsonValue.Create("energy"), JsonValue.Create("cost"), null)
+        from present in Gen.Elements(true, false).ArrayOf(4)
+        let fields = new[] { "replicas", "maxPrice", "priority", "policy" }.Where((_, i) => present[i]).ToArray()
+        let values = new[] { replicas, maxPrice, priority, policy }.Where((_, i) => present[i]).ToArray()
+        select Serialize(JsonValue.Create("vector-add"), new JsonObject { ["a"] = ValidCid, ["b"] = ValidCid }, null, fields, values, null, -1);
+
+    /// <summary>A body, and whether it is valid by construction (so must be accepted).</summary>
+    private static Gen<(string Body, bool Valid)> Bodies_() => Gen.Frequency(
+        (1, Valid().Select(b => (b, true))),
+        (1, NearlyValid().Select(b => (b, false))),
+        (2, Hostile().Select(b => (b, false))));
 
     private static Gen<string> Hostile() =>
         from kernel in Gen.OneOf(Gen.Elements<JsonNode?>(
@@ -129,26 +144,58 @@ public sealed class JobSpecPropertyTests(ITestOutputHelper output) : IAsyncLifet
         output.WriteLine($"FsCheck seed {Seed}, gamma {Gamma}, {Bodies} bodies");
         using var http = _gateway.CreateClient();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
-        var accepted = 0;
-        var property = Prop.ForAll(Arb.From(Bodies_()), body =>
+        int accepted = 0, valid = 0;
+        var property = Prop.ForAll(Arb.From(Bodies_()), generated =>
         {
-            var (status, contentType, text) = Task.Run(async () =>
+            var (body, mustAccept) = generated;
+            var (status, contentType, location, text) = Task.Run(async () =>
             {
                 using var content = new StringContent(body, Encoding.UTF8, "application/json");
                 using var response = await http.PostAsync(new Uri("/v1/jobs", UriKind.Relative), content);
-                return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync());
+                return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, response.Headers.Location?.OriginalString,
+                    await response.Content.ReadAsStringAsync());
             }).GetAwaiter().GetResult();
+            if (mustAccept)
+            {
+                valid++;
+                Assert.True(status == 202, $"a valid body got {status}: {body}: {text}");
+            }
             if (status == 202)
             {
                 accepted++;
+                AssertIsTheJobSubmitted(body, contentType, location, text);
                 return;
             }
             Assert.True(status is >= 400 and < 500, $"{status} for {body}: {text}");
             Assert.Equal("application/problem+json", contentType);
-            Assert.StartsWith("urn:platform:problem:", JsonDocument.Parse(text).RootElement.GetProperty("type").GetString(), StringComparison.Ordinal);
+            var problem = JsonDocument.Parse(text).RootElement;
+            Assert.StartsWith("urn:platform:problem:", problem.GetProperty("type").GetString(), StringComparison.Ordinal);
+            Assert.Equal(status, problem.GetProperty("status").GetInt32());
         });
         Check.One(Config.QuickThrowOnFailure.WithMaxTest(Bodies)
             .WithReplay(FSharpOption<Replay>.Some(new Replay(new Rnd(Seed, Gamma), FSharpOption<int>.None))), property);
-        output.WriteLine($"{accepted} of {Bodies} accepted");
+        output.WriteLine($"{accepted} of {Bodies} accepted, {valid} valid by construction");
+
+        // The seed is fixed, so these counts are too; the bounds keep the generator honest: a quarter of the bodies
+        // are valid by construction, and some nearly valid ones pass as well.
+        Assert.True(valid >= Bodies / 8, $"only {valid} of {Bodies} bodies were valid by construction");
+        Assert.True(accepted >= valid, $"{accepted} accepted of {valid} valid");
+        Assert.True(accepted < Bodies, "every body was accepted, nonsense included");
+    }
+
+    /// <summary>A 202 answers with the job just made of this body: a new id, pending, the kernel and inputs sent, and its address.</summary>
+    private static void AssertIsTheJobSubmitted(string body, string? contentType, string? location, string text)
+    {
+        Assert.Equal("application/json", contentType);
+        var sent = JsonNode.Parse(body)!;
+        var job = JsonDocument.Parse(text).RootElement;
+        var id = job.GetProperty("id").GetString()!;
+        Assert.True(JobId.TryParse(id, null, out _), $"'{id}' is not a job id: {text}");
+        Assert.Equal($"/v1/jobs/{id}", location);
+        Assert.Equal("pending", job.GetProperty("status").GetString());
+        Assert.Equal(sent["kernel"]!.GetValue<string>(), job.GetProperty("kernel").GetString());
+        var inputs = job.GetProperty("inputs").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString());
+        Assert.Equal(sent["inputs"]!.AsObject().ToDictionary(p => p.Key, p => p.Value?.GetValue<string>()), inputs);
+        Assert.Empty(job.GetProperty("attempts").EnumerateArray());
     }
 }
