@@ -11,11 +11,17 @@ public sealed class ReceiptVerifierTests(ITestOutputHelper output)
 {
     private const int Seed = 9061;
 
-    /// <summary>A two-replica receipt signed by a platform key and two worker keys, all from a fixed seed's data.</summary>
+    /// <summary>A key fixed by the seed and its name, signing deterministically: the same bytes every run.</summary>
+    private static DeterministicEcdsa Key(string name) => DeterministicEcdsa.FromSeed($"receipt-verifier-tests {Seed} {name}");
+
+    /// <summary>
+    /// A two-replica receipt signed by a platform key and two worker keys, all from a fixed seed: the keys, the data and
+    /// the signatures are the same bytes on every run (<see cref="The_fixture_is_the_same_file_on_every_run"/>).
+    /// </summary>
     private sealed class Fixture : IDisposable
     {
-        public ECDsa Platform { get; } = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        public ECDsa[] Workers { get; } = [ECDsa.Create(ECCurve.NamedCurves.nistP256), ECDsa.Create(ECCurve.NamedCurves.nistP256)];
+        public ECDsa Platform { get; } = Key("platform");
+        public ECDsa[] Workers { get; } = [Key("worker 0"), Key("worker 1")];
         public JobReceipt Receipt { get; }
 
         public Fixture(Func<IReadOnlyDictionary<string, Cid>, IReadOnlyDictionary<string, Cid>>? signedOutputs = null)
@@ -149,33 +155,67 @@ public sealed class ReceiptVerifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_fixture_is_the_same_file_on_every_run()
+    {
+        output.WriteLine($"seed {Seed}");
+        using var f = new Fixture();
+        using var again = new Fixture();
+        var file = f.File();
+
+        Assert.Equal(file, again.File());
+        var hash = Convert.ToHexStringLower(SHA256.HashData(file));
+        output.WriteLine($"fixture file sha256 {hash}");
+        // Pinned: a change here means the fixture's keys, data or signatures are no longer fixed (or the receipt format changed).
+        Assert.Equal(FixtureFileSha256, hash);
+    }
+
+    private const string FixtureFileSha256 = "c8c2d093f1ed5be53b9ddffcc4e295411284827fda434e856d39250a4234b3d0";
+
+    /// <summary>
+    /// A DER ECDSA signature is 69 to 72 bytes; its base64 has spare bits only when it ends in padding: 70 bytes
+    /// ("==", 4 spare bits) or 71 ("=", 2). Receipts signed by sixteen fixed keys (deterministic signatures, so the same
+    /// lengths every run) cover both; every spare bit of each padded one is set in turn, and each such file fails.
+    /// </summary>
+    [Fact]
     public void A_base64_signature_with_non_zero_padding_bits_fails_though_it_decodes_to_the_same_bytes()
     {
+        const string Base64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         using var f = new Fixture();
-        // Only a signature whose base64 ends in padding has spare bits to set. ECDSA signatures are DER values of
-        // 70 to 72 bytes (r and s vary in length), and a 72-byte one is 96 characters with no padding (about one
-        // signature in four), so sign until the case exists: each signing is independent, and 64 unpadded
-        // signatures in a row would take odds of 4^-64.
-        var signed = Enumerable.Range(0, 64).Select(_ => ReceiptJson.Sign(f.Receipt, f.Platform))
-            .First(s => s.PlatformSignature.EndsWith('='));
-        var signature = signed.PlatformSignature;
-        var padded = signature.TrimEnd('=');
-        var last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".IndexOf(padded[^1], StringComparison.Ordinal);
-        var sibling = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[last ^ 1];
-        var altered = padded[..^1] + sibling + signature[padded.Length..];
-        Assert.Equal(Convert.FromBase64String(signature), Convert.FromBase64String(altered));
+        var lengths = new List<int>();
+        var altered = 0;
+        for (var i = 0; i < 16; i++)
+        {
+            using var key = Key($"padding {i}");
+            var signed = ReceiptJson.Sign(f.Receipt, key);
+            var signature = signed.PlatformSignature;
+            lengths.Add(Convert.FromBase64String(signature).Length);
+            Assert.True(ReceiptVerifier.Verify(ReceiptJson.Serialize(signed)).Verified, $"key {i}: the untouched receipt fails");
+            var padding = signature.Length - signature.TrimEnd('=').Length;
+            var last = signature.Length - padding - 1;
+            for (var bit = 0; bit < 2 * padding; bit++)
+            {
+                var sibling = Base64[Base64.IndexOf(signature[last], StringComparison.Ordinal) ^ (1 << bit)];
+                var changed = signature[..last] + sibling + signature[(last + 1)..];
+                Assert.Equal(Convert.FromBase64String(signature), Convert.FromBase64String(changed));
 
-        var result = ReceiptVerifier.Verify(ReceiptJson.Serialize(signed with { PlatformSignature = altered }));
+                var result = ReceiptVerifier.Verify(ReceiptJson.Serialize(signed with { PlatformSignature = changed }));
 
-        Assert.False(result.Verified);
-        Assert.Contains(result.Failures, c => c.Name == "platform signature" && c.Detail.Contains("not canonical", StringComparison.Ordinal));
+                Assert.False(result.Verified, $"key {i}: {changed} verified");
+                Assert.Contains(result.Failures, c => c.Name == "platform signature" && c.Detail.Contains("not canonical", StringComparison.Ordinal));
+                altered++;
+            }
+        }
+        output.WriteLine($"signature lengths {string.Join(", ", lengths)}; {altered} altered signatures");
+        Assert.Contains(70, lengths);
+        Assert.Contains(71, lengths);
+        Assert.Contains(72, lengths); // no padding, no spare bits: nothing to alter, and it verifies
     }
 
     [Fact]
     public void A_forged_worker_signature_fails_though_the_platform_signed_the_receipt()
     {
         using var f = new Fixture();
-        using var forger = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var forger = Key("forger");
         var attempt = f.Receipt.Attempts[1];
         var forged = f.Receipt with
         {
@@ -213,7 +253,7 @@ public sealed class ReceiptVerifierTests(ITestOutputHelper output)
     public void A_receipt_signed_by_another_platform_key_fails_against_the_pinned_key()
     {
         using var f = new Fixture();
-        using var impostor = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var impostor = Key("impostor");
         var file = ReceiptJson.Serialize(ReceiptJson.Sign(f.Receipt, impostor));
 
         // Self-consistent, so it verifies against the key it names; the pinned key is what exposes it.
