@@ -23,7 +23,7 @@ public sealed class CannedGateway : IDisposable
     private readonly HttpListener _listener = new();
     private readonly Task _serving;
     private readonly Func<string, string, CannedAnswer> _answer;
-    private readonly List<(string Route, string Body)> _received = [];
+    private readonly List<(string Route, string Body, System.Collections.Specialized.NameValueCollection Headers)> _received = [];
 
     /// <param name="answer">The answer to a route ("GET /v1/network") and the request's body.</param>
     public CannedGateway(Func<string, string, CannedAnswer> answer)
@@ -68,6 +68,13 @@ public sealed class CannedGateway : IDisposable
             return [.. _received.Where(r => r.Route == route).Select(r => r.Body)];
     }
 
+    /// <summary>The values of header <paramref name="name"/> on the requests to <paramref name="route"/>, in order (null where absent).</summary>
+    public List<string?> ReceivedHeader(string route, string name)
+    {
+        lock (_received)
+            return [.. _received.Where(r => r.Route == route).Select(r => r.Headers[name])];
+    }
+
     private async Task ServeAsync()
     {
         while (_listener.IsListening)
@@ -86,7 +93,7 @@ public sealed class CannedGateway : IDisposable
             using (var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8))
                 body = await reader.ReadToEndAsync();
             lock (_received)
-                _received.Add((route, body));
+                _received.Add((route, body, context.Request.Headers));
             var answer = _answer(route, body);
             var bytes = Encoding.UTF8.GetBytes(answer.Body);
             context.Response.StatusCode = answer.Status;

@@ -36,6 +36,8 @@ public sealed class RateLimitRetryTests
         Assert.Equal(2, bodies.Count);
         Assert.Equal(bodies[0], bodies[1]);
         Assert.Contains("\"kernel\":\"vector-add\"", bodies[1], StringComparison.Ordinal);
+        // The same key on the retry: a new or missing one would let a 429 that was in fact accepted make a second job.
+        Assert.Equal(["submit-1", "submit-1"], gateway.ReceivedHeader("POST /v1/jobs", "Idempotency-Key"));
         Assert.True(waited.Elapsed >= TimeSpan.FromSeconds(0.95), $"asked again after {waited.Elapsed.TotalSeconds:F2} s, before the 1 s Retry-After");
     }
 
