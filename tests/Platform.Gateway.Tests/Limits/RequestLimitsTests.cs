@@ -80,5 +80,8 @@ public sealed class RequestLimitsTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("urn:platform:problem:payload-too-large", problem.GetProperty("type").GetString());
+        Assert.Equal(413, problem.GetProperty("status").GetInt32());
     }
 }
