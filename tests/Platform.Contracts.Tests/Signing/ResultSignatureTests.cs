@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Platform.Contracts.Signing;
+using Platform.Contracts.Tests.Receipts;
 
 namespace Platform.Contracts.Tests.Signing;
 
@@ -20,8 +21,9 @@ public sealed class ResultSignatureTests
     [Fact]
     public void A_signature_verifies_with_its_key_and_with_nothing_else()
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        // Fixed keys and deterministic signatures (RFC 6979), so every run checks the same bytes.
+        using var key = DeterministicEcdsa.FromSeed("result-signature-tests key");
+        using var other = DeterministicEcdsa.FromSeed("result-signature-tests other");
         var publicKey = ResultSignature.ExportPublicKey(key);
         var signature = ResultSignature.Sign(key, Job, Attempt, Outputs);
 
@@ -48,7 +50,7 @@ public sealed class ResultSignatureTests
     [Fact]
     public void A_key_with_bytes_after_it_or_an_unknown_curve_is_refused_not_thrown()
     {
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var key = DeterministicEcdsa.FromSeed("result-signature-tests key");
         var spki = key.ExportSubjectPublicKeyInfo();
         // The curve's OID (1.2.840.10045.3.1.7) with its first arc changed: .NET throws PlatformNotSupportedException for it.
         var unknownCurve = (byte[])spki.Clone();
