@@ -102,10 +102,16 @@ public sealed class BadInputTests(Network network) : IClassFixture<Network>, IAs
     [Fact]
     public async Task Shape_mismatch_problem_names_both_shapes()
     {
-        using var response = await SubmitRawAsync($"{{\"kernel\":\"matmul\",\"inputs\":{{\"a\":\"{_matrix.Cid}\",\"b\":\"{_matrix.Cid}\"}}}}");
+        // [2,3] times [4,5]: a's 3 columns do not meet b's 4 rows, and no dimension of one shape is in the other.
+        using var http = network.Client(_client.Key);
+        var other = await http.PinAsync(NpyArray.FromFloat32(new float[20], 4, 5));
 
-        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Contains("[2,3]", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        using var response = await SubmitRawAsync($"{{\"kernel\":\"matmul\",\"inputs\":{{\"a\":\"{_matrix.Cid}\",\"b\":\"{other.Cid}\"}}}}");
+
+        await AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "input-invalid");
+        var detail = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString();
+        Assert.Contains("a is [2,3]", detail, StringComparison.Ordinal);
+        Assert.Contains("b is [4,5]", detail, StringComparison.Ordinal);
     }
 
     public static TheoryData<string, string?, HttpStatusCode, string> Keys => new()

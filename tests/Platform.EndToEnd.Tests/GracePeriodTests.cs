@@ -74,6 +74,37 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
         return await connection.ExecuteScalarAsync<int>("select count(*) from attempts where job_id = @jobId", new { jobId });
     }
 
+    private sealed record AttemptRow(string Id, string Status, DateTime? FinishedAt);
+
+    /// <summary>The job's current attempt as the scheduler's database has it.</summary>
+    private async Task<AttemptRow> SchedulerAttemptAsync(string attemptId)
+    {
+        await using var connection = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("scheduler"));
+        return await connection.QuerySingleAsync<AttemptRow>(
+            "select id as Id, status as Status, finished_at as FinishedAt from attempts where id = @attemptId", new { attemptId });
+    }
+
+    /// <summary>
+    /// The database's clock, which also stamps when the scheduler received each result: comparing the two needs no
+    /// agreement between clocks.
+    /// </summary>
+    private async Task<DateTime> DatabaseNowAsync()
+    {
+        await using var connection = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("scheduler"));
+        return await connection.ExecuteScalarAsync<DateTime>("select clock_timestamp()");
+    }
+
+    /// <summary>
+    /// Proves the attempt was still running when something happened at <paramref name="since"/>: the scheduler
+    /// received its result only after that. A result sent earlier would have ended the attempt before it.
+    /// </summary>
+    private async Task AssertFinishedAfterAsync(string attemptId, DateTime since, string what)
+    {
+        var attempt = await SchedulerAttemptAsync(attemptId);
+        Assert.NotNull(attempt.FinishedAt);
+        Assert.True(attempt.FinishedAt > since, $"attempt {attemptId}'s result arrived at {attempt.FinishedAt:O}, before {what} at {since:O}: the job did not run through it");
+    }
+
     /// <summary>The job's whole event stream (it ends with the terminal status).</summary>
     private static async Task<string> EventsAsync(HttpClient http, string jobId)
     {
@@ -85,11 +116,14 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
     public async Task A_worker_paused_for_less_than_the_grace_period_resumes_and_completes_its_job_without_reassignment()
     {
         var (http, vector) = await ClientAsync();
-        var worker = await network.StartSlowWorkerAsync((await network.CreateOperatorAsync()).Key, "blip", TimeSpan.FromSeconds(4));
+        // The kernel takes eight seconds, so the pause (a second or two after the job starts) falls inside it.
+        var worker = await network.StartSlowWorkerAsync((await network.CreateOperatorAsync()).Key, "blip", TimeSpan.FromSeconds(8));
         var job = await SubmitAsync(http, vector, "blip");
         var running = await http.WaitForAsync(job.Id, j => j.Status == "running", "the job running on the slow worker");
-        var workerId = Assert.Single(running.Attempts).WorkerId;
+        var runningAttempt = Assert.Single(running.Attempts);
+        var workerId = runningAttempt.WorkerId;
 
+        DateTime resumedAfter;
         await worker.PauseAsync();
         try
         {
@@ -97,6 +131,12 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
             var held = await Eventually.UntilAsync(() => SchedulerViewAsync(workerId, job.Id), h => !h.Online && h.LeasePassed,
                 GraceNetwork.GracePeriod, "the scheduler to mark the paused worker offline and its lease to pass");
             Assert.False(held.Online);
+            // The attempt is still running with the worker frozen, after the scheduler had all this time to take a result
+            // sent before the pause: the pause caught the worker mid-job, not after it had finished.
+            var frozen = await SchedulerAttemptAsync(runningAttempt.AttemptId);
+            Assert.Equal("running", frozen.Status);
+            Assert.Null(frozen.FinishedAt);
+            resumedAfter = await DatabaseNowAsync();
         }
         finally
         {
@@ -106,8 +146,10 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
         var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "the job finished");
         Assert.Equal("completed", done.Status);
         var attempt = Assert.Single(done.Attempts);
+        Assert.Equal(runningAttempt.AttemptId, attempt.AttemptId);
         Assert.Equal(workerId, attempt.WorkerId);
         Assert.Equal("accepted", attempt.Status);
+        await AssertFinishedAfterAsync(attempt.AttemptId, resumedAfter, "the worker was resumed");
         Assert.Equal(1, await SchedulerAttemptsAsync(job.Id));
         Assert.Equal("accepted", done.StatusReason?.Code);
         Assert.Contains(workerId, done.StatusReason!.Message, StringComparison.Ordinal);
@@ -160,11 +202,13 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
 
         // The restarted scheduler finds the worker silent since it went down and the lease long past: it waits a
         // grace period from its start before judging, by which time the worker's beats have renewed everything.
+        var restartedAt = await DatabaseNowAsync();
         await network.RestartAsync(network.Services.First(s => s.Service == "scheduler"));
 
         var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "the job finished");
         Assert.Equal("completed", done.Status);
         Assert.Equal(workerId, Assert.Single(done.Attempts).WorkerId);
+        await AssertFinishedAfterAsync(done.Attempts[0].AttemptId, restartedAt, "the scheduler was restarted");
         Assert.Equal(1, await SchedulerAttemptsAsync(job.Id));
     }
 
@@ -180,11 +224,13 @@ public sealed class GracePeriodTests(GraceNetwork network) : IClassFixture<Grace
         // No beat reaches the scheduler while the broker is down, and the lease (1 s) runs out; the scheduler's
         // endpoints fault, so it takes no work until a grace period after they are back, by which time the
         // worker's beats have renewed everything.
+        var restartedAt = await DatabaseNowAsync();
         await network.Environment.Infrastructure.RestartRabbitMqAsync();
 
         var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "the job finished");
         Assert.Equal("completed", done.Status);
         Assert.Equal(workerId, Assert.Single(done.Attempts).WorkerId);
+        await AssertFinishedAfterAsync(done.Attempts[0].AttemptId, restartedAt, "the broker was restarted");
         Assert.Equal(1, await SchedulerAttemptsAsync(job.Id));
         var events = await EventsAsync(http, job.Id);
         Assert.DoesNotContain("worker_lost", events, StringComparison.Ordinal);

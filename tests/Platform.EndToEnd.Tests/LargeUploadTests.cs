@@ -15,11 +15,16 @@ public sealed class LargeBlobNetwork : Network
     protected override Dictionary<string, string?> StorageSettings => new() { ["Storage__MaxBlobBytes"] = (3L << 30).ToString(CultureInfo.InvariantCulture) };
 }
 
-/// <summary>The gateway streams uploads: its memory does not grow with the size of what passes through it.</summary>
+/// <summary>
+/// The gateway streams uploads: its memory does not grow with the size of what passes through it. The growth is
+/// the gateway's peak resident memory during the upload above what it held just before: the peak (VmHWM) is reset
+/// to the current resident size by writing 5 to /proc/PID/clear_refs, so what the gateway used before the upload
+/// (start-up, other requests) does not count, and only the upload's own growth is bounded.
+/// </summary>
 public sealed class LargeUploadTests(LargeBlobNetwork network, ITestOutputHelper output) : IClassFixture<LargeBlobNetwork>
 {
     private const long Size = 2L << 30;
-    private const long PeakLimitBytes = 200L * 1000 * 1000;
+    private const long GrowthLimitBytes = 64L * 1000 * 1000;
 
     /// <summary>2 GiB made of a seeded 1 MiB block, each copy stamped with its index, generated while it is sent.</summary>
     private sealed class GeneratedStream(long length, int seed) : Stream
@@ -59,14 +64,25 @@ public sealed class LargeUploadTests(LargeBlobNetwork network, ITestOutputHelper
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
-    private static long PeakResidentBytes(int pid)
+    private static long StatusBytes(int pid, string field)
     {
-        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field + ":", StringComparison.Ordinal));
         return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
     }
 
+    /// <summary>Resets the process's peak resident size (VmHWM) to its current one (Linux 4.0+); returns that size.</summary>
+    private static long ResetPeak(int pid)
+    {
+        File.WriteAllText($"/proc/{pid}/clear_refs", "5");
+        var resident = StatusBytes(pid, "VmRSS");
+        var peak = StatusBytes(pid, "VmHWM");
+        // The reset is what makes the measurement the upload's own: prove it happened rather than trust it.
+        Assert.True(peak <= resident + (4L << 20), $"VmHWM {peak:N0} was not reset to VmRSS {resident:N0}");
+        return peak;
+    }
+
     [Fact]
-    public async Task A_2_GiB_upload_through_the_gateway_keeps_its_peak_memory_under_200_MB()
+    public async Task A_2_GiB_upload_through_the_gateway_grows_its_memory_by_less_than_64_MB()
     {
         const int seed = 20;
         output.WriteLine($"seed {seed}");
@@ -80,6 +96,9 @@ public sealed class LargeUploadTests(LargeBlobNetwork network, ITestOutputHelper
         // The operator pins for free, so the test needs no credits for 2 GiB.
         using var http = network.Client(network.Operator.Key);
         http.Timeout = TimeSpan.FromMinutes(10);
+        var gateway = network.Gateway.ProcessId;
+        output.WriteLine($"gateway lifetime peak RSS before the upload: {StatusBytes(gateway, "VmHWM") / 1e6:F1} MB");
+        var before = ResetPeak(gateway);
         using var body = new StreamContent(new GeneratedStream(Size, seed), 1 << 16);
         body.Headers.ContentLength = Size;
         using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), body);
@@ -88,8 +107,8 @@ public sealed class LargeUploadTests(LargeBlobNetwork network, ITestOutputHelper
         var pinned = (await response.Content.ReadFromJsonAsync<Pinned>(Api.Json))!;
         Assert.Equal(Size, pinned.Size);
         Assert.Equal(expected, pinned.Cid);
-        var peak = PeakResidentBytes(network.Gateway.ProcessId);
-        output.WriteLine($"gateway peak RSS (VmHWM) after a {Size:N0}-byte upload: {peak / 1e6:F1} MB");
-        Assert.True(peak < PeakLimitBytes, $"the gateway's peak RSS was {peak / 1e6:F1} MB");
+        var growth = StatusBytes(gateway, "VmHWM") - before;
+        output.WriteLine($"gateway RSS {before / 1e6:F1} MB before a {Size:N0}-byte upload; its peak during the upload was {growth / 1e6:F1} MB higher");
+        Assert.True(growth < GrowthLimitBytes, $"the gateway's resident memory grew by {growth / 1e6:F1} MB during the upload");
     }
 }

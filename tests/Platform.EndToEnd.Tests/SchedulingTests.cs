@@ -5,6 +5,7 @@ using Dapper;
 using Npgsql;
 using Platform.Contracts.Tensors;
 using Platform.Testing;
+using Xunit.Abstractions;
 
 namespace Platform.EndToEnd.Tests;
 
@@ -96,17 +97,104 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
         using var again = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
     }
+}
+
+/// <summary>
+/// The public network view, on a network of its own where only this test acts, so every count it shows is known:
+/// one worker, one job completed, one waiting, the blobs pinned and the credits minted for the completed job.
+/// </summary>
+public sealed class NetworkViewTests(BareNetwork network, ITestOutputHelper output) : IClassFixture<BareNetwork>
+{
+    /// <summary>The view's counts, read by their names on the wire.</summary>
+    private sealed record Counts(int WorkersOnline, int WorkersOffline, string Regions, string Devices, int Slots, int ActiveAttempts, double Load,
+        int JobsQueued, int JobsPerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned, string Verification, int EnergyJobs, string Rejected);
+
+    private static Counts Read(JsonElement v) => new(
+        v.GetProperty("workersOnline").GetInt32(), v.GetProperty("workersOffline").GetInt32(),
+        Sorted(v.GetProperty("regions")), Sorted(v.GetProperty("devices")),
+        v.GetProperty("slots").GetInt32(), v.GetProperty("activeAttempts").GetInt32(), v.GetProperty("load").GetDouble(),
+        v.GetProperty("jobsQueued").GetInt32(), v.GetProperty("jobsPerMinute").GetInt32(), v.GetProperty("creditsMinted").GetDecimal(),
+        v.GetProperty("bytesPinned").GetInt64(), v.GetProperty("blobsPinned").GetInt64(),
+        string.Join(',', new[] { "jobs", "extraAttempts", "overhead", "spotChecked", "mismatches" }.Select(p => $"{p}={v.GetProperty("verification").GetProperty(p).GetDouble()}")),
+        v.GetProperty("energy").GetProperty("jobs").GetInt32(),
+        Sorted(v.GetProperty("rejectedNodeMessages")));
+
+    private static string Sorted(JsonElement map) =>
+        string.Join(',', map.EnumerateObject().Select(p => $"{p.Name}={p.Value.GetRawText()}").Order(StringComparer.Ordinal));
+
+    private static async Task<JsonElement> GetPublicAsync(HttpClient anonymous, string path)
+    {
+        using var response = await anonymous.GetAsync(new Uri(path, UriKind.Relative));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path} without a key: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private static async Task<Job> SubmitAsync(HttpClient http, Pinned vector, string region)
+    {
+        using var response = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = vector.Cid, b = vector.Cid }, requirements = new { region } });
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+    }
 
     [Fact]
     public async Task Network_view_is_public_and_counts_what_happened()
     {
         using var anonymous = network.Client(null);
+        // Nothing has happened yet: the network's operator exists, but no worker, job or pin.
+        Assert.Equal(new Counts(0, 0, "", "", 0, 0, 0, 0, 0, 0m, 0, 0, "jobs=0,extraAttempts=0,overhead=0,spotChecked=0,mismatches=0", 0, ""),
+            Read(await GetPublicAsync(anonymous, "/v1/network")));
+        Assert.Equal(0, (await GetPublicAsync(anonymous, "/v1/workers")).GetArrayLength());
 
-        var view = await anonymous.GetFromJsonAsync<JsonElement>("/v1/network");
+        // Two blobs pinned by the operator (free), one worker with two slots, one job that completes, one that waits.
+        using var operatorHttp = network.Client(network.Operator.Key);
+        var raw = await operatorHttp.PinAsync(SeededData.Bytes(10_007, seed: 4, output));
+        var vector = await operatorHttp.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3));
+        var workerOperator = await network.CreateOperatorAsync();
+        await network.StartWorkerAsync(workerOperator.Key, slots: 2, region: "view-east");
+        var client = await network.CreateAccountAsync("client", 100m);
+        using var http = network.Client(client.Key);
+        var done = await http.WaitForAsync((await SubmitAsync(http, vector, "view-east")).Id, j => j.Status is "completed" or "failed", "the job finished");
+        Assert.Equal("completed", done.Status);
+        await http.WaitForAsync((await SubmitAsync(http, vector, "view-nowhere")).Id, j => j.Status == "queued", "the second job queued");
 
-        Assert.True(view.GetProperty("workersOnline").GetInt32() >= 0);
-        Assert.True(view.GetProperty("bytesPinned").GetInt64() >= 0);
-        Assert.Equal(JsonValueKind.Array, (await anonymous.GetFromJsonAsync<JsonElement>("/v1/workers")).ValueKind);
+        // The worker pinned the completed job's output: the third blob.
+        var outputCid = Assert.Single(done.Outputs!).Value;
+        using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/blobs/{outputCid}"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        var outputBytes = head.Content.Headers.ContentLength!.Value;
+        // What the completed job minted, from the rewards ledger once it is settled.
+        await using var rewards = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("rewards"));
+        await Eventually.UntilAsync(() => rewards.ExecuteScalarAsync<string>("select status from escrows where job_id = @id", new { id = done.Id }),
+            s => s == "settled", TimeSpan.FromSeconds(30), "the completed job settled");
+        var minted = await rewards.ExecuteScalarAsync<decimal>(
+            "select coalesce(sum(amount), 0) from postings where account_id = @op and kind in ('mint', 'efficiency-bonus')", new { op = workerOperator.AccountId });
+        output.WriteLine($"minted {minted}, pinned {raw.Size} + {vector.Size} + {outputBytes} bytes");
+
+        var workers = await GetPublicAsync(anonymous, "/v1/workers");
+        var worker = Assert.Single(workers.EnumerateArray());
+        var kinds = worker.GetProperty("devices").EnumerateArray().Select(d => d.GetProperty("kind").GetString()!).Distinct().Order(StringComparer.Ordinal).ToList();
+        Assert.NotEmpty(kinds);
+        var expected = new Counts(1, 0, "view-east=1", string.Join(',', kinds.Select(k => $"{k}=1")), 2, 0, 0, 1, 1, minted,
+            raw.Size + vector.Size + outputBytes, 3, "jobs=1,extraAttempts=0,overhead=0,spotChecked=0,mismatches=0", 1, "");
+        // Pins and mints reach the view through messages: wait for them, then every count is exact.
+        var counts = await Eventually.UntilAsync(async () => Read(await GetPublicAsync(anonymous, "/v1/network")), c => c == expected,
+            TimeSpan.FromSeconds(30), $"the network view to show {expected}");
+        Assert.Equal(expected, counts);
+
+        // The one worker's entry, as anyone sees it.
+        Assert.Equal(done.Attempts.Single().WorkerId, worker.GetProperty("workerId").GetString());
+        Assert.Equal(workerOperator.AccountId, worker.GetProperty("operatorAccountId").GetString());
+        Assert.Equal("view-east", worker.GetProperty("region").GetString());
+        Assert.True(worker.GetProperty("online").GetBoolean());
+        Assert.Equal(2, worker.GetProperty("slots").GetInt32());
+        Assert.Equal(0, worker.GetProperty("active").GetInt32());
+        Assert.Contains("vector-add", worker.GetProperty("kernels").EnumerateArray().Select(k => k.GetString()));
+        Assert.True(worker.GetProperty("gflopsPerKernel").GetProperty("vector-add").GetDouble() > 0);
+        Assert.Equal(Network.OperatorStake, worker.GetProperty("operatorStake").GetDecimal());
+        Assert.False(string.IsNullOrEmpty(worker.GetProperty("publicKey").GetString()));
+        Assert.InRange(worker.GetProperty("lastSeenAt").GetDateTimeOffset(), DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddMinutes(1));
+        Assert.Equal(1, worker.GetProperty("energy").GetProperty("jobs").GetInt64());
     }
 }
 

@@ -16,6 +16,9 @@ public sealed class S3StorageCluster : StorageCluster
 
     protected override int NodeCount => 2;
 
+    // The scrubber is off, so the corrupted object is found by the read the test makes, not by a scrub before it.
+    protected override TimeSpan ScrubPeriod => TimeSpan.FromDays(365);
+
     protected override async Task<IDictionary<string, string?>> BackendSettingsAsync()
     {
         Moto = await MotoServer.GetAsync();
@@ -58,5 +61,8 @@ public sealed class S3StorageClusterTests(S3StorageCluster cluster, ITestOutputH
             await copy.ResponseStream.CopyToAsync(read);
             return Cid.Compute(read.ToArray());
         }, hash => hash == cid, TimeSpan.FromSeconds(60), "node 2's object is repaired");
+        // With scrubbing off, only the read can have found the damage and asked for the repair.
+        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[1].Log()), log => log.Contains($"Repaired Corrupt copy of {cid}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the repair logged");
     }
 }

@@ -7,7 +7,7 @@ namespace Platform.Storage.Tests.Replication;
 
 /// <summary>
 /// Three storage nodes as real processes sharing one database and broker, each with its own volume, keeping
-/// two copies of every pin. Beats, sweeps and scrubs run every half second so the tests see them soon.
+/// two copies of every pin. Beats and sweeps run every half second, and scrubs every second, so the tests see them soon.
 /// </summary>
 public class StorageCluster : IAsyncLifetime
 {
@@ -18,6 +18,12 @@ public class StorageCluster : IAsyncLifetime
 
     /// <summary>How many storage nodes the cluster runs.</summary>
     protected virtual int NodeCount => 3;
+
+    /// <summary>
+    /// How long a verified copy goes before its node's scrubber re-hashes it: a second here, so tests see scrubs
+    /// soon; a year turns the scrubber's own checks off, so only a read can find a damaged copy.
+    /// </summary>
+    protected virtual TimeSpan ScrubPeriod => TimeSpan.FromSeconds(1);
 
     /// <summary>Settings that choose and configure the nodes' backend; none means the filesystem.</summary>
     protected virtual Task<IDictionary<string, string?>> BackendSettingsAsync() => Task.FromResult<IDictionary<string, string?>>(new Dictionary<string, string?>());
@@ -34,7 +40,7 @@ public class StorageCluster : IAsyncLifetime
                 ["Storage__RootPath"] = Path.Combine(_root, NodeId(i - 1)),
                 ["Storage__ReplicaCount"] = "2",
                 ["Storage__HeartbeatInterval"] = "00:00:00.500",
-                ["Storage__ScrubPeriod"] = "00:00:01",
+                ["Storage__ScrubPeriod"] = ScrubPeriod.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
                 ["Storage__ScrubBytesPerSecond"] = "1000000000",
             }));
         }

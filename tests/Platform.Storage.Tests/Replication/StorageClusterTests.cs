@@ -37,7 +37,7 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
     }
 
     [Fact]
-    public async Task A_flipped_byte_is_never_served_and_the_scrubber_repairs_the_copy()
+    public async Task A_flipped_byte_nobody_reads_is_found_by_the_scrubber_and_repaired()
     {
         var bytes = RandomBytes((2 << 20) + 3, seed: 2);
         var cid = await cluster.PinAsync(1, bytes);
@@ -48,16 +48,15 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
         copy[(1 << 20) + 5] ^= 0x01;
         await File.WriteAllBytesAsync(path, copy);
 
-        using (var http = cluster.Client(damaged))
-            Assert.Equal(bytes, await http.GetByteArrayAsync($"/v1/blobs/{cid}"));
-
+        // Nobody reads the blob: only the scrubber's re-hashing can find the damage.
         await Eventually.UntilAsync(() => File.ReadAllBytesAsync(path), b => b.AsSpan().SequenceEqual(bytes), TimeSpan.FromSeconds(60), "the damaged copy is repaired");
         await Eventually.UntilAsync(() => cluster.PinStatusAsync(0, cid),
             s => s.GetProperty("copies").EnumerateArray().Any(c => c.GetProperty("nodeId").GetString() == holders[0] && c.GetProperty("status").GetString() == "ok"),
             TimeSpan.FromSeconds(30), "the repaired copy counts again");
-        // The log line follows the status change, through the logger's queue.
-        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[damaged].Log()), log => log.Contains("Repaired Corrupt copy", StringComparison.Ordinal),
-            TimeSpan.FromSeconds(10), "the repair logged");
+        // The log lines follow the status change, through the logger's queue ("Scrub found this node's copy of CID Corrupt").
+        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[damaged].Log()),
+            log => log.Contains($"copy of {cid} Corrupt", StringComparison.Ordinal) && log.Contains($"Repaired Corrupt copy of {cid}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the scrub's finding and the repair logged");
     }
 
     [Fact]
@@ -72,6 +71,9 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
 
         await Eventually.UntilAsync(() => Task.FromResult(File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes)), restored => restored,
             TimeSpan.FromSeconds(60), "the missing copy is copied back");
+        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[NodeIndex(holders[^1])].Log()),
+            log => log.Contains($"copy of {cid} Missing", StringComparison.Ordinal) && log.Contains($"Repaired Missing copy of {cid}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the scrub's finding and the repair logged");
     }
 
     [Fact]
@@ -228,6 +230,41 @@ public sealed class StorageClusterTests(StorageCluster cluster, ITestOutputHelpe
     }
 }
 
+/// <summary>Two storage nodes whose scrubbers never re-hash a copy: a damaged copy is found only by reading it.</summary>
+public sealed class UnscrubbedStorageCluster : StorageCluster
+{
+    protected override int NodeCount => 2;
+
+    protected override TimeSpan ScrubPeriod => TimeSpan.FromDays(365);
+}
+
+/// <summary>The read path's own verification, on a cluster where the scrubber cannot get there first.</summary>
+public sealed class VerifiedReadTests(UnscrubbedStorageCluster cluster, ITestOutputHelper output) : IClassFixture<UnscrubbedStorageCluster>
+{
+    [Fact]
+    public async Task A_flipped_byte_is_never_served_and_the_read_that_found_it_gets_the_copy_repaired()
+    {
+        var bytes = SeededData.Bytes((2 << 20) + 3, seed: 8, output);
+        var cid = await cluster.PinAsync(0, bytes);
+        await cluster.WaitForReplicasAsync(0, cid, 2);
+        // The second node's copy, so the read must fetch the damaged chunk from the first.
+        var path = cluster.CopyPath(1, cid);
+        var copy = await File.ReadAllBytesAsync(path);
+        copy[(1 << 20) + 5] ^= 0x01;
+        await File.WriteAllBytesAsync(path, copy);
+
+        using (var http = cluster.Client(1))
+            Assert.Equal(bytes, await http.GetByteArrayAsync($"/v1/blobs/{cid}"));
+
+        // The scrubber re-hashes nothing here, so the repair can only follow the read's marking the copy lost.
+        await Eventually.UntilAsync(() => File.ReadAllBytesAsync(path), b => b.AsSpan().SequenceEqual(bytes), TimeSpan.FromSeconds(60), "the damaged copy is repaired");
+        await Eventually.UntilAsync(() => Task.FromResult(cluster.Nodes[1].Log()), log => log.Contains($"Repaired Corrupt copy of {cid}", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(10), "the repair logged");
+        var status = await cluster.PinStatusAsync(0, cid);
+        Assert.Equal(["node-1", "node-2"], status.GetProperty("replicas").EnumerateArray().Select(r => r.GetString()!).Order(StringComparer.Ordinal));
+    }
+}
+
 [CollectionDefinition(nameof(StorageClusterCollection))]
 public sealed class StorageClusterCollection : ICollectionFixture<StorageCluster>;
 
@@ -245,8 +282,11 @@ public sealed class StorageNodeLossTests(StorageCluster cluster, ITestOutputHelp
             var bytes = RandomBytes(200_000 + i, seed: 100 + i);
             pins.Add((await cluster.PinAsync(i % 3, bytes), bytes));
         }
+        var heldByNode3 = 0;
         foreach (var (cid, _) in pins)
-            await cluster.WaitForReplicasAsync(0, cid, 2);
+            heldByNode3 += (await cluster.WaitForReplicasAsync(0, cid, 2)).Contains("node-3") ? 1 : 0;
+        // The pin made on node 3 at least: some copy must be made again, or the test would prove nothing.
+        Assert.True(heldByNode3 > 0, "node 3 held no copy");
 
         await cluster.Nodes[2].DisposeAsync();
 
