@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Platform.Hosting.Database;
+using Platform.Hosting.Health;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 
@@ -36,6 +37,8 @@ public static class PlatformDefaults
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict);
 
         var health = builder.Services.AddHealthChecks();
+        var healthOptions = builder.Configuration.GetSection(HealthOptions.SectionName).Get<HealthOptions>() ?? new HealthOptions();
+        builder.Services.AddSingleton(new ServiceName(service, healthOptions.InstanceId));
 
         // The database comes first: its migrator is a hosted service that must finish before the bus starts
         // consuming, and hosted services start in registration order.
@@ -81,8 +84,13 @@ public static class PlatformDefaults
             StatusCodeSelector = ex => ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready") });
+        var name = app.Services.GetRequiredService<ServiceName>();
+        var writer = HealthIdentity.Writer(name.Service, name.InstanceId);
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = writer });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = check => check.Tags.Contains("ready"), ResponseWriter = writer });
         return app;
     }
 }
+
+/// <summary>Who this process is, for the health endpoints' answer (<see cref="HealthIdentity"/>).</summary>
+internal sealed record ServiceName(string Service, string? InstanceId);

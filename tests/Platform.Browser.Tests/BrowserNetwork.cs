@@ -65,18 +65,37 @@ public sealed class BrowserNetwork : Network
 
     /// <summary>
     /// Runs <paramref name="test"/> on a fresh page and screenshots the page at its end, passed or failed, so a
-    /// person can see each view; browser console errors are printed with the test's output.
+    /// person can see each view; browser console errors and warnings are printed with the test's output. A test whose
+    /// page logged a console error or threw an uncaught error (a broken script, a failed request) fails, unless the
+    /// error is one of <paramref name="expected"/>: the errors the test provokes on purpose, each with its reason.
     /// </summary>
-    public async Task WithPageAsync(string name, ITestOutputHelper output, Func<IPage, Task> test)
+    public async Task WithPageAsync(string name, ITestOutputHelper output, Func<IPage, Task> test, params ExpectedBrowserError[] expected)
     {
         var page = await NewPageAsync();
         var console = new List<string>();
+        var errors = new List<string>();
         page.Console += (_, message) =>
         {
             if (message.Type is "error" or "warning")
-                console.Add($"{message.Type}: {message.Text}");
+            {
+                // A failed request is logged with the request's address as its location, not in its text.
+                var line = string.IsNullOrEmpty(message.Location) ? message.Text : $"{message.Text} at {message.Location}";
+                lock (console)
+                {
+                    console.Add($"{message.Type}: {line}");
+                    if (message.Type == "error")
+                        errors.Add(line);
+                }
+            }
         };
-        page.PageError += (_, error) => console.Add($"page error: {error}");
+        page.PageError += (_, error) =>
+        {
+            lock (console)
+            {
+                console.Add($"page error: {error}");
+                errors.Add($"page error: {error}");
+            }
+        };
         var passed = false;
         try
         {
@@ -87,10 +106,26 @@ public sealed class BrowserNetwork : Network
         {
             var path = await ScreenshotAsync(page, passed ? name : name + "-failed");
             output.WriteLine($"screenshot: {path}");
-            foreach (var line in console)
-                output.WriteLine($"browser {line}");
+            lock (console)
+            {
+                foreach (var line in console)
+                    output.WriteLine($"browser {line}");
+            }
             await page.Context.CloseAsync();
         }
+
+        string[] unexpected;
+        ExpectedBrowserError[] missing;
+        lock (console)
+        {
+            unexpected = [.. errors.Where(error => !expected.Any(e => e.Matches(error)))];
+            missing = [.. expected.Where(e => !errors.Any(e.Matches))];
+        }
+        Assert.True(unexpected.Length == 0,
+            $"the page logged {unexpected.Length} error(s) the test did not expect:\n{string.Join('\n', unexpected)}");
+        // An expected error that never came means the test no longer provokes what it says, or the list is stale.
+        Assert.True(missing.Length == 0,
+            $"the page never logged the error(s) the test provokes:\n{string.Join('\n', missing.Select(e => $"{e.Pattern} ({e.Why})"))}");
     }
 
     public override async Task DisposeAsync()
@@ -100,4 +135,10 @@ public sealed class BrowserNetwork : Network
         _playwright?.Dispose();
         await base.DisposeAsync();
     }
+}
+
+/// <summary>A console error a test provokes on purpose (<paramref name="Pattern"/> matches its text and location), and why.</summary>
+public sealed record ExpectedBrowserError(string Pattern, string Why)
+{
+    public bool Matches(string error) => System.Text.RegularExpressions.Regex.IsMatch(error, Pattern);
 }

@@ -106,7 +106,9 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("[data-account=balance]")).Not.ToHaveTextAsync("100");
             await Expect(page.Locator($"#ledger tbody tr[data-job='{jobId}']")).Not.ToHaveCountAsync(0);
             await Expect(page.Locator("#alert")).ToBeHiddenAsync();
-        });
+        },
+        Refused(400, "Bad Request", "/v1/jobs", "the test submits 'not-a-cid' inputs on purpose"),
+        Reported("the job is not valid", "the page shows the refusal, and its report() logs what it shows"));
     }
 
     [Fact]
@@ -212,7 +214,9 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("#view-network")).ToBeVisibleAsync();
             await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
             Assert.Null(await StoredKeyAsync(page));
-        });
+        },
+        Refused(401, "Unauthorized", "/v1/account", "the test signs in with a key that is not one on purpose"),
+        Reported("send 'Authorization: Bearer <api key>'", "the page shows the refusal, and its report() logs what it shows"));
     }
 
     [Fact]
@@ -238,8 +242,17 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("#earnings-note")).ToContainTextAsync("does not serve earnings");
             await Expect(page.Locator("#nodes tbody tr[data-worker]")).ToHaveCountAsync(1);
             await Expect(page.Locator("#alert")).ToBeHiddenAsync();
-        });
+        },
+        Refused(404, "Not Found", "/v1/account/ledger?limit=50", "the test stands in a gateway without the ledger endpoint"),
+        Refused(404, "Not Found", "/v1/account/earnings", "the test stands in a gateway without the earnings endpoint"));
     }
+
+    /// <summary>Chromium's error for a request answered with <paramref name="status"/>, at <paramref name="path"/>.</summary>
+    private ExpectedBrowserError Refused(int status, string reason, string path, string why) => new(
+        $@"^Failed to load resource: the server responded with a status of {status} \({Regex.Escape(reason)}\) at {Regex.Escape(new Uri(network.Gateway.BaseUrl, path).ToString())}:\d+:\d+$", why);
+
+    /// <summary>The dashboard's own console.error of a refusal it reports (app.js report()): an ApiError with the problem's words.</summary>
+    private static ExpectedBrowserError Reported(string detail, string why) => new($"^ApiError: {Regex.Escape(detail)}", why);
 
     private sealed record WorkerRow(string WorkerId, string OperatorAccountId, bool Online);
 
@@ -265,5 +278,6 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
     [GeneratedRegex(@"^\d[\d,.]*(e-?\d+)? k?J \((estimated|measured)\), \d[\d,.]*(e-?\d+)? J/GFLOP$")]
     internal static partial Regex JobEnergy();
 
-    private Task WithPageAsync(string name, Func<IPage, Task> test) => network.WithPageAsync(name, output, test);
+    private Task WithPageAsync(string name, Func<IPage, Task> test, params ExpectedBrowserError[] expected) =>
+        network.WithPageAsync(name, output, test, expected);
 }

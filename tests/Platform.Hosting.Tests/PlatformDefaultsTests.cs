@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Hosting.Database;
+using Platform.Hosting.Health;
 using Platform.Testing;
 
 namespace Platform.Hosting.Tests;
@@ -12,6 +13,7 @@ namespace Platform.Hosting.Tests;
 public sealed class PlatformDefaultsTests : IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private const string InstanceId = "healthtest-launch-1";
 
     private TestEnvironment _env = null!;
     private WebApplication _app = null!;
@@ -24,6 +26,7 @@ public sealed class PlatformDefaultsTests : IAsyncLifetime
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Configuration["ConnectionStrings:RabbitMq"] = _env.RabbitMqUri;
         builder.Configuration["ConnectionStrings:Postgres"] = _env.PostgresConnectionStringFor("healthtest");
+        builder.Configuration["Health:InstanceId"] = InstanceId;
         builder.AddPlatformDefaults("healthtest", typeof(PlatformDefaultsTests).Assembly);
         _app = builder.Build();
         _app.UsePlatformDefaults();
@@ -63,6 +66,20 @@ public sealed class PlatformDefaultsTests : IAsyncLifetime
             status => status == HttpStatusCode.OK, Timeout, "/health/ready to answer 200");
 
         Assert.True(_app.Services.GetRequiredService<DatabaseState>().Migrated);
+    }
+
+    [Theory]
+    [InlineData("/health/live")]
+    [InlineData("/health/ready")]
+    public async Task Health_answers_say_which_service_and_which_launch_answers(string path)
+    {
+        // Whoever started the process checks these before it believes a 200 on the port is this process's.
+        using var response = await _http.GetAsync(new Uri(path, UriKind.Relative));
+
+        Assert.Equal("healthtest", Assert.Single(response.Headers.GetValues(HealthIdentity.ServiceHeader)));
+        Assert.Equal(InstanceId, Assert.Single(response.Headers.GetValues(HealthIdentity.InstanceHeader)));
+        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(await response.Content.ReadAsStringAsync(), new[] { "Healthy", "Unhealthy", "Degraded" });
     }
 
     [Fact]

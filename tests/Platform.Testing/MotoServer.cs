@@ -87,14 +87,15 @@ public sealed class MotoServer
         bool up;
         try
         {
-            // Any HTTP answer means it is serving; a refused connection throws, and Eventually tries again.
+            // Any HTTP answer means it is serving, if moto is what listens on the port (it cannot say so itself);
+            // a refused connection throws, and Eventually tries again.
             up = await Eventually.UntilAsync(
                 async () =>
                 {
                     if (process.HasExited)
                         return false;
                     using var response = await http.GetAsync(new Uri(serviceUrl, "moto-api/"));
-                    return true;
+                    return PortOwner.IsListenedOnBy(process.Id, serviceUrl.Port);
                 },
                 answered => answered || process.HasExited,
                 StartTimeout,

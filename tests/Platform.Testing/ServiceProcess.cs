@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Platform.Hosting.Health;
 
 namespace Platform.Testing;
 
@@ -40,11 +41,12 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     private readonly Dictionary<string, string?> extraEnv;
 
-    private ServiceProcess(string service, int port, string logPath, Process process, TestEnvironment environment, Dictionary<string, string?> extraEnv)
+    private ServiceProcess(string service, int port, string instanceId, string logPath, Process process, TestEnvironment environment, Dictionary<string, string?> extraEnv)
     {
         this.extraEnv = extraEnv;
         Service = service;
         Port = port;
+        InstanceId = instanceId;
         BaseUrl = new Uri($"http://127.0.0.1:{port}/");
         LogPath = logPath;
         ProcessId = process.Id;
@@ -55,6 +57,12 @@ public sealed class ServiceProcess : IAsyncDisposable
     public string Service { get; }
 
     public int Port { get; }
+
+    /// <summary>
+    /// The id this launch was given (Health__InstanceId): its health endpoints echo it, so readiness knows it is this
+    /// process that answers on <see cref="Port"/> and not another one (a previous launch, another test's service).
+    /// </summary>
+    public string InstanceId { get; }
 
     public Uri BaseUrl { get; }
 
@@ -67,9 +75,10 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>
     /// Starts <paramref name="service"/> (gateway, scheduler, worker, rewards or storage) against the environment's
-    /// vhost and database and returns once GET /health/ready answers 200. A worker gets neither: it enrolls through
-    /// the gateway named by Worker__GatewayUrl. <paramref name="extraEnv"/> adds or
-    /// overrides environment variables; a null value removes one.
+    /// vhost and database and returns once GET /health/ready answers 200 as this very launch (its service name and
+    /// <see cref="InstanceId"/>). A worker gets neither: it enrolls through the gateway named by Worker__GatewayUrl.
+    /// <paramref name="extraEnv"/> adds or overrides environment variables; a null value removes one.
+    /// <paramref name="port"/> must be one this process reserved (<see cref="FreePort.Next"/>); by default a new one is.
     /// </summary>
     public static async Task<ServiceProcess> StartAsync(
         string service,
@@ -94,6 +103,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         Directory.CreateDirectory(env.LogDirectory);
         var logPath = Path.Combine(env.LogDirectory, $"{service}-{env.NextInstance(service)}.log");
         var listenPort = port ?? FreePort.Next();
+        var instanceId = $"{service}-{Guid.NewGuid():N}";
 
         var start = new ProcessStartInfo("bash")
         {
@@ -155,8 +165,11 @@ public sealed class ServiceProcess : IAsyncDisposable
             }
         }
 
+        // Last, so no caller's setting can make two launches look alike.
+        start.Environment["Health__InstanceId"] = instanceId;
+
         var started = new ServiceProcess(
-            service, listenPort, logPath, Process.Start(start) ?? throw new InvalidOperationException("bash did not start"), env,
+            service, listenPort, instanceId, logPath, Process.Start(start) ?? throw new InvalidOperationException("bash did not start"), env,
             new Dictionary<string, string?>(extraEnv ?? new Dictionary<string, string?>()));
         Running.TryAdd(started, 0);
         env.Track(started);
@@ -185,7 +198,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     /// <summary>
     /// Crashes the service (<see cref="Kill"/>) and starts it again with the same settings on the same port, as
-    /// a supervisor would: callers that know its address reach the new process.
+    /// a supervisor would: callers that know its address reach the new process. The port stays reserved to this
+    /// test process while the service is down (<see cref="FreePort"/>), and readiness waits for the new launch's
+    /// own instance id, so neither the old process nor a stranger on the port passes for the new one.
     /// </summary>
     public async Task<ServiceProcess> RestartAsync(TimeSpan? readyTimeout = null)
     {
@@ -269,19 +284,29 @@ public sealed class ServiceProcess : IAsyncDisposable
     {
         var clock = Stopwatch.StartNew();
         var ready = new Uri(BaseUrl, "health/ready");
+        string? stranger = null;
         while (true)
         {
             if (process.HasExited)
             {
-                throw Failed($"exited with code {process.ExitCode} before it was ready");
+                throw Failed($"exited with code {process.ExitCode} before it was ready{Stranger(stranger)}");
             }
 
             try
             {
                 using var response = await Http.GetAsync(ready);
-                if (response.StatusCode == HttpStatusCode.OK)
+                var answeredAs = Identity(response);
+                if (answeredAs == (Service, InstanceId))
                 {
-                    return;
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        return;
+                    }
+                }
+                else
+                {
+                    // Someone else holds the port (or a launch that does not echo its id): never ready on its word.
+                    stranger = $"{answeredAs.Service ?? "(no service header)"} instance {answeredAs.Instance ?? "(none)"} answered {(int)response.StatusCode}";
                 }
             }
             catch (HttpRequestException)
@@ -296,12 +321,20 @@ public sealed class ServiceProcess : IAsyncDisposable
             if (clock.Elapsed > timeout)
             {
                 Kill();
-                throw Failed($"was not ready after {timeout.TotalSeconds} s");
+                throw Failed($"was not ready after {timeout.TotalSeconds} s{Stranger(stranger)}");
             }
 
             await Task.Delay(100); // poll interval; the deadline above bounds the wait
         }
     }
+
+    private static (string? Service, string? Instance) Identity(HttpResponseMessage response) =>
+        (Header(response, HealthIdentity.ServiceHeader), Header(response, HealthIdentity.InstanceHeader));
+
+    private static string? Header(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? values.FirstOrDefault() : null;
+
+    private static string Stranger(string? stranger) => stranger is null ? "" : $" (its port was answered by another process: {stranger})";
 
     // Called once the process has exited or been killed; the caller never gets this instance to dispose.
     private InvalidOperationException Failed(string what)
