@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
 using Platform.Contracts.Api;
 using Platform.Contracts.Tensors;
 using Platform.Testing;
@@ -20,11 +22,18 @@ public sealed class TrustNetwork : Network
 /// <summary>
 /// Adaptive trust across real processes: honest workers earn streaks and are checked less and less, so a steady
 /// network pays little for verification, while a cheater that joins has its first results checked and is caught.
+/// Which results are checked is the scheduler's draw from each job's id (<see cref="Draw"/>); the ids are the
+/// gateway's, random by design, so the test prints every job's id and draw, and asserts, job by job, what the rule
+/// makes of those draws: a run's overhead figures replay from its output, and no figure is left to chance.
 /// </summary>
 public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper output) : IClassFixture<TrustNetwork>
 {
     private const int WarmUpJobs = 90;
     private const int SteadyJobs = 150;
+
+    // The scheduler's defaults (SchedulerOptions): every result is checked until a streak of 5, then 1/streak, never below 1%.
+    private const int TrustThreshold = 5;
+    private const double MinimumCheckProbability = 0.01;
 
     [Fact]
     public async Task Verification_costs_under_ten_percent_in_a_steady_honest_network_and_a_cheater_is_caught_on_its_first_job()
@@ -41,17 +50,39 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
         var expected = Npy.ToBytes(NpyArray.FromFloat32(a.Zip(b, (x, y) => x + y).ToArray(), a.Length));
 
         // Three honest operators, one worker each: every one can check the others.
+        var honest = new List<string>();
         for (var i = 0; i < 3; i++)
-            await network.StartWorkerAsync((await network.CreateOperatorAsync()).Key, slots: 2);
+        {
+            var account = await network.CreateOperatorAsync();
+            await network.StartWorkerAsync(account.Key, slots: 2);
+            honest.Add(await WorkerOfOperatorAsync(http, account.AccountId));
+        }
 
         var warmUp = await RunAsync(http, inputA, inputB, WarmUpJobs);
+        Print("warm-up", warmUp);
+        // Streaks only grow while every result agrees, so each honest worker's streak now is the least it has at
+        // any decision of the steady phase, and its check probability the most.
+        var streaks = new List<int>();
+        foreach (var worker in honest)
+        {
+            var view = (await http.GetFromJsonAsync<WorkerPlacementView>($"/v1/workers/{worker}/placement", Api.Json))!;
+            streaks.Add(view.Trust.Single(t => t.Kernel == "vector-add").Streak);
+        }
+        var ceiling = Math.Max(1.0 / streaks.Min(), MinimumCheckProbability);
+        output.WriteLine($"streaks after the warm-up: {string.Join(", ", streaks)}; no steady result is checked with probability above {ceiling:F4}");
+        Assert.True(streaks.Min() >= TrustThreshold, $"every honest worker trusted after the warm-up (streaks {string.Join(", ", streaks)})");
+
         var steady = await RunAsync(http, inputA, inputB, SteadyJobs);
+        Print("steady", steady);
         var warmUpOverhead = Overhead(warmUp);
         var steadyOverhead = Overhead(steady);
         output.WriteLine($"verification overhead: {warmUpOverhead:P1} over the first {WarmUpJobs} jobs (new workers are always checked), "
-            + $"{steadyOverhead:P1} over the next {SteadyJobs} (steady)");
+            + $"{steadyOverhead:P1} over the next {SteadyJobs} (steady); {steady.Count(job => Draw(job.Id) < ceiling)} steady jobs drew below {ceiling:F4}");
         Assert.All(warmUp.Concat(steady), job => Assert.Equal("completed", job.Status));
         Assert.DoesNotContain(warmUp.Concat(steady).SelectMany(job => job.Attempts), attempt => attempt.Status == "rejected");
+        // The rule, job by job: a draw at or above the ceiling is never checked, one below the floor always is.
+        Assert.All(steady.Where(job => Draw(job.Id) >= ceiling), job => Assert.False(Checked(job), $"{job.Id} (draw {Draw(job.Id):F4}) checked above its worker's probability"));
+        Assert.All(steady.Where(job => Draw(job.Id) < MinimumCheckProbability), job => Assert.True(Checked(job), $"{job.Id} (draw {Draw(job.Id):F4}) not checked below the floor"));
         Assert.True(steadyOverhead < 0.10, $"steady verification overhead {steadyOverhead:P1} should be under 10%");
         Assert.True(warmUpOverhead > steadyOverhead, "checks should thin out as the workers' streaks grow");
 
@@ -104,6 +135,17 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
         return jobs;
     }
 
+    /// <summary>
+    /// The scheduler's draw for a job (SpotChecks.Picks): the first 8 bytes of SHA-256 of its id as a little-endian
+    /// number over the largest one; the result is checked when the draw is below its worker's check probability.
+    /// </summary>
+    private static double Draw(string jobId) => BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(jobId)), 0) / (double)ulong.MaxValue;
+
+    private static bool Checked(Job job) => job.Attempts.Count(attempt => attempt.Status is "accepted" or "rejected" or "unverified") > 1;
+
+    private void Print(string phase, List<Job> jobs) =>
+        output.WriteLine($"{phase} jobs (id draw, * checked): " + string.Join(" ", jobs.Select(job => $"{job.Id} {Draw(job.Id):F4}{(Checked(job) ? "*" : "")}")));
+
     // Results computed beyond the one the client asked for: spot checks and tie-breakers.
     private static int ExtraAttempts(IEnumerable<Job> jobs) =>
         jobs.Sum(job => job.Attempts.Count(attempt => attempt.Status is "accepted" or "rejected" or "unverified") - 1);
@@ -112,6 +154,6 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
 
     private static async Task<string> WorkerOfOperatorAsync(HttpClient http, string operatorAccountId) =>
         (await Eventually.UntilAsync(async () => await http.GetFromJsonAsync<List<WorkerView>>("/v1/workers", Api.Json),
-            workers => workers!.Any(w => w.OperatorAccountId == operatorAccountId && w.Online), TimeSpan.FromSeconds(30), "the cheater online"))!
+            workers => workers!.Any(w => w.OperatorAccountId == operatorAccountId && w.Online), TimeSpan.FromSeconds(30), $"a worker of {operatorAccountId} online"))!
         .First(w => w.OperatorAccountId == operatorAccountId).WorkerId;
 }

@@ -56,15 +56,26 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
             }
         }
 
-        // The client paid exactly the job's cost; the operator earned from it.
+        // The client paid exactly the job's cost; the operator was paid this job's share of it, once, for the
+        // worker that ran it: read from the operator's ledger by job, since the network's operator also earns from
+        // the other tests' jobs, whose payouts may land while this one runs.
         var cost = done.Cost!.Value;
         Assert.True(cost > 0);
         var clientAfter = await http.AccountAsync();
         Assert.Equal(clientBefore.Balance - cost, clientAfter.Balance);
         Assert.Equal(0m, clientAfter.Escrowed);
-        var operatorAfter = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.AccountAsync(), o => o.Balance > operatorBefore.Balance,
-            TimeSpan.FromSeconds(30), "operator paid");
-        Assert.True(operatorAfter.Earned > operatorBefore.Earned);
+        var entries = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.EntriesForJobAsync(job.Id), e => e.Any(x => x.Kind == "payout"),
+            TimeSpan.FromSeconds(30), "this job's payout on the operator's ledger");
+        var payout = Assert.Single(entries, e => e.Kind == "payout");
+        Assert.Equal(network.Operator.AccountId, payout.AccountId);
+        Assert.Equal(accepted.WorkerId, payout.WorkerId);
+        Assert.Equal($"settle:{job.Id}", payout.IdempotencyKey);
+        // One paid attempt: the whole cost less the network fee (10% by default), rounded down to 6 digits.
+        Assert.Equal(Math.Round(cost * 0.9m, 6, MidpointRounding.ToZero), payout.Amount);
+        Assert.All(entries, e => Assert.Contains(e.Kind, new[] { "payout", "mint", "efficiency-bonus" }));
+        Assert.True(entries.Count(e => e.Kind == "mint") <= 1, "minted once at most");
+        var operatorAfter = await operatorHttp.AccountAsync();
+        Assert.True(operatorAfter.Earned - operatorBefore.Earned >= entries.Sum(e => e.Amount), "the account's earnings include this job's");
 
         // Its energy: the accepted attempt's joules (estimated on this machine, which has no power sensor), per
         // GFLOP of the 2·m·k·n the product takes; the worker's and the network's totals include it.

@@ -59,10 +59,18 @@ public sealed class VerificationTests(BareNetwork network, ITestOutputHelper out
         Assert.Equal(Network.OperatorStake / 2, slashed.Staked);
         Assert.Equal(0m, slashed.Earned);
         Assert.Equal(0m, slashed.Balance);
+        // Each honest operator is paid its half of this job's cost, less the network fee (10% by default), once,
+        // for the worker whose result was accepted: read from its ledger by job, not from a balance that grew.
+        var share = Math.Round(done.Cost!.Value / 2 * 0.9m, 6, MidpointRounding.ToZero);
         foreach (var honest in honestOperators)
         {
             using var honestHttp = network.Client(honest.Key);
-            await Eventually.UntilAsync(() => honestHttp.AccountAsync(), account => account.Earned > 0, TimeSpan.FromSeconds(30), "an honest operator paid");
+            var entries = await Eventually.UntilAsync(() => honestHttp.EntriesForJobAsync(job.Id), e => e.Any(x => x.Kind == "payout"),
+                TimeSpan.FromSeconds(30), "an honest operator paid for the job");
+            var payout = Assert.Single(entries, e => e.Kind == "payout");
+            Assert.Equal(honest.AccountId, payout.AccountId);
+            Assert.Contains(done.Attempts, attempt => attempt.Status == "accepted" && attempt.WorkerId == payout.WorkerId);
+            Assert.Equal(share, payout.Amount);
         }
 
         var listed = (await http.GetFromJsonAsync<JsonElement>("/v1/workers")).EnumerateArray()

@@ -10,10 +10,14 @@ using Platform.Testing;
 
 namespace Platform.EndToEnd.Tests.Chaos;
 
-/// <summary>What a chaos run found, checked against the databases once every job had time to end.</summary>
+/// <summary>
+/// What a chaos run found, checked against the databases once every job had ended and no message was in flight.
+/// <see cref="MoneyProblems"/> names each job whose money is not exactly what its status says (<see cref="JobMoney"/>).
+/// </summary>
 public sealed record ChaosReport(
     int Submitted, int Completed, int Failed, int Cancelled, int Rejected, int Lost, int StatusMismatches,
-    int DuplicatePayments, int DuplicateMints, int PaidWithoutAcceptance, decimal LedgerSum, int UnbalancedTransactions,
+    int DuplicatePayments, int DuplicateMints, int PaidWithoutAcceptance, IReadOnlyList<string> MoneyProblems, decimal EscrowHeld,
+    IReadOnlyList<string> BalancesOffPostings, int UnbalancedTransactions, IReadOnlyList<string> DeadLetters,
     int OutputsChecked, int OutputsVerified, IReadOnlyList<string> Faults, TimeSpan Duration)
 {
     public string Table()
@@ -29,8 +33,11 @@ public sealed record ChaosReport(
             ("duplicate payments", DuplicatePayments.ToString(CultureInfo.InvariantCulture)),
             ("duplicate mints", DuplicateMints.ToString(CultureInfo.InvariantCulture)),
             ("paid without an accepted attempt", PaidWithoutAcceptance.ToString(CultureInfo.InvariantCulture)),
-            ("ledger sum (all postings)", LedgerSum.ToString(CultureInfo.InvariantCulture)),
+            ("jobs whose money is not exact", MoneyProblems.Count.ToString(CultureInfo.InvariantCulture)),
+            ("escrow still held", EscrowHeld.ToString(CultureInfo.InvariantCulture)),
+            ("balances off their postings", BalancesOffPostings.Count.ToString(CultureInfo.InvariantCulture)),
             ("unbalanced transactions", UnbalancedTransactions.ToString(CultureInfo.InvariantCulture)),
+            ("dead-lettered messages", DeadLetters.Count == 0 ? "0" : string.Join(", ", DeadLetters)),
             ("outputs read back verified", $"{OutputsVerified} of {OutputsChecked}"),
             ("duration", $"{Duration.TotalSeconds:F0} s"),
         };
@@ -38,6 +45,8 @@ public sealed record ChaosReport(
         foreach (var (name, value) in rows)
             text.Append(CultureInfo.InvariantCulture, $"  {name,-34} {value}\n");
         text.Append("  faults: ").Append(string.Join("; ", Faults)).Append('\n');
+        foreach (var problem in MoneyProblems.Concat(BalancesOffPostings))
+            text.Append("  ").Append(problem).Append('\n');
         return text.ToString();
     }
 }
@@ -45,9 +54,10 @@ public sealed record ChaosReport(
 /// <summary>
 /// Submits jobs to a whole network of real processes while it kills workers, restarts RabbitMQ and Postgres,
 /// crashes and restarts every service in turn and makes the services publish already-sent messages again
-/// (their outbox rows marked unsent: the exact messages, redelivered). Then it waits for every job to end and
-/// checks DESIGN section 8 against the databases: one terminal status per job, no payment or mint twice,
-/// credits conserved, every output readable and verified.
+/// (their outbox rows marked unsent: the exact messages, redelivered). Then it waits for every job to end and for
+/// nothing to be in flight (<see cref="Quiescence"/>: a settlement or a redelivery still on its way would make the
+/// ledger look wrong, or right, too early), and checks DESIGN section 8 against the databases: one terminal status
+/// per job, each job's money exactly once (<see cref="JobMoney"/>), every output readable and verified.
 /// </summary>
 public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log)
 {
@@ -90,7 +100,10 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         await Eventually.UntilAsync(
             () => gateway.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status not in ('completed', 'failed', 'cancelled', 'rejected')", new { ids = _jobIds.ToArray() }),
             open => open == 0, TimeSpan.FromMinutes(5), "every job of the chaos run in a terminal status");
-        return await CheckAsync(http, clock.Elapsed, ct);
+        log($"chaos: every job ended after {clock.Elapsed.TotalSeconds:F0} s; waiting for nothing to be in flight");
+        var quiet = await Quiescence.WaitAsync(network, TimeSpan.FromMinutes(3));
+        log($"chaos: no message in flight after {clock.Elapsed.TotalSeconds:F0} s");
+        return await CheckAsync(http, quiet.DeadLetters, clock.Elapsed, ct);
     }
 
     /// <summary>
@@ -166,15 +179,15 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         }
     }
 
-    private async Task<ChaosReport> CheckAsync(HttpClient http, TimeSpan elapsed, CancellationToken ct)
+    private async Task<ChaosReport> CheckAsync(HttpClient http, IReadOnlyList<string> deadLetters, TimeSpan elapsed, CancellationToken ct)
     {
         var ids = _jobIds.ToArray();
         await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
         await using var scheduler = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("scheduler"));
         await using var rewards = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("rewards"));
 
-        var statuses = (await gateway.QueryAsync<(string Id, string Status, string? Outputs)>(
-            "select id, status, outputs::text from jobs where id = any(@ids)", new { ids })).ToList();
+        var statuses = (await gateway.QueryAsync<(string Id, string Status, string? Outputs, decimal? Cost)>(
+            "select id, status, outputs::text, cost from jobs where id = any(@ids)", new { ids })).ToList();
         var schedulerStatuses = (await scheduler.QueryAsync<(string Id, string Status)>(
             "select id, status from jobs where id = any(@ids)", new { ids })).ToDictionary(r => r.Id, r => r.Status);
         int Count(string status) => statuses.Count(s => s.Status == status);
@@ -199,14 +212,17 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
             where p.kind in ('payout', 'mint') and t.job_id = any(@ids) and p.worker_id is not null
             """, new { ids });
         var paidWithoutAcceptance = paid.Count(p => !accepted.Contains(p));
-        var ledgerSum = await rewards.ExecuteScalarAsync<decimal>("select coalesce(sum(amount), 0) from postings");
+        var money = await JobMoney.CheckAsync(rewards, scheduler, statuses.Select(s => (s.Id, s.Status, s.Cost)).ToList());
+        // Only this run's jobs used the network: with all of them ended, nothing may be left in escrow.
+        var escrowHeld = await rewards.ExecuteScalarAsync<decimal>("select coalesce(sum(amount), 0) from postings where account_id = 'sys:escrow'");
+        var balancesOff = await JobMoney.BalancesOffTheirPostingsAsync(rewards);
         var unbalanced = await rewards.ExecuteScalarAsync<int>(
             "select count(*) from (select transaction_id from postings group by transaction_id having sum(amount) <> 0) u");
 
         // Every completed job's output, read back through the gateway (storage verifies it against its CID).
         var checkedOutputs = 0;
         var verified = 0;
-        foreach (var (_, _, outputs) in statuses.Where(s => s.Status == "completed"))
+        foreach (var (_, _, outputs, _) in statuses.Where(s => s.Status == "completed"))
         {
             checkedOutputs++;
             var cid = System.Text.Json.JsonDocument.Parse(outputs!).RootElement.GetProperty("c").GetString();
@@ -218,6 +234,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
 
         return new ChaosReport(ids.Length, Count("completed"), Count("failed"), Count("cancelled"), Count("rejected"),
             statuses.Count(s => s.Status is not ("completed" or "failed" or "cancelled" or "rejected")) + (ids.Length - statuses.Count),
-            mismatches, duplicatePayments, duplicateMints, paidWithoutAcceptance, ledgerSum, unbalanced, checkedOutputs, verified, _faults, elapsed);
+            mismatches, duplicatePayments, duplicateMints, paidWithoutAcceptance, money, escrowHeld, balancesOff, unbalanced, deadLetters,
+            checkedOutputs, verified, _faults, elapsed);
     }
 }
