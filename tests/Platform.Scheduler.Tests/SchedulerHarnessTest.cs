@@ -45,9 +45,15 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        if (_host is not null)
-            await _host.DisposeAsync();
-        await _env.DisposeAsync();
+        try
+        {
+            if (_host is not null)
+                await _host.DisposeAsync(); // fails the test if a consumer threw
+        }
+        finally
+        {
+            await _env.DisposeAsync();
+        }
     }
 
     /// <summary>Serves the test's tensors as storage would, and 404 for anything else.</summary>
@@ -88,14 +94,14 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
         var worker = TestWorkerKeys.Registered(shape?.Invoke(announced) ?? announced);
         await StakeAsync(worker.OperatorAccountId, stake, version: 1);
         await _host.AnnounceAsync(worker);
-        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId));
+        await _host.HandledAsync<WorkerOnline>(m => m.WorkerId == worker.WorkerId);
         return worker;
     }
 
     protected async Task StakeAsync(AccountId @operator, decimal staked, long version)
     {
         await Harness.Bus.Publish(new StakeChanged { OperatorAccountId = @operator, Staked = staked, Version = version, OccurredAt = DateTimeOffset.UtcNow });
-        Assert.True(await Harness.Consumed.Any<StakeChanged>(m => m.Context.Message.OperatorAccountId == @operator && m.Context.Message.Version == version));
+        await _host.HandledAsync<StakeChanged>(m => m.OperatorAccountId == @operator && m.Version == version);
     }
 
     protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null)

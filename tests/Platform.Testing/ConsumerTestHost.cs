@@ -13,12 +13,18 @@ namespace Platform.Testing;
 /// <summary>
 /// A service's consumers on the MassTransit test harness (in-memory bus) with the service's real database,
 /// migrations and outbox: for testing one service's message handling without its HTTP side or a broker.
+/// Every consume is logged (<see cref="ConsumeLog"/>): wait for a delivery with <see cref="HandledAsync{T}(Func{T, bool}, int)"/>,
+/// never with the harness's <c>Consumed.Any</c>, which is true when the consumer threw too; disposing the host
+/// fails the test if any consumer faulted while it ran.
 /// </summary>
 public sealed class ConsumerTestHost : IAsyncDisposable
 {
     private readonly IHost _host;
 
     private ConsumerTestHost(IHost host) => _host = host;
+
+    /// <summary>Every consume so far and how it ended.</summary>
+    public ConsumeLog Consumes => _host.Services.GetRequiredService<ConsumeLog>();
 
     public IServiceProvider Services => _host.Services;
     public ITestHarness Harness => _host.Services.GetRequiredService<ITestHarness>();
@@ -32,9 +38,11 @@ public sealed class ConsumerTestHost : IAsyncDisposable
         builder.Services.AddPlatformDatabase(service, env.PostgresConnectionStringFor(service), serviceAssembly);
         builder.Services.AddPlatformOutbox();
         services?.Invoke(builder.Services);
+        builder.Services.AddSingleton<ConsumeLog>();
         builder.Services.AddMassTransitTestHarness(x =>
         {
             consumers(x);
+            x.AddConsumeObserver(provider => provider.GetRequiredService<ConsumeLog>());
             // Messages come from the outbox relay and the dispatcher as well as from the test: the harness must not
             // decide the bus is idle while they are still on their way.
             x.SetTestTimeouts(testTimeout: TimeSpan.FromSeconds(30), testInactivityTimeout: TimeSpan.FromSeconds(30));
@@ -44,9 +52,27 @@ public sealed class ConsumerTestHost : IAsyncDisposable
         return new ConsumerTestHost(host);
     }
 
-    /// <summary>Waits until <paramref name="count"/> deliveries matching <paramref name="filter"/> were consumed; returns how many were seen before the harness timed out.</summary>
-    public async Task<int> ConsumedAsync<T>(Func<T, bool> filter, int count) where T : class =>
-        await AsyncEnumerable.CountAsync(AsyncEnumerable.Take(Harness.Consumed.SelectAsync<T>(m => filter(m.Context.Message)), count));
+    /// <summary>
+    /// Waits until <paramref name="count"/> deliveries of messages <paramref name="filter"/> accepts were handled, and fails
+    /// at once if the consumer threw on one of them (<see cref="ConsumeLog.HandledAsync{T}"/>).
+    /// </summary>
+    public Task<IReadOnlyList<T>> HandledAsync<T>(Func<T, bool> filter, int count = 1) where T : class =>
+        Consumes.HandledAsync<T>(c => filter(c.Message), count);
+
+    /// <summary>Waits until the delivery with this message id was handled; fails if its consumer threw.</summary>
+    public async Task HandledAsync<T>(Guid messageId) where T : class =>
+        await Consumes.HandledAsync<T>(c => c.MessageId == messageId);
+
+    /// <summary>Publishes <paramref name="message"/> and waits until it was handled (<see cref="HandledAsync{T}(Guid)"/>).</summary>
+    public async Task PublishHandledAsync<T>(T message) where T : class
+    {
+        var id = NewId.NextGuid();
+        await Harness.Bus.Publish(message, ctx => ctx.MessageId = id);
+        await HandledAsync<T>(id);
+    }
+
+    /// <summary>Fails unless no consumer has thrown so far.</summary>
+    public void AssertNoConsumerFaulted() => Consumes.AssertNoConsumerFaulted();
 
     /// <summary>
     /// How many messages of type <typeparamref name="T"/> about a job the service has committed to publish. The
@@ -59,9 +85,12 @@ public sealed class ConsumerTestHost : IAsyncDisposable
             "select count(*) from outbox where message_type = @type and body->>'jobId' = @jobId", new { type = typeof(T).FullName, jobId });
     }
 
+    /// <summary>Stops the service, then fails if any consumer threw while the test ran (not while stopping).</summary>
     public async ValueTask DisposeAsync()
     {
+        var faults = Consumes.Faults;
         await _host.StopAsync();
         _host.Dispose();
+        ConsumeLog.AssertNone(faults);
     }
 }

@@ -13,8 +13,9 @@ namespace Platform.Scheduler.Placement;
 /// <summary>
 /// Matches queued jobs to workers and sends each an AssignJob. Jobs are taken in fair-share order (a client's
 /// n-th waiting job ranks behind every other client's first) and each goes to the worker its policy scores
-/// best. Jobs and workers are claimed with FOR UPDATE SKIP LOCKED and the worker's free slots re-counted under
-/// its lock, so several scheduler instances never assign a job twice or overfill a worker. Runs when poked (a
+/// best. Jobs are claimed with FOR UPDATE SKIP LOCKED, workers with a transaction-scoped advisory lock that only
+/// dispatch takes (never their rows, which heartbeats keep updating), and the worker's free slots re-counted
+/// under that claim, so several scheduler instances never assign a job twice or overfill a worker. Runs when poked (a
 /// job was queued, a worker came online or freed a slot) and on a timer.
 /// </summary>
 public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, IOptions<SchedulerOptions> options, DatabaseState database,
@@ -144,12 +145,19 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         where w.online
         """;
 
-    // The chosen worker's row is locked and its free slots counted again: another scheduler may have used them.
-    private const string LockWorker = """
+    // The chosen worker is claimed for the rest of the pass's transaction, then its free slots are counted again
+    // (after the claim, so the count sees whatever another scheduler committed): another scheduler may have used
+    // them. The claim is an advisory lock that only dispatch passes take, not a lock on the worker's row: the
+    // worker's own heartbeats lock that row several times a second, and a pass that skipped a worker because a
+    // beat held its row gave the job to the next best one, even back to the worker that had just failed it.
+    private const string ClaimWorker = "select pg_try_advisory_xact_lock(@DispatchClaims, hashtext(@workerId))";
+    private const string HasFreeSlot = """
         select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < least(w.slots, @maxSlots)
         from workers w where w.id = @workerId and w.online
-        for update of w skip locked
         """;
+
+    /// <summary>The advisory lock space of dispatch claims on workers ("wrkr"), apart from any other lock's.</summary>
+    private const int DispatchClaims = 0x77726b72;
 
     private const string Assign = """
         update jobs set status = 'assigned', worker_id = @workerId, attempt_id = @attemptId,
@@ -279,10 +287,11 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     {
         while (engine.Place(demand, failedOn, exclude) is { } choice)
         {
-            var free = await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(LockWorker, new { workerId = choice.WorkerId, maxSlots }, tx, cancellationToken: ct));
-            if (free == true)
+            // A worker this pass claimed already stays claimed (advisory locks stack within a transaction).
+            var claimed = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(ClaimWorker, new { DispatchClaims, workerId = choice.WorkerId }, tx, cancellationToken: ct));
+            if (claimed && await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(HasFreeSlot, new { workerId = choice.WorkerId, maxSlots }, tx, cancellationToken: ct)) == true)
                 return choice;
-            // Locked or filled by another scheduler, or gone offline: not ours to use in this pass.
+            // Being placed by another scheduler, filled by one, or gone offline: not ours to use in this pass.
             engine.Remove(choice.WorkerId);
         }
         return null;

@@ -21,8 +21,14 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await _host.DisposeAsync();
-        await _env.DisposeAsync();
+        try
+        {
+            await _host.DisposeAsync(); // fails the test if a consumer threw
+        }
+        finally
+        {
+            await _env.DisposeAsync();
+        }
     }
 
     private async Task<JobId> InsertPendingJobAsync()
@@ -38,11 +44,8 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
     private async Task<JobView> ViewAsync(JobId id) => (await JobViewStore.LoadAsync(_host.Database, id.Value, CancellationToken.None))!;
 
-    private async Task DeliverAsync<T>(T message, Func<T, bool> sameMessage) where T : class
-    {
-        await _host.Harness.Bus.Publish(message);
-        Assert.True(await _host.Harness.Consumed.Any<T>(m => sameMessage(m.Context.Message)));
-    }
+    /// <summary>Publishes the event and waits until the view's consumer handled it without a fault.</summary>
+    private Task DeliverAsync<T>(T message) where T : class => _host.PublishHandledAsync(message);
 
     private static JobStatusChanged Changed(JobId job, string status, WorkerId worker, AttemptId attempt, DateTimeOffset? at = null) => new()
     {
@@ -73,9 +76,9 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             Signature = "c2ln",
             OccurredAt = DateTimeOffset.UtcNow,
-        }, m => m.JobId == job);
+        });
         var running = Changed(job, "running", worker, attempt);
-        await DeliverAsync(running, m => m.JobId == job && m.Status == "running");
+        await DeliverAsync(running);
 
         var view = await ViewAsync(job);
         Assert.Equal("completed", view.Status);
@@ -94,9 +97,9 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         var attempt = AttemptId.New();
         var start = DateTimeOffset.UtcNow;
 
-        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(3)), m => m.JobId == job && m.Status == "running");
-        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(1)), m => m.JobId == job && m.Status == "queued");
-        await DeliverAsync(Changed(job, "assigned", worker, attempt, start.AddSeconds(2)), m => m.JobId == job && m.Status == "assigned");
+        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(3)));
+        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(1)));
+        await DeliverAsync(Changed(job, "assigned", worker, attempt, start.AddSeconds(2)));
 
         Assert.Equal("running", (await ViewAsync(job)).Status);
     }
@@ -108,9 +111,9 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         var worker = WorkerId.New();
         var attempt = AttemptId.New();
         var start = DateTimeOffset.UtcNow;
-        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(1)), m => m.JobId == job && m.Status == "running");
+        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(1)));
 
-        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(2)) with { Reason = "worker_lost" }, m => m.JobId == job && m.Status == "queued");
+        await DeliverAsync(Changed(job, "queued", worker, attempt, start.AddSeconds(2)) with { Reason = "worker_lost" });
 
         var view = await ViewAsync(job);
         Assert.Equal("queued", view.Status);
@@ -122,9 +125,8 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
     {
         var job = await InsertPendingJobAsync();
 
-        await DeliverAsync(new JobFailed { JobId = job, ClientAccountId = AccountId.New(), Reason = "input_invalid", Detail = "a is truncated", OccurredAt = DateTimeOffset.UtcNow },
-            m => m.JobId == job);
-        await DeliverAsync(new JobRejected { JobId = job, Reason = "insufficient_credits", Detail = "late", OccurredAt = DateTimeOffset.UtcNow }, m => m.JobId == job);
+        await DeliverAsync(new JobFailed { JobId = job, ClientAccountId = AccountId.New(), Reason = "input_invalid", Detail = "a is truncated", OccurredAt = DateTimeOffset.UtcNow });
+        await DeliverAsync(new JobRejected { JobId = job, Reason = "insufficient_credits", Detail = "late", OccurredAt = DateTimeOffset.UtcNow });
 
         var view = await ViewAsync(job);
         Assert.Equal("failed", view.Status);
@@ -145,8 +147,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
         var completed = await InsertPendingJobAsync();
         var because = $"Accepted the signed result of worker {worker}.";
-        await DeliverAsync(Changed(completed, "completed", worker, attempt) with { Version = 1, Reason = JobReasons.Accepted, Detail = because, AttemptStatus = "accepted" },
-            m => m.JobId == completed);
+        await DeliverAsync(Changed(completed, "completed", worker, attempt) with { Version = 1, Reason = JobReasons.Accepted, Detail = because, AttemptStatus = "accepted" });
         await DeliverAsync(new JobCompleted
         {
             JobId = completed,
@@ -160,7 +161,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
             Reason = JobReasons.Accepted,
             Detail = because,
             OccurredAt = DateTimeOffset.UtcNow,
-        }, m => m.JobId == completed);
+        });
         var done = await ViewAsync(completed);
         Assert.Equal(new StatusReason(JobReasons.Accepted, because), done.StatusReason);
         Assert.Null(done.Error); // completions are not errors
@@ -176,7 +177,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
             Detail = "The job failed all 3 attempt(s) it was allowed: attempt 1 on w: worker_lost.",
             AttemptReason = JobReasons.WorkerLost,
             AttemptDetail = lost,
-        }, m => m.JobId == failed);
+        });
         var failure = await ViewAsync(failed);
         Assert.Equal(JobReasons.AttemptsExhausted, failure.StatusReason?.Code);
         Assert.StartsWith("The job failed all 3 attempt(s)", failure.StatusReason!.Message, StringComparison.Ordinal);
@@ -185,16 +186,14 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         Assert.StartsWith("The job failed", Assert.Single(await EventsAsync(failed)).Message, StringComparison.Ordinal);
 
         var cancelled = await InsertPendingJobAsync();
-        await DeliverAsync(new JobStatusChanged { JobId = cancelled, Status = "cancelled", Version = 1, Reason = JobReasons.CancelledByClient, OccurredAt = DateTimeOffset.UtcNow },
-            m => m.JobId == cancelled);
+        await DeliverAsync(new JobStatusChanged { JobId = cancelled, Status = "cancelled", Version = 1, Reason = JobReasons.CancelledByClient, OccurredAt = DateTimeOffset.UtcNow });
         var cancel = await ViewAsync(cancelled);
         Assert.Equal(new StatusReason(JobReasons.CancelledByClient, JobReasons.Find(JobReasons.CancelledByClient)!.Sentence), cancel.StatusReason);
         Assert.Equal(cancel.StatusReason!.Message, Assert.Single(await EventsAsync(cancelled)).Message);
 
         // Rewards writes short technical details: the catalogue's sentence carries them, and says what to do.
         var rejected = await InsertPendingJobAsync();
-        await DeliverAsync(new JobRejected { JobId = rejected, Reason = JobReasons.InsufficientCredits, Detail = "the job costs 5 credits and the account has 2", OccurredAt = DateTimeOffset.UtcNow },
-            m => m.JobId == rejected);
+        await DeliverAsync(new JobRejected { JobId = rejected, Reason = JobReasons.InsufficientCredits, Detail = "the job costs 5 credits and the account has 2", OccurredAt = DateTimeOffset.UtcNow });
         var rejection = (await ViewAsync(rejected)).StatusReason!;
         Assert.Equal(JobReasons.InsufficientCredits, rejection.Code);
         Assert.Contains("the job costs 5 credits and the account has 2", rejection.Message, StringComparison.Ordinal);
@@ -208,8 +207,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         var job = await InsertPendingJobAsync();
         var worker = WorkerId.New();
         var attempt = AttemptId.New();
-        await DeliverAsync(Changed(job, "queued", worker, attempt) with { Version = 1, AttemptStatus = "failed", Reason = JobReasons.WorkerError, Detail = "the worker failed: IOException" },
-            m => m.JobId == job);
+        await DeliverAsync(Changed(job, "queued", worker, attempt) with { Version = 1, AttemptStatus = "failed", Reason = JobReasons.WorkerError, Detail = "the worker failed: IOException" });
 
         var view = await ViewAsync(job);
         Assert.Null(view.StatusReason);
@@ -232,7 +230,7 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
             OperatorAccountId = AccountId.New(),
             OperatorPaid = 1.125m,
             OccurredAt = DateTimeOffset.UtcNow,
-        }, m => m.JobId == job);
+        });
 
         Assert.Equal(1.25m, (await ViewAsync(job)).Cost);
     }

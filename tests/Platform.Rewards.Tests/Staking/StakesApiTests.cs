@@ -188,11 +188,19 @@ public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
     {
         var operatorAccount = await OpenAsync("operator", 0m);
         var (w1, w2) = (WorkerId.New().Value, WorkerId.New().Value);
-        foreach (var (worker, paid, minted) in new[] { (w1, 4.5m, 1m), (w1, 2m, 0.5m), (w2, 3m, 0.25m) })
+        // A day is the UTC day of the ledger's transaction. The transactions are dated here, either side of a UTC
+        // midnight, rather than by the database's clock, which the test machine's clock may see on another day.
+        var midnight = new DateTimeOffset(2026, 3, 2, 0, 0, 0, TimeSpan.Zero);
+        foreach (var (worker, paid, minted, at) in new[]
+        {
+            (w1, 4.5m, 1m, midnight.AddHours(-14)), (w1, 2m, 0.5m, midnight.AddSeconds(-1)), (w2, 3m, 0.25m, midnight.AddSeconds(1)),
+        })
         {
             var job = JobId.New().Value;
             await PostAsync($"settle:{job}", job, null, new Posting(CreditLedger.Escrow, "settle", -paid), new Posting(operatorAccount, "payout", paid, worker));
             await PostAsync($"mint:{job}:a", job, null, new Posting(CreditLedger.Mint, "mint", -minted), new Posting(operatorAccount, "mint", minted, worker));
+            await using var connection = await Db.OpenConnectionAsync();
+            Assert.Equal(2, await connection.ExecuteAsync("update transactions set created_at = @at where job_id = @job", new { at, job }));
         }
 
         var earnings = await JsonAsync(await SendAsync(HttpMethod.Get, "/v1/account/earnings", operatorAccount), HttpStatusCode.OK);
@@ -204,8 +212,8 @@ public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
         Assert.Equal(1.5m, workers[w1].GetProperty("minted").GetDecimal());
         Assert.Equal(2, workers[w1].GetProperty("jobs").GetInt64());
         Assert.Equal(1, workers[w2].GetProperty("jobs").GetInt64());
-        var today = Assert.Single(earnings.GetProperty("days").EnumerateArray());
-        Assert.Equal(DateTime.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture), today.GetProperty("date").GetString());
-        Assert.Equal(9.5m, today.GetProperty("paid").GetDecimal());
+        // Newest day first.
+        Assert.Equal([("2026-03-02", 3m, 0.25m), ("2026-03-01", 6.5m, 1.5m)], earnings.GetProperty("days").EnumerateArray()
+            .Select(d => (d.GetProperty("date").GetString(), d.GetProperty("paid").GetDecimal(), d.GetProperty("minted").GetDecimal())));
     }
 }

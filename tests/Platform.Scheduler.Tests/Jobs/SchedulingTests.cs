@@ -28,8 +28,14 @@ public sealed class SchedulingTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await _host.DisposeAsync();
-        await _env.DisposeAsync();
+        try
+        {
+            await _host.DisposeAsync(); // fails the test if a consumer threw
+        }
+        finally
+        {
+            await _env.DisposeAsync();
+        }
     }
 
     private static readonly AccountId Client = AccountId.New();
@@ -44,7 +50,9 @@ public sealed class SchedulingTests : IAsyncLifetime
         OccurredAt = DateTimeOffset.UtcNow,
     };
 
-    private static WorkerOnline Online(int slots = 1, params string[] kernels) => TestWorkerKeys.Registered(new()
+    private static WorkerOnline Online(int slots = 1, params string[] kernels) => Online(10, slots, kernels);
+
+    private static WorkerOnline Online(double gflops, int slots = 1, params string[] kernels) => TestWorkerKeys.Registered(new()
     {
         WorkerId = WorkerId.New(),
         OperatorAccountId = Operator,
@@ -52,7 +60,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         Slots = slots,
         Kernels = kernels.Length > 0 ? kernels : ["vector-add", "matmul"],
         Devices = [new DeviceInfo { Kind = "cpu", Name = "test", Backend = "simd", MemoryMb = 1024 }],
-        GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = 10 },
+        GflopsPerKernel = new Dictionary<string, double> { ["matmul"] = gflops },
         PowerWatts = 30,
         OccurredAt = DateTimeOffset.UtcNow,
     });
@@ -63,8 +71,8 @@ public sealed class SchedulingTests : IAsyncLifetime
         await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
     }
 
-    private async Task<AssignJob> AssignedAsync(JobId job) =>
-        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).First()).Context.Message;
+    private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
+        (await Harness.Sent.SelectAsync<AssignJob>(m => m.Context.Message.JobId == job).Skip(nth - 1).First()).Context.Message;
 
     private async Task<string> StatusAsync(JobId job)
     {
@@ -95,7 +103,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         var job = Submitted();
 
         await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
-        Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        await _host.HandledAsync<JobFunded>(m => m.JobId == job.JobId);
         Assert.Equal("pending", await StatusAsync(job.JobId));
         await Harness.Bus.Publish(job);
 
@@ -163,7 +171,7 @@ public sealed class SchedulingTests : IAsyncLifetime
 
         await Harness.Bus.Publish(completed);
         await Harness.Bus.Publish(completed);
-        Assert.Equal(2, await _host.ConsumedAsync<AttemptCompleted>(m => m.JobId == job.JobId, 2));
+        await _host.HandledAsync<AttemptCompleted>(m => m.JobId == job.JobId, count: 2);
 
         var done = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
         Assert.Equal(Operator, done.OperatorAccountId);
@@ -190,7 +198,7 @@ public sealed class SchedulingTests : IAsyncLifetime
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
         }));
-        Assert.True(await Harness.Consumed.Any<AttemptCompleted>(m => m.Context.Message.JobId == job.JobId));
+        await _host.HandledAsync<AttemptCompleted>(m => m.JobId == job.JobId);
 
         Assert.Equal(0, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
         Assert.Equal("assigned", await StatusAsync(job.JobId));
@@ -221,6 +229,41 @@ public sealed class SchedulingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_retry_goes_to_the_other_worker_while_a_heartbeat_of_that_worker_is_being_written()
+    {
+        var failing = Online(gflops: 100);
+        var other = Online(gflops: 1); // slower: the job goes to the failing worker first
+        foreach (var worker in new[] { failing, other })
+        {
+            await _host.AnnounceAsync(worker);
+            await _host.HandledAsync<WorkerOnline>(m => m.WorkerId == worker.WorkerId);
+        }
+        var job = Submitted();
+        await FundAsync(job);
+        var first = await AssignedAsync(job.JobId);
+        Assert.Equal(failing.WorkerId, first.WorkerId);
+
+        // The other worker's heartbeat is in its transaction, holding the worker's row as WorkerHeartbeatConsumer
+        // does, while the failed attempt's job is placed again.
+        await using var beat = await _host.Database.OpenConnectionAsync();
+        await using var beating = await beat.BeginTransactionAsync();
+        await beat.ExecuteAsync("select 1 from workers where id = @id for update", new { id = other.WorkerId.Value }, beating);
+        await _host.PublishHandledAsync(TestWorkerKeys.Signed(new AttemptFailed
+        {
+            JobId = job.JobId,
+            AttemptId = first.AttemptId,
+            WorkerId = failing.WorkerId,
+            Reason = "worker_error",
+            Detail = "out of memory",
+            OccurredAt = DateTimeOffset.UtcNow,
+        }));
+
+        var second = await AssignedAsync(job.JobId, nth: 2);
+        await beating.CommitAsync();
+        Assert.Equal(other.WorkerId, second.WorkerId);
+    }
+
+    [Fact]
     public async Task Rejected_job_is_never_assigned()
     {
         await _host.AnnounceAsync(Online());
@@ -231,7 +274,7 @@ public sealed class SchedulingTests : IAsyncLifetime
 
         // A late JobFunded (reordered) must not revive it.
         await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
-        Assert.True(await Harness.Consumed.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        await _host.HandledAsync<JobFunded>(m => m.JobId == job.JobId);
         await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
 
         Assert.Equal("rejected", await StatusAsync(job.JobId));

@@ -37,7 +37,7 @@ public sealed class NodeIntakeTests : SchedulerHarnessTest
         var stranger = Online(AccountId.New());
 
         await Harness.Bus.Publish(stranger);
-        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == stranger.WorkerId && m.Exception is null));
+        await _host.HandledAsync<WorkerOnline>(m => m.WorkerId == stranger.WorkerId);
 
         Assert.Equal(0, await QueryAsync<long>("select count(*) from workers where id = @id", new { id = stranger.WorkerId.Value }));
         Assert.Equal(1, await QueryAsync<long>("select count from rejected_node_messages where reason = @reason", new { reason = RejectedNodeMessages.UnregisteredWorker }));
@@ -55,7 +55,7 @@ public sealed class NodeIntakeTests : SchedulerHarnessTest
         // It announces itself as the victim's node (to get the victim slashed, or to pass for a second operator).
         var posing = TestWorkerKeys.Registered(worker with { OperatorAccountId = victim });
         await Harness.Bus.Publish(posing);
-        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == worker.WorkerId && m.Exception is null));
+        await _host.HandledAsync<WorkerOnline>(m => m.WorkerId == worker.WorkerId);
 
         Assert.Equal(registeredBy.Value, await QueryAsync<string>("select operator_account_id from workers where id = @id", new { id = worker.WorkerId.Value }));
     }

@@ -1,4 +1,3 @@
-using MassTransit;
 using Platform.Contracts.Messages;
 using Platform.Scheduler.Verification;
 using Platform.Testing;
@@ -36,11 +35,7 @@ public sealed class EnergyClaimTests : SchedulerHarnessTest
     private static AttemptMetrics Claim(double? joules, double gflop = 1, double durationMs = 10) =>
         new() { DurationMs = durationMs, Gflop = gflop, Device = "cpu", Joules = joules };
 
-    private async Task AssertNoConsumerFaultedAsync()
-    {
-        Assert.False(await Harness.Consumed.Any<AttemptCompleted>(m => m.Exception is not null), "an AttemptCompleted consumer faulted");
-        Assert.False(await Harness.Published.Any<Fault<AttemptCompleted>>(), "an AttemptCompleted was faulted");
-    }
+    private void AssertNoConsumerFaulted() => _host.AssertNoConsumerFaulted();
 
     [Fact]
     public async Task Absurd_figures_from_a_node_are_bounded_and_the_job_completes_on_the_networks_gflop()
@@ -71,7 +66,7 @@ public sealed class EnergyClaimTests : SchedulerHarnessTest
             Assert.DoesNotContain("1e+14", stored, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain("NaN", stored, StringComparison.Ordinal);
         }
-        await AssertNoConsumerFaultedAsync();
+        AssertNoConsumerFaulted();
         // Only the one plausible claim counts toward the worker's energy, per the network's GFLOP.
         Assert.Equal(1L, await QueryAsync<long>("select attempts from worker_energy where worker_id = @id", new { id = worker.WorkerId.Value }));
         Assert.Equal(Honest, await QueryAsync<double>("select joules from worker_energy where worker_id = @id", new { id = worker.WorkerId.Value }));
@@ -99,7 +94,7 @@ public sealed class EnergyClaimTests : SchedulerHarnessTest
             var stored = await QueryAsync<double>("select coalesce(checked_joules, -1) from attempts where id = @id", new { id = assign.AttemptId.Value });
             Assert.Equal(expected ?? -1, stored);
         }
-        await AssertNoConsumerFaultedAsync();
+        AssertNoConsumerFaulted();
         Assert.Equal(2L, await QueryAsync<long>("select attempts from worker_energy where worker_id = @id", new { id = worker.WorkerId.Value }));
         Assert.Equal(Honest + 300, await QueryAsync<double>("select joules from worker_energy where worker_id = @id", new { id = worker.WorkerId.Value }), 9);
         Assert.Equal(2.0, await QueryAsync<double>("select gflop from worker_energy where worker_id = @id", new { id = worker.WorkerId.Value }));

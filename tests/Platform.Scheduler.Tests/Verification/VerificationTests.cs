@@ -76,7 +76,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
         var takeover = TestWorkerKeys.SignedWith(other, worker with { Region = "elsewhere", OccurredAt = DateTimeOffset.UtcNow });
 
         await Harness.Bus.Publish(takeover);
-        Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.PublicKey == takeover.PublicKey));
+        await _host.HandledAsync<WorkerOnline>(m => m.PublicKey == takeover.PublicKey);
 
         Assert.Equal(worker.PublicKey, await QueryAsync<string>("select public_key from workers where id = @id", new { id = worker.WorkerId.Value }));
         Assert.Equal("local", await QueryAsync<string>("select region from workers where id = @id", new { id = worker.WorkerId.Value }));
@@ -109,7 +109,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
         foreach (var announcement in new[] { unsigned, notTheirs })
         {
             await Harness.Bus.Publish(announcement);
-            Assert.True(await Harness.Consumed.Any<WorkerOnline>(m => m.Context.Message.WorkerId == announcement.WorkerId && m.Context.Message.Signature == announcement.Signature));
+            await _host.HandledAsync<WorkerOnline>(m => m.WorkerId == announcement.WorkerId && m.Signature == announcement.Signature);
         }
         Assert.Equal(0, await QueryAsync<long>("select count(*) from workers where id = @id", new { id = signed.WorkerId.Value }));
 
