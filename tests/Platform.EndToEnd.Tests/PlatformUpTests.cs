@@ -23,10 +23,12 @@ public sealed class PlatformUpTests : IAsyncLifetime
     {
         state = Path.Combine(root, ".platform", $"test-up-{Guid.NewGuid():N}"[..20]);
         gatewayPort = FreePort.Next();
+        // up gives node i the port base + i (one node here): both base and base + 1 must be reserved, or another port
+        // taken here (FreePort hands them out in order) is base + 1 and the node cannot bind it.
         var workerBase = FreePort.Next();
-        // up gives node i the port base + i: take the base only when the next one is free too (one node here).
-        while (!IsFree(workerBase + 1))
-            workerBase = FreePort.Next();
+        var node = FreePort.Next();
+        while (node != workerBase + 1)
+            (workerBase, node) = (node, FreePort.Next());
         ports = new Dictionary<string, string>
         {
             ["PLATFORM_GATEWAY_PORT"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -133,18 +135,4 @@ public sealed class PlatformUpTests : IAsyncLifetime
     }
 
     private static string Tail(string text) => text.Length <= 3000 ? text : text[^3000..];
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, port);
-            listener.Start();
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
-    }
 }
