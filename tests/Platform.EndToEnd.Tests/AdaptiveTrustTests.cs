@@ -39,7 +39,7 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
     public async Task Verification_costs_under_ten_percent_in_a_steady_honest_network_and_a_cheater_is_caught_on_its_first_job()
     {
         const int seed = 92;
-        output.WriteLine($"seed {seed}");
+        output.WriteLine($"seed {seed}; spot-check draws keyed by this run's gateway secret {network.Environment.GatewaySecret}");
         var random = new Random(seed);
         var client = await network.CreateAccountAsync("client", 10_000m);
         using var http = network.Client(client.Key);
@@ -136,10 +136,14 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
     }
 
     /// <summary>
-    /// The scheduler's draw for a job (SpotChecks.Picks): the first 8 bytes of SHA-256 of its id as a little-endian
-    /// number over the largest one; the result is checked when the draw is below its worker's check probability.
+    /// The scheduler's draw for a job (SpotCheckDraw): the first 8 bytes of HMAC-SHA256 of its id, under a key derived
+    /// from the services' gateway secret, as a little-endian number over the largest one; the result is checked when
+    /// the draw is below its worker's check probability. The secret is this run's test secret (printed), so the
+    /// figures replay; a node never has it.
     /// </summary>
-    private static double Draw(string jobId) => BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(jobId)), 0) / (double)ulong.MaxValue;
+    private double Draw(string jobId) =>
+        BitConverter.ToUInt64(HMACSHA256.HashData(HMACSHA256.HashData(Encoding.UTF8.GetBytes(network.Environment.GatewaySecret), "platform spot-check draw v1"u8),
+            Encoding.UTF8.GetBytes(jobId)), 0) / (double)ulong.MaxValue;
 
     private static bool Checked(Job job) => job.Attempts.Count(attempt => attempt.Status is "accepted" or "rejected" or "unverified") > 1;
 

@@ -2,6 +2,7 @@ using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
+using Platform.Hosting.Http;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
@@ -27,6 +28,7 @@ public static class SchedulerTestHost
             s.AddPlacement();
             s.AddVerification();
             s.Configure(configure);
+            s.Configure<GatewayProofOptions>(g => g.GatewaySecret = env.GatewaySecret);
             services?.Invoke(s);
         });
 

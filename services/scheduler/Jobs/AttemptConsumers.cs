@@ -76,7 +76,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
 /// another operator's worker; a disagreement gets a tie-breaking attempt; once enough agree they are accepted
 /// and the results that disagree are rejected and their workers penalized.
 /// </summary>
-public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, ResultComparer comparer,
+public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, ResultComparer comparer, SpotCheckDraw spotCheckDraw,
     IOptions<SchedulerOptions> options, TimeProvider clock, ILogger<AttemptCompletedConsumer> logger) : IConsumer<AttemptCompleted>
 {
     private sealed record Holder
@@ -174,7 +174,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             tx, cancellationToken: ct));
         // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
         if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false }
-            && SpotChecks.Picks(m.JobId, SpotChecks.Probability(await WorkerTrust.StreakAsync(tx, m.WorkerId.Value, holder.Kernel, ct), o)))
+            && spotCheckDraw.Picks(m.JobId, SpotChecks.Probability(await WorkerTrust.StreakAsync(tx, m.WorkerId.Value, holder.Kernel, ct), o)))
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 "update jobs set results_needed = 2, spot_check = true where id = @JobId", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));

@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Hosting.Http;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Verification;
@@ -23,19 +25,27 @@ public static class SpotChecks
             return 1;
         return Math.Max(1.0 / streak, options.MinimumCheckProbability);
     }
+}
 
-    /// <summary>
-    /// Whether this job's result is checked. The draw is a hash of the job id, so every scheduler instance and
-    /// every redelivery makes the same choice, and a worker cannot tell a checked job from any other.
-    /// </summary>
-    public static bool Picks(JobId job, double probability)
-    {
-        if (probability <= 0)
-            return false;
-        if (probability >= 1)
-            return true;
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(job.Value));
-        var position = BitConverter.ToUInt64(hash, 0) / (double)ulong.MaxValue;
-        return position < probability;
-    }
+/// <summary>
+/// The draw that decides whether a job's result is checked: HMAC-SHA256 of the job id under a key derived from
+/// Platform:GatewaySecret, as a number in [0, 1]. Every scheduler instance (they share the secret) and every
+/// redelivery makes the same choice; a node, which knows the job id and can read its own streak on the placement
+/// view, but never the secret, cannot tell which of its results will be checked. (An unkeyed hash of the id, as
+/// before, let a cheater compute it and cheat only on the jobs that would not be checked.)
+/// </summary>
+public sealed class SpotCheckDraw(IOptions<GatewayProofOptions> options)
+{
+    private readonly byte[] _key = KeyFrom(options.Value.GatewaySecret ?? throw new InvalidOperationException("Platform:GatewaySecret is not set"));
+
+    /// <summary>The draw's own key, apart from the gateway proof's use of the same secret.</summary>
+    public static byte[] KeyFrom(string gatewaySecret) => HMACSHA256.HashData(Encoding.UTF8.GetBytes(gatewaySecret), "platform spot-check draw v1"u8);
+
+    public static double Draw(byte[] key, string jobId) =>
+        BitConverter.ToUInt64(HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(jobId)), 0) / (double)ulong.MaxValue;
+
+    public double Draw(JobId job) => Draw(_key, job.Value);
+
+    /// <summary>Whether this job's result is checked at <paramref name="probability"/>.</summary>
+    public bool Picks(JobId job, double probability) => probability >= 1 || probability > 0 && Draw(job) < probability;
 }

@@ -7,6 +7,7 @@ public static class VerificationRegistration
 {
     public static IServiceCollection AddVerification(this IServiceCollection services)
     {
+        services.AddSingleton<SpotCheckDraw>();
         services.AddHttpClient<ResultComparer>((sp, http) =>
         {
             http.BaseAddress = sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.StorageUrl;

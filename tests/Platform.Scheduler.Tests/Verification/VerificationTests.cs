@@ -214,12 +214,12 @@ public sealed class VerificationTests : SchedulerHarnessTest
     }
 
     /// <summary>A job id whose spot-check draw at <paramref name="probability"/> comes out as <paramref name="picked"/>.</summary>
-    private static JobId JobIdDrawn(double probability, bool picked)
+    private JobId JobIdDrawn(double probability, bool picked)
     {
         while (true)
         {
             var id = JobId.New();
-            if (SpotChecks.Picks(id, probability) == picked)
+            if (_host.Services.GetRequiredService<SpotCheckDraw>().Picks(id, probability) == picked)
                 return id;
         }
     }
