@@ -14,7 +14,8 @@ namespace Platform.Gateway.Forwarding;
 /// (never buffered) with <see cref="ForwardingTransformer"/> on the headers. The instance comes from YARP's state of
 /// the cluster (<see cref="UpstreamClusters"/>): its load-balancing policy over the destinations its health checks
 /// leave available; the outcome is reported to the cluster's passive health policy. A request without a body that
-/// finds an instance unreachable is tried on the next (a body is streamed once and cannot be resent). What the
+/// finds an instance unreachable is tried on the next, and so is one with a body as long as none of it was read
+/// (a body is streamed once and cannot be resent). What the
 /// caller gets when it fails is a problem of ours: 503 <c>upstream-unavailable</c> when no instance could be
 /// reached, 504 <c>upstream-timeout</c> when one made no progress within the route's timeout.
 /// </summary>
@@ -40,7 +41,10 @@ public sealed class UpstreamForwarder(
     {
         var cluster = Cluster(upstream);
         var request = http.Request;
-        var hasBody = request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
+        // A body is streamed once: an attempt that failed before reading any of it (the instance was unreachable)
+        // can go to the next instance; once bytes have gone, it cannot.
+        var body = new ReadOnceWatch(request.Body);
+        request.Body = body;
         var config = new ForwarderRequestConfig { ActivityTimeout = timeout ?? options.Value.Timeout };
         var transformer = new ForwardingTransformer(path, account, proof);
         var tried = new List<DestinationState>();
@@ -71,7 +75,7 @@ public sealed class UpstreamForwarder(
             }
             logger.LogWarning("{Service} instance {Instance} failed {Path}: {Error} {Exception}", upstream, destination.Model.Config.Address, path, error,
                 http.Features.Get<IForwarderErrorFeature>()?.Exception?.Message);
-            if (hasBody)
+            if (body.Started)
                 break;
             http.Response.Clear();
         }
@@ -90,6 +94,36 @@ public sealed class UpstreamForwarder(
         if (candidates.Count == 0)
             return null;
         return _balancers[cluster.Model.Config.LoadBalancingPolicy ?? LoadBalancingPolicies.PowerOfTwoChoices].PickDestination(http, cluster, candidates);
+    }
+
+    /// <summary>The caller's request body, noting whether any byte of it was read.</summary>
+    private sealed class ReadOnceWatch(Stream inner) : Stream
+    {
+        public bool Started { get; private set; }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Note(await inner.ReadAsync(buffer, cancellationToken));
+
+        public override async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Note(await inner.ReadAsync(buffer.AsMemory(offset, count), cancellationToken));
+
+        public override int Read(byte[] buffer, int offset, int count) => Note(inner.Read(buffer, offset, count));
+
+        private int Note(int read)
+        {
+            Started |= read > 0;
+            return read;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private static async Task Problem(HttpContext http, int status, string type, string title, string detail)

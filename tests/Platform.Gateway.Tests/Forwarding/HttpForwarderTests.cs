@@ -82,12 +82,16 @@ public sealed class HttpForwarderTests : IAsyncLifetime
                     throw;
                 }
             }
+            var received = 0L;
+            var buffer = new byte[64 * 1024];
+            for (int n; (n = await http.Request.Body.ReadAsync(buffer, http.RequestAborted)) > 0;)
+                received += n;
             var headers = http.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase);
             // What a service behind the gateway would make of the proof, checked against the request as received.
             var proof = GatewayProof.Verify(Secret, headers.GetValueOrDefault(GatewayProof.Header), http.Request.Method, GatewayProofEndpoints.Target(http.Request),
                 headers.GetValueOrDefault(GatewayProof.AccountHeader), DateTimeOffset.UtcNow, TimeSpan.FromSeconds(30));
             http.Response.StatusCode = status?.Invoke(http.Request.Path.Value!) ?? 200;
-            await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, query = http.Request.QueryString.Value, headers, proof = proof.ToString() });
+            await http.Response.WriteAsJsonAsync(new { name, path = http.Request.Path.Value, received, query = http.Request.QueryString.Value, headers, proof = proof.ToString() });
         });
         await app.StartAsync();
         _apps.Add(app);
@@ -187,6 +191,29 @@ public sealed class HttpForwarderTests : IAsyncLifetime
             "the dead instance taken out by the passive health check");
         Assert.Equal(DestinationHealth.Unhealthy, Destination(forwarder, Upstream.Storage, dead).Health.Passive);
         Assert.True(IsAvailable(forwarder, Upstream.Storage, live));
+    }
+
+    [Fact]
+    public async Task An_upload_that_finds_an_instance_unreachable_goes_to_a_live_one_whole()
+    {
+        var live = await UpstreamAsync("live");
+        var dead = new Uri($"http://127.0.0.1:{FreePortNotListening()}/");
+        var (gateway, _) = await GatewayAsync($"{dead},{live}");
+        var bytes = new byte[300_000];
+        new Random(17).NextBytes(bytes);
+
+        // Two uploads: round-robin sends one of them to the dead instance first.
+        for (var i = 0; i < 2; i++)
+        {
+            var (status, body) = await SendAsync(gateway, request =>
+            {
+                request.Method = HttpMethod.Post;
+                request.Content = new ByteArrayContent(bytes);
+            }, "/v1/blobs");
+            Assert.Equal(200, status);
+            Assert.Equal("live", Name(body));
+            Assert.Equal(bytes.Length, body.GetProperty("received").GetInt64());
+        }
     }
 
     [Fact]
