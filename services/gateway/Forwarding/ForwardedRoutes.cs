@@ -16,6 +16,8 @@ public static class ForwardedRoutes
         builder.Services.AddGatewayProof();
         // YARP: clusters from Upstreams:* (no YARP routes), its forwarder, health checks and load balancing.
         builder.Services.AddReverseProxy();
+        // YARP logs every forwarded request and every health probe at Information; failures are warnings (its and ours).
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
         builder.Services.AddSingleton<IProxyConfigProvider, UpstreamClusters>();
         builder.Services.AddSingleton<IPassiveHealthCheckPolicy, UpstreamFailurePolicy>();
         builder.Services.AddSingleton<UpstreamForwarder>();
