@@ -213,39 +213,39 @@ public sealed class ReproducibilityTests(Backends backends, ITestOutputHelper ou
         switch (kernel)
         {
             case "vector-add":
-            {
-                var n = Size(70_000);
-                return (new() { ["a"] = NpyArray.FromFloat32(Values(random, n, specials: true), n), ["b"] = NpyArray.FromFloat32(Values(random, n, specials: true), n) }, []);
-            }
+                {
+                    var n = Size(70_000);
+                    return (new() { ["a"] = NpyArray.FromFloat32(Values(random, n, specials: true), n), ["b"] = NpyArray.FromFloat32(Values(random, n, specials: true), n) }, []);
+                }
             case "matmul":
-            {
-                int m = Size(150), k = Size(600), n = Size(150);
-                return (new() { ["a"] = Matrix(m, k), ["b"] = Matrix(k, n) }, []);
-            }
+                {
+                    int m = Size(150), k = Size(600), n = Size(150);
+                    return (new() { ["a"] = Matrix(m, k), ["b"] = Matrix(k, n) }, []);
+                }
             case "kmeans":
-            {
-                int d = Size(40), k = Size(20), n = k + Size(3000);
-                return (new() { ["points"] = Matrix(n, d) },
-                    new() { ["k"] = Text(k), ["iterations"] = Text(Size(6)), ["seed"] = Text(random.Next(0, 100)) });
-            }
+                {
+                    int d = Size(40), k = Size(20), n = k + Size(3000);
+                    return (new() { ["points"] = Matrix(n, d) },
+                        new() { ["k"] = Text(k), ["iterations"] = Text(Size(6)), ["seed"] = Text(random.Next(0, 100)) });
+                }
             case "knn":
-            {
-                int d = Size(70), k = Size(12), n = k + Size(9000), q = Size(300);
-                return (new() { ["corpus"] = Matrix(n, d), ["queries"] = Matrix(q, d) }, new() { ["k"] = Text(k), ["metric"] = variant });
-            }
+                {
+                    int d = Size(70), k = Size(12), n = k + Size(9000), q = Size(300);
+                    return (new() { ["corpus"] = Matrix(n, d), ["queries"] = Matrix(q, d) }, new() { ["k"] = Text(k), ["metric"] = variant });
+                }
             case "train-logreg":
-            {
-                int n = Size(9000), d = Size(40);
-                var y = Enumerable.Range(0, n).Select(_ => (float)random.Next(0, 2)).ToArray();
-                return (new() { ["x"] = Matrix(n, d), ["y"] = NpyArray.FromFloat32(y, n) },
-                    new() { ["epochs"] = Text(Size(8)), ["learningRate"] = "0.5", ["l2"] = "0.01" });
-            }
+                {
+                    int n = Size(9000), d = Size(40);
+                    var y = Enumerable.Range(0, n).Select(_ => (float)random.Next(0, 2)).ToArray();
+                    return (new() { ["x"] = Matrix(n, d), ["y"] = NpyArray.FromFloat32(y, n) },
+                        new() { ["epochs"] = Text(Size(8)), ["learningRate"] = "0.5", ["l2"] = "0.01" });
+                }
             default:
-            {
-                int n = Size(300), d = Size(70), h = Size(90), o = Size(20);
-                return (new() { ["x"] = Matrix(n, d), ["w1"] = Matrix(d, h), ["b1"] = Vector(h), ["w2"] = Matrix(h, o), ["b2"] = Vector(o) },
-                    new() { ["activation"] = variant });
-            }
+                {
+                    int n = Size(300), d = Size(70), h = Size(90), o = Size(20);
+                    return (new() { ["x"] = Matrix(n, d), ["w1"] = Matrix(d, h), ["b1"] = Vector(h), ["w2"] = Matrix(h, o), ["b2"] = Vector(o) },
+                        new() { ["activation"] = variant });
+                }
         }
     }
 

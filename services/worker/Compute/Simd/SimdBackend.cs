@@ -89,9 +89,11 @@ public sealed class SimdBackend : IComputeBackend
         var partials = ArrayPool<float>.Shared.Rent(Math.Max(1, (chunks - 1) * cols));
         try
         {
-            // Enough items to balance the threads; each column range a multiple of the vector width.
+            // Whole chunks when there are enough to balance the threads (a column range of a row reads part of a
+            // cache line); else column ranges too, each a multiple of the vector width.
             var w = Vector<float>.Count;
-            var columnRanges = (long)rows * cols < ParallelElements ? 1 : Math.Clamp((4 * threads + chunks - 1) / chunks, 1, Math.Max(1, cols / (4 * w)));
+            var columnRanges = (long)rows * cols < ParallelElements || chunks >= 2 * threads ? 1
+                : Math.Clamp((2 * threads + chunks - 1) / chunks, 1, Math.Max(1, cols / (4 * w)));
             var columnsPerRange = (cols + columnRanges - 1) / columnRanges;
             columnsPerRange = (columnsPerRange + w - 1) / w * w;
             columnRanges = (cols + columnsPerRange - 1) / columnsPerRange;
