@@ -202,6 +202,22 @@ public sealed class ReproducibilityTests(Backends backends, ITestOutputHelper ou
         }
     }
 
+    [Fact]
+    public void Every_NaN_of_an_output_is_the_canonical_NaN_whatever_payload_the_hardware_kept()
+    {
+        // x86 keeps an operand's NaN payload and sign, a GPU returns its own NaN: the output must not depend on it.
+        float[] a = [BitConverter.Int32BitsToSingle(0x7FC12345), BitConverter.Int32BitsToSingle(unchecked((int)0xFFC00001)), 1f, float.PositiveInfinity];
+        float[] b = [1f, 2f, BitConverter.Int32BitsToSingle(0x7FA00000), float.NegativeInfinity];
+        var inputs = new Dictionary<string, NpyArray> { ["a"] = NpyArray.FromFloat32(a, 4), ["b"] = NpyArray.FromFloat32(b, 4) };
+        var plan = KernelCatalog.Plan("vector-add", inputs.ToDictionary(i => i.Key, i => new TensorInfo(i.Value.DType, i.Value.Shape)), new Dictionary<string, string>(), out _);
+        foreach (var (label, backend) in backends.All)
+        {
+            var c = KernelRunner.Run("vector-add", plan.Arguments, inputs, backend, ComputeProgress.None)["c"].Float32!;
+            Assert.All(c, (value, i) => Assert.True(BitConverter.SingleToInt32Bits(value) == KernelRunner.CanonicalNaNBits,
+                $"c[{i}] on {label} is 0x{BitConverter.SingleToInt32Bits(value):X8}, not the canonical NaN 0x{KernelRunner.CanonicalNaNBits:X8}"));
+        }
+    }
+
     private static Dictionary<string, (string Cid, NpyArray Array)> Cids(IReadOnlyDictionary<string, NpyArray> outputs) =>
         outputs.ToDictionary(o => o.Key, o => (Cid.Compute(Npy.ToBytes(o.Value)).ToString(), o.Value));
 
