@@ -252,7 +252,7 @@ public sealed unsafe class OpenClBackend : IComputeBackend
                 var partial = call.Scratch((long)chunks * cols * sizeof(float));
                 var columnBlocks = (nuint)((cols + 15) / 16);
                 SetArgs(_matVecPartial, call.Input(a), call.Input(x), partial, rows, cols);
-                Launch(_matVecPartial, columnBlocks, 1, (nuint)chunks, 1);
+                Launch(_matVecPartial, (nuint)((cols + 31) / 32), 1, (nuint)chunks, 1);
                 SetArgs(_matVecSum, partial, bufferY, chunks, cols);
                 Launch(_matVecSum, columnBlocks, 1);
             }
