@@ -16,7 +16,39 @@ public static class KernelRunner
     private const int KnnQueryBlock = 256;
     private const int KnnCorpusBlock = 8192;
 
-    public static IReadOnlyDictionary<string, NpyArray> Run(string kernel, KernelArguments args, IReadOnlyDictionary<string, NpyArray> inputs, IComputeBackend backend, ComputeProgress progress) => kernel switch
+    /// <summary>
+    /// Runs a kernel. Every backend follows the arithmetic of docs/KERNELS.md and this host code depends on neither
+    /// the thread count nor the vector width, so honest workers produce the same bytes and agree by output CID.
+    /// </summary>
+    public static IReadOnlyDictionary<string, NpyArray> Run(string kernel, KernelArguments args, IReadOnlyDictionary<string, NpyArray> inputs, IComputeBackend backend, ComputeProgress progress)
+    {
+        var outputs = Compute(kernel, args, inputs, backend, progress);
+        foreach (var output in outputs.Values)
+        {
+            if (output.Float32 is { } values)
+                CanonicalizeNaN(values);
+        }
+        return outputs;
+    }
+
+    /// <summary>The one NaN every output carries: positive, quiet, no payload.</summary>
+    public const int CanonicalNaNBits = 0x7FC00000;
+
+    /// <summary>
+    /// IEEE 754 leaves the sign and payload of a NaN result to the hardware (x86 keeps an operand's payload, GPUs
+    /// return a fixed NaN), so equal arithmetic can still give different bytes; every NaN becomes the canonical one.
+    /// </summary>
+    public static void CanonicalizeNaN(Span<float> values)
+    {
+        var canonical = BitConverter.Int32BitsToSingle(CanonicalNaNBits);
+        for (var i = 0; i < values.Length; i++)
+        {
+            if (float.IsNaN(values[i]))
+                values[i] = canonical;
+        }
+    }
+
+    private static IReadOnlyDictionary<string, NpyArray> Compute(string kernel, KernelArguments args, IReadOnlyDictionary<string, NpyArray> inputs, IComputeBackend backend, ComputeProgress progress) => kernel switch
     {
         KernelCatalog.VectorAdd => VectorAdd(inputs["a"], inputs["b"], backend),
         KernelCatalog.Matmul => Matmul(inputs["a"], inputs["b"], backend, progress),
@@ -152,14 +184,16 @@ public static class KernelRunner
         return new() { ["indices"] = NpyArray.FromInt32(indices, q, k), ["scores"] = NpyArray.FromFloat32(scores, q, k) };
     }
 
+    // DOT16 (docs/KERNELS.md), not TensorPrimitives.Dot, whose order depends on the machine's vector width.
     private static float[] RowSquaredNorms(float[] rows, int count, int d)
     {
         var norms = new float[count];
-        Parallel.For(0, count, i => norms[i] = System.Numerics.Tensors.TensorPrimitives.Dot(rows.AsSpan(i * d, d), rows.AsSpan(i * d, d)));
+        Parallel.For(0, count, i => norms[i] = Simd.ReproVector.Dot16(rows.AsSpan(i * d, d), rows.AsSpan(i * d, d)));
         return norms;
     }
 
-    // A zero row stays zero, so its cosine score with anything is 0 rather than NaN.
+    // A zero row stays zero, so its cosine score with anything is 0 rather than NaN. Each element is one correctly
+    // rounded division, the same on any machine.
     private static float[] Normalized(float[] rows, float[] squaredNorms, int count, int d)
     {
         var unit = new float[rows.Length];

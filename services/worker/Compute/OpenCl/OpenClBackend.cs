@@ -24,7 +24,12 @@ public sealed unsafe class OpenClBackend : IComputeBackend
     // Row-wise kernels give each work-item about this many floats: PoCL runs a work-group as one task, so a
     // work-item per row would be dominated by scheduling when rows are short.
     private const int ItemFloats = 16384;
-    private const int MatVecChunkRows = 1024;  // rows summed per partial in the transposed matvec
+    private const int MatVecChunkRows = 4096;  // MATVEC_T_CHUNK in matvec.cl: fixed by docs/KERNELS.md
+
+    // The build options docs/KERNELS.md requires: correctly rounded division, and none of -cl-fast-relaxed-math,
+    // -cl-mad-enable, -cl-unsafe-math-optimizations or -cl-denorms-are-zero (contraction is off by pragma in every
+    // .cl file). Part of PoCL's cache key, like the source, so a changed kernel is never served from the cache.
+    internal const string ReproducibleOptions = "-cl-fp32-correctly-rounded-divide-sqrt";
 
     // Gemm is enqueued in pieces of about this many flops, so that a cancelled attempt stops within one piece:
     // ~12 ms at the ~170 GFLOP/s PoCL reaches on two Zen 4 cores, still under 200 ms at 10 GFLOP/s.
@@ -44,6 +49,13 @@ public sealed unsafe class OpenClBackend : IComputeBackend
         var type = InfoValue<ulong>(device, DeviceType);
         var globalMem = (long)InfoValue<ulong>(device, DeviceGlobalMemSize);
         MaxAllocationBytes = (long)InfoValue<ulong>(device, DeviceMaxMemAllocSize);
+        // Bitwise-reproducible results need IEEE subnormals and a correctly rounded division (docs/KERNELS.md): a
+        // device without them would give other bytes than every other backend, so it is not used.
+        var fp = InfoValue<ulong>(device, DeviceSingleFpConfig);
+        if ((fp & FpDenorm) == 0)
+            throw new InvalidOperationException($"{deviceName} flushes float32 subnormals to zero: not a reproducible backend");
+        if ((fp & FpCorrectlyRoundedDivideSqrt) == 0)
+            throw new InvalidOperationException($"{deviceName} has no correctly rounded float32 division: not a reproducible backend");
         // Gemm holds packed copies of its operands next to them, so about half the device is usable; every
         // buffer must also fit one allocation.
         MemoryBytes = Math.Min(globalMem / 2, MaxAllocationBytes);
@@ -163,20 +175,12 @@ public sealed unsafe class OpenClBackend : IComputeBackend
 
     public void Gemm(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int k, int n, bool transposeB, ComputeProgress progress)
     {
-        // A single row or column is a matrix-vector product, which needs no packing and no padding to a tile.
-        if (n == 1)
+        // A single row or column goes through the packed kernel too (padded to a tile): a matrix-vector shortcut
+        // would add in DOT16's or the chunked order, not GEMM's one chain over k.
+        if (m == 0 || n == 0 || k == 0)
         {
-            MatVec(a, b, c, m, k, transpose: false);
-            progress.Report(1);
-            return;
-        }
-        if (m == 1)
-        {
-            // c = aᵀ·b as a vector: Bᵀ·a, or B·a when b is stored transposed as [n,k].
-            if (transposeB)
-                MatVec(b, a, c, n, k, transpose: false);
-            else
-                MatVec(b, a, c, k, n, transpose: true);
+            // An empty sum is +0.
+            c.Span[..(m * n)].Clear();
             progress.Report(1);
             return;
         }
@@ -234,13 +238,21 @@ public sealed unsafe class OpenClBackend : IComputeBackend
         {
             using var call = new Call(this);
             var bufferY = call.Output(y);
+            if ((transpose ? cols : rows) == 0)
+                return;
+            if (transpose && rows == 0)
+            {
+                // No chunks: an empty sum is +0.
+                y.Span[..cols].Clear();
+                return;
+            }
             if (transpose)
             {
                 var chunks = (rows + MatVecChunkRows - 1) / MatVecChunkRows;
                 var partial = call.Scratch((long)chunks * cols * sizeof(float));
                 var columnBlocks = (nuint)((cols + 15) / 16);
-                SetArgs(_matVecPartial, call.Input(a), call.Input(x), partial, rows, cols, MatVecChunkRows);
-                Launch(_matVecPartial, columnBlocks, 1, (nuint)chunks, 1);
+                SetArgs(_matVecPartial, call.Input(a), call.Input(x), partial, rows, cols);
+                Launch(_matVecPartial, (nuint)((cols + 31) / 32), 1, (nuint)chunks, 1);
                 SetArgs(_matVecSum, partial, bufferY, chunks, cols);
                 Launch(_matVecSum, columnBlocks, 1);
             }
@@ -256,6 +268,8 @@ public sealed unsafe class OpenClBackend : IComputeBackend
 
     public void BiasActivation(Memory<float> c, int rows, int cols, ReadOnlyMemory<float> bias, Activation activation)
     {
+        if ((long)rows * cols == 0)
+            return;
         lock (_gate)
         {
             using var call = new Call(this);
@@ -269,12 +283,30 @@ public sealed unsafe class OpenClBackend : IComputeBackend
 
     public void NearestCentroid(ReadOnlyMemory<float> points, int n, int d, ReadOnlyMemory<float> centroids, int k, Memory<int> labels)
     {
+        if (n == 0)
+            return;
+        // centroid.cl reads the centroids packed [block][dimension][lane], lane l of block b holding centroid
+        // l·blocks + b, NaN past k (a NaN distance never wins).
+        var blocks = Math.Max(1, (k + 15) / 16);
+        var packed = new float[Math.Max(1, blocks * d * 16)];
+        var source = centroids.Span;
+        for (var block = 0; block < blocks; block++)
+        {
+            for (var j = 0; j < d; j++)
+            {
+                for (var lane = 0; lane < 16; lane++)
+                {
+                    var centroid = (lane * blocks) + block;
+                    packed[(((block * d) + j) * 16) + lane] = centroid < k ? source[(centroid * d) + j] : float.NaN;
+                }
+            }
+        }
         lock (_gate)
         {
             using var call = new Call(this);
             var bufferLabels = call.Output(labels);
             var perItem = PerItem((long)k * d);
-            SetArgs(_nearestCentroid, call.Input(points), n, d, call.Input(centroids), k, bufferLabels, perItem);
+            SetArgs(_nearestCentroid, call.Input(points), n, d, call.Input<float>(packed), blocks, bufferLabels, perItem);
             Launch(_nearestCentroid, Items(n, perItem), 1);
             call.ReadBack(bufferLabels, (long)n * sizeof(int));
         }
@@ -348,7 +380,7 @@ public sealed unsafe class OpenClBackend : IComputeBackend
             program = clCreateProgramWithSource(context, 1, &text, &length, &error);
         }
         Check(error, "clCreateProgramWithSource");
-        var options = $"-DGEMM_MR={Mr} -DGEMM_NR={Nr} -DGEMM_MB={Mb} -DGEMM_KC={Kc}";
+        var options = $"{ReproducibleOptions} -DGEMM_MR={Mr} -DGEMM_NR={Nr} -DGEMM_MB={Mb} -DGEMM_KC={Kc}";
         error = clBuildProgram(program, 1, &device, options, 0, 0);
         if (error != Success)
         {

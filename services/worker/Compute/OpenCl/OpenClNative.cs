@@ -23,6 +23,9 @@ internal static unsafe partial class OpenClNative
     public const uint DeviceMaxMemAllocSize = 0x1010;
     public const uint DeviceGlobalMemSize = 0x101F;
     public const uint DeviceName = 0x102B;
+    public const uint DeviceSingleFpConfig = 0x101B;
+    public const ulong FpDenorm = 1 << 0;
+    public const ulong FpCorrectlyRoundedDivideSqrt = 1 << 7;
     public const uint ProgramBuildLog = 0x1183;
 
     public const ulong MemReadWrite = 1 << 0;

@@ -14,8 +14,9 @@ public sealed class SimdBackend : IComputeBackend
     // Element-wise and matrix-vector work is memory-bound: below ~1 MB, fork/join costs more than a second core gains.
     private const int ParallelElements = 1 << 18;
 
-    // Bias and activation go over ~16 KB of rows at a time, so the activation pass finds them still in L1.
-    private const int ActivationGroup = 4096;
+    // The fixed row chunk of the transposed matrix-vector product (docs/KERNELS.md): a constant of the algorithm,
+    // never derived from the thread count.
+    public const int MatVecChunkRows = 4096;
 
     // Points one parallel item labels: enough to amortise scheduling, few enough to balance the cores.
     private const int PointChunk = 1024;
@@ -57,32 +58,59 @@ public sealed class SimdBackend : IComputeBackend
 
     public void MatVec(ReadOnlyMemory<float> a, ReadOnlyMemory<float> x, Memory<float> y, int rows, int cols, bool transpose)
     {
+        // The kernels read a without bounds checks.
+        ArgumentOutOfRangeException.ThrowIfLessThan(a.Length, (long)rows * cols, nameof(a));
         if (!transpose)
         {
+            // y[r] = DOT16(a[r,:], x): rows are independent, so how they are shared out changes nothing.
             ForRanges(rows, cols, (start, count) =>
             {
                 ReadOnlySpan<float> matrix = a.Span, vector = x.Span[..cols];
                 var result = y.Span;
-                for (var r = start; r < start + count; r++)
-                    result[r] = TensorPrimitives.Dot(matrix.Slice(r * cols, cols), vector);
+                var r = start;
+                for (; r + 4 <= start + count; r += 4)
+                    ReproVector.Dot16x4(matrix.Slice(r * cols, 4 * cols), cols, vector, result.Slice(r, 4));
+                for (; r < start + count; r++)
+                    result[r] = ReproVector.Dot16(matrix.Slice(r * cols, cols), vector);
             });
             return;
         }
 
-        // Aᵀ·x walks A row by row: each band of rows is summed into a vector of its own, then the bands are added.
-        var bands = (long)rows * cols < ParallelElements ? 1 : Math.Min(threads, rows);
-        var partials = ArrayPool<float>.Shared.Rent((bands - 1) * cols);
+        // Aᵀ·x: rows are cut into fixed chunks of MatVecChunkRows; each chunk's partial for column j is an fma chain
+        // over its rows in order, and y[j] = p0 + p1 + ... in chunk order. The chunks (and, within one, ranges of
+        // columns) are what the threads share, so the result is the same for any thread count.
+        var output = y.Span[..cols];
+        var chunks = (rows + MatVecChunkRows - 1) / MatVecChunkRows;
+        if (chunks == 0)
+        {
+            output.Clear();
+            return;
+        }
+        var partials = ArrayPool<float>.Shared.Rent(Math.Max(1, (chunks - 1) * cols));
         try
         {
-            ForBands(rows, bands, (band, start, count) =>
+            // Whole chunks when there are enough to balance the threads (a column range of a row reads part of a
+            // cache line); else column ranges too, each a multiple of the vector width.
+            var w = Vector<float>.Count;
+            var columnRanges = (long)rows * cols < ParallelElements || chunks >= 2 * threads ? 1
+                : Math.Clamp((2 * threads + chunks - 1) / chunks, 1, Math.Max(1, cols / (4 * w)));
+            var columnsPerRange = (cols + columnRanges - 1) / columnRanges;
+            columnsPerRange = (columnsPerRange + w - 1) / w * w;
+            columnRanges = (cols + columnsPerRange - 1) / columnsPerRange;
+            var items = (long)rows * cols < ParallelElements ? 1 : chunks * columnRanges;
+            ForBands(chunks * columnRanges, items, (_, first, count) =>
             {
-                var sum = band == 0 ? y.Span[..cols] : partials.AsSpan((band - 1) * cols, cols);
-                sum.Clear();
-                AccumulateRows(a.Span, x.Span, sum, start, start + count);
+                for (var item = first; item < first + count; item++)
+                {
+                    int chunk = item / columnRanges, j0 = item % columnRanges * columnsPerRange;
+                    var width = Math.Min(columnsPerRange, cols - j0);
+                    var sum = chunk == 0 ? y.Span.Slice(j0, width) : partials.AsSpan(((chunk - 1) * cols) + j0, width);
+                    var r0 = chunk * MatVecChunkRows;
+                    AccumulateRows(a.Span, x.Span, sum, cols, j0, r0, Math.Min(r0 + MatVecChunkRows, rows));
+                }
             });
-            var total = y.Span[..cols];
-            for (var band = 1; band < bands; band++)
-                TensorPrimitives.Add(total, partials.AsSpan((band - 1) * cols, cols), total);
+            for (var chunk = 1; chunk < chunks; chunk++)
+                TensorPrimitives.Add(output, partials.AsSpan((chunk - 1) * cols, cols), output);
         }
         finally
         {
@@ -97,29 +125,45 @@ public sealed class SimdBackend : IComputeBackend
         ForRanges(rows, cols, (start, count) =>
         {
             var b = bias.Span[..cols];
-            var group = Math.Max(1, ActivationGroup / cols);
-            for (var first = start; first < start + count; first += group)
-            {
-                var block = c.Span.Slice(first * cols, Math.Min(group, start + count - first) * cols);
-                for (var row = 0; row < block.Length; row += cols)
-                    TensorPrimitives.Add(block.Slice(row, cols), b, block.Slice(row, cols));
-                switch (activation)
-                {
-                    case Activation.Relu:
-                        TensorPrimitives.Max(block, 0f, block);
-                        break;
-                    case Activation.Tanh:
-                        TensorPrimitives.Tanh(block, block);
-                        break;
-                    case Activation.Sigmoid:
-                        TensorPrimitives.Sigmoid(block, block);
-                        break;
-                    case Activation.Identity:
-                    default:
-                        break;
-                }
-            }
+            var block = c.Span.Slice(start * cols, count * cols);
+            for (var row = 0; row < block.Length; row += cols)
+                BiasActivateRow(block.Slice(row, cols), b, activation);
         });
+    }
+
+    /// <summary>
+    /// row[j] = act(row[j] + bias[j]): one rounded add, then the activation of docs/KERNELS.md, lane by lane
+    /// (ReproVector) and for the tail element by element (ReproMath), which are the same function.
+    /// </summary>
+    private static void BiasActivateRow(Span<float> row, ReadOnlySpan<float> bias, Activation activation)
+    {
+        var w = Vector<float>.Count;
+        ref var r = ref MemoryMarshal.GetReference(row);
+        ref var b = ref MemoryMarshal.GetReference(bias[..row.Length]);
+        var j = 0;
+        for (; j + w <= row.Length; j += w)
+        {
+            var v = Vector.LoadUnsafe(ref r, (nuint)j) + Vector.LoadUnsafe(ref b, (nuint)j);
+            v = activation switch
+            {
+                Activation.Relu => Vector.ConditionalSelect(Vector.LessThan(v, Vector<float>.Zero), Vector<float>.Zero, v),
+                Activation.Tanh => ReproVector.Tanh(v),
+                Activation.Sigmoid => ReproVector.Sigmoid(v),
+                _ => v,
+            };
+            v.StoreUnsafe(ref r, (nuint)j);
+        }
+        for (; j < row.Length; j++)
+        {
+            var v = row[j] + bias[j];
+            row[j] = activation switch
+            {
+                Activation.Relu => v < 0f ? 0f : v,
+                Activation.Tanh => ReproMath.Tanh(v),
+                Activation.Sigmoid => ReproMath.Sigmoid(v),
+                _ => v,
+            };
+        }
     }
 
     public void NearestCentroid(ReadOnlyMemory<float> points, int n, int d, ReadOnlyMemory<float> centroids, int k, Memory<int> labels)
@@ -163,40 +207,54 @@ public sealed class SimdBackend : IComputeBackend
     }
 
     /// <summary>
-    /// sum += x[r]·A[r,:] over rows [start, end), four rows a pass: a narrow A (the usual tall data matrix) would
-    /// otherwise pay a call and a load and store of sum per row.
+    /// sum[j - j0] = fma chain of x[r]·A[r, j] over rows [start, end) in order, from +0, for the columns [j0, j0 +
+    /// sum.Length). Four rows a pass (a narrow A, the usual tall data matrix, would otherwise pay a load and store of
+    /// sum per row); each lane still sees its rows one fma at a time, in order, and so does the scalar tail.
     /// </summary>
-    private static void AccumulateRows(ReadOnlySpan<float> a, ReadOnlySpan<float> x, Span<float> sum, int start, int end)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AccumulateRows(ReadOnlySpan<float> a, ReadOnlySpan<float> x, Span<float> sum, int cols, int j0, int start, int end)
     {
-        var cols = sum.Length;
+        sum.Clear();
+        var width = sum.Length;
         var w = Vector<float>.Count;
         ref var s = ref MemoryMarshal.GetReference(sum);
+        // The caller checked a.Length >= rows·cols.
+        ref var matrix = ref MemoryMarshal.GetReference(a);
         var r = start;
         for (; r + 4 <= end; r += 4)
         {
-            ref var r0 = ref MemoryMarshal.GetReference(a.Slice(r * cols, 4 * cols));
+            ref var r0 = ref Unsafe.Add(ref matrix, ((nint)r * cols) + j0);
             ref var r1 = ref Unsafe.Add(ref r0, cols);
             ref var r2 = ref Unsafe.Add(ref r1, cols);
             ref var r3 = ref Unsafe.Add(ref r2, cols);
             float x0 = x[r], x1 = x[r + 1], x2 = x[r + 2], x3 = x[r + 3];
             var j = 0;
-            if (cols >= w)
+            if (width >= w)
             {
                 Vector<float> v0 = Vector.Create(x0), v1 = Vector.Create(x1), v2 = Vector.Create(x2), v3 = Vector.Create(x3);
-                for (; j <= cols - w; j += w)
+                for (; j <= width - w; j += w)
                 {
                     var offset = (nuint)j;
-                    var t = Vector.MultiplyAddEstimate(v0, Vector.LoadUnsafe(ref r0, offset), Vector.LoadUnsafe(ref s, offset));
-                    t = Vector.MultiplyAddEstimate(v1, Vector.LoadUnsafe(ref r1, offset), t);
-                    t = Vector.MultiplyAddEstimate(v2, Vector.LoadUnsafe(ref r2, offset), t);
-                    Vector.MultiplyAddEstimate(v3, Vector.LoadUnsafe(ref r3, offset), t).StoreUnsafe(ref s, offset);
+                    var t = Vector.FusedMultiplyAdd(v0, Vector.LoadUnsafe(ref r0, offset), Vector.LoadUnsafe(ref s, offset));
+                    t = Vector.FusedMultiplyAdd(v1, Vector.LoadUnsafe(ref r1, offset), t);
+                    t = Vector.FusedMultiplyAdd(v2, Vector.LoadUnsafe(ref r2, offset), t);
+                    Vector.FusedMultiplyAdd(v3, Vector.LoadUnsafe(ref r3, offset), t).StoreUnsafe(ref s, offset);
                 }
             }
-            for (; j < cols; j++)
-                sum[j] += (x0 * Unsafe.Add(ref r0, j)) + (x1 * Unsafe.Add(ref r1, j)) + (x2 * Unsafe.Add(ref r2, j)) + (x3 * Unsafe.Add(ref r3, j));
+            for (; j < width; j++)
+            {
+                var t = MathF.FusedMultiplyAdd(x0, Unsafe.Add(ref r0, j), sum[j]);
+                t = MathF.FusedMultiplyAdd(x1, Unsafe.Add(ref r1, j), t);
+                t = MathF.FusedMultiplyAdd(x2, Unsafe.Add(ref r2, j), t);
+                sum[j] = MathF.FusedMultiplyAdd(x3, Unsafe.Add(ref r3, j), t);
+            }
         }
         for (; r < end; r++)
-            TensorPrimitives.MultiplyAdd(a.Slice(r * cols, cols), x[r], sum, sum);
+        {
+            var row = a.Slice((r * cols) + j0, width);
+            for (var j = 0; j < width; j++)
+                sum[j] = MathF.FusedMultiplyAdd(x[r], row[j], sum[j]);
+        }
     }
 
     /// <summary>
@@ -262,8 +320,9 @@ public sealed class SimdBackend : IComputeBackend
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> SquareAdd(Vector<float> centroid, ref float coordinate, Vector<float> sum)
     {
+        // (q - p)² is exactly (p - q)², so this is the rule's fma(diff, diff, s).
         var t = centroid - Vector.Create(coordinate);
-        return Vector.MultiplyAddEstimate(t, t, sum);
+        return Vector.FusedMultiplyAdd(t, t, sum);
     }
 
     /// <summary>Strictly less, so within a lane the earlier (lower-index) centroid keeps a tie.</summary>

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Numerics;
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -39,6 +38,12 @@ internal static class SimdGemm
     {
         // The micro-kernel writes C without bounds checks.
         ArgumentOutOfRangeException.ThrowIfLessThan(c.Length, (long)m * n, nameof(c));
+        if (k == 0)
+        {
+            // An empty sum is +0.
+            c.Span[..(m * n)].Clear();
+            return;
+        }
         var total = 2.0 * m * n * k;
         var parallel = threads > 1 && total >= ParallelFlops;
         var options = new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = progress.CancellationToken };
@@ -174,17 +179,16 @@ internal static class SimdGemm
                         Tile(ref aPanel, ref bPanel, kc, ref cTile, n, accumulate);
                         continue;
                     }
-                    // Edge tile: compute the full tile aside and write back only the part inside C.
-                    Tile(ref aPanel, ref bPanel, kc, ref MemoryMarshal.GetReference(edge), nr, false);
-                    for (var r = 0; r < rows; r++)
+                    // Edge tile: compute the full tile aside, starting from C's partial sums when continuing, and
+                    // write back only the part inside C.
+                    if (accumulate)
                     {
-                        var src = edge.Slice(r * nr, cols);
-                        var dst = c.Slice((i + ir + r) * n + jc + j, cols);
-                        if (accumulate)
-                            TensorPrimitives.Add(dst, src, dst);
-                        else
-                            src.CopyTo(dst);
+                        for (var r = 0; r < rows; r++)
+                            c.Slice((i + ir + r) * n + jc + j, cols).CopyTo(edge.Slice(r * nr, cols));
                     }
+                    Tile(ref aPanel, ref bPanel, kc, ref MemoryMarshal.GetReference(edge), nr, accumulate);
+                    for (var r = 0; r < rows; r++)
+                        edge.Slice(r * nr, cols).CopyTo(c.Slice((i + ir + r) * n + jc + j, cols));
                 }
             }
         }
@@ -209,6 +213,18 @@ internal static class SimdGemm
         Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
         Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+        if (accumulate)
+        {
+            // Continue each element's chain from its partial sum over the earlier k blocks (never add block sums).
+            Load(ref c, out c00, out c01);
+            Load(ref Unsafe.Add(ref c, ldc), out c10, out c11);
+            Load(ref Unsafe.Add(ref c, 2 * ldc), out c20, out c21);
+            Load(ref Unsafe.Add(ref c, 3 * ldc), out c30, out c31);
+            Load(ref Unsafe.Add(ref c, 4 * ldc), out c40, out c41);
+            Load(ref Unsafe.Add(ref c, 5 * ldc), out c50, out c51);
+            Load(ref Unsafe.Add(ref c, 6 * ldc), out c60, out c61);
+            Load(ref Unsafe.Add(ref c, 7 * ldc), out c70, out c71);
+        }
         for (var p = 0; p < kc; p++)
         {
             var b0 = Vector512.LoadUnsafe(ref b);
@@ -240,23 +256,24 @@ internal static class SimdGemm
             a = ref Unsafe.Add(ref a, 8);
             b = ref Unsafe.Add(ref b, 32);
         }
-        Store(ref c, c00, c01, accumulate);
-        Store(ref Unsafe.Add(ref c, ldc), c10, c11, accumulate);
-        Store(ref Unsafe.Add(ref c, 2 * ldc), c20, c21, accumulate);
-        Store(ref Unsafe.Add(ref c, 3 * ldc), c30, c31, accumulate);
-        Store(ref Unsafe.Add(ref c, 4 * ldc), c40, c41, accumulate);
-        Store(ref Unsafe.Add(ref c, 5 * ldc), c50, c51, accumulate);
-        Store(ref Unsafe.Add(ref c, 6 * ldc), c60, c61, accumulate);
-        Store(ref Unsafe.Add(ref c, 7 * ldc), c70, c71, accumulate);
+        Store(ref c, c00, c01);
+        Store(ref Unsafe.Add(ref c, ldc), c10, c11);
+        Store(ref Unsafe.Add(ref c, 2 * ldc), c20, c21);
+        Store(ref Unsafe.Add(ref c, 3 * ldc), c30, c31);
+        Store(ref Unsafe.Add(ref c, 4 * ldc), c40, c41);
+        Store(ref Unsafe.Add(ref c, 5 * ldc), c50, c51);
+        Store(ref Unsafe.Add(ref c, 6 * ldc), c60, c61);
+        Store(ref Unsafe.Add(ref c, 7 * ldc), c70, c71);
     }
 
-    private static void Store(ref float row, Vector512<float> lo, Vector512<float> hi, bool accumulate)
+    private static void Load(ref float row, out Vector512<float> lo, out Vector512<float> hi)
     {
-        if (accumulate)
-        {
-            lo += Vector512.LoadUnsafe(ref row);
-            hi += Vector512.LoadUnsafe(ref row, 16);
-        }
+        lo = Vector512.LoadUnsafe(ref row);
+        hi = Vector512.LoadUnsafe(ref row, 16);
+    }
+
+    private static void Store(ref float row, Vector512<float> lo, Vector512<float> hi)
+    {
         lo.StoreUnsafe(ref row);
         hi.StoreUnsafe(ref row, 16);
     }
@@ -267,47 +284,58 @@ internal static class SimdGemm
         var w = (nuint)Vector<float>.Count;
         Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        if (accumulate)
+        {
+            Load(ref c, out c00, out c01);
+            Load(ref Unsafe.Add(ref c, ldc), out c10, out c11);
+            Load(ref Unsafe.Add(ref c, 2 * ldc), out c20, out c21);
+            Load(ref Unsafe.Add(ref c, 3 * ldc), out c30, out c31);
+            Load(ref Unsafe.Add(ref c, 4 * ldc), out c40, out c41);
+            Load(ref Unsafe.Add(ref c, 5 * ldc), out c50, out c51);
+        }
         for (var p = 0; p < kc; p++)
         {
             var b0 = Vector.LoadUnsafe(ref b);
             var b1 = Vector.LoadUnsafe(ref b, w);
             var x = new Vector<float>(a);
-            c00 = Vector.MultiplyAddEstimate(x, b0, c00);
-            c01 = Vector.MultiplyAddEstimate(x, b1, c01);
+            c00 = Vector.FusedMultiplyAdd(x, b0, c00);
+            c01 = Vector.FusedMultiplyAdd(x, b1, c01);
             x = new Vector<float>(Unsafe.Add(ref a, 1));
-            c10 = Vector.MultiplyAddEstimate(x, b0, c10);
-            c11 = Vector.MultiplyAddEstimate(x, b1, c11);
+            c10 = Vector.FusedMultiplyAdd(x, b0, c10);
+            c11 = Vector.FusedMultiplyAdd(x, b1, c11);
             x = new Vector<float>(Unsafe.Add(ref a, 2));
-            c20 = Vector.MultiplyAddEstimate(x, b0, c20);
-            c21 = Vector.MultiplyAddEstimate(x, b1, c21);
+            c20 = Vector.FusedMultiplyAdd(x, b0, c20);
+            c21 = Vector.FusedMultiplyAdd(x, b1, c21);
             x = new Vector<float>(Unsafe.Add(ref a, 3));
-            c30 = Vector.MultiplyAddEstimate(x, b0, c30);
-            c31 = Vector.MultiplyAddEstimate(x, b1, c31);
+            c30 = Vector.FusedMultiplyAdd(x, b0, c30);
+            c31 = Vector.FusedMultiplyAdd(x, b1, c31);
             x = new Vector<float>(Unsafe.Add(ref a, 4));
-            c40 = Vector.MultiplyAddEstimate(x, b0, c40);
-            c41 = Vector.MultiplyAddEstimate(x, b1, c41);
+            c40 = Vector.FusedMultiplyAdd(x, b0, c40);
+            c41 = Vector.FusedMultiplyAdd(x, b1, c41);
             x = new Vector<float>(Unsafe.Add(ref a, 5));
-            c50 = Vector.MultiplyAddEstimate(x, b0, c50);
-            c51 = Vector.MultiplyAddEstimate(x, b1, c51);
+            c50 = Vector.FusedMultiplyAdd(x, b0, c50);
+            c51 = Vector.FusedMultiplyAdd(x, b1, c51);
             a = ref Unsafe.Add(ref a, 6);
             b = ref Unsafe.Add(ref b, 2 * w);
         }
-        Store(ref c, c00, c01, accumulate);
-        Store(ref Unsafe.Add(ref c, ldc), c10, c11, accumulate);
-        Store(ref Unsafe.Add(ref c, 2 * ldc), c20, c21, accumulate);
-        Store(ref Unsafe.Add(ref c, 3 * ldc), c30, c31, accumulate);
-        Store(ref Unsafe.Add(ref c, 4 * ldc), c40, c41, accumulate);
-        Store(ref Unsafe.Add(ref c, 5 * ldc), c50, c51, accumulate);
+        Store(ref c, c00, c01);
+        Store(ref Unsafe.Add(ref c, ldc), c10, c11);
+        Store(ref Unsafe.Add(ref c, 2 * ldc), c20, c21);
+        Store(ref Unsafe.Add(ref c, 3 * ldc), c30, c31);
+        Store(ref Unsafe.Add(ref c, 4 * ldc), c40, c41);
+        Store(ref Unsafe.Add(ref c, 5 * ldc), c50, c51);
     }
 
-    private static void Store(ref float row, Vector<float> lo, Vector<float> hi, bool accumulate)
+    private static void Load(ref float row, out Vector<float> lo, out Vector<float> hi)
     {
         var w = (nuint)Vector<float>.Count;
-        if (accumulate)
-        {
-            lo += Vector.LoadUnsafe(ref row);
-            hi += Vector.LoadUnsafe(ref row, w);
-        }
+        lo = Vector.LoadUnsafe(ref row);
+        hi = Vector.LoadUnsafe(ref row, w);
+    }
+
+    private static void Store(ref float row, Vector<float> lo, Vector<float> hi)
+    {
+        var w = (nuint)Vector<float>.Count;
         lo.StoreUnsafe(ref row);
         hi.StoreUnsafe(ref row, w);
     }

@@ -1,8 +1,11 @@
+#pragma OPENCL FP_CONTRACT OFF
 // C = A·B on packed operands. Packing gives the inner loop two contiguous, zero-padded streams: no edge
 // checks, no cache-set aliasing from large power-of-two row strides, and one layout for B and Bᵀ.
 // One work-item owns a GEMM_MB·GEMM_MR x GEMM_NR block of C and walks k in GEMM_KC steps, so the
 // GEMM_KC x GEMM_NR slice of B stays in L1 while it is reused by every row panel of the block.
 // (Local memory does not help on a CPU device; registers and vector width do.)
+// Every element of C is the fma chain over k in ascending order from +0 (docs/KERNELS.md): a later k step loads
+// the partial sum back and continues it, never adds block sums.
 
 #ifndef GEMM_MR
 #define GEMM_MR 8
