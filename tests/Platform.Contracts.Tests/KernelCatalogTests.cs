@@ -170,14 +170,32 @@ public sealed class KernelCatalogTests
     [Fact]
     public void Kmeans_seeding_picks_k_distinct_points_the_same_way_every_time()
     {
-        var first = KMeansSeeding.ChooseIndices(1000, 50, seed: 42);
-        var again = KMeansSeeding.ChooseIndices(1000, 50, seed: 42);
-        var other = KMeansSeeding.ChooseIndices(1000, 50, seed: 43);
+        const int dataSeed = 17;
+        var random = new Random(dataSeed);
+        var points = Enumerable.Range(0, 1000 * 3).Select(_ => (float)random.NextDouble()).ToArray();
+        var first = KMeansSeeding.ChooseIndices(points, 1000, 3, 50, seed: 42);
+        var again = KMeansSeeding.ChooseIndices(points, 1000, 3, 50, seed: 42);
+        var other = KMeansSeeding.ChooseIndices(points, 1000, 3, 50, seed: 43);
 
         Assert.Equal(first, again);
         Assert.NotEqual(first, other);
         Assert.Equal(50, first.Distinct().Count());
         Assert.All(first, i => Assert.InRange(i, 0, 999));
-        Assert.Equal([0, 1, 2], KMeansSeeding.ChooseIndices(3, 3, seed: 7).Order());
+        // Three distinct points and k = 3: each is chosen once (a chosen point's distance is 0, so never again).
+        Assert.Equal([0, 1, 2], KMeansSeeding.ChooseIndices([0f, 0f, 5f, 5f, 9f, 1f], 3, 2, 3, seed: 7).Order());
+    }
+
+    [Fact]
+    public void Kmeans_seeding_distance_adds_eight_lanes_then_the_tail_in_a_fixed_order()
+    {
+        // Lanes of 8, combined (s0+s4 + s1+s5) + (s2+s6 + s3+s7), then the tail in order: computed here by hand.
+        var p = Enumerable.Range(0, 11).Select(i => (float)(i * 0.37)).ToArray();
+        var q = Enumerable.Range(0, 11).Select(i => (float)(1.5 - (i * 0.11))).ToArray();
+        double Sq(int t) => ((double)p[t] - q[t]) * ((double)p[t] - q[t]);
+        var h = Enumerable.Range(0, 4).Select(i => Sq(i) + Sq(i + 4)).ToArray();
+        var expected = (h[0] + h[1]) + (h[2] + h[3]);
+        for (var t = 8; t < 11; t++)
+            expected += Sq(t);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(expected), BitConverter.DoubleToInt64Bits(KMeansSeeding.SquaredDistance(p, q)));
     }
 }

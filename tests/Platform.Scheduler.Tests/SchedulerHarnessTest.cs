@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using Dapper;
 using MassTransit.Testing;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -25,7 +26,11 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     private TestEnvironment _env = null!;
     private protected ConsumerTestHost _host = null!;
     private readonly Dictionary<Cid, byte[]> _blobs = [];
+    private readonly StrongBox<int> _storageReads = new();
     protected ITestHarness Harness => _host.Harness;
+
+    /// <summary>How many times the scheduler read an output from (the stand-in for) storage.</summary>
+    protected int StorageReads => Volatile.Read(ref _storageReads.Value);
 
     public async Task InitializeAsync() =>
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync(environment);
@@ -40,7 +45,7 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
             o.DispatchInterval = TimeSpan.FromMilliseconds(200);
             SchedulerTestHost.WorkersNeverBeat(o); // the scenarios' workers announce themselves once
             configure?.Invoke(o);
-        }, services => services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs)));
+        }, services => services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs, _storageReads)));
     }
 
     public async Task DisposeAsync()
@@ -57,10 +62,11 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     }
 
     /// <summary>Serves the test's tensors as storage would, and 404 for anything else.</summary>
-    private sealed class BlobsHandler(Dictionary<Cid, byte[]> blobs) : HttpMessageHandler
+    private sealed class BlobsHandler(Dictionary<Cid, byte[]> blobs, StrongBox<int> reads) : HttpMessageHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
         {
+            Interlocked.Increment(ref reads.Value);
             var cid = request.RequestUri!.Segments[^1];
             return Task.FromResult(Cid.TryParse(cid, out var parsed) && blobs.TryGetValue(parsed, out var bytes)
                 ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(bytes) }

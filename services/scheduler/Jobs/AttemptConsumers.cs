@@ -94,6 +94,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public int Slots { get; init; }
         public double? KernelGflops { get; init; }
         public DateTime AssignedAt { get; init; }
+        public int? KernelRevision { get; init; }
         /// <summary>A spot check was due but no other operator's worker can run the job: accepted unverified, without mint.</summary>
         public bool Unverifiable { get; init; }
     }
@@ -108,6 +109,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public string? Signature { get; init; }
         public string? PublicKey { get; init; }
         public double? CheckedJoules { get; init; }
+        /// <summary>The kernel revision its worker announced when the attempt was assigned: how it is compared.</summary>
+        public int? KernelRevision { get; init; }
+
+        public ResultComparer.Outputs Compared => new(AttemptId, KernelRevision, OutputCids);
 
         public IReadOnlyDictionary<string, Cid> OutputCids => JsonSerializer.Deserialize<Dictionary<string, Cid>>(Outputs, PlatformJson.Options)!;
     }
@@ -124,7 +129,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
                    j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status,
                    j.estimated_gflop as EstimatedGflop, w.power_watts as PowerWatts, w.slots, (w.gflops->>j.kernel)::float8 as KernelGflops,
-                   a.assigned_at as AssignedAt
+                   a.assigned_at as AssignedAt, a.kernel_revision as KernelRevision
             from jobs j join workers w on w.id = j.worker_id join attempts a on a.id = j.attempt_id
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
             for update of j
@@ -164,6 +169,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             PublicKey = holder.PublicKey,
             CheckedJoules = EnergyClaims.Check(metrics.Joules, AttemptFigures.JobGflop(holder.EstimatedGflop),
                 new EnergyClaims.Calibration(holder.PowerWatts, holder.Slots, holder.KernelGflops), wall),
+            KernelRevision = holder.KernelRevision,
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -185,12 +191,13 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
             select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
-                   a.metrics::text as Metrics, a.signature, w.public_key as PublicKey, a.checked_joules as CheckedJoules
+                   a.metrics::text as Metrics, a.signature, w.public_key as PublicKey, a.checked_joules as CheckedJoules,
+                   a.kernel_revision as KernelRevision
             from attempts a left join workers w on w.id = a.worker_id
             where a.job_id = @JobId and a.status = 'submitted' order by a.assigned_at, a.id
             """, new { JobId = m.JobId.Value }, tx, cancellationToken: ct))).ToList();
 
-        var agreeing = await LargestAgreeingGroupAsync(results, ct);
+        var agreeing = await LargestAgreeingGroupAsync(m.JobId, results, ct);
         if (agreeing.Count >= holder.ResultsNeeded)
             await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct);
         else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, m.JobId, holder, ct))
@@ -215,7 +222,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
     }
 
     /// <summary>The results that agree with the one most others agree with (the earliest on a tie), in attempt order.</summary>
-    private async Task<List<Result>> LargestAgreeingGroupAsync(List<Result> results, CancellationToken ct)
+    private async Task<List<Result>> LargestAgreeingGroupAsync(JobId jobId, List<Result> results, CancellationToken ct)
     {
         if (results.Count == 1)
             return results;
@@ -224,7 +231,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         {
             agree[i, i] = true;
             for (var j = i + 1; j < results.Count; j++)
-                agree[i, j] = agree[j, i] = await comparer.AgreeAsync(results[i].OutputCids, results[j].OutputCids, ct);
+                agree[i, j] = agree[j, i] = await comparer.AgreeAsync(jobId, results[i].Compared, results[j].Compared, ct);
         }
         return Enumerable.Range(0, results.Count)
             .Select(i => Enumerable.Range(0, results.Count).Where(j => agree[i, j]).Select(j => results[j]).ToList())

@@ -321,12 +321,14 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await connection.ExecuteAsync(new CommandDefinition(Assign,
             new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, attemptDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
         // Timed by the scheduler's clock from here (assigned_at) to the result, with the attempts the worker now holds
-        // (this one included), for measuring its speed; the deadline is the lease monitor's.
+        // (this one included), for measuring its speed; the deadline is the lease monitor's. The kernel revision the
+        // worker announced is fixed for the attempt here: it decides how the result is compared (ResultComparer).
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent)
+            insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent, kernel_revision)
             values (@attemptId, @jobId, @workerId, 'assigned', @now, @attemptDeadline,
-                    (select count(*) from jobs where worker_id = @workerId and status in ('assigned', 'running')))
+                    (select count(*) from jobs where worker_id = @workerId and status in ('assigned', 'running')),
+                    (select kernel_revision from workers where id = @workerId))
             """,
             new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId, now, attemptDeadline }, tx, cancellationToken: ct));
 

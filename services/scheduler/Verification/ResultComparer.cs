@@ -1,23 +1,49 @@
+using System.Globalization;
 using System.Net;
 using Platform.Contracts;
+using Platform.Contracts.Kernels;
 using Platform.Contracts.Tensors;
 
 namespace Platform.Scheduler.Verification;
 
 /// <summary>
-/// Compares two attempts' outputs: identical CIDs agree at once (the usual case: the same backend gives the
-/// same bytes); otherwise both tensors are read from storage (which verifies them against their CIDs) and
-/// compared element by element within <see cref="OutputTolerance"/>.
+/// Compares two attempts' outputs. When both attempts were assigned to workers at the same reproducible kernel
+/// revision (<see cref="KernelArithmetic"/>), every honest backend produces the same bytes, so they agree exactly
+/// when every output CID is equal: nothing is read and nothing is tolerated. Otherwise (either worker is older, or
+/// they compute different revisions) identical CIDs still agree at once, and different ones are read from storage
+/// (which verifies them against their CIDs) and compared element by element within <see cref="OutputTolerance"/>.
+/// <para>
+/// The revision is the node's own claim, and that is enough: claiming none (or another revision than the other
+/// node's) gets the tolerance every result had before; claiming the reproducible revision makes only comparisons with
+/// nodes that claim it too exact, so a node can make its own results stricter but never looser, and an honest node
+/// at that revision computes the same bytes as any other honest one. The revision is the one its worker announced
+/// when the attempt was assigned (attempts.kernel_revision), so announcing another mid-attempt changes nothing.
+/// </para>
 /// </summary>
 public sealed class ResultComparer(HttpClient storage, ILogger<ResultComparer> logger)
 {
-    public async Task<bool> AgreeAsync(IReadOnlyDictionary<string, Cid> a, IReadOnlyDictionary<string, Cid> b, CancellationToken ct)
+    /// <summary>One attempt's result as compared: its outputs and the kernel revision it was assigned under.</summary>
+    public sealed record Outputs(string AttemptId, int? KernelRevision, IReadOnlyDictionary<string, Cid> Cids);
+
+    /// <summary>True when two attempts at these revisions must produce identical bytes: the same reproducible revision.</summary>
+    public static bool ByEquality(int? a, int? b) => a is >= KernelArithmetic.Reproducible && a == b;
+
+    public async Task<bool> AgreeAsync(JobId job, Outputs a, Outputs b, CancellationToken ct)
     {
-        if (a.Count != b.Count || a.Keys.Any(name => !b.ContainsKey(name)))
+        if (a.Cids.Count != b.Cids.Count || a.Cids.Keys.Any(name => !b.Cids.ContainsKey(name)))
             return false;
-        foreach (var (name, cid) in a)
+        if (ByEquality(a.KernelRevision, b.KernelRevision))
         {
-            var other = b[name];
+            var equal = a.Cids.All(output => output.Value == b.Cids[output.Key]);
+            logger.LogInformation("Job {JobId}: attempts {AttemptA} and {AttemptB} compared by output CID (kernel revision {Revision}): {Verdict}",
+                job, a.AttemptId, b.AttemptId, a.KernelRevision, equal ? "equal" : "different");
+            return equal;
+        }
+        logger.LogInformation("Job {JobId}: attempts {AttemptA} and {AttemptB} compared within the tolerance (kernel revisions {RevisionA} and {RevisionB})",
+            job, a.AttemptId, b.AttemptId, a.KernelRevision?.ToString(CultureInfo.InvariantCulture) ?? "none", b.KernelRevision?.ToString(CultureInfo.InvariantCulture) ?? "none");
+        foreach (var (name, cid) in a.Cids)
+        {
+            var other = b.Cids[name];
             if (cid == other)
                 continue;
             var x = await ReadAsync(cid, ct);

@@ -49,6 +49,7 @@ public static class NetworkApi
         public double Joules { get; init; }
         public double Gflop { get; init; }
         public string? MeasuredGflops { get; init; }
+        public int? KernelRevision { get; init; }
     }
 
     public static async Task<Ok<List<WorkerView>>> ListWorkers(NpgsqlDataSource db, IOptions<SchedulerOptions> options, CancellationToken ct)
@@ -59,7 +60,7 @@ public static class NetworkApi
             """
             select w.id, w.operator_account_id as OperatorAccountId, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
                    w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
-                   coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey,
+                   coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey, w.kernel_revision as KernelRevision,
                    (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
                    coalesce(e.attempts, 0) as EnergyAttempts, coalesce(e.measured, 0) as EnergyMeasured, coalesce(e.joules, 0) as Joules, coalesce(e.gflop, 0) as Gflop,
                    (select jsonb_object_agg(sp.kernel, sp.rates)::text from worker_speed sp
@@ -86,6 +87,7 @@ public static class NetworkApi
             MeasuredGflopsPerKernel = measured.ToDictionary(m => m.Key, m => WorkerClaims.Median(m.Value)),
             EffectiveGflopsPerKernel = claimed.ToDictionary(c => c.Key, c => WorkerClaims.EffectiveRate(c.Value, measured.GetValueOrDefault(c.Key), o)),
             EffectiveSlots = Math.Min(r.Slots, o.MaxSlots),
+            KernelRevision = r.KernelRevision,
         };
     }
 

@@ -4,6 +4,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
 using Platform.Scheduler.Nodes;
@@ -42,16 +43,16 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
-                                 memory_mb, device_kinds, backends, power_measured, notes, node_clock_at)
+                                 memory_mb, device_kinds, backends, power_measured, notes, node_clock_at, kernel_revision)
             values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @Now,
-                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes, @OccurredAt)
+                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes, @OccurredAt, @KernelRevision)
             on conflict (id) do update set operator_account_id = excluded.operator_account_id, region = excluded.region,
                 slots = excluded.slots, kernels = excluded.kernels, devices = excluded.devices, gflops = excluded.gflops,
                 memory_mb = excluded.memory_mb, device_kinds = excluded.device_kinds,
                 backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at),
-                node_clock_at = excluded.node_clock_at, offline_node_at = null
+                node_clock_at = excluded.node_clock_at, offline_node_at = null, kernel_revision = excluded.kernel_revision
             """,
             new
             {
@@ -71,6 +72,9 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 Backends = JsonSerializer.Serialize(w.BackendPerKernel ?? new Dictionary<string, string>(), PlatformJson.Options),
                 w.PowerMeasured,
                 Notes = (w.Notes ?? []).ToArray(),
+                // Only a stricter comparison for the node's own results (see ResultComparer); a revision below the
+                // first reproducible one means nothing and is kept as none.
+                KernelRevision = w.KernelRevision is >= KernelArithmetic.Reproducible ? w.KernelRevision : null,
             }, cancellationToken: context.CancellationToken));
         dispatcher.Poke();
     }

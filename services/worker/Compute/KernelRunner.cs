@@ -84,16 +84,18 @@ public static class KernelRunner
     }
 
     /// <summary>
-    /// Lloyd's algorithm from the seeded points of <see cref="KMeansSeeding"/>: each iteration assigns every
-    /// point to its nearest centroid and moves each centroid to the mean of its points (an empty cluster keeps
-    /// its centroid). A last assignment makes the labels those of the returned centroids.
+    /// Lloyd's algorithm from the k-means++ seeding of <see cref="KMeansSeeding"/> (on the host, in a fixed order,
+    /// so the same on every backend): each iteration assigns every point to its nearest centroid and moves each
+    /// centroid to the mean of its points (an empty cluster keeps its centroid). A last assignment makes the labels
+    /// those of the returned centroids.
     /// </summary>
     private static Dictionary<string, NpyArray> KMeans(NpyArray pointsArray, int k, int iterations, long seed, IComputeBackend backend, ComputeProgress progress)
     {
         int n = pointsArray.Shape[0], d = pointsArray.Shape[1];
         var points = pointsArray.Float32!;
         var centroids = new float[k * d];
-        var start = KMeansSeeding.ChooseIndices(n, k, seed);
+        progress.Report(0);
+        var start = KMeansSeeding.ChooseIndices(points, n, d, k, seed, progress.CancellationToken);
         for (var c = 0; c < k; c++)
             Array.Copy(points, (long)start[c] * d, centroids, (long)c * d, d);
 

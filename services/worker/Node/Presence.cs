@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Worker.Compute;
 
@@ -32,6 +33,7 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
             PowerWatts = capabilities.PowerWatts,
             PowerMeasured = capabilities.PowerMeasured,
             Notes = capabilities.Notes,
+            KernelRevision = KernelArithmetic.Current,
             PublicKey = identity.PublicKey,
             OccurredAt = clock.GetUtcNow(),
         }), stoppingToken);

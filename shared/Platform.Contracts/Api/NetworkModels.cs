@@ -24,6 +24,12 @@ public sealed record WorkerView(string WorkerId, string OperatorAccountId, strin
 
     /// <summary>The slots placement uses: the announced ones, at most the scheduler's maximum.</summary>
     public int? EffectiveSlots { get; init; }
+
+    /// <summary>
+    /// The revision of the kernels' arithmetic the worker announced (Platform.Contracts.Kernels.KernelArithmetic);
+    /// null for an older node. Results of two workers at the same revision are verified by equal output CIDs.
+    /// </summary>
+    public int? KernelRevision { get; init; }
 }
 
 /// <summary>

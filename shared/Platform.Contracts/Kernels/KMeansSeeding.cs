@@ -1,31 +1,138 @@
+using System.Runtime.Intrinsics;
+
 namespace Platform.Contracts.Kernels;
 
 /// <summary>
-/// Which points start as kmeans centroids. Part of the kernel's definition, not of any backend: every backend
-/// and every replica must start from the same points for results to be comparable, so the choice uses
-/// SplitMix64, which is simple to reproduce in any language, rather than System.Random.
+/// Which points start as kmeans centroids: greedy k-means++, as scikit-learn seeds by default. Part of the kernel's
+/// definition, not of any backend: it runs on the host, in double precision, in a fixed order, so every backend,
+/// thread count and replica starts from the same points (docs/KERNELS.md, kmeans).
+/// <list type="number">
+/// <item>The random numbers are SplitMix64 from <c>seed</c> (state += 0x9E3779B97F4A7C15, then the usual mix), not
+/// System.Random, whose algorithm may change between .NET versions. An index below n is <c>next % n</c>; a uniform
+/// number in [0, 1) is <c>(next &gt;&gt; 11) · 2⁻⁵³</c>.</item>
+/// <item>The first centre is the point at a uniform index. Every point's D² is its squared distance to the nearest
+/// centre so far (<see cref="SquaredDistance"/>).</item>
+/// <item>Each further centre: <c>2 + ⌊ln k⌋</c> local trials. Each trial draws u and takes the first point i whose
+/// running sum D²[0] + … + D²[i] (added in index order) is greater than u · (that sum over all points); if none is
+/// (rounding, or every D² is 0), the last point with D² &gt; 0, else point 0. The trial's potential is the sum in index
+/// order of min(D²[i], its squared distance to the trial point) (the new distance only where it is smaller). The
+/// trial with the smallest potential becomes the centre (the earlier trial on a tie, the first when all are NaN)
+/// and its distances the new D².</item>
+/// </list>
+/// Distances are computed for many points in parallel, each point by the same operation sequence, so thread count
+/// and partitioning do not change a bit; the sums run sequentially.
 /// </summary>
 public static class KMeansSeeding
 {
-    /// <summary>k distinct indices in [0, n), by a partial Fisher-Yates shuffle driven by SplitMix64(seed).</summary>
-    public static int[] ChooseIndices(int n, int k, long seed)
+    // Points per parallel work item: each gets its own slice of the distance arrays.
+    private const int Block = 2048;
+
+    /// <summary>The local trials per centre after the first: 2 + ⌊ln k⌋, as scikit-learn does.</summary>
+    public static int LocalTrials(int k) => 2 + (int)Math.Log(k);
+
+    /// <summary>The indices of the k starting centroids among the n points (rows of d floats).</summary>
+    public static int[] ChooseIndices(float[] points, int n, int d, int k, long seed, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(d);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, k);
-        // Swaps are kept in a map so choosing k of n costs O(k), not an O(n) permutation array.
-        var swapped = new Dictionary<int, int>();
-        var chosen = new int[k];
+        ArgumentOutOfRangeException.ThrowIfLessThan(points.Length, (long)n * d);
         var state = unchecked((ulong)seed);
-        for (var i = 0; i < k; i++)
+        var chosen = new int[k];
+        chosen[0] = (int)(Next(ref state) % (ulong)n);
+        double[] closest = new double[n], best = new double[n], trial = new double[n], running = new double[n];
+        Distances(points, n, d, chosen[0], closest, previous: null, ct);
+        var trials = LocalTrials(k);
+        for (var c = 1; c < k; c++)
         {
-            var j = i + (int)(Next(ref state) % (ulong)(n - i));
-            var atJ = swapped.TryGetValue(j, out var sj) ? sj : j;
-            var atI = swapped.TryGetValue(i, out var si) ? si : i;
-            chosen[i] = atJ;
-            swapped[j] = atI;
+            ct.ThrowIfCancellationRequested();
+            var total = 0.0;
+            for (var i = 0; i < n; i++)
+                running[i] = total += closest[i];
+            var bestIndex = -1;
+            var bestPotential = 0.0;
+            for (var t = 0; t < trials; t++)
+            {
+                var target = UniformDouble(ref state) * total;
+                var index = Pick(running, closest, target);
+                Distances(points, n, d, index, trial, closest, ct);
+                var potential = 0.0;
+                for (var i = 0; i < n; i++)
+                    potential += trial[i];
+                if (bestIndex < 0 || potential < bestPotential)
+                {
+                    (bestIndex, bestPotential) = (index, potential);
+                    (best, trial) = (trial, best);
+                }
+            }
+            chosen[c] = bestIndex;
+            (closest, best) = (best, closest);
         }
         return chosen;
     }
+
+    /// <summary>
+    /// ‖p − q‖² in double, in eight lanes: lane l adds (p[t] − q[t])² for t ≡ l (mod 8) below 8⌊d/8⌋ (each
+    /// difference of the floats widened to double, squared, then added: no fma), the lanes are combined as
+    /// h[i] = s[i] + s[i+4], then (h[0] + h[1]) + (h[2] + h[3]), and the remaining coordinates are added in order.
+    /// </summary>
+    public static double SquaredDistance(ReadOnlySpan<float> p, ReadOnlySpan<float> q)
+    {
+        var d = p.Length;
+        var low = Vector256<double>.Zero;
+        var high = Vector256<double>.Zero;
+        var t = 0;
+        for (; t + 8 <= d; t += 8)
+        {
+            var x = Vector256.Create(p.Slice(t, 8));
+            var y = Vector256.Create(q.Slice(t, 8));
+            var dl = Vector256.WidenLower(x) - Vector256.WidenLower(y);
+            var dh = Vector256.WidenUpper(x) - Vector256.WidenUpper(y);
+            low += dl * dl;
+            high += dh * dh;
+        }
+        var h = low + high;
+        var s = (h.GetElement(0) + h.GetElement(1)) + (h.GetElement(2) + h.GetElement(3));
+        for (; t < d; t++)
+        {
+            var diff = (double)p[t] - q[t];
+            s += diff * diff;
+        }
+        return s;
+    }
+
+    // distances[i] = D²(point i, centre), or with a previous D² the smaller of the two (the previous one unless the new
+    // one is smaller, so a NaN distance never replaces a number).
+    private static void Distances(float[] points, int n, int d, int centre, double[] distances, double[]? previous, CancellationToken ct)
+    {
+        var options = new ParallelOptions { CancellationToken = ct };
+        Parallel.For(0, (n + Block - 1) / Block, options, b =>
+        {
+            var q = points.AsSpan(centre * d, d);
+            for (int i = b * Block, end = Math.Min(n, i + Block); i < end; i++)
+            {
+                var distance = SquaredDistance(points.AsSpan(i * d, d), q);
+                distances[i] = previous is null || distance < previous[i] ? distance : previous[i];
+            }
+        });
+    }
+
+    private static int Pick(double[] running, double[] closest, double target)
+    {
+        for (var i = 0; i < running.Length; i++)
+        {
+            if (running[i] > target)
+                return i;
+        }
+        for (var i = closest.Length - 1; i >= 0; i--)
+        {
+            if (closest[i] > 0)
+                return i;
+        }
+        return 0;
+    }
+
+    private static double UniformDouble(ref ulong state) => (Next(ref state) >> 11) * (1.0 / (1UL << 53));
 
     private static ulong Next(ref ulong state)
     {

@@ -74,12 +74,12 @@ public static class KernelCatalog
     [
         new(VectorAdd, "c = a + b", ["a", "b"], [], ["c"]),
         new(Matmul, "c = a · b", ["a", "b"], [], ["c"]),
-        new(KMeans, "Lloyd's k-means from k seeded distinct points", ["points"],
+        new(KMeans, "Lloyd's k-means from a k-means++ seeding", ["points"],
         [
             new("k", "number of clusters", "8", 1, 4096, Integer: true),
             new("iterations", "Lloyd iterations", "20", 1, 1000, Integer: true),
-            new("seed", "seed of the initial centroid choice", "0", 0, int.MaxValue, Integer: true),
-        ], ["centroids", "labels"]),
+            new("seed", "seed of the k-means++ choice of starting centroids", "0", 0, int.MaxValue, Integer: true),
+        ], ["centroids", "labels"], Version: "2"),
         new(Knn, "the k nearest corpus rows of each query", ["corpus", "queries"],
         [
             new("k", "neighbours per query", "10", 1, 1024, Integer: true),
@@ -231,8 +231,10 @@ public static class KernelCatalog
             return Fail($"kmeans needs at least k={k} points, got {points.Describe()}", out error);
         if (d == 0)
             return Fail($"kmeans needs points with at least one dimension, got {points.Describe()}", out error);
-        // Per iteration: k distances of d subtract-multiply-adds per point, then one add per coordinate.
-        var gflop = args.Int("iterations") * ((3.0 * n * k * d) + ((double)n * d)) / 1e9;
+        // Per iteration: k distances of d subtract-multiply-adds per point, then one add per coordinate. The k-means++
+        // seeding computes every point's distance to the first centre and to each local trial of the others.
+        var seeding = (1.0 + ((k - 1.0) * KMeansSeeding.LocalTrials(k))) * 3.0 * n * d;
+        var gflop = ((args.Int("iterations") * ((3.0 * n * k * d) + ((double)n * d))) + seeding) / 1e9;
         return Planned(gflop, ("centroids", F32(k, d)), ("labels", new TensorInfo(NpyDType.Int32, [n])));
     }
 

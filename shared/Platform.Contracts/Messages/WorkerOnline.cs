@@ -18,6 +18,11 @@ public sealed record WorkerOnline
     public bool PowerMeasured { get; init; }
     /// <summary>What the node wants its operator to know about its capabilities, e.g. why OpenCL is not used.</summary>
     public IReadOnlyList<string>? Notes { get; init; }
+    /// <summary>
+    /// The revision of the kernels' arithmetic the node computes (<see cref="Kernels.KernelArithmetic"/>); null for
+    /// nodes older than the bitwise-reproducible kernels, whose results are compared within a tolerance.
+    /// </summary>
+    public int? KernelRevision { get; init; }
     /// <summary>Identity key (SubjectPublicKeyInfo, base64) that results are signed with.</summary>
     public string? PublicKey { get; init; }
     /// <summary>Proof of possession: <see cref="Signing.WorkerMessageSignature"/> over this announcement, made with the key in <see cref="PublicKey"/>.</summary>

@@ -25,11 +25,19 @@ public static class WorkerMessageSignature
 {
     /// <summary>
     /// The announcement, signed with the key it announces (proof of possession): a worker can only register
-    /// a key it holds. The capacity fields are not signed; the identity is.
+    /// a key it holds. The capacity fields are not signed; the identity is, and so is the kernel revision when
+    /// there is one (a last line <c>kernel-revision 1</c>), because it decides how the node's results are
+    /// compared: nobody on the way may add it to an older node's announcement (its honest results would then have
+    /// to match bit for bit) or strip it from a newer one's. Older nodes send none and sign the same lines as before.
     /// </summary>
-    public static byte[] Payload(WorkerOnline m) =>
-        Text("platform-worker-online-v1", m.WorkerId, m.OccurredAt).Append("operator ").Append(m.OperatorAccountId.Value).Append('\n')
-            .Append("key ").Append(m.PublicKey).Append('\n').Utf8();
+    public static byte[] Payload(WorkerOnline m)
+    {
+        var text = Text("platform-worker-online-v1", m.WorkerId, m.OccurredAt).Append("operator ").Append(m.OperatorAccountId.Value).Append('\n')
+            .Append("key ").Append(m.PublicKey).Append('\n');
+        if (m.KernelRevision is { } revision)
+            text.Append("kernel-revision ").Append(revision.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        return text.Utf8();
+    }
 
     public static byte[] Payload(WorkerHeartbeat m)
     {

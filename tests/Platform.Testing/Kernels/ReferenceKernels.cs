@@ -50,7 +50,7 @@ public static class ReferenceKernels
         int n = pointsArray.Shape[0], d = pointsArray.Shape[1];
         var points = pointsArray.Float32!;
         var centroids = new double[k * d];
-        var start = KMeansSeeding.ChooseIndices(n, k, seed);
+        var start = KMeansSeeding.ChooseIndices(points, n, d, k, seed);
         for (var c = 0; c < k; c++)
         {
             for (var j = 0; j < d; j++)
