@@ -15,7 +15,7 @@ namespace Platform.Worker.Compute.Ilgpu;
 /// needs (the generic address space of OpenCL 2.0; PoCL 3.1 lacks it and is refused), else, only when allowed,
 /// ILGPU's CPU accelerator: a multithreaded emulator for debugging (~0.4 GFLOP/s), which is correct but never
 /// faster than the SIMD backend. Every kind that is absent or refused leaves a reason in <c>notes</c>.
-/// The context runs with the default (not fast) math mode; all float arithmetic is explicit (<see cref="Rn"/>).
+/// The context runs with the default (not fast) math mode; all float arithmetic is explicit (<see cref="IFloatOps"/>).
 /// </summary>
 public sealed class IlgpuBackend : IComputeBackend
 {
@@ -45,15 +45,14 @@ public sealed class IlgpuBackend : IComputeBackend
     {
         _context = context;
         _accelerator = accelerator;
-        // Loading compiles every kernel now, so a device ILGPU cannot compile for is refused at start.
-        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(IlgpuKernels.Add);
-        _gemm = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(IlgpuKernels.Gemm);
-        _matVec = accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVec);
-        _matVecPerRow = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.MatVecPerRow);
-        _matVecChunks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVecTransposedChunks);
-        _matVecSum = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVecTransposedSum);
-        _biasActivation = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.BiasActivation);
-        _nearestCentroid = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(IlgpuKernels.NearestCentroid);
+        // CUDA kernels get explicitly rounded PTX instructions; the CPU accelerator runs .NET code. ILGPU's OpenCL
+        // backend has neither (no inline assembly, no fma intrinsic): it gets the managed operations and is refused
+        // if they do not compile. Loading compiles every kernel now, so a device that cannot run them is refused
+        // at start, not at the first job.
+        if (accelerator.AcceleratorType == AcceleratorType.Cuda)
+            (_add, _gemm, _matVec, _matVecPerRow, _matVecChunks, _matVecSum, _biasActivation, _nearestCentroid) = Load<PtxOps>(accelerator);
+        else
+            (_add, _gemm, _matVec, _matVecPerRow, _matVecChunks, _matVecSum, _biasActivation, _nearestCentroid) = Load<ManagedOps>(accelerator);
 
         Kind = accelerator.AcceleratorType;
         GroupedMatVec = Kind != AcceleratorType.CPU;
@@ -72,6 +71,25 @@ public sealed class IlgpuBackend : IComputeBackend
             MemoryMb = MemoryBytes / (1024 * 1024),
         };
     }
+
+    private static (
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>,
+        Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>,
+        Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>) Load<T>(Accelerator accelerator)
+        where T : struct, IFloatOps => (
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(IlgpuKernels.Add<T>),
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(IlgpuKernels.Gemm<T>),
+            accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVec<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(IlgpuKernels.MatVecPerRow<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVecTransposedChunks<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.MatVecTransposedSum<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(IlgpuKernels.BiasActivation<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<int>, int, int>(IlgpuKernels.NearestCentroid<T>));
 
     public string Name => "ilgpu";
 
@@ -99,7 +117,7 @@ public sealed class IlgpuBackend : IComputeBackend
         try
         {
             // OpenCL(_ => true) lists every OpenCL device, also those ILGPU would hide, so that the refusal can be reported.
-            context = Context.Create(builder => builder.Cuda().OpenCL(_ => true).Math(MathMode.Default).Optimize(OptimizationLevel.O1));
+            context = Context.Create(builder => builder.Cuda().OpenCL(_ => true).Math(MathMode.Default).Optimize(OptimizationLevel.O2));
             var cuda = context.GetCudaDevices();
             if (cuda.Count == 0)
                 notes.Add("ILGPU: no CUDA device (no NVIDIA driver / libcuda.so.1 or no GPU)");
@@ -147,7 +165,7 @@ public sealed class IlgpuBackend : IComputeBackend
     {
         var mp = multiprocessors > 0 ? multiprocessors : Environment.ProcessorCount;
         var device = new CPUDevice(numThreadsPerWarp: 4, numWarpsPerMultiprocessor: CpuGroupSize / 4, numMultiprocessors: mp);
-        var context = Context.Create(builder => builder.CPU(device).Math(MathMode.Default).Optimize(OptimizationLevel.O1));
+        var context = Context.Create(builder => builder.CPU(device).Math(MathMode.Default).Optimize(OptimizationLevel.O2));
         try
         {
             return new IlgpuBackend(context, context.GetCPUDevice(0).CreateCPUAccelerator(context));

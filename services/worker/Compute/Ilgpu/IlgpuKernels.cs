@@ -7,7 +7,8 @@ namespace Platform.Worker.Compute.Ilgpu;
 /// The primitives as ILGPU kernels, following KERNEL-RULES.md: each output element is one thread's own chain of
 /// operations in the fixed order the rules give, parallel only across elements (or the fixed 4096-row chunks of
 /// the transposed product), so every accelerator and every group/grid shape gives the same bytes. All float
-/// arithmetic goes through <see cref="Rn"/> (explicitly rounded on CUDA, never contracted).
+/// arithmetic goes through the kernels' <see cref="IFloatOps"/> type (<see cref="PtxOps"/> on CUDA, <see cref="ManagedOps"/> on the CPU
+/// accelerator), never a bare operator.
 /// </summary>
 public static class IlgpuKernels
 {
@@ -29,10 +30,10 @@ public static class IlgpuKernels
     /// <summary>The transposed product's fixed row chunk (a constant of the algorithm, never of the device).</summary>
     public const int Chunk = 4096;
 
-    /// <summary>Threads per group of the element-wise kernels.</summary>
-    public const int GroupSize = 256;
-
-    /// <summary>Every kernel and whether it is explicitly grouped (shared memory and barriers): the PTX tests compile them all.</summary>
+    /// <summary>
+    /// Every kernel (generic method definitions, to be closed over an <see cref="IFloatOps"/>) and whether it is
+    /// explicitly grouped (shared memory and barriers): the PTX tests compile them all.
+    /// </summary>
     public static IReadOnlyList<(MethodInfo Method, bool Grouped)> All { get; } =
     [
         (Method(nameof(Add)), false),
@@ -48,7 +49,8 @@ public static class IlgpuKernels
     private static MethodInfo Method(string name) => typeof(IlgpuKernels).GetMethod(name, BindingFlags.Public | BindingFlags.Static)!;
 
     /// <summary>c[i] = a[i] + b[i].</summary>
-    public static void Add(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c) => c[i] = Rn.Add(a[i], b[i]);
+    public static void Add<T>(Index1D i, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
+        where T : struct, IFloatOps => c[i] = default(T).Add(a[i], b[i]);
 
     /// <summary>
     /// c[m,n] = a[m,k] · b[k,n] (b[n,k] when transposeB is 1) for the rows from rowOffset covered by the grid.
@@ -57,7 +59,8 @@ public static class IlgpuKernels
     /// sums through those steps in ascending k, one fma each: s = fma(a[i,p], b[p,j], s), from +0, never a sum
     /// of block sums. Steps past k are not taken (no padding enters a chain).
     /// </summary>
-    public static void Gemm(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int k, int n, int transposeB, int rowOffset)
+    public static void Gemm<T>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int m, int k, int n, int transposeB, int rowOffset)
+        where T : struct, IFloatOps
     {
         var sharedA = SharedMemory.Allocate<float>(DepthTile * Tile);
         var sharedB = SharedMemory.Allocate<float>(DepthTile * Tile);
@@ -102,10 +105,10 @@ public static class IlgpuKernels
                 var at = kk * tile;
                 float a0 = sharedA[at + ty], a1 = sharedA[at + ty + threads], a2 = sharedA[at + ty + (2 * threads)], a3 = sharedA[at + ty + (3 * threads)];
                 float b0 = sharedB[at + tx], b1 = sharedB[at + tx + threads], b2 = sharedB[at + tx + (2 * threads)], b3 = sharedB[at + tx + (3 * threads)];
-                c00 = Rn.Fma(a0, b0, c00); c01 = Rn.Fma(a0, b1, c01); c02 = Rn.Fma(a0, b2, c02); c03 = Rn.Fma(a0, b3, c03);
-                c10 = Rn.Fma(a1, b0, c10); c11 = Rn.Fma(a1, b1, c11); c12 = Rn.Fma(a1, b2, c12); c13 = Rn.Fma(a1, b3, c13);
-                c20 = Rn.Fma(a2, b0, c20); c21 = Rn.Fma(a2, b1, c21); c22 = Rn.Fma(a2, b2, c22); c23 = Rn.Fma(a2, b3, c23);
-                c30 = Rn.Fma(a3, b0, c30); c31 = Rn.Fma(a3, b1, c31); c32 = Rn.Fma(a3, b2, c32); c33 = Rn.Fma(a3, b3, c33);
+                c00 = default(T).Fma(a0, b0, c00); c01 = default(T).Fma(a0, b1, c01); c02 = default(T).Fma(a0, b2, c02); c03 = default(T).Fma(a0, b3, c03);
+                c10 = default(T).Fma(a1, b0, c10); c11 = default(T).Fma(a1, b1, c11); c12 = default(T).Fma(a1, b2, c12); c13 = default(T).Fma(a1, b3, c13);
+                c20 = default(T).Fma(a2, b0, c20); c21 = default(T).Fma(a2, b1, c21); c22 = default(T).Fma(a2, b2, c22); c23 = default(T).Fma(a2, b3, c23);
+                c30 = default(T).Fma(a3, b0, c30); c31 = default(T).Fma(a3, b1, c31); c32 = default(T).Fma(a3, b2, c32); c33 = default(T).Fma(a3, b3, c33);
             }
             Group.Barrier();
         }
@@ -138,7 +141,8 @@ public static class IlgpuKernels
     /// (8, 4, 2, 1) and continues with the tail columns in ascending order. A group holds Group.DimX / 16 rows
     /// (16 on a GPU; 1 on the CPU emulator, where every thread of a group is an OS thread meeting at barriers).
     /// </summary>
-    public static void MatVec(ArrayView<float> a, ArrayView<float> x, ArrayView<float> y, int rows, int cols)
+    public static void MatVec<T>(ArrayView<float> a, ArrayView<float> x, ArrayView<float> y, int rows, int cols)
+        where T : struct, IFloatOps
     {
         var lanes = SharedMemory.Allocate<float>(MatVecRows * Lanes);
         var lane = Group.IdxX % Lanes;
@@ -150,23 +154,23 @@ public static class IlgpuKernels
         {
             var at = r * cols;
             for (var t = 0; t < q; t++)
-                s = Rn.Fma(a[at + (t * Lanes) + lane], x[(t * Lanes) + lane], s);
+                s = default(T).Fma(a[at + (t * Lanes) + lane], x[(t * Lanes) + lane], s);
         }
         lanes[Group.IdxX] = s;
         Group.Barrier();
         if (lane == 0 && r < rows)
         {
             var l = local * Lanes;
-            float h0 = Rn.Add(lanes[l], lanes[l + 8]), h1 = Rn.Add(lanes[l + 1], lanes[l + 9]);
-            float h2 = Rn.Add(lanes[l + 2], lanes[l + 10]), h3 = Rn.Add(lanes[l + 3], lanes[l + 11]);
-            float h4 = Rn.Add(lanes[l + 4], lanes[l + 12]), h5 = Rn.Add(lanes[l + 5], lanes[l + 13]);
-            float h6 = Rn.Add(lanes[l + 6], lanes[l + 14]), h7 = Rn.Add(lanes[l + 7], lanes[l + 15]);
-            float g0 = Rn.Add(h0, h4), g1 = Rn.Add(h1, h5), g2 = Rn.Add(h2, h6), g3 = Rn.Add(h3, h7);
-            float f0 = Rn.Add(g0, g2), f1 = Rn.Add(g1, g3);
-            var result = Rn.Add(f0, f1);
+            float h0 = default(T).Add(lanes[l], lanes[l + 8]), h1 = default(T).Add(lanes[l + 1], lanes[l + 9]);
+            float h2 = default(T).Add(lanes[l + 2], lanes[l + 10]), h3 = default(T).Add(lanes[l + 3], lanes[l + 11]);
+            float h4 = default(T).Add(lanes[l + 4], lanes[l + 12]), h5 = default(T).Add(lanes[l + 5], lanes[l + 13]);
+            float h6 = default(T).Add(lanes[l + 6], lanes[l + 14]), h7 = default(T).Add(lanes[l + 7], lanes[l + 15]);
+            float g0 = default(T).Add(h0, h4), g1 = default(T).Add(h1, h5), g2 = default(T).Add(h2, h6), g3 = default(T).Add(h3, h7);
+            float f0 = default(T).Add(g0, g2), f1 = default(T).Add(g1, g3);
+            var result = default(T).Add(f0, f1);
             var at = r * cols;
             for (var j = q * Lanes; j < cols; j++)
-                result = Rn.Fma(a[at + j], x[j], result);
+                result = default(T).Fma(a[at + j], x[j], result);
             y[r] = result;
         }
     }
@@ -175,7 +179,8 @@ public static class IlgpuKernels
     /// The same DOT16 as <see cref="MatVec"/> with one thread doing all 16 lanes of a row: for the CPU emulator,
     /// where groups that meet at barriers cost far more than the arithmetic.
     /// </summary>
-    public static void MatVecPerRow(Index1D r, ArrayView<float> a, ArrayView<float> x, ArrayView<float> y, int cols)
+    public static void MatVecPerRow<T>(Index1D r, ArrayView<float> a, ArrayView<float> x, ArrayView<float> y, int cols)
+        where T : struct, IFloatOps
     {
         var s = LocalMemory.Allocate<float>(Lanes);
         for (var l = 0; l < Lanes; l++)
@@ -185,17 +190,17 @@ public static class IlgpuKernels
         for (var t = 0; t < q; t++)
         {
             for (var l = 0; l < Lanes; l++)
-                s[l] = Rn.Fma(a[at + (t * Lanes) + l], x[(t * Lanes) + l], s[l]);
+                s[l] = default(T).Fma(a[at + (t * Lanes) + l], x[(t * Lanes) + l], s[l]);
         }
         for (var i = 0; i < 8; i++)
-            s[i] = Rn.Add(s[i], s[i + 8]);
+            s[i] = default(T).Add(s[i], s[i + 8]);
         for (var i = 0; i < 4; i++)
-            s[i] = Rn.Add(s[i], s[i + 4]);
+            s[i] = default(T).Add(s[i], s[i + 4]);
         for (var i = 0; i < 2; i++)
-            s[i] = Rn.Add(s[i], s[i + 2]);
-        var result = Rn.Add(s[0], s[1]);
+            s[i] = default(T).Add(s[i], s[i + 2]);
+        var result = default(T).Add(s[0], s[1]);
         for (var j = q * Lanes; j < cols; j++)
-            result = Rn.Fma(a[at + j], x[j], result);
+            result = default(T).Fma(a[at + j], x[j], result);
         y[r] = result;
     }
 
@@ -203,36 +208,39 @@ public static class IlgpuKernels
     /// partial[chunk, j] = the chain p = fma(x[r], a[r,j], p) over the chunk's rows ascending, from +0; one
     /// thread per (chunk, column), consecutive threads on consecutive columns.
     /// </summary>
-    public static void MatVecTransposedChunks(Index1D index, ArrayView<float> a, ArrayView<float> x, ArrayView<float> partial, int rows, int cols)
+    public static void MatVecTransposedChunks<T>(Index1D index, ArrayView<float> a, ArrayView<float> x, ArrayView<float> partial, int rows, int cols)
+        where T : struct, IFloatOps
     {
         int chunk = index / cols, j = index % cols;
         var start = chunk * Chunk;
         var end = start + Chunk < rows ? start + Chunk : rows;
         var p = 0f;
         for (var r = start; r < end; r++)
-            p = Rn.Fma(x[r], a[(r * cols) + j], p);
+            p = default(T).Fma(x[r], a[(r * cols) + j], p);
         partial[index] = p;
     }
 
     /// <summary>y[j] = partial[0,j] + partial[1,j] + ... in ascending chunk order.</summary>
-    public static void MatVecTransposedSum(Index1D j, ArrayView<float> partial, ArrayView<float> y, int chunks, int cols)
+    public static void MatVecTransposedSum<T>(Index1D j, ArrayView<float> partial, ArrayView<float> y, int chunks, int cols)
+        where T : struct, IFloatOps
     {
         var s = partial[j];
         for (var c = 1; c < chunks; c++)
-            s = Rn.Add(s, partial[(c * cols) + j]);
+            s = default(T).Add(s, partial[(c * cols) + j]);
         y[j] = s;
     }
 
     /// <summary>c[r,j] = act(c[r,j] + bias[j]); activation is the <see cref="Activation"/> value.</summary>
-    public static void BiasActivation(Index1D i, ArrayView<float> c, ArrayView<float> bias, int cols, int activation)
+    public static void BiasActivation<T>(Index1D i, ArrayView<float> c, ArrayView<float> bias, int cols, int activation)
+        where T : struct, IFloatOps
     {
-        var x = Rn.Add(c[i], bias[i % cols]);
+        var x = default(T).Add(c[i], bias[i % cols]);
         if (activation == (int)Activation.Relu)
             x = x < 0f ? 0f : x;
         else if (activation == (int)Activation.Tanh)
-            x = IlgpuMath.Tanh(x);
+            x = IlgpuMath.Tanh<T>(x);
         else if (activation == (int)Activation.Sigmoid)
-            x = IlgpuMath.Sigmoid(x);
+            x = IlgpuMath.Sigmoid<T>(x);
         c[i] = x;
     }
 
@@ -240,7 +248,8 @@ public static class IlgpuKernels
     /// labels[i] = argmin over centroids (ascending, strict &lt;: ties to the lower index, NaN never wins) of
     /// s = fma(p[t] - q[t], p[t] - q[t], s) over t ascending, from +0.
     /// </summary>
-    public static void NearestCentroid(Index1D i, ArrayView<float> points, ArrayView<float> centroids, ArrayView<int> labels, int d, int k)
+    public static void NearestCentroid<T>(Index1D i, ArrayView<float> points, ArrayView<float> centroids, ArrayView<int> labels, int d, int k)
+        where T : struct, IFloatOps
     {
         var best = float.PositiveInfinity;
         var index = 0;
@@ -251,8 +260,8 @@ public static class IlgpuKernels
             var s = 0f;
             for (var t = 0; t < d; t++)
             {
-                var diff = Rn.Sub(points[p + t], centroids[q + t]);
-                s = Rn.Fma(diff, diff, s);
+                var diff = default(T).Sub(points[p + t], centroids[q + t]);
+                s = default(T).Fma(diff, diff, s);
             }
             if (s < best)
             {
