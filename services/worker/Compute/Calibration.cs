@@ -17,10 +17,11 @@ public static class Calibration
     // Each problem is run once to warm up (JIT, OpenCL compilation), then timed until a repeat budget is spent.
     private static readonly TimeSpan RepeatBudget = TimeSpan.FromMilliseconds(150);
 
-    public static IReadOnlyList<KernelRate> Measure(IComputeBackend backend, CancellationToken ct)
+    /// <summary>Rates of every kernel on <paramref name="backend"/>; <paramref name="shrink"/> overrides the problem size divisor (benchmarks).</summary>
+    public static IReadOnlyList<KernelRate> Measure(IComputeBackend backend, CancellationToken ct, int? shrink = null)
     {
         var rates = new List<KernelRate>();
-        foreach (var (kernel, inputs, parameters) in Problems(Emulated(backend) ? EmulatorShrink : 1))
+        foreach (var (kernel, inputs, parameters) in Problems(shrink ?? (Emulated(backend) ? EmulatorShrink : 1)))
         {
             ct.ThrowIfCancellationRequested();
             var infos = inputs.ToDictionary(i => i.Key, i => new TensorInfo(i.Value.DType, i.Value.Shape));

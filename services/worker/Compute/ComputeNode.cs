@@ -17,7 +17,12 @@ public sealed record Capabilities(
     IReadOnlyList<KernelRate> Measured,
     double PowerWatts,
     bool PowerMeasured,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>Every measured rate, backend → kernel → GFLOP/s.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> GflopsPerBackend =>
+        Measured.GroupBy(r => r.Backend).ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, double>)g.ToDictionary(r => r.Kernel, r => Math.Round(r.Gflops, 3)));
+}
 
 /// <summary>
 /// The node's compute: opens the backends the configuration allows, calibrates each kernel on each of them
