@@ -7,6 +7,7 @@ using Platform.Contracts.Tensors;
 using Platform.Testing;
 using Platform.Testing.Kernels;
 using Platform.Worker.Compute;
+using Platform.Worker.Compute.Ilgpu;
 using Platform.Worker.Compute.OpenCl;
 using Platform.Worker.Compute.Simd;
 
@@ -77,8 +78,32 @@ public static class ComputeBenchmark
         var rates = backends.SelectMany(b => Calibration.Measure(b, CancellationToken.None)).ToList();
         Console.WriteLine($"calibration (GFLOP/s): {string.Join("; ", rates.GroupBy(r => r.Kernel).Select(g =>
             $"{g.Key} {string.Join(" ", g.Select(r => $"{r.Backend} {r.Gflops:F1}"))} -> {g.MaxBy(r => r.Gflops)!.Backend}"))}");
+
+        IlgpuRows(backends);
         foreach (var backend in backends)
             backend.Dispose();
+    }
+
+    /// <summary>
+    /// ILGPU on its best accelerator here (its CPU emulator on a machine without CUDA) beside the other backends,
+    /// all on the emulator's calibration problems (1/32 of the normal ones), so the emulator finishes in seconds.
+    /// </summary>
+    private static void IlgpuRows(List<IComputeBackend> backends)
+    {
+        var notes = new List<string>();
+        using var ilgpu = IlgpuBackend.TryOpen(allowCpu: true, "libOpenCL.so.1", notes);
+        foreach (var note in notes)
+            Console.WriteLine(note);
+        if (ilgpu is null)
+            return;
+        Console.WriteLine($"ilgpu on {ilgpu.Device.Name}; every backend on the emulator's calibration problems (1/{Calibration.EmulatorShrink}: " +
+            $"vector-add {(1 << 22) / Calibration.EmulatorShrink}, matmul 64x64x64, kmeans {32_768 / Calibration.EmulatorShrink}x32 k=16 3 iterations, " +
+            $"knn {32_768 / Calibration.EmulatorShrink}x64 with 64 queries, train-logreg {16_384 / Calibration.EmulatorShrink}x64 5 epochs, mlp-infer {2048 / Calibration.EmulatorShrink}x256-256-64)");
+        var all = backends.Append(ilgpu).ToList();
+        var rates = all.SelectMany(b => Calibration.Measure(b, CancellationToken.None, Calibration.EmulatorShrink)).ToList();
+        Console.WriteLine($"{"kernel",-13} {string.Join(" ", all.Select(b => $"{b.Name + " GFLOP/s",16}"))}");
+        foreach (var kernel in KernelCatalog.Names)
+            Console.WriteLine($"{kernel,-13} {string.Join(" ", all.Select(b => $"{rates.Single(r => r.Kernel == kernel && r.Backend == b.Name).Gflops,16:F3}"))}");
     }
 
     private static double BestOf(int repeats, Action run)

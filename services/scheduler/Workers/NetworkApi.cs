@@ -37,6 +37,7 @@ public static class NetworkApi
         public string Gflops { get; init; } = "{}";
         public double PowerWatts { get; init; }
         public string Backends { get; init; } = "{}";
+        public string BackendRates { get; init; } = "{}";
         public bool PowerMeasured { get; init; }
         public string[] Notes { get; init; } = [];
         public double Reputation { get; init; }
@@ -59,7 +60,7 @@ public static class NetworkApi
         var rows = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
             """
             select w.id, w.operator_account_id as OperatorAccountId, w.region, w.online, w.slots, w.kernels, w.devices::text as Devices, w.gflops::text as Gflops, w.power_watts as PowerWatts,
-                   w.backends::text as Backends, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
+                   w.backends::text as Backends, w.backend_rates::text as BackendRates, w.power_measured as PowerMeasured, w.notes, w.reputation, w.last_seen_at as LastSeenAt,
                    coalesce(s.staked, 0) as OperatorStake, w.public_key as PublicKey, w.kernel_revision as KernelRevision,
                    (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
                    coalesce(e.attempts, 0) as EnergyAttempts, coalesce(e.measured, 0) as EnergyMeasured, coalesce(e.joules, 0) as Joules, coalesce(e.gflop, 0) as Gflop,
@@ -88,6 +89,8 @@ public static class NetworkApi
             EffectiveGflopsPerKernel = claimed.ToDictionary(c => c.Key, c => WorkerClaims.EffectiveRate(c.Value, measured.GetValueOrDefault(c.Key), o)),
             EffectiveSlots = Math.Min(r.Slots, o.MaxSlots),
             KernelRevision = r.KernelRevision,
+            GflopsPerBackend = JsonSerializer.Deserialize<Dictionary<string, Dictionary<string, double>>>(r.BackendRates, PlatformJson.Options)!
+                .ToDictionary(b => b.Key, b => (IReadOnlyDictionary<string, double>)b.Value),
         };
     }
 

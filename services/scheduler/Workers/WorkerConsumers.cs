@@ -43,13 +43,13 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into workers (id, operator_account_id, region, slots, kernels, devices, gflops, power_watts, public_key, online, last_seen_at,
-                                 memory_mb, device_kinds, backends, power_measured, notes, node_clock_at, kernel_revision)
+                                 memory_mb, device_kinds, backends, backend_rates, power_measured, notes, node_clock_at, kernel_revision)
             values (@Id, @Operator, @Region, @Slots, @Kernels, @Devices::jsonb, @Gflops::jsonb, @PowerWatts, @PublicKey, true, @Now,
-                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @PowerMeasured, @Notes, @OccurredAt, @KernelRevision)
+                    @MemoryMb, @DeviceKinds, @Backends::jsonb, @BackendRates::jsonb, @PowerMeasured, @Notes, @OccurredAt, @KernelRevision)
             on conflict (id) do update set operator_account_id = excluded.operator_account_id, region = excluded.region,
                 slots = excluded.slots, kernels = excluded.kernels, devices = excluded.devices, gflops = excluded.gflops,
                 memory_mb = excluded.memory_mb, device_kinds = excluded.device_kinds,
-                backends = excluded.backends, power_measured = excluded.power_measured, notes = excluded.notes,
+                backends = excluded.backends, backend_rates = excluded.backend_rates, power_measured = excluded.power_measured, notes = excluded.notes,
                 power_watts = excluded.power_watts, public_key = excluded.public_key, online = true,
                 last_seen_at = greatest(workers.last_seen_at, excluded.last_seen_at),
                 node_clock_at = excluded.node_clock_at, offline_node_at = null, kernel_revision = excluded.kernel_revision
@@ -70,6 +70,7 @@ public sealed class WorkerOnlineConsumer(NpgsqlDataSource db, Dispatcher dispatc
                 MemoryMb = w.Devices.Count == 0 ? 0 : w.Devices.Max(d => d.MemoryMb),
                 DeviceKinds = w.Devices.Select(d => d.Kind).Distinct().DefaultIfEmpty("cpu").ToArray(),
                 Backends = JsonSerializer.Serialize(w.BackendPerKernel ?? new Dictionary<string, string>(), PlatformJson.Options),
+                BackendRates = JsonSerializer.Serialize(w.GflopsPerBackend ?? new Dictionary<string, IReadOnlyDictionary<string, double>>(), PlatformJson.Options),
                 w.PowerMeasured,
                 Notes = (w.Notes ?? []).ToArray(),
                 // Only a stricter comparison for the node's own results (see ResultComparer); a revision below the

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
+using Platform.Worker.Compute.Ilgpu;
 using Platform.Worker.Compute.OpenCl;
 using Platform.Worker.Compute.Simd;
 using Platform.Worker.Node;
@@ -16,12 +17,17 @@ public sealed record Capabilities(
     IReadOnlyList<KernelRate> Measured,
     double PowerWatts,
     bool PowerMeasured,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>Every measured rate, backend → kernel → GFLOP/s.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> GflopsPerBackend =>
+        Measured.GroupBy(r => r.Backend).ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, double>)g.ToDictionary(r => r.Kernel, r => Math.Round(r.Gflops, 3)));
+}
 
 /// <summary>
 /// The node's compute: opens the backends the configuration allows, calibrates each kernel on each of them
-/// once, and from then on hands every kernel to the backend that ran it fastest. The SIMD backend is always
-/// there, so a machine without OpenCL still serves the whole catalogue.
+/// once, and from then on hands every kernel to the backend that ran it fastest. With Worker:Backend=auto the SIMD
+/// backend is always there, so a machine without OpenCL or a GPU still serves the whole catalogue.
 /// </summary>
 public sealed class ComputeNode : IDisposable
 {
@@ -40,27 +46,55 @@ public sealed class ComputeNode : IDisposable
         _logger = logger;
         var o = options.Value;
         _powerSensorRoot = o.PowerSensorRoot;
-        if (o.Backend is "auto" or "opencl")
+        var wanted = o.Backends;
+        var auto = wanted.Contains("auto");
+        if (auto || wanted.Contains("opencl"))
         {
             Directory.CreateDirectory(o.KernelCachePath);
             var openCl = OpenClBackend.TryCreate(o.OpenClLibrary, o.KernelCachePath, out var reason);
             if (openCl is not null)
                 _backends.Add(openCl);
-            else if (o.Backend == "opencl")
-                throw new InvalidOperationException($"Worker:Backend is opencl but OpenCL is not usable here: {reason}");
+            else if (!auto)
+                throw new InvalidOperationException($"Worker:Backend names opencl but OpenCL is not usable here: {reason}");
             else
-            {
-                _notes.Add($"OpenCL unavailable ({reason}); every kernel runs on the SIMD backend");
-                logger.LogWarning("OpenCL unavailable ({Reason}); every kernel runs on the SIMD backend", reason);
-            }
+                Note($"OpenCL unavailable ({reason}); its kernels run on the other backends");
         }
-        if (o.Backend is "auto" or "simd")
+        if (auto || wanted.Contains("ilgpu"))
+        {
+            // auto opens ILGPU only on a real accelerator (CUDA, or an OpenCL device ILGPU accepts): its CPU
+            // accelerator is an emulator the SIMD backend always beats, and calibrating it would slow every start.
+            // Naming ilgpu explicitly takes whatever ILGPU has, the emulator included.
+            var reasons = new List<string>();
+            var ilgpu = IlgpuBackend.TryOpen(allowCpu: !auto, o.OpenClLibrary, reasons);
+            foreach (var reason in reasons)
+                Note(reason);
+            if (ilgpu is not null)
+            {
+                _backends.Add(ilgpu);
+                logger.LogInformation("ILGPU backend on {Device}", ilgpu.Device.Name);
+                if (ilgpu.Kind == ILGPU.Runtime.AcceleratorType.CPU)
+                    Note($"ILGPU runs on its CPU accelerator ({ilgpu.Device.Name}): correct but slow, calibrated on small problems");
+            }
+            else if (!auto)
+                throw new InvalidOperationException($"Worker:Backend names ilgpu but ILGPU is not usable here: {string.Join("; ", reasons)}");
+        }
+        if (auto || wanted.Contains("simd"))
             _backends.Add(new SimdBackend());
         _perKernel = KernelCatalog.Names.ToDictionary(k => k, _ => _backends[^1]);
         _calibration = new(() => Task.Run(Calibrate));
     }
 
+    // Whatever the operator should know about the node's compute goes to the log and into WorkerOnline's notes.
+    private void Note(string note)
+    {
+        _notes.Add(note);
+        _logger.LogWarning("{Note}", note);
+    }
+
     public IReadOnlyList<IComputeBackend> Backends => _backends;
+
+    /// <summary>What the node has found out about its backends so far (also sent in WorkerOnline after calibration).</summary>
+    public IReadOnlyList<string> Notes => _notes;
 
     /// <summary>Calibrates on first use; later callers get the same result.</summary>
     public Task<Capabilities> CalibrateAsync() => _calibration.Value;
@@ -76,7 +110,9 @@ public sealed class ComputeNode : IDisposable
         var measured = new List<KernelRate>();
         foreach (var backend in _backends)
         {
+            var started = Stopwatch.StartNew();
             var rates = Calibration.Measure(backend, CancellationToken.None);
+            _logger.LogInformation("Calibrated {Backend} ({Device}) in {Seconds:F1} s", backend.Name, backend.Device.Name, started.Elapsed.TotalSeconds);
             measured.AddRange(rates);
             foreach (var rate in rates)
                 _logger.LogInformation("Calibrated {Kernel} on {Backend}: {Gflops:F1} GFLOP/s", rate.Kernel, rate.Backend, rate.Gflops);

@@ -30,6 +30,7 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
             Devices = capabilities.Devices,
             GflopsPerKernel = capabilities.GflopsPerKernel,
             BackendPerKernel = capabilities.BackendPerKernel,
+            GflopsPerBackend = capabilities.GflopsPerBackend,
             PowerWatts = capabilities.PowerWatts,
             PowerMeasured = capabilities.PowerMeasured,
             Notes = capabilities.Notes,

@@ -30,12 +30,18 @@ public sealed class WorkerOptions
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// auto (calibrate every available backend and use the faster one per kernel), simd, or opencl (fail to
-    /// start when OpenCL is missing rather than silently computing on the CPU).
+    /// auto: calibrate every available backend and use the fastest per kernel: the hand-written OpenCL one where
+    /// a driver is present, ILGPU where it has a CUDA GPU (or an OpenCL device it supports), and SIMD always; never
+    /// ILGPU's CPU accelerator, an emulator. Or a comma-separated list of simd, opencl and ilgpu: exactly those
+    /// backends, failing to start when a named one is missing rather than silently computing elsewhere
+    /// (ilgpu then takes ILGPU's best accelerator, its CPU emulator included).
     /// </summary>
     [Required]
-    [RegularExpression("^(auto|simd|opencl)$", ErrorMessage = "Worker:Backend must be auto, simd or opencl")]
+    [RegularExpression("^(auto|(simd|opencl|ilgpu)(,(simd|opencl|ilgpu))*)$", ErrorMessage = "Worker:Backend must be auto, or a comma-separated list of simd, opencl and ilgpu")]
     public string Backend { get; set; } = "auto";
+
+    /// <summary>The backends <see cref="Backend"/> names ("auto" alone for auto).</summary>
+    public IReadOnlySet<string> Backends => Backend.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet();
 
     /// <summary>The OpenCL loader to open: the ICD loader finds the vendor drivers (NVIDIA, AMD, Intel, PoCL).</summary>
     [Required]

@@ -2,7 +2,7 @@ using Platform.Contracts.Messages;
 
 namespace Platform.Contracts.Api;
 
-/// <param name="BackendPerKernel">The backend (simd, opencl) each kernel runs on: the one that calibrated fastest.</param>
+/// <param name="BackendPerKernel">The backend (simd, opencl, ilgpu) each kernel runs on: the one that calibrated fastest.</param>
 /// <param name="PowerMeasured">Whether <paramref name="PowerWatts"/> was read from a sensor rather than estimated.</param>
 /// <param name="Notes">What the node tells its operator about its capabilities, such as why OpenCL is not used.</param>
 /// <param name="Reputation">1.0 at start; halved by every result that loses a verification; workers below the minimum get no work.</param>
@@ -30,6 +30,12 @@ public sealed record WorkerView(string WorkerId, string OperatorAccountId, strin
     /// null for an older node. Results of two workers at the same revision are verified by equal output CIDs.
     /// </summary>
     public int? KernelRevision { get; init; }
+
+    /// <summary>
+    /// What the node's calibration measured on each backend it opened, backend → kernel → GFLOP/s, as the node
+    /// announced it (unchecked, like every claim); <see cref="BackendPerKernel"/> is the fastest of each.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>? GflopsPerBackend { get; init; }
 }
 
 /// <summary>

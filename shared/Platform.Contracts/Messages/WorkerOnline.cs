@@ -11,8 +11,10 @@ public sealed record WorkerOnline
     public required IReadOnlyList<DeviceInfo> Devices { get; init; }
     /// <summary>Measured GFLOP/s per kernel, used to estimate run time.</summary>
     public required IReadOnlyDictionary<string, double> GflopsPerKernel { get; init; }
-    /// <summary>Which backend (simd, opencl) runs each kernel: the one that calibrated fastest.</summary>
+    /// <summary>Which backend (simd, opencl, ilgpu) runs each kernel: the one that calibrated fastest.</summary>
     public IReadOnlyDictionary<string, string>? BackendPerKernel { get; init; }
+    /// <summary>What calibration measured on every backend the node opened, backend → kernel → GFLOP/s (BackendPerKernel picks the fastest).</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>? GflopsPerBackend { get; init; }
     public required double PowerWatts { get; init; }
     /// <summary>True when <see cref="PowerWatts"/> comes from a power sensor, false when it is an estimate.</summary>
     public bool PowerMeasured { get; init; }

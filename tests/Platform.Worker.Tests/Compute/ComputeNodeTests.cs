@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Platform.Contracts.Kernels;
@@ -13,9 +14,26 @@ public sealed class ComputeNodeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_data, recursive: true);
 
-    private ComputeNode Node(string backend = "auto", string library = "libOpenCL.so.1") => new(
+    private ComputeNode Node(string backend = "auto", string library = "libOpenCL.so.1", ILogger<ComputeNode>? logger = null) => new(
         Options.Create(new WorkerOptions { OperatorKey = "k", DataDirectory = _data, KernelCacheDirectory = KernelCache.Directory, Backend = backend, OpenClLibrary = library }),
-        NullLogger<ComputeNode>.Instance);
+        logger ?? NullLogger<ComputeNode>.Instance);
+
+    /// <summary>Keeps what the node logs.</summary>
+    private sealed class ListLogger : ILogger<ComputeNode>
+    {
+        public List<string> Lines { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Lines)
+                Lines.Add($"{logLevel}: {formatter(state, exception)}");
+        }
+    }
 
     // No CPU core does more than 64 fp32 FLOP per cycle (two 16-wide FMA pipes), and none runs at 6 GHz.
     private static double CpuPeakGflops => Environment.ProcessorCount * 6.0 * 64;
@@ -74,7 +92,58 @@ public sealed class ComputeNodeTests : IDisposable
     {
         var error = Assert.Throws<InvalidOperationException>(() => Node(backend: "opencl", library: "libOpenCL-not-installed.so.1"));
 
-        Assert.Contains("Worker:Backend is opencl", error.Message);
+        Assert.Contains("Worker:Backend names opencl", error.Message);
+    }
+
+    [Fact]
+    public void Auto_leaves_out_the_ilgpu_cpu_emulator_and_says_why_ilgpu_is_not_used()
+    {
+        var log = new ListLogger();
+        using var node = Node(logger: log);
+
+        // No CUDA here, and PoCL lacks what ILGPU's OpenCL backend needs: auto does not open ILGPU at all.
+        Assert.DoesNotContain(node.Backends, b => b.Name == "ilgpu");
+        var notes = string.Join("\n", node.Notes);
+        Assert.Contains("ILGPU: no CUDA device", notes);
+        Assert.Contains("lacks the generic address space", notes);
+        Assert.Contains("CPU accelerator not used", notes);
+        Assert.Contains(log.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal) && line.Contains("CPU accelerator not used", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Naming_ilgpu_without_a_gpu_runs_on_its_cpu_accelerator_and_the_node_says_why()
+    {
+        var log = new ListLogger();
+        using var node = Node(backend: "ilgpu", logger: log);
+
+        var ilgpu = Assert.IsType<Platform.Worker.Compute.Ilgpu.IlgpuBackend>(Assert.Single(node.Backends));
+        Assert.Equal(ILGPU.Runtime.AcceleratorType.CPU, ilgpu.Kind);
+        Assert.Equal("cpu", ilgpu.Device.Kind);
+        Assert.Contains(node.Notes, n => n.Contains("no CUDA device", StringComparison.Ordinal));
+        // PoCL 3.1 is installed here: ILGPU sees it and refuses it, and the note says which device and why.
+        Assert.Contains(node.Notes, n => n.Contains("OpenCL device", StringComparison.Ordinal) && n.Contains("refused", StringComparison.Ordinal) && n.Contains("generic address space", StringComparison.Ordinal));
+        Assert.Contains(node.Notes, n => n.Contains("ILGPU runs on its CPU accelerator", StringComparison.Ordinal));
+        Assert.Contains(log.Lines, line => line.Contains("generic address space", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task With_simd_and_the_ilgpu_emulator_every_kernel_routes_to_simd_and_both_rates_are_reported()
+    {
+        using var node = Node(backend: "simd,ilgpu");
+
+        var capabilities = await node.CalibrateAsync();
+
+        Assert.Equal(["ilgpu", "simd"], node.Backends.Select(b => b.Name).Order());
+        Assert.Equal(KernelCatalog.Names.Count * 2, capabilities.Measured.Count);
+        foreach (var kernel in KernelCatalog.Names)
+        {
+            var simd = capabilities.Measured.Single(r => r.Kernel == kernel && r.Backend == "simd");
+            var ilgpu = capabilities.Measured.Single(r => r.Kernel == kernel && r.Backend == "ilgpu");
+            Assert.True(simd.Gflops > ilgpu.Gflops, $"{kernel}: simd {simd.Gflops:F3} GFLOP/s, ilgpu {ilgpu.Gflops:F3}");
+            Assert.InRange(ilgpu.Gflops, 1e-6, CpuPeakGflops);
+            Assert.Equal("simd", capabilities.BackendPerKernel[kernel]);
+            Assert.Equal("simd", node.For(kernel).Name);
+        }
     }
 
     [Fact]

@@ -88,5 +88,12 @@ function workerRow(w) {
     el('td', {}, `${w.active} / ${w.slots}`),
     el('td', {}, formatNumber(w.reputation)),
     energyCell(w.energy),
-    el('td', {}, (w.kernels || []).join(', ')));
+    el('td', { title: kernelRates(w) }, (w.kernels || []).map(k => w.backendPerKernel?.[k] ? `${k} (${w.backendPerKernel[k]})` : k).join(', ')));
+}
+
+// Hovering a node's kernels shows what its calibration measured on each backend it opened.
+function kernelRates(w) {
+  const rates = w.gflopsPerBackend || {};
+  return (w.kernels || []).map(k => `${k}: ` + Object.keys(rates).sort()
+    .map(b => `${b} ${rates[b][k] === undefined ? '–' : formatNumber(rates[b][k])}`).join(', ') + ' GFLOP/s').join('\n');
 }
