@@ -46,15 +46,19 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
         {
             try
             {
+                // A beat under way when the node stops is finished (it takes milliseconds), not cancelled half sent:
+                // MassTransit reports a cancelled send as a fault. A broker that does not take it within one
+                // interval gets the next beat instead.
+                using var sending = new CancellationTokenSource(o.HeartbeatInterval);
                 await network.SendAsync(identity.Signed(new WorkerHeartbeat
                 {
                     WorkerId = identity.WorkerId,
                     ActiveAttempts = status.ActiveAttempts,
                     Attempts = status.Attempts,
                     OccurredAt = clock.GetUtcNow(),
-                }), stoppingToken);
+                }), sending.Token);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
                 logger.LogWarning("Heartbeat not sent: {Message}", ex.Message);
             }

@@ -22,7 +22,7 @@ public sealed class IlgpuCpuBackends : IDisposable
 
 /// <summary>
 /// Every primitive and every catalogue kernel on ILGPU's CPU accelerator, with 1 and 2 multiprocessors, gives the
-/// same bytes as <see cref="RuleReference"/> (KERNEL-RULES.md read literally) on random shapes from printed seeds,
+/// same bytes as <see cref="RuleReference"/> (the rules of docs/KERNELS.md read literally) on random shapes from printed seeds,
 /// edge shapes included (1x1, sizes that are not multiples of the tiles, k = 0, several 4096-row chunks).
 /// </summary>
 public sealed class IlgpuKernelTests(IlgpuCpuBackends backends, ITestOutputHelper output) : IClassFixture<IlgpuCpuBackends>

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace Platform.Worker.Tests.Compute;
 
 /// <summary>
-/// Every ILGPU kernel compiles to PTX (ILGPU's PTX backend needs no GPU), and the PTX keeps KERNEL-RULES.md:
+/// Every ILGPU kernel compiles to PTX (ILGPU's PTX backend needs no GPU), and the PTX keeps the rules of docs/KERNELS.md:
 /// every float add/sub/mul/fma/div carries an explicit .rn rounding (ptxas never contracts those; a bare
 /// add.f32 / mul.f32 it may fuse), accumulations are fma.rn.f32, nothing is .approx or .ftz, and no call is left
 /// to an undefined function (ILGPU 1.5.3 turns MathF.FusedMultiplyAdd into one).

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Platform.Contracts;
 using Platform.Contracts.Kernels;
-using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
 using Platform.Worker.Compute;
 using Xunit.Abstractions;
@@ -11,14 +10,14 @@ namespace Platform.Worker.Tests.Compute;
 /// <summary>
 /// Bitwise reproducibility (docs/KERNELS.md): every primitive and every catalogue kernel gives the same bytes on
 /// SIMD with one, two and the default number of threads and on OpenCL, and those bytes are the plain scalar rule
-/// reference's (<see cref="RuleBackend"/>, the rules written out one element at a time). Random shapes and values
+/// reference's (<see cref="RuleReference"/>, the rules written out one element at a time). Random shapes and values
 /// from fixed, printed seeds, with the edge shapes that catch a wrong order: 1×1, sizes that are not multiples of
 /// 16 or of the GEMM tiles, k across several GEMM k blocks, fewer than 16 columns, rows across several 4096-row
 /// chunks, and subnormal, infinite, NaN and signed-zero values.
 /// </summary>
 public sealed class ReproducibilityTests(Backends backends, ITestOutputHelper output) : IClassFixture<Backends>
 {
-    private static readonly RuleBackend Rule = new();
+    private static readonly RuleReference Rule = new();
 
     private Random Seeded(int seed)
     {
@@ -311,138 +310,5 @@ public sealed class ReproducibilityTests(Backends backends, ITestOutputHelper ou
                 return $"element {i}: 0x{actual[i]:X8}, expected 0x{expected[i]:X8}";
         }
         return expected.Length == actual.Length ? "none" : $"lengths {actual.Length} and {expected.Length}";
-    }
-}
-
-/// <summary>
-/// The rules of docs/KERNELS.md written out plainly, one output element at a time, in scalar C#: the reference the
-/// backends must equal to the bit (and, through KernelRunner, the reference output of every catalogue kernel).
-/// </summary>
-internal sealed class RuleBackend : IComputeBackend
-{
-    public const int MatVecChunk = 4096;
-
-    public string Name => "rule";
-
-    public DeviceInfo Device { get; } = new() { Kind = "cpu", Name = "scalar rule reference", Backend = "rule", MemoryMb = 1 << 20 };
-
-    public long MemoryBytes => long.MaxValue;
-
-    public void Dispose()
-    {
-    }
-
-    public void Add(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c)
-    {
-        for (var i = 0; i < c.Length; i++)
-            c.Span[i] = a.Span[i] + b.Span[i];
-    }
-
-    public void Gemm(ReadOnlyMemory<float> a, ReadOnlyMemory<float> b, Memory<float> c, int m, int k, int n, bool transposeB, ComputeProgress progress)
-    {
-        ReadOnlySpan<float> x = a.Span, y = b.Span;
-        var z = c.Span;
-        for (var i = 0; i < m; i++)
-        {
-            for (var j = 0; j < n; j++)
-            {
-                var s = 0f;
-                for (var p = 0; p < k; p++)
-                    s = MathF.FusedMultiplyAdd(x[(i * k) + p], transposeB ? y[(j * k) + p] : y[(p * n) + j], s);
-                z[(i * n) + j] = s;
-            }
-        }
-    }
-
-    public void MatVec(ReadOnlyMemory<float> a, ReadOnlyMemory<float> x, Memory<float> y, int rows, int cols, bool transpose)
-    {
-        ReadOnlySpan<float> matrix = a.Span, vector = x.Span;
-        var result = y.Span;
-        if (!transpose)
-        {
-            for (var r = 0; r < rows; r++)
-                result[r] = Dot16(matrix.Slice(r * cols, cols), vector[..cols]);
-            return;
-        }
-        var chunks = (rows + MatVecChunk - 1) / MatVecChunk;
-        for (var j = 0; j < cols; j++)
-        {
-            var total = 0f;
-            for (var chunk = 0; chunk < chunks; chunk++)
-            {
-                var p = 0f;
-                for (var r = chunk * MatVecChunk; r < Math.Min((chunk + 1) * MatVecChunk, rows); r++)
-                    p = MathF.FusedMultiplyAdd(vector[r], matrix[(r * cols) + j], p);
-                total = chunk == 0 ? p : total + p;
-            }
-            result[j] = total;
-        }
-    }
-
-    public void BiasActivation(Memory<float> c, int rows, int cols, ReadOnlyMemory<float> bias, Activation activation)
-    {
-        var values = c.Span;
-        for (var r = 0; r < rows; r++)
-        {
-            for (var j = 0; j < cols; j++)
-            {
-                var x = values[(r * cols) + j] + bias.Span[j];
-                values[(r * cols) + j] = activation switch
-                {
-                    Activation.Relu => x < 0f ? 0f : x,
-                    Activation.Tanh => ReproMath.Tanh(x),
-                    Activation.Sigmoid => 1f / (1f + ReproMath.Exp(-x)),
-                    _ => x,
-                };
-            }
-        }
-    }
-
-    public void NearestCentroid(ReadOnlyMemory<float> points, int n, int d, ReadOnlyMemory<float> centroids, int k, Memory<int> labels)
-    {
-        ReadOnlySpan<float> p = points.Span, q = centroids.Span;
-        for (var i = 0; i < n; i++)
-        {
-            var best = float.PositiveInfinity;
-            var index = 0;
-            for (var c = 0; c < k; c++)
-            {
-                var s = 0f;
-                for (var t = 0; t < d; t++)
-                {
-                    var diff = p[(i * d) + t] - q[(c * d) + t];
-                    s = MathF.FusedMultiplyAdd(diff, diff, s);
-                }
-                if (s < best)
-                {
-                    best = s;
-                    index = c;
-                }
-            }
-            labels.Span[i] = index;
-        }
-    }
-
-    /// <summary>DOT16 exactly as docs/KERNELS.md writes it.</summary>
-    public static float Dot16(ReadOnlySpan<float> u, ReadOnlySpan<float> v)
-    {
-        var s = new float[16];
-        var q = u.Length / 16;
-        for (var t = 0; t < q; t++)
-        {
-            for (var l = 0; l < 16; l++)
-                s[l] = MathF.FusedMultiplyAdd(u[(16 * t) + l], v[(16 * t) + l], s[l]);
-        }
-        var h8 = new float[8];
-        for (var i = 0; i < 8; i++)
-            h8[i] = s[i] + s[i + 8];
-        var h4 = new float[4];
-        for (var i = 0; i < 4; i++)
-            h4[i] = h8[i] + h8[i + 4];
-        var h2 = new[] { h4[0] + h4[2], h4[1] + h4[3] };
-        var r = h2[0] + h2[1];
-        for (var j = 16 * q; j < u.Length; j++)
-            r = MathF.FusedMultiplyAdd(u[j], v[j], r);
-        return r;
     }
 }

@@ -4,7 +4,7 @@ using Platform.Worker.Compute;
 namespace Platform.Worker.Tests.Compute;
 
 /// <summary>
-/// KERNEL-RULES.md read literally: every primitive as plain, slow, single-threaded C#, one output element at a
+/// The reproducibility rules of docs/KERNELS.md read literally: every primitive as plain, slow, single-threaded C#, one output element at a
 /// time, in exactly the order the rules give. RyuJIT never contracts a * b + c, and MathF.FusedMultiplyAdd is the
 /// correctly rounded fma, so these are the bytes every backend must produce. KernelRunner builds the catalogue
 /// kernels on it like on any backend.
@@ -15,7 +15,7 @@ public sealed class RuleReference : IComputeBackend
 
     public string Name => "rules";
 
-    public DeviceInfo Device { get; } = new() { Kind = "cpu", Name = "KERNEL-RULES.md, literally", Backend = "rules", MemoryMb = 1024 };
+    public DeviceInfo Device { get; } = new() { Kind = "cpu", Name = "docs/KERNELS.md rules, literally", Backend = "rules", MemoryMb = 1024 };
 
     public long MemoryBytes => 1L << 30;
 
@@ -67,7 +67,7 @@ public sealed class RuleReference : IComputeBackend
         }
     }
 
-    /// <summary>DOT16 exactly as KERNEL-RULES.md writes it.</summary>
+    /// <summary>DOT16 exactly as the rules of docs/KERNELS.md writes it.</summary>
     public static float Dot16(ReadOnlySpan<float> u, ReadOnlySpan<float> v)
     {
         var length = u.Length;

@@ -5,7 +5,7 @@ namespace Platform.Worker.Compute.Ilgpu;
 /// <summary>
 /// The float operations of the ILGPU kernels. The kernels are generic over it and ILGPU specialises them per
 /// implementation (a struct, so every call is resolved and inlined at compile time), giving one kernel source
-/// with the exact arithmetic each accelerator needs (KERNEL-RULES.md).
+/// with the exact arithmetic each accelerator needs (the rules of docs/KERNELS.md).
 /// </summary>
 public interface IFloatOps
 {

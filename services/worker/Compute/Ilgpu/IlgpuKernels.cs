@@ -4,7 +4,7 @@ using ILGPU;
 namespace Platform.Worker.Compute.Ilgpu;
 
 /// <summary>
-/// The primitives as ILGPU kernels, following KERNEL-RULES.md: each output element is one thread's own chain of
+/// The primitives as ILGPU kernels, following the rules of docs/KERNELS.md: each output element is one thread's own chain of
 /// operations in the fixed order the rules give, parallel only across elements (or the fixed 4096-row chunks of
 /// the transposed product), so every accelerator and every group/grid shape gives the same bytes. All float
 /// arithmetic goes through the kernels' <see cref="IFloatOps"/> type (<see cref="PtxOps"/> on CUDA, <see cref="ManagedOps"/> on the CPU
