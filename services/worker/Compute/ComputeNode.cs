@@ -17,7 +17,8 @@ public sealed record Capabilities(
     IReadOnlyList<KernelRate> Measured,
     double PowerWatts,
     bool PowerMeasured,
-    IReadOnlyList<string> Notes)
+    IReadOnlyList<string> Notes,
+    bool Reproducible = true)
 {
     /// <summary>Every measured rate, backend → kernel → GFLOP/s.</summary>
     public IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>> GflopsPerBackend =>
@@ -108,8 +109,15 @@ public sealed class ComputeNode : IDisposable
         var startJoules = energy?.ReadJoules();
         var watch = Stopwatch.StartNew();
         var measured = new List<KernelRate>();
+        var failedSelfTest = new HashSet<(string Backend, string Kernel)>();
         foreach (var backend in _backends)
         {
+            foreach (var (kernel, detail) in ArithmeticSelfTest.Differences(backend, CancellationToken.None))
+            {
+                failedSelfTest.Add((backend.Name, kernel));
+                _notes.Add($"{backend.Name} computes other bytes than the kernel rules for {kernel} ({detail}); {kernel} does not run on it");
+                _logger.LogWarning("{Backend} computes other bytes than the kernel rules for {Kernel} ({Detail}); {Kernel} does not run on it", backend.Name, kernel, detail, kernel);
+            }
             var started = Stopwatch.StartNew();
             var rates = Calibration.Measure(backend, CancellationToken.None);
             _logger.LogInformation("Calibrated {Backend} ({Device}) in {Seconds:F1} s", backend.Name, backend.Device.Name, started.Elapsed.TotalSeconds);
@@ -117,7 +125,13 @@ public sealed class ComputeNode : IDisposable
             foreach (var rate in rates)
                 _logger.LogInformation("Calibrated {Kernel} on {Backend}: {Gflops:F1} GFLOP/s", rate.Kernel, rate.Backend, rate.Gflops);
         }
-        var best = measured.GroupBy(r => r.Kernel).ToDictionary(g => g.Key, g => g.MaxBy(r => r.Gflops)!);
+        // The fastest backend that computes the rules' bytes; a kernel that none computes exactly still runs (on the
+        // fastest), but then the node does not announce the reproducible revision and is verified within the tolerance.
+        var best = measured.GroupBy(r => r.Kernel).ToDictionary(g => g.Key,
+            g => g.Where(r => !failedSelfTest.Contains((r.Backend, r.Kernel))).MaxBy(r => r.Gflops) ?? g.MaxBy(r => r.Gflops)!);
+        var reproducible = best.Values.All(r => !failedSelfTest.Contains((r.Backend, r.Kernel)));
+        if (!reproducible)
+            _notes.Add("no backend here computes every kernel exactly by the kernel rules: results are verified within the tolerance, not by equality");
         _perKernel = best.ToDictionary(b => b.Key, b => _backends.First(x => x.Name == b.Value.Backend));
 
         double watts;
@@ -141,7 +155,8 @@ public sealed class ComputeNode : IDisposable
             measured,
             Math.Round(watts, 1),
             powerMeasured,
-            _notes);
+            _notes,
+            reproducible);
     }
 
     public void Dispose()

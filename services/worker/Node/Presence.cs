@@ -34,7 +34,8 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
             PowerWatts = capabilities.PowerWatts,
             PowerMeasured = capabilities.PowerMeasured,
             Notes = capabilities.Notes,
-            KernelRevision = KernelArithmetic.Current,
+            // Only when every kernel runs on a backend that passed the start's known-answer check (ArithmeticSelfTest).
+            KernelRevision = capabilities.Reproducible ? KernelArithmetic.Current : null,
             PublicKey = identity.PublicKey,
             OccurredAt = clock.GetUtcNow(),
         }), stoppingToken);

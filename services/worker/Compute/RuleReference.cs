@@ -1,13 +1,13 @@
 using Platform.Contracts.Messages;
-using Platform.Worker.Compute;
 
-namespace Platform.Worker.Tests.Compute;
+namespace Platform.Worker.Compute;
 
 /// <summary>
 /// The reproducibility rules of docs/KERNELS.md read literally: every primitive as plain, slow, single-threaded C#, one output element at a
 /// time, in exactly the order the rules give. RyuJIT never contracts a * b + c, and MathF.FusedMultiplyAdd is the
 /// correctly rounded fma, so these are the bytes every backend must produce. KernelRunner builds the catalogue
-/// kernels on it like on any backend.
+/// kernels on it like on any backend. The tests hold every backend to it, and each node checks its own backends
+/// against it at start (<see cref="ArithmeticSelfTest"/>) before it claims the reproducible revision.
 /// </summary>
 public sealed class RuleReference : IComputeBackend
 {
