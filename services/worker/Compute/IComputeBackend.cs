@@ -3,8 +3,8 @@ using Platform.Contracts.Messages;
 namespace Platform.Worker.Compute;
 
 /// <summary>
-/// One way of running the catalogue's numeric building blocks (the managed SIMD backend, the OpenCL backend;
-/// an ILGPU backend would slot in beside them). <see cref="KernelRunner"/> builds every catalogue kernel from
+/// One way of running the catalogue's numeric building blocks (the managed SIMD backend, the OpenCL backend,
+/// the ILGPU backend for CUDA GPUs). <see cref="KernelRunner"/> builds every catalogue kernel from
 /// these primitives, so a backend only has to make them fast and exact.
 /// All matrices are dense, row-major float32. Arguments have been validated before a backend sees them.
 /// <para>
