@@ -40,33 +40,36 @@ public static class KMeansSeeding
         var state = unchecked((ulong)seed);
         var chosen = new int[k];
         chosen[0] = (int)(Next(ref state) % (ulong)n);
-        double[] closest = new double[n], best = new double[n], trial = new double[n], running = new double[n];
-        Distances(points, n, d, chosen[0], closest, previous: null, ct);
+        double[] closest = new double[n], running = new double[n];
+        Distances(points, n, d, [chosen[0]], [closest], previous: null, ct);
         var trials = LocalTrials(k);
+        var candidates = new int[trials];
+        var candidateDistances = new double[trials][];
+        for (var t = 0; t < trials; t++)
+            candidateDistances[t] = new double[n];
         for (var c = 1; c < k; c++)
         {
             ct.ThrowIfCancellationRequested();
             var total = 0.0;
             for (var i = 0; i < n; i++)
                 running[i] = total += closest[i];
-            var bestIndex = -1;
+            // Every trial draws from the same D², so all are drawn first and their distances computed in one pass over
+            // the points (memory-bound otherwise: one pass per trial); each value is the same as computed one by one.
+            for (var t = 0; t < trials; t++)
+                candidates[t] = Pick(running, closest, UniformDouble(ref state) * total);
+            Distances(points, n, d, candidates, candidateDistances, closest, ct);
+            var bestTrial = 0;
             var bestPotential = 0.0;
             for (var t = 0; t < trials; t++)
             {
-                var target = UniformDouble(ref state) * total;
-                var index = Pick(running, closest, target);
-                Distances(points, n, d, index, trial, closest, ct);
                 var potential = 0.0;
-                for (var i = 0; i < n; i++)
-                    potential += trial[i];
-                if (bestIndex < 0 || potential < bestPotential)
-                {
-                    (bestIndex, bestPotential) = (index, potential);
-                    (best, trial) = (trial, best);
-                }
+                foreach (var distance in candidateDistances[t])
+                    potential += distance;
+                if (t == 0 || potential < bestPotential)
+                    (bestTrial, bestPotential) = (t, potential);
             }
-            chosen[c] = bestIndex;
-            (closest, best) = (best, closest);
+            chosen[c] = candidates[bestTrial];
+            (closest, candidateDistances[bestTrial]) = (candidateDistances[bestTrial], closest);
         }
         return chosen;
     }
@@ -101,18 +104,21 @@ public static class KMeansSeeding
         return s;
     }
 
-    // distances[i] = D²(point i, centre), or with a previous D² the smaller of the two (the previous one unless the new
+    // distances[c][i] = D²(point i, centres[c]), or with a previous D² the smaller of the two (the previous one unless the new
     // one is smaller, so a NaN distance never replaces a number).
-    private static void Distances(float[] points, int n, int d, int centre, double[] distances, double[]? previous, CancellationToken ct)
+    private static void Distances(float[] points, int n, int d, int[] centres, double[][] distances, double[]? previous, CancellationToken ct)
     {
         var options = new ParallelOptions { CancellationToken = ct };
         Parallel.For(0, (n + Block - 1) / Block, options, b =>
         {
-            var q = points.AsSpan(centre * d, d);
             for (int i = b * Block, end = Math.Min(n, i + Block); i < end; i++)
             {
-                var distance = SquaredDistance(points.AsSpan(i * d, d), q);
-                distances[i] = previous is null || distance < previous[i] ? distance : previous[i];
+                var p = points.AsSpan(i * d, d);
+                for (var c = 0; c < centres.Length; c++)
+                {
+                    var distance = SquaredDistance(p, points.AsSpan(centres[c] * d, d));
+                    distances[c][i] = previous is null || distance < previous[i] ? distance : previous[i];
+                }
             }
         });
     }
