@@ -131,7 +131,10 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
         }
         var jobs = new List<Job>();
         foreach (var id in ids)
-            jobs.Add(await http.WaitForAsync(id, job => job.Status is "completed" or "failed" or "cancelled", $"job {id} finished"));
+            // Finished, and every attempt's ending seen too: a rejection and the completion are separate messages to the
+            // gateway, so "completed" can be read before the checked attempt says "rejected".
+            jobs.Add(await http.WaitForAsync(id, job => job.Status is "completed" or "failed" or "cancelled"
+                && !job.Attempts.Any(attempt => attempt.Status is "assigned" or "running"), $"job {id} finished with every attempt ended"));
         return jobs;
     }
 

@@ -86,7 +86,7 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
         var listed = await Eventually.UntilAsync(
             async () => (await http.GetFromJsonAsync<JsonElement>("/v1/workers")).EnumerateArray().FirstOrDefault(w => w.GetProperty("operatorAccountId").GetString() == operatorAccount.AccountId),
             w => w.ValueKind == JsonValueKind.Object, TimeSpan.FromSeconds(60), "the worker is listed");
-        Assert.Contains("OpenCL unavailable", worker.LogTail(400), StringComparison.Ordinal);
+        await worker.WaitForLogAsync("OpenCL unavailable");
         Assert.Contains(listed.GetProperty("notes").EnumerateArray(), note => note.GetString()!.Contains("OpenCL unavailable", StringComparison.Ordinal));
         Assert.All(listed.GetProperty("devices").EnumerateArray(), device => Assert.Equal("simd", device.GetProperty("backend").GetString()));
         Assert.Equal(KernelCatalog.Names.Order(), listed.GetProperty("backendPerKernel").EnumerateObject().Select(p => p.Name).Order());
@@ -157,6 +157,6 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
         // The worker has one slot: the next job can only run once the cancelled kernel has stopped.
         var next = await RunJobAsync(http, "vector-add", new() { ["a"] = NpyArray.FromFloat32([1, 2], 2), ["b"] = NpyArray.FromFloat32([3, 4], 2) }, [], region: "long-jobs");
         Assert.Equal([4f, 6f], next["c"].Float32!);
-        Assert.Contains("stopped: the job was cancelled", worker.LogTail(200), StringComparison.Ordinal);
+        await worker.WaitForLogAsync("stopped: the job was cancelled");
     }
 }

@@ -73,8 +73,7 @@ public sealed class ReproducibleReplicaTests(BareNetwork network, ITestOutputHel
         Assert.Equal(["opencl", "simd"], done.Attempts.Select(attempt => BackendOf(workers.Single(w => w.GetProperty("workerId").GetString() == attempt.WorkerId))).Order());
 
         // The scheduler compared them by CID, and nothing by tolerance.
-        var log = network.Services.Single(s => s.Service == "scheduler").Log();
-        Assert.Contains($"Job {done.Id}: attempts ", log);
+        var log = await network.Services.Single(s => s.Service == "scheduler").WaitForLogAsync($"Job {done.Id}: attempts ");
         Assert.Contains("compared by output CID (kernel revision 1): equal", log);
         Assert.DoesNotContain("compared within the tolerance", log);
     }

@@ -272,6 +272,14 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>The last lines of the service's log.</summary>
     public string LogTail(int lines = 40) => string.Join('\n', Log().Split('\n').TakeLast(lines));
 
+    /// <summary>
+    /// The log once it contains <paramref name="text"/>. A line follows what it reports through the logger's queue,
+    /// so a log read once right after the reported effect can miss it on a busy machine.
+    /// </summary>
+    public Task<string> WaitForLogAsync(string text, TimeSpan? timeout = null) =>
+        Eventually.UntilAsync(() => Task.FromResult(Log()), log => log.Contains(text, StringComparison.Ordinal), timeout ?? TimeSpan.FromSeconds(20),
+            $"\"{text}\" in the {Service} log ({LogPath})");
+
     internal static void KillAll()
     {
         foreach (var service in Running.Keys)

@@ -208,6 +208,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
             ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
             tx, cancellationToken: ct))).ToList();
+        // Stamped after the claim, not at the pass's start: a job funded while the workers were being loaded was queued
+        // after `now`, and its assignment must not read as earlier than its queueing in the job's event stream.
+        var assignedAt = clock.GetUtcNow();
 
         var assigned = 0;
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
@@ -232,7 +235,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             if (choice is null)
                 continue;
             var (workerRates, workerSlots) = placed[choice.WorkerId];
-            await AssignAsync(connection, tx, job, choice, AttemptDeadline(job, workerRates[job.Kernel], workerSlots, now), now, ct);
+            await AssignAsync(connection, tx, job, choice, AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt), assignedAt, ct);
             assigned++;
         }
         await outbox.CommitAsync(tx, ct);

@@ -13,8 +13,11 @@ namespace Platform.Scheduler.Tests.Jobs;
 /// <summary>Leases, lost workers, retries, cancelling, regions, policies and fair share, on a real Postgres.</summary>
 public sealed class LifecycleTests : IAsyncLifetime
 {
-    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(1.5);
+    // Wide enough that a busy two-core machine pausing the test's beats for a second or two cannot turn an expired
+    // lease into a lost worker (or a kept lease into an expired one): a worker is lost after three missed intervals.
+    private static readonly TimeSpan Beat = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(3);
     private TestEnvironment _env = null!;
     private ConsumerTestHost _host = null!;
     private readonly CancellationTokenSource _stop = new();
@@ -25,7 +28,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("scheduler-lifecycle");
         _host = await SchedulerTestHost.StartAsync(_env, o =>
         {
-            o.HeartbeatInterval = TimeSpan.FromMilliseconds(500);
+            o.HeartbeatInterval = Beat;
             o.LeaseDuration = Lease;
             o.GracePeriod = Grace;
             o.MaxAttempts = 2;
@@ -185,7 +188,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         var assign = await AssignedAsync(job.JobId);
         Assert.Equal(worker.WorkerId, assign.WorkerId);
 
-        // Unrenewed, the lease would run out after 2 s and the attempt end as lease_expired 1.5 s later, the job going
+        // Unrenewed, the lease would run out after 4 s and the attempt end as lease_expired 3 s later, the job going
         // back to this worker, the only one there. Twice that long, the first attempt is still the only one.
         var deadline = DateTimeOffset.UtcNow + 2 * (Lease + Grace);
         await Eventually.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow), now => now > deadline, 2 * (Lease + Grace) + TimeSpan.FromSeconds(10),

@@ -19,11 +19,13 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
 {
     private readonly CancellationTokenSource _stop = new();
 
+    // The test beats every 100 ms; a worker is offline after three intervals (3 s) and a lease lapses after 10 s, so a
+    // busy two-core machine pausing the beats for a second or two changes nothing a test here looks at.
     private static void Beating(SchedulerOptions o)
     {
-        o.HeartbeatInterval = TimeSpan.FromMilliseconds(300);
-        o.LeaseDuration = TimeSpan.FromSeconds(1);
-        o.GracePeriod = TimeSpan.FromSeconds(1);
+        o.HeartbeatInterval = TimeSpan.FromSeconds(1);
+        o.LeaseDuration = TimeSpan.FromSeconds(5);
+        o.GracePeriod = TimeSpan.FromSeconds(5);
     }
 
     /// <summary>
@@ -92,7 +94,7 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
             new { id = worker.WorkerId.Value }), n => n == 1, TimeSpan.FromSeconds(20), "a beat consumed");
         await silence.CancelAsync();
 
-        // Its beats said "tomorrow"; by the scheduler's clock it has been silent, and three intervals are 0.9 s.
+        // Its beats said "tomorrow"; by the scheduler's clock it has been silent, and three intervals are 3 s.
         var silentSince = DateTimeOffset.UtcNow;
         Assert.False(await Eventually.UntilAsync(() => OnlineAsync(worker), online => !online, TimeSpan.FromSeconds(20), "the silent worker going offline"));
         Assert.True(DateTimeOffset.UtcNow - silentSince < TimeSpan.FromSeconds(20));
@@ -107,9 +109,9 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
         var worker = await WorkerAsync(gflops: 10, shape: w => w with { OccurredAt = DateTimeOffset.UtcNow + behind });
         Beat(worker, behind);
 
-        // Ten heartbeat intervals later it is still online, and it gets the job.
-        var until = DateTimeOffset.UtcNow.AddSeconds(3);
-        await Eventually.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow), now => now > until, TimeSpan.FromSeconds(10), "ten intervals to pass");
+        // Five heartbeat intervals later (an hour behind, every beat would look an hour late) it is still online, and it gets the job.
+        var until = DateTimeOffset.UtcNow.AddSeconds(5);
+        await Eventually.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow), now => now > until, TimeSpan.FromSeconds(15), "five intervals to pass");
         Assert.True(await OnlineAsync(worker));
         var job = await SubmitAsync();
         Assert.Equal(worker.WorkerId, (await AssignedAsync(job.JobId)).WorkerId);
@@ -147,7 +149,7 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
             o.OverdueReputationFactor = 0.8;
         });
         var stalling = await WorkerAsync(gflops: 100);
-        Beat(stalling, TimeSpan.Zero); // lists its attempt in every beat, so its lease never runs out
+        Beat(stalling, TimeSpan.Zero); // lists its attempt in every beat, so its lease never runs out: only the 1.5 s deadline ends it
         var job = await SubmitAsync();
         var first = await AssignedAsync(job.JobId);
         Assert.Equal(stalling.WorkerId, first.WorkerId);
@@ -193,14 +195,15 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
         }
         var rates = await QueryAsync<double[]>("select rates from worker_speed where worker_id = @id", new { id = liar.WorkerId.Value });
         Assert.Equal(3, rates.Length);
-        Assert.All(rates, rate => Assert.InRange(rate, 0.5, 1.01));
+        // At most 1 GFLOP/s (a second per GFLOP); lower by however long the messages took on a busy machine.
+        Assert.All(rates, rate => Assert.InRange(rate, 0.1, 1.01));
 
         // GET /v1/workers shows the claim, the measurement and what placement believes.
         var views = await NetworkApi.ListWorkers(_host.Database, _host.Services.GetRequiredService<IOptions<SchedulerOptions>>(), CancellationToken.None);
         var view = views.Value!.Single(w => w.WorkerId == liar.WorkerId.Value);
         Assert.Equal(10, view.GflopsPerKernel["vector-add"]);
-        Assert.InRange(view.MeasuredGflopsPerKernel!["vector-add"], 0.5, 1.01);
-        Assert.InRange(view.EffectiveGflopsPerKernel!["vector-add"], 1, 2.02);
+        Assert.InRange(view.MeasuredGflopsPerKernel!["vector-add"], 0.1, 1.01);
+        Assert.InRange(view.EffectiveGflopsPerKernel!["vector-add"], 0.2, 2.02);
         Assert.Equal(1, view.EffectiveSlots);
 
         // Believed up to 2 x 1 GFLOP/s now: the honest worker's 3 wins.

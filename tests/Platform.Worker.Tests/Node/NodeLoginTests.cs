@@ -71,8 +71,10 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
                     LeaseDeadline = DateTimeOffset.UtcNow.AddMinutes(5),
                     OccurredAt = DateTimeOffset.UtcNow,
                 });
+                // AttemptStarted is sent first, but the intake consumes concurrently: wait for both.
                 var completed = (AttemptCompleted)(await Eventually.UntilAsync(() => Task.FromResult(received.FirstOrDefault(r => r.Message is AttemptCompleted)),
-                    r => r.Message is not null, TimeSpan.FromSeconds(60), $"the job's AttemptCompleted; worker log:\n{process.LogTail()}")).Message;
+                    r => r.Message is not null && received.Any(s => s.Message is AttemptStarted started && started.JobId == job), TimeSpan.FromSeconds(60),
+                    $"the job's AttemptStarted and AttemptCompleted; worker log:\n{process.LogTail()}")).Message;
                 Assert.Equal(job, completed.JobId);
                 var result = Npy.Read(new MemoryStream(gateway.Blobs[Assert.Single(completed.Outputs).Value.Value]));
                 Assert.Equal([11f, 22f, 33f], result.Float32!);
