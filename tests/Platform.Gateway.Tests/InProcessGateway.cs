@@ -1,4 +1,6 @@
 using Dapper;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,7 +20,12 @@ public static class InProcessGateway
     public const string AdminKey = "pk_admin_in_process_test";
 
     /// <param name="services">Replaces services of the gateway's, such as a stand-in for an upstream.</param>
-    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null)
+    /// <param name="kestrel">
+    /// On Kestrel at a loopback port (<see cref="Address"/>) instead of the in-memory test server, for tests of what
+    /// happens on the wire, such as a client that stops sending its body.
+    /// </param>
+    public static WebApplicationFactory<Program> Start(TestEnvironment env, IReadOnlyDictionary<string, string>? settings = null, Action<IServiceCollection>? services = null,
+        bool kestrel = false)
     {
         var gateway = new WebApplicationFactory<Program>().WithWebHostBuilder(web =>
         {
@@ -32,9 +39,19 @@ public static class InProcessGateway
             if (services is not null)
                 web.ConfigureTestServices(services);
         });
-        _ = gateway.Server; // started: migrations applied, bus connected
+        if (kestrel)
+        {
+            gateway.UseKestrel(0);
+            gateway.StartServer(); // started: migrations applied, bus connected
+        }
+        else
+            _ = gateway.Server; // started: migrations applied, bus connected
         return gateway;
     }
+
+    /// <summary>Where a gateway started with kestrel: true listens.</summary>
+    public static Uri Address(this WebApplicationFactory<Program> gateway) =>
+        new(gateway.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
     /// <summary>A new account of <paramref name="role"/> with a key, written straight into the gateway's tables as creating one would; returns the key.</summary>
     public static async Task<string> KeyForNewAccountAsync(this WebApplicationFactory<Program> gateway, string role)

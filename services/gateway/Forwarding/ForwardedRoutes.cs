@@ -41,7 +41,7 @@ public static class ForwardedRoutes
             forwarder.ForwardAsync(http, Upstream.Storage, "/v1/blobs", http.User.AccountOf(), upload.Value.UploadTimeout))
             .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute())
             .Accepts<Stream>("application/octet-stream").Produces<PinResponse>(StatusCodes.Status201Created)
-            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status413PayloadTooLarge);
+            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status408RequestTimeout, StatusCodes.Status413PayloadTooLarge);
         blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()))
             .Produces<Stream>(StatusCodes.Status200OK, "application/octet-stream").Produces(StatusCodes.Status206PartialContent)

@@ -17,7 +17,8 @@ namespace Platform.Gateway.Forwarding;
 /// finds an instance unreachable is tried on the next, and so is one with a body as long as none of it was read
 /// (a body is streamed once and cannot be resent). What the
 /// caller gets when it fails is a problem of ours: 503 <c>upstream-unavailable</c> when no instance could be
-/// reached, 504 <c>upstream-timeout</c> when one made no progress within the route's timeout.
+/// reached, 504 <c>upstream-timeout</c> when one made no progress within the route's timeout, 408
+/// <c>request-body-timeout</c> when the caller's body stopped arriving, 400 <c>request-body-incomplete</c> when it broke off.
 /// </summary>
 public sealed class UpstreamForwarder(
     IHttpForwarder forwarder,
@@ -60,6 +61,14 @@ public sealed class UpstreamForwarder(
                 return; // answered, or broken off mid-answer (YARP aborted the response: nothing more can be said)
             if (error is ForwarderError.RequestCanceled or ForwarderError.RequestBodyCanceled && http.RequestAborted.IsCancellationRequested)
                 return; // the caller went away
+            // YARP sets 408 when the body stopped arriving: nothing came within the timeout, or too little for
+            // Kestrel's minimum data rate. That is no malformed request: the same upload may well succeed again.
+            if (error is ForwarderError.RequestBodyClient && http.Response.StatusCode == StatusCodes.Status408RequestTimeout)
+            {
+                await Problem(http, StatusCodes.Status408RequestTimeout, "request-body-timeout", "Request body too slow",
+                    "the request body stopped arriving, or came too slowly, before the gateway's timeout; send it again");
+                return;
+            }
             if (error is ForwarderError.RequestBodyClient)
             {
                 await Problem(http, StatusCodes.Status400BadRequest, "request-body-incomplete", "Request body incomplete",

@@ -41,7 +41,9 @@ async function refresh() {
   sparkline($('#chart-jobs'), jobsPerMinute, { label: 'jobs per minute' });
   sparkline($('#chart-load'), load, { label: 'load', format: formatPercent });
 
-  $('#workers tbody').replaceChildren(...workers.map(workerRow));
+  // The rows are rebuilt on every refresh: a node's rates someone opened stay open.
+  const open = new Set([...document.querySelectorAll('#workers details.rates[open]')].map(d => d.closest('tr').dataset.worker));
+  $('#workers tbody').replaceChildren(...workers.map(w => workerRow(w, open.has(w.workerId))));
   if (workers.length === 0) $('#workers tbody').append(el('tr', {}, el('td', { colspan: 8, class: 'muted' }, 'No node has joined yet.')));
 }
 
@@ -79,7 +81,7 @@ export function describeDevices(devices) {
   return (devices || []).map(d => [d.kind, d.name].filter(Boolean).join(': ')).join(', ') || '–';
 }
 
-function workerRow(w) {
+function workerRow(w, ratesOpen) {
   return el('tr', { dataset: { worker: w.workerId } },
     el('td', {}, shortId(w.workerId)),
     el('td', {}, onlineBadge(w.online)),
@@ -88,12 +90,26 @@ function workerRow(w) {
     el('td', {}, `${w.active} / ${w.slots}`),
     el('td', {}, formatNumber(w.reputation)),
     energyCell(w.energy),
-    el('td', { title: kernelRates(w) }, (w.kernels || []).map(k => w.backendPerKernel?.[k] ? `${k} (${w.backendPerKernel[k]})` : k).join(', ')));
+    kernelsCell(w, ratesOpen));
 }
 
-// Hovering a node's kernels shows what its calibration measured on each backend it opened.
-function kernelRates(w) {
+// Each kernel with the backend calibration routed it to, and what the node measured on every backend it opened
+// one click away (a hover title alone is out of reach on a touch screen and for the keyboard). Older nodes
+// announce no rates: the kernels alone.
+function kernelsCell(w, ratesOpen) {
+  const kernels = w.kernels || [];
+  const routed = w.backendPerKernel || {};
   const rates = w.gflopsPerBackend || {};
-  return (w.kernels || []).map(k => `${k}: ` + Object.keys(rates).sort()
-    .map(b => `${b} ${rates[b][k] === undefined ? '–' : formatNumber(rates[b][k])}`).join(', ') + ' GFLOP/s').join('\n');
+  const backends = Object.keys(rates).sort();
+  const names = kernels.flatMap((k, i) => [i > 0 ? ', ' : '',
+    el('span', { dataset: routed[k] ? { kernel: k, backend: routed[k] } : { kernel: k } }, routed[k] ? `${k} (${routed[k]})` : k)]);
+  if (backends.length === 0) return el('td', { dataset: { kernels: '' } }, names);
+  return el('td', { dataset: { kernels: '' } }, names,
+    el('details', { class: 'rates', open: ratesOpen },
+      el('summary', {}, 'GFLOP/s per backend'),
+      el('table', {},
+        el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Kernel'), backends.map(b => el('th', { scope: 'col', dataset: { backend: b } }, b)))),
+        el('tbody', {}, kernels.map(k => el('tr', { dataset: { kernel: k } },
+          el('th', { scope: 'row' }, k),
+          backends.map(b => el('td', { class: b === routed[k] ? 'num routed' : 'num', dataset: { backend: b } }, formatNumber(rates[b][k])))))))));
 }
