@@ -61,6 +61,13 @@ public sealed class WorkerOptions
     [Range(1, long.MaxValue)]
     public long MaxInputBytes { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// How long a blob read or pin is retried while the gateway or storage answers as if restarting or overloaded (no
+    /// connection, 408, 429, 502, 503, 504); the attempt keeps its lease meanwhile. Beyond it the attempt's message is retried.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
+    public TimeSpan BlobRetryWindow { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>How often a running attempt reports its progress.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -13,10 +13,12 @@ public sealed class InputCacheTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private InputCache Cache(long capacity = 1 << 20) => new(
-        new GatewayClient(new HttpClient(_server) { BaseAddress = new Uri("http://gateway.test/") }),
-        Options.Create(new WorkerOptions { OperatorKey = "k", InputCacheDirectory = _directory, InputCacheBytes = capacity }),
-        NullLogger<InputCache>.Instance);
+    private InputCache Cache(long capacity = 1 << 20)
+    {
+        var options = Options.Create(new WorkerOptions { OperatorKey = "k", InputCacheDirectory = _directory, InputCacheBytes = capacity });
+        return new(new GatewayClient(new HttpClient(_server) { BaseAddress = new Uri("http://gateway.test/") }, options, NullLogger<GatewayClient>.Instance),
+            options, NullLogger<InputCache>.Instance);
+    }
 
     private Cid Serve(int size, byte fill)
     {
