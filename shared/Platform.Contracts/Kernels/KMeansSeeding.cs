@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace Platform.Contracts.Kernels;
@@ -41,12 +43,16 @@ public static class KMeansSeeding
         var chosen = new int[k];
         chosen[0] = (int)(Next(ref state) % (ulong)n);
         double[] closest = new double[n], running = new double[n];
-        Distances(points, n, d, [chosen[0]], [closest], previous: null, ct);
         var trials = LocalTrials(k);
+        // The trial centres widened to double once per pass, row after row (widening a float is exact).
+        var centres = new double[trials * d];
+        Widen(points, d, [chosen[0]], centres);
+        Distances(points, n, d, centres, 1, [closest], previous: null, ct);
         var candidates = new int[trials];
         var candidateDistances = new double[trials][];
         for (var t = 0; t < trials; t++)
             candidateDistances[t] = new double[n];
+        var potentials = new double[trials];
         for (var c = 1; c < k; c++)
         {
             ct.ThrowIfCancellationRequested();
@@ -56,17 +62,15 @@ public static class KMeansSeeding
             // Every trial draws from the same D², so all are drawn first and their distances computed in one pass over
             // the points (memory-bound otherwise: one pass per trial); each value is the same as computed one by one.
             for (var t = 0; t < trials; t++)
-                candidates[t] = Pick(running, closest, UniformDouble(ref state) * total);
-            Distances(points, n, d, candidates, candidateDistances, closest, ct);
+                candidates[t] = Pick(running, closest, total, UniformDouble(ref state) * total);
+            Widen(points, d, candidates, centres);
+            Distances(points, n, d, centres, trials, candidateDistances, closest, ct);
+            Potentials(candidateDistances, n, potentials);
             var bestTrial = 0;
-            var bestPotential = 0.0;
-            for (var t = 0; t < trials; t++)
+            for (var t = 1; t < trials; t++)
             {
-                var potential = 0.0;
-                foreach (var distance in candidateDistances[t])
-                    potential += distance;
-                if (t == 0 || potential < bestPotential)
-                    (bestTrial, bestPotential) = (t, potential);
+                if (potentials[t] < potentials[bestTrial])
+                    bestTrial = t;
             }
             chosen[c] = candidates[bestTrial];
             (closest, candidateDistances[bestTrial]) = (candidateDistances[bestTrial], closest);
@@ -104,31 +108,133 @@ public static class KMeansSeeding
         return s;
     }
 
-    // distances[c][i] = D²(point i, centres[c]), or with a previous D² the smaller of the two (the previous one unless the new
-    // one is smaller, so a NaN distance never replaces a number).
-    private static void Distances(float[] points, int n, int d, int[] centres, double[][] distances, double[]? previous, CancellationToken ct)
+    // The same operation sequence on coordinates already widened to double: the float version widens each coordinate
+    // before subtracting, and widening is exact, so both give the same bits (KMeansSeedingSamenessTests).
+    private static double WidenedSquaredDistance(ref double p, ref double q, int d)
+    {
+        var low = Vector256<double>.Zero;
+        var high = Vector256<double>.Zero;
+        var t = 0;
+        for (; t + 8 <= d; t += 8)
+        {
+            var dl = Vector256.LoadUnsafe(ref p, (nuint)t) - Vector256.LoadUnsafe(ref q, (nuint)t);
+            var dh = Vector256.LoadUnsafe(ref p, (nuint)(t + 4)) - Vector256.LoadUnsafe(ref q, (nuint)(t + 4));
+            low += dl * dl;
+            high += dh * dh;
+        }
+        var h = low + high;
+        var s = (h.GetElement(0) + h.GetElement(1)) + (h.GetElement(2) + h.GetElement(3));
+        for (; t < d; t++)
+        {
+            var diff = Unsafe.Add(ref p, t) - Unsafe.Add(ref q, t);
+            s += diff * diff;
+        }
+        return s;
+    }
+
+    // Rows `indices` of the points, widened to double, one after the other into `widened`.
+    private static void Widen(float[] points, int d, int[] indices, double[] widened)
+    {
+        for (var c = 0; c < indices.Length; c++)
+        {
+            var row = points.AsSpan(indices[c] * d, d);
+            var to = widened.AsSpan(c * d, d);
+            for (var t = 0; t < d; t++)
+                to[t] = row[t];
+        }
+    }
+
+    // distances[c][i] = D²(point i, centre c) for the first `count` rows of `centres`, or with a previous D² the smaller
+    // of the two (the previous one unless the new one is smaller, so a NaN distance never replaces a number). Each point
+    // is widened once and reused for every centre.
+    private static void Distances(float[] points, int n, int d, double[] centres, int count, double[][] distances, double[]? previous, CancellationToken ct)
     {
         var options = new ParallelOptions { CancellationToken = ct };
         Parallel.For(0, (n + Block - 1) / Block, options, b =>
         {
+            Span<double> p = d <= 256 ? stackalloc double[d] : new double[d];
+            ref var q0 = ref MemoryMarshal.GetArrayDataReference(centres);
             for (int i = b * Block, end = Math.Min(n, i + Block); i < end; i++)
             {
-                var p = points.AsSpan(i * d, d);
-                for (var c = 0; c < centres.Length; c++)
+                var row = points.AsSpan(i * d, d);
+                for (var t = 0; t < d; t++)
+                    p[t] = row[t];
+                ref var p0 = ref MemoryMarshal.GetReference(p);
+                for (var c = 0; c < count; c++)
                 {
-                    var distance = SquaredDistance(p, points.AsSpan(centres[c] * d, d));
+                    var distance = WidenedSquaredDistance(ref p0, ref Unsafe.Add(ref q0, c * d), d);
                     distances[c][i] = previous is null || distance < previous[i] ? distance : previous[i];
                 }
             }
         });
     }
 
-    private static int Pick(double[] running, double[] closest, double target)
+    // potentials[t] = distances[t][0] + distances[t][1] + ... in index order, each its own sequential sum. Up to four
+    // sums share one loop over the points, so their additions overlap instead of waiting on one another.
+    private static void Potentials(double[][] distances, int n, double[] potentials)
     {
-        for (var i = 0; i < running.Length; i++)
+        var t = 0;
+        for (; t + 4 <= distances.Length; t += 4)
         {
-            if (running[i] > target)
-                return i;
+            double[] a = distances[t], b = distances[t + 1], c = distances[t + 2], e = distances[t + 3];
+            double sa = 0, sb = 0, sc = 0, se = 0;
+            for (var i = 0; i < n; i++)
+            {
+                sa += a[i];
+                sb += b[i];
+                sc += c[i];
+                se += e[i];
+            }
+            (potentials[t], potentials[t + 1], potentials[t + 2], potentials[t + 3]) = (sa, sb, sc, se);
+        }
+        for (; t + 2 <= distances.Length; t += 2)
+        {
+            double[] a = distances[t], b = distances[t + 1];
+            double sa = 0, sb = 0;
+            for (var i = 0; i < n; i++)
+            {
+                sa += a[i];
+                sb += b[i];
+            }
+            (potentials[t], potentials[t + 1]) = (sa, sb);
+        }
+        for (; t < distances.Length; t++)
+        {
+            var sa = 0.0;
+            foreach (var distance in distances[t])
+                sa += distance;
+            potentials[t] = sa;
+        }
+    }
+
+    // The first i with running[i] > target, else the last point with D² > 0, else 0. When the total is finite every D²
+    // is a finite number >= 0 (a squared distance or +0; a NaN or infinite one would make the total NaN or infinite),
+    // and adding a number >= 0 never rounds a sum below itself, so running never decreases; target = u·total with
+    // u in [0, 1) is then a finite number, "running[i] > target" is false up to some index and true from there on, and
+    // a binary search finds the same first index as the linear scan. Otherwise the documented linear scan decides.
+    private static int Pick(double[] running, double[] closest, double total, double target)
+    {
+        if (double.IsFinite(total) && double.IsFinite(target))
+        {
+            int low = 0, high = running.Length;
+            while (low < high)
+            {
+                var middle = low + ((high - low) >> 1);
+                if (running[middle] > target)
+                    high = middle;
+                else
+                    low = middle + 1;
+            }
+            if (low < running.Length)
+                return low;
+        }
+        else
+        {
+            for (var i = 0; i < running.Length; i++)
+            {
+                if (running[i] > target)
+                    return i;
+            }
         }
         for (var i = closest.Length - 1; i >= 0; i--)
         {

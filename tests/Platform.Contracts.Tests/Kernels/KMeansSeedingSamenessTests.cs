@@ -1,0 +1,98 @@
+using Platform.Contracts.Kernels;
+using Xunit.Abstractions;
+
+namespace Platform.Contracts.Tests.Kernels;
+
+/// <summary>
+/// The faster k-means++ seeding (widened rows, binary-search pick, interleaved potential sums) chooses exactly the
+/// indices of the previous implementation (<see cref="KMeansSeedingReference"/>) on every problem: the seeding is part
+/// of the kmeans kernel's definition (docs/KERNELS.md), so a single different index changes every replica's output.
+/// </summary>
+public sealed class KMeansSeedingSamenessTests(ITestOutputHelper output)
+{
+    private enum Data { Uniform, Duplicates, AllIdentical, NaNs, Infinities, HugeAndTiny }
+
+    [Fact]
+    public void The_faster_seeding_chooses_the_same_indices_as_the_previous_one_on_many_problems()
+    {
+        const int dataSeed = 20261203;
+        output.WriteLine($"data seed {dataSeed}");
+        var random = new Random(dataSeed);
+        var problems = 0;
+        var failures = new List<string>();
+        foreach (var k in new[] { 1, 2, 64 })
+        {
+            // n == k, a few blocks' worth (the parallel work items are 2048 points) and something in between.
+            foreach (var n in new[] { k, 257, 4500 })
+            {
+                foreach (var d in new[] { 1, 7, 8, 9, 32, 33 })
+                {
+                    foreach (var data in Enum.GetValues<Data>())
+                    {
+                        var points = Points(random, data, n, d);
+                        var seed = random.NextInt64(0, long.MaxValue);
+                        var expected = KMeansSeedingReference.ChooseIndices(points, n, d, k, seed);
+                        var actual = KMeansSeeding.ChooseIndices(points, n, d, k, seed);
+                        problems++;
+                        if (!expected.SequenceEqual(actual))
+                        {
+                            var first = Enumerable.Range(0, k).First(c => expected[c] != actual[c]);
+                            failures.Add($"n {n} d {d} k {k} {data} seed {seed}: centre {first} is {actual[first]}, was {expected[first]}");
+                        }
+                    }
+                }
+            }
+        }
+        output.WriteLine($"{problems} problems, {failures.Count} differ");
+        foreach (var failure in failures)
+            output.WriteLine(failure);
+        Assert.True(failures.Count == 0, $"{failures.Count} of {problems} problems chose other indices; first: {failures.FirstOrDefault()}");
+    }
+
+    [Fact]
+    public void Identical_points_fall_back_to_point_0_for_every_further_centre()
+    {
+        // Every D² is 0 once the first centre is chosen, so no running sum exceeds u·0: the fallback (no point with
+        // D² > 0) picks point 0 for every further centre, in both implementations.
+        var identical = Enumerable.Repeat(3.5f, 10 * 4).ToArray();
+        var chosen = KMeansSeeding.ChooseIndices(identical, 10, 4, 5, seed: 11);
+        Assert.Equal(KMeansSeedingReference.ChooseIndices(identical, 10, 4, 5, seed: 11), chosen);
+        Assert.All(chosen.Skip(1), i => Assert.Equal(0, i));
+    }
+
+    private static float[] Points(Random random, Data data, int n, int d)
+    {
+        var points = new float[n * d];
+        for (var i = 0; i < points.Length; i++)
+            points[i] = (float)((random.NextDouble() * 2) - 1);
+        switch (data)
+        {
+            case Data.Duplicates:
+                // A handful of distinct rows, each repeated many times: many D² are exactly 0 and potentials tie.
+                var distinct = Math.Max(1, n / 16);
+                for (var i = distinct; i < n; i++)
+                    Array.Copy(points, random.Next(distinct) * d, points, i * d, d);
+                break;
+            case Data.AllIdentical:
+                for (var i = 1; i < n; i++)
+                    Array.Copy(points, 0, points, i * d, d);
+                break;
+            case Data.NaNs:
+                // A NaN coordinate makes that point's D² NaN, and the total NaN: the pick falls back.
+                for (var i = 0; i < Math.Max(1, n / 100); i++)
+                    points[random.Next(points.Length)] = float.NaN;
+                break;
+            case Data.Infinities:
+                // Infinite coordinates give infinite D² (or NaN where two infinities meet).
+                for (var i = 0; i < Math.Max(1, n / 100); i++)
+                    points[random.Next(points.Length)] = random.Next(2) == 0 ? float.PositiveInfinity : float.NegativeInfinity;
+                break;
+            case Data.HugeAndTiny:
+                // Magnitudes from subnormal to near float.MaxValue: running sums round away the small D² entirely.
+                for (var i = 0; i < points.Length; i++)
+                    points[i] *= MathF.Pow(10, random.Next(-44, 38));
+                break;
+        }
+        return points;
+    }
+}
