@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Platform.Contracts.Kernels;
 
@@ -108,22 +109,115 @@ public static class KMeansSeeding
         return s;
     }
 
-    // The same operation sequence on coordinates already widened to double: the float version widens each coordinate
-    // before subtracting, and widening is exact, so both give the same bits (KMeansSeedingSamenessTests).
-    private static double WidenedSquaredDistance(ref double p, ref double q, int d)
+    // Below: the same operation sequence per (point, centre) as SquaredDistance, arranged for speed. The centres are
+    // already widened to double (exact, as is widening each point's floats in registers), four centres share one pass
+    // over a point's coordinates (one load and widening of the point for four distances, eight independent chains),
+    // and the four lane sums are combined by a transpose: horizontal adds give h0 + h1 and h2 + h3 of every centre
+    // (x + y and y + x are the same number; only a NaN's payload could differ, and no NaN payload is ever observed),
+    // then one vector add gives (h0 + h1) + (h2 + h3). No fma anywhere: RyuJIT never fuses a separate * and +.
+
+    // D² from point p (floats) to four widened centres, lane j for centre qj.
+    private static Vector256<double> SquaredDistances(ref float p, ref double q0, ref double q1, ref double q2, ref double q3, int d)
+    {
+        Vector256<double> l0 = default, h0 = default, l1 = default, h1 = default, l2 = default, h2 = default, l3 = default, h3 = default;
+        var t = 0;
+        for (; t + 8 <= d; t += 8)
+        {
+            var x = Vector256.LoadUnsafe(ref p, (nuint)t);
+            var pl = Vector256.WidenLower(x);
+            var ph = Vector256.WidenUpper(x);
+            var dl = pl - Vector256.LoadUnsafe(ref q0, (nuint)t);
+            var dh = ph - Vector256.LoadUnsafe(ref q0, (nuint)(t + 4));
+            l0 += dl * dl;
+            h0 += dh * dh;
+            dl = pl - Vector256.LoadUnsafe(ref q1, (nuint)t);
+            dh = ph - Vector256.LoadUnsafe(ref q1, (nuint)(t + 4));
+            l1 += dl * dl;
+            h1 += dh * dh;
+            dl = pl - Vector256.LoadUnsafe(ref q2, (nuint)t);
+            dh = ph - Vector256.LoadUnsafe(ref q2, (nuint)(t + 4));
+            l2 += dl * dl;
+            h2 += dh * dh;
+            dl = pl - Vector256.LoadUnsafe(ref q3, (nuint)t);
+            dh = ph - Vector256.LoadUnsafe(ref q3, (nuint)(t + 4));
+            l3 += dl * dl;
+            h3 += dh * dh;
+        }
+        var s = Combine(l0 + h0, l1 + h1, l2 + h2, l3 + h3);
+        if (t == d)
+            return s;
+        return Vector256.Create(
+            Tail(s.GetElement(0), ref p, ref q0, t, d), Tail(s.GetElement(1), ref p, ref q1, t, d),
+            Tail(s.GetElement(2), ref p, ref q2, t, d), Tail(s.GetElement(3), ref p, ref q3, t, d));
+    }
+
+    // D² from point p to two widened centres, lane j for centre qj.
+    private static Vector128<double> SquaredDistances(ref float p, ref double q0, ref double q1, int d)
+    {
+        Vector256<double> l0 = default, h0 = default, l1 = default, h1 = default;
+        var t = 0;
+        for (; t + 8 <= d; t += 8)
+        {
+            var x = Vector256.LoadUnsafe(ref p, (nuint)t);
+            var pl = Vector256.WidenLower(x);
+            var ph = Vector256.WidenUpper(x);
+            var dl = pl - Vector256.LoadUnsafe(ref q0, (nuint)t);
+            var dh = ph - Vector256.LoadUnsafe(ref q0, (nuint)(t + 4));
+            l0 += dl * dl;
+            h0 += dh * dh;
+            dl = pl - Vector256.LoadUnsafe(ref q1, (nuint)t);
+            dh = ph - Vector256.LoadUnsafe(ref q1, (nuint)(t + 4));
+            l1 += dl * dl;
+            h1 += dh * dh;
+        }
+        Vector128<double> s;
+        if (Avx.IsSupported)
+        {
+            // [a0 + a1, b0 + b1, a2 + a3, b2 + b3]: its halves added are (a0 + a1) + (a2 + a3) and the same of b.
+            var pairs = Avx.HorizontalAdd(l0 + h0, l1 + h1);
+            s = pairs.GetLower() + pairs.GetUpper();
+        }
+        else
+        {
+            s = Vector128.Create(Combine(l0 + h0), Combine(l1 + h1));
+        }
+        if (t == d)
+            return s;
+        return Vector128.Create(Tail(s.GetElement(0), ref p, ref q0, t, d), Tail(s.GetElement(1), ref p, ref q1, t, d));
+    }
+
+    // D² from point p to one widened centre.
+    private static double SquaredDistanceToWidened(ref float p, ref double q, int d)
     {
         var low = Vector256<double>.Zero;
         var high = Vector256<double>.Zero;
         var t = 0;
         for (; t + 8 <= d; t += 8)
         {
-            var dl = Vector256.LoadUnsafe(ref p, (nuint)t) - Vector256.LoadUnsafe(ref q, (nuint)t);
-            var dh = Vector256.LoadUnsafe(ref p, (nuint)(t + 4)) - Vector256.LoadUnsafe(ref q, (nuint)(t + 4));
+            var x = Vector256.LoadUnsafe(ref p, (nuint)t);
+            var dl = Vector256.WidenLower(x) - Vector256.LoadUnsafe(ref q, (nuint)t);
+            var dh = Vector256.WidenUpper(x) - Vector256.LoadUnsafe(ref q, (nuint)(t + 4));
             low += dl * dl;
             high += dh * dh;
         }
-        var h = low + high;
-        var s = (h.GetElement(0) + h.GetElement(1)) + (h.GetElement(2) + h.GetElement(3));
+        return Tail(Combine(low + high), ref p, ref q, t, d);
+    }
+
+    // (h0 + h1) + (h2 + h3) of each of four vectors, as lanes 0..3.
+    private static Vector256<double> Combine(Vector256<double> a, Vector256<double> b, Vector256<double> c, Vector256<double> e)
+    {
+        if (!Avx.IsSupported)
+            return Vector256.Create(Combine(a), Combine(b), Combine(c), Combine(e));
+        var ab = Avx.HorizontalAdd(a, b); // [a0 + a1, b0 + b1, a2 + a3, b2 + b3]
+        var ce = Avx.HorizontalAdd(c, e); // [c0 + c1, e0 + e1, c2 + c3, e2 + e3]
+        return Avx.Permute2x128(ab, ce, 0x20) + Avx.Permute2x128(ab, ce, 0x31);
+    }
+
+    private static double Combine(Vector256<double> h) => (h.GetElement(0) + h.GetElement(1)) + (h.GetElement(2) + h.GetElement(3));
+
+    // The coordinates from t on, added one at a time in order.
+    private static double Tail(double s, ref float p, ref double q, int t, int d)
+    {
         for (; t < d; t++)
         {
             var diff = Unsafe.Add(ref p, t) - Unsafe.Add(ref q, t);
@@ -133,7 +227,7 @@ public static class KMeansSeeding
     }
 
     // Rows `indices` of the points, widened to double, one after the other into `widened`.
-    private static void Widen(float[] points, int d, int[] indices, double[] widened)
+    internal static void Widen(float[] points, int d, int[] indices, double[] widened)
     {
         for (var c = 0; c < indices.Length; c++)
         {
@@ -145,29 +239,40 @@ public static class KMeansSeeding
     }
 
     // distances[c][i] = D²(point i, centre c) for the first `count` rows of `centres`, or with a previous D² the smaller
-    // of the two (the previous one unless the new one is smaller, so a NaN distance never replaces a number). Each point
-    // is widened once and reused for every centre.
-    private static void Distances(float[] points, int n, int d, double[] centres, int count, double[][] distances, double[]? previous, CancellationToken ct)
+    // of the two (the previous one unless the new one is smaller, so a NaN distance never replaces a number).
+    internal static void Distances(float[] points, int n, int d, double[] centres, int count, double[][] distances, double[]? previous, CancellationToken ct)
     {
         var options = new ParallelOptions { CancellationToken = ct };
         Parallel.For(0, (n + Block - 1) / Block, options, b =>
         {
-            Span<double> p = d <= 256 ? stackalloc double[d] : new double[d];
-            ref var q0 = ref MemoryMarshal.GetArrayDataReference(centres);
+            ref var q = ref MemoryMarshal.GetArrayDataReference(centres);
             for (int i = b * Block, end = Math.Min(n, i + Block); i < end; i++)
             {
-                var row = points.AsSpan(i * d, d);
-                for (var t = 0; t < d; t++)
-                    p[t] = row[t];
-                ref var p0 = ref MemoryMarshal.GetReference(p);
-                for (var c = 0; c < count; c++)
+                ref var p = ref points[i * d];
+                var c = 0;
+                for (; c + 4 <= count; c += 4)
                 {
-                    var distance = WidenedSquaredDistance(ref p0, ref Unsafe.Add(ref q0, c * d), d);
-                    distances[c][i] = previous is null || distance < previous[i] ? distance : previous[i];
+                    var s = SquaredDistances(ref p, ref Unsafe.Add(ref q, c * d), ref Unsafe.Add(ref q, (c + 1) * d),
+                        ref Unsafe.Add(ref q, (c + 2) * d), ref Unsafe.Add(ref q, (c + 3) * d), d);
+                    Keep(distances[c], i, s.GetElement(0), previous);
+                    Keep(distances[c + 1], i, s.GetElement(1), previous);
+                    Keep(distances[c + 2], i, s.GetElement(2), previous);
+                    Keep(distances[c + 3], i, s.GetElement(3), previous);
                 }
+                for (; c + 2 <= count; c += 2)
+                {
+                    var s = SquaredDistances(ref p, ref Unsafe.Add(ref q, c * d), ref Unsafe.Add(ref q, (c + 1) * d), d);
+                    Keep(distances[c], i, s.GetElement(0), previous);
+                    Keep(distances[c + 1], i, s.GetElement(1), previous);
+                }
+                for (; c < count; c++)
+                    Keep(distances[c], i, SquaredDistanceToWidened(ref p, ref Unsafe.Add(ref q, c * d), d), previous);
             }
         });
     }
+
+    private static void Keep(double[] distances, int i, double distance, double[]? previous) =>
+        distances[i] = previous is null || distance < previous[i] ? distance : previous[i];
 
     // potentials[t] = distances[t][0] + distances[t][1] + ... in index order, each its own sequential sum. Up to four
     // sums share one loop over the points, so their additions overlap instead of waiting on one another.

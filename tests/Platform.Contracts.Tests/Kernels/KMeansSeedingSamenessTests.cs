@@ -50,6 +50,75 @@ public sealed class KMeansSeedingSamenessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_distance_pass_gives_the_bits_of_SquaredDistance_for_every_width_and_centre_count()
+    {
+        // Indices alone would miss a one-ulp slip in the distances (it rarely changes a pick or the best trial), so the
+        // pass that computes them (four, two or one centres at a time, coordinates widened ahead) is held to the
+        // definition, SquaredDistance, bit for bit: every d from 1 to 40 (all tails), 1 to 7 centres, with and without
+        // a previous D² to keep (ties, NaN, infinities), points with NaN, infinite, huge and subnormal coordinates.
+        const int dataSeed = 1203, n = 2100;
+        output.WriteLine($"data seed {dataSeed}");
+        var random = new Random(dataSeed);
+        var checkedValues = 0;
+        for (var d = 1; d <= 40; d++)
+        {
+            var points = Points(random, Data.Uniform, n, d);
+            for (var i = 0; i < points.Length; i += 1 + random.Next(40))
+            {
+                points[i] = random.Next(5) switch
+                {
+                    0 => float.NaN,
+                    1 => random.Next(2) == 0 ? float.PositiveInfinity : float.NegativeInfinity,
+                    2 => points[i] * 3e37f,
+                    3 => points[i] * 1e-40f,
+                    _ => 0f,
+                };
+            }
+            for (var count = 1; count <= 7; count++)
+            {
+                var centres = Enumerable.Range(0, count).Select(_ => random.Next(n)).ToArray();
+                var widened = new double[count * d];
+                KMeansSeeding.Widen(points, d, centres, widened);
+                foreach (var withPrevious in new[] { false, true })
+                {
+                    double[]? previous = null;
+                    if (withPrevious)
+                    {
+                        previous = new double[n];
+                        for (var i = 0; i < n; i++)
+                        {
+                            previous[i] = random.Next(6) switch
+                            {
+                                0 => double.NaN,
+                                1 => double.PositiveInfinity,
+                                2 => 0,
+                                3 => KMeansSeeding.SquaredDistance(points.AsSpan(i * d, d), points.AsSpan(centres[0] * d, d)),
+                                _ => random.NextDouble() * d,
+                            };
+                        }
+                    }
+                    var distances = Enumerable.Range(0, count).Select(_ => new double[n]).ToArray();
+                    KMeansSeeding.Distances(points, n, d, widened, count, distances, previous, CancellationToken.None);
+                    for (var c = 0; c < count; c++)
+                    {
+                        for (var i = 0; i < n; i++)
+                        {
+                            var distance = KMeansSeeding.SquaredDistance(points.AsSpan(i * d, d), points.AsSpan(centres[c] * d, d));
+                            var expected = previous is null || distance < previous[i] ? distance : previous[i];
+                            var actual = distances[c][i];
+                            // Any NaN is a NaN: no pick or comparison can tell two NaN payloads apart.
+                            Assert.True(BitConverter.DoubleToInt64Bits(expected) == BitConverter.DoubleToInt64Bits(actual) || (double.IsNaN(expected) && double.IsNaN(actual)),
+                                $"d {d}, {count} centres, previous {withPrevious}: point {i} to centre {c} (point {centres[c]}) is {actual:R}, defined {expected:R}");
+                            checkedValues++;
+                        }
+                    }
+                }
+            }
+        }
+        output.WriteLine($"{checkedValues} distances identical");
+    }
+
+    [Fact]
     public void Identical_points_fall_back_to_point_0_for_every_further_centre()
     {
         // Every D² is 0 once the first centre is chosen, so no running sum exceeds u·0: the fallback (no point with
