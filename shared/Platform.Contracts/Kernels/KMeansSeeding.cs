@@ -30,6 +30,9 @@ public static class KMeansSeeding
     // Points per parallel work item: each gets its own slice of the distance arrays.
     private const int Block = 2048;
 
+    // Points between two kept running sums of D².
+    internal const int Stride = 64;
+
     /// <summary>The local trials per centre after the first: 2 + ⌊ln k⌋, as scikit-learn does.</summary>
     public static int LocalTrials(int k) => 2 + (int)Math.Log(k);
 
@@ -43,30 +46,33 @@ public static class KMeansSeeding
         var state = unchecked((ulong)seed);
         var chosen = new int[k];
         chosen[0] = (int)(Next(ref state) % (ulong)n);
-        double[] closest = new double[n], running = new double[n];
+        var closest = new double[n];
         var trials = LocalTrials(k);
         // The trial centres widened to double once per pass, row after row (widening a float is exact).
         var centres = new double[trials * d];
         Widen(points, d, [chosen[0]], centres);
         Distances(points, n, d, centres, 1, [closest], previous: null, ct);
+        // The running sums of D² are kept only every Stride points (see Pick): the sums of the trials' distances that
+        // give their potentials are the running sums of the D² each would leave, so the winner's come for free.
+        var stretches = (n + Stride - 1) / Stride;
+        var closestRunning = new double[stretches];
+        var total = RunningSums([closest], n, [closestRunning], [0.0]);
         var candidates = new int[trials];
         var candidateDistances = new double[trials][];
+        var candidateRunning = new double[trials][];
         for (var t = 0; t < trials; t++)
-            candidateDistances[t] = new double[n];
+            (candidateDistances[t], candidateRunning[t]) = (new double[n], new double[stretches]);
         var potentials = new double[trials];
         for (var c = 1; c < k; c++)
         {
             ct.ThrowIfCancellationRequested();
-            var total = 0.0;
-            for (var i = 0; i < n; i++)
-                running[i] = total += closest[i];
             // Every trial draws from the same D², so all are drawn first and their distances computed in one pass over
             // the points (memory-bound otherwise: one pass per trial); each value is the same as computed one by one.
             for (var t = 0; t < trials; t++)
-                candidates[t] = Pick(running, closest, total, UniformDouble(ref state) * total);
+                candidates[t] = Pick(closest, closestRunning, total, UniformDouble(ref state) * total);
             Widen(points, d, candidates, centres);
             Distances(points, n, d, centres, trials, candidateDistances, closest, ct);
-            Potentials(candidateDistances, n, potentials);
+            RunningSums(candidateDistances, n, candidateRunning, potentials);
             var bestTrial = 0;
             for (var t = 1; t < trials; t++)
             {
@@ -75,6 +81,8 @@ public static class KMeansSeeding
             }
             chosen[c] = candidates[bestTrial];
             (closest, candidateDistances[bestTrial]) = (candidateDistances[bestTrial], closest);
+            (closestRunning, candidateRunning[bestTrial]) = (candidateRunning[bestTrial], closestRunning);
+            total = potentials[bestTrial];
         }
         return chosen;
     }
@@ -274,52 +282,74 @@ public static class KMeansSeeding
     private static void Keep(double[] distances, int i, double distance, double[]? previous) =>
         distances[i] = previous is null || distance < previous[i] ? distance : previous[i];
 
-    // potentials[t] = distances[t][0] + distances[t][1] + ... in index order, each its own sequential sum. Up to four
-    // sums share one loop over the points, so their additions overlap instead of waiting on one another.
-    private static void Potentials(double[][] distances, int n, double[] potentials)
+    // For each array t: the sum in index order from +0 of values[t] into totals[t], and every Stride points the sum so
+    // far into running[t] (the running sum at the stretch's last point). Up to four sums share one loop over the
+    // points, each still its own sequential chain, so their additions overlap instead of waiting on one another.
+    // Returns totals[0].
+    internal static double RunningSums(double[][] values, int n, double[][] running, double[] totals)
     {
         var t = 0;
-        for (; t + 4 <= distances.Length; t += 4)
+        for (; t + 4 <= values.Length; t += 4)
         {
-            double[] a = distances[t], b = distances[t + 1], c = distances[t + 2], e = distances[t + 3];
+            double[] a = values[t], b = values[t + 1], c = values[t + 2], e = values[t + 3];
             double sa = 0, sb = 0, sc = 0, se = 0;
-            for (var i = 0; i < n; i++)
+            for (int start = 0, m = 0; start < n; start += Stride, m++)
             {
-                sa += a[i];
-                sb += b[i];
-                sc += c[i];
-                se += e[i];
+                for (int i = start, end = Math.Min(n, start + Stride); i < end; i++)
+                {
+                    sa += a[i];
+                    sb += b[i];
+                    sc += c[i];
+                    se += e[i];
+                }
+                (running[t][m], running[t + 1][m], running[t + 2][m], running[t + 3][m]) = (sa, sb, sc, se);
             }
-            (potentials[t], potentials[t + 1], potentials[t + 2], potentials[t + 3]) = (sa, sb, sc, se);
+            (totals[t], totals[t + 1], totals[t + 2], totals[t + 3]) = (sa, sb, sc, se);
         }
-        for (; t + 2 <= distances.Length; t += 2)
+        for (; t + 2 <= values.Length; t += 2)
         {
-            double[] a = distances[t], b = distances[t + 1];
+            double[] a = values[t], b = values[t + 1];
             double sa = 0, sb = 0;
-            for (var i = 0; i < n; i++)
+            for (int start = 0, m = 0; start < n; start += Stride, m++)
             {
-                sa += a[i];
-                sb += b[i];
+                for (int i = start, end = Math.Min(n, start + Stride); i < end; i++)
+                {
+                    sa += a[i];
+                    sb += b[i];
+                }
+                (running[t][m], running[t + 1][m]) = (sa, sb);
             }
-            (potentials[t], potentials[t + 1]) = (sa, sb);
+            (totals[t], totals[t + 1]) = (sa, sb);
         }
-        for (; t < distances.Length; t++)
+        for (; t < values.Length; t++)
         {
+            var a = values[t];
             var sa = 0.0;
-            foreach (var distance in distances[t])
-                sa += distance;
-            potentials[t] = sa;
+            for (int start = 0, m = 0; start < n; start += Stride, m++)
+            {
+                for (int i = start, end = Math.Min(n, start + Stride); i < end; i++)
+                    sa += a[i];
+                running[t][m] = sa;
+            }
+            totals[t] = sa;
         }
+        return totals[0];
     }
 
-    // The first i with running[i] > target, else the last point with D² > 0, else 0. When the total is finite every D²
-    // is a finite number >= 0 (a squared distance or +0; a NaN or infinite one would make the total NaN or infinite),
-    // and adding a number >= 0 never rounds a sum below itself, so running never decreases; target = u·total with
-    // u in [0, 1) is then a finite number, "running[i] > target" is false up to some index and true from there on, and
-    // a binary search finds the same first index as the linear scan. Otherwise the documented linear scan decides.
-    private static int Pick(double[] running, double[] closest, double total, double target)
+    // The first point i whose running sum D²[0] + ... + D²[i] (from +0, in index order) is greater than target, else
+    // the last point with D² > 0, else 0. `running` holds that sum at every Stride-th point (the last of each stretch).
+    //
+    // Why this is the documented linear scan: when the total is finite, every D² is a finite number >= 0 (a squared
+    // distance, or the smaller of two; a NaN or infinite one would make the total NaN or infinite, and stay so), and
+    // adding a number >= 0 never rounds a sum below itself, so the running sums never decrease. target = u·total with
+    // u in [0, 1) is then a finite number, "running sum > target" is false up to some point and true from there on, and
+    // a binary search over the stretches' last sums finds the stretch holding the first point where it is true; the sum
+    // is then continued from the previous stretch's last sum, the same additions on the same values as the full scan.
+    // When the total is +inf or NaN, target is +inf (u > 0) or NaN (u = 0 or a NaN total), which no sum exceeds: the
+    // scan would find nothing, so the fallback decides directly.
+    internal static int Pick(double[] closest, double[] running, double total, double target)
     {
-        if (double.IsFinite(total) && double.IsFinite(target))
+        if (double.IsFinite(total))
         {
             int low = 0, high = running.Length;
             while (low < high)
@@ -331,14 +361,14 @@ public static class KMeansSeeding
                     low = middle + 1;
             }
             if (low < running.Length)
-                return low;
-        }
-        else
-        {
-            for (var i = 0; i < running.Length; i++)
             {
-                if (running[i] > target)
-                    return i;
+                var sum = low == 0 ? 0.0 : running[low - 1];
+                for (int i = low * Stride, end = Math.Min(closest.Length, i + Stride); i < end; i++)
+                {
+                    sum += closest[i];
+                    if (sum > target)
+                        return i;
+                }
             }
         }
         for (var i = closest.Length - 1; i >= 0; i--)

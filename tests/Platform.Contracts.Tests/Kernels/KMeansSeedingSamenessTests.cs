@@ -119,6 +119,82 @@ public sealed class KMeansSeedingSamenessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_pick_from_kept_running_sums_is_the_documented_linear_scan()
+    {
+        // The rule: the first i whose running sum (from +0, in index order) exceeds u·total, else the last D² > 0, else 0.
+        // Held against a transcription of it on D² with long runs of zeros, values too small to move the sum, huge ones,
+        // NaN and infinity, for u = 0, u just below 1 (u·total may round to total) and many u between, and, with a
+        // finite total, for targets equal to a running sum (the first strictly greater one must win). Targets are u·total
+        // as in the seeding: with an infinite total, u = 0 gives NaN, not 0.
+        const int dataSeed = 6402;
+        output.WriteLine($"data seed {dataSeed}");
+        var random = new Random(dataSeed);
+        var picks = 0;
+        foreach (var n in new[] { 1, 2, 63, 64, 65, 127, 128, 129, 1000, 4500 })
+        {
+            for (var problem = 0; problem < 40; problem++)
+            {
+                var kind = problem % 5;
+                var closest = new double[n];
+                for (var i = 0; i < n; i++)
+                {
+                    closest[i] = random.Next(4) switch
+                    {
+                        0 => 0,
+                        1 => random.NextDouble() * 1e-300,
+                        2 => random.NextDouble() * (kind == 1 ? 1e300 : 1),
+                        _ => random.NextDouble() * 10,
+                    };
+                }
+                if (kind == 2)
+                    closest[random.Next(n)] = double.NaN;
+                if (kind == 3)
+                    closest[random.Next(n)] = double.PositiveInfinity;
+                if (kind == 4 && problem % 10 == 4)
+                    Array.Clear(closest);
+                var running = new double[(n + KMeansSeeding.Stride - 1) / KMeansSeeding.Stride];
+                var total = KMeansSeeding.RunningSums([closest], n, [running], [0.0]);
+                var targets = new List<double> { 0 * total, (1 - Math.Pow(2, -53)) * total, 0.5 * total };
+                for (var j = 0; j < 20; j++)
+                    targets.Add(random.NextDouble() * total);
+                if (double.IsFinite(total))
+                {
+                    var sum = 0.0;
+                    var at = random.Next(n);
+                    for (var i = 0; i <= at; i++)
+                        sum += closest[i];
+                    targets.AddRange([sum, total, running[0]]);
+                }
+                foreach (var target in targets)
+                {
+                    var expected = LinearPick(closest, target);
+                    var actual = KMeansSeeding.Pick(closest, running, total, target);
+                    Assert.True(expected == actual, $"n {n}, problem {problem}, total {total:R}, target {target:R}: picked {actual}, the scan picks {expected}");
+                    picks++;
+                }
+            }
+        }
+        output.WriteLine($"{picks} picks identical");
+    }
+
+    private static int LinearPick(double[] closest, double target)
+    {
+        var running = 0.0;
+        for (var i = 0; i < closest.Length; i++)
+        {
+            running += closest[i];
+            if (running > target)
+                return i;
+        }
+        for (var i = closest.Length - 1; i >= 0; i--)
+        {
+            if (closest[i] > 0)
+                return i;
+        }
+        return 0;
+    }
+
+    [Fact]
     public void Identical_points_fall_back_to_point_0_for_every_further_centre()
     {
         // Every D² is 0 once the first centre is chosen, so no running sum exceeds u·0: the fallback (no point with
