@@ -262,16 +262,28 @@ public static class KMeansSeeding
                 {
                     var s = SquaredDistances(ref p, ref Unsafe.Add(ref q, c * d), ref Unsafe.Add(ref q, (c + 1) * d),
                         ref Unsafe.Add(ref q, (c + 2) * d), ref Unsafe.Add(ref q, (c + 3) * d), d);
-                    Keep(distances[c], i, s.GetElement(0), previous);
-                    Keep(distances[c + 1], i, s.GetElement(1), previous);
-                    Keep(distances[c + 2], i, s.GetElement(2), previous);
-                    Keep(distances[c + 3], i, s.GetElement(3), previous);
+                    // The lane-wise `s < kept ? s : kept` (an ordered compare: false on NaN, as in Keep), without the
+                    // branches that the early passes, where about half the points move, mispredicted (25% of the pass).
+                    if (previous is not null)
+                    {
+                        var kept = Vector256.Create(previous[i]);
+                        s = Vector256.ConditionalSelect(Vector256.LessThan(s, kept), s, kept);
+                    }
+                    distances[c][i] = s.GetElement(0);
+                    distances[c + 1][i] = s.GetElement(1);
+                    distances[c + 2][i] = s.GetElement(2);
+                    distances[c + 3][i] = s.GetElement(3);
                 }
                 for (; c + 2 <= count; c += 2)
                 {
                     var s = SquaredDistances(ref p, ref Unsafe.Add(ref q, c * d), ref Unsafe.Add(ref q, (c + 1) * d), d);
-                    Keep(distances[c], i, s.GetElement(0), previous);
-                    Keep(distances[c + 1], i, s.GetElement(1), previous);
+                    if (previous is not null)
+                    {
+                        var kept = Vector128.Create(previous[i]);
+                        s = Vector128.ConditionalSelect(Vector128.LessThan(s, kept), s, kept);
+                    }
+                    distances[c][i] = s.GetElement(0);
+                    distances[c + 1][i] = s.GetElement(1);
                 }
                 for (; c < count; c++)
                     Keep(distances[c], i, SquaredDistanceToWidened(ref p, ref Unsafe.Add(ref q, c * d), d), previous);
@@ -279,6 +291,7 @@ public static class KMeansSeeding
         });
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Keep(double[] distances, int i, double distance, double[]? previous) =>
         distances[i] = previous is null || distance < previous[i] ? distance : previous[i];
 
