@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
+using Dapper;
+using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Tensors;
 using Xunit.Abstractions;
@@ -111,6 +113,9 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
         Assert.Equal("completed", done.Status);
         var c = Npy.Read(await http.GetByteArrayAsync($"/v1/blobs/{done.Outputs!["c"]}"));
         Assert.Equal(a.Zip(b, (x, y) => x + y), c.Float32!);
+        // Placement weighs the bytes a node must fetch: the scheduler was told the inputs' size, read at submit.
+        await using var scheduler = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("scheduler"));
+        Assert.Equal(pinnedA.Size + pinnedB.Size, await scheduler.ExecuteScalarAsync<long>("select input_bytes from jobs where id = @id", new { id = job.Id }));
     }
 
     [Fact]

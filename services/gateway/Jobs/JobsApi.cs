@@ -104,6 +104,7 @@ public static partial class JobsApi
                 ClientAccountId = client,
                 Spec = spec,
                 EstimatedGflop = plan.Gflop,
+                InputBytes = inputBytes,
                 OccurredAt = now,
             }, ct: ct);
             await outbox.CommitAsync(tx, ct);
