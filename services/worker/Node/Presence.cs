@@ -48,9 +48,9 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
             try
             {
                 // A beat under way when the node stops is finished (it takes milliseconds), not cancelled half sent:
-                // MassTransit reports a cancelled send as a fault. A broker that does not take it within one
-                // interval gets the next beat instead.
-                using var sending = new CancellationTokenSource(o.HeartbeatInterval);
+                // MassTransit reports a cancelled send as a fault. A busy broker may confirm late; a beat cut off after
+                // one short interval would be logged as a fault and lost, so it gets at least BeatConfirmWindow.
+                using var sending = new CancellationTokenSource(o.HeartbeatInterval > BeatConfirmWindow ? o.HeartbeatInterval : BeatConfirmWindow);
                 await network.SendAsync(identity.Signed(new WorkerHeartbeat
                 {
                     WorkerId = identity.WorkerId,
@@ -66,8 +66,13 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
         }
     }
 
+    private static readonly TimeSpan BeatConfirmWindow = TimeSpan.FromSeconds(5);
+
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        // The beats end first (a beat under way is finished): one sent after WorkerOffline would tell the scheduler
+        // the node is back.
+        await base.StopAsync(cancellationToken);
         if (status.OperatorAccountId is not null)
         {
             try
@@ -81,6 +86,5 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
                 logger.LogWarning("WorkerOffline not sent: {Message}", ex.Message);
             }
         }
-        await base.StopAsync(cancellationToken);
     }
 }
