@@ -4,16 +4,24 @@ using Platform.Contracts;
 
 namespace Platform.Worker.Node;
 
-/// <summary>The outcome of fetching one input: a verified local file, or why there is none.</summary>
-public sealed record CachedInput(string? Path, long Bytes, string? FailureReason = null, string? FailureDetail = null)
+/// <summary>
+/// The outcome of fetching one input: a verified local file (and, for a small one, its verified bytes in memory),
+/// or why there is none.
+/// </summary>
+public sealed record CachedInput(string? Path, long Bytes, string? FailureReason = null, string? FailureDetail = null, byte[]? Data = null)
 {
     public static CachedInput Fail(string reason, string detail) => new(null, 0, reason, detail);
+
+    /// <summary>The input's bytes, from memory when they are held there.</summary>
+    public Stream Open() => Data is { } data ? new MemoryStream(data, writable: false) : File.OpenRead(Path!);
 }
 
 /// <summary>
 /// Inputs on local disk, named by CID, so repeated jobs on the same dataset download it once. Bounded by
 /// bytes with least-recently-used eviction. Every entry is re-hashed against its CID when it is used, not only
-/// when it is written: a disk that flips a bit must not make this node compute on wrong data.
+/// when it is written: a disk that flips a bit must not make this node compute on wrong data. Small inputs (at most
+/// <see cref="SmallInputBytes"/>) are also kept in memory once verified, so the tiny jobs that make up most of a busy
+/// network's traffic are neither re-read nor re-hashed for every job.
 /// </summary>
 public sealed class InputCache
 {
@@ -23,7 +31,12 @@ public sealed class InputCache
     private readonly long _capacity;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, (long Bytes, long LastUsed)> _entries = [];
+    private readonly Dictionary<string, byte[]> _memory = [];
+    private long _memoryBytes;
     private long _clock;
+
+    public const int SmallInputBytes = 64 << 10;
+    private const long MemoryCapacity = 64L << 20;
 
     public InputCache(GatewayClient gateway, IOptions<WorkerOptions> options, ILogger<InputCache> logger)
     {
@@ -55,12 +68,31 @@ public sealed class InputCache
     public async Task<CachedInput> GetAsync(Cid cid, long maxBytes, CancellationToken ct)
     {
         var path = Path.Combine(_directory, cid.Value);
+        lock (_lock)
+        {
+            if (_memory.TryGetValue(cid.Value, out var held) && _entries.ContainsKey(cid.Value))
+            {
+                if (held.Length > maxBytes)
+                    return TooLarge(cid, held.Length, maxBytes);
+                _entries[cid.Value] = (held.Length, ++_clock);
+                return new CachedInput(path, held.Length, Data: held);
+            }
+        }
         if (File.Exists(path))
         {
             var length = new FileInfo(path).Length;
             if (length > maxBytes)
                 return TooLarge(cid, length, maxBytes);
-            if (await HashFileAsync(path, ct) == cid)
+            if (length <= SmallInputBytes)
+            {
+                var bytes = await File.ReadAllBytesAsync(path, ct);
+                if (Cid.Compute(bytes) == cid)
+                {
+                    Touch(cid.Value, length, bytes);
+                    return new CachedInput(path, length, Data: bytes);
+                }
+            }
+            else if (await HashFileAsync(path, ct) == cid)
             {
                 Touch(cid.Value, length);
                 return new CachedInput(path, length);
@@ -84,6 +116,8 @@ public sealed class InputCache
         try
         {
             long written = 0;
+            // A small body is also kept in memory as it passes, so the first job that uses it reads no file.
+            var small = response.Content.Headers.ContentLength is <= SmallInputBytes ? new MemoryStream() : null;
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             await using (var body = await response.Content.ReadAsStreamAsync(ct))
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
@@ -98,15 +132,20 @@ public sealed class InputCache
                         return TooLarge(cid, written, maxBytes);
                     hash.AppendData(buffer, 0, read);
                     await file.WriteAsync(buffer.AsMemory(0, read), ct);
+                    if (small is not null && written <= SmallInputBytes)
+                        small.Write(buffer, 0, read);
+                    else
+                        small = null;
                 }
             }
             if (Cid.FromSha256(hash.GetHashAndReset()) != cid)
                 return CachedInput.Fail("input_corrupt", $"input {cid} arrived with different bytes than its CID names");
             // Same CID, same bytes: when two attempts fetch the same input at once, either rename may win.
             File.Move(temp, path, overwrite: true);
-            Touch(cid.Value, written);
+            var data = small?.ToArray();
+            Touch(cid.Value, written, data);
             Evict(keep: cid.Value);
-            return new CachedInput(path, written);
+            return new CachedInput(path, written, Data: data);
         }
         finally
         {
@@ -123,16 +162,33 @@ public sealed class InputCache
         return Cid.FromSha256(await SHA256.HashDataAsync(file, ct));
     }
 
-    private void Touch(string name, long bytes)
+    private void Touch(string name, long bytes, byte[]? data = null)
     {
         lock (_lock)
+        {
             _entries[name] = (bytes, ++_clock);
+            if (data is not null && !_memory.ContainsKey(name))
+            {
+                // Held bytes are a copy of verified files, so dropping them all is only a cost, never a loss.
+                if (_memoryBytes + data.Length > MemoryCapacity)
+                {
+                    _memory.Clear();
+                    _memoryBytes = 0;
+                }
+                _memory[name] = data;
+                _memoryBytes += data.Length;
+            }
+        }
     }
 
     private void Forget(string name)
     {
         lock (_lock)
+        {
             _entries.Remove(name);
+            if (_memory.Remove(name, out var held))
+                _memoryBytes -= held.Length;
+        }
     }
 
     private void Evict(string keep)
@@ -151,7 +207,11 @@ public sealed class InputCache
                 total -= entry.Bytes;
             }
             foreach (var name in victims)
+            {
                 _entries.Remove(name);
+                if (_memory.Remove(name, out var held))
+                    _memoryBytes -= held.Length;
+            }
         }
         // Deleting a file another attempt is reading is safe on the platforms workers run on: the reader keeps its handle.
         foreach (var name in victims)

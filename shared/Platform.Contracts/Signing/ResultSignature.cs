@@ -38,9 +38,7 @@ public static class ResultSignature
             return false;
         try
         {
-            using var key = ImportPublicKey(publicKey);
-            return key is not null && key.VerifyData(Payload(jobId, attemptId, outputs), Convert.FromBase64String(signature),
-                HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+            return VerifyingKeys.VerifyData(publicKey, Payload(jobId, attemptId, outputs), Convert.FromBase64String(signature));
         }
         catch (FormatException)
         {

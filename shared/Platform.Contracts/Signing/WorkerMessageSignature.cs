@@ -69,8 +69,7 @@ public static class WorkerMessageSignature
             return false;
         try
         {
-            using var key = ResultSignature.ImportPublicKey(publicKey);
-            return key is not null && key.VerifyData(payload, Convert.FromBase64String(signature), HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+            return VerifyingKeys.VerifyData(publicKey, payload, Convert.FromBase64String(signature));
         }
         catch (FormatException)
         {

@@ -12,6 +12,13 @@ public static class DatabaseRegistration
         // One database per service: the same server can host them all without their tables meeting.
         if (string.IsNullOrEmpty(csb.Database))
             csb.Database = $"platform_{service}";
+        // Every statement is constant text (lists go in as arrays), so the hot ones are prepared once per
+        // connection instead of parsed and planned on every call. A connection string that sets these wins.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
+            csb.MaxAutoPrepare = 64;
+        if (!given.ContainsKey("Auto Prepare Min Usages") && !given.ContainsKey("AutoPrepareMinUsages"))
+            csb.AutoPrepareMinUsages = 2;
         var target = csb.ConnectionString;
 
         services.AddSingleton(new DatabaseTarget(target));

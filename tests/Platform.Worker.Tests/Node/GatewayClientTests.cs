@@ -82,6 +82,36 @@ public sealed class GatewayClientTests
         Assert.Single(answers.Requests);
     }
 
+    [Fact]
+    public async Task An_output_this_node_had_pinned_is_not_sent_again_and_a_failed_pin_is_not_remembered()
+    {
+        var answers = new Answers(HttpStatusCode.BadRequest, HttpStatusCode.Created, HttpStatusCode.Created);
+        var client = Client(answers, TimeSpan.FromMinutes(1));
+        var pinned = new PinnedOutputs();
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => pinned.PinAsync(client, Bytes, CancellationToken.None));
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, Bytes, CancellationToken.None));
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, Bytes, CancellationToken.None));
+
+        // The refused pin and the first accepted one reached the gateway; the repeat did not.
+        Assert.Equal(2, answers.Requests.Count);
+    }
+
+    [Fact]
+    public async Task An_output_answered_with_another_CID_is_not_remembered()
+    {
+        // Storage names the bytes [1, 2, 3, 4] in every answer: other bytes get an answer that does not match them.
+        var other = new byte[] { 9, 9 };
+        var answers = new Answers(HttpStatusCode.Created, HttpStatusCode.Created);
+        var client = Client(answers, TimeSpan.FromMinutes(1));
+        var pinned = new PinnedOutputs();
+
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, other, CancellationToken.None));
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, other, CancellationToken.None));
+
+        Assert.Equal(2, answers.Requests.Count);
+    }
+
     /// <summary>Answers each request with the next status in turn; null refuses the connection.</summary>
     private sealed class Answers(params HttpStatusCode?[] statuses) : HttpMessageHandler
     {

@@ -71,20 +71,56 @@ public sealed class InputCacheTests : IDisposable
         Assert.Empty(Directory.EnumerateFiles(_directory));
     }
 
-    [Fact]
-    public async Task A_corrupted_cache_entry_is_detected_and_fetched_again()
+    [Theory]
+    [InlineData(5000)]
+    [InlineData(InputCache.SmallInputBytes + 1)]
+    public async Task A_corrupted_cache_entry_is_detected_and_fetched_again(int size)
     {
-        var cid = Serve(5000, 3);
-        var cache = Cache();
-        var path = (await cache.GetAsync(cid, 10_000, CancellationToken.None)).Path!;
+        var cid = Serve(size, 3);
+        var path = (await Cache().GetAsync(cid, 1 << 20, CancellationToken.None)).Path!;
         var bytes = File.ReadAllBytes(path);
         bytes[100] ^= 0xFF;
         File.WriteAllBytes(path, bytes);
 
-        var again = await cache.GetAsync(cid, 10_000, CancellationToken.None);
+        // The node restarted: what it held in memory is gone, the file on disk is all there is.
+        var again = await Cache().GetAsync(cid, 1 << 20, CancellationToken.None);
 
         Assert.Equal(cid, Cid.Compute(File.ReadAllBytes(again.Path!)));
+        using (var read = again.Open())
+        using (var copy = new MemoryStream())
+        {
+            read.CopyTo(copy);
+            Assert.Equal(cid, Cid.Compute(copy.ToArray()));
+        }
         Assert.Equal(2, _server.Requests);
+    }
+
+    [Fact]
+    public async Task A_small_input_is_kept_in_memory_verified_and_a_large_one_is_re_hashed_from_disk_every_time()
+    {
+        Cid small = Serve(InputCache.SmallInputBytes, 4), large = Serve(InputCache.SmallInputBytes + 1, 5);
+        var cache = Cache();
+        var first = await cache.GetAsync(small, 1 << 20, CancellationToken.None);
+        Assert.NotNull(first.Data);
+        Assert.Null((await cache.GetAsync(large, 1 << 20, CancellationToken.None)).Data);
+        foreach (var cid in new[] { small, large })
+        {
+            var path = Path.Combine(_directory, cid.Value);
+            var bytes = File.ReadAllBytes(path);
+            bytes[100] ^= 0xFF;
+            File.WriteAllBytes(path, bytes);
+        }
+
+        // The small input comes from memory, as verified when it was fetched; the large one's flipped byte is found.
+        var smallAgain = await cache.GetAsync(small, 1 << 20, CancellationToken.None);
+        var largeAgain = await cache.GetAsync(large, 1 << 20, CancellationToken.None);
+
+        Assert.Same(first.Data, smallAgain.Data);
+        Assert.Equal(small, Cid.Compute(smallAgain.Data!));
+        Assert.Equal(large, Cid.Compute(File.ReadAllBytes(largeAgain.Path!)));
+        Assert.Equal(3, _server.Requests);
+        // The limit still applies to an input held in memory.
+        Assert.Equal("input_too_large", (await cache.GetAsync(small, 1000, CancellationToken.None)).FailureReason);
     }
 
     [Fact]
