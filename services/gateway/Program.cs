@@ -16,6 +16,7 @@ builder.AddPlatformDefaults("gateway", typeof(Program).Assembly, bus =>
 });
 builder.AddApiKeyAuth();
 builder.AddForwarding();
+builder.Services.AddSingleton<TensorHeaders>();
 builder.AddRequestLimits();
 builder.AddReceipts();
 builder.AddApiDocument();

@@ -12,14 +12,15 @@ namespace Platform.Gateway.Auth;
 /// Authenticates <c>Authorization: Bearer &lt;key&gt;</c> against the stored key hashes: HMAC-SHA256 under
 /// Platform:KeyHashSecret, looked up in one indexed read and compared again in constant time. A key stored before
 /// the secret existed (plain SHA-256, scheme <c>sha256</c>) is found by its old hash and re-hashed on that first
-/// use, as only then is the key itself at hand.
+/// use, as only then is the key itself at hand. Keys found are remembered for a minute (<see cref="ApiKeyCache"/>).
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     NpgsqlDataSource db,
-    ApiKeyHasher hasher)
+    ApiKeyHasher hasher,
+    ApiKeyCache cache)
     : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -40,6 +41,8 @@ public sealed class ApiKeyAuthenticationHandler(
         var hash = hasher.Hash(key);
         if (hasher.IsAdmin(hash))
             return Success(AdminAccountId, Roles.Admin);
+        if (cache.Find(hash) is { } known)
+            return Success(known.AccountId, known.Role);
 
         var ct = Context.RequestAborted;
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -47,7 +50,7 @@ public sealed class ApiKeyAuthenticationHandler(
             "select a.id as AccountId, a.role, k.key_hash as KeyHash from api_keys k join accounts a on a.id = k.account_id where k.key_hash = @hash and k.scheme = @scheme",
             new { hash, scheme = ApiKeys.HmacScheme }, cancellationToken: ct));
         if (owner is not null && CryptographicOperations.FixedTimeEquals(owner.KeyHash, hash))
-            return Success(owner.AccountId, owner.Role);
+            return Remembered(hash, owner);
 
         var legacy = ApiKeys.LegacyHash(key);
         var upgraded = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
@@ -57,9 +60,16 @@ public sealed class ApiKeyAuthenticationHandler(
             returning a.id as AccountId, a.role, @legacy as KeyHash
             """,
             new { hash, scheme = ApiKeys.HmacScheme, legacy, legacyScheme = ApiKeys.LegacyScheme }, cancellationToken: ct));
+        // An unknown key is not remembered: it may be issued a moment later, and must then work at once.
         return upgraded is not null && CryptographicOperations.FixedTimeEquals(upgraded.KeyHash, legacy)
-            ? Success(upgraded.AccountId, upgraded.Role)
+            ? Remembered(hash, upgraded)
             : AuthenticateResult.Fail("unknown API key");
+    }
+
+    private AuthenticateResult Remembered(byte[] hash, KeyOwner owner)
+    {
+        cache.Remember(hash, owner.AccountId, owner.Role);
+        return Success(owner.AccountId, owner.Role);
     }
 
     private AuthenticateResult Success(string accountId, string role)

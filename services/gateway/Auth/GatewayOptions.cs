@@ -19,5 +19,16 @@ public sealed class GatewayOptions
     [MinLength(32, ErrorMessage = "Platform:KeyHashSecret must be at least 32 characters")]
     public string? KeyHashSecret { get; set; }
 
+    /// <summary>
+    /// How long an API key that authenticated is believed without reading api_keys again (Platform__ApiKeyCacheTtl);
+    /// 0 turns the cache off. Bounds how long a revoked key or a changed role would still act as before.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ErrorMessage = "Platform:ApiKeyCacheTtl must be between 0 and 1 hour")]
+    public TimeSpan ApiKeyCacheTtl { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Most API keys held in that cache at once (Platform__ApiKeyCacheSize).</summary>
+    [Range(1, 10_000_000)]
+    public int ApiKeyCacheSize { get; set; } = 100_000;
+
     public byte[] KeyHashSecretBytes() => Encoding.UTF8.GetBytes(KeyHashSecret ?? throw new InvalidOperationException("Platform:KeyHashSecret is not set"));
 }

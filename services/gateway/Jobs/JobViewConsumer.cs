@@ -9,7 +9,8 @@ namespace Platform.Gateway.Jobs;
 
 /// <summary>
 /// Keeps the job read model current. Every update is conditional (a terminal status is final; otherwise the
-/// latest event wins), so redelivered and reordered events are harmless.
+/// latest event wins), so redelivered and reordered events are harmless. A message's statements commit together,
+/// in one transaction: one commit per message, and no message is ever half applied.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
     IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>, IConsumer<AttemptProgressed>
@@ -24,7 +25,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         where id = @id and status_rank < 10 and (@terminal or updated_at <= @at)
         """;
 
-    private Task AdvanceAsync(NpgsqlConnection connection, string id, string status, DateTimeOffset at, string? reason, string? detail, CancellationToken ct) =>
+    private static Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string id, string status, DateTimeOffset at, string? reason, string? detail,
+        CancellationToken ct) =>
         connection.ExecuteAsync(new CommandDefinition(Advance, new
         {
             id,
@@ -34,7 +36,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             reason,
             detail,
             terminal = JobStatuses.IsTerminal(status),
-        }, cancellationToken: ct));
+        }, tx, cancellationToken: ct));
 
     // An ended attempt keeps its status and the reason it ended with.
     private const string UpsertAttempt = """
@@ -62,6 +64,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var m = context.Message;
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
         if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
         {
             // A job queued again names the attempt that ended; a cancel names the one it stopped.
@@ -83,23 +86,27 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 at = m.OccurredAt,
                 reason = Ended(attemptStatus) ? m.AttemptReason ?? m.Reason : null,
                 detail = Ended(attemptStatus) ? m.AttemptReason is null ? m.Detail : m.AttemptDetail : null,
-            }, cancellationToken: ct));
+            }, tx, cancellationToken: ct));
         }
         if (m.Version is { } version)
-            await JobEventLog.AppendAsync(connection, null, m.JobId.Value, version, m.Status, m.AttemptId?.Value, m.WorkerId?.Value,
+            await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, version, m.Status, m.AttemptId?.Value, m.WorkerId?.Value,
                 m.AttemptStatus, m.Reason, m.Detail, m.OccurredAt, ct);
         // Completion is recorded from JobCompleted, which carries the outputs.
         if (m.Status != JobStatuses.Completed)
-            await AdvanceAsync(connection, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
+            await AdvanceAsync(connection, tx, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
+        await tx.CommitAsync(ct);
     }
 
     public async Task Consume(ConsumeContext<JobRejected> context)
     {
         var m = context.Message;
-        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        await JobEventLog.AppendAsync(connection, null, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
-            m.Reason, m.Detail, m.OccurredAt, context.CancellationToken);
-        await AdvanceAsync(connection, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
+        var ct = context.CancellationToken;
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
+            m.Reason, m.Detail, m.OccurredAt, ct);
+        await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, ct);
+        await tx.CommitAsync(ct);
     }
 
     public async Task Consume(ConsumeContext<JobCompleted> context)
@@ -150,7 +157,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     {
         var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        await AdvanceAsync(connection, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
+        await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
     }
 
     public async Task Consume(ConsumeContext<PaymentSettled> context)

@@ -8,7 +8,6 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
-using Platform.Contracts.Tensors;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
 using Platform.Hosting.Http;
@@ -18,9 +17,6 @@ namespace Platform.Gateway.Jobs;
 
 public static partial class JobsApi
 {
-    /// <summary>Enough of a blob to hold any .npy header this platform accepts.</summary>
-    private const int HeaderPrefixBytes = 4096;
-
     public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus)
     {
         bus.AddConsumer<JobViewConsumer>();
@@ -39,7 +35,7 @@ public static partial class JobsApi
     }
 
     internal static async Task<Results<Accepted<JobView>, ValidationProblem, ProblemHttpResult>> Submit(
-        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TimeProvider clock, CancellationToken ct)
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, TimeProvider clock, CancellationToken ct)
     {
         var (request, parseError) = await JsonBody.ReadAsync<SubmitJobRequest>(http, ct);
         if (parseError is not null)
@@ -58,21 +54,23 @@ public static partial class JobsApi
         if (kernelError is not null)
             return Problems.BadRequest(KernelCatalog.IsKnown(request!.Kernel) ? "invalid-job" : "unknown-kernel", "The job does not fit its kernel", kernelError);
 
-        // Read each input's .npy header now, so a missing blob or a shape mismatch is answered here rather
-        // than as a failed job later.
+        // Know each input's .npy header now, so a missing blob or a shape mismatch is answered here rather than as a
+        // failed job later. Each CID is asked once per job, and headers already read come from memory.
         var infos = new Dictionary<string, TensorInfo>();
+        var read = new Dictionary<Cid, TensorHeaders.Header?>();
         long inputBytes = 0;
         foreach (var (name, cid) in spec!.Inputs)
         {
-            var prefix = await storage.ReadPrefixAsync(cid, HeaderPrefixBytes, ct);
-            if (prefix is null)
+            if (!read.TryGetValue(cid, out var header))
+                read[cid] = header = await headers.ReadAsync(storage, cid, ct);
+            if (header is null)
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
                     $"input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first");
-            inputBytes += prefix.TotalSize;
-            if (!Npy.TryReadHeader(prefix.Bytes, out var header, out var npyError))
+            inputBytes += header.TotalSize;
+            if (header.Info is null)
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Input is not a valid tensor",
-                    $"input '{name}' ({cid}) is not a usable .npy file: {npyError}");
-            infos[name] = new TensorInfo(header!.DType, header.Shape);
+                    $"input '{name}' ({cid}) is not a usable .npy file: {header.NpyError}");
+            infos[name] = header.Info;
         }
         var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
         if (planError is not null)

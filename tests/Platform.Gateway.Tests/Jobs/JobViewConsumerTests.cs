@@ -234,4 +234,58 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
 
         Assert.Equal(1.25m, (await ViewAsync(job)).Cost);
     }
+
+    /// <summary>
+    /// Makes the database note, for every row written from now on in jobs, job_attempts and job_events, its table and
+    /// the transaction that wrote it; <see cref="WritesAsync"/> reads and forgets them.
+    /// </summary>
+    private async Task RecordWritesAsync()
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        await connection.ExecuteAsync("""
+            create table test_writes (tbl text not null, txid bigint not null);
+            create function test_note_write() returns trigger language plpgsql as $$
+            begin insert into test_writes values (tg_table_name, txid_current()); return null; end $$;
+            create trigger test_jobs after insert or update on jobs for each row execute function test_note_write();
+            create trigger test_job_attempts after insert or update on job_attempts for each row execute function test_note_write();
+            create trigger test_job_events after insert or update on job_events for each row execute function test_note_write();
+            """);
+    }
+
+    private async Task<(string[] Tables, int Transactions)> WritesAsync()
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var rows = (await connection.QueryAsync<(string Tbl, long Txid)>("delete from test_writes returning tbl, txid")).ToList();
+        return ([.. rows.Select(r => r.Tbl).Distinct().Order(StringComparer.Ordinal)], rows.Select(r => r.Txid).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Each_message_is_written_in_one_transaction_and_its_redelivery_changes_nothing()
+    {
+        var job = await InsertPendingJobAsync();
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+        await RecordWritesAsync();
+
+        var assigned = Changed(job, "assigned", worker, attempt) with { Version = 2 };
+        await DeliverAsync(assigned);
+        var (tables, transactions) = await WritesAsync();
+        Assert.Equal(["job_attempts", "job_events", "jobs"], tables);
+        Assert.Equal(1, transactions);
+        var view = JsonSerializer.Serialize(await ViewAsync(job));
+
+        await DeliverAsync(assigned);
+        Assert.Equal(1, (await WritesAsync()).Transactions);
+        Assert.Equal(view, JsonSerializer.Serialize(await ViewAsync(job)));
+        Assert.Equal("assigned", Assert.Single((await ViewAsync(job)).Attempts).Status);
+        Assert.Single(await EventsAsync(job));
+
+        var rejected = await InsertPendingJobAsync();
+        await WritesAsync();
+        await DeliverAsync(new JobRejected { JobId = rejected, Reason = JobReasons.InsufficientCredits, Detail = "none left", OccurredAt = DateTimeOffset.UtcNow });
+        (tables, transactions) = await WritesAsync();
+        Assert.Equal(["job_events", "jobs"], tables);
+        Assert.Equal(1, transactions);
+        Assert.Equal("rejected", (await ViewAsync(rejected)).Status);
+    }
 }

@@ -1,0 +1,31 @@
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+
+namespace Platform.Gateway.Auth;
+
+/// <summary>
+/// Keys that authenticated recently, by their HMAC (never the key itself), with the account and role they stand for:
+/// a busy client's every request would otherwise read api_keys. Only keys the database accepted are remembered, so a
+/// key issued after a refused attempt works at once; entries expire after <see cref="GatewayOptions.ApiKeyCacheTtl"/>
+/// so a future revocation or role change takes effect within that, and at most
+/// <see cref="GatewayOptions.ApiKeyCacheSize"/> keys are held. Looking up by the HMAC is not constant-time, which
+/// leaks nothing: without the secret nobody can choose or predict a key's HMAC.
+/// </summary>
+public sealed class ApiKeyCache(IOptions<GatewayOptions> options) : IDisposable
+{
+    public sealed record Owner(string AccountId, string Role);
+
+    private readonly TimeSpan ttl = options.Value.ApiKeyCacheTtl;
+    private readonly MemoryCache cache = new(new MemoryCacheOptions { SizeLimit = options.Value.ApiKeyCacheSize });
+
+    public Owner? Find(byte[] keyHash) => cache.TryGetValue(Convert.ToHexString(keyHash), out Owner? owner) ? owner : null;
+
+    public void Remember(byte[] keyHash, string accountId, string role)
+    {
+        if (ttl <= TimeSpan.Zero)
+            return;
+        cache.Set(Convert.ToHexString(keyHash), new Owner(accountId, role), new MemoryCacheEntryOptions { AbsoluteExpirationRelativeToNow = ttl, Size = 1 });
+    }
+
+    public void Dispose() => cache.Dispose();
+}
