@@ -31,6 +31,7 @@ public static class EndToEndBenchmark
     private const int IdleJobs = 20;
     private const int TopStatements = 10;
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(5);
 
     public static async Task RunAsync()
     {
@@ -44,11 +45,23 @@ public static class EndToEndBenchmark
 
         var infrastructure = await PlatformInfrastructure.GetAsync();
         await using var env = await infrastructure.CreateEnvironmentAsync("bench");
+        // The broker's CPU per message beside its rate: how Erlang's scheduler settings (scripts/infra.sh) are judged.
+        var beam = await NetworkMeter.BeamPidAsync(infrastructure);
+        var beamBefore = beam is { } b0 ? ProcessCpu.OwnTicks(b0) : null;
         var brokerRate = await BenchNetwork.RawBrokerRateAsync(env.RabbitMqUri, BrokerMessages);
-        Console.WriteLine($"raw broker rate {brokerRate:N0} msg/s; starting {workers} workers with {slots} slots each...");
+        var beamAfter = beam is { } b1 ? ProcessCpu.OwnTicks(b1) : null;
+        var brokerCpu = beamBefore is { } t0 && beamAfter is { } t1
+            ? $"{ProcessCpu.Milliseconds(t1 - t0) * 1000 / BrokerMessages:N1} µs of RabbitMQ CPU per message"
+            : "RabbitMQ CPU not measured";
+        Console.WriteLine($"raw broker rate {brokerRate:N0} msg/s, {brokerCpu}; starting {workers} workers with {slots} slots each...");
         await using var network = await BenchNetwork.StartAsync(env, workers, slots, Clients, BenchNetwork.RaisedLimits);
         var meter = await NetworkMeter.CreateAsync(env, network);
         await using var tracker = new CompletionTracker(network.GatewayConnectionString);
+
+        // 0. What the network costs doing nothing, to read the per-job figures against.
+        var idleBefore = await meter.SnapshotAsync(tracker);
+        await Task.Delay(IdleWindow);
+        var idleAfter = await meter.SnapshotAsync(tracker);
 
         // 1. Saturated: a closed loop keeps inFlight jobs accepted and not yet terminal.
         Console.WriteLine($"saturating: {inFlight} jobs in flight, {Submitters} submitters over {Clients} API keys; warm-up {warmup.TotalSeconds:N0} s, then a {window.TotalSeconds:N0} s window...");
@@ -85,10 +98,11 @@ public static class EndToEndBenchmark
         Console.WriteLine();
         Console.WriteLine($"end to end: vector-add of 4 floats, {workers} workers x {slots} slots, {Clients} API keys with the rate limits lifted, real RabbitMQ and Postgres");
         Console.WriteLine($"  load average at start {loadAtStart}, in the window {loadInWindow}, at the end {NetworkMeter.LoadAverage()}");
-        Console.WriteLine($"  raw broker rate (persistent, confirms, 1 consumer)  {brokerRate,10:N0} msg/s");
+        Console.WriteLine($"  raw broker rate (persistent, confirms, 1 consumer)  {brokerRate,10:N0} msg/s   ({brokerCpu})");
         Console.WriteLine($"  jobs/s at saturation ({inFlight} in flight, closed loop)  {throughput,8:N1}      ratio to broker {throughput / brokerRate:F4} (target >= 0.07)");
         Console.WriteLine($"  latency at half load ({halfRate:N1} jobs/s paced, {halfJobs} jobs)  p50 {halfP50,7:N1} ms   p99 {halfP99,7:N1} ms (target p99 <= 250 ms)");
         Console.WriteLine($"  latency at idle ({IdleJobs} jobs one at a time)  p50 {idleP50,7:N1} ms   p99 {idleP99,7:N1} ms (target p50 <= 25 ms); as the client saw it p50 {clientP50:N1} ms, p99 {clientP99:N1} ms");
+        NetworkMeter.ReportIdle(idleBefore, idleAfter);
         Console.WriteLine($"  jobs submitted {submitted + halfJobs + IdleJobs:N0}, completed {tracker.Completed + IdleJobs:N0}, other terminal {tracker.OtherTerminal}, not terminal {tracker.Outstanding}");
         Console.WriteLine();
         Console.WriteLine("saturated window:");

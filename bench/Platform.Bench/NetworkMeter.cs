@@ -24,6 +24,7 @@ public sealed partial class NetworkMeter
     public sealed record Snapshot(
         long Timestamp,
         int Completed,
+        int Outstanding,
         long Polls,
         Dictionary<string, long?> Ticks,
         long MachineBusyTicks,
@@ -122,7 +123,7 @@ public sealed partial class NetworkMeter
             }
         }
 
-        return new Snapshot(timestamp, completed, polls, ticks, machine, commits, statements);
+        return new Snapshot(timestamp, completed, tracker.Outstanding, polls, ticks, machine, commits, statements);
     }
 
     private const string Marker = CompletionTracker.Marker;
@@ -138,7 +139,7 @@ public sealed partial class NetworkMeter
             return;
         }
 
-        Console.WriteLine($"  window: {jobs:N0} jobs terminal in {seconds:N1} s = {jobs / seconds:N1} jobs/s");
+        Console.WriteLine($"  window: {jobs:N0} jobs terminal in {seconds:N1} s = {jobs / seconds:N1} jobs/s; accepted and not terminal at its start {before.Outstanding:N0}, at its end {after.Outstanding:N0}");
         Console.WriteLine("  CPU per job (utime+stime from /proc; Postgres = postmaster + reaped and live backends):");
         double total = 0;
         var unmeasured = new List<string>();
@@ -205,20 +206,46 @@ public sealed partial class NetworkMeter
             })
             .Where(s => s.Calls > 0)
             .ToList();
-        Console.WriteLine("  statements per job (pg_stat_statements, top level; plan + execution time inside Postgres):");
+        Console.WriteLine("  statements per job (pg_stat_statements, top level; plan + execution wall time inside Postgres, lock waits included):");
         foreach (var group in deltas.GroupBy(s => s.Database).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             Console.WriteLine($"    {group.Key,-14} {(double)group.Sum(s => s.Calls) / jobs,8:N1} statements   {group.Sum(s => s.PlanMs + s.ExecMs) / jobs,7:N2} ms/job");
         }
 
         Console.WriteLine($"    {"total",-14} {(double)deltas.Sum(s => s.Calls) / jobs,8:N1} statements   {deltas.Sum(s => s.PlanMs + s.ExecMs) / jobs,7:N2} ms/job");
-        Console.WriteLine($"  top {topStatements} statements by plan + execution time:");
+        if (topStatements <= 0)
+        {
+            return;
+        }
+
+        Console.WriteLine($"  top {topStatements} statements by plan + execution time (wall time inside Postgres: waits for row locks included):");
         Console.WriteLine("    calls/job  rows/job  plan µs/job  exec µs/job  database   statement");
         foreach (var s in deltas.OrderByDescending(s => s.PlanMs + s.ExecMs).Take(topStatements))
         {
             var text = Whitespace().Replace(s.Query, " ").Trim();
             Console.WriteLine($"    {(double)s.Calls / jobs,9:N2} {(double)s.Rows / jobs,9:N2} {s.PlanMs * 1000 / jobs,12:N1} {s.ExecMs * 1000 / jobs,12:N1}  {s.Database,-10} {text[..Math.Min(text.Length, 110)]}");
         }
+    }
+
+    /// <summary>Prints the CPU the network burns with no job to run (timers, polls, heartbeats), per second.</summary>
+    public static void ReportIdle(Snapshot before, Snapshot after)
+    {
+        var seconds = Stopwatch.GetElapsedTime(before.Timestamp, after.Timestamp).TotalSeconds;
+        var parts = new List<string>();
+        double total = 0;
+        foreach (var (name, end) in after.Ticks)
+        {
+            if (name == "bench client" || end is null || before.Ticks.GetValueOrDefault(name) is not { } start)
+            {
+                continue;
+            }
+
+            var ms = ProcessCpu.Milliseconds(end.Value - start) / seconds;
+            total += ms;
+            parts.Add($"{name} {ms:N0}");
+        }
+
+        Console.WriteLine($"  idle network ({seconds:N0} s, no jobs): {total:N0} ms of CPU per second in all ({string.Join(", ", parts)})");
     }
 
     /// <summary>The load average now (/proc/loadavg: 1, 5 and 15 minutes).</summary>
@@ -249,7 +276,8 @@ public sealed partial class NetworkMeter
         }
     }
 
-    private static async Task<int?> BeamPidAsync(PlatformInfrastructure infrastructure)
+    /// <summary>RabbitMQ's beam.smp on this machine (from /api/nodes os_pid), or null.</summary>
+    public static async Task<int?> BeamPidAsync(PlatformInfrastructure infrastructure)
     {
         try
         {
