@@ -279,6 +279,19 @@ public sealed partial class NetworkMeter
     /// <summary>RabbitMQ's beam.smp on this machine (from /api/nodes os_pid), or null.</summary>
     public static async Task<int?> BeamPidAsync(PlatformInfrastructure infrastructure)
     {
+        // The fixture's private broker runs with HOME = its folder (scripts/infra.sh), which the VM gets as -home;
+        // the management API only knows os_pid once the node has emitted its first statistics (seconds after start).
+        var home = Path.Combine(infrastructure.RepoRoot, ".platform", $"test-{Environment.ProcessId}", "rabbitmq");
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var candidate)
+                && ProcessCpu.Name(candidate) == "beam.smp"
+                && HasArguments(candidate, "-home", home))
+            {
+                return candidate;
+            }
+        }
+
         try
         {
             using var response = await infrastructure.RabbitMqManagement.GetAsync(new Uri("api/nodes", UriKind.Relative));
@@ -301,6 +314,19 @@ public sealed partial class NetworkMeter
         }
 
         return null;
+    }
+
+    private static bool HasArguments(int pid, string name, string value)
+    {
+        try
+        {
+            var args = File.ReadAllText($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cmdline").Split('\0');
+            return args.Zip(args.Skip(1)).Any(pair => pair.First == name && pair.Second == value);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     [GeneratedRegex(@"\s+")]
