@@ -23,6 +23,7 @@ public sealed class CompletionTracker : IAsyncDisposable
     private readonly Task loop;
     private TaskCompletionSource progressed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int completed;
+    private int submitted;
     private int otherTerminal;
     private long polls;
 
@@ -47,7 +48,14 @@ public sealed class CompletionTracker : IAsyncDisposable
     /// <summary>Completes after the next poll: a submitter waiting for room in a closed loop waits on it.</summary>
     public Task Progressed => Volatile.Read(ref progressed).Task;
 
-    public void Add(string id) => outstanding.TryAdd(id, 0);
+    /// <summary>Jobs handed to <see cref="Add"/>: every job the gateway accepted.</summary>
+    public int Submitted => Volatile.Read(ref submitted);
+
+    public void Add(string id)
+    {
+        outstanding.TryAdd(id, 0);
+        Interlocked.Increment(ref submitted);
+    }
 
     /// <summary>Looks up the outstanding ids now (serialised with the background poll).</summary>
     public async Task PollAsync()

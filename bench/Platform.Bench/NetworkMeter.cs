@@ -24,6 +24,7 @@ public sealed partial class NetworkMeter
     public sealed record Snapshot(
         long Timestamp,
         int Completed,
+        int Submitted,
         int Outstanding,
         long Polls,
         Dictionary<string, long?> Ticks,
@@ -123,7 +124,7 @@ public sealed partial class NetworkMeter
             }
         }
 
-        return new Snapshot(timestamp, completed, tracker.Outstanding, polls, ticks, machine, commits, statements);
+        return new Snapshot(timestamp, completed, tracker.Submitted, tracker.Outstanding, polls, ticks, machine, commits, statements);
     }
 
     private const string Marker = CompletionTracker.Marker;
@@ -139,7 +140,13 @@ public sealed partial class NetworkMeter
             return;
         }
 
-        Console.WriteLine($"  window: {jobs:N0} jobs terminal in {seconds:N1} s = {jobs / seconds:N1} jobs/s; accepted and not terminal at its start {before.Outstanding:N0}, at its end {after.Outstanding:N0}");
+        var accepted = after.Submitted - before.Submitted;
+        Console.WriteLine($"  window: {jobs:N0} jobs terminal in {seconds:N1} s = {jobs / seconds:N1} jobs/s; {accepted:N0} accepted; in flight at its start {before.Outstanding:N0}, at its end {after.Outstanding:N0}");
+        if (Math.Abs(accepted - jobs) > 0.1 * jobs)
+        {
+            // The per-job figures divide all work in the window by the jobs finished in it; that holds when as many start as finish.
+            Console.WriteLine("  warning: accepted and finished differ by more than 10%: not a steady state, the per-job figures below are skewed");
+        }
         Console.WriteLine("  CPU per job (utime+stime from /proc; Postgres = postmaster + reaped and live backends):");
         double total = 0;
         var unmeasured = new List<string>();
