@@ -89,6 +89,24 @@ public sealed partial class NetworkMeter
         return new NetworkMeter(probes, admin, env.Name + "_", unavailable);
     }
 
+    /// <summary>
+    /// The /proc parser against the runtime's own reading of this process's CPU time: a field counted wrong
+    /// would make every figure wrong, so the run stops instead (the bench has no test project of its own).
+    /// </summary>
+    public static void CheckParser()
+    {
+        using var self = Process.GetCurrentProcess();
+        var runtime = self.TotalProcessorTime.TotalMilliseconds;
+        var parsed = ProcessCpu.Milliseconds(ProcessCpu.OwnTicks(Environment.ProcessId) ?? 0);
+        var stat = ProcessCpu.Parse("4242 (a) b (c) S 17 4242 4242 0 -1 4194560 100 0 0 0 1234 567 89 10 20 0 1 0 100 1000 10");
+        if (Math.Abs(parsed - runtime) > 50 + 0.02 * runtime
+            || stat is not { ParentId: 17, UserTicks: 1234, SystemTicks: 567, ChildUserTicks: 89, ChildSystemTicks: 10 })
+        {
+            throw new InvalidOperationException(
+                $"ProcessCpu reads this process's CPU as {parsed:N0} ms, the runtime as {runtime:N0} ms (or misparses a name with ')'): fix the parser first");
+        }
+    }
+
     private static readonly string[] ServiceOrder = ["gateway", "scheduler", "rewards", "storage", "worker"];
 
     public async Task<Snapshot> SnapshotAsync(CompletionTracker tracker)
