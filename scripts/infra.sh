@@ -209,7 +209,8 @@ EOF
   export RABBITMQ_LOG_BASE=$dir/log
   export RABBITMQ_LOGS=$dir/log/rabbit.log
   export RABBITMQ_PID_FILE=$dir/mnesia/$node.pid
-  # Keep the distribution port off the network like the listeners.
+  # Keep the distribution port off the network like the listeners. (Erlang's scheduler busy wait needs no flag
+  # here: rabbitmq-env already passes +sbwt none +sbwtdcpu none +sbwtdio none, RabbitMQ 3.10.8 as packaged.)
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 
   # epmd is shared by every Erlang node on the machine: start it in its own session so stopping this node
@@ -328,9 +329,17 @@ unix_socket_directories = '$dir'
 EOF
   fi
 
+  # pg_stat_statements is loaded (not created: `create extension` is left to whoever wants the view, e.g.
+  # ./platform bench e2e) so the statements behind a figure can be read. Set on the command line, not in
+  # postgresql.conf, so servers initialised before this line get it too.
+  local stats=
+  if [ -f "$(dirname "$bin")/lib/pg_stat_statements.so" ]; then
+    stats="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+    stats+=" -c pg_stat_statements.track_planning=on -c track_io_timing=on"
+  fi
   log "starting Postgres on port $port"
   run_as postgres env HOME="$dir" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log/postgres.log" -w -t "$WAIT_SECONDS" \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >&2 ||
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $stats" start >&2 ||
     {
       tail -n 40 "$dir/log/postgres.log" >&2 || true
       die "Postgres did not start; log in $dir/log/postgres.log"

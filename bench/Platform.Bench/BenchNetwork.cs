@@ -51,6 +51,18 @@ public sealed class BenchNetwork : IAsyncDisposable
     public string GatewayConnectionString { get; }
 
     /// <summary>
+    /// Gateway settings that lift the per-key rate limits (token buckets of 100,000/s), so a benchmark measures
+    /// the network rather than the limiter that protects it.
+    /// </summary>
+    public static IDictionary<string, string?> RaisedLimits => new Dictionary<string, string?>
+    {
+        ["Limits__ClientPerSecond"] = "100000",
+        ["Limits__ClientBurst"] = "100000",
+        ["Limits__OperatorPerSecond"] = "100000",
+        ["Limits__OperatorBurst"] = "100000",
+    };
+
+    /// <summary>
     /// Starts the network. <paramref name="gatewayEnv"/> adds settings to the gateway's environment (the load
     /// benchmark raises its per-client rate limit).
     /// </summary>

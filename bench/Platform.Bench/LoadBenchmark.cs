@@ -40,13 +40,7 @@ public static class LoadBenchmark
         var infrastructure = await PlatformInfrastructure.GetAsync();
         await using var env = await infrastructure.CreateEnvironmentAsync("bench-load");
         var brokerRate = await BenchNetwork.RawBrokerRateAsync(env.RabbitMqUri, BrokerMessages);
-        await using var network = await BenchNetwork.StartAsync(env, Workers, Slots, Clients, new Dictionary<string, string?>
-        {
-            ["Limits__ClientPerSecond"] = "100000",
-            ["Limits__ClientBurst"] = "100000",
-            ["Limits__OperatorPerSecond"] = "100000",
-            ["Limits__OperatorBurst"] = "100000",
-        });
+        await using var network = await BenchNetwork.StartAsync(env, Workers, Slots, Clients, BenchNetwork.RaisedLimits);
 
         Console.WriteLine($"warming up with {Warmup} jobs...");
         var warmup = await SubmitAsync(network, Warmup, "warmup");
