@@ -16,6 +16,7 @@ public static class EscrowRegistration
 
     public static IServiceCollection AddEscrowOptions(this IServiceCollection services)
     {
+        services.AddSingleton<Ledger.KnownAccounts>();
         services.AddOptions<PricingOptions>().BindConfiguration(PricingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         return services;
     }

@@ -18,7 +18,7 @@ namespace Platform.Rewards.Escrow;
 /// under a row lock, and each effect has its own idempotency key (settle:job, mint:job:attempt), so a redelivered
 /// or duplicated JobCompleted pays and mints nothing twice.
 /// </summary>
-public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<JobCompleted>
+public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, KnownAccounts accounts, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<JobCompleted>
 {
     private sealed record EscrowRow(string ClientAccountId, string Kernel, decimal Amount, string Status, double? Gflop);
 
@@ -43,7 +43,7 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
         var gflop = escrow.Gflop ?? GflopCoveredBy(escrow, options);
         var settlement = Settlement.Of(escrow.Amount, escrow.Kernel, gflop, accepted, options);
         foreach (var operatorAccount in accepted.Select(a => a.OperatorAccountId.Value).Distinct().Order(StringComparer.Ordinal))
-            await CreditLedger.EnsureAccountAsync(tx, operatorAccount, "operator", ct);
+            await accounts.EnsureAsync(tx, operatorAccount, "operator", ct);
         await CreditLedger.PostAsync(tx, $"settle:{jobId}", jobId, settlement.Postings(escrow.ClientAccountId), ct);
 
         // Every attempt of this job is judged against the same history, recorded before this job's attempts join it.

@@ -111,6 +111,29 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         await _rewards.AssertLedgerBalancedAsync();
     }
 
+    [Fact]
+    public async Task A_settlement_creates_a_new_operators_account_and_stops_inserting_it_once_it_is_known()
+    {
+        var client = await OpenAsync("client", 100m);
+        // Never opened: the first settlement that pays it creates it.
+        var operatorAccount = AccountId.New();
+        using var statements = new StatementCounter(_rewards.Database);
+        var inserts = new List<int>();
+        for (var i = 0; i < 3; i++)
+        {
+            var job = await FundedAsync(client, gflop: 10);
+            statements.Clear();
+            await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 10));
+            await _host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId);
+            inserts.Add(statements.Mentioning("insert into accounts"));
+        }
+
+        // The first insert creates it, the second finds it committed (so it is known from then on), the third is not sent.
+        Assert.Equal([1, 1, 0], inserts);
+        Assert.Equal(15m, await BalanceAsync(operatorAccount.Value));
+        await _rewards.AssertLedgerBalancedAsync();
+    }
+
     [Theory]
     [InlineData(4)]
     [InlineData(1e14)]

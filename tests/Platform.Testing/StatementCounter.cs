@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Npgsql;
 
-namespace Platform.Gateway.Tests;
+namespace Platform.Testing;
 
 /// <summary>
 /// Records every statement Npgsql sends to one database while it is alive, from Npgsql's own tracing (its
