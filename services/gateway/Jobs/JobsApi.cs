@@ -55,14 +55,12 @@ public static partial class JobsApi
             return Problems.BadRequest(KernelCatalog.IsKnown(request!.Kernel) ? "invalid-job" : "unknown-kernel", "The job does not fit its kernel", kernelError);
 
         // Know each input's .npy header now, so a missing blob or a shape mismatch is answered here rather than as a
-        // failed job later. Each CID is asked once per job, and headers already read come from memory.
+        // failed job later. Headers already read come from memory.
         var infos = new Dictionary<string, TensorInfo>();
-        var read = new Dictionary<Cid, TensorHeaders.Header?>();
         long inputBytes = 0;
         foreach (var (name, cid) in spec!.Inputs)
         {
-            if (!read.TryGetValue(cid, out var header))
-                read[cid] = header = await headers.ReadAsync(storage, cid, ct);
+            var header = await headers.ReadAsync(storage, cid, ct);
             if (header is null)
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
                     $"input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first");

@@ -15,6 +15,10 @@ public sealed class PinnedOutputs
 
     public async Task<Cid> PinAsync(GatewayClient gateway, byte[] bytes, CancellationToken ct)
     {
+        // Only small outputs repeat in practice (the same tiny job again); hashing a large one here as well as in
+        // storage would cost more than the rare repeat saves.
+        if (bytes.Length > InputCache.SmallInputBytes)
+            return await gateway.PutBlobAsync(bytes, ct);
         var cid = Cid.Compute(bytes);
         lock (_pinned)
         {
