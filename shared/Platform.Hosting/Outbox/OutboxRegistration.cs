@@ -6,6 +6,7 @@ public static class OutboxRegistration
 {
     public static IServiceCollection AddPlatformOutbox(this IServiceCollection services)
     {
+        services.AddOptions<OutboxOptions>().BindConfiguration("Outbox");
         services.AddSingleton<MessageOutbox>();
         services.AddHostedService<OutboxRelay>();
         return services;

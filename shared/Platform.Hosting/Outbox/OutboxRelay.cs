@@ -3,6 +3,7 @@ using Dapper;
 using MassTransit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
@@ -10,28 +11,41 @@ using Platform.Contracts.Messages;
 namespace Platform.Hosting.Outbox;
 
 /// <summary>
-/// Publishes unsent outbox rows with publisher confirms and marks them sent. Rows are claimed with
-/// FOR UPDATE SKIP LOCKED so several instances of a service share the work; a row whose publish fails stays
-/// unsent and is retried, so a message is sent at least once and carries the same MessageId every time.
+/// Sends outbox messages with publisher confirms and marks their rows sent, by two paths:
+/// - from memory: the messages a transaction committed through <see cref="MessageOutbox.CommitAsync"/>, batched
+///   over however many commits are waiting; one statement finds which of them are committed and unsent, one marks
+///   them sent after the broker confirmed them;
+/// - by poll: rows nobody handed over (written by SQL, or by a process that died before sending them, or whose send
+///   failed), claimed with FOR UPDATE SKIP LOCKED so several instances of a service share the work.
+/// A row whose send fails stays unsent and is retried by the poll, so a message is sent at least once and carries the
+/// same MessageId every time. Sent rows are deleted once <see cref="OutboxOptions.SentRetention"/> has passed.
 /// </summary>
-public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbox, IBus bus, Database.DatabaseState database, ILogger<OutboxRelay> logger) : BackgroundService
+public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbox, IBus bus, Database.DatabaseState database,
+    IOptions<OutboxOptions> options, ILogger<OutboxRelay> logger) : BackgroundService
 {
     private const int BatchSize = 200;
-    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(500);
 
     private sealed record Row(long Id, Guid MessageId, string MessageType, string? Destination, string Body);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(
+            RunAsync("memory", SendCommittedAsync, stoppingToken),
+            RunAsync("poll", PollAsync, stoppingToken),
+            RunAsync("cleanup", CleanUpAsync, stoppingToken));
+
+    // Each path runs until shutdown; a failure (database or broker down) is logged and retried with a growing pause.
+    private async Task RunAsync(string path, Func<CancellationToken, Task> step, CancellationToken stoppingToken)
     {
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var relayed = database.Migrated ? await RelayBatchAsync(stoppingToken) : 0;
+                if (database.Migrated)
+                    await step(stoppingToken);
+                else
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), stoppingToken);
                 failures = 0;
-                if (relayed < BatchSize)
-                    await outbox.WaitAsync(IdlePoll, stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -40,68 +54,137 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
             catch (Exception ex)
             {
                 failures++;
-                logger.LogWarning(ex, "Outbox relay failed ({Failures} in a row); unsent messages stay queued", failures);
+                logger.LogWarning(ex, "Outbox relay ({Path}) failed ({Failures} in a row); unsent messages stay queued", path, failures);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 * failures)), stoppingToken);
             }
         }
     }
 
-    private async Task<int> RelayBatchAsync(CancellationToken ct)
+    private async Task SendCommittedAsync(CancellationToken ct)
+    {
+        var reader = outbox.Committed;
+        if (!reader.TryPeek(out _))
+            await reader.WaitToReadAsync(ct);
+        var batch = new List<MessageOutbox.Pending>(BatchSize);
+        while (batch.Count < BatchSize && reader.TryRead(out var pending))
+            batch.Add(pending);
+        if (batch.Count == 0)
+            return;
+
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        var unsent = (await connection.QueryAsync<long>(new CommandDefinition(
+            "select id from outbox where id = any(@ids) and sent_at is null", new { ids = batch.Select(p => p.Id).ToArray() },
+            cancellationToken: ct))).ToHashSet();
+        var results = await SendAllAsync(batch.Where(p => unsent.Contains(p.Id))
+            .Select(p => (p.Id, Send: (Func<Task>)(() => SendAsync(p.Message, p.Type, p.MessageId, p.Destination, ct)))), ct);
+        // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
+        await RecordAsync(connection, results, retryByPoll: true, ct);
+        outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
+    }
+
+    private async Task PollAsync(CancellationToken ct)
+    {
+        var relayed = await PollBatchAsync(ct);
+        if (relayed < BatchSize)
+            await outbox.WaitForPollAsync(options.Value.PollInterval, ct);
+    }
+
+    private async Task<int> PollBatchAsync(CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var rows = (await connection.QueryAsync<Row>(new CommandDefinition(
             """
             select id, message_id as MessageId, message_type as MessageType, destination, body::text as Body
-            from outbox where sent_at is null order by attempts, id limit @BatchSize
+            from outbox where sent_at is null and (relay_after is null or relay_after <= now())
+            order by attempts, id limit @BatchSize
             for update skip locked
             """, new { BatchSize }, tx, cancellationToken: ct))).ToList();
         if (rows.Count == 0)
             return 0;
 
-        // Confirms are awaited together: one round of broker acknowledgements per batch, not per message.
-        // Each row's outcome is kept, so one row that cannot be sent neither blocks nor re-sends the others.
-        var results = await Task.WhenAll(rows.Select(async row =>
+        var results = await SendAllAsync(rows.Select(row => (row.Id, Send: (Func<Task>)(() => SendRowAsync(row, ct)))), ct);
+        await RecordAsync(connection, results, retryByPoll: false, ct, tx);
+        await tx.CommitAsync(ct);
+        outbox.CountSent(fromMemory: false, results.Count(r => r.Error is null));
+        return rows.Count;
+    }
+
+    // Confirms are awaited together: one round of broker acknowledgements per batch, not per message. Each row's
+    // outcome is kept, so one row that cannot be sent neither blocks nor re-sends the others.
+    private static async Task<(long Id, string? Error)[]> SendAllAsync(IEnumerable<(long Id, Func<Task> Send)> sends, CancellationToken ct) =>
+        await Task.WhenAll(sends.Select(async s =>
         {
             try
             {
-                await SendAsync(row, ct);
-                return (row.Id, Error: (string?)null);
+                await s.Send();
+                return (s.Id, Error: (string?)null);
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                return (row.Id, Error: (string?)ex.Message);
+                return (s.Id, Error: (string?)ex.Message);
             }
         }));
 
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update outbox set sent_at = now(), attempts = attempts + 1 where id = any(@Ids)",
-            new { Ids = results.Where(r => r.Error is null).Select(r => r.Id).ToArray() }, tx, cancellationToken: ct));
+    private async Task RecordAsync(NpgsqlConnection connection, (long Id, string? Error)[] results, bool retryByPoll, CancellationToken ct,
+        NpgsqlTransaction? tx = null)
+    {
+        var sent = results.Where(r => r.Error is null).Select(r => r.Id).ToArray();
+        if (sent.Length > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update outbox set sent_at = now(), attempts = attempts + 1 where id = any(@sent)", new { sent }, tx, cancellationToken: ct));
+        }
         var failed = results.Where(r => r.Error is not null).ToList();
         foreach (var (id, error) in failed)
         {
             await connection.ExecuteAsync(new CommandDefinition(
-                "update outbox set attempts = attempts + 1, last_error = @error where id = @id", new { id, error }, tx, cancellationToken: ct));
+                """
+                update outbox set attempts = attempts + 1, last_error = @error,
+                    relay_after = case when @retryByPoll then null else relay_after end
+                where id = @id
+                """, new { id, error, retryByPoll }, tx, cancellationToken: ct));
         }
-        await tx.CommitAsync(ct);
         if (failed.Count > 0)
             logger.LogWarning("{Count} outbox message(s) could not be sent and stay queued: {Error}", failed.Count, failed[0].Error);
-        return rows.Count;
     }
 
-    private async Task SendAsync(Row row, CancellationToken ct)
+    private async Task CleanUpAsync(CancellationToken ct)
+    {
+        await Task.Delay(options.Value.CleanupInterval, ct);
+        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        int deleted;
+        do
+        {
+            // Skip rows another instance is deleting rather than wait for it.
+            deleted = await connection.ExecuteAsync(new CommandDefinition(
+                """
+                delete from outbox where id in (
+                    select id from outbox where sent_at < now() - @retention order by sent_at limit 5000 for update skip locked)
+                """, new { retention = options.Value.SentRetention }, cancellationToken: ct));
+            outbox.CountDeleted(deleted);
+        }
+        while (deleted == 5000);
+    }
+
+    private Task SendRowAsync(Row row, CancellationToken ct)
     {
         var type = typeof(JobSubmitted).Assembly.GetType(row.MessageType)
             ?? throw new InvalidOperationException($"outbox row {row.Id} has unknown message type {row.MessageType}");
         var message = JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!;
-        if (row.Destination is null)
+        return SendAsync(message, type, row.MessageId, row.Destination, ct);
+    }
+
+    private async Task SendAsync(object message, Type type, Guid messageId, string? destination, CancellationToken ct)
+    {
+        if (destination is null)
         {
-            await bus.Publish(message, type, ctx => ctx.MessageId = row.MessageId, ct);
+            await bus.Publish(message, type, ctx => ctx.MessageId = messageId, ct);
         }
         else
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{row.Destination}"));
-            await endpoint.Send(message, type, ctx => ctx.MessageId = row.MessageId, ct);
+            var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{destination}"));
+            await endpoint.Send(message, type, ctx => ctx.MessageId = messageId, ct);
         }
     }
 }
