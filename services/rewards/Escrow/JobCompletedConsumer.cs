@@ -54,6 +54,10 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
             var attempt = grant.Attempt;
             if (grant.JoulesPerGflop is { } recorded)
                 await EfficiencyBonus.RecordAsync(tx, jobId, attempt, recorded, ct);
+            // Nothing to mint (a tiny job's reward rounds to zero, or the mint was withheld): no ledger transaction
+            // at all, rather than one whose postings are all zero.
+            if (grant.Minted + grant.Bonus == 0m)
+                continue;
             var operatorAccount = attempt.OperatorAccountId.Value;
             var worker = attempt.WorkerId.Value;
             // From the fee the settlement just put in sys:fees: the network gives up part of its fee, it prints nothing.
@@ -64,7 +68,7 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 new Posting(CreditLedger.Fees, "efficiency-bonus", -grant.Bonus, worker),
                 new Posting(operatorAccount, "efficiency-bonus", grant.Bonus, worker),
             ], ct);
-            if (applied is not null && grant.Minted + grant.Bonus > 0)
+            if (applied is not null)
                 await outbox.EnqueueAsync(tx, new CreditsMinted { JobId = done.JobId, OperatorAccountId = attempt.OperatorAccountId, Amount = grant.Minted + grant.Bonus, OccurredAt = now }, ct: ct);
         }
         await connection.ExecuteAsync(new CommandDefinition(

@@ -1,3 +1,4 @@
+using Dapper;
 using MassTransit.Testing;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
@@ -108,6 +109,26 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         Assert.Equal(0m, await BalanceAsync("sys:escrow"));
         Assert.Equal(1, await _host.OutboxCountAsync<PaymentSettled>(job.JobId.Value));
         Assert.Equal(1, await _host.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
+        await _rewards.AssertLedgerBalancedAsync();
+    }
+
+    [Fact]
+    public async Task A_job_whose_mint_rounds_to_zero_is_settled_without_a_mint_transaction()
+    {
+        var client = await OpenAsync("client", 100m);
+        var operatorAccount = await OpenAsync("operator", 0m);
+        // 1e-8 GFLOP (a vector-add of a few floats): 0.1 credits per GFLOP mints 1e-9, below the ledger's 6 digits.
+        var job = await FundedAsync(client, gflop: 1e-8);
+
+        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 1e-8));
+        await _host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId);
+
+        await using var connection = await _rewards.Database.OpenConnectionAsync();
+        var keys = (await connection.QueryAsync<string>(
+            "select idempotency_key from transactions where job_id = @id order by idempotency_key", new { id = job.JobId.Value })).ToList();
+        Assert.Equal([$"escrow:{job.JobId.Value}", $"settle:{job.JobId.Value}"], keys);
+        Assert.True(await BalanceAsync(operatorAccount.Value) > 0m, "the operator was paid for the job");
+        Assert.Equal(0, await _host.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
         await _rewards.AssertLedgerBalancedAsync();
     }
 
