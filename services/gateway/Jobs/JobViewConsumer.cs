@@ -10,10 +10,12 @@ namespace Platform.Gateway.Jobs;
 /// <summary>
 /// Keeps the job read model current. Every update is conditional (a terminal status is final; otherwise the
 /// latest event wins), so redelivered and reordered events are harmless. A message's statements commit together,
-/// in one transaction: one commit per message, and no message is ever half applied.
+/// in one transaction, and no message is ever half applied. Status changes, four or more per job, come in batches
+/// (<see cref="ReadModelBatch"/>): one transaction for every status change waiting, a batch of one when the
+/// network is quiet.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
-    IConsumer<JobStatusChanged>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>, IConsumer<AttemptProgressed>
+    IConsumer<Batch<JobStatusChanged>>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>, IConsumer<AttemptProgressed>
 {
     // A terminal status is final and always wins over a live one; among live statuses the latest to occur
     // wins, which also lets a job go from running back to queued when its worker is lost.
@@ -59,12 +61,20 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
 
     private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
 
-    public async Task Consume(ConsumeContext<JobStatusChanged> context)
+    public async Task Consume(ConsumeContext<Batch<JobStatusChanged>> context)
     {
-        var m = context.Message;
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        // In arrival order; the conditional updates make the order irrelevant anyway. A failure rolls the whole batch
+        // back and it is delivered again, which applies nothing twice.
+        foreach (var message in context.Message)
+            await ApplyAsync(connection, tx, message.Message, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private static async Task ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobStatusChanged m, CancellationToken ct)
+    {
         if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
         {
             // A job queued again names the attempt that ended; a cancel names the one it stopped.
@@ -94,7 +104,6 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         // Completion is recorded from JobCompleted, which carries the outputs.
         if (m.Status != JobStatuses.Completed)
             await AdvanceAsync(connection, tx, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
-        await tx.CommitAsync(ct);
     }
 
     public async Task Consume(ConsumeContext<JobRejected> context)
@@ -180,4 +189,13 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             """,
             new { fraction = (float)Math.Clamp(m.Fraction, 0, 1), attemptId = m.AttemptId.Value, jobId = m.JobId.Value }, cancellationToken: context.CancellationToken));
     }
+}
+
+/// <summary>
+/// How status changes are gathered for the read model: at most <see cref="MessageLimit"/> per transaction, and a
+/// batch waits at most <see cref="TimeLimit"/> after its first message, the most a status is delayed in the view.
+/// </summary>
+public sealed record ReadModelBatch(int MessageLimit, TimeSpan TimeLimit)
+{
+    public static readonly ReadModelBatch Default = new(64, TimeSpan.FromMilliseconds(5));
 }

@@ -17,9 +17,13 @@ namespace Platform.Gateway.Jobs;
 
 public static partial class JobsApi
 {
-    public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus)
+    public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus, ReadModelBatch? batch = null)
     {
-        bus.AddConsumer<JobViewConsumer>();
+        batch ??= ReadModelBatch.Default;
+        // Two batches at once: one can commit while the next fills. The batch options raise the endpoint's prefetch
+        // and concurrency to fit them, for the other view messages on the same queue too.
+        bus.AddConsumer<JobViewConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(batch.MessageLimit).SetTimeLimit(batch.TimeLimit).SetConcurrencyLimit(2)));
         return bus;
     }
 

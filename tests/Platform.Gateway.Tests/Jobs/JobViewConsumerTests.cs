@@ -4,11 +4,12 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Jobs;
 using Platform.Testing;
+using Xunit.Abstractions;
 
 namespace Platform.Gateway.Tests.Jobs;
 
 /// <summary>The job read model under redelivered and reordered events, on a real Postgres.</summary>
-public sealed class JobViewConsumerTests : IAsyncLifetime
+public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private TestEnvironment _env = null!;
     private ConsumerTestHost _host = null!;
@@ -16,7 +17,8 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("gateway-views");
-        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs());
+        // A wider batch window than the service's 5 ms, so a burst lands in few batches however slow the machine.
+        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs(new ReadModelBatch(64, TimeSpan.FromMilliseconds(200))));
     }
 
     public async Task DisposeAsync()
@@ -257,6 +259,31 @@ public sealed class JobViewConsumerTests : IAsyncLifetime
         await using var connection = await _host.Database.OpenConnectionAsync();
         var rows = (await connection.QueryAsync<(string Tbl, long Txid)>("delete from test_writes returning tbl, txid")).ToList();
         return ([.. rows.Select(r => r.Tbl).Distinct().Order(StringComparer.Ordinal)], rows.Select(r => r.Txid).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_burst_of_status_changes_is_written_in_a_few_transactions_each_change_applied_once()
+    {
+        var jobs = new List<JobId>();
+        for (var i = 0; i < 40; i++)
+            jobs.Add(await InsertPendingJobAsync());
+        await RecordWritesAsync();
+
+        var changes = jobs.Select(j => Changed(j, "assigned", WorkerId.New(), AttemptId.New()) with { Version = 2 }).ToList();
+        await Task.WhenAll(changes.Select(c => _host.Harness.Bus.Publish(c)));
+        await _host.HandledAsync<JobStatusChanged>(m => jobs.Contains(m.JobId), count: jobs.Count);
+
+        var (tables, transactions) = await WritesAsync();
+        output.WriteLine($"{changes.Count} status changes written in {transactions} transaction(s)");
+        Assert.Equal(["job_attempts", "job_events", "jobs"], tables);
+        Assert.True(transactions <= changes.Count / 4, $"{changes.Count} status changes took {transactions} transactions");
+        foreach (var job in jobs)
+        {
+            var view = await ViewAsync(job);
+            Assert.Equal("assigned", view.Status);
+            Assert.Equal("assigned", Assert.Single(view.Attempts).Status);
+            Assert.Single(await EventsAsync(job));
+        }
     }
 
     [Fact]
