@@ -15,6 +15,7 @@ builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 });
 builder.Services.AddPlacement();
 builder.Services.AddVerification();
+builder.Services.AddInputCheck();
 builder.Services.AddNodes(builder.Configuration);
 builder.Services.AddGatewayProof();
 

@@ -36,6 +36,8 @@ public static class JobReasons
     public const string WorkerError = "worker_error";
     public const string SignatureInvalid = "signature_invalid";
     public const string AttemptOverdue = "attempt_overdue";
+    public const string InputClaimDisproved = "input_claim_disproved";
+    public const string InputClaimUnchecked = "input_claim_unchecked";
 
     /// <summary>A record from before every ending had a reason.</summary>
     public const string Unknown = "unknown";
@@ -67,6 +69,8 @@ public static class JobReasons
         new(WorkerError, "attempt", "The worker failed on its own side (not because of the job), so the job was given to another worker."),
         new(SignatureInvalid, "attempt", "The worker's result was not signed with the key it registered, so it was refused and the job given to another worker."),
         new(AttemptOverdue, "attempt", "The worker kept the job far longer than its size at the worker's measured speed allows, so it was given to another worker."),
+        new(InputClaimDisproved, "attempt", "The worker said the job's inputs were unusable, but the network read them from storage and found them fit for the kernel, so the job was given to another worker."),
+        new(InputClaimUnchecked, "attempt", "The worker said the job's inputs were unusable and the network could not read them from storage to check, so the job was given to another worker rather than failed on one worker's word."),
         new(Unknown, "failed", "The job ended before the platform recorded reasons."),
     ];
 

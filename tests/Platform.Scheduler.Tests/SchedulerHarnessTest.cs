@@ -1,5 +1,3 @@
-using System.Net;
-using System.Runtime.CompilerServices;
 using Dapper;
 using MassTransit.Testing;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -9,6 +7,7 @@ using Platform.Contracts;
 using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
+using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
@@ -25,12 +24,11 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
 {
     private TestEnvironment _env = null!;
     private protected ConsumerTestHost _host = null!;
-    private readonly Dictionary<Cid, byte[]> _blobs = [];
-    private readonly StrongBox<int> _storageReads = new();
+    private protected readonly StandInStorage _storage = new();
     protected ITestHarness Harness => _host.Harness;
 
-    /// <summary>How many times the scheduler read an output from (the stand-in for) storage.</summary>
-    protected int StorageReads => Volatile.Read(ref _storageReads.Value);
+    /// <summary>How many times the scheduler read a blob from (the stand-in for) storage.</summary>
+    protected int StorageReads => _storage.Reads;
 
     public async Task InitializeAsync() =>
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync(environment);
@@ -45,7 +43,11 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
             o.DispatchInterval = TimeSpan.FromMilliseconds(200);
             SchedulerTestHost.WorkersNeverBeat(o); // the scenarios' workers announce themselves once
             configure?.Invoke(o);
-        }, services => services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(() => new BlobsHandler(_blobs, _storageReads)));
+        }, services =>
+        {
+            services.AddHttpClient<ResultComparer>().ConfigurePrimaryHttpMessageHandler(_storage.Handler);
+            services.AddHttpClient<InputCheck>().ConfigurePrimaryHttpMessageHandler(_storage.Handler);
+        });
     }
 
     public async Task DisposeAsync()
@@ -61,25 +63,9 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
         }
     }
 
-    /// <summary>Serves the test's tensors as storage would, and 404 for anything else.</summary>
-    private sealed class BlobsHandler(Dictionary<Cid, byte[]> blobs, StrongBox<int> reads) : HttpMessageHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
-        {
-            Interlocked.Increment(ref reads.Value);
-            var cid = request.RequestUri!.Segments[^1];
-            return Task.FromResult(Cid.TryParse(cid, out var parsed) && blobs.TryGetValue(parsed, out var bytes)
-                ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(bytes) }
-                : new HttpResponseMessage(HttpStatusCode.NotFound));
-        }
-    }
-
     protected Dictionary<string, Cid> Output(params float[] c)
     {
-        var bytes = Npy.ToBytes(NpyArray.FromFloat32(c, c.Length));
-        var cid = Cid.Compute(bytes);
-        _blobs[cid] = bytes;
-        return new Dictionary<string, Cid> { ["c"] = cid };
+        return new Dictionary<string, Cid> { ["c"] = _storage.Put(Npy.ToBytes(NpyArray.FromFloat32(c, c.Length))) };
     }
 
     /// <summary>An online vector-add worker whose operator has staked <paramref name="stake"/>; faster workers are placed first.</summary>
@@ -110,7 +96,15 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
         await _host.HandledAsync<StakeChanged>(m => m.OperatorAccountId == @operator && m.Version == version);
     }
 
-    protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null)
+    /// <summary>Valid vector-add inputs a and b of four elements, pinned in the stand-in storage.</summary>
+    protected Dictionary<string, Cid> VectorInputs() => new()
+    {
+        ["a"] = _storage.Put(Npy.ToBytes(NpyArray.FromFloat32([1, 2, 3, 4], 4))),
+        ["b"] = _storage.Put(Npy.ToBytes(NpyArray.FromFloat32([5, 6, 7, 8], 4))),
+    };
+
+    /// <param name="inputs">The job's inputs; by default two CIDs storage does not hold (the scheduler reads inputs only to check a claim).</param>
+    protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null, Dictionary<string, Cid>? inputs = null)
     {
         var job = new JobSubmitted
         {
@@ -119,7 +113,7 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
             Spec = new JobSpec
             {
                 Kernel = "vector-add",
-                Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
+                Inputs = inputs ?? new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
                 Replicas = replicas,
                 Requirements = requirements ?? new JobRequirements(),
             },

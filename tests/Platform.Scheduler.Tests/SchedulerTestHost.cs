@@ -27,6 +27,7 @@ public static class SchedulerTestHost
         {
             s.AddPlacement();
             s.AddVerification();
+            s.AddInputCheck();
             s.Configure(configure);
             s.Configure<GatewayProofOptions>(g => g.GatewaySecret = env.GatewaySecret);
             services?.Invoke(s);

@@ -395,24 +395,33 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 
 /// <summary>
 /// A failure a worker blames on the job's own inputs fails the job only once a worker of another operator says
-/// the same (<see cref="InputClaims"/>): until then the job goes to another operator's worker. Any other failure
+/// the same (<see cref="InputClaims"/>): until then the job goes to another operator's worker. When there is no
+/// other operator to ask, the network checks the inputs itself (<see cref="InputCheck"/>). Any other failure
 /// gives the job to another worker until it has had its attempts.
 /// </summary>
-public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, IOptions<SchedulerOptions> options, TimeProvider clock,
-    ILogger<AttemptFailedConsumer> logger)
+public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, InputCheck inputCheck, IOptions<SchedulerOptions> options,
+    TimeProvider clock, ILogger<AttemptFailedConsumer> logger)
     : IConsumer<AttemptFailed>
 {
     public static readonly IReadOnlySet<string> PermanentReasons = new HashSet<string> { "input_invalid", "input_missing", "input_corrupt" };
+
+    /// <summary>The network's own look at the inputs: its finding, or null when storage could not answer.</summary>
+    private sealed record NetworkCheck(InputCheck.Finding? Finding, string Kernel);
 
     public async Task Consume(ConsumeContext<AttemptFailed> context)
     {
         var m = context.Message;
         var ct = context.CancellationToken;
+        // An input claim nobody of another operator can confirm is checked by the network against storage. That
+        // reads over HTTP, so it happens here, before the transaction that decides, never while holding the job's row.
+        var check = PermanentReasons.Contains(m.Reason) ? await CheckInputsIfAloneAsync(m, ct) : null;
+
         var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // Only the worker holding the attempt may end it, and only with its registered key: a forged failure
-        // would otherwise take a job from an honest worker (or fail it outright with an input reason).
+        // would otherwise take a job from an honest worker (or fail it outright with an input reason). A redelivery
+        // after the attempt ended finds no holder and changes nothing.
         if (await HolderKeys.KeyOfHolderAsync(tx, m.JobId, m.AttemptId, m.WorkerId, ct) is not { } holder)
             return;
         if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
@@ -422,24 +431,97 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
             return;
         }
         var retry = true;
+        var reason = m.Reason;
         var detail = m.Detail;
         if (PermanentReasons.Contains(m.Reason))
         {
             var verdict = await InputClaims.JudgeAsync(tx, m.JobId.Value, m.AttemptId.Value, m.WorkerId.Value, options.Value, ct);
-            // Confirmed by a second operator, or nobody else could look: the job fails with the worker's reason.
-            retry = !verdict.Confirmed && verdict.AnotherOperatorCanLook;
             if (verdict.Confirmed)
+            {
+                retry = false;
                 detail = $"{m.Detail} (confirmed by worker {verdict.ConfirmedBy} of another operator)";
-            else if (retry)
+                logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); confirmed by another operator's worker, the job fails",
+                    m.JobId, m.WorkerId, m.Reason, m.Detail);
+            }
+            else if (verdict.AnotherOperatorCanLook)
+            {
                 detail = $"{m.Detail} (not confirmed: the job goes to a worker of another operator)";
-            logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); {Verdict}", m.JobId, m.WorkerId, m.Reason, m.Detail,
-                verdict.Confirmed ? "confirmed by another operator's worker, the job fails" : retry ? "to be confirmed by another operator's worker" : "no other operator's worker can look, the job fails");
+                logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); to be confirmed by another operator's worker",
+                    m.JobId, m.WorkerId, m.Reason, m.Detail);
+            }
+            else
+            {
+                (retry, reason, detail) = await JudgedByTheNetworkAsync(tx, m, check, now, ct);
+            }
         }
-        var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, m.Reason, detail,
+        var changed = await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, reason, detail,
             retry, options.Value.MaxAttempts, now, ct);
         await outbox.CommitAsync(tx, ct);
         if (changed)
             dispatcher.Poke();
+    }
+
+    /// <summary>
+    /// Whether the claim stands alone (held by its sender, signed, no other operator's worker can look) and, if so,
+    /// the network's own check of the job's inputs. The short transaction that decides this is rolled back before
+    /// storage is asked; the deciding transaction looks again.
+    /// </summary>
+    private async Task<NetworkCheck?> CheckInputsIfAloneAsync(AttemptFailed m, CancellationToken ct)
+    {
+        string specJson;
+        await using (var connection = await db.OpenConnectionAsync(ct))
+        await using (var tx = await connection.BeginTransactionAsync(ct))
+        {
+            if (await HolderKeys.KeyOfHolderAsync(tx, m.JobId, m.AttemptId, m.WorkerId, ct) is not { } holder
+                || !WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
+                return null; // the deciding transaction drops it
+            var verdict = await InputClaims.JudgeAsync(tx, m.JobId.Value, m.AttemptId.Value, m.WorkerId.Value, options.Value, ct);
+            if (verdict.Confirmed || verdict.AnotherOperatorCanLook)
+                return null;
+            specJson = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+                "select spec::text from jobs where id = @id", new { id = m.JobId.Value }, tx, cancellationToken: ct)) ?? "{}";
+            await tx.RollbackAsync(ct);
+        }
+        var spec = JsonSerializer.Deserialize<JobSpec>(specJson, PlatformJson.Options)!;
+        try
+        {
+            return new(await inputCheck.CheckAsync(spec, hashEveryInput: m.Reason == JobReasons.InputCorrupt, ct), spec.Kernel);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            logger.LogWarning("Job {JobId}: could not read its inputs from storage to check worker {WorkerId}'s {Reason} claim: {Error}", m.JobId, m.WorkerId, m.Reason, ex.Message);
+            return new(null, spec.Kernel);
+        }
+    }
+
+    /// <summary>
+    /// A claim no other operator's worker can confirm, decided by the network's own check: agreed, the job fails with
+    /// what the network found; contradicted, the claimant pays as for a claim a completion disproves and the job is
+    /// queued again (another worker first, the claimant only when no other fits); unchecked (storage did not answer),
+    /// the job is queued again and nobody pays. Neither of the last two ends are an input reason, so placement does not
+    /// exclude the claimant's operator (in a network of one operator that would leave the job nowhere to go).
+    /// </summary>
+    private async Task<(bool Retry, string Reason, string Detail)> JudgedByTheNetworkAsync(NpgsqlTransaction tx, AttemptFailed m, NetworkCheck? check,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        if (check?.Finding is not { } finding)
+        {
+            // Storage did not answer, or the network changed between the look and now (the other operator's worker
+            // went away): the claim is not believed, and the job is not failed on it.
+            logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); the network could not check, the job is queued again",
+                m.JobId, m.WorkerId, m.Reason, m.Detail);
+            return (true, JobReasons.InputClaimUnchecked, $"worker reported {m.Reason}: {m.Detail}; storage could not be read to check it");
+        }
+        if (finding.Reason is { } found)
+        {
+            logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}); the network's own check agrees ({Found}: {Finding}), the job fails",
+                m.JobId, m.WorkerId, m.Reason, m.Detail, found, finding.Detail);
+            return (false, found, $"{finding.Detail} (checked by the network after worker {m.WorkerId} reported {m.Reason})");
+        }
+        await InputClaims.PenalizeAsync(tx, [m.WorkerId.Value], check.Kernel, options.Value, now, ct);
+        logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs ({Reason}: {Detail}), but the network's own check found {Finding}: reputation lowered, the job is queued again",
+            m.JobId, m.WorkerId, m.Reason, m.Detail, finding.Detail);
+        return (true, JobReasons.InputClaimDisproved, $"worker reported {m.Reason}: {m.Detail}; the network read the inputs from storage and {finding.Detail}");
     }
 }
 

@@ -10,9 +10,10 @@ namespace Platform.Scheduler.Jobs;
 /// run; one node's word is not enough for that. The gateway checked at submission that every input is pinned, is
 /// a tensor and fits the kernel's shapes, so a job that reached the scheduler passed the network's own validation:
 /// a single node contradicting it is sent to a worker of another operator. The job fails on its inputs only when
-/// a second operator's worker says so too (or when no other operator's worker could look, a network of one
-/// operator). When another worker completes the job instead, the claim was false: each claimant loses reputation
-/// and its trust streak for the kernel.
+/// a second operator's worker says so too. When no other operator's worker can look (a network of one operator), the
+/// network reads the inputs from storage itself (<see cref="InputCheck"/>): the job fails only when that check agrees,
+/// and a claim it contradicts costs the claimant at once. When another worker completes the job instead, the claim
+/// was false: each claimant loses reputation and its trust streak for the kernel.
 /// </summary>
 public static class InputClaims
 {
@@ -74,11 +75,18 @@ public static class InputClaims
             """, new { jobId, reasons = AttemptFailedConsumer.PermanentReasons.ToArray() }, tx, cancellationToken: ct))).ToList();
         if (claimants.Count == 0)
             return;
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update workers set reputation = reputation * @factor where id = any(@ids)",
-            new { factor = options.FalseClaimReputationFactor, ids = claimants.Select(c => c.WorkerId).ToArray() }, tx, cancellationToken: ct));
-        await WorkerTrust.RecordAsync(tx, claimants.Select(c => c.WorkerId).ToList(), claimants[0].Kernel, accepted: false, compared: true, now, ct);
+        await PenalizeAsync(tx, claimants.Select(c => c.WorkerId).ToList(), claimants[0].Kernel, options, now, ct);
         foreach (var claimant in claimants)
             logger.LogWarning("Job {JobId}: worker {WorkerId} failed it on its inputs, but another worker completed it: reputation lowered", jobId, claimant.WorkerId);
+    }
+
+    /// <summary>What a false input claim costs each of <paramref name="workerIds"/>: reputation, and its trust streak for the kernel.</summary>
+    public static async Task PenalizeAsync(NpgsqlTransaction tx, IReadOnlyList<string> workerIds, string kernel, SchedulerOptions options, DateTimeOffset now,
+        CancellationToken ct)
+    {
+        await tx.Connection!.ExecuteAsync(new CommandDefinition(
+            "update workers set reputation = reputation * @factor where id = any(@ids)",
+            new { factor = options.FalseClaimReputationFactor, ids = workerIds.ToArray() }, tx, cancellationToken: ct));
+        await WorkerTrust.RecordAsync(tx, workerIds, kernel, accepted: false, compared: true, now, ct);
     }
 }

@@ -1,5 +1,7 @@
 using MassTransit;
+using Microsoft.Extensions.Options;
 using Platform.Scheduler.Nodes;
+using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
 
@@ -17,5 +19,17 @@ public static class JobsRegistration
         bus.AddConsumer<JobCancelRequestedConsumer>();
         bus.AddConsumer<Verification.OperatorExposureConsumer>();
         return bus;
+    }
+
+    /// <summary>The network's own check of a job's inputs reads them from storage, like result comparison does.</summary>
+    public static IServiceCollection AddInputCheck(this IServiceCollection services)
+    {
+        services.AddHttpClient<InputCheck>((sp, http) =>
+        {
+            http.BaseAddress = sp.GetRequiredService<IOptions<SchedulerOptions>>().Value.StorageUrl;
+            // Most checks read a few KiB; an input_corrupt claim streams its inputs through a hash.
+            http.Timeout = TimeSpan.FromMinutes(10);
+        });
+        return services;
     }
 }

@@ -146,7 +146,7 @@ public sealed class SchedulerOptions : IValidatableObject
     [Range(0, 1)]
     public double FalseClaimReputationFactor { get; set; } = 0.5;
 
-    /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element.</summary>
+    /// <summary>The storage service, for comparing replica outputs whose CIDs differ element by element and checking input claims.</summary>
     [Required]
     public Uri StorageUrl { get; set; } = new("http://127.0.0.1:8081");
 

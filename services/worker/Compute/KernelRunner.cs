@@ -262,8 +262,9 @@ public static class KernelRunner
         var labels = y.DType == NpyDType.Float32 ? y.Float32! : Array.ConvertAll(y.Int32!, v => (float)v);
         for (var i = 0; i < labels.Length; i++)
         {
-            if (labels[i] is not (0f or 1f))
-                throw new KernelInputException($"train-logreg labels y must be 0 or 1; y[{i}] is {labels[i]}");
+            // The rule the scheduler also applies when it checks a worker's input_invalid claim itself.
+            if (KernelCatalog.CheckValue(KernelCatalog.TrainLogReg, i, labels[i]) is { } error)
+                throw new KernelInputException(error);
         }
         return labels;
     }

@@ -111,6 +111,18 @@ public static class KernelCatalog
     public static IReadOnlyList<string> InputNames(string kernel) => Definition(kernel).Inputs;
 
     /// <summary>
+    /// The input whose element values the kernel constrains beyond its shape and dtype (train-logreg's labels), or
+    /// null: the one thing about a job's inputs that only reading their data shows.
+    /// </summary>
+    public static string? ValueCheckedInput(string kernel) => kernel == TrainLogReg ? "y" : null;
+
+    /// <summary>Why element <paramref name="index"/> of the kernel's value-checked input is not a value it takes, or null.</summary>
+    public static string? CheckValue(string kernel, long index, float value) =>
+        kernel == TrainLogReg && value is not (0f or 1f)
+            ? string.Create(CultureInfo.InvariantCulture, $"train-logreg labels y must be 0 or 1; y[{index}] is {value}")
+            : null;
+
+    /// <summary>
     /// Validates a job's inputs and parameters; returns the plan, or the reason it cannot run as a sentence
     /// a client can act on.
     /// </summary>

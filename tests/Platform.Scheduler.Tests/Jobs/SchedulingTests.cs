@@ -3,6 +3,7 @@ using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Placement;
 using Platform.Testing;
 
@@ -23,8 +24,13 @@ public sealed class SchedulingTests : IAsyncLifetime
             o.MinimumStake = 0;
             o.SpotChecks = false;
             SchedulerTestHost.WorkersNeverBeat(o); // liveness is LifecycleTests' subject
-        });
+        }, services => services.AddHttpClient<InputCheck>().ConfigurePrimaryHttpMessageHandler(_storage.Handler));
+        // The jobs' inputs as storage holds them: the bytes "a" and "b", which are no tensors.
+        _storage.Put("a"u8.ToArray());
+        _storage.Put("b"u8.ToArray());
     }
+
+    private readonly StandInStorage _storage = new();
 
     public async Task DisposeAsync()
     {
@@ -223,9 +229,10 @@ public sealed class SchedulingTests : IAsyncLifetime
             OccurredAt = DateTimeOffset.UtcNow,
         }));
 
+        // One operator: the network reads the inputs itself, and agrees.
         var failed = (await Harness.Published.SelectAsync<JobFailed>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
         Assert.Equal("input_invalid", failed.Reason);
-        Assert.Equal("a is not a tensor", failed.Detail);
+        Assert.StartsWith("input 'a' is not a valid .npy tensor", failed.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
