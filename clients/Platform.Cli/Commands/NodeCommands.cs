@@ -118,11 +118,11 @@ public static class NodeCommands
         }
         var created = await s.Client.CreateNodeKeyAsync(1, ct);
         var temporary = file + ".tmp";
-        await using (var stream = new FileStream(temporary, new FileStreamOptions
-        {
-            Mode = FileMode.Create, Access = FileAccess.Write,
-            UnixCreateMode = OperatingSystem.IsWindows() ? null : UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
+        // Readable by its owner only, from the moment it exists.
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using (var stream = new FileStream(temporary, options))
             await System.Text.Json.JsonSerializer.SerializeAsync(stream, new SavedNodeKey(created.Id, created.Key), cancellationToken: ct);
         File.Move(temporary, file, overwrite: true);
         s.Host.Error.WriteLine($"made node key {created.Id} for this node (saved in {file})");
