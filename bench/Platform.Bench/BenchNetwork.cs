@@ -23,6 +23,8 @@ public sealed class BenchNetwork : IAsyncDisposable
 
     private sealed record CreatedAccount(string AccountId, string Key);
 
+    private sealed record CreatedNodeKey(string Id, string Key);
+
     private readonly DirectoryInfo data;
 
     private BenchNetwork(DirectoryInfo data, List<ServiceProcess> services, List<HttpClient> clients, string vector, NpgsqlConnection gatewayDb)
@@ -97,10 +99,15 @@ public sealed class BenchNetwork : IAsyncDisposable
             (await operatorHttp.PostAsJsonAsync(new Uri("/v1/account/stake", UriKind.Relative), new { amount = 10 })).EnsureSuccessStatusCode();
         for (var i = 0; i < workers; i++)
         {
+            // Each worker gets a node key of its own (a node key enrolls one worker), never the operator's key.
+            string nodeKey;
+            using (var operatorHttp = Client(gateway.BaseUrl, operatorAccount.Key))
+            using (var made = await operatorHttp.PostAsJsonAsync(new Uri("/v1/account/node-keys", UriKind.Relative), new { workers = 1 }))
+                nodeKey = (await made.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<CreatedNodeKey>())!.Key;
             services.Add(await ServiceProcess.StartAsync("worker", env, new Dictionary<string, string?>
             {
                 ["ConnectionStrings__Postgres"] = null,
-                ["Worker__OperatorKey"] = operatorAccount.Key,
+                ["Worker__NodeKey"] = nodeKey,
                 ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
                 ["Worker__DataDirectory"] = Path.Combine(data.FullName, $"worker-{i}"),
                 ["Worker__Slots"] = slots.ToString(CultureInfo.InvariantCulture),

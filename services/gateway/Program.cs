@@ -36,6 +36,7 @@ app.UseRateLimiter();
 app.UseRequestSizeLimit();
 app.UseAuthorization();
 app.MapAccounts();
+app.MapNodeKeys();
 app.MapForwardedRoutes();
 app.MapJobs();
 app.MapReceipts();

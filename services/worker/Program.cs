@@ -3,7 +3,7 @@ using Platform.Worker.Attempts;
 using Platform.Worker.Node;
 
 var builder = WebApplication.CreateBuilder(args);
-// The node enrolls through the gateway with its operator's key before anything else: the broker login its bus
+// The node enrolls through the gateway with the node key its operator made before anything else: the broker login its bus
 // uses comes from there. It holds no service credential.
 if (await builder.AddNodeAsync() is not { } node)
     return 1;

@@ -49,6 +49,7 @@ public sealed class CliNetwork : IAsyncLifetime
 
         // An operator that has staked the minimum, so its worker gets work.
         var operatorAccount = await CreateAccountAsync("operator", OperatorStake);
+        CreatedNodeKey nodeKey;
         using (var operatorClient = Client(operatorAccount.Key))
         {
             try
@@ -60,11 +61,13 @@ public sealed class CliNetwork : IAsyncLifetime
                 throw new InvalidOperationException(
                     "POST /v1/account/stake answered 404: this build has no stake endpoint yet, and operators must stake before their workers get work", e);
             }
+            nodeKey = await operatorClient.CreateNodeKeyAsync();
         }
+        // The node gets a node key its operator made, never the operator's key.
         await StartAsync("worker", new()
         {
             ["ConnectionStrings__Postgres"] = null,
-            ["Worker__OperatorKey"] = operatorAccount.Key,
+            ["Worker__NodeKey"] = nodeKey.Key,
             ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
             ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker"),
             ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,

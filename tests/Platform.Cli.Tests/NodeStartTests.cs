@@ -38,11 +38,20 @@ public sealed class NodeStartTests(CliNetwork network, ITestOutputHelper output)
             Assert.False(node.IsCompleted, $"node start ended early: {stderr}");
             Assert.Contains($"staked {CliNetwork.OperatorStake} credits", stderr.ToString(), StringComparison.Ordinal);
 
-            // The running worker holds the operator's key and the gateway's URL, and no credential of the network's.
+            // The running worker holds a node key and the gateway's URL: not the operator's key (though the shell that
+            // ran the command holds it in PLATFORM_KEY), and no credential of the network's.
             var pid = Regex.Match(stderr.ToString(), @"worker started \(pid (\d+)\)").Groups[1].Value;
             var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Split('\0');
-            Assert.Contains($"Worker__OperatorKey={operatorAccount.Key}", environ);
+            Assert.DoesNotContain(environ, e => e.Contains(operatorAccount.Key, StringComparison.Ordinal));
+            var nodeKey = Assert.Single(environ, e => e.StartsWith("Worker__NodeKey=", StringComparison.Ordinal))["Worker__NodeKey=".Length..];
             Assert.Contains($"Worker__GatewayUrl={network.Gateway.BaseUrl}", environ);
+            Assert.Contains(nodeKey, await File.ReadAllTextAsync(Path.Combine(_dir.FullName, "node", "node-key.json")), StringComparison.Ordinal);
+            // The node key is the operator's (the node enrolled with it) but may not act as the operator.
+            using (var asNode = network.Client(nodeKey))
+            {
+                var refused = await Assert.ThrowsAsync<PlatformApiException>(() => asNode.StakeAsync(1m));
+                Assert.Equal(System.Net.HttpStatusCode.Forbidden, refused.StatusCode);
+            }
             var servicesPassword = Uri.UnescapeDataString(new Uri(network.Environment.RabbitMqUri).UserInfo.Split(':', 2)[1]);
             foreach (var secret in new[] { servicesPassword, network.AdminKey, network.KeyHashSecret })
                 Assert.DoesNotContain(environ, e => e.Contains(secret, StringComparison.Ordinal));

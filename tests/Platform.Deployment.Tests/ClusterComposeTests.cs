@@ -144,8 +144,8 @@ public sealed partial class ClusterComposeTests
                 if (SecretKey().IsMatch(key))
                 {
                     secrets++;
-                    // Required (${VAR:?...}); only the worker's operator key may be empty until an operator exists.
-                    var pattern = key.EndsWith("OperatorKey", StringComparison.Ordinal) ? RequiredOrEmpty() : Required();
+                    // Required (${VAR:?...}); only the worker's node key may be empty until an operator has made one.
+                    var pattern = key.EndsWith("NodeKey", StringComparison.Ordinal) ? RequiredOrEmpty() : Required();
                     Assert.True(pattern.IsMatch(setting), $"{service}: {key} is '{setting}', not a required ${{VARIABLE}}");
                 }
                 foreach (Match embedded in EmbeddedPassword().Matches(setting))
@@ -161,7 +161,7 @@ public sealed partial class ClusterComposeTests
     [GeneratedRegex(@"^(?<project>[a-z]+)(-\d+)?$")]
     private static partial Regex ServiceName();
 
-    [GeneratedRegex(@"(PASSWORD|_PASS|AdminKey|OperatorKey|COOKIE|SecretKey|AccessKey|ROOT_USER|Secret)$")]
+    [GeneratedRegex(@"(PASSWORD|_PASS|AdminKey|NodeKey|COOKIE|SecretKey|AccessKey|ROOT_USER|Secret)$")]
     private static partial Regex SecretKey();
 
     [GeneratedRegex(@"^\$\{[A-Z0-9_]+:\?[^}]+\}$")]

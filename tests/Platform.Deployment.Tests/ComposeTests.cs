@@ -104,6 +104,6 @@ public sealed partial class ComposeTests
     [GeneratedRegex(@"RUN dotnet publish (\S+\.csproj)")]
     private static partial Regex PublishLine();
 
-    [GeneratedRegex(@"^\s+[A-Za-z_]*(PASSWORD|PASS|AdminKey|OperatorKey|KeyHashSecret|GatewaySecret):\s*(\S+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s+[A-Za-z_]*(PASSWORD|PASS|AdminKey|NodeKey|KeyHashSecret|GatewaySecret):\s*(\S+)", RegexOptions.Multiline)]
     private static partial Regex SecretValue();
 }

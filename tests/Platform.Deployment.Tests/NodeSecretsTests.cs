@@ -29,7 +29,9 @@ public sealed partial class NodeSecretsTests : IDisposable
         var (name, worker) = Assert.Single(workers);
         var env = ((Dictionary<string, object>)worker).Map("environment");
         Assert.Equal("http://gateway:8080", env.Scalar("Worker__GatewayUrl"));
-        Assert.Equal("${WORKER_OPERATOR_KEY:-}", env.Scalar("Worker__OperatorKey"));
+        // A node key the operator made for the replicas, never the operator's own key.
+        Assert.Equal("${WORKER_NODE_KEY:-}", env.Scalar("Worker__NodeKey"));
+        Assert.DoesNotContain(env.Keys, k => k.Contains("OperatorKey", StringComparison.OrdinalIgnoreCase));
         foreach (var (key, value) in env)
         {
             Assert.False(ServiceSetting().IsMatch(key), $"{file}: {name} has {key}, a service's setting");
@@ -59,23 +61,34 @@ public sealed partial class NodeSecretsTests : IDisposable
 
     /// <summary>
     /// Runs the very functions ./platform up starts its nodes with, with a stand-in for dotnet that records its
-    /// environment, while the script's own environment holds every secret it holds during up.
+    /// environment and one for curl that answers as the gateway makes a node key, while the script's own environment
+    /// holds every secret it holds during up. The node gets the node key, never its operator's key.
     /// </summary>
     [Fact]
-    public async Task Platform_up_starts_its_nodes_with_the_gateway_url_and_operator_key_only()
+    public async Task Platform_up_starts_its_nodes_with_the_gateway_url_and_a_node_key_only()
     {
         var script = await File.ReadAllTextAsync(Path.Combine(Root, "platform"));
-        var functions = string.Join('\n', new[] { "start_service", "start_node" }.Select(name =>
+        var functions = string.Join('\n', new[] { "start_service", "start_node", "node_key" }.Select(name =>
             Regex.Match(script, $@"^{name}\(\) \{{\n.*?^\}}\n", RegexOptions.Multiline | RegexOptions.Singleline) is { Success: true } m
                 ? m.Value : throw new Xunit.Sdk.XunitException($"./platform has no function {name}")));
-        Assert.Matches(@"start_node ""\$i"" ""\$key""", script);
+        Assert.Matches(@"key=\$\(node_key ""\$i"" ""\$key""\)\n\s*start_node ""\$i"" ""\$key""", script);
 
         var fake = Directory.CreateDirectory(Path.Combine(_dir.FullName, "bin"));
         var recorded = Path.Combine(_dir.FullName, "node.env");
         var dotnet = Path.Combine(fake.FullName, "dotnet");
         await File.WriteAllTextAsync(dotnet, $"#!/bin/sh\nenv > '{recorded}'\n");
+        var curl = Path.Combine(fake.FullName, "curl");
+        var curlArgs = Path.Combine(_dir.FullName, "curl.args");
+        await File.WriteAllTextAsync(curl, $$"""
+            #!/bin/sh
+            echo "$@" >> '{{curlArgs}}'
+            echo '{"id":"nk_0123","key":"pk_node_key_of_node_1","workers":1,"createdAt":"2026-01-01T00:00:00Z"}'
+            """ + "\n");
         if (!OperatingSystem.IsWindows())
+        {
             File.SetUnixFileMode(dotnet, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(curl, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
         var dll = Path.Combine(_dir.FullName, "services", "worker", "bin", "Release", "net10.0", "Platform.Worker.dll");
         Directory.CreateDirectory(Path.GetDirectoryName(dll)!);
         await File.WriteAllTextAsync(dll, "");
@@ -90,7 +103,8 @@ public sealed partial class NodeSecretsTests : IDisposable
             mkdir -p "$STATE/logs" "$STATE/pids"
             PATH='{{fake.FullName}}':$PATH
             {{functions}}
-            start_node 1 pk_operator_of_node_1
+            key=$(node_key 1 pk_operator_of_node_1)
+            start_node 1 "$key"
             wait
             """);
         // What the script holds while it starts nodes (start_infra, admin_key and key_hash_secret export them).
@@ -105,11 +119,14 @@ public sealed partial class NodeSecretsTests : IDisposable
 
         var env = (await File.ReadAllLinesAsync(recorded)).Where(l => l.Contains('=', StringComparison.Ordinal))
             .ToDictionary(l => l[..l.IndexOf('=', StringComparison.Ordinal)], l => l[(l.IndexOf('=', StringComparison.Ordinal) + 1)..]);
-        Assert.Equal("pk_operator_of_node_1", env["Worker__OperatorKey"]);
+        Assert.Equal("pk_node_key_of_node_1", env["Worker__NodeKey"]);
+        // The node key was made with the operator's key, which the node never sees.
+        Assert.Contains("-X POST http://127.0.0.1:8080/v1/account/node-keys -H Authorization: Bearer pk_operator_of_node_1", await File.ReadAllTextAsync(curlArgs), StringComparison.Ordinal);
+        Assert.Contains("nk_0123 pk_node_key_of_node_1", await File.ReadAllTextAsync(Path.Combine(state, "worker-1", "node-key")), StringComparison.Ordinal);
         Assert.Equal("http://127.0.0.1:8080", env["Worker__GatewayUrl"]);
         Assert.Equal(Path.Combine(state, "worker-1"), env["Worker__DataDirectory"]);
         var all = string.Join('\n', env.Select(e => $"{e.Key}={e.Value}"));
-        foreach (var secret in new[] { "SECRET1", "KEYHASHSECRET2", "RABBITPASS3", "PGPASS4" })
+        foreach (var secret in new[] { "SECRET1", "KEYHASHSECRET2", "RABBITPASS3", "PGPASS4", "pk_operator_of_node_1" })
             Assert.DoesNotContain(secret, all, StringComparison.Ordinal);
         Assert.DoesNotContain(env.Keys, ServiceSetting().IsMatch);
     }

@@ -114,14 +114,16 @@ public class Network : IAsyncLifetime
     private static readonly string KernelCache = Platform.Testing.Kernels.KernelCache.Directory;
 
     /// <param name="settings">Worker settings beyond the defaults here, or overriding them.</param>
+    /// <param name="operatorKey">The operator the worker runs for: a node key is made with it, and the worker gets only that.</param>
     public async Task<ServiceProcess> StartWorkerAsync(string operatorKey, int slots = 1, string region = "local", Dictionary<string, string?>? settings = null)
     {
-        // Only what an operator's machine has: the gateway's URL and the operator's key (the worker enrolls and gets
-        // a broker login of its own; ServiceProcess passes it no connection string) and non-secret options.
+        // Only what an operator's machine has: the gateway's URL and a node key its operator made (never the
+        // operator's key: the worker enrolls with the node key and gets a broker login of its own; ServiceProcess
+        // passes it no connection string) and non-secret options.
         var env = new Dictionary<string, string?>
         {
             ["Worker__Region"] = region,
-            ["Worker__OperatorKey"] = operatorKey,
+            ["Worker__NodeKey"] = await CreateNodeKeyAsync(operatorKey),
             ["Worker__GatewayUrl"] = Gateway.BaseUrl.ToString(),
             ["Worker__DataDirectory"] = Path.Combine(_dataRoot, "worker-" + Guid.NewGuid().ToString("n")),
             ["Worker__KernelCacheDirectory"] = KernelCache,
@@ -167,6 +169,17 @@ public class Network : IAsyncLifetime
         Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
         return (await response.Content.ReadFromJsonAsync<Account>())!;
     }
+
+    /// <summary>A node key made with <paramref name="operatorKey"/> (POST /v1/account/node-keys) for one worker.</summary>
+    public async Task<string> CreateNodeKeyAsync(string operatorKey)
+    {
+        using var http = Client(operatorKey);
+        using var response = await http.PostAsJsonAsync("/v1/account/node-keys", new { workers = 1 });
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Created, $"making a node key failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return (await response.Content.ReadFromJsonAsync<NodeKey>())!.Key;
+    }
+
+    public sealed record NodeKey(string Id, string Key);
 
     /// <summary>The stake the scheduler asks of operators by default (Scheduler:MinimumStake).</summary>
     public const decimal OperatorStake = 10m;

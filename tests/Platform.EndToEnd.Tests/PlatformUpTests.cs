@@ -9,9 +9,52 @@ namespace Platform.EndToEnd.Tests;
 /// The README's front door, run as the README runs it: <c>./platform up --detach</c> from the repository root, with
 /// its own RabbitMQ and Postgres, services and a node, in a state folder of the test's own and on free ports. The
 /// other end-to-end tests start each service from its own folder, so they cannot see what depends on the working
-/// directory (the dashboard once answered 404 under <c>up</c> for exactly that reason).
+/// directory (the dashboard once answered 404 under <c>up</c> for exactly that reason). One stack for the class.
 /// </summary>
-public sealed class PlatformUpTests : IAsyncLifetime
+public sealed class PlatformUpTests(PlatformUp up) : IClassFixture<PlatformUp>
+{
+    [Fact]
+    public async Task The_dashboard_answers_at_the_root_under_platform_up()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{up.GatewayPort}"), Timeout = TimeSpan.FromSeconds(30) };
+
+        foreach (var path in new[] { "/", "/index.html" })
+        {
+            using var response = await http.GetAsync(new Uri(path, UriKind.Relative));
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET {path} answered {(int)response.StatusCode}: {body[..Math.Min(body.Length, 300)]}");
+            Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("<title>Platform</title>", body, StringComparison.Ordinal);
+        }
+
+        // The dashboard's scripts come from the same folder.
+        using var script = await http.GetAsync(new Uri("/js/app.js", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+    }
+
+    /// <summary>
+    /// The node up starts holds the node key up made for it (kept in its data folder), never its operator's key,
+    /// and that node key may not act as the operator.
+    /// </summary>
+    [Fact]
+    public async Task The_node_platform_up_starts_holds_a_node_key_and_not_its_operators_key()
+    {
+        var pid = (await File.ReadAllTextAsync(Path.Combine(up.State, "pids", "worker-1"))).Trim();
+        var environ = (await File.ReadAllTextAsync($"/proc/{pid}/environ")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        var operatorKey = (await File.ReadAllTextAsync(Path.Combine(up.State, "operator-1.key"))).Trim();
+        var nodeKey = (await File.ReadAllTextAsync(Path.Combine(up.State, "worker-1", "node-key"))).Trim().Split(' ')[1];
+
+        Assert.Contains($"Worker__NodeKey={nodeKey}", environ);
+        Assert.False(environ.Any(e => e.Contains(operatorKey, StringComparison.Ordinal)), "the node's environment holds its operator's key");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{up.GatewayPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", nodeKey);
+        using var account = await http.GetAsync(new Uri("/v1/account", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Forbidden, account.StatusCode);
+    }
+}
+
+/// <summary><c>./platform up --detach</c> in a state folder and on ports of its own; <c>down</c> at the end.</summary>
+public sealed class PlatformUp : IAsyncLifetime
 {
     private static readonly TimeSpan UpTimeout = TimeSpan.FromMinutes(6);
     private readonly string root = RepoRoot.Find();
@@ -19,7 +62,11 @@ public sealed class PlatformUpTests : IAsyncLifetime
     private readonly Dictionary<string, string> ports;
     private readonly int gatewayPort;
 
-    public PlatformUpTests()
+    public string State => state;
+
+    public int GatewayPort => gatewayPort;
+
+    public PlatformUp()
     {
         state = Path.Combine(root, ".platform", $"test-up-{Guid.NewGuid():N}"[..20]);
         gatewayPort = FreePort.Next();
@@ -64,25 +111,6 @@ public sealed class PlatformUpTests : IAsyncLifetime
         catch (UnauthorizedAccessException)
         {
         }
-    }
-
-    [Fact]
-    public async Task The_dashboard_answers_at_the_root_under_platform_up()
-    {
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}"), Timeout = TimeSpan.FromSeconds(30) };
-
-        foreach (var path in new[] { "/", "/index.html" })
-        {
-            using var response = await http.GetAsync(new Uri(path, UriKind.Relative));
-            var body = await response.Content.ReadAsStringAsync();
-            Assert.True(response.StatusCode == HttpStatusCode.OK, $"GET {path} answered {(int)response.StatusCode}: {body[..Math.Min(body.Length, 300)]}");
-            Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
-            Assert.Contains("<title>Platform</title>", body, StringComparison.Ordinal);
-        }
-
-        // The dashboard's scripts come from the same folder.
-        using var script = await http.GetAsync(new Uri("/js/app.js", UriKind.Relative));
-        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
     }
 
     private async Task<(int Code, string Output)> RunAsync(params string[] arguments)

@@ -60,17 +60,18 @@ public sealed class SecretsInLogsTests(Network network) : IClassFixture<Network>
     }
 
     /// <summary>
-    /// A node is a stranger's machine: the running worker holds its operator's key and the gateway's URL, and none of
-    /// the network's credentials, even when the process that started it (a test run under ./platform test, an
-    /// operator's shell) holds them. It got its broker login by enrolling.
+    /// A node is a stranger's machine: the running worker holds a node key and the gateway's URL, and neither its
+    /// operator's key nor any of the network's credentials, even when the process that started it (a test run under
+    /// ./platform test, an operator's shell) holds them. It got its broker login by enrolling with the node key.
     /// </summary>
     [Fact]
-    public async Task A_running_node_holds_no_service_credential_or_platform_secret_in_its_environment()
+    public async Task A_running_node_holds_no_operator_key_service_credential_or_platform_secret_in_its_environment()
     {
         var worker = network.Worker!;
         var environ = (await File.ReadAllTextAsync($"/proc/{worker.ProcessId}/environ")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
 
-        Assert.Contains($"Worker__OperatorKey={network.Operator.Key}", environ);
+        Assert.Contains(environ, e => e.StartsWith("Worker__NodeKey=pk_", StringComparison.Ordinal));
+        Assert.False(environ.Any(e => e.Contains(network.Operator.Key, StringComparison.Ordinal)), "the worker's environment holds its operator's key");
         Assert.Contains($"Worker__GatewayUrl={network.Gateway.BaseUrl}", environ);
         var rabbitPassword = Uri.UnescapeDataString(new Uri(network.Environment.RabbitMqUri).UserInfo.Split(':', 2)[1]);
         var postgresPassword = new NpgsqlConnectionStringBuilder(network.Environment.Infrastructure.PostgresConnectionString).Password!;

@@ -64,4 +64,19 @@ public static class InProcessGateway
             new { hash = gateway.Services.GetRequiredService<ApiKeyHasher>().Hash(key), account, scheme = ApiKeys.HmacScheme });
         return key;
     }
+
+    /// <summary>A node key made through the API (POST /v1/account/node-keys) with an operator's key.</summary>
+    public static async Task<string> NodeKeyOfAsync(this WebApplicationFactory<Program> gateway, string operatorKey, int workers = 1)
+    {
+        using var http = gateway.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/account/node-keys", UriKind.Relative))
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new { workers }),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", operatorKey);
+        using var response = await http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.Created, response.StatusCode);
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.GetProperty("key").GetString()!;
+    }
 }

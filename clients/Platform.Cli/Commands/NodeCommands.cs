@@ -21,7 +21,7 @@ public static class NodeCommands
         var stake = new Option<decimal>("--stake") { Description = "Stake to hold; the missing part is staked from the balance (the network's minimum is 10)", DefaultValueFactory = _ => 10m };
         var data = new Option<string?>("--data") { Description = "Where the node keeps its identity, caches and log (default ~/.platform-node)" };
         var worker = new Option<string?>("--worker") { Description = "The Platform.Worker.dll to run (default PLATFORM_WORKER_DLL, then this checkout's build)" };
-        var start = new Command("start", "Run a worker on this machine under the operator key, with a live view, until Ctrl-C")
+        var start = new Command("start", "Run a worker on this machine for the operator (it gets a node key, never the operator key), with a live view, until Ctrl-C")
         {
             region, slots, stake, data, worker,
         };
@@ -57,11 +57,12 @@ public static class NodeCommands
         var dataDirectory = Path.GetFullPath(o.Data ?? Path.Combine(env("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".platform-node"));
         Directory.CreateDirectory(dataDirectory);
         var log = Path.Combine(dataDirectory, "worker.log");
-        // The worker gets the operator's key and the gateway's URL, nothing else of the network: it enrolls through
-        // the gateway (POST /v1/nodes) and gets a broker login of its own.
+        var nodeKey = await NodeKeyAsync(s, dataDirectory, ct);
+        // The worker gets a node key and the gateway's URL, nothing else of the network: never the operator's key. It
+        // enrolls through the gateway (POST /v1/nodes) and gets a broker login of its own.
         using var process = StartWorker(LocateWorker(o.Worker, env), new Dictionary<string, string?>
         {
-            ["Worker__OperatorKey"] = s.Settings.Key,
+            ["Worker__NodeKey"] = nodeKey,
             ["Worker__GatewayUrl"] = s.Settings.Url.ToString(),
             ["Worker__DataDirectory"] = dataDirectory,
             ["Worker__Region"] = o.Region,
@@ -89,6 +90,43 @@ public static class NodeCommands
         {
             await StopAsync(s, process);
         }
+    }
+
+    private sealed record SavedNodeKey(string Id, string Key);
+
+    /// <summary>
+    /// The node key of the node in <paramref name="dataDirectory"/>: the one saved there (node-key.json, owner-only)
+    /// while the operator still holds it, else a new one made with the operator's key and saved. A node key is bound
+    /// to the worker it first enrolls, so each data folder (one worker id) keeps its own.
+    /// </summary>
+    private static async Task<string> NodeKeyAsync(Session s, string dataDirectory, CancellationToken ct)
+    {
+        var file = Path.Combine(dataDirectory, "node-key.json");
+        if (File.Exists(file))
+        {
+            SavedNodeKey? saved = null;
+            try
+            {
+                saved = System.Text.Json.JsonSerializer.Deserialize<SavedNodeKey>(await File.ReadAllTextAsync(file, ct));
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                // Unreadable: replaced by a new key below.
+            }
+            if (saved is { Id.Length: > 0, Key.Length: > 0 } && (await s.Client.ListNodeKeysAsync(ct)).Any(k => k.Id == saved.Id))
+                return saved.Key;
+        }
+        var created = await s.Client.CreateNodeKeyAsync(1, ct);
+        var temporary = file + ".tmp";
+        // Readable by its owner only, from the moment it exists.
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        await using (var stream = new FileStream(temporary, options))
+            await System.Text.Json.JsonSerializer.SerializeAsync(stream, new SavedNodeKey(created.Id, created.Key), cancellationToken: ct);
+        File.Move(temporary, file, overwrite: true);
+        s.Host.Error.WriteLine($"made node key {created.Id} for this node (saved in {file})");
+        return created.Key;
     }
 
     /// <summary>The built worker of this checkout, or `dotnet run` of its project when it has not been built.</summary>
@@ -136,9 +174,10 @@ public static class NodeCommands
     private static Process StartWorker(ProcessStartInfo info, Dictionary<string, string?> env, string log)
     {
         // Whatever service settings this shell happens to hold (a developer's connection strings, an admin key) stay
-        // out of the node.
+        // out of the node, and so does the operator's key (PLATFORM_KEY) and any worker setting (Worker__OperatorKey of old).
         foreach (var inherited in info.Environment.Keys.Where(k => k.StartsWith("ConnectionStrings__", StringComparison.OrdinalIgnoreCase)
-            || k.StartsWith("Platform__", StringComparison.OrdinalIgnoreCase)).ToList())
+            || k.StartsWith("Platform__", StringComparison.OrdinalIgnoreCase) || k.StartsWith("Worker__", StringComparison.OrdinalIgnoreCase)
+            || k.Equals("PLATFORM_KEY", StringComparison.OrdinalIgnoreCase)).ToList())
             info.Environment.Remove(inherited);
         foreach (var (name, value) in env)
         {

@@ -39,3 +39,9 @@ public sealed record CreateAccountRequest(string Role, string Name, decimal Cred
 
 /// <summary>The new account; <see cref="Key"/> is shown this once and stored only as a hash.</summary>
 public sealed record CreatedAccount(string AccountId, string Role, string Name, string Key);
+
+/// <summary>POST /v1/account/node-keys: a key for one node of the operator; <see cref="Key"/> is shown this once.</summary>
+public sealed record CreatedNodeKey(string Id, string Key, int Workers, DateTimeOffset CreatedAt);
+
+/// <summary>GET /v1/account/node-keys: a node key of the operator, how many workers it may enroll and those it enrolled.</summary>
+public sealed record NodeKeyInfo(string Id, int Workers, IReadOnlyList<string> WorkerIds, DateTimeOffset CreatedAt);

@@ -57,6 +57,27 @@ public sealed partial class PlatformClient
         return await ReadAsync<AccountView>(response, ct);
     }
 
+    /// <summary>
+    /// Operators only: a node key, which enrolls one node under this operator and fetches and pins blobs, and can do
+    /// nothing else. Give a node this, never the operator's own key. It enrolls the first <paramref name="workers"/>
+    /// worker ids it is used with (1: one node; more only for replicas sharing one key) and no other.
+    /// </summary>
+    public async Task<CreatedNodeKey> CreateNodeKeyAsync(int workers = 1, CancellationToken ct = default)
+    {
+        using var response = await PostAsync("v1/account/node-keys", new { workers }, null, ct);
+        return await ReadAsync<CreatedNodeKey>(response, ct);
+    }
+
+    /// <summary>Operators only: the operator's node keys (never the keys themselves).</summary>
+    public Task<List<NodeKeyInfo>> ListNodeKeysAsync(CancellationToken ct = default) => GetAsync<List<NodeKeyInfo>>("v1/account/node-keys", ct);
+
+    /// <summary>Operators only: revokes a node key; its node can no longer fetch, pin or enroll.</summary>
+    public async Task RevokeNodeKeyAsync(string id, CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri($"v1/account/node-keys/{Uri.EscapeDataString(id)}", UriKind.Relative), ct);
+        await EnsureSuccessAsync(response, ct);
+    }
+
     /// <summary>Admin only: opens an account with <see cref="CreateAccountRequest.Credits"/> and returns its key.</summary>
     public Task<CreatedAccount> CreateAccountAsync(CreateAccountRequest request, CancellationToken ct = default) =>
         PostAsync<CreatedAccount>("v1/admin/accounts", request, ct);

@@ -26,7 +26,11 @@ public sealed class ApiKeyAuthenticationHandler(
     public const string SchemeName = "ApiKey";
     public const string AdminAccountId = "acc_admin";
 
-    private sealed record KeyOwner(string AccountId, string Role, byte[] KeyHash);
+    /// <summary>Claim naming the node key a caller used (<see cref="Roles.Node"/>): enrollment binds that key to a worker id.</summary>
+    public const string NodeKeyIdClaim = "platform:node-key";
+
+    // Role: the key's scope when it has one (a node key), else its account's: a node key of an operator is a node.
+    private sealed record KeyOwner(string AccountId, string Role, byte[] KeyHash, string? NodeKeyId);
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -42,12 +46,12 @@ public sealed class ApiKeyAuthenticationHandler(
         if (hasher.IsAdmin(hash))
             return Success(AdminAccountId, Roles.Admin);
         if (cache.Find(hash) is { } known)
-            return Success(known.AccountId, known.Role);
+            return Success(known.AccountId, known.Role, known.NodeKeyId);
 
         var ct = Context.RequestAborted;
         await using var connection = await db.OpenConnectionAsync(ct);
         var owner = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
-            "select a.id as AccountId, a.role, k.key_hash as KeyHash from api_keys k join accounts a on a.id = k.account_id where k.key_hash = @hash and k.scheme = @scheme",
+            "select a.id as AccountId, coalesce(k.scope, a.role) as Role, k.key_hash as KeyHash, k.id as NodeKeyId from api_keys k join accounts a on a.id = k.account_id where k.key_hash = @hash and k.scheme = @scheme",
             new { hash, scheme = ApiKeys.HmacScheme }, cancellationToken: ct));
         if (owner is not null && CryptographicOperations.FixedTimeEquals(owner.KeyHash, hash))
             return Remembered(hash, owner);
@@ -57,7 +61,7 @@ public sealed class ApiKeyAuthenticationHandler(
             """
             update api_keys k set key_hash = @hash, scheme = @scheme from accounts a
             where a.id = k.account_id and k.key_hash = @legacy and k.scheme = @legacyScheme
-            returning a.id as AccountId, a.role, @legacy as KeyHash
+            returning a.id as AccountId, coalesce(k.scope, a.role) as Role, @legacy as KeyHash, k.id as NodeKeyId
             """,
             new { hash, scheme = ApiKeys.HmacScheme, legacy, legacyScheme = ApiKeys.LegacyScheme }, cancellationToken: ct));
         // An unknown key is not remembered: it may be issued a moment later, and must then work at once.
@@ -68,13 +72,15 @@ public sealed class ApiKeyAuthenticationHandler(
 
     private AuthenticateResult Remembered(byte[] hash, KeyOwner owner)
     {
-        cache.Remember(hash, owner.AccountId, owner.Role);
-        return Success(owner.AccountId, owner.Role);
+        cache.Remember(hash, owner.AccountId, owner.Role, owner.NodeKeyId);
+        return Success(owner.AccountId, owner.Role, owner.NodeKeyId);
     }
 
-    private AuthenticateResult Success(string accountId, string role)
+    private AuthenticateResult Success(string accountId, string role, string? nodeKeyId = null)
     {
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, accountId), new Claim(ClaimTypes.Role, role)], SchemeName);
+        if (nodeKeyId is not null)
+            identity.AddClaim(new Claim(NodeKeyIdClaim, nodeKeyId));
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 

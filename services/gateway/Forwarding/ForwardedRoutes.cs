@@ -35,23 +35,30 @@ public static class ForwardedRoutes
     public static IEndpointRouteBuilder MapForwardedRoutes(this IEndpointRouteBuilder app)
     {
         app.MapUpstreamClusters();
-        var blobs = app.MapGroup("/v1/blobs").WithTags("Blobs").RequireAuthorization("any");
+        // Fetching and pinning blobs is also a node's work: its node key may do that (and enroll), nothing else here.
+        var blobs = app.MapGroup("/v1/blobs").WithTags("Blobs");
         // Blob size is storage's to limit (it answers 413); the gateway only streams.
         blobs.MapPost("/", (HttpContext http, UpstreamForwarder forwarder, IOptions<UpstreamOptions> upload) =>
             forwarder.ForwardAsync(http, Upstream.Storage, "/v1/blobs", http.User.AccountOf(), upload.Value.UploadTimeout))
             .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute())
             .Accepts<Stream>("application/octet-stream").Produces<PinResponse>(StatusCodes.Status201Created)
-            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status408RequestTimeout, StatusCodes.Status413PayloadTooLarge);
-        blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Delete], (string cid, HttpContext http, UpstreamForwarder forwarder) =>
+            .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status408RequestTimeout, StatusCodes.Status413PayloadTooLarge)
+            .RequireAuthorization(Roles.BlobIo);
+        blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head], (string cid, HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()))
             .Produces<Stream>(StatusCodes.Status200OK, "application/octet-stream").Produces(StatusCodes.Status206PartialContent)
-            .Problems(StatusCodes.Status404NotFound, StatusCodes.Status405MethodNotAllowed, StatusCodes.Status416RangeNotSatisfiable);
+            .Problems(StatusCodes.Status404NotFound, StatusCodes.Status416RangeNotSatisfiable)
+            .RequireAuthorization(Roles.BlobIo);
+        blobs.MapDelete("/{cid}", (string cid, HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}", http.User.AccountOf()))
+            .Problems(StatusCodes.Status404NotFound, StatusCodes.Status405MethodNotAllowed)
+            .RequireAuthorization("any");
         blobs.MapGet("/{cid}/pin", (string cid, HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/pin", http.User.AccountOf()))
-            .Produces<PinStatusResponse>().Problems(StatusCodes.Status404NotFound);
+            .Produces<PinStatusResponse>().Problems(StatusCodes.Status404NotFound).RequireAuthorization("any");
         blobs.MapGet("/{cid}/proof", (string cid, HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Storage, $"/v1/blobs/{Uri.EscapeDataString(cid)}/proof", http.User.AccountOf()))
-            .Produces<ProofResponse>().Problems(StatusCodes.Status404NotFound);
+            .Produces<ProofResponse>().Problems(StatusCodes.Status404NotFound).RequireAuthorization("any");
 
         var datasets = app.MapGroup("/v1/datasets").WithTags("Datasets").RequireAuthorization("any");
         datasets.MapPost("/", (HttpContext http, UpstreamForwarder forwarder) =>
@@ -92,13 +99,13 @@ public static class ForwardedRoutes
             .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict)
             .RequireAuthorization(Roles.Operator);
 
-        // A node's identity is registered by its operator: the key's account is the operator the network credits
-        // for the node's work, whatever the node's messages say. The scheduler checks the key's proof of possession.
-        app.MapPost("/v1/nodes", (HttpContext http, UpstreamForwarder forwarder) =>
-            forwarder.ForwardAsync(http, Upstream.Scheduler, "/v1/nodes", http.User.AccountOf())).WithTags("Nodes")
+        // A node's identity is registered by its operator, with the operator's key or a node key it made: the key's
+        // account is the operator the network credits for the node's work, whatever the node's messages say. A node
+        // key is bound to the first worker id it enrolls. The scheduler checks the node key's proof of possession.
+        app.MapPost("/v1/nodes", Accounts.NodeKeysApi.Enroll).WithTags("Nodes")
             .Accepts<NodeEnrollmentRequest>("application/json").Produces<NodeEnrollmentResponse>(StatusCodes.Status201Created).Produces<NodeEnrollmentResponse>()
-            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict, StatusCodes.Status422UnprocessableEntity)
-            .RequireAuthorization(Roles.Operator);
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status409Conflict, StatusCodes.Status413PayloadTooLarge, StatusCodes.Status415UnsupportedMediaType, StatusCodes.Status422UnprocessableEntity)
+            .RequireAuthorization(Roles.Enroll);
 
         // The network view is public: anyone deciding whether to use or join the network may look.
         app.MapGet("/v1/workers", (HttpContext http, UpstreamForwarder forwarder) =>

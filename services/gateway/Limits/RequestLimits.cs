@@ -28,7 +28,8 @@ public static class RequestLimits
                     return Bucket($"address:{http.Connection.RemoteIpAddress}", o.AnonymousPerSecond, o.AnonymousBurst);
                 if (http.User.IsAdmin())
                     return RateLimitPartition.GetNoLimiter("admin");
-                return http.User.IsInRole(Roles.Operator)
+                // A node key shares its operator's bucket, as the operator's own key did when nodes held it.
+                return http.User.IsInRole(Roles.Operator) || http.User.IsInRole(Roles.Node)
                     ? Bucket($"key:{http.User.AccountOf()}", o.OperatorPerSecond, o.OperatorBurst)
                     : Bucket($"key:{http.User.AccountOf()}", o.ClientPerSecond, o.ClientBurst);
             });

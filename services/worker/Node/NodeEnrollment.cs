@@ -10,8 +10,8 @@ using Platform.Hosting.Messaging;
 namespace Platform.Worker.Node;
 
 /// <summary>
-/// What the network gave this node when it enrolled: the operator it works for (from the operator's API key, never
-/// from the node) and a broker login that may touch only the node's own queues and exchange. The password lives
+/// What the network gave this node when it enrolled: the operator it works for (the account of the node key the
+/// operator made, never what the node says) and a broker login that may touch only the node's own queues and exchange. The password lives
 /// in memory only: every start enrolls again and gets a new one.
 /// </summary>
 public sealed class NodeEnrollment(AccountId operatorAccountId, NodeBrokerLogin broker)
@@ -34,7 +34,7 @@ public sealed class NodeEnrollment(AccountId operatorAccountId, NodeBrokerLogin 
 public sealed class NodeEnrollmentRefusedException(string message) : Exception(message);
 
 /// <summary>
-/// <c>POST /v1/nodes</c> with the operator's key: registers this node's public key under the operator, proves it
+/// <c>POST /v1/nodes</c> with the node key its operator made: registers this node's public key under the operator, proves it
 /// holds the private key, and gets the node's broker login. Retries while the gateway is unreachable or busy.
 /// </summary>
 public static class NodeEnroller
@@ -57,10 +57,10 @@ public static class NodeEnroller
                 retryReason = response.StatusCode switch
                 {
                     HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden => throw new NodeEnrollmentRefusedException(
-                        $"the gateway refused the operator key (Worker:OperatorKey): {problem}"),
+                        $"the gateway refused the node key (Worker:NodeKey): {problem}"),
                     HttpStatusCode.Conflict => throw new NodeEnrollmentRefusedException(
                         $"the network refused worker {identity.WorkerId}: {problem}. A worker id keeps the key and the operator it was first enrolled with; " +
-                        "to join under another operator, start with an empty Worker:DataDirectory (a new id and key)"),
+                        "to join under another operator, start with an empty Worker:DataDirectory (a new id and key); a node key enrolls only the worker it first enrolled"),
                     HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests => $"{(int)response.StatusCode} {problem}",
                     >= HttpStatusCode.InternalServerError => $"{(int)response.StatusCode} {problem}",
                     _ => throw new NodeEnrollmentRefusedException($"the gateway answered POST /v1/nodes with {(int)response.StatusCode}: {problem}"),
@@ -165,7 +165,7 @@ public static class NodeRegistration
         {
             var o = sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WorkerOptions>>().Value;
             http.BaseAddress = o.GatewayUrl;
-            http.DefaultRequestHeaders.Authorization = new("Bearer", o.OperatorKey);
+            http.DefaultRequestHeaders.Authorization = new("Bearer", o.NodeKey);
             http.Timeout = TimeSpan.FromMinutes(10);
         });
         builder.Services.AddSingleton<NodeStatus>();
@@ -177,7 +177,7 @@ public static class NodeRegistration
     private static HttpClient Gateway(WorkerOptions options, TimeSpan timeout)
     {
         var http = new HttpClient { BaseAddress = options.GatewayUrl, Timeout = timeout };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", options.OperatorKey);
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", options.NodeKey);
         return http;
     }
 }

@@ -6,9 +6,13 @@ public sealed class WorkerOptions
 {
     public const string SectionName = "Worker";
 
-    /// <summary>The operator's API key: registers this node under the operator's account, which earns its credits.</summary>
-    [Required(ErrorMessage = "Worker:OperatorKey is required: create an operator account and pass its key (Worker__OperatorKey)")]
-    public string OperatorKey { get; set; } = "";
+    /// <summary>
+    /// A node key its operator made for this node (<c>POST /v1/account/node-keys</c>; <c>platform node start</c> makes
+    /// one): it enrolls this node under the operator's account, which earns its credits, and fetches and pins blobs,
+    /// and can do nothing else. The operator's own key never goes to a node.
+    /// </summary>
+    [Required(ErrorMessage = "Worker:NodeKey is required: make a node key with the operator's key (POST /v1/account/node-keys, or 'platform node start') and pass it (Worker__NodeKey)")]
+    public string NodeKey { get; set; } = "";
 
     /// <summary>Public gateway URL: inputs are fetched and outputs pinned through it.</summary>
     [Required]

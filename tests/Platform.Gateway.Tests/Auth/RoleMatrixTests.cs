@@ -12,7 +12,8 @@ namespace Platform.Gateway.Tests.Auth;
 
 /// <summary>
 /// Who may call what: every route the gateway maps (read from its route table, so a new endpoint without an entry
-/// here fails) against anonymous, client, operator and admin callers. A role the matrix allows never gets 401 or
+/// here fails) against anonymous, client, operator, admin and node-key callers (a node key, made by an operator for its
+/// node, may fetch and pin blobs and enroll, nothing else). A role the matrix allows never gets 401 or
 /// 403 from the gateway; one it does not gets 401 (no key) or 403 (the wrong role). docs/API.md's roles column says
 /// the same. The services behind are not running: an allowed call ends in the gateway's 503, a 4xx for its input,
 /// or a 404, all of which are "allowed".
@@ -21,18 +22,20 @@ public sealed class RoleMatrixTests : IAsyncLifetime
 {
     private const string Anonymous = "anonymous";
     private static readonly string[] Any = [Roles.Client, Roles.Operator, Roles.Admin];
-    private static readonly string[] Everyone = [Anonymous, .. Any];
+    private static readonly string[] Everyone = [Anonymous, .. Any, Roles.Node];
     private static readonly string[] Clients = [Roles.Client, Roles.Admin];
     private static readonly string[] Operators = [Roles.Operator];
     private static readonly string[] Admins = [Roles.Admin];
+    private static readonly string[] BlobIo = [.. Any, Roles.Node];
+    private static readonly string[] Enrollers = [Roles.Operator, Roles.Node];
 
     /// <summary>The truth, as in docs/API.md.</summary>
     private static readonly Dictionary<string, string[]> Matrix = new()
     {
         ["POST /v1/admin/accounts"] = Admins,
-        ["POST /v1/blobs"] = Any,
-        ["GET /v1/blobs/{cid}"] = Any,
-        ["HEAD /v1/blobs/{cid}"] = Any,
+        ["POST /v1/blobs"] = BlobIo,
+        ["GET /v1/blobs/{cid}"] = BlobIo,
+        ["HEAD /v1/blobs/{cid}"] = BlobIo,
         ["DELETE /v1/blobs/{cid}"] = Any,
         ["GET /v1/blobs/{cid}/pin"] = Any,
         ["GET /v1/blobs/{cid}/proof"] = Any,
@@ -51,7 +54,10 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["POST /v1/account/stake"] = Operators,
         ["POST /v1/account/unstake"] = Operators,
         ["PUT /v1/account/low-balance"] = Clients,
-        ["POST /v1/nodes"] = Operators,
+        ["POST /v1/account/node-keys"] = Operators,
+        ["GET /v1/account/node-keys"] = Operators,
+        ["DELETE /v1/account/node-keys/{id}"] = Operators,
+        ["POST /v1/nodes"] = Enrollers,
         ["GET /v1/workers"] = Everyone,
         ["GET /v1/workers/{id}/placement"] = Everyone,
         ["GET /v1/network"] = Everyone,
@@ -83,6 +89,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         });
         foreach (var role in new[] { Roles.Client, Roles.Operator })
             _keys[role] = await _gateway.KeyForNewAccountAsync(role);
+        _keys[Roles.Node] = await _gateway.NodeKeyOfAsync(_keys[Roles.Operator]!);
     }
 
     public async Task DisposeAsync()

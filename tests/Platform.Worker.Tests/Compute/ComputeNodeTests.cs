@@ -15,7 +15,7 @@ public sealed class ComputeNodeTests : IDisposable
     public void Dispose() => Directory.Delete(_data, recursive: true);
 
     private ComputeNode Node(string backend = "auto", string library = "libOpenCL.so.1", ILogger<ComputeNode>? logger = null) => new(
-        Options.Create(new WorkerOptions { OperatorKey = "k", DataDirectory = _data, KernelCacheDirectory = KernelCache.Directory, Backend = backend, OpenClLibrary = library }),
+        Options.Create(new WorkerOptions { NodeKey = "k", DataDirectory = _data, KernelCacheDirectory = KernelCache.Directory, Backend = backend, OpenClLibrary = library }),
         logger ?? NullLogger<ComputeNode>.Instance);
 
     /// <summary>Keeps what the node logs.</summary>

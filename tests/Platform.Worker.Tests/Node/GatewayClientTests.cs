@@ -18,7 +18,7 @@ public sealed class GatewayClientTests
 
     private static GatewayClient Client(Answers answers, TimeSpan window) => new(
         new HttpClient(answers) { BaseAddress = new Uri("http://gateway.test/") },
-        Options.Create(new WorkerOptions { OperatorKey = "k", BlobRetryWindow = window }),
+        Options.Create(new WorkerOptions { NodeKey = "k", BlobRetryWindow = window }),
         NullLogger<GatewayClient>.Instance);
 
     [Fact]

@@ -15,7 +15,7 @@ public sealed class InputCacheTests : IDisposable
 
     private InputCache Cache(long capacity = 1 << 20)
     {
-        var options = Options.Create(new WorkerOptions { OperatorKey = "k", InputCacheDirectory = _directory, InputCacheBytes = capacity });
+        var options = Options.Create(new WorkerOptions { NodeKey = "k", InputCacheDirectory = _directory, InputCacheBytes = capacity });
         return new(new GatewayClient(new HttpClient(_server) { BaseAddress = new Uri("http://gateway.test/") }, options, NullLogger<GatewayClient>.Instance),
             options, NullLogger<InputCache>.Instance);
     }

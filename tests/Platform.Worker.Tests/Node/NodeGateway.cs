@@ -31,7 +31,7 @@ public sealed class NodeGateway : IAsyncDisposable
 
     public Uri BaseUrl { get; }
 
-    public string OperatorKey { get; } = "pk_operator_" + Guid.NewGuid().ToString("n");
+    public string NodeKey { get; } = "pk_node_" + Guid.NewGuid().ToString("n");
 
     public AccountId Operator { get; } = AccountId.New();
 
@@ -59,7 +59,7 @@ public sealed class NodeGateway : IAsyncDisposable
 
         app.MapPost("/v1/nodes", async (HttpContext http, NodeEnrollmentRequest request) =>
         {
-            if (http.Request.Headers.Authorization.ToString() != $"Bearer {gateway.OperatorKey}")
+            if (http.Request.Headers.Authorization.ToString() != $"Bearer {gateway.NodeKey}")
                 return Results.Problem(statusCode: 401, type: "unauthenticated");
             if (!WorkerId.TryParse(request.WorkerId, null, out var worker)
                 || !WorkerMessageSignature.Verify(request.PublicKey, request.Signature, NodeEnrollmentSignature.Payload(worker.Value, request.PublicKey!)))

@@ -12,7 +12,7 @@ namespace Platform.Worker.Tests.Node;
 
 /// <summary>
 /// A real worker process on the real broker with nothing but what enrollment gives a node: the gateway's URL and
-/// the operator's key in, a login limited to the node's own names out. It must announce itself, beat, run a job
+/// the node key in, a login limited to the node's own names out. It must announce itself, beat, run a job
 /// and say goodbye through its own exchange, and never be refused by the broker.
 /// </summary>
 public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
@@ -41,7 +41,7 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
         {
             var process = await ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
             {
-                ["Worker__OperatorKey"] = gateway.OperatorKey,
+                ["Worker__NodeKey"] = gateway.NodeKey,
                 ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
                 ["Worker__DataDirectory"] = _dataDir,
                 ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
@@ -110,19 +110,19 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_worker_whose_operator_key_is_refused_exits_and_says_why()
+    public async Task A_worker_whose_node_key_is_refused_exits_and_says_why()
     {
         await using var gateway = await NodeGateway.StartAsync(_env);
 
         var failed = await Assert.ThrowsAsync<InvalidOperationException>(() => ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
         {
-            ["Worker__OperatorKey"] = "pk_not_the_operator",
+            ["Worker__NodeKey"] = "pk_not_a_node_key",
             ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
             ["Worker__DataDirectory"] = _dataDir,
         }));
 
         Assert.Contains("exited with code 1", failed.Message, StringComparison.Ordinal);
-        Assert.Contains("refused the operator key", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("refused the node key (Worker:NodeKey)", failed.Message, StringComparison.Ordinal);
     }
 
     /// <summary>The network's side with the services' login: the node's exchange bound into an intake queue, as the scheduler binds it.</summary>

@@ -34,7 +34,7 @@ public sealed class ServiceProcessTests : IAsyncLifetime
 
     private Dictionary<string, string?> WorkerSettings() => new()
     {
-        ["Worker__OperatorKey"] = _gateway.OperatorKey,
+        ["Worker__NodeKey"] = _gateway.NodeKey,
         ["Worker__GatewayUrl"] = _gateway.BaseUrl.ToString(),
         ["Worker__DataDirectory"] = _dataDir,
         ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
