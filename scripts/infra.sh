@@ -28,6 +28,10 @@ die() {
   exit 1
 }
 
+# free_port VAR: a free port below the ephemeral range, locked while this script and what it starts live.
+# shellcheck source=scripts/free-port.sh
+. "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/free-port.sh"
+
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # The servers refuse to run as root (Postgres) or must own their files (RabbitMQ): as root they run as their
@@ -174,10 +178,11 @@ cmd_rabbitmq_start() {
   port_busy "$amqp" && die "port $amqp is in use"
   port_busy "$mgmt" && die "port $mgmt is in use"
 
-  # Erlang distribution needs a port of its own; prefer the conventional AMQP+20000, else the next free one.
-  local dist=$((amqp + 20000))
-  if [ "$dist" -gt 65000 ]; then dist=$((20000 + amqp % 20000)); fi
-  while port_busy "$dist" || [ "$dist" -eq "$mgmt" ]; do dist=$((dist + 1)); done
+  # Erlang distribution needs a port of its own. Not AMQP+20000: with AMQP below the ephemeral range that lands in
+  # it, where any client socket may hold it when the node starts (dist_port_already_used, seen in a test run). A
+  # locked port below the range instead; rabbitmq-server inherits the lock and holds it for its life.
+  local dist
+  free_port dist
 
   cat >"$dir/rabbitmq.conf" <<EOF
 listeners.tcp.local = 127.0.0.1:$amqp

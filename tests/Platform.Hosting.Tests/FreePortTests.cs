@@ -66,6 +66,22 @@ public sealed class FreePortTests
         listener.Start();
     }
 
+    [Fact]
+    public async Task The_test_brokers_erlang_distribution_port_is_below_the_ephemeral_range_and_locked()
+    {
+        // infra.sh once took AMQP + 20000, inside the ephemeral range, where a client socket held it in one run and the
+        // broker died at start with dist_port_already_used. It takes a locked port like every other one now.
+        var low = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split('\t', ' ')[0], CultureInfo.InvariantCulture);
+        var infrastructure = await PlatformInfrastructure.GetAsync();
+
+        using var overview = System.Text.Json.JsonDocument.Parse(await infrastructure.RabbitMqManagement.GetStringAsync("api/overview"));
+        var dist = overview.RootElement.GetProperty("listeners").EnumerateArray()
+            .Single(l => l.GetProperty("protocol").GetString() == "clustering").GetProperty("port").GetInt32();
+
+        Assert.InRange(dist, 1024, low - 1);
+        Assert.Equal(1, Flock(dist));
+    }
+
     private static string LockFile(int port) => Path.Combine(FreePort.LockDirectory, port.ToString(CultureInfo.InvariantCulture) + ".lock");
 
     private static int Flock(int port)
