@@ -57,8 +57,8 @@ public sealed class NodeEnrollerTests : IDisposable
     }
 
     [Theory]
-    [InlineData(HttpStatusCode.Unauthorized, "refused the operator key")]
-    [InlineData(HttpStatusCode.Forbidden, "refused the operator key")]
+    [InlineData(HttpStatusCode.Unauthorized, "refused the node key")]
+    [InlineData(HttpStatusCode.Forbidden, "refused the node key")]
     [InlineData(HttpStatusCode.Conflict, "empty Worker:DataDirectory")]
     [InlineData(HttpStatusCode.UnprocessableEntity, "422")]
     public async Task A_refusal_ends_enrollment_at_once_with_the_reason(HttpStatusCode status, string reason)
