@@ -9,6 +9,9 @@ if (await builder.AddNodeAsync() is not { } node)
     return 1;
 builder.AddPlatformDefaults("worker", typeof(Program).Assembly, bus => bus.AddAttempts(node), node.Enrollment.BusLogin);
 builder.AddAttemptServices();
+// Registered after the bus: hosted services stop in reverse order, so the last beat and WorkerOffline are sent while the
+// bus is still running (registered before it, the bus stopped first and cancelled a beat under way as a send fault).
+builder.Services.AddHostedService<Presence>();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

@@ -169,7 +169,6 @@ public static class NodeRegistration
             http.Timeout = TimeSpan.FromMinutes(10);
         });
         builder.Services.AddSingleton<NodeStatus>();
-        builder.Services.AddHostedService<Presence>();
         builder.Services.AddHealthChecks().AddCheck<NodeStatus>("registration", tags: ["ready"]);
         return new EnrolledNode(identity, enrollment);
     }
