@@ -39,6 +39,7 @@ app.MapAccounts();
 app.MapNodeKeys();
 app.MapForwardedRoutes();
 app.MapJobs();
+app.MapJobBatches();
 app.MapReceipts();
 app.MapOpenApi().AllowAnonymous();
 app.Run();

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Contracts.Tensors;
@@ -9,39 +8,8 @@ namespace Platform.EndToEnd.Tests;
 /// <summary>The live event stream of a job and idempotent submission, across real processes.</summary>
 public sealed class JobEventsTests(Network network) : IClassFixture<Network>
 {
-    private sealed record StreamedEvent(string? Id, string Type, JsonElement Data);
-
-    /// <summary>Reads server-sent events until the server closes the stream.</summary>
-    private static async Task<List<StreamedEvent>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId = null)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/jobs/{jobId}/events");
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-        if (lastEventId is not null)
-            request.Headers.Add("Last-Event-ID", lastEventId);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(timeout.Token));
-        var events = new List<StreamedEvent>();
-        string? id = null, type = null, data = null;
-        while (await reader.ReadLineAsync(timeout.Token) is { } line)
-        {
-            if (line.Length == 0)
-            {
-                if (data is not null)
-                    events.Add(new StreamedEvent(id, type ?? "message", JsonDocument.Parse(data).RootElement.Clone()));
-                id = type = data = null;
-            }
-            else if (line.StartsWith("id: ", StringComparison.Ordinal))
-                id = line[4..];
-            else if (line.StartsWith("event: ", StringComparison.Ordinal))
-                type = line[7..];
-            else if (line.StartsWith("data: ", StringComparison.Ordinal))
-                data = line[6..];
-        }
-        return events;
-    }
+    private static Task<List<StreamedEvent>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId = null) =>
+        EventStream.ReadAsync(http, $"/v1/jobs/{jobId}/events", lastEventId);
 
     private async Task<(HttpClient Http, object Body)> ClientAndJobAsync()
     {

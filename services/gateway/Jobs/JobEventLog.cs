@@ -28,6 +28,15 @@ public static class JobEventLog
             on conflict (job_id, version) do nothing
             """, new { jobId, version, status, attemptId, workerId, attemptStatus, reason, detail, occurredAt }, tx, cancellationToken: ct));
 
+    /// <summary>Version 0, "pending", of each new job: one statement for a job array.</summary>
+    public static Task AppendPendingAsync(NpgsqlTransaction tx, string[] jobIds, DateTimeOffset occurredAt, CancellationToken ct) =>
+        tx.Connection!.ExecuteAsync(new CommandDefinition(
+            """
+            insert into job_events (job_id, version, status, occurred_at)
+            select id, 0, 'pending', @occurredAt from unnest(@jobIds) as id
+            on conflict (job_id, version) do nothing
+            """, new { jobIds, occurredAt }, tx, cancellationToken: ct));
+
     private sealed class Row
     {
         public string JobId { get; init; } = "";
@@ -52,7 +61,7 @@ public static class JobEventLog
                 new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc)), MessageOf(r.Status, r.Reason, r.Detail)))];
 
     // Terminal changes always get a sentence, even from a scheduler that sent no reason with a completion.
-    private static string? MessageOf(string status, string? reason, string? detail) =>
+    internal static string? MessageOf(string status, string? reason, string? detail) =>
         reason is not null ? JobReasons.Message(reason, detail)
         : status == JobStatuses.Completed ? JobReasons.Message(JobReasons.Accepted, detail)
         : JobStatuses.IsTerminal(status) ? JobReasons.Message(JobReasons.Unknown, detail)

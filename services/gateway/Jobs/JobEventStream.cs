@@ -97,7 +97,8 @@ public static class JobEventStream
         return Results.Empty;
     }
 
-    private static async Task WriteAsync(HttpContext http, string type, int? id, string data, CancellationToken ct)
+    /// <summary>One server-sent event (with <paramref name="id"/> for Last-Event-ID), flushed at once.</summary>
+    internal static async Task WriteAsync(HttpContext http, string type, long? id, string data, CancellationToken ct)
     {
         var frame = new StringBuilder();
         if (id is { } version)

@@ -51,62 +51,26 @@ public static partial class JobsApi
         if (idempotency is not null && await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct) is { } earlier)
             return earlier;
 
-        var errors = new Dictionary<string, string[]>();
-        var (spec, kernelError) = Validate(request!, errors);
-        if (errors.Count > 0)
-            return Problems.Validation(errors, "the job is not valid");
-        if (kernelError is not null)
-            return Problems.BadRequest(KernelCatalog.IsKnown(request!.Kernel) ? "invalid-job" : "unknown-kernel", "The job does not fit its kernel", kernelError);
-
-        // Know each input's .npy header now, so a missing blob or a shape mismatch is answered here rather than as a
-        // failed job later. Headers already read come from memory.
-        var infos = new Dictionary<string, TensorInfo>();
-        long inputBytes = 0;
-        foreach (var (name, cid) in spec!.Inputs)
-        {
-            var header = await headers.ReadAsync(storage, cid, ct);
-            if (header is null)
-                return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
-                    $"input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first");
-            inputBytes += header.TotalSize;
-            if (header.Info is null)
-                return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Input is not a valid tensor",
-                    $"input '{name}' ({cid}) is not a usable .npy file: {header.NpyError}");
-            infos[name] = header.Info;
-        }
-        var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
-        if (planError is not null)
-            return Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Inputs do not fit the kernel", planError);
-
-        var jobId = JobId.New();
-        var now = clock.GetUtcNow();
+        // A single job is a batch of one: the same checks and the same statements as POST /v1/jobs:batch.
+        var check = await JobSubmission.CheckAsync([request], isArray: false, storage, headers, ct);
+        if (check.Invalid is not null)
+            return check.Invalid;
+        if (check.Refused is not null)
+            return check.Refused;
+        var job = check.Jobs![0];
+        var jobId = job.Id;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
             // Claimed in the job's own transaction: of concurrent requests with one key exactly one creates the
             // job; the others wait for it to commit and then answer with its job.
-            if (idempotency is not null && !await IdempotencyKeys.ClaimAsync(tx, client, idempotency, jobId, ct))
+            if (idempotency is not null && !await IdempotencyKeys.ClaimAsync(tx, client, idempotency, jobId.Value, null, ct))
             {
                 await tx.RollbackAsync(ct);
                 return await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct)
                     ?? throw new InvalidOperationException("an idempotency key was claimed but its row is gone");
             }
-            await connection.ExecuteAsync(new CommandDefinition(
-                """
-                insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at)
-                values (@id, @client, @Kernel, @spec::jsonb, 'pending', 0, @now, @now)
-                """,
-                new { id = jobId.Value, client = client.Value, spec.Kernel, spec = JsonSerializer.Serialize(spec, PlatformJson.Options), now }, tx, cancellationToken: ct));
-            await JobEventLog.AppendAsync(connection, tx, jobId.Value, 0, JobStatuses.Pending, null, null, null, null, null, now, ct);
-            await outbox.EnqueueAsync(tx, new JobSubmitted
-            {
-                JobId = jobId,
-                ClientAccountId = client,
-                Spec = spec,
-                EstimatedGflop = plan.Gflop,
-                InputBytes = inputBytes,
-                OccurredAt = now,
-            }, ct: ct);
+            await JobSubmission.WriteAsync(tx, outbox, client, null, [job], clock.GetUtcNow(), ct);
             await outbox.CommitAsync(tx, ct);
         }
 
@@ -114,7 +78,7 @@ public static partial class JobsApi
         return TypedResults.Accepted($"/v1/jobs/{jobId}", view);
     }
 
-    private static (JobSpec? Spec, string? KernelError) Validate(SubmitJobRequest request, Dictionary<string, string[]> errors)
+    internal static (JobSpec? Spec, string? KernelError) Validate(SubmitJobRequest request, Dictionary<string, string[]> errors)
     {
         if (string.IsNullOrWhiteSpace(request.Kernel))
             errors["kernel"] = [$"kernel is required; available kernels: {string.Join(", ", KernelCatalog.Names)}"];

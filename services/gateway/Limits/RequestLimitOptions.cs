@@ -32,4 +32,8 @@ public sealed class RequestLimitOptions
     /// <summary>Largest JSON request body; blob uploads are streamed and limited by storage instead.</summary>
     [Range(1024, 1L << 30)]
     public long MaxJsonBodyBytes { get; set; } = 1 << 20;
+
+    /// <summary>Largest body of POST /v1/jobs:batch: 10,000 jobs of a few hundred bytes each fit with room to spare.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxBatchBodyBytes { get; set; } = 32 << 20;
 }

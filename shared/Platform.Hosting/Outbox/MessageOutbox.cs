@@ -27,9 +27,10 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     private readonly ConditionalWeakTable<NpgsqlTransaction, List<Pending>> _open = new();
     private readonly SemaphoreSlim _pending = new(0, 1);
 
-    // Bounded: when the relay falls behind, commits do not wait for it; what does not fit is left to the poll.
+    // Bounded: when the relay falls behind, commits do not wait for it; what does not fit is left to the poll (after
+    // its memory claim). Room for a few job arrays of 10,000 at once.
     private readonly Channel<Pending> _committed = Channel.CreateBounded<Pending>(
-        new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+        new BoundedChannelOptions(50_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
 
     private long _sentFromMemory;
     private long _sentByPoll;
@@ -39,30 +40,50 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     public OutboxCounts Counts => new(Interlocked.Read(ref _sentFromMemory), Interlocked.Read(ref _sentByPoll), Interlocked.Read(ref _deleted));
 
     /// <summary>Queue a message to publish (or, with <paramref name="sendTo"/>, to send to that queue).</summary>
-    public async Task EnqueueAsync<T>(NpgsqlTransaction transaction, T message, string? sendTo = null, CancellationToken ct = default) where T : class
+    public Task EnqueueAsync<T>(NpgsqlTransaction transaction, T message, string? sendTo = null, CancellationToken ct = default) where T : class =>
+        EnqueueManyAsync(transaction, [message], sendTo, ct);
+
+    /// <summary>
+    /// Queue many messages with one statement (a job array's thousands of JobSubmitted): one path for one message and
+    /// for many.
+    /// </summary>
+    public async Task EnqueueManyAsync<T>(NpgsqlTransaction transaction, IReadOnlyList<T> messages, string? sendTo = null, CancellationToken ct = default)
+        where T : class
     {
-        var type = message.GetType();
-        // The relay resolves types from the contracts assembly: anything else could never be sent.
-        if (type.Assembly != typeof(Contracts.Messages.JobSubmitted).Assembly)
-            throw new ArgumentException($"{type.FullName} is not a Platform.Contracts message; the outbox can only send those", nameof(message));
-        var messageId = Guid.NewGuid();
-        var id = await transaction.Connection!.ExecuteScalarAsync<long>(new CommandDefinition(
+        if (messages.Count == 0)
+            return;
+        var types = new Type[messages.Count];
+        var typeNames = new string[messages.Count];
+        var messageIds = new Guid[messages.Count];
+        var bodies = new string[messages.Count];
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var type = messages[i].GetType();
+            // The relay resolves types from the contracts assembly: anything else could never be sent.
+            if (type.Assembly != typeof(Contracts.Messages.JobSubmitted).Assembly)
+                throw new ArgumentException($"{type.FullName} is not a Platform.Contracts message; the outbox can only send those", nameof(messages));
+            types[i] = type;
+            typeNames[i] = type.FullName!;
+            messageIds[i] = Guid.NewGuid();
+            bodies[i] = JsonSerializer.Serialize(messages[i], type, PlatformJson.Options);
+        }
+        // Rows come back in no promised order: each is matched to its message by message id.
+        var rows = await transaction.Connection!.QueryAsync<InsertedRow>(new CommandDefinition(
             """
             insert into outbox (message_id, message_type, destination, body, relay_after)
-            values (@MessageId, @MessageType, @Destination, @Body::jsonb, now() + @Claim)
-            returning id
+            select m.message_id, m.message_type, @Destination, m.body::jsonb, now() + @Claim
+            from unnest(@MessageIds, @MessageTypes, @Bodies) as m (message_id, message_type, body)
+            returning id as Id, message_id as MessageId
             """,
-            new
-            {
-                MessageId = messageId,
-                MessageType = type.FullName,
-                Destination = sendTo,
-                Body = JsonSerializer.Serialize(message, type, PlatformJson.Options),
-                Claim = options.Value.MemoryClaim,
-            },
+            new { MessageIds = messageIds, MessageTypes = typeNames, Bodies = bodies, Destination = sendTo, Claim = options.Value.MemoryClaim },
             transaction, cancellationToken: ct));
-        _open.GetOrCreateValue(transaction).Add(new Pending(id, messageId, message, type, sendTo));
+        var idOf = rows.ToDictionary(r => r.MessageId, r => r.Id);
+        var open = _open.GetOrCreateValue(transaction);
+        for (var i = 0; i < messages.Count; i++)
+            open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo));
     }
+
+    private sealed record InsertedRow(long Id, Guid MessageId);
 
     /// <summary>
     /// Commits and hands the transaction's messages to the relay, so they leave at once; wakes the poll instead

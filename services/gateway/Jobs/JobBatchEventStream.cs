@@ -1,0 +1,167 @@
+using System.Globalization;
+using System.Text.Json;
+using Dapper;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>
+/// GET /v1/batches/{id}/events: every status change of every job of a batch as server-sent events, each job's in the
+/// order they happened, then <c>event: done</c> with the batch once every job has ended. Each change is an
+/// <c>event: status</c> (the single-job stream's data: job id and version included) whose <c>id</c> is its place in
+/// the gateway's log; a client that reconnects with <c>Last-Event-ID</c> misses nothing, and may see a few changes
+/// again, which it knows by (jobId, version).
+/// </summary>
+/// <remarks>
+/// The log is polled by the time each change was recorded, not by its number: numbers are handed out before commit,
+/// so a change may become visible after a higher-numbered one. Each poll therefore reads back <see cref="Lag"/> and
+/// drops what it sent already (the last version sent per job), and a job's change that arrives ahead of its
+/// predecessor waits for it (briefly), as in the single-job stream.
+/// </remarks>
+public static class JobBatchEventStream
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan Lag = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan FinishCheck = TimeSpan.FromSeconds(2);
+
+    private sealed class Row
+    {
+        public long Seq { get; init; }
+        public string JobId { get; init; } = "";
+        public int Version { get; init; }
+        public string Status { get; init; } = "";
+        public string? AttemptId { get; init; }
+        public string? WorkerId { get; init; }
+        public string? AttemptStatus { get; init; }
+        public string? Reason { get; init; }
+        public string? Detail { get; init; }
+        public DateTime OccurredAt { get; init; }
+    }
+
+    private const string Columns = """
+        e.seq as Seq, e.job_id as JobId, e.version as Version, e.status as Status, e.attempt_id as AttemptId, e.worker_id as WorkerId,
+        e.attempt_status as AttemptStatus, e.reason as Reason, e.detail as Detail, e.occurred_at as OccurredAt
+        """;
+
+    internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, TimeProvider clock, CancellationToken ct)
+    {
+        var batch = await JobBatchesApi.LoadAsync(db, id, JobBatchesApi.OwnerFilter(http), ct);
+        if (batch is null)
+            return JobBatchesApi.NotFound(id);
+        var resumeAfter = long.TryParse(http.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : (long?)null;
+
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        var options = json.Value.SerializerOptions;
+        await http.Response.StartAsync(ct);
+
+        // The last version sent of each job, and the jobs whose terminal change was sent.
+        var last = new Dictionary<string, int>();
+        var ended = new HashSet<string>();
+        var heldSince = new Dictionary<string, DateTimeOffset>();
+        DateTime? since = null;
+        var lastWrite = clock.GetUtcNow();
+        var lastFinishCheck = DateTimeOffset.MinValue;
+        DateTimeOffset? allEndedSince = null;
+        try
+        {
+            await using (var connection = await db.OpenConnectionAsync(ct))
+            {
+                if (resumeAfter is { } after)
+                {
+                    // Resuming: what was recorded well before the last change the client saw, it has; the rest comes again.
+                    since = await connection.ExecuteScalarAsync<DateTime?>(new CommandDefinition(
+                        "select recorded_at - @Lag from job_events where seq = @after", new { after, Lag }, cancellationToken: ct));
+                    if (since is not null)
+                    {
+                        foreach (var row in await connection.QueryAsync<Row>(new CommandDefinition(
+                            $"select {Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id and e.recorded_at < @since",
+                            new { id, since }, cancellationToken: ct)))
+                            Seen(row);
+                    }
+                }
+            }
+
+            while (!ct.IsCancellationRequested)
+            {
+                var sentEnd = false;
+                await using (var connection = await db.OpenConnectionAsync(ct))
+                {
+                    var pollStarted = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition("select clock_timestamp()", cancellationToken: ct));
+                    // The first read takes the batch's whole log by its jobs; later ones only what was recorded since.
+                    var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+                        since is null
+                            ? $"select {Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id order by e.seq"
+                            : $"select {Columns} from job_events e join jobs j on j.id = e.job_id where e.recorded_at >= @since and j.batch_id = @id order by e.seq",
+                        new { id, since }, cancellationToken: ct));
+                    foreach (var row in rows)
+                    {
+                        var previous = last.TryGetValue(row.JobId, out var v) ? v : -1;
+                        if (row.Version <= previous)
+                            continue;
+                        if (row.Version != previous + 1 && row.Version != JobEventLog.RejectedVersion)
+                        {
+                            var waiting = heldSince.TryGetValue(row.JobId, out var held) ? held : heldSince[row.JobId] = clock.GetUtcNow();
+                            if (clock.GetUtcNow() - waiting < GapWait)
+                                continue;
+                        }
+                        heldSince.Remove(row.JobId);
+                        var change = new JobEvent(row.JobId, row.Version, row.Status, row.AttemptId, row.WorkerId, row.AttemptStatus, row.Reason, row.Detail,
+                            new DateTimeOffset(DateTime.SpecifyKind(row.OccurredAt, DateTimeKind.Utc)), JobEventLog.MessageOf(row.Status, row.Reason, row.Detail));
+                        await JobEventStream.WriteAsync(http, "status", row.Seq, JsonSerializer.Serialize(change, options), ct);
+                        lastWrite = clock.GetUtcNow();
+                        sentEnd |= Seen(row);
+                    }
+                    since = DateTime.SpecifyKind(pollStarted, DateTimeKind.Utc) - Lag;
+
+                    if (ended.Count >= batch.Total)
+                        return await DoneAsync(http, db, id, options, ct);
+                    // A job may end without a numbered change (a scheduler that sends none): the batch is done once every
+                    // job has ended in the read model for longer than a gap may take to fill.
+                    if (sentEnd || clock.GetUtcNow() - lastFinishCheck > FinishCheck)
+                    {
+                        lastFinishCheck = clock.GetUtcNow();
+                        var live = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                            "select count(*) from jobs where batch_id = @id and status_rank < 10", new { id }, cancellationToken: ct));
+                        allEndedSince = live == 0 ? allEndedSince ?? clock.GetUtcNow() : null;
+                        if (allEndedSince is { } all && clock.GetUtcNow() - all > GapWait)
+                            return await DoneAsync(http, db, id, options, ct);
+                    }
+                }
+                if (clock.GetUtcNow() - lastWrite > KeepAlive)
+                {
+                    await http.Response.WriteAsync(": keep-alive\n\n", ct);
+                    await http.Response.Body.FlushAsync(ct);
+                    lastWrite = clock.GetUtcNow();
+                }
+                await Task.Delay(PollInterval, clock, ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        return Results.Empty;
+
+        // Records a change as sent; true when it ended its job.
+        bool Seen(Row row)
+        {
+            last[row.JobId] = row.Version;
+            return JobStatuses.IsTerminal(row.Status) && ended.Add(row.JobId);
+        }
+    }
+
+    private static async Task<IResult> DoneAsync(HttpContext http, NpgsqlDataSource db, string id, JsonSerializerOptions options, CancellationToken ct)
+    {
+        var view = await JobBatchesApi.LoadAsync(db, id, null, ct);
+        await JobEventStream.WriteAsync(http, "done", null, JsonSerializer.Serialize(view, options), ct);
+        return Results.Empty;
+    }
+}

@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Dapper;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using Platform.Contracts;
+using Platform.Contracts.Kernels;
+using Platform.Contracts.Messages;
+using Platform.Gateway.Forwarding;
+using Platform.Hosting.Http;
+using Platform.Hosting.Outbox;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>
+/// The one path by which jobs enter the network: POST /v1/jobs is a batch of one, POST /v1/jobs:batch a batch of up
+/// to <see cref="MaxBatchSize"/>. Every entry is checked before anything is written, and the first bad entry refuses
+/// the whole submission; then all of it is written in one transaction with set-based statements (jobs, their
+/// "pending" events and their JobSubmitted messages), so a batch costs a handful of statements, not thousands.
+/// </summary>
+public static class JobSubmission
+{
+    public const int MaxBatchSize = 10_000;
+
+    /// <summary>Input headers read from storage at once; each is a small range GET, cached once read.</summary>
+    private const int HeaderReadsInParallel = 8;
+
+    /// <summary>A job that passed every check, ready to be written.</summary>
+    public sealed record CheckedJob(JobId Id, JobSpec Spec, double Gflop, long InputBytes);
+
+    /// <summary>Either every entry as a checked job, or the refusal (a validation problem or another problem).</summary>
+    public sealed record CheckResult(IReadOnlyList<CheckedJob>? Jobs, ValidationProblem? Invalid, ProblemHttpResult? Refused);
+
+    /// <summary>
+    /// Checks every entry: shape, kernel, inputs pinned and fitting the kernel. For an array (<paramref name="isArray"/>)
+    /// every message names its entry (<c>jobs[3].kernel</c>) and the problem carries the first bad entry's
+    /// <c>index</c>; a single job's problems read as they always did.
+    /// </summary>
+    public static async Task<CheckResult> CheckAsync(IReadOnlyList<SubmitJobRequest?> entries, bool isArray, StorageClient storage, TensorHeaders headers,
+        CancellationToken ct)
+    {
+        var specs = new JobSpec[entries.Count];
+        var errors = new Dictionary<string, string[]>();
+        int? firstInvalid = null;
+        (int Index, string Slug, string Error)? firstKernelError = null;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var prefix = isArray ? $"jobs[{i}]" : "";
+            if (entries[i] is not { } entry)
+            {
+                errors[prefix] = ["each entry is a job: what POST /v1/jobs takes"];
+                firstInvalid ??= i;
+                continue;
+            }
+            var entryErrors = new Dictionary<string, string[]>();
+            var (spec, kernelError) = JobsApi.Validate(entry, entryErrors);
+            if (entryErrors.Count > 0)
+            {
+                firstInvalid ??= i;
+                // A batch of thousands of bad entries answers with the first hundred's messages, not megabytes.
+                if (errors.Count < 100)
+                {
+                    foreach (var (key, value) in entryErrors)
+                        errors[isArray ? $"{prefix}.{key}" : key] = value;
+                }
+                continue;
+            }
+            if (kernelError is not null)
+                firstKernelError ??= (i, KernelCatalog.IsKnown(entry.Kernel!) ? "invalid-job" : "unknown-kernel", kernelError);
+            specs[i] = spec!;
+        }
+        if (firstInvalid is { } invalid)
+            return new(null, Problems.Validation(errors, isArray ? $"entry {invalid} of the batch is not valid; nothing was submitted" : "the job is not valid",
+                Index(isArray, invalid)), null);
+        if (firstKernelError is { } bad)
+            return Refuse(Problems.Create(StatusCodes.Status400BadRequest, bad.Slug, "The job does not fit its kernel", Entry(isArray, bad.Index) + bad.Error,
+                Index(isArray, bad.Index)));
+
+        // Know each input's .npy header now, so a missing blob or a shape mismatch is answered here rather than as a
+        // failed job later. Each distinct CID is read once; headers already read come from memory.
+        var read = new ConcurrentDictionary<Cid, TensorHeaders.Header?>();
+        await Parallel.ForEachAsync(specs.SelectMany(s => s.Inputs.Values).Distinct(), new ParallelOptions { MaxDegreeOfParallelism = HeaderReadsInParallel, CancellationToken = ct },
+            async (cid, token) => read[cid] = await headers.ReadAsync(storage, cid, token));
+
+        var jobs = new CheckedJob[entries.Count];
+        for (var i = 0; i < specs.Length; i++)
+        {
+            var spec = specs[i];
+            var infos = new Dictionary<string, TensorInfo>();
+            long inputBytes = 0;
+            foreach (var (name, cid) in spec.Inputs)
+            {
+                var header = read[cid];
+                if (header is null)
+                    return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
+                        $"{Entry(isArray, i)}input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first", Index(isArray, i)));
+                inputBytes += header.TotalSize;
+                if (header.Info is null)
+                    return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Input is not a valid tensor",
+                        $"{Entry(isArray, i)}input '{name}' ({cid}) is not a usable .npy file: {header.NpyError}", Index(isArray, i)));
+                infos[name] = header.Info;
+            }
+            var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
+            if (planError is not null)
+                return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Inputs do not fit the kernel", Entry(isArray, i) + planError,
+                    Index(isArray, i)));
+            jobs[i] = new CheckedJob(JobId.New(), spec, plan.Gflop, inputBytes);
+        }
+        return new(jobs, null, null);
+    }
+
+    /// <summary>
+    /// Writes the checked jobs in the caller's transaction: the read model rows, each job's "pending" event and its
+    /// JobSubmitted, three statements whatever the count. With <paramref name="batchId"/> each job records its batch
+    /// and its place in it.
+    /// </summary>
+    public static async Task WriteAsync(NpgsqlTransaction tx, MessageOutbox outbox, AccountId client, string? batchId, IReadOnlyList<CheckedJob> jobs,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        var ids = jobs.Select(j => j.Id.Value).ToArray();
+        await tx.Connection!.ExecuteAsync(new CommandDefinition(
+            """
+            insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at, batch_id, batch_index)
+            select j.id, @client, j.kernel, j.spec::jsonb, 'pending', 0, @now, @now, @batchId, case when @batchId::text is null then null else j.ord - 1 end
+            from unnest(@ids, @kernels, @specs) with ordinality as j (id, kernel, spec, ord)
+            """,
+            new
+            {
+                client = client.Value,
+                now,
+                batchId,
+                ids,
+                kernels = jobs.Select(j => j.Spec.Kernel).ToArray(),
+                specs = jobs.Select(j => JsonSerializer.Serialize(j.Spec, PlatformJson.Options)).ToArray(),
+            }, tx, cancellationToken: ct));
+        await JobEventLog.AppendPendingAsync(tx, ids, now, ct);
+        await outbox.EnqueueManyAsync(tx, jobs.Select(j => new JobSubmitted
+        {
+            JobId = j.Id,
+            ClientAccountId = client,
+            Spec = j.Spec,
+            EstimatedGflop = j.Gflop,
+            InputBytes = j.InputBytes,
+            OccurredAt = now,
+        }).ToList(), ct: ct);
+    }
+
+    private static CheckResult Refuse(ProblemHttpResult problem) => new(null, null, problem);
+
+    private static string Entry(bool isArray, int index) => isArray ? $"entry {index}: " : "";
+
+    private static Dictionary<string, object?>? Index(bool isArray, int index) => isArray ? new() { ["index"] = index } : null;
+}
