@@ -70,16 +70,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     public async Task<ChaosReport> RunAsync(CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        log($"chaos: {jobs} jobs, {Workers} workers, seed {seed}");
-        for (var i = 0; i < Workers; i++)
-        {
-            var account = await network.CreateOperatorAsync();
-            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos")));
-        }
-        var client = await network.CreateAccountAsync("client", 1_000_000m);
-        using var http = network.Client(client.Key);
-        var a = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4));
-        var b = await http.PinAsync(NpyArray.FromFloat32([10f, 20f, 30f, 40f], 4));
+        var (http, a, b) = await StartAsync();
 
         // Jobs go in batches with a fault after each, so every fault lands on work in flight.
         var faults = Faults();
@@ -94,16 +85,79 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
             _faults.Add(name);
         }
         await SubmitAsync(http, a.Cid, b.Cid, jobs - _jobIds.Count, ct);
-
         log("chaos: faults done; waiting for every job to end");
+        return await FinishAsync(http, clock, ct);
+    }
+
+    /// <summary>
+    /// The whole run as one job array of <c>jobs</c> entries in one request (POST /v1/jobs:batch, retried with its
+    /// Idempotency-Key), with a worker killed once a fifth of it has ended and the scheduler restarted at half.
+    /// </summary>
+    public async Task<ChaosReport> RunArrayAsync(CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var (http, a, b) = await StartAsync();
+        var key = $"chaos-array-{seed}";
+        var entries = Enumerable.Range(0, jobs).Select(_ => new { kernel = "vector-add", inputs = new { a = a.Cid, b = b.Cid }, requirements = new { region = "chaos" } }).ToList();
+        var ids = await Eventually.UntilAsync(async () =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs:batch") { Content = JsonContent.Create(new { jobs = entries }, options: Api.Json) };
+            request.Headers.Add("Idempotency-Key", key);
+            using var response = await http.SendAsync(request, ct);
+            return response.StatusCode == HttpStatusCode.Accepted ? (await response.Content.ReadFromJsonAsync<ArrayAccepted>(Api.Json, ct))!.JobIds : null;
+        }, ids => ids is not null, TimeSpan.FromMinutes(3), $"the array {key} accepted");
+        _jobIds.AddRange(ids!);
+        log($"chaos: array of {_jobIds.Count} jobs accepted after {clock.Elapsed.TotalSeconds:F0} s");
+
         await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
-        await Eventually.UntilAsync(
-            () => gateway.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status not in ('completed', 'failed', 'cancelled', 'rejected')", new { ids = _jobIds.ToArray() }),
-            open => open == 0, TimeSpan.FromMinutes(5), "every job of the chaos run in a terminal status");
+        foreach (var (share, name, inject) in new (int, string, Func<Task>)[] { (5, "killed a worker", KillAWorkerAsync), (2, "restarted scheduler", () => RestartAsync("scheduler")) })
+        {
+            await Eventually.UntilAsync(() => OpenAsync(gateway), open => open <= jobs - jobs / share, EndTimeout, $"1/{share} of the array ended");
+            log($"chaos: {name} ({jobs - await OpenAsync(gateway)} jobs ended, {clock.Elapsed.TotalSeconds:F0} s)");
+            await inject();
+            _faults.Add(name);
+        }
+        return await FinishAsync(http, clock, ct);
+    }
+
+    private sealed record ArrayAccepted(List<string> JobIds);
+
+    // Generous for this machine's rate of tiny jobs (tens a second); a lost job shows as a timeout naming it.
+    private TimeSpan EndTimeout => TimeSpan.FromMinutes(5) + TimeSpan.FromSeconds(jobs / 5.0);
+
+    private Task<int> OpenAsync(NpgsqlConnection gateway) =>
+        gateway.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status not in ('completed', 'failed', 'cancelled', 'rejected')", new { ids = _jobIds.ToArray() });
+
+    private async Task<(HttpClient Http, Pinned A, Pinned B)> StartAsync()
+    {
+        log($"chaos: {jobs} jobs, {Workers} workers, seed {seed}");
+        for (var i = 0; i < Workers; i++)
+        {
+            var account = await network.CreateOperatorAsync();
+            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos")));
+        }
+        var client = await network.CreateAccountAsync("client", 1_000_000m);
+        var http = network.Client(client.Key);
+        var a = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4));
+        var b = await http.PinAsync(NpyArray.FromFloat32([10f, 20f, 30f, 40f], 4));
+        return (http, a, b);
+    }
+
+    private async Task<ChaosReport> FinishAsync(HttpClient http, Stopwatch clock, CancellationToken ct)
+    {
+        await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+        await Eventually.UntilAsync(() => OpenAsync(gateway), open => open == 0, EndTimeout, "every job of the chaos run in a terminal status");
         log($"chaos: every job ended after {clock.Elapsed.TotalSeconds:F0} s; waiting for nothing to be in flight");
         var quiet = await Quiescence.WaitAsync(network, TimeSpan.FromMinutes(3));
         log($"chaos: no message in flight after {clock.Elapsed.TotalSeconds:F0} s");
-        return await CheckAsync(http, quiet.DeadLetters, clock.Elapsed, ct);
+        try
+        {
+            return await CheckAsync(http, quiet.DeadLetters, clock.Elapsed, ct);
+        }
+        finally
+        {
+            http.Dispose();
+        }
     }
 
     /// <summary>
@@ -219,16 +273,22 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         var unbalanced = await rewards.ExecuteScalarAsync<int>(
             "select count(*) from (select transaction_id from postings group by transaction_id having sum(amount) <> 0) u");
 
-        // Every completed job's output, read back through the gateway (storage verifies it against its CID).
+        // Every completed job's output, read back through the gateway (storage verifies it against its CID); a CID
+        // names its bytes, so each distinct one is read once.
         var checkedOutputs = 0;
         var verified = 0;
+        var readBack = new Dictionary<string, bool>();
         foreach (var (_, _, outputs, _) in statuses.Where(s => s.Status == "completed"))
         {
             checkedOutputs++;
-            var cid = System.Text.Json.JsonDocument.Parse(outputs!).RootElement.GetProperty("c").GetString();
-            using var response = await http.GetAsync($"/v1/blobs/{cid}", ct);
-            if (response.StatusCode == HttpStatusCode.OK
-                && Npy.Read(await response.Content.ReadAsStreamAsync(ct)).Float32 is [11f, 22f, 33f, 44f])
+            var cid = System.Text.Json.JsonDocument.Parse(outputs!).RootElement.GetProperty("c").GetString()!;
+            if (!readBack.TryGetValue(cid, out var good))
+            {
+                using var response = await http.GetAsync($"/v1/blobs/{cid}", ct);
+                readBack[cid] = good = response.StatusCode == HttpStatusCode.OK
+                    && Npy.Read(await response.Content.ReadAsStreamAsync(ct)).Float32 is [11f, 22f, 33f, 44f];
+            }
+            if (good)
                 verified++;
         }
 

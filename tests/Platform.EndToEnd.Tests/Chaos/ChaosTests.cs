@@ -21,6 +21,12 @@ public sealed class ChaosTests(BareNetwork network, ITestOutputHelper output) : 
 
         var report = await new ChaosRun(network, jobs, seed, output.WriteLine).RunAsync(CancellationToken.None);
 
+        AssertEveryJobEndedOnceAndPaidOnce(report, jobs, output);
+    }
+
+    /// <summary>What every chaos run must show, whatever its faults.</summary>
+    internal static void AssertEveryJobEndedOnceAndPaidOnce(ChaosReport report, int jobs, ITestOutputHelper output)
+    {
         output.WriteLine("chaos run report:\n" + report.Table());
         Assert.Equal(jobs, report.Submitted);
         Assert.Equal(0, report.Lost);
@@ -35,5 +41,25 @@ public sealed class ChaosTests(BareNetwork network, ITestOutputHelper output) : 
         Assert.Equal(report.Completed, report.OutputsVerified);
         // Faults may exhaust a job's attempts; most jobs still complete.
         Assert.True(report.Completed >= jobs * 9 / 10, $"only {report.Completed} of {jobs} jobs completed");
+    }
+}
+
+/// <summary>
+/// A job array of 10,000 in one request (PLATFORM_CHAOS_ARRAY_JOBS to change it), with a worker killed and the scheduler
+/// restarted while it runs: every job ends once, and its money moves once.
+/// </summary>
+public sealed class ChaosArrayTests(BareNetwork network, ITestOutputHelper output) : IClassFixture<BareNetwork>
+{
+    [Fact]
+    public async Task An_array_of_ten_thousand_jobs_with_a_worker_killed_and_the_scheduler_restarted_midway_completes_each_exactly_once()
+    {
+        var jobs = int.TryParse(Environment.GetEnvironmentVariable("PLATFORM_CHAOS_ARRAY_JOBS"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 10_000;
+        const int seed = 18;
+        output.WriteLine($"seed {seed}");
+
+        var report = await new ChaosRun(network, jobs, seed, output.WriteLine).RunArrayAsync(CancellationToken.None);
+
+        ChaosTests.AssertEveryJobEndedOnceAndPaidOnce(report, jobs, output);
+        Assert.Equal(["killed a worker", "restarted scheduler"], report.Faults);
     }
 }
