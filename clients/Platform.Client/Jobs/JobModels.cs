@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Platform.Client;
 
@@ -82,10 +83,8 @@ public sealed record JobBatch
     public int Count(string status) => Counts.GetValueOrDefault(status);
 
     /// <summary>Jobs that will not change any more: completed, failed, cancelled or rejected.</summary>
+    [JsonIgnore] // derived from Counts: the batch as JSON stays what the gateway sent
     public int Done => Counts.Where(c => JobStatuses.IsTerminal(c.Key)).Sum(c => c.Value);
-
-    /// <summary>Jobs that finished without a result: failed, cancelled or rejected.</summary>
-    public int Unsuccessful => Done - Count("completed");
 }
 
 public static class JobStatuses
