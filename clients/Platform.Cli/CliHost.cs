@@ -13,8 +13,11 @@ public sealed record CliHost(TextWriter Output, TextWriter Error, IAnsiConsole O
     {
         var stdout = Create(Console.Out, Console.IsOutputRedirected);
         var stderr = Create(Console.Error, Console.IsErrorRedirected);
-        return new CliHost(Console.Out, Console.Error, stdout, stderr, System.Environment.GetEnvironmentVariable);
+        return new CliHost(Console.Out, Console.Error, stdout, stderr, System.Environment.GetEnvironmentVariable) { Input = Console.In };
     }
+
+    /// <summary>stdin, for commands that read a FILE given as <c>-</c>; empty unless set.</summary>
+    public TextReader Input { get; init; } = TextReader.Null;
 
     /// <summary>Plain text, no colours, no live rendering: what a test or a pipe reads.</summary>
     public static CliHost Plain(TextWriter output, TextWriter error, IReadOnlyDictionary<string, string?> environment) =>

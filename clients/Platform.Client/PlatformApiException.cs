@@ -12,6 +12,8 @@ public sealed record Problem
     public string? Detail { get; init; }
     /// <summary>Validation problems: the messages for each field.</summary>
     public IReadOnlyDictionary<string, string[]>? Errors { get; init; }
+    /// <summary>A refused batch (POST /v1/jobs:batch): the position of the first bad entry in <c>jobs</c>, from 0.</summary>
+    public int? Index { get; init; }
 
     /// <summary>The last part of <see cref="Type"/> ("job-not-found" for urn:platform:problem:job-not-found).</summary>
     [JsonIgnore]
@@ -53,6 +55,9 @@ public sealed class PlatformApiException : Exception
         var text = problem?.Detail is { Length: > 0 } detail ? $"{head}: {detail}" : head;
         if (problem?.Errors is { Count: > 0 } errors)
             text += " (" + string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")) + ")";
+        // A batch's 422 problems say what is wrong but not where; validation errors already name the entry in their keys.
+        if (problem?.Index is { } index && problem.Errors?.Keys.Any(k => k.StartsWith($"jobs[{index}]", StringComparison.Ordinal)) != true)
+            text += $" (at jobs[{index}])";
         return text;
     }
 }

@@ -36,7 +36,10 @@ public sealed partial class PlatformClient : IDisposable
 
     public Uri BaseAddress => _http.BaseAddress!;
 
-    /// <summary>How often <see cref="WatchAsync"/> polls the job when the gateway has no event stream.</summary>
+    /// <summary>
+    /// How often <see cref="WatchAsync"/> and <see cref="WatchBatchAsync"/> poll the job or batch when the gateway
+    /// has no event stream, and wait before resuming a dropped one.
+    /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
     public void Dispose()

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Text.Json;
 using System.Text.RegularExpressions;
+using Platform.Client;
 using Platform.Contracts;
 
 namespace Platform.Cli.Commands;
@@ -51,6 +53,48 @@ public static partial class JobArguments
         Arity = ArgumentArity.ZeroOrMore,
         CustomParser = r => ParseAll(r, ParseParam, p => p.Key),
     };
+
+    private static readonly JsonSerializerOptions BatchJson = new(JsonSerializerDefaults.Web);
+
+    /// <summary>
+    /// The jobs of a <c>jobs submit-batch</c> FILE (named <paramref name="source"/> in errors): <c>{"jobs": [...]}</c>
+    /// or a bare array, each entry as POST /v1/jobs takes it. Inputs must be CIDs: a batch pins no files, and a
+    /// path in the file would otherwise reach the gateway as a bad CID in entry after entry.
+    /// </summary>
+    public static IReadOnlyList<SubmitJobRequest> ParseBatch(string json, string source)
+    {
+        List<SubmitJobRequest?>? jobs;
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            jobs = root.ValueKind switch
+            {
+                JsonValueKind.Array => root.Deserialize<List<SubmitJobRequest?>>(BatchJson),
+                JsonValueKind.Object when root.TryGetProperty("jobs", out var list) => list.Deserialize<List<SubmitJobRequest?>>(BatchJson),
+                _ => null,
+            };
+        }
+        catch (JsonException e)
+        {
+            throw new UsageException($"{source}: not a batch of jobs: {e.Message}");
+        }
+        if (jobs is null)
+            throw new UsageException($"{source}: not a batch of jobs: expected {{\"jobs\": [...]}} or an array of jobs");
+        var parsed = new List<SubmitJobRequest>(jobs.Count);
+        for (var i = 0; i < jobs.Count; i++)
+        {
+            if (jobs[i] is not { } job)
+                throw new UsageException($"{source}: jobs[{i}] is null, not a job");
+            foreach (var (name, value) in job.Inputs ?? new Dictionary<string, string>())
+            {
+                if (!Cid.TryParse(value, out _))
+                    throw new UsageException($"{source}: jobs[{i}].inputs.{name}: '{value}' is not a CID (a batch pins no files: pin it with 'platform blobs put' first)");
+            }
+            parsed.Add(job);
+        }
+        return parsed;
+    }
 
     // Errors are reported through the parser, so they print like every other usage error.
     private static List<T> ParseAll<T>(ArgumentResult result, Func<string, T> parse, Func<T, string> nameOf)

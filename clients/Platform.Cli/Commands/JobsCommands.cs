@@ -14,6 +14,7 @@ public static class JobsCommands
     {
         var jobs = new Command("jobs", "Submit compute jobs and follow them");
         jobs.Subcommands.Add(Submit(host));
+        jobs.Subcommands.Add(SubmitBatch(host));
 
         var status = new Option<string?>("--status") { Description = "Only jobs with this status" };
         status.AcceptOnlyFromAmong("pending", "queued", "assigned", "running", "verifying", "completed", "failed", "cancelled", "rejected");
@@ -69,6 +70,25 @@ public static class JobsCommands
             return 0;
         });
         jobs.Subcommands.Add(cancel);
+
+        var batchId = new Argument<string>("ID") { Description = "The batch's id (bat_...)" };
+        var batch = new Command("batch", "A batch of jobs: how many, how many in each status, whether all finished") { batchId };
+        batch.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetBatchAsync(s.Get(batchId), ct), b => ShowBatch(s, b));
+            return 0;
+        });
+        jobs.Subcommands.Add(batch);
+
+        var cancelBatchId = new Argument<string>("ID") { Description = "The batch's id" };
+        var cancelBatch = new Command("cancel-batch", "Cancel every job of a batch that has not finished; their escrow is refunded") { cancelBatchId };
+        cancelBatch.SetRun(host, async (s, ct) =>
+        {
+            var cancelled = await s.Client.CancelBatchAsync(s.Get(cancelBatchId), ct);
+            s.Show(cancelled, b => s.Host.Output.WriteLine($"{b.Id}: cancel requested for the jobs not finished ({b.Done}/{b.Total} had finished)"));
+            return 0;
+        });
+        jobs.Subcommands.Add(cancelBatch);
         jobs.Subcommands.Add(ReceiptCommands.Fetch(host));
         return jobs;
     }
@@ -155,6 +175,122 @@ public static class JobsCommands
             return 0;
         });
         return submit;
+    }
+
+    private static Command SubmitBatch(CliHost host)
+    {
+        var file = new Argument<string>("FILE")
+        {
+            Description = "JSON {\"jobs\": [...]} or a bare array of jobs, each entry as 'POST /v1/jobs' takes it; - reads stdin",
+        };
+        var key = new Option<string?>("--idempotency-key") { Description = "Submitting the same jobs again with the same key returns the first batch" };
+        var wait = new Option<bool>("--wait", "-w") { Description = $"Follow the batch until every job finished; exit {Cli.Failed} unless every one completed" };
+        var submit = new Command("submit-batch",
+            "Submit many jobs as one batch (1-10,000; all are created or none); prints the batch id. Inputs are CIDs of pinned blobs: no files are pinned, 'platform blobs put' them first")
+        {
+            file, key, wait,
+        };
+        submit.SetRun(host, async (s, ct) =>
+        {
+            var path = s.Get(file);
+            var json = path == "-" ? await s.Host.Input.ReadToEndAsync(ct) : await File.ReadAllTextAsync(path, ct);
+            var requests = JobArguments.ParseBatch(json, path == "-" ? "stdin" : path);
+            await WarnAboutBalanceAsync(s, null, ct);
+            var batch = await s.Client.SubmitJobsAsync(requests, s.Get(key), ct);
+            if (!s.Get(wait))
+            {
+                s.Show(batch, b =>
+                {
+                    s.Host.Output.WriteLine(b.Id);
+                    s.Host.Error.WriteLine($"submitted {b.Total} jobs; see them with 'platform jobs batch {b.Id}'");
+                });
+                return 0;
+            }
+
+            s.Host.Error.WriteLine($"submitted {batch.Id}: {batch.Total} jobs");
+            batch = await FollowBatchAsync(s, batch, ct);
+            s.Show(batch, b => ShowBatch(s, b));
+            if (batch.Count("completed") != batch.Total)
+                throw new CommandFailedException($"batch {batch.Id}: {batch.Total - batch.Count("completed")} of {batch.Total} jobs did not complete ({Unsuccessful(batch)})");
+            return 0;
+        });
+        return submit;
+    }
+
+    /// <summary>
+    /// Follows the batch's stream, counting its jobs as they finish: a live count on a terminal; otherwise a line
+    /// on stderr when the count changes, at most one a second (a batch of thousands would print thousands), and the
+    /// last. Returns the batch as the gateway counts it at the end, which is what the exit code goes by.
+    /// </summary>
+    private static async Task<JobBatch> FollowBatchAsync(Session s, JobBatch batch, CancellationToken ct)
+    {
+        // Each job's latest status; a terminal one is kept, since a job never leaves it.
+        var latest = new Dictionary<string, string>(StringComparer.Ordinal);
+        JobBatch Seen() => batch with { Counts = latest.Values.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count()) };
+        void Record(JobStatusEvent e)
+        {
+            if (!JobStatuses.IsTerminal(latest.GetValueOrDefault(e.JobId)))
+                latest[e.JobId] = e.Status;
+        }
+
+        var console = s.Host.Status;
+        string? printed = null;
+        if (console.Profile.Capabilities.Interactive)
+        {
+            await console.Progress()
+                .AutoClear(true)
+                .Columns(new SpinnerColumn(), new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new ElapsedTimeColumn())
+                .StartAsync(async ctx =>
+                {
+                    var task = ctx.AddTask(Markup.Escape($"{batch.Id} {BatchProgress(batch)}"), maxValue: Math.Max(1, batch.Total));
+                    await foreach (var e in s.Client.WatchBatchAsync(batch.Id, ct))
+                    {
+                        Record(e);
+                        var seen = Seen();
+                        task.Description = Markup.Escape($"{batch.Id} {BatchProgress(seen)}");
+                        task.Value = seen.Done;
+                    }
+                });
+        }
+        else
+        {
+            var printedAt = 0L;
+            await foreach (var e in s.Client.WatchBatchAsync(batch.Id, ct))
+            {
+                Record(e);
+                var line = BatchProgress(Seen());
+                if (!s.Json && line != printed && System.Diagnostics.Stopwatch.GetElapsedTime(printedAt) >= TimeSpan.FromSeconds(1))
+                {
+                    s.Host.Error.WriteLine(line);
+                    (printed, printedAt) = (line, System.Diagnostics.Stopwatch.GetTimestamp());
+                }
+            }
+        }
+        batch = await s.Client.GetBatchAsync(batch.Id, ct);
+        var last = BatchProgress(batch);
+        if (!s.Json && !console.Profile.Capabilities.Interactive && last != printed)
+            s.Host.Error.WriteLine(last);
+        return batch;
+    }
+
+    /// <summary>"7/10 done, 1 failed, 1 rejected": the batch's finished jobs, and those that finished without a result.</summary>
+    public static string BatchProgress(JobBatch b) => $"{b.Done}/{b.Total} done" + (Unsuccessful(b) is { Length: > 0 } bad ? ", " + bad : "");
+
+    /// <summary>"1 failed, 1 rejected"; empty when none.</summary>
+    private static string Unsuccessful(JobBatch b) =>
+        string.Join(", ", new[] { "failed", "cancelled", "rejected" }.Where(st => b.Count(st) > 0).Select(st => $"{b.Count(st)} {st}"));
+
+    // The order jobs move through, so the counts read as a pipeline; a status this CLI does not know goes last.
+    private static readonly string[] StatusOrder = ["pending", "queued", "assigned", "running", "verifying", "completed", "failed", "cancelled", "rejected"];
+
+    public static void ShowBatch(Session s, JobBatch b)
+    {
+        s.Host.Out.Write(Output.Facts(("batch", b.Id), ("created", Output.Time(b.CreatedAt)), ("jobs", b.Total.ToString(CultureInfo.InvariantCulture)),
+            ("finished", b.Finished ? "yes" : "no"), ("progress", BatchProgress(b))));
+        var counts = Output.Table("status", "jobs");
+        foreach (var (status, count) in b.Counts.OrderBy(c => Array.IndexOf(StatusOrder, c.Key) is var i && i >= 0 ? i : StatusOrder.Length).ThenBy(c => c.Key, StringComparer.Ordinal))
+            counts.Row(status, count.ToString(CultureInfo.InvariantCulture));
+        s.Host.Out.Write(counts);
     }
 
     private static readonly string[] TerminalStatuses = ["completed", "failed", "cancelled", "rejected"];

@@ -10,7 +10,10 @@ public abstract record JobEvent
     public required string JobId { get; init; }
 }
 
-/// <summary><c>event: status</c>: the job changed status; <see cref="Sequence"/> is the event's id (1-based within the job).</summary>
+/// <summary>
+/// <c>event: status</c>: the job changed status; <see cref="Sequence"/> is the event's id (within the job on a job's
+/// stream, within the batch on a batch's stream).
+/// </summary>
 public sealed record JobStatusEvent : JobEvent
 {
     public required string Status { get; init; }
@@ -22,6 +25,11 @@ public sealed record JobStatusEvent : JobEvent
     /// <summary>The reason as a sentence for people; set whenever <see cref="Reason"/> is, and on every terminal status.</summary>
     public string? Message { get; init; }
     public DateTimeOffset OccurredAt { get; init; }
+    /// <summary>
+    /// The job's version after this change: with <see cref="JobEvent.JobId"/> it names the change, so a resumed
+    /// batch stream's repeats are recognised. Null when the event was made up from polling the job.
+    /// </summary>
+    public int? Version { get; init; }
     /// <summary>The SSE id; null when the event was made up from polling the job.</summary>
     public long? Sequence { get; init; }
 
@@ -43,9 +51,17 @@ public static class JobEventStream
     /// Comments (keep-alives) are skipped; so are event types this client does not know, so a newer server
     /// may add some.
     /// </summary>
-    public static async IAsyncEnumerable<(JobEvent Event, string? Id)> ReadAsync(Stream stream, [EnumeratorCancellation] CancellationToken ct = default)
+    public static IAsyncEnumerable<(JobEvent Event, string? Id)> ReadAsync(Stream stream, CancellationToken ct = default) =>
+        ReadAsync<JobEvent>(stream, Parse, ct);
+
+    /// <summary>
+    /// The items <paramref name="parse"/> makes of the stream's events, with their SSE ids; an event it makes
+    /// nothing of (null) is skipped. The job and the batch streams share this, and so their framing rules.
+    /// </summary>
+    internal static async IAsyncEnumerable<(T Item, string? Id)> ReadAsync<T>(Stream stream, SseItemParser<T?> parse, [EnumeratorCancellation] CancellationToken ct)
+        where T : class
     {
-        var parser = SseParser.Create(stream, static (type, data) => Parse(type, data));
+        var parser = SseParser.Create(stream, parse);
         await foreach (var item in parser.EnumerateAsync(ct))
         {
             if (item.Data is { } e)

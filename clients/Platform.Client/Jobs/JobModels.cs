@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Platform.Client;
 
@@ -61,6 +62,30 @@ public sealed record StatusReason(string Code, string Message);
 public sealed record JobError(string Reason, string Detail);
 
 public sealed record JobPage(IReadOnlyList<Job> Items, string? NextCursor);
+
+/// <summary>POST /v1/jobs:batch: every entry is what POST /v1/jobs takes; the gateway creates all of them or none.</summary>
+public sealed record SubmitJobsRequest(IReadOnlyList<SubmitJobRequest> Jobs);
+
+/// <summary>Jobs submitted together (POST /v1/jobs:batch) and followed, counted and cancelled as one.</summary>
+public sealed record JobBatch
+{
+    public required string Id { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public int Total { get; init; }
+    /// <summary>True once every job of the batch is in a terminal status.</summary>
+    public bool Finished { get; init; }
+    /// <summary>Job status (pending, running, completed, failed...) to how many of the batch's jobs are in it; statuses with none are left out.</summary>
+    public IReadOnlyDictionary<string, int> Counts { get; init; } = new Dictionary<string, int>();
+    /// <summary>The batch's jobs, in the order of the entries submitted.</summary>
+    public IReadOnlyList<string> JobIds { get; init; } = [];
+
+    /// <summary>How many of the batch's jobs are in <paramref name="status"/> (0 for a status the gateway left out).</summary>
+    public int Count(string status) => Counts.GetValueOrDefault(status);
+
+    /// <summary>Jobs that will not change any more: completed, failed, cancelled or rejected.</summary>
+    [JsonIgnore] // derived from Counts: the batch as JSON stays what the gateway sent
+    public int Done => Counts.Where(c => JobStatuses.IsTerminal(c.Key)).Sum(c => c.Value);
+}
 
 public static class JobStatuses
 {

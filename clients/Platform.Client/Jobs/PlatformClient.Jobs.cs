@@ -56,14 +56,9 @@ public sealed partial class PlatformClient
         var idleResumes = 0;
         while (true)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"v1/jobs/{Escape(jobId)}/events", UriKind.Relative));
-            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
-            if (lastId is not null)
-                request.Headers.Add("Last-Event-ID", lastId);
-            using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-            if (response.StatusCode == HttpStatusCode.NotFound)
+            using var response = await OpenEventStreamAsync($"v1/jobs/{Escape(jobId)}/events", lastId, ct);
+            if (response is null)
                 break; // no event stream here (or no such job, which the first poll reports)
-            await EnsureSuccessAsync(response, ct);
 
             var fresh = false;
             await using var body = await response.Content.ReadAsStreamAsync(ct);
@@ -73,8 +68,7 @@ public sealed partial class PlatformClient
                 {
                     lastId = id ?? lastId;
                     fresh = true;
-                    var sequence = long.TryParse(id, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : (long?)null;
-                    yield return status with { Sequence = sequence };
+                    yield return status with { Sequence = SequenceOf(id) };
                     if (status.IsTerminal)
                         yield break;
                 }
@@ -92,6 +86,36 @@ public sealed partial class PlatformClient
         await foreach (var e in PollAsync(jobId, ct))
             yield return e;
     }
+
+    /// <summary>
+    /// GETs the event stream at <paramref name="path"/>, after event <paramref name="lastId"/> when resuming; null
+    /// when the gateway answers 404 (no stream there, or nothing of that id: the caller's poll tells which).
+    /// </summary>
+    private async Task<HttpResponseMessage?> OpenEventStreamAsync(string path, string? lastId, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(path, UriKind.Relative));
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        if (lastId is not null)
+            request.Headers.Add("Last-Event-ID", lastId);
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        try
+        {
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                response.Dispose();
+                return null;
+            }
+            await EnsureSuccessAsync(response, ct);
+            return response;
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    private static long? SequenceOf(string? id) => long.TryParse(id, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : null;
 
     /// <summary>Reads the job every <see cref="PollInterval"/> and reports what changed as events.</summary>
     private async IAsyncEnumerable<JobEvent> PollAsync(string jobId, [EnumeratorCancellation] CancellationToken ct)
