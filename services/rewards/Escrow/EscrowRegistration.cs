@@ -6,7 +6,9 @@ public static class EscrowRegistration
 {
     public static IBusRegistrationConfigurator AddEscrow(this IBusRegistrationConfigurator bus)
     {
-        bus.AddConsumer<JobSubmittedConsumer>();
+        // Two batches at once: one can commit while the next fills.
+        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(EscrowBatch.Default.MessageLimit).SetTimeLimit(EscrowBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
         bus.AddConsumer<JobCompletedConsumer>();
         bus.AddConsumer<JobFailedConsumer>();
         bus.AddConsumer<JobCancelledConsumer>();

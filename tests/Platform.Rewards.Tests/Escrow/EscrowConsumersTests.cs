@@ -7,7 +7,7 @@ using Platform.Testing;
 namespace Platform.Rewards.Tests.Escrow;
 
 /// <summary>The rewards consumers against a real Postgres, driven through the MassTransit test harness.</summary>
-public sealed class EscrowConsumersTests : IAsyncLifetime
+public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper output) : IAsyncLifetime
 {
     private RewardsTestHost _rewards = null!;
     private ConsumerTestHost _host = null!;
@@ -61,6 +61,31 @@ public sealed class EscrowConsumersTests : IAsyncLifetime
         Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
         Assert.Equal(95m, await BalanceAsync(client.Value));
         Assert.Equal(5m, await BalanceAsync("sys:escrow"));
+    }
+
+    [Fact]
+    public async Task A_burst_of_submissions_is_funded_in_a_few_transactions_until_the_balance_runs_out_each_job_once()
+    {
+        var client = await OpenAsync("client", 150m);
+        var jobs = Enumerable.Range(0, 40).Select(_ => Submitted(client, gflop: 10)).ToList(); // 5 credits each: 30 fit
+
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(j)));
+        await _host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count);
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(j))); // redelivered: changes nothing
+        await _host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count + 5);
+
+        await using var db = await _rewards.Database.OpenConnectionAsync();
+        var ids = jobs.Select(j => j.JobId.Value).ToArray();
+        var escrows = (await db.QueryAsync<(string Status, string Txid)>("select status, xmin::text from escrows where job_id = any(@ids)", new { ids })).ToList();
+        var transactions = escrows.Select(e => e.Txid).Distinct().Count();
+        output.WriteLine($"{jobs.Count} submissions escrowed in {transactions} transaction(s)");
+        Assert.True(transactions <= jobs.Count / 4, $"{jobs.Count} submissions took {transactions} transactions");
+        Assert.Equal(30, escrows.Count(e => e.Status == "held"));
+        Assert.Equal(10, escrows.Count(e => e.Status == "rejected"));
+        Assert.Equal(0m, await BalanceAsync(client.Value));
+        Assert.Equal(150m, await BalanceAsync("sys:escrow"));
+        Assert.Equal(30, await db.ExecuteScalarAsync<int>("select count(*) from transactions where job_id = any(@ids)", new { ids }));
+        await _rewards.AssertLedgerBalancedAsync();
     }
 
     [Fact]
