@@ -270,7 +270,7 @@ public static class EndToEndBenchmark
         return [.. batch.GetProperty("jobIds").EnumerateArray().Select(j => j.GetString()!)];
     }
 
-        private static (double P50, double P99) Percentiles(List<double> values)
+    private static (double P50, double P99) Percentiles(List<double> values)
     {
         var sorted = values.Order().ToList();
         return (sorted[(int)(sorted.Count * 0.50)], sorted[Math.Min(sorted.Count - 1, (int)(sorted.Count * 0.99))]);
