@@ -34,7 +34,7 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         var fresh = (await connection.QueryAsync<string>(new CommandDefinition(
             """
             insert into escrows (job_id, client_account_id, kernel, amount, status, gflop)
-            select * from unnest(@ids, @clients, @kernels, @prices::numeric[], @statuses, @gflops) on conflict (job_id) do nothing
+            select * from unnest(@ids, @clients, @kernels, @prices::numeric[], @statuses, @gflops) order by 1 on conflict (job_id) do nothing
             returning job_id
             """,
             new

@@ -9,22 +9,31 @@ using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
 
+/// <summary>
+/// Records submitted jobs and queues those already funded. Consumed in batches (<see cref="IntakeBatch"/>): a job
+/// array's JobSubmitted and JobFunded arrive in thousands, and each batch is one upsert and one queueing statement
+/// whatever its size; a batch of one is the single-job case.
+/// </summary>
 public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock)
-    : IConsumer<JobSubmitted>
+    : IConsumer<Batch<JobSubmitted>>
 {
-    public async Task Consume(ConsumeContext<JobSubmitted> context)
+    public async Task Consume(ConsumeContext<Batch<JobSubmitted>> context)
     {
-        var job = context.Message;
         var ct = context.CancellationToken;
-        var replicas = Math.Max(1, job.Spec.Replicas);
+        // A message redelivered into the same batch counts once. Rows are written in id order, as JobFundedConsumer
+        // writes them: two batches holding the same jobs never wait on each other in a cycle.
+        var jobs = context.Message.Select(m => m.Message).DistinctBy(j => j.JobId).ToList();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status, priority, policy, region, device, min_memory_mb, input_bytes,
                               results_needed, spot_check)
-            values (@JobId, @Client, @Kernel, @Spec::jsonb, @EstimatedGflop, 'pending', @Priority, @Policy, @Region, @Device, @MinMemoryMb, @InputBytes,
-                    @ResultsNeeded, @SpotCheck)
+            select j.id, j.client, j.kernel, j.spec::jsonb, j.gflop, 'pending', j.priority, j.policy, j.region, j.device, j.memory, j.input_bytes,
+                   j.results_needed, false
+            from unnest(@ids, @clients, @kernels, @specs, @gflops, @priorities, @policies, @regions, @devices, @memories, @inputBytes, @resultsNeeded)
+                 as j (id, client, kernel, spec, gflop, priority, policy, region, device, memory, input_bytes, results_needed)
+            order by j.id
             on conflict (id) do update set client_account_id = excluded.client_account_id, kernel = excluded.kernel,
                 spec = excluded.spec, estimated_gflop = excluded.estimated_gflop, priority = excluded.priority, policy = excluded.policy,
                 region = excluded.region, device = excluded.device, min_memory_mb = excluded.min_memory_mb, input_bytes = excluded.input_bytes,
@@ -33,45 +42,52 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
             """,
             new
             {
-                JobId = job.JobId.Value,
-                Client = job.ClientAccountId.Value,
-                job.Spec.Kernel,
-                Spec = JsonSerializer.Serialize(job.Spec, PlatformJson.Options),
-                job.EstimatedGflop,
-                job.Spec.Priority,
-                job.Spec.Policy,
-                job.Spec.Requirements.Region,
-                job.Spec.Requirements.Device,
-                job.Spec.Requirements.MinMemoryMb,
-                job.InputBytes,
+                ids = jobs.Select(j => j.JobId.Value).ToArray(),
+                clients = jobs.Select(j => j.ClientAccountId.Value).ToArray(),
+                kernels = jobs.Select(j => j.Spec.Kernel).ToArray(),
+                specs = jobs.Select(j => JsonSerializer.Serialize(j.Spec, PlatformJson.Options)).ToArray(),
+                gflops = jobs.Select(j => j.EstimatedGflop).ToArray(),
+                priorities = jobs.Select(j => j.Spec.Priority).ToArray(),
+                policies = jobs.Select(j => j.Spec.Policy).ToArray(),
+                regions = jobs.Select(j => j.Spec.Requirements.Region).ToArray(),
+                devices = jobs.Select(j => j.Spec.Requirements.Device).ToArray(),
+                memories = jobs.Select(j => j.Spec.Requirements.MinMemoryMb).ToArray(),
+                inputBytes = jobs.Select(j => j.InputBytes).ToArray(),
                 // Whether a single replica is spot-checked is decided when its result comes in, from its worker's trust.
-                ResultsNeeded = replicas,
-                SpotCheck = false,
+                resultsNeeded = jobs.Select(j => Math.Max(1, j.Spec.Replicas)).ToArray(),
             }, tx, cancellationToken: ct));
-        var queued = await JobStore.QueueIfReadyAsync(tx, outbox, job.JobId, clock.GetUtcNow(), ct);
+        var queued = await JobStore.QueueIfReadyAsync(tx, outbox, [.. jobs.Select(j => j.JobId)], clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);
-        if (queued)
+        if (queued > 0)
             dispatcher.Poke();
     }
 }
 
-public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<JobFunded>
+/// <summary>Marks jobs funded and queues those already recorded; in batches, as <see cref="JobSubmittedConsumer"/>.</summary>
+public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<Batch<JobFunded>>
 {
-    public async Task Consume(ConsumeContext<JobFunded> context)
+    public async Task Consume(ConsumeContext<Batch<JobFunded>> context)
     {
         var ct = context.CancellationToken;
+        var ids = context.Message.Select(m => m.Message.JobId).Distinct().ToList();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            insert into jobs (id, funded, status) values (@JobId, true, 'pending')
+            insert into jobs (id, funded, status) select id, true, 'pending' from unnest(@ids) as id order by id
             on conflict (id) do update set funded = true
-            """, new { JobId = context.Message.JobId.Value }, tx, cancellationToken: ct));
-        var queued = await JobStore.QueueIfReadyAsync(tx, outbox, context.Message.JobId, clock.GetUtcNow(), ct);
+            """, new { ids = ids.Select(i => i.Value).ToArray() }, tx, cancellationToken: ct));
+        var queued = await JobStore.QueueIfReadyAsync(tx, outbox, ids, clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);
-        if (queued)
+        if (queued > 0)
             dispatcher.Poke();
     }
+}
+
+/// <summary>How job intake is batched: up to <paramref name="MessageLimit"/> messages, or what came within <paramref name="TimeLimit"/>.</summary>
+public sealed record IntakeBatch(int MessageLimit, TimeSpan TimeLimit)
+{
+    public static readonly IntakeBatch Default = new(100, TimeSpan.FromMilliseconds(5));
 }
 
 public sealed class JobRejectedConsumer(NpgsqlDataSource db) : IConsumer<JobRejected>

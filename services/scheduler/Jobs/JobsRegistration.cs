@@ -10,8 +10,11 @@ public static class JobsRegistration
     /// <summary>The attempts' messages come from nodes: their consumers listen on the node intake.</summary>
     public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus)
     {
-        bus.AddConsumer<JobSubmittedConsumer>();
-        bus.AddConsumer<JobFundedConsumer>();
+        // Intake in batches, two at once: one can commit while the next fills.
+        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(IntakeBatch.Default.MessageLimit).SetTimeLimit(IntakeBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
+        bus.AddConsumer<JobFundedConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(IntakeBatch.Default.MessageLimit).SetTimeLimit(IntakeBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
         bus.AddConsumer<JobRejectedConsumer>();
         bus.AddConsumer<AttemptStartedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<AttemptCompletedConsumer>().Endpoint(NodeIntake.OnIntake);

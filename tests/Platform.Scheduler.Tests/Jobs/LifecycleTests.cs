@@ -401,6 +401,48 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_burst_of_submissions_is_recorded_and_queued_in_a_few_transactions_each_queued_once()
+    {
+        // No worker serves the region: the jobs stay queued, and nothing but intake writes their rows.
+        var jobs = Enumerable.Range(0, 40).Select(_ => new JobSubmitted
+        {
+            JobId = JobId.New(),
+            ClientAccountId = AccountId.New(),
+            Spec = new JobSpec
+            {
+                Kernel = "matmul",
+                Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) },
+                Requirements = new JobRequirements { Region = "nowhere" },
+            },
+            EstimatedGflop = 1,
+            OccurredAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        var ids = jobs.Select(j => j.JobId).ToHashSet();
+
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(j)));
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow })));
+        await _host.HandledAsync<JobSubmitted>(m => ids.Contains(m.JobId), count: jobs.Count);
+        await _host.HandledAsync<JobFunded>(m => ids.Contains(m.JobId), count: jobs.Count);
+        // Redelivered, both change nothing.
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(j)));
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow })));
+        await _host.HandledAsync<JobFunded>(m => ids.Contains(m.JobId), count: jobs.Count + 5);
+        await _host.HandledAsync<JobSubmitted>(m => ids.Contains(m.JobId), count: jobs.Count + 5);
+
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var rows = (await connection.QueryAsync<(string Status, int Version, string Txid)>(
+            "select status, status_version, xmin::text from jobs where id = any(@ids)", new { ids = ids.Select(i => i.Value).ToArray() })).ToList();
+        var transactions = rows.Select(r => r.Txid).Distinct().Count();
+        Assert.Equal(jobs.Count, rows.Count);
+        Assert.All(rows, r => Assert.Equal(("queued", 1), (r.Status, r.Version)));
+        Assert.True(transactions <= jobs.Count / 4, $"{jobs.Count} jobs were queued by {transactions} transactions");
+        var queuedChanges = await connection.ExecuteScalarAsync<int>(
+            "select count(*) from outbox where message_type = 'Platform.Contracts.Messages.JobStatusChanged' and body->>'status' = 'queued' and body->>'jobId' = any(@ids)",
+            new { ids = ids.Select(i => i.Value).ToArray() });
+        Assert.Equal(jobs.Count, queuedChanges);
+    }
+
+    [Fact]
     public async Task A_burst_from_one_client_does_not_hold_back_another_clients_job()
     {
         var worker = await LiveAsync(Online(slots: 1));
