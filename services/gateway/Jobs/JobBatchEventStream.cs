@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Dapper;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -26,27 +25,7 @@ public static class JobBatchEventStream
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan Lag = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan FinishCheck = TimeSpan.FromSeconds(2);
-
-    private sealed class Row
-    {
-        public long Seq { get; init; }
-        public string JobId { get; init; } = "";
-        public int Version { get; init; }
-        public string Status { get; init; } = "";
-        public string? AttemptId { get; init; }
-        public string? WorkerId { get; init; }
-        public string? AttemptStatus { get; init; }
-        public string? Reason { get; init; }
-        public string? Detail { get; init; }
-        public DateTime OccurredAt { get; init; }
-    }
-
-    private const string Columns = """
-        e.seq as Seq, e.job_id as JobId, e.version as Version, e.status as Status, e.attempt_id as AttemptId, e.worker_id as WorkerId,
-        e.attempt_status as AttemptStatus, e.reason as Reason, e.detail as Detail, e.occurred_at as OccurredAt
-        """;
 
     internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, TimeProvider clock, CancellationToken ct)
     {
@@ -55,12 +34,8 @@ public static class JobBatchEventStream
             return JobBatchesApi.NotFound(id);
         var resumeAfter = long.TryParse(http.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : (long?)null;
 
-        http.Response.ContentType = "text/event-stream";
-        http.Response.Headers.CacheControl = "no-cache";
-        http.Response.Headers["X-Accel-Buffering"] = "no";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await JobEventStream.StartAsync(http, ct);
         var options = json.Value.SerializerOptions;
-        await http.Response.StartAsync(ct);
 
         // The last version sent of each job, and the jobs whose terminal change was sent.
         var last = new Dictionary<string, int>();
@@ -81,8 +56,8 @@ public static class JobBatchEventStream
                         "select recorded_at - @Lag from job_events where seq = @after", new { after, Lag }, cancellationToken: ct));
                     if (since is not null)
                     {
-                        foreach (var row in await connection.QueryAsync<Row>(new CommandDefinition(
-                            $"select {Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id and e.recorded_at < @since",
+                        foreach (var row in await connection.QueryAsync<JobEventLog.Row>(new CommandDefinition(
+                            $"select {JobEventLog.Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id and e.recorded_at < @since",
                             new { id, since }, cancellationToken: ct)))
                             Seen(row);
                     }
@@ -96,10 +71,10 @@ public static class JobBatchEventStream
                 {
                     var pollStarted = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition("select clock_timestamp()", cancellationToken: ct));
                     // The first read takes the batch's whole log by its jobs; later ones only what was recorded since.
-                    var rows = await connection.QueryAsync<Row>(new CommandDefinition(
+                    var rows = await connection.QueryAsync<JobEventLog.Row>(new CommandDefinition(
                         since is null
-                            ? $"select {Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id order by e.seq"
-                            : $"select {Columns} from job_events e join jobs j on j.id = e.job_id where e.recorded_at >= @since and j.batch_id = @id order by e.seq",
+                            ? $"select {JobEventLog.Columns} from job_events e join jobs j on j.id = e.job_id where j.batch_id = @id order by e.seq"
+                            : $"select {JobEventLog.Columns} from job_events e join jobs j on j.id = e.job_id where e.recorded_at >= @since and j.batch_id = @id order by e.seq",
                         new { id, since }, cancellationToken: ct));
                     foreach (var row in rows)
                     {
@@ -113,9 +88,7 @@ public static class JobBatchEventStream
                                 continue;
                         }
                         heldSince.Remove(row.JobId);
-                        var change = new JobEvent(row.JobId, row.Version, row.Status, row.AttemptId, row.WorkerId, row.AttemptStatus, row.Reason, row.Detail,
-                            new DateTimeOffset(DateTime.SpecifyKind(row.OccurredAt, DateTimeKind.Utc)), JobEventLog.MessageOf(row.Status, row.Reason, row.Detail));
-                        await JobEventStream.WriteAsync(http, "status", row.Seq, JsonSerializer.Serialize(change, options), ct);
+                        await JobEventStream.WriteAsync(http, "status", row.Seq, JsonSerializer.Serialize(row.ToEvent(), options), ct);
                         lastWrite = clock.GetUtcNow();
                         sentEnd |= Seen(row);
                     }
@@ -135,12 +108,7 @@ public static class JobBatchEventStream
                             return await DoneAsync(http, db, id, options, ct);
                     }
                 }
-                if (clock.GetUtcNow() - lastWrite > KeepAlive)
-                {
-                    await http.Response.WriteAsync(": keep-alive\n\n", ct);
-                    await http.Response.Body.FlushAsync(ct);
-                    lastWrite = clock.GetUtcNow();
-                }
+                lastWrite = await JobEventStream.KeepAliveAsync(http, lastWrite, clock, ct);
                 await Task.Delay(PollInterval, clock, ct);
             }
         }
@@ -151,7 +119,7 @@ public static class JobBatchEventStream
         return Results.Empty;
 
         // Records a change as sent; true when it ended its job.
-        bool Seen(Row row)
+        bool Seen(JobEventLog.Row row)
         {
             last[row.JobId] = row.Version;
             return JobStatuses.IsTerminal(row.Status) && ended.Add(row.JobId);

@@ -37,8 +37,10 @@ public static class JobEventLog
             on conflict (job_id, version) do nothing
             """, new { jobIds, occurredAt }, tx, cancellationToken: ct));
 
-    private sealed class Row
+    /// <summary>A row of the log; <see cref="Seq"/> is its place in the whole log (the batch stream's event id).</summary>
+    internal sealed class Row
     {
+        public long Seq { get; init; }
         public string JobId { get; init; } = "";
         public int Version { get; init; }
         public string Status { get; init; } = "";
@@ -48,20 +50,24 @@ public static class JobEventLog
         public string? Reason { get; init; }
         public string? Detail { get; init; }
         public DateTime OccurredAt { get; init; }
+
+        public JobEvent ToEvent() => new(JobId, Version, Status, AttemptId, WorkerId, AttemptStatus, Reason, Detail,
+            new DateTimeOffset(DateTime.SpecifyKind(OccurredAt, DateTimeKind.Utc)), MessageOf(Status, Reason, Detail));
     }
+
+    /// <summary>The columns of <see cref="Row"/>, from <c>job_events</c> as <c>e</c>.</summary>
+    internal const string Columns = """
+        e.seq as Seq, e.job_id as JobId, e.version as Version, e.status as Status, e.attempt_id as AttemptId, e.worker_id as WorkerId,
+        e.attempt_status as AttemptStatus, e.reason as Reason, e.detail as Detail, e.occurred_at as OccurredAt
+        """;
 
     public static async Task<IReadOnlyList<JobEvent>> AfterAsync(NpgsqlConnection connection, string jobId, int afterVersion, CancellationToken ct) =>
         [.. (await connection.QueryAsync<Row>(new CommandDefinition(
-            """
-            select job_id as JobId, version, status, attempt_id as AttemptId, worker_id as WorkerId, attempt_status as AttemptStatus,
-                   reason, detail, occurred_at as OccurredAt
-            from job_events where job_id = @jobId and version > @afterVersion order by version
-            """, new { jobId, afterVersion }, cancellationToken: ct)))
-            .Select(r => new JobEvent(r.JobId, r.Version, r.Status, r.AttemptId, r.WorkerId, r.AttemptStatus, r.Reason, r.Detail,
-                new DateTimeOffset(DateTime.SpecifyKind(r.OccurredAt, DateTimeKind.Utc)), MessageOf(r.Status, r.Reason, r.Detail)))];
+            $"select {Columns} from job_events e where e.job_id = @jobId and e.version > @afterVersion order by e.version",
+            new { jobId, afterVersion }, cancellationToken: ct))).Select(r => r.ToEvent())];
 
     // Terminal changes always get a sentence, even from a scheduler that sent no reason with a completion.
-    internal static string? MessageOf(string status, string? reason, string? detail) =>
+    private static string? MessageOf(string status, string? reason, string? detail) =>
         reason is not null ? JobReasons.Message(reason, detail)
         : status == JobStatuses.Completed ? JobReasons.Message(JobReasons.Accepted, detail)
         : JobStatuses.IsTerminal(status) ? JobReasons.Message(JobReasons.Unknown, detail)

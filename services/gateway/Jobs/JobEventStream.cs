@@ -40,12 +40,8 @@ public static class JobEventStream
             return Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account");
         var last = int.TryParse(http.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : -1;
 
-        http.Response.ContentType = "text/event-stream";
-        http.Response.Headers.CacheControl = "no-cache";
-        http.Response.Headers["X-Accel-Buffering"] = "no";
-        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await StartAsync(http, ct);
         var options = json.Value.SerializerOptions;
-        await http.Response.StartAsync(ct);
 
         DateTimeOffset? gapSince = null;
         var lastWrite = clock.GetUtcNow();
@@ -81,12 +77,7 @@ public static class JobEventStream
                         lastWrite = clock.GetUtcNow();
                     }
                 }
-                if (clock.GetUtcNow() - lastWrite > KeepAlive)
-                {
-                    await http.Response.WriteAsync(": keep-alive\n\n", ct);
-                    await http.Response.Body.FlushAsync(ct);
-                    lastWrite = clock.GetUtcNow();
-                }
+                lastWrite = await KeepAliveAsync(http, lastWrite, clock, ct);
                 await Task.Delay(PollInterval, clock, ct);
             }
         }
@@ -95,6 +86,26 @@ public static class JobEventStream
             // The client went away.
         }
         return Results.Empty;
+    }
+
+    /// <summary>Starts a server-sent event stream: nothing buffered on the way, by us or a proxy.</summary>
+    internal static async Task StartAsync(HttpContext http, CancellationToken ct)
+    {
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        http.Response.Headers["X-Accel-Buffering"] = "no";
+        http.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        await http.Response.StartAsync(ct);
+    }
+
+    /// <summary>A comment after <see cref="KeepAlive"/> of silence, so proxies keep the stream open; when it last wrote.</summary>
+    internal static async Task<DateTimeOffset> KeepAliveAsync(HttpContext http, DateTimeOffset lastWrite, TimeProvider clock, CancellationToken ct)
+    {
+        if (clock.GetUtcNow() - lastWrite <= KeepAlive)
+            return lastWrite;
+        await http.Response.WriteAsync(": keep-alive\n\n", ct);
+        await http.Response.Body.FlushAsync(ct);
+        return clock.GetUtcNow();
     }
 
     /// <summary>One server-sent event (with <paramref name="id"/> for Last-Event-ID), flushed at once.</summary>
