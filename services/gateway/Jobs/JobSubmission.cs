@@ -77,20 +77,43 @@ public static class JobSubmission
                 Index(isArray, bad.Index)));
 
         // Know each input's .npy header now, so a missing blob or a shape mismatch is answered here rather than as a
-        // failed job later. Each distinct CID is read once; headers already read come from memory.
+        // failed job later. Each distinct CID is read once; headers already read come from memory. The first blob found
+        // missing stops the reads: the array is refused anyway, and an array of thousands of CIDs nobody pinned must
+        // not turn one request into thousands of requests to storage.
         var read = new ConcurrentDictionary<Cid, TensorHeaders.Header?>();
-        await Parallel.ForEachAsync(specs.SelectMany(s => s.Inputs.Values).Distinct(), new ParallelOptions { MaxDegreeOfParallelism = HeaderReadsInParallel, CancellationToken = ct },
-            async (cid, token) => read[cid] = await headers.ReadAsync(storage, cid, token));
+        using var missingFound = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        try
+        {
+            await Parallel.ForEachAsync(specs.SelectMany(s => s.Inputs.Values).Distinct(),
+                new ParallelOptions { MaxDegreeOfParallelism = HeaderReadsInParallel, CancellationToken = missingFound.Token },
+                async (cid, token) =>
+                {
+                    var header = await headers.ReadAsync(storage, cid, token);
+                    read[cid] = header;
+                    if (header is null)
+                        await missingFound.CancelAsync();
+                });
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            // A blob is missing: the entries below find it.
+        }
 
         var jobs = new CheckedJob[entries.Count];
         for (var i = 0; i < specs.Length; i++)
         {
             var spec = specs[i];
+            // Inputs not read because a missing blob stopped the reads: unless this entry names a missing blob itself,
+            // another entry does and refuses the array.
+            var unread = spec.Inputs.Values.Any(cid => !read.ContainsKey(cid));
+            if (unread && !spec.Inputs.Values.Any(cid => read.TryGetValue(cid, out var known) && known is null))
+                continue;
             var infos = new Dictionary<string, TensorInfo>();
             long inputBytes = 0;
             foreach (var (name, cid) in spec.Inputs)
             {
-                var header = read[cid];
+                if (!read.TryGetValue(cid, out var header))
+                    continue; // unread, and a missing one of this entry's comes below
                 if (header is null)
                     return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-not-found", "Input blob not found",
                         $"{Entry(isArray, i)}input '{name}' refers to {cid}, which is not pinned; upload it with POST /v1/blobs first", Index(isArray, i)));
@@ -106,6 +129,8 @@ public static class JobSubmission
                     Index(isArray, i)));
             jobs[i] = new CheckedJob(JobId.New(), spec, plan.Gflop, inputBytes);
         }
+        if (missingFound.IsCancellationRequested)
+            throw new InvalidOperationException("a missing input stopped the header reads but no entry was refused for it");
         return new(jobs, null, null);
     }
 

@@ -119,6 +119,24 @@ public sealed class JobBatchTests(SubmitTestGateway network, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task An_array_naming_hundreds_of_blobs_nobody_pinned_is_refused_after_a_few_reads_of_storage()
+    {
+        using var http = await network.ClientAsync();
+        var jobs = Enumerable.Range(0, 500).Select(i => Cid.Compute(Encoding.UTF8.GetBytes($"never pinned {i}")).Value).Select(cid => Job(cid, cid));
+        var before = network.StorageRequests.Count;
+
+        using var response = await SubmitBatchAsync(http, jobs);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var problem = await JsonAsync(response);
+        Assert.Equal(Problems.Type("input-not-found"), problem.GetProperty("type").GetString());
+        Assert.InRange(problem.GetProperty("index").GetInt32(), 0, 499);
+        var reads = network.StorageRequests.Count - before;
+        output.WriteLine($"500 unpinned inputs: {reads} reads of storage");
+        Assert.True(reads <= 32, $"the gateway read storage {reads} times for one refused array");
+    }
+
+    [Fact]
     public async Task An_empty_batch_and_one_over_ten_thousand_entries_are_refused()
     {
         using var http = await network.ClientAsync();
