@@ -84,6 +84,39 @@ public sealed partial class CliEndToEndTests(CliNetwork network, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_job_array_from_a_file_runs_every_job_and_the_sdk_follows_it_through_the_real_stream()
+    {
+        var client = await network.CreateAccountAsync("client", 100m);
+        var aPath = Path.Combine(_dir.FullName, "v.npy");
+        await File.WriteAllBytesAsync(aPath, Npy.ToBytes(NpyArray.FromFloat32([1f, 2f, 3f], 3)));
+        var cid = (await RunAsync(client.Key, "blobs", "put", aPath)).Out.Trim();
+        var batchPath = Path.Combine(_dir.FullName, "batch.json");
+        await File.WriteAllTextAsync(batchPath, JsonSerializer.Serialize(new
+        {
+            jobs = Enumerable.Range(0, 5).Select(_ => new { kernel = "vector-add", inputs = new { a = cid, b = cid } }),
+        }));
+
+        var submit = await RunAsync(client.Key, "jobs", "submit-batch", batchPath, "--wait");
+
+        Assert.Equal(0, submit.Code);
+        var batchId = Regex.Match(submit.Out + submit.Err, @"\bbat_[a-z0-9]+").Value;
+        var shown = await RunAsync(client.Key, "jobs", "batch", batchId, "--json");
+        using (var json = JsonDocument.Parse(shown.Out))
+        {
+            Assert.True(json.RootElement.GetProperty("finished").GetBoolean());
+            Assert.Equal(5, json.RootElement.GetProperty("counts").GetProperty("completed").GetInt32());
+        }
+
+        // The SDK reads the gateway's own batch stream: every job's changes up to its completion, then the end.
+        using var sdk = network.Client(client.Key);
+        var changes = new List<Platform.Client.JobStatusEvent>();
+        await foreach (var change in sdk.WatchBatchAsync(batchId))
+            changes.Add(change);
+        Assert.Equal(5, changes.Where(c => c.Status == "completed").Select(c => c.JobId).Distinct().Count());
+        Assert.Equal(5, changes.Count(c => c.Status == "pending"));
+    }
+
+    [Fact]
     public async Task Bad_input_is_one_problem_line_and_a_non_zero_exit()
     {
         var client = await network.CreateAccountAsync("client", 1m);
