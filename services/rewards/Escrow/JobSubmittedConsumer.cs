@@ -34,7 +34,9 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         var fresh = (await connection.QueryAsync<string>(new CommandDefinition(
             """
             insert into escrows (job_id, client_account_id, kernel, amount, status, gflop)
-            select * from unnest(@ids, @clients, @kernels, @prices::numeric[], @statuses, @gflops) order by 1 on conflict (job_id) do nothing
+            select e.job_id, e.client, e.kernel, e.amount, 'held', e.gflop
+            from unnest(@ids, @clients, @kernels, @prices::numeric[], @gflops) as e (job_id, client, kernel, amount, gflop)
+            order by e.job_id on conflict (job_id) do nothing
             returning job_id
             """,
             new
@@ -43,7 +45,6 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 clients = jobs.Select(j => j.Job.ClientAccountId.Value).ToArray(),
                 kernels = jobs.Select(j => j.Job.Spec.Kernel).ToArray(),
                 prices = jobs.Select(j => j.Price).ToArray(),
-                statuses = jobs.Select(_ => "held").ToArray(),
                 gflops = jobs.Select(j => j.Gflop).ToArray(),
             }, tx, cancellationToken: ct))).ToHashSet();
         if (fresh.Count == 0)
