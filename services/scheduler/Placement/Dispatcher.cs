@@ -13,10 +13,12 @@ namespace Platform.Scheduler.Placement;
 /// <summary>
 /// Matches queued jobs to workers and sends each an AssignJob. Jobs are taken in fair-share order (a client's
 /// n-th waiting job ranks behind every other client's first) and each goes to the worker its policy scores
-/// best. Jobs are claimed with FOR UPDATE SKIP LOCKED, workers with a transaction-scoped advisory lock that only
-/// dispatch takes (never their rows, which heartbeats keep updating), and the worker's free slots re-counted
-/// under that claim, so several scheduler instances never assign a job twice or overfill a worker. Runs when poked (a
-/// job was queued, a worker came online or freed a slot) and on a timer.
+/// best. A pass is a batch whatever its size: jobs are claimed with FOR UPDATE SKIP LOCKED, every worker with a free
+/// slot with a transaction-scoped advisory lock that only dispatch takes (never their rows, which heartbeats keep
+/// updating) and its busy slots counted again under that claim; placement then runs in memory, and the pass's
+/// assignments are written with two set-based statements and one outbox insert per worker. Several scheduler
+/// instances therefore never assign a job twice or overfill a worker. Runs when poked (a job was queued, a worker came
+/// online or freed a slot) and on a timer.
 /// </summary>
 public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, IOptions<SchedulerOptions> options, DatabaseState database,
     TimeProvider clock, ILogger<Dispatcher> logger)
@@ -145,24 +147,35 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         where w.online
         """;
 
-    // The chosen worker is claimed for the rest of the pass's transaction, then its free slots are counted again
-    // (after the claim, so the count sees whatever another scheduler committed): another scheduler may have used
-    // them. The claim is an advisory lock that only dispatch passes take, not a lock on the worker's row: the
-    // worker's own heartbeats lock that row several times a second, and a pass that skipped a worker because a
-    // beat held its row gave the job to the next best one, even back to the worker that had just failed it.
-    private const string ClaimWorker = "select pg_try_advisory_xact_lock(@DispatchClaims, hashtext(@workerId))";
-    private const string HasFreeSlot = """
-        select (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int < least(w.slots, @maxSlots)
-        from workers w where w.id = @workerId and w.online
+    // Every worker with a free slot is claimed for the rest of the pass's transaction, then its busy slots are counted
+    // again in a second statement (a new snapshot, taken after the claim, so the count sees whatever another scheduler
+    // committed before it let go): another scheduler may have used them. The claim is an advisory lock that only
+    // dispatch passes take, not a lock on the worker's row: the worker's own heartbeats lock that row several times a
+    // second, and a pass that skipped a worker because a beat held its row gave the job to the next best one, even back
+    // to the worker that had just failed it. A worker another pass holds is left out of this one.
+    private const string ClaimWorkers = "select id from unnest(@ids) as w (id) where pg_try_advisory_xact_lock(@DispatchClaims, hashtext(w.id))";
+    private const string CountActive = """
+        select w.id, (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+        from workers w where w.id = any(@ids) and w.online
         """;
 
     /// <summary>The advisory lock space of dispatch claims on workers ("wrkr"), apart from any other lock's.</summary>
     private const int DispatchClaims = 0x77726b72;
 
+    // A pass's assignments in two statements, whatever their number. The attempt rows are written after the jobs'
+    // update, so each counts its worker's attempts with this pass's included.
     private const string Assign = """
-        update jobs set status = 'assigned', worker_id = @workerId, attempt_id = @attemptId,
-                        lease_deadline = @leaseDeadline, attempt_deadline = @attemptDeadline, attempt_count = attempt_count + 1, last_assigned_at = @now
-        where id = @jobId and status = 'queued'
+        update jobs j set status = 'assigned', worker_id = a.worker_id, attempt_id = a.attempt_id, lease_deadline = @leaseDeadline,
+                          attempt_deadline = a.attempt_deadline, attempt_count = j.attempt_count + 1, last_assigned_at = @now
+        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines) as a (job_id, worker_id, attempt_id, attempt_deadline)
+        where j.id = a.job_id and j.status = 'queued'
+        """;
+    private const string InsertAttempts = """
+        insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent, kernel_revision)
+        select a.attempt_id, a.job_id, a.worker_id, 'assigned', @now, a.attempt_deadline,
+               (select count(*) from jobs where worker_id = a.worker_id and status in ('assigned', 'running')),
+               (select kernel_revision from workers where id = a.worker_id)
+        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines) as a (job_id, worker_id, attempt_id, attempt_deadline)
         """;
 
     public async Task<int> DispatchBatchAsync(CancellationToken ct)
@@ -175,35 +188,46 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         var all = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
             LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples, o.ClaimSamples, o.MaxSlots }, tx, cancellationToken: ct))).ToList();
         var ineligible = new List<(WorkerRow Worker, PlacementReason Reason)>();
-        var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
-        var workers = new List<WorkerRow>();
+        var eligible = new List<WorkerRow>();
         foreach (var w in all)
         {
             if (PlacementReasons.Ineligibility(w.Alive, w.Stake, w.Reputation, o) is { } reason)
-            {
                 ineligible.Add((w, reason));
-                continue;
-            }
-            workers.Add(w);
-            // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out. What it
-            // claims is believed only up to what the scheduler measured of it (WorkerClaims).
-            var claimed = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
-            var measured = WorkerClaims.Measured(w.MeasuredGflops);
-            var rates = w.Kernels.ToDictionary(k => k, k => WorkerClaims.EffectiveRate(
-                claimed.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops, measured.GetValueOrDefault(k), o));
-            placed[w.Id] = (rates, w.Slots);
-            var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
-            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, w.Active, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
+            else
+                eligible.Add(w);
         }
-        var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
-        var freeSlots = workers.Sum(w => Math.Max(0, w.Slots - w.Active));
         // With no free slot there is nothing to place. (A worker that may not get work at all is told why by its
         // standing, read from its row, so explaining it is no reason to read the queue.)
-        if (freeSlots == 0)
+        var withFreeSlots = eligible.Where(w => w.Active < w.Slots).Select(w => w.Id).ToArray();
+        var claimed = withFreeSlots.Length == 0 ? [] : (await connection.QueryAsync<string>(new CommandDefinition(
+            ClaimWorkers, new { ids = withFreeSlots, DispatchClaims }, tx, cancellationToken: ct))).ToArray();
+        var active = claimed.Length == 0 ? [] : (await connection.QueryAsync<(string Id, int Active)>(new CommandDefinition(
+            CountActive, new { ids = claimed }, tx, cancellationToken: ct))).ToDictionary(r => r.Id, r => r.Active);
+
+        var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
+        var workers = new List<WorkerRow>();
+        foreach (var w in eligible)
+        {
+            workers.Add(w);
+            // Only workers this pass holds take jobs in it: one another pass holds, or that went offline since it was
+            // loaded, is left for the next pass (the engine explains it as full).
+            var busy = active.TryGetValue(w.Id, out var counted) ? counted : w.Slots;
+            // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out. What it
+            // claims is believed only up to what the scheduler measured of it (WorkerClaims).
+            var claimedRates = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
+            var measured = WorkerClaims.Measured(w.MeasuredGflops);
+            var rates = w.Kernels.ToDictionary(k => k, k => WorkerClaims.EffectiveRate(
+                claimedRates.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops, measured.GetValueOrDefault(k), o));
+            placed[w.Id] = (rates, w.Slots);
+            var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
+            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, Math.Min(busy, w.Slots), w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
+        }
+        if (!engine.HasCapacity)
         {
             await tx.CommitAsync(ct);
             return 0;
         }
+        var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
 
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
             ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
@@ -212,7 +236,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // after `now`, and its assignment must not read as earlier than its queueing in the job's event stream.
         var assignedAt = clock.GetUtcNow();
 
-        var assigned = 0;
+        // Placed in memory against the slots this pass holds, then written all at once.
+        var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)>();
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
         foreach (var job in queued)
         {
@@ -222,24 +247,24 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
             var exclude = (job.ResultOperators ?? []).Concat(job.InputClaimOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
-            var choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, o.MaxSlots, ct);
+            var choice = engine.Place(demand, failedOn, exclude);
             // A spot check is the network's, not the client's: when no other operator's worker inside the job's
             // region and device pin can take it, one outside may (outputs are compared within tolerance, which
             // covers other devices' rounding), so pinning a job to one's own nodes does not escape checks.
             if (choice is null && job.SpotCheck && job.ResultOperators is { Length: > 0 } && (demand.Region is not null || demand.Device != "any"))
             {
                 demand = demand with { Region = null, Device = "any" };
-                choice = await ClaimWorkerAsync(connection, tx, engine, demand, failedOn, exclude, o.MaxSlots, ct);
+                choice = engine.Place(demand, failedOn, exclude);
             }
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
                 continue;
             var (workerRates, workerSlots) = placed[choice.WorkerId];
-            await AssignAsync(connection, tx, job, choice, AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt), assignedAt, ct);
-            assigned++;
+            assignments.Add((job, choice, AttemptId.New(), AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt)));
         }
+        await AssignAsync(connection, tx, assignments, assignedAt, ct);
         await outbox.CommitAsync(tx, ct);
-        return assigned;
+        return assignments.Count;
     }
 
     /// <summary>
@@ -285,21 +310,6 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
     }
 
-    private static async Task<PlacementChoice?> ClaimWorkerAsync(NpgsqlConnection connection, NpgsqlTransaction tx, PlacementEngine engine, JobDemand demand,
-        IReadOnlyCollection<string> failedOn, IReadOnlyCollection<string> exclude, int maxSlots, CancellationToken ct)
-    {
-        while (engine.Place(demand, failedOn, exclude) is { } choice)
-        {
-            // A worker this pass claimed already stays claimed (advisory locks stack within a transaction).
-            var claimed = await connection.ExecuteScalarAsync<bool>(new CommandDefinition(ClaimWorker, new { DispatchClaims, workerId = choice.WorkerId }, tx, cancellationToken: ct));
-            if (claimed && await connection.ExecuteScalarAsync<bool?>(new CommandDefinition(HasFreeSlot, new { workerId = choice.WorkerId, maxSlots }, tx, cancellationToken: ct)) == true)
-                return choice;
-            // Being placed by another scheduler, filled by one, or gone offline: not ours to use in this pass.
-            engine.Remove(choice.WorkerId);
-        }
-        return null;
-    }
-
     /// <summary>
     /// When the attempt is overdue, however often its worker beats: its expected time (the job's GFLOP at the worker's
     /// effective rate, as if every slot of the worker shared the device, plus the input transfer) times the slack,
@@ -316,45 +326,53 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             : TimeSpan.FromDays(365));
     }
 
-    private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx, QueuedJob job, PlacementChoice choice, DateTimeOffset attemptDeadline,
-        DateTimeOffset now, CancellationToken ct)
+    private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx,
+        List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)> assignments, DateTimeOffset now, CancellationToken ct)
     {
-        var attemptId = AttemptId.New();
+        if (assignments.Count == 0)
+            return;
         var leaseDeadline = now + options.Value.LeaseDuration;
-        await connection.ExecuteAsync(new CommandDefinition(Assign,
-            new { workerId = choice.WorkerId, attemptId = attemptId.Value, leaseDeadline, attemptDeadline, jobId = job.Id, now }, tx, cancellationToken: ct));
+        var rows = new
+        {
+            jobIds = assignments.Select(a => a.Job.Id).ToArray(),
+            workerIds = assignments.Select(a => a.Choice.WorkerId).ToArray(),
+            attemptIds = assignments.Select(a => a.AttemptId.Value).ToArray(),
+            attemptDeadlines = assignments.Select(a => a.AttemptDeadline).ToArray(),
+            leaseDeadline,
+            now,
+        };
+        // The jobs are this pass's (claimed for update above): all of them are still queued.
+        var updated = await connection.ExecuteAsync(new CommandDefinition(Assign, rows, tx, cancellationToken: ct));
+        if (updated != assignments.Count)
+            throw new InvalidOperationException($"{assignments.Count} jobs placed but {updated} still queued: the pass is rolled back");
         // Timed by the scheduler's clock from here (assigned_at) to the result, with the attempts the worker now holds
-        // (this one included), for measuring its speed; the deadline is the lease monitor's. The kernel revision the
+        // (this pass's included), for measuring its speed; the deadline is the lease monitor's. The kernel revision the
         // worker announced is fixed for the attempt here: it decides how the result is compared (ResultComparer).
-        await connection.ExecuteAsync(new CommandDefinition(
-            """
-            insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent, kernel_revision)
-            values (@attemptId, @jobId, @workerId, 'assigned', @now, @attemptDeadline,
-                    (select count(*) from jobs where worker_id = @workerId and status in ('assigned', 'running')),
-                    (select kernel_revision from workers where id = @workerId))
-            """,
-            new { attemptId = attemptId.Value, jobId = job.Id, workerId = choice.WorkerId, now, attemptDeadline }, tx, cancellationToken: ct));
+        await connection.ExecuteAsync(new CommandDefinition(InsertAttempts, rows, tx, cancellationToken: ct));
 
-        var jobId = JobId.From(job.Id);
-        var worker = WorkerId.From(choice.WorkerId);
-        await outbox.EnqueueAsync(tx, new AssignJob
+        // One send per worker with all its assignments in one statement each.
+        foreach (var toWorker in assignments.GroupBy(a => a.Choice.WorkerId))
         {
-            JobId = jobId,
-            AttemptId = attemptId,
-            WorkerId = worker,
-            Spec = JsonSerializer.Deserialize<JobSpec>(job.Spec, PlatformJson.Options)!,
-            LeaseDeadline = leaseDeadline,
-            OccurredAt = now,
-        }, sendTo: $"worker-{choice.WorkerId}", ct: ct);
-        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
+            var worker = WorkerId.From(toWorker.Key);
+            await outbox.EnqueueManyAsync(tx, toWorker.Select(a => new AssignJob
+            {
+                JobId = JobId.From(a.Job.Id),
+                AttemptId = a.AttemptId,
+                WorkerId = worker,
+                Spec = JsonSerializer.Deserialize<JobSpec>(a.Job.Spec, PlatformJson.Options)!,
+                LeaseDeadline = leaseDeadline,
+                OccurredAt = now,
+            }).ToList(), sendTo: $"worker-{toWorker.Key}", ct: ct);
+        }
+        await JobStatusEvents.EnqueueManyAsync(tx, outbox, assignments.Select(a => new JobStatusChanged
         {
-            JobId = jobId,
+            JobId = JobId.From(a.Job.Id),
             // A job with a result already is waiting for another to compare it with.
-            Status = job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
-            WorkerId = worker,
-            AttemptId = attemptId,
+            Status = a.Job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
+            WorkerId = WorkerId.From(a.Choice.WorkerId),
+            AttemptId = a.AttemptId,
             AttemptStatus = "assigned",
             OccurredAt = now,
-        }, ct: ct);
+        }).ToList(), ct);
     }
 }

@@ -271,6 +271,52 @@ public sealed class SchedulingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Dispatch_passes_running_at_once_on_one_database_never_assign_a_job_twice_or_overfill_a_worker()
+    {
+        // Every pass is one transaction, whichever scheduler instance runs it: five at once here (four of the test's
+        // and the host's own, poked by every job queued and every worker coming online) stand for five schedulers.
+        const int jobCount = 60;
+        var jobs = Enumerable.Range(0, jobCount).Select(_ => Submitted("vector-add")).ToList();
+        foreach (var job in jobs)
+            await FundAsync(job);
+        var ids = jobs.Select(j => j.JobId.Value).ToArray();
+        await Eventually.UntilAsync(async () =>
+        {
+            await using var c = await _host.Database.OpenConnectionAsync();
+            return await c.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status = 'queued'", new { ids });
+        }, n => n == jobCount, TimeSpan.FromSeconds(30), "every job queued");
+
+        var workers = Enumerable.Range(0, 6).Select(_ => Online(slots: 3, "vector-add")).ToList();
+        var dispatcher = _host.Services.GetRequiredService<Dispatcher>();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var passes = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            var assigned = 0;
+            while (assigned < workers.Count * 3 && !stop.IsCancellationRequested)
+            {
+                await dispatcher.DispatchBatchAsync(stop.Token);
+                await using var c = await _host.Database.OpenConnectionAsync();
+                assigned = await c.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status = 'assigned'", new { ids });
+            }
+        })).ToList();
+        await Task.WhenAll(workers.Select(w => _host.AnnounceAsync(w)));
+        await Task.WhenAll(passes);
+
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var perWorker = (await connection.QueryAsync<(string WorkerId, int Jobs)>(
+            "select worker_id, count(*)::int from jobs where id = any(@ids) and status = 'assigned' group by worker_id", new { ids })).ToList();
+        Assert.Equal(workers.Count * 3, perWorker.Sum(w => w.Jobs));
+        Assert.All(perWorker, w => Assert.True(w.Jobs <= 3, $"worker {w.WorkerId} holds {w.Jobs} jobs in its 3 slots"));
+        var attempts = (await connection.QueryAsync<(string JobId, int Attempts)>(
+            "select job_id, count(*)::int from attempts where job_id = any(@ids) group by job_id", new { ids })).ToList();
+        Assert.Equal(workers.Count * 3, attempts.Count);
+        Assert.All(attempts, a => Assert.Equal(1, a.Attempts));
+        Assert.Equal(workers.Count * 3, await connection.ExecuteScalarAsync<int>("select coalesce(sum(attempt_count), 0)::int from jobs where id = any(@ids)", new { ids }));
+        foreach (var job in jobs)
+            Assert.True(await _host.OutboxCountAsync<AssignJob>(job.JobId.Value) <= 1);
+    }
+
+    [Fact]
     public async Task Rejected_job_is_never_assigned()
     {
         await _host.AnnounceAsync(Online());
