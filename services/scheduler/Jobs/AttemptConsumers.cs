@@ -18,14 +18,22 @@ namespace Platform.Scheduler.Jobs;
 /// Results are accepted only from the attempt that currently holds the job (the attempt id is the fencing
 /// token); anything else is a stale or duplicated message and is dropped.
 /// </summary>
-public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, ILogger<AttemptStartedConsumer> logger) : IConsumer<AttemptStarted>
+/// <remarks>
+/// Consumed in batches (<see cref="AttemptBatch"/>) with one commit for the batch (<see cref="GroupCommit"/>): a
+/// node running many tiny jobs reports many starts at once. Handled in job order, as every batch here locks jobs.
+/// </remarks>
+public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, ILogger<AttemptStartedConsumer> logger)
+    : IConsumer<Batch<AttemptStarted>>
 {
-    public async Task Consume(ConsumeContext<AttemptStarted> context)
+    public async Task Consume(ConsumeContext<Batch<AttemptStarted>> context)
     {
-        var m = context.Message;
         var ct = context.CancellationToken;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
+        var messages = context.Message.Select(m => m.Message).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        await GroupCommit.HandleAsync(db, outbox, messages, (tx, m) => HandleAsync(tx, m, ct), ct);
+    }
+
+    private async Task HandleAsync(NpgsqlTransaction tx, AttemptStarted m, CancellationToken ct)
+    {
         if (await HolderKeys.KeyOfHolderAsync(tx, m.JobId, m.AttemptId, m.WorkerId, ct) is not { } holder)
             return;
         if (!WorkerMessageSignature.Verify(holder, m.Signature, WorkerMessageSignature.Payload(m)))
@@ -35,7 +43,6 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
             return;
         }
         await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), ct);
-        await outbox.CommitAsync(tx, ct);
     }
 
     /// <summary>
@@ -77,7 +84,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
 /// and the results that disagree are rejected and their workers penalized.
 /// </summary>
 public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, ResultComparer comparer, SpotCheckDraw spotCheckDraw,
-    IOptions<SchedulerOptions> options, TimeProvider clock, ILogger<AttemptCompletedConsumer> logger) : IConsumer<AttemptCompleted>
+    IOptions<SchedulerOptions> options, TimeProvider clock, ILogger<AttemptCompletedConsumer> logger) : IConsumer<Batch<AttemptCompleted>>
 {
     private sealed record Holder
     {
@@ -117,13 +124,23 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public IReadOnlyDictionary<string, Cid> OutputCids => JsonSerializer.Deserialize<Dictionary<string, Cid>>(Outputs, PlatformJson.Options)!;
     }
 
-    public async Task Consume(ConsumeContext<AttemptCompleted> context)
+    /// <summary>
+    /// In batches (<see cref="AttemptBatch"/>) with one commit for the batch (<see cref="GroupCommit"/>), in job order:
+    /// the results of a node's many tiny jobs, and the hot rows they all update (the worker's trust, energy and speed),
+    /// are written by one transaction rather than by many queued behind each other's locks.
+    /// </summary>
+    public async Task Consume(ConsumeContext<Batch<AttemptCompleted>> context)
     {
-        var m = context.Message;
         var ct = context.CancellationToken;
+        var messages = context.Message.Select(m => m.Message).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        await GroupCommit.HandleAsync(db, outbox, messages, (tx, m) => HandleAsync(tx, m, ct), ct);
+        dispatcher.Poke();
+    }
+
+    private async Task HandleAsync(NpgsqlTransaction tx, AttemptCompleted m, CancellationToken ct)
+    {
         var o = options.Value;
-        await using var connection = await db.OpenConnectionAsync(ct);
-        await using var tx = await connection.BeginTransactionAsync(ct);
+        var connection = tx.Connection!;
         var holder = await connection.QuerySingleOrDefaultAsync<Holder>(new CommandDefinition(
             """
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
@@ -145,8 +162,6 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await JobStore.EndAttemptAsync(tx, outbox, m.JobId, m.AttemptId, "signature_invalid",
                 $"the result is not signed with the key worker {m.WorkerId} registered", retry: true, o.MaxAttempts, now, ct);
             await WorkerTrust.RecordAsync(tx, [m.WorkerId.Value], holder.Kernel, accepted: false, compared: false, now, ct);
-            await outbox.CommitAsync(tx, ct);
-            dispatcher.Poke();
             return;
         }
         // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
@@ -217,8 +232,6 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await WorkerTrust.RecordAsync(tx, results.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
             await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, JobReasons.VerificationFailed, detail, now, ct);
         }
-        await outbox.CommitAsync(tx, ct);
-        dispatcher.Poke();
     }
 
     /// <summary>The results that agree with the one most others agree with (the earliest on a tie), in attempt order.</summary>
@@ -523,6 +536,12 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
             m.JobId, m.WorkerId, m.Reason, m.Detail, finding.Detail);
         return (true, JobReasons.InputClaimDisproved, $"worker reported {m.Reason}: {m.Detail}; the network read the inputs from storage and {finding.Detail}");
     }
+}
+
+/// <summary>How the attempts' results and starts are batched: up to <paramref name="MessageLimit"/> messages, or what came within <paramref name="TimeLimit"/>.</summary>
+public sealed record AttemptBatch(int MessageLimit, TimeSpan TimeLimit)
+{
+    public static readonly AttemptBatch Default = new(100, TimeSpan.FromMilliseconds(5));
 }
 
 /// <summary>The registered key of the worker holding an attempt, for checking the messages it sends about it.</summary>

@@ -16,8 +16,12 @@ public static class JobsRegistration
         bus.AddConsumer<JobFundedConsumer>(c => c.Options<BatchOptions>(o => o
             .SetMessageLimit(IntakeBatch.Default.MessageLimit).SetTimeLimit(IntakeBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
         bus.AddConsumer<JobRejectedConsumer>();
-        bus.AddConsumer<AttemptStartedConsumer>().Endpoint(NodeIntake.OnIntake);
-        bus.AddConsumer<AttemptCompletedConsumer>().Endpoint(NodeIntake.OnIntake);
+        // One batch of each at a time: every batch locks jobs in id order, and two batches of completions would queue
+        // on the same workers' trust and energy rows anyway.
+        bus.AddConsumer<AttemptStartedConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(AttemptBatch.Default.MessageLimit).SetTimeLimit(AttemptBatch.Default.TimeLimit).SetConcurrencyLimit(1))).Endpoint(NodeIntake.OnIntake);
+        bus.AddConsumer<AttemptCompletedConsumer>(c => c.Options<BatchOptions>(o => o
+            .SetMessageLimit(AttemptBatch.Default.MessageLimit).SetTimeLimit(AttemptBatch.Default.TimeLimit).SetConcurrencyLimit(1))).Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<AttemptFailedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<JobCancelRequestedConsumer>();
         bus.AddConsumer<Verification.OperatorExposureConsumer>();

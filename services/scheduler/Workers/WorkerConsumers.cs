@@ -126,10 +126,14 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         var renewed = 0;
         if (beat.Attempts.Count > 0)
         {
+            // The held jobs are locked in id order, as every batch of results locks them: a beat listing many
+            // attempts never waits in a cycle with a batch completing some of them.
             renewed = await connection.ExecuteAsync(new CommandDefinition(
                 """
-                update jobs set lease_deadline = greatest(lease_deadline, @deadline)
-                where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
+                update jobs j set lease_deadline = greatest(j.lease_deadline, @deadline)
+                from (select id from jobs where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
+                      order by id for update) held
+                where j.id = held.id
                 """,
                 new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = now + options.Value.LeaseDuration },
                 tx, cancellationToken: ct));

@@ -443,6 +443,47 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_burst_of_results_from_one_node_is_accepted_in_a_few_transactions_each_job_once()
+    {
+        const int jobs = 32;
+        var node = await LiveAsync(Online(region: "burst", slots: jobs));
+        var funded = new List<JobSubmitted>();
+        for (var i = 0; i < jobs; i++)
+            funded.Add(await FundedAsync(region: "burst"));
+        var assigned = new List<AssignJob>();
+        foreach (var job in funded)
+            assigned.Add(await AssignedAsync(job.JobId));
+        Assert.All(assigned, a => Assert.Equal(node.WorkerId, a.WorkerId));
+
+        // The node reports every start and every result at once, as one running many tiny jobs does.
+        await Task.WhenAll(assigned.Select(a => Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptStarted
+        {
+            JobId = a.JobId,
+            AttemptId = a.AttemptId,
+            WorkerId = a.WorkerId,
+            OccurredAt = DateTimeOffset.UtcNow,
+        }))));
+        await Task.WhenAll(assigned.Select(CompleteAsync));
+        var ids = funded.Select(j => j.JobId).ToHashSet();
+        await _host.HandledAsync<AttemptCompleted>(m => ids.Contains(m.JobId), count: jobs);
+        // Redelivered, a result changes nothing.
+        await Task.WhenAll(assigned.Take(5).Select(CompleteAsync));
+        await _host.HandledAsync<AttemptCompleted>(m => ids.Contains(m.JobId), count: jobs + 5);
+
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var rows = (await connection.QueryAsync<(string Status, string Txid)>(
+            "select status, xmin::text from jobs where id = any(@ids)", new { ids = ids.Select(i => i.Value).ToArray() })).ToList();
+        var transactions = rows.Select(r => r.Txid).Distinct().Count();
+        Assert.All(rows, r => Assert.Equal("completed", r.Status));
+        Assert.True(transactions <= jobs / 4, $"{jobs} results were accepted by {transactions} transactions");
+        Assert.Equal(jobs, await connection.ExecuteScalarAsync<int>(
+            "select count(*) from attempts where job_id = any(@ids) and status = 'accepted'", new { ids = ids.Select(i => i.Value).ToArray() }));
+        foreach (var job in funded)
+            Assert.Equal(1, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
+        _host.AssertNoConsumerFaulted();
+    }
+
+    [Fact]
     public async Task A_burst_from_one_client_does_not_hold_back_another_clients_job()
     {
         var worker = await LiveAsync(Online(slots: 1));
