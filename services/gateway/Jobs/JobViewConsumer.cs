@@ -10,12 +10,14 @@ namespace Platform.Gateway.Jobs;
 /// <summary>
 /// Keeps the job read model current. Every update is conditional (a terminal status is final; otherwise the
 /// latest event wins), so redelivered and reordered events are harmless. A message's statements commit together,
-/// in one transaction, and no message is ever half applied. Status changes, four or more per job, come in batches
-/// (<see cref="ReadModelBatch"/>): one transaction for every status change waiting, a batch of one when the
-/// network is quiet.
+/// in one transaction, and no message is ever half applied. Status changes (four or more per job), completions and
+/// settlements come in batches (<see cref="ReadModelBatch"/>): one transaction for every message of a kind waiting, a
+/// batch of one when the network is quiet. Every batch applies its messages in job order, so two batches touching the
+/// same jobs never wait on each other in a cycle.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
-    IConsumer<Batch<JobStatusChanged>>, IConsumer<JobRejected>, IConsumer<JobCompleted>, IConsumer<JobFailed>, IConsumer<PaymentSettled>, IConsumer<AttemptProgressed>
+    IConsumer<Batch<JobStatusChanged>>, IConsumer<JobRejected>, IConsumer<Batch<JobCompleted>>, IConsumer<JobFailed>, IConsumer<Batch<PaymentSettled>>,
+    IConsumer<AttemptProgressed>
 {
     // A terminal status is final and always wins over a live one; among live statuses the latest to occur
     // wins, which also lets a job go from running back to queued when its worker is lost.
@@ -66,10 +68,10 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        // In arrival order; the conditional updates make the order irrelevant anyway. A failure rolls the whole batch
-        // back and it is delivered again, which applies nothing twice.
-        foreach (var message in context.Message)
-            await ApplyAsync(connection, tx, message.Message, ct);
+        // The conditional updates make the order of a job's changes irrelevant; jobs are taken in id order. A failure
+        // rolls the whole batch back and it is delivered again, which applies nothing twice.
+        foreach (var message in context.Message.Select(m => m.Message).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version))
+            await ApplyAsync(connection, tx, message, ct);
         await tx.CommitAsync(ct);
     }
 
@@ -118,12 +120,18 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await tx.CommitAsync(ct);
     }
 
-    public async Task Consume(ConsumeContext<JobCompleted> context)
+    public async Task Consume(ConsumeContext<Batch<JobCompleted>> context)
     {
-        var m = context.Message;
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+        foreach (var m in context.Message.Select(m => m.Message).OrderBy(m => m.JobId.Value, StringComparer.Ordinal))
+            await ApplyAsync(connection, tx, m, ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private static async Task ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobCompleted m, CancellationToken ct)
+    {
         foreach (var (accepted, index) in m.AcceptedAttempts().Select((a, i) => (a, i)))
         {
             await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
@@ -159,7 +167,6 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             detail = m.Detail,
             terminal = true,
         }, tx, cancellationToken: ct));
-        await tx.CommitAsync(ct);
     }
 
     public async Task Consume(ConsumeContext<JobFailed> context)
@@ -169,12 +176,13 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
     }
 
-    public async Task Consume(ConsumeContext<PaymentSettled> context)
+    public async Task Consume(ConsumeContext<Batch<PaymentSettled>> context)
     {
+        var settled = context.Message.Select(m => m.Message).DistinctBy(m => m.JobId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set cost = @Cost where id = @id",
-            new { id = context.Message.JobId.Value, context.Message.Cost }, cancellationToken: context.CancellationToken));
+            "update jobs j set cost = s.cost from unnest(@ids, @costs) as s (id, cost) where j.id = s.id",
+            new { ids = settled.Select(m => m.JobId.Value).ToArray(), costs = settled.Select(m => m.Cost).ToArray() }, cancellationToken: context.CancellationToken));
     }
 
     /// <summary>Progress only moves forward, so a late or repeated report changes nothing.</summary>

@@ -287,6 +287,57 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     [Fact]
+    public async Task A_burst_of_completions_and_settlements_is_written_in_a_few_transactions_each_applied_once()
+    {
+        var jobs = new List<JobId>();
+        for (var i = 0; i < 40; i++)
+            jobs.Add(await InsertPendingJobAsync());
+        await RecordWritesAsync();
+
+        var completions = jobs.Select(j => new JobCompleted
+        {
+            JobId = j,
+            ClientAccountId = AccountId.New(),
+            AttemptId = AttemptId.New(),
+            WorkerId = WorkerId.New(),
+            OperatorAccountId = AccountId.New(),
+            Kernel = "matmul",
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute(System.Text.Encoding.UTF8.GetBytes(j.Value)) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            OccurredAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        await Task.WhenAll(completions.Select(c => _host.Harness.Bus.Publish(c)));
+        await _host.HandledAsync<JobCompleted>(m => jobs.Contains(m.JobId), count: jobs.Count);
+        var (_, completedIn) = await WritesAsync();
+        var settlements = jobs.Select(j => new PaymentSettled
+        {
+            JobId = j,
+            ClientAccountId = AccountId.New(),
+            Cost = 2m,
+            Refunded = 0m,
+            OperatorAccountId = AccountId.New(),
+            OperatorPaid = 1.8m,
+            OccurredAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        // Each settlement twice: a redelivery in the same burst changes nothing.
+        await Task.WhenAll(settlements.Concat(settlements).Select(m => _host.Harness.Bus.Publish(m)));
+        await _host.HandledAsync<PaymentSettled>(m => jobs.Contains(m.JobId), count: 2 * jobs.Count);
+        var (_, settledIn) = await WritesAsync();
+
+        output.WriteLine($"{jobs.Count} completions written in {completedIn} transaction(s), {2 * jobs.Count} settlements in {settledIn}");
+        Assert.True(completedIn <= jobs.Count / 4, $"{jobs.Count} completions took {completedIn} transactions");
+        Assert.True(settledIn <= jobs.Count / 4, $"{2 * jobs.Count} settlements took {settledIn} transactions");
+        foreach (var (job, completed) in jobs.Zip(completions))
+        {
+            var view = await ViewAsync(job);
+            Assert.Equal("completed", view.Status);
+            Assert.Equal(2m, view.Cost);
+            Assert.Equal("accepted", Assert.Single(view.Attempts).Status);
+            Assert.Equal(completed.Outputs["c"].Value, Assert.Single(view.Outputs!).Value);
+        }
+    }
+
+    [Fact]
     public async Task Each_message_is_written_in_one_transaction_and_its_redelivery_changes_nothing()
     {
         var job = await InsertPendingJobAsync();
