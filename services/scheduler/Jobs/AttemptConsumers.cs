@@ -45,6 +45,8 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), ct);
     }
 
+    private sealed record RunningRow(bool Verifying, int Version);
+
     /// <summary>
     /// Moves the job from assigned to running (or verifying, when it already has a result) for the attempt that
     /// holds it, and says so on the job's stream; a job in any other state is left as it is.
@@ -54,17 +56,19 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
     {
         var connection = tx.Connection!;
         // A job that already has a result is being verified, and shows so.
-        var verifying = await connection.QuerySingleOrDefaultAsync<bool?>(new CommandDefinition(
+        // The change is numbered by the statement that makes it.
+        var running = await connection.QuerySingleOrDefaultAsync<RunningRow>(new CommandDefinition(
             """
-            update jobs set status = 'running' where id = @JobId and attempt_id = @AttemptId and status = 'assigned'
-            returning exists (select 1 from attempts a where a.job_id = jobs.id and a.status = 'submitted')
+            update jobs set status = 'running', status_version = status_version + 1 where id = @JobId and attempt_id = @AttemptId and status = 'assigned'
+            returning exists (select 1 from attempts a where a.job_id = jobs.id and a.status = 'submitted') as Verifying, status_version as Version
             """,
             new { JobId = jobId.Value, AttemptId = attemptId.Value }, tx, cancellationToken: ct));
-        if (verifying is not { } isVerifying)
+        if (running is null)
             return;
+        var (isVerifying, version) = running;
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = attemptId.Value }, tx, cancellationToken: ct));
-        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
+        await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
         {
             JobId = jobId,
             Status = isVerifying ? "verifying" : "running",
@@ -289,9 +293,6 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var verified = holder.ResultsNeeded > 1;
         var (reason, because) = HowAccepted(holder, accepted);
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because where id = @jobId",
-            new { first.Outputs, now, reason, because, jobId = jobId.Value }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
         if (verified)
         {
@@ -363,7 +364,15 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         if (holder.AttemptCount > accepted.Count)
             await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
         var top = acceptedAttempts[0];
-        await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
+        // Completed after the rejected results' changes were numbered, and numbered by the same statement: the completion
+        // is the job's last change.
+        var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            """
+            update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because,
+                            status_version = status_version + 1
+            where id = @jobId returning status_version
+            """, new { first.Outputs, now, reason, because, jobId = jobId.Value }, tx, cancellationToken: ct));
+        await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
         {
             JobId = jobId,
             Status = "completed",
@@ -373,8 +382,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Reason = reason,
             Detail = because,
             OccurredAt = now,
-        }, ct: ct);
-        await outbox.EnqueueAsync(tx, new JobCompleted
+        }, alongside: new JobCompleted
         {
             JobId = jobId,
             ClientAccountId = AccountId.From(holder.ClientAccountId),

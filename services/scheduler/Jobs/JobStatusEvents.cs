@@ -20,6 +20,14 @@ public static class JobStatusEvents
         await outbox.EnqueueAsync(tx, change with { Version = version }, ct: ct);
     }
 
+    /// <summary>
+    /// A change whose own statement already took the job's next version (<c>status_version = status_version + 1 returning
+    /// status_version</c>), queued with the message that goes with it (<paramref name="alongside"/>) in one insert.
+    /// </summary>
+    public static Task EnqueueNumberedAsync(NpgsqlTransaction tx, MessageOutbox outbox, int version, JobStatusChanged change, CancellationToken ct,
+        object? alongside = null) =>
+        outbox.EnqueueManyAsync<object>(tx, alongside is null ? [change with { Version = version }] : [change with { Version = version }, alongside], ct: ct);
+
     /// <summary>One change each for many jobs (a dispatch pass's assignments): numbered with one statement.</summary>
     public static async Task EnqueueManyAsync(NpgsqlTransaction tx, MessageOutbox outbox, IReadOnlyList<JobStatusChanged> changes, CancellationToken ct)
     {
