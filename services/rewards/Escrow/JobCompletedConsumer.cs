@@ -29,9 +29,10 @@ namespace Platform.Rewards.Escrow;
 /// <para>
 /// A job whose escrow row does not exist yet (its JobCompleted overtook its JobSubmitted) must be retried, as a
 /// single settlement threw for it. The batch settles the jobs that are there, commits, and then throws: the retry
-/// delivers the batch's messages again, the settled ones find their escrow no longer held and change nothing, and
-/// the missing ones are tried again until their JobSubmitted is processed. That is simpler than splitting them
-/// off, and correct because settling is idempotent per job.
+/// (the endpoint's, which runs the whole batch again) finds the settled ones no longer held, so they change
+/// nothing, and tries the missing ones until their JobSubmitted is processed. That is simpler than splitting them
+/// off, and correct because settling is idempotent per job. The cost: the batch's other messages are acknowledged
+/// only with it, and if the retries run out they go to the error queue with it, where replaying them is harmless.
 /// </para>
 /// <para>
 /// The efficiency bonus: the network median is read once per batch, so every job of a batch, not only every
