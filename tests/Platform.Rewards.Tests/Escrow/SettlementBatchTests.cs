@@ -1,4 +1,5 @@
 using Dapper;
+using MassTransit;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Testing;
@@ -110,5 +111,38 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
         }
         await _rewards.AssertLedgerBalancedAsync();
         Host.AssertNoConsumerFaulted();
+    }
+
+    [Fact]
+    public async Task A_completion_that_overtook_its_submission_is_retried_while_the_rest_of_its_batch_is_settled_once()
+    {
+        // Retries as the real bus has them (BusRegistration), shorter: the harness has none of its own.
+        await using var rewards = await RewardsTestHost.StartAsync("rewards-settle-retry",
+            bus: x => x.AddConfigureEndpointsCallback((_, _, endpoint) => endpoint.UseMessageRetry(r => r.Intervals(100, 200, 500, 1000, 2000))));
+        var client = await rewards.OpenAsync("client", 100m);
+        var operatorAccount = await rewards.OpenAsync("operator", 0m);
+        var funded = Submitted(client, gflop: 10);
+        await rewards.Consumers.PublishHandledAsync(funded);
+        var late = Submitted(client, gflop: 10);
+
+        await Task.WhenAll(
+            rewards.Harness.Bus.Publish(Completed(funded, Attempt(operatorAccount, gflop: 10))),
+            rewards.Harness.Bus.Publish(Completed(late, Attempt(operatorAccount, gflop: 10))));
+        // The funded job is paid while the batch is retried for the other: its settlement did not wait for it.
+        // (When the two happened to come in different batches, this holds trivially.)
+        await Task.Delay(300);
+        Assert.Equal(5m, await rewards.BalanceAsync(operatorAccount.Value));
+        await rewards.Consumers.PublishHandledAsync(late);
+        await rewards.Consumers.HandledAsync<JobCompleted>(m => m.JobId == late.JobId || m.JobId == funded.JobId, count: 2);
+
+        Assert.Equal(90m, await rewards.BalanceAsync(client.Value));
+        Assert.Equal(10m, await rewards.BalanceAsync(operatorAccount.Value));
+        Assert.Equal(0m, await rewards.BalanceAsync("sys:escrow"));
+        foreach (var job in new[] { funded, late })
+        {
+            Assert.Equal(1, await rewards.Consumers.OutboxCountAsync<PaymentSettled>(job.JobId.Value));
+            Assert.Equal(1, await rewards.Consumers.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
+        }
+        await rewards.AssertLedgerBalancedAsync();
     }
 }
