@@ -100,6 +100,18 @@ public sealed class RewardsTestHost : IAsyncDisposable
             new { account });
     }
 
+    /// <summary>
+    /// The status of each of these jobs' escrow rows, and how many transactions wrote the rows last (their xmin):
+    /// how few transactions a burst of messages about them took.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> Statuses, int Transactions)> EscrowsAsync(IEnumerable<JobId> jobs)
+    {
+        await using var connection = await Database.OpenConnectionAsync();
+        var rows = (await connection.QueryAsync<(string Status, string Txid)>(
+            "select status, xmin::text from escrows where job_id = any(@ids)", new { ids = jobs.Select(j => j.Value).ToArray() })).ToList();
+        return (rows.Select(r => r.Status).ToList(), rows.Select(r => r.Txid).Distinct().Count());
+    }
+
     public Task<decimal> StakedAsync(AccountId operatorAccount) => BalanceAsync(CreditLedger.StakeOf(operatorAccount.Value));
 
     /// <summary>The StakeChanged messages committed for an operator, oldest first.</summary>

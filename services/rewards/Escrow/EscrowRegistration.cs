@@ -6,10 +6,8 @@ public static class EscrowRegistration
 {
     public static IBusRegistrationConfigurator AddEscrow(this IBusRegistrationConfigurator bus)
     {
-        // Two batches at once: one can commit while the next fills.
-        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(EscrowBatch.Default.MessageLimit).SetTimeLimit(EscrowBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
-        bus.AddConsumer<JobCompletedConsumer>();
+        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(EscrowBatch.Default.Configure));
+        bus.AddConsumer<JobCompletedConsumer>(c => c.Options<BatchOptions>(EscrowBatch.Default.Configure));
         bus.AddConsumer<JobFailedConsumer>();
         bus.AddConsumer<JobCancelledConsumer>();
         bus.AddConsumer<Pins.ChargePinFeeConsumer>();

@@ -97,8 +97,15 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
     };
 }
 
-/// <summary>How JobSubmitted is batched: up to <paramref name="MessageLimit"/> messages, or what came within <paramref name="TimeLimit"/>.</summary>
-public sealed record EscrowBatch(int MessageLimit, TimeSpan TimeLimit)
+/// <summary>
+/// How the escrow's two ends, JobSubmitted and JobCompleted, are batched: up to <paramref name="MessageLimit"/>
+/// messages, or what came within <paramref name="TimeLimit"/>, <paramref name="ConcurrencyLimit"/> batches at once.
+/// </summary>
+public sealed record EscrowBatch(int MessageLimit, TimeSpan TimeLimit, int ConcurrencyLimit)
 {
-    public static readonly EscrowBatch Default = new(100, TimeSpan.FromMilliseconds(5));
+    /// <summary>Two batches at once: one can commit while the next fills.</summary>
+    public static readonly EscrowBatch Default = new(100, TimeSpan.FromMilliseconds(5), 2);
+
+    public void Configure(BatchOptions options) =>
+        options.SetMessageLimit(MessageLimit).SetTimeLimit(TimeLimit).SetConcurrencyLimit(ConcurrencyLimit);
 }

@@ -74,71 +74,93 @@ public static class CreditLedger
     /// already used. A balance that would go below zero fails the database's check constraint and aborts the
     /// caller's transaction, so callers check funds first. A posting that takes a balance below its account's
     /// low-balance threshold queues an <see cref="AccountBalanceLow"/> in the outbox (see <see cref="LowBalanceWarning"/>):
-    /// callers commit with <c>MessageOutbox.CommitAsync</c> so the relay sends it at once.
+    /// callers commit with <c>MessageOutbox.CommitAsync</c> so the relay sends it at once. A batch of one of
+    /// <see cref="PostManyAsync"/>: one round trip when at most one balance row moves, the common case.
     /// </summary>
-    public static async Task<long?> PostAsync(NpgsqlTransaction tx, string idempotencyKey, string? jobId, IReadOnlyList<Posting> postings, CancellationToken ct)
+    public static async Task<long?> PostAsync(NpgsqlTransaction tx, string idempotencyKey, string? jobId, IReadOnlyList<Posting> postings, CancellationToken ct) =>
+        (await PostManyAsync(tx, [(idempotencyKey, jobId, postings)], ct)).TryGetValue(idempotencyKey, out var id) ? id : null;
+
+    /// <summary>
+    /// Applies many transactions at once, each once: returns the ids of those applied now by idempotency key; a
+    /// key already used is left out and changes nothing. Each transaction must balance and keep 6 digits, as in
+    /// <see cref="PostAsync"/>. Every balance row moves once, by what the fresh transactions move it together, so a
+    /// batch of settlements waits on each hot row once instead of once per transaction. Two consequences of the
+    /// sum, the same as single postings for a batch of one: the balance check (not below zero) and the
+    /// low-balance warning apply to the balance before and after the whole batch, so a batch that dips an account
+    /// below zero and back is accepted and one that crosses its threshold warns once. Callers that debit people's
+    /// accounts must therefore check funds per transaction before, as they do for single postings.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, long>> PostManyAsync(NpgsqlTransaction tx,
+        IReadOnlyList<(string IdempotencyKey, string? JobId, IReadOnlyList<Posting> Postings)> transactions, CancellationToken ct)
     {
-        if (postings.Sum(p => p.Amount) != 0m)
-            throw new InvalidOperationException($"transaction {idempotencyKey} does not balance");
-        // The column keeps 6 digits: a seventh would be rounded away in the database and the sum would no longer be zero.
-        if (postings.Any(p => p.Amount != Round(p.Amount)))
-            throw new InvalidOperationException($"transaction {idempotencyKey} has an amount with more than 6 fractional digits");
+        foreach (var (key, _, postings) in transactions)
+        {
+            if (postings.Sum(p => p.Amount) != 0m)
+                throw new InvalidOperationException($"transaction {key} does not balance");
+            // The column keeps 6 digits: a seventh would be rounded away in the database and the sum would no longer be zero.
+            if (postings.Any(p => p.Amount != Round(p.Amount)))
+                throw new InvalidOperationException($"transaction {key} has an amount with more than 6 fractional digits");
+        }
+        // A key twice in one call would insert one transaction and join both entries' postings to it.
+        if (transactions.DistinctBy(t => t.IdempotencyKey).Count() != transactions.Count)
+            throw new InvalidOperationException("a batch of ledger transactions uses an idempotency key twice");
+        if (transactions.Count == 0)
+            return new Dictionary<string, long>();
         var connection = tx.Connection!;
-        var moving = postings.Where(p => p.Amount != 0m).ToList();
+        var moving = transactions.SelectMany(t => t.Postings.Where(p => p.Amount != 0m).Select(p => (t.IdempotencyKey, Posting: p))).ToList();
 
-        // Balance rows are locked in account order, so two transactions touching the same accounts never wait on
-        // each other in a cycle. The system accounts take part in every job: a balance row for them would make
-        // every ledger transaction in the network queue behind one row lock, so only the others keep one.
-        var balances = moving.Where(p => !IsSystem(p.AccountId))
-            .GroupBy(p => p.AccountId).Select(g => (AccountId: g.Key, Amount: g.Sum(p => p.Amount)))
-            .Where(b => b.Amount != 0m).OrderBy(b => b.AccountId, StringComparer.Ordinal).ToList();
+        // The system accounts take part in every job: a balance row for them would make every ledger transaction
+        // in the network queue behind one row lock, so only the others keep one. Rows are locked in account order
+        // (ordinal, as "C" collates), so two transactions touching the same accounts never wait on each other in a
+        // cycle; an update of several rows at once locks them in whatever order its plan reads them, hence the
+        // lock first. One row alone cannot take part in a cycle here: no lock, one round trip. The lock may
+        // include accounts of transactions already applied: it is only held a little longer than needed.
+        var balanceAccounts = moving.Where(m => !IsSystem(m.Posting.AccountId)).Select(m => m.Posting.AccountId).Distinct().ToArray();
+        if (balanceAccounts.Length > 1)
+            await connection.ExecuteAsync(new CommandDefinition(
+                "select 1 from accounts where id = any(@balanceAccounts) order by id collate \"C\" for update",
+                new { balanceAccounts }, tx, cancellationToken: ct));
 
-        // One round trip writes the transaction, all its postings and the first balance: a transaction's cost is
-        // mostly its round trips and its commit. Nothing but the key's insert happens when the key is taken.
-        var first = balances.Count > 0 ? balances[0] : default;
-        var id = await connection.ExecuteScalarAsync<long?>(new CommandDefinition(
+        // One statement writes the fresh transactions, all their postings and every balance: a transaction's cost
+        // is mostly its round trips and its commit. Postings of a key already taken join no row of t and are
+        // neither written nor summed into a balance.
+        var applied = await connection.QueryAsync<(long Id, string Key)>(new CommandDefinition(
             $"""
             with t as (
-                insert into transactions (idempotency_key, job_id) values (@idempotencyKey, @jobId)
-                on conflict (idempotency_key) do nothing returning id
+                insert into transactions (idempotency_key, job_id)
+                select x.idempotency_key, x.job_id
+                from unnest(@keys::text[], @jobIds::text[]) with ordinality as x(idempotency_key, job_id, n)
+                order by x.n
+                on conflict (idempotency_key) do nothing returning id, idempotency_key
+            ), f as (
+                select t.id, x.account_id, x.kind, x.amount, x.worker_id, x.n
+                from unnest(@postingKeys::text[], @accounts::text[], @kinds::text[], @amounts::numeric[], @workers::text[])
+                    with ordinality as x(idempotency_key, account_id, kind, amount, worker_id, n)
+                join t on t.idempotency_key = x.idempotency_key
             ), p as (
                 insert into postings (transaction_id, account_id, kind, amount, worker_id)
-                select t.id, x.account_id, x.kind, x.amount, x.worker_id
-                from t, unnest(@accounts::text[], @kinds::text[], @amounts::numeric[], @workers::text[]) as x(account_id, kind, amount, worker_id)
+                select f.id, f.account_id, f.kind, f.amount, f.worker_id from f order by f.n
+            ), d as (
+                select f.account_id, sum(f.amount) as amount from f
+                where f.account_id not like 'sys:%' group by f.account_id having sum(f.amount) <> 0
             ), b as (
-                update accounts set balance = balance + @firstAmount
-                where id = @firstAccount and exists (select 1 from t)
-                returning id, balance - @firstAmount as before, balance, low_balance_threshold
+                update accounts a set balance = a.balance + d.amount from d where a.id = d.account_id
+                returning a.id, a.balance - d.amount as before, a.balance, a.low_balance_threshold
             ){LowBalanceWarning}
-            select id from t
+            select id, idempotency_key from t
             """,
             new
             {
-                idempotencyKey,
-                jobId,
-                accounts = moving.Select(p => p.AccountId).ToArray(),
-                kinds = moving.Select(p => p.Kind).ToArray(),
-                amounts = moving.Select(p => p.Amount).ToArray(),
-                workers = moving.Select(p => p.WorkerId).ToArray(),
-                firstAccount = first.AccountId,
-                firstAmount = first.Amount,
+                keys = transactions.Select(t => t.IdempotencyKey).ToArray(),
+                jobIds = transactions.Select(t => t.JobId).ToArray(),
+                postingKeys = moving.Select(m => m.IdempotencyKey).ToArray(),
+                accounts = moving.Select(m => m.Posting.AccountId).ToArray(),
+                kinds = moving.Select(m => m.Posting.Kind).ToArray(),
+                amounts = moving.Select(m => m.Posting.Amount).ToArray(),
+                workers = moving.Select(m => m.Posting.WorkerId).ToArray(),
                 lowType = LowBalanceType,
             }, tx, cancellationToken: ct));
-        if (id is null)
-            return null;
-        foreach (var (accountId, amount) in balances.Skip(1))
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                $"""
-                with b as (
-                    update accounts set balance = balance + @amount where id = @accountId
-                    returning id, balance - @amount as before, balance, low_balance_threshold
-                ){LowBalanceWarning}
-                select 1
-                """,
-                new { accountId, amount, lowType = LowBalanceType }, tx, cancellationToken: ct));
-        }
-        return id;
+        return applied.ToDictionary(a => a.Key, a => a.Id, StringComparer.Ordinal);
     }
 
     /// <summary>The id of the transaction applied under <paramref name="idempotencyKey"/>, or null.</summary>

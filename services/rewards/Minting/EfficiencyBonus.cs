@@ -26,21 +26,24 @@ public static class EfficiencyBonus
             from (select joules_per_gflop from attempt_energy order by seq desc limit @window) recent
             """, new { window }, tx, cancellationToken: ct));
 
-    /// <summary>Adds an accepted attempt to the history, once.</summary>
-    public static Task RecordAsync(NpgsqlTransaction tx, string jobId, AcceptedAttempt attempt, double joulesPerGflop, CancellationToken ct) =>
-        tx.Connection!.ExecuteAsync(new CommandDefinition(
+    /// <summary>Adds accepted attempts to the history with one statement, each once, in the order given.</summary>
+    public static Task RecordManyAsync(NpgsqlTransaction tx, IReadOnlyList<(string JobId, AcceptedAttempt Attempt, double JoulesPerGflop)> attempts, CancellationToken ct) =>
+        attempts.Count == 0 ? Task.CompletedTask : tx.Connection!.ExecuteAsync(new CommandDefinition(
             """
             insert into attempt_energy (attempt_id, job_id, worker_id, operator_account_id, joules_per_gflop, joules_estimated)
-            values (@AttemptId, @jobId, @WorkerId, @OperatorAccountId, @joulesPerGflop, @JoulesEstimated)
+            select a.attempt_id, a.job_id, a.worker_id, a.operator_account_id, a.joules_per_gflop, a.joules_estimated
+            from unnest(@attemptIds::text[], @jobIds::text[], @workerIds::text[], @operators::text[], @joules::float8[], @estimated::bool[])
+                with ordinality as a(attempt_id, job_id, worker_id, operator_account_id, joules_per_gflop, joules_estimated, n)
+            order by a.n
             on conflict (attempt_id) do nothing
             """,
             new
             {
-                AttemptId = attempt.AttemptId.Value,
-                jobId,
-                WorkerId = attempt.WorkerId.Value,
-                OperatorAccountId = attempt.OperatorAccountId.Value,
-                joulesPerGflop,
-                attempt.Metrics.JoulesEstimated,
+                attemptIds = attempts.Select(a => a.Attempt.AttemptId.Value).ToArray(),
+                jobIds = attempts.Select(a => a.JobId).ToArray(),
+                workerIds = attempts.Select(a => a.Attempt.WorkerId.Value).ToArray(),
+                operators = attempts.Select(a => a.Attempt.OperatorAccountId.Value).ToArray(),
+                joules = attempts.Select(a => a.JoulesPerGflop).ToArray(),
+                estimated = attempts.Select(a => a.Attempt.Metrics.JoulesEstimated).ToArray(),
             }, tx, cancellationToken: ct));
 }

@@ -74,17 +74,15 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(j))); // redelivered: changes nothing
         await _host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count + 5);
 
-        await using var db = await _rewards.Database.OpenConnectionAsync();
-        var ids = jobs.Select(j => j.JobId.Value).ToArray();
-        var escrows = (await db.QueryAsync<(string Status, string Txid)>("select status, xmin::text from escrows where job_id = any(@ids)", new { ids })).ToList();
-        var transactions = escrows.Select(e => e.Txid).Distinct().Count();
+        var (escrows, transactions) = await _rewards.EscrowsAsync(jobs.Select(j => j.JobId));
         output.WriteLine($"{jobs.Count} submissions escrowed in {transactions} transaction(s)");
         Assert.True(transactions <= jobs.Count / 4, $"{jobs.Count} submissions took {transactions} transactions");
-        Assert.Equal(30, escrows.Count(e => e.Status == "held"));
-        Assert.Equal(10, escrows.Count(e => e.Status == "rejected"));
+        Assert.Equal(30, escrows.Count(e => e == "held"));
+        Assert.Equal(10, escrows.Count(e => e == "rejected"));
         Assert.Equal(0m, await BalanceAsync(client.Value));
         Assert.Equal(150m, await BalanceAsync("sys:escrow"));
-        Assert.Equal(30, await db.ExecuteScalarAsync<int>("select count(*) from transactions where job_id = any(@ids)", new { ids }));
+        await using var db = await _rewards.Database.OpenConnectionAsync();
+        Assert.Equal(30, await db.ExecuteScalarAsync<int>("select count(*) from transactions where job_id = any(@ids)", new { ids = jobs.Select(j => j.JobId.Value).ToArray() }));
         await _rewards.AssertLedgerBalancedAsync();
     }
 
