@@ -28,7 +28,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
     public async Task Consume(ConsumeContext<Batch<AttemptStarted>> context)
     {
         var ct = context.CancellationToken;
-        var messages = context.Message.Select(m => m.Message).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        var messages = (await NodeExchanges.KeepOwnAsync(context.Message, db, logger, ct)).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await GroupCommit.HandleAsync(db, outbox, messages, (tx, m) => HandleAsync(tx, m, ct), ct);
     }
 
@@ -136,7 +136,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
     public async Task Consume(ConsumeContext<Batch<AttemptCompleted>> context)
     {
         var ct = context.CancellationToken;
-        var messages = context.Message.Select(m => m.Message).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        var messages = (await NodeExchanges.KeepOwnAsync(context.Message, db, logger, ct)).DistinctBy(m => m.AttemptId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await GroupCommit.HandleAsync(db, outbox, messages, (tx, m) => HandleAsync(tx, m, ct), ct);
         dispatcher.Poke();
     }

@@ -57,25 +57,51 @@ public static class NodeIntake
 
 /// <summary>
 /// A message that came through node X's exchange speaks for worker X or is dropped: a node may not speak for
-/// another (its heartbeats, its failures), signed or not. Messages from the services' exchanges pass.
+/// another (its heartbeats, its failures), signed or not. Messages from the services' exchanges pass. A batch
+/// (<see cref="Batch{T}"/>) passes whole: each of its messages came through an exchange of its own, and the batch
+/// consumer keeps only those that may speak (<see cref="NodeExchanges.KeepOwnAsync{T}"/>).
 /// </summary>
 public sealed class NodeExchangeFilter<T>(NpgsqlDataSource db, ILogger<NodeExchangeFilter<T>> logger) : IFilter<ConsumeContext<T>> where T : class
 {
+    private static readonly bool IsBatch = typeof(T).IsGenericType && typeof(T).GetGenericTypeDefinition() == typeof(Batch<>);
+
     public async Task Send(ConsumeContext<T> context, IPipe<ConsumeContext<T>> next)
     {
-        if (context.TryGetPayload<RabbitMqBasicConsumeContext>(out var d)
-            && NodeNames.WorkerOfExchange(d.Exchange) is { } node
-            && NodeIntake.SpeaksFor(context.Message)?.Value != node)
-        {
-            logger.LogWarning("{Message} for worker {WorkerId} came through exchange {Exchange}: a node speaks only for itself; dropped",
-                typeof(T).Name, NodeIntake.SpeaksFor(context.Message), d.Exchange);
-            await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.WrongExchange, context.CancellationToken);
+        if (!IsBatch && await NodeExchanges.DroppedAsync(context, context.Message, db, logger, context.CancellationToken))
             return;
-        }
         await next.Send(context);
     }
 
     public void Probe(ProbeContext context) => context.CreateFilterScope("nodeExchange");
+}
+
+/// <summary>Which exchange a node-to-network message came through, and whether it may speak for its worker from there.</summary>
+public static class NodeExchanges
+{
+    /// <summary>True, having logged and counted it, when the message came through another node's exchange than its worker's.</summary>
+    public static async Task<bool> DroppedAsync(ConsumeContext context, object message, NpgsqlDataSource db, ILogger logger, CancellationToken ct)
+    {
+        if (!context.TryGetPayload<RabbitMqBasicConsumeContext>(out var d)
+            || NodeNames.WorkerOfExchange(d.Exchange) is not { } node
+            || NodeIntake.SpeaksFor(message)?.Value == node)
+            return false;
+        logger.LogWarning("{Message} for worker {WorkerId} came through exchange {Exchange}: a node speaks only for itself; dropped",
+            message.GetType().Name, NodeIntake.SpeaksFor(message), d.Exchange);
+        await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.WrongExchange, ct);
+        return true;
+    }
+
+    /// <summary>The messages of a batch that may speak for their workers (<see cref="NodeExchangeFilter{T}"/>); the rest are dropped.</summary>
+    public static async Task<List<T>> KeepOwnAsync<T>(Batch<T> batch, NpgsqlDataSource db, ILogger logger, CancellationToken ct) where T : class
+    {
+        var kept = new List<T>(batch.Length);
+        foreach (var context in batch)
+        {
+            if (!await DroppedAsync(context, context.Message, db, logger, ct))
+                kept.Add(context.Message);
+        }
+        return kept;
+    }
 }
 
 /// <summary>Counts what the intake dropped, by reason; <c>GET /v1/network</c> shows the counts.</summary>

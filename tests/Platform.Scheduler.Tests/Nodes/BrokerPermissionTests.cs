@@ -147,6 +147,48 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
         var assigned = await Eventually.UntilAsync(() => f.Rogue.TakeAsync(f.EnrolledA.Broker.AssignmentQueue),
             m => m is { } taken && taken.Message.GetProperty("jobId").GetString() == job.Value, Deadline, "the AssignJob on A's own queue");
         Assert.Contains("urn:message:Platform.Contracts.Messages:AssignJob", assigned!.Value.MessageType);
+
+        // Its start and its result, through its own exchange, reach the batch consumers and complete the job.
+        var attempt = AttemptId.From(assigned.Value.Message.GetProperty("attemptId").GetString()!);
+        var started = new AttemptStarted { JobId = job, AttemptId = attempt, WorkerId = f.A.WorkerId, OccurredAt = DateTimeOffset.UtcNow };
+        await f.Rogue.SendAsync(started with { Signature = WorkerMessageSignature.Sign(f.A.Key, WorkerMessageSignature.Payload(started)) });
+        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
+        await f.Rogue.SendAsync(new AttemptCompleted
+        {
+            JobId = job,
+            AttemptId = attempt,
+            WorkerId = f.A.WorkerId,
+            Outputs = outputs,
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Signature = ResultSignature.Sign(f.A.Key, job, attempt, outputs),
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+        await Eventually.UntilAsync(() => f.Scheduler.QueryAsync<string?>("select status from jobs where id = @id", new { id = job.Value }),
+            s => s == "completed", Deadline, "the job completed by A's result through A's exchange");
+    }
+
+    [Fact]
+    public async Task A_result_for_another_node_through_ones_own_exchange_is_dropped_and_counted()
+    {
+        // Results are consumed in batches: each message of a batch is judged by the exchange it came through.
+        var before = await f.Scheduler.RejectedAsync(RejectedNodeMessages.WrongExchange);
+        var job = JobId.New();
+        var attempt = AttemptId.New();
+        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
+
+        await f.Rogue.SendAsync(new AttemptCompleted
+        {
+            JobId = job,
+            AttemptId = attempt,
+            WorkerId = f.B.WorkerId,
+            Outputs = outputs,
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Signature = ResultSignature.Sign(f.B.Key, job, attempt, outputs),
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+
+        await Eventually.UntilAsync(async () => await f.Scheduler.RejectedAsync(RejectedNodeMessages.WrongExchange) > before, Deadline,
+            "B's result through A's exchange counted as wrong_exchange on GET /v1/network");
     }
 
     [Fact]
