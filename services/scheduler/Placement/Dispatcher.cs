@@ -20,8 +20,8 @@ namespace Platform.Scheduler.Placement;
 /// instances therefore never assign a job twice or overfill a worker. Runs when poked (a job was queued, a worker came
 /// online or freed a slot) and on a timer.
 /// </summary>
-public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, IOptions<SchedulerOptions> options, DatabaseState database,
-    TimeProvider clock, ILogger<Dispatcher> logger)
+public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, FairShareCounters fairShare, IOptions<SchedulerOptions> options,
+    DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
     : BackgroundService
 {
     // Jobs looked at per pass; jobs no worker can take stay queued, and a larger window keeps them from
@@ -66,6 +66,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     private sealed class QueuedJob
     {
         public string Id { get; init; } = "";
+        public string ClientAccountId { get; init; } = "";
         public string Kernel { get; init; } = "";
         public string Spec { get; init; } = "";
         public double EstimatedGflop { get; init; }
@@ -84,18 +85,25 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     }
 
     // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
-    // had started recently, so a burst of 10,000 from one client does not stand in front of another's single
-    // job, and clients take turns.
+    // had started recently (FairShareCounters, in memory), so a burst of 10,000 from one client does not stand in front
+    // of another's single job, and clients take turns. Only each client's first @BatchSize jobs are ranked: a job further
+    // back in its client's queue has at least @BatchSize jobs ranked before it and cannot be among the pass's
+    // @BatchSize, so the pass reads the clients' queue heads (jobs_queued_by_client), not the whole queue.
     private const string ClaimQueued = """
         with usage as (
-            select client_account_id, count(*) as used from jobs where last_assigned_at > @usageSince group by client_account_id
+            select u.client_account_id, u.used from unnest(@usageClients::text[], @usageCounts::bigint[]) as u (client_account_id, used)
+        ), clients as (
+            select distinct client_account_id from jobs where status = 'queued'
         ), ranked as (
-            select q.id, row_number() over (partition by q.client_account_id order by q.priority desc, q.queued_at, q.id)
+            select h.id, row_number() over (partition by h.client_account_id order by h.priority desc, h.queued_at, h.id)
                          + coalesce(u.used, 0) as share_rank
-            from jobs q left join usage u on u.client_account_id = q.client_account_id
-            where q.status = 'queued'
+            from clients c
+            cross join lateral (select q.id, q.client_account_id, q.priority, q.queued_at from jobs q
+                                where q.client_account_id = c.client_account_id and q.status = 'queued'
+                                order by q.priority desc, q.queued_at, q.id limit @BatchSize) h
+            left join usage u on u.client_account_id = h.client_account_id
         )
-        select j.id, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
+        select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
                (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
                (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators,
@@ -229,8 +237,10 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
         var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
 
+        await fairShare.LoadIfStaleAsync(connection, tx, ct);
+        var (usageClients, usageCounts) = fairShare.Snapshot();
         var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { BatchSize, usageSince = now - o.FairShareWindow, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
+            ClaimQueued, new { BatchSize, usageClients, usageCounts, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
             tx, cancellationToken: ct))).ToList();
         // Stamped after the claim, not at the pass's start: a job funded while the workers were being loaded was queued
         // after `now`, and its assignment must not read as earlier than its queueing in the job's event stream.
@@ -264,6 +274,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
         await AssignAsync(connection, tx, assignments, assignedAt, ct);
         await outbox.CommitAsync(tx, ct);
+        fairShare.Record(assignments.Select(a => a.Job.ClientAccountId), assignedAt);
         return assignments.Count;
     }
 

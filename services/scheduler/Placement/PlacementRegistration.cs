@@ -8,6 +8,7 @@ public static class PlacementRegistration
         services.AddSingleton<PlacementLog>();
         services.AddSingleton<PlacementLogWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<PlacementLogWriter>());
+        services.AddSingleton<FairShareCounters>();
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
         services.AddSingleton<Leases.LeaseMonitor>();
