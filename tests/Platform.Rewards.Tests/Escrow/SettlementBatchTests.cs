@@ -128,10 +128,11 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
         await Task.WhenAll(
             rewards.Harness.Bus.Publish(Completed(funded, Attempt(operatorAccount, gflop: 10))),
             rewards.Harness.Bus.Publish(Completed(late, Attempt(operatorAccount, gflop: 10))));
-        // The funded job is paid while the batch is retried for the other: its settlement did not wait for it.
-        // (When the two happened to come in different batches, this holds trivially.)
-        await Task.Delay(300);
-        Assert.Equal(5m, await rewards.BalanceAsync(operatorAccount.Value));
+        // The funded job is paid while the batch is retried for the other: its settlement does not wait for the late
+        // job's submission, which is published only once the payment is seen. (When the two happened to come in
+        // different batches, this holds trivially.)
+        await Eventually.UntilAsync(() => rewards.BalanceAsync(operatorAccount.Value), b => b == 5m, TimeSpan.FromSeconds(30),
+            "the funded job paid before the late job's submission arrives");
         await rewards.Consumers.PublishHandledAsync(late);
         await rewards.Consumers.HandledAsync<JobCompleted>(m => m.JobId == late.JobId || m.JobId == funded.JobId, count: 2);
 
