@@ -152,17 +152,7 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
         var attempt = AttemptId.From(assigned.Value.Message.GetProperty("attemptId").GetString()!);
         var started = new AttemptStarted { JobId = job, AttemptId = attempt, WorkerId = f.A.WorkerId, OccurredAt = DateTimeOffset.UtcNow };
         await f.Rogue.SendAsync(started with { Signature = WorkerMessageSignature.Sign(f.A.Key, WorkerMessageSignature.Payload(started)) });
-        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
-        await f.Rogue.SendAsync(new AttemptCompleted
-        {
-            JobId = job,
-            AttemptId = attempt,
-            WorkerId = f.A.WorkerId,
-            Outputs = outputs,
-            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
-            Signature = ResultSignature.Sign(f.A.Key, job, attempt, outputs),
-            OccurredAt = DateTimeOffset.UtcNow,
-        });
+        await f.Rogue.SendAsync(Result(f.A, job, attempt));
         await Eventually.UntilAsync(() => f.Scheduler.QueryAsync<string?>("select status from jobs where id = @id", new { id = job.Value }),
             s => s == "completed", Deadline, "the job completed by A's result through A's exchange");
     }
@@ -172,20 +162,7 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
     {
         // Results are consumed in batches: each message of a batch is judged by the exchange it came through.
         var before = await f.Scheduler.RejectedAsync(RejectedNodeMessages.WrongExchange);
-        var job = JobId.New();
-        var attempt = AttemptId.New();
-        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
-
-        await f.Rogue.SendAsync(new AttemptCompleted
-        {
-            JobId = job,
-            AttemptId = attempt,
-            WorkerId = f.B.WorkerId,
-            Outputs = outputs,
-            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
-            Signature = ResultSignature.Sign(f.B.Key, job, attempt, outputs),
-            OccurredAt = DateTimeOffset.UtcNow,
-        });
+        await f.Rogue.SendAsync(Result(f.B, JobId.New(), AttemptId.New()));
 
         await Eventually.UntilAsync(async () => await f.Scheduler.RejectedAsync(RejectedNodeMessages.WrongExchange) > before, Deadline,
             "B's result through A's exchange counted as wrong_exchange on GET /v1/network");
@@ -220,6 +197,22 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
 
         await Eventually.UntilAsync(async () => await f.Scheduler.RejectedAsync(RejectedNodeMessages.KeyMismatch) > before, Deadline,
             "the heartbeat counted as key_mismatch on GET /v1/network");
+    }
+
+    /// <summary>A result of the node's, signed with its key.</summary>
+    private static AttemptCompleted Result(InProcessScheduler.Node node, JobId job, AttemptId attempt)
+    {
+        var outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) };
+        return new AttemptCompleted
+        {
+            JobId = job,
+            AttemptId = attempt,
+            WorkerId = node.WorkerId,
+            Outputs = outputs,
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Signature = ResultSignature.Sign(node.Key, job, attempt, outputs),
+            OccurredAt = DateTimeOffset.UtcNow,
+        };
     }
 
     private static WorkerOnline Online(InProcessScheduler.Node node, AccountId claimedOperator, string kernel)
