@@ -4,6 +4,7 @@ using MassTransit;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
 
 namespace Platform.Gateway.Jobs;
 
@@ -11,7 +12,7 @@ namespace Platform.Gateway.Jobs;
 /// Keeps the job read model current. Every update is conditional (a terminal status is final; otherwise the
 /// latest event wins), so redelivered and reordered events are harmless. A message's statements commit together,
 /// in one transaction, and no message is ever half applied. Status changes (four or more per job), completions and
-/// settlements come in batches (<see cref="ReadModelBatch"/>): one transaction for every message of a kind waiting, a
+/// settlements come in batches (<see cref="Batching"/>): one transaction for every message of a kind waiting, a
 /// batch of one when the network is quiet. Every batch applies its messages in job order, so two batches touching the
 /// same jobs never wait on each other in a cycle.
 /// </summary>
@@ -19,6 +20,12 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     IConsumer<Batch<JobStatusChanged>>, IConsumer<JobRejected>, IConsumer<Batch<JobCompleted>>, IConsumer<JobFailed>, IConsumer<Batch<PaymentSettled>>,
     IConsumer<AttemptProgressed>
 {
+    /// <summary>
+    /// At most 64 messages per transaction, two batches at once (one commits while the next fills); a batch closes
+    /// after a quiet millisecond, the most a status waits before the view shows it.
+    /// </summary>
+    public static readonly MessageBatching Batching = new(64, MessageBatching.DefaultQuiet, 2);
+
     // A terminal status is final and always wins over a live one; among live statuses the latest to occur
     // wins, which also lets a job go from running back to queued when its worker is lost.
     private const string Advance = """
@@ -199,11 +206,3 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     }
 }
 
-/// <summary>
-/// How status changes are gathered for the read model: at most <see cref="MessageLimit"/> per transaction, and a
-/// batch waits at most <see cref="TimeLimit"/> after its first message, the most a status is delayed in the view.
-/// </summary>
-public sealed record ReadModelBatch(int MessageLimit, TimeSpan TimeLimit)
-{
-    public static readonly ReadModelBatch Default = new(64, TimeSpan.FromMilliseconds(5));
-}

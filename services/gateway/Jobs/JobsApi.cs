@@ -11,19 +11,18 @@ using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
 using Platform.Hosting.Http;
+using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 
 namespace Platform.Gateway.Jobs;
 
 public static partial class JobsApi
 {
-    public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus, ReadModelBatch? batch = null)
+    public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus, MessageBatching? batching = null)
     {
-        batch ??= ReadModelBatch.Default;
-        // Two batches at once: one can commit while the next fills. The batch options raise the endpoint's prefetch
-        // and concurrency to fit them, for the other view messages on the same queue too.
-        bus.AddConsumer<JobViewConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(batch.MessageLimit).SetTimeLimit(batch.TimeLimit).SetConcurrencyLimit(2)));
+        // The batch options raise the endpoint's prefetch and concurrency to fit them, for the other view messages on
+        // the same queue too.
+        bus.AddConsumer<JobViewConsumer>(c => c.Options<BatchOptions>((batching ?? JobViewConsumer.Batching).Configure));
         return bus;
     }
 

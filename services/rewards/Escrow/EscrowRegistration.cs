@@ -6,8 +6,8 @@ public static class EscrowRegistration
 {
     public static IBusRegistrationConfigurator AddEscrow(this IBusRegistrationConfigurator bus)
     {
-        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(EscrowBatch.Default.Configure));
-        bus.AddConsumer<JobCompletedConsumer>(c => c.Options<BatchOptions>(EscrowBatch.Default.Configure));
+        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(EscrowBatching.Default.Configure));
+        bus.AddConsumer<JobCompletedConsumer>(c => c.Options<BatchOptions>(EscrowBatching.Default.Configure));
         bus.AddConsumer<JobFailedConsumer>();
         bus.AddConsumer<JobCancelledConsumer>();
         bus.AddConsumer<Pins.ChargePinFeeConsumer>();

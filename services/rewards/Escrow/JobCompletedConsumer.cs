@@ -20,7 +20,7 @@ namespace Platform.Rewards.Escrow;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Consumed in batches (<see cref="EscrowBatch"/>), one transaction per batch: every settlement moves its client's
+/// Consumed in batches (<see cref="EscrowBatching"/>), one transaction per batch: every settlement moves its client's
 /// and its operators' balance rows, and one transaction per job queued settlements behind each other on those
 /// rows. A batch locks its escrow rows with one statement in job id order, writes all its settle and mint
 /// transactions with <see cref="CreditLedger.PostManyAsync"/> (each balance row moved once, by the batch's sum) and

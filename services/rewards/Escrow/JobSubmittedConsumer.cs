@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 using Platform.Rewards.Ledger;
 
@@ -16,7 +17,7 @@ namespace Platform.Rewards.Escrow;
 /// <see cref="CreditLedger.MaxAmount"/>, so no estimate can overflow the ledger.
 /// </summary>
 /// <remarks>
-/// Consumed in batches (<see cref="EscrowBatch"/>): a job array's thousands of JobSubmitted arrive together, and one
+/// Consumed in batches (<see cref="EscrowBatching"/>): a job array's thousands of JobSubmitted arrive together, and one
 /// transaction that locks each client's balance row once for all of its jobs replaces one transaction per job queued
 /// behind that row. A batch of one is the single-job case.
 /// </remarks>
@@ -97,15 +98,9 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
     };
 }
 
-/// <summary>
-/// How the escrow's two ends, JobSubmitted and JobCompleted, are batched: up to <paramref name="MessageLimit"/>
-/// messages, or what came within <paramref name="TimeLimit"/>, <paramref name="ConcurrencyLimit"/> batches at once.
-/// </summary>
-public sealed record EscrowBatch(int MessageLimit, TimeSpan TimeLimit, int ConcurrencyLimit)
+/// <summary>How the escrow's two ends, JobSubmitted and JobCompleted, are batched.</summary>
+public static class EscrowBatching
 {
-    /// <summary>Two batches at once: one can commit while the next fills.</summary>
-    public static readonly EscrowBatch Default = new(100, TimeSpan.FromMilliseconds(5), 2);
-
-    public void Configure(BatchOptions options) =>
-        options.SetMessageLimit(MessageLimit).SetTimeLimit(TimeLimit).SetConcurrencyLimit(ConcurrencyLimit);
+    /// <summary>Up to 100 messages a batch, two batches at once: one can commit while the next fills.</summary>
+    public static readonly MessageBatching Default = new(100, MessageBatching.DefaultQuiet, 2);
 }

@@ -6,6 +6,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
+using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
@@ -19,7 +20,7 @@ namespace Platform.Scheduler.Jobs;
 /// token); anything else is a stale or duplicated message and is dropped.
 /// </summary>
 /// <remarks>
-/// Consumed in batches (<see cref="AttemptBatch"/>) with one commit for the batch (<see cref="GroupCommit"/>): a
+/// Consumed in batches (<see cref="AttemptBatching"/>) with one commit for the batch (<see cref="GroupCommit"/>): a
 /// node running many tiny jobs reports many starts at once. Handled in job order, as every batch here locks jobs.
 /// </remarks>
 public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, ILogger<AttemptStartedConsumer> logger)
@@ -129,7 +130,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
     }
 
     /// <summary>
-    /// In batches (<see cref="AttemptBatch"/>) with one commit for the batch (<see cref="GroupCommit"/>), in job order:
+    /// In batches (<see cref="AttemptBatching"/>) with one commit for the batch (<see cref="GroupCommit"/>), in job order:
     /// the results of a node's many tiny jobs, and the hot rows they all update (the worker's trust, energy and speed),
     /// are written by one transaction rather than by many queued behind each other's locks.
     /// </summary>
@@ -546,10 +547,14 @@ public sealed class AttemptFailedConsumer(NpgsqlDataSource db, MessageOutbox out
     }
 }
 
-/// <summary>How the attempts' results and starts are batched: up to <paramref name="MessageLimit"/> messages, or what came within <paramref name="TimeLimit"/>.</summary>
-public sealed record AttemptBatch(int MessageLimit, TimeSpan TimeLimit)
+/// <summary>How the attempts' results and starts are batched.</summary>
+public static class AttemptBatching
 {
-    public static readonly AttemptBatch Default = new(100, TimeSpan.FromMilliseconds(5));
+    /// <summary>
+    /// Up to 100 messages a batch, one batch of each at a time: every batch locks jobs in id order, and two batches of
+    /// completions would queue on the same workers' trust and energy rows anyway.
+    /// </summary>
+    public static readonly MessageBatching Default = new(100, MessageBatching.DefaultQuiet, 1);
 }
 
 /// <summary>The registered key of the worker holding an attempt, for checking the messages it sends about it.</summary>

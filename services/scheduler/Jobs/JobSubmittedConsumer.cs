@@ -4,13 +4,14 @@ using MassTransit;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
 
 /// <summary>
-/// Records submitted jobs and queues those already funded. Consumed in batches (<see cref="IntakeBatch"/>): a job
+/// Records submitted jobs and queues those already funded. Consumed in batches (<see cref="IntakeBatching"/>): a job
 /// array's JobSubmitted and JobFunded arrive in thousands, and each batch is one upsert and one queueing statement
 /// whatever its size; a batch of one is the single-job case.
 /// </summary>
@@ -84,10 +85,11 @@ public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox,
     }
 }
 
-/// <summary>How job intake is batched: up to <paramref name="MessageLimit"/> messages, or what came within <paramref name="TimeLimit"/>.</summary>
-public sealed record IntakeBatch(int MessageLimit, TimeSpan TimeLimit)
+/// <summary>How job intake (JobSubmitted, JobFunded) is batched.</summary>
+public static class IntakeBatching
 {
-    public static readonly IntakeBatch Default = new(100, TimeSpan.FromMilliseconds(5));
+    /// <summary>Up to 100 messages a batch, two batches at once: one can commit while the next fills.</summary>
+    public static readonly MessageBatching Default = new(100, MessageBatching.DefaultQuiet, 2);
 }
 
 public sealed class JobRejectedConsumer(NpgsqlDataSource db) : IConsumer<JobRejected>

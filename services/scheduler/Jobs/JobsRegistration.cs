@@ -10,18 +10,11 @@ public static class JobsRegistration
     /// <summary>The attempts' messages come from nodes: their consumers listen on the node intake.</summary>
     public static IBusRegistrationConfigurator AddJobs(this IBusRegistrationConfigurator bus)
     {
-        // Intake in batches, two at once: one can commit while the next fills.
-        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(IntakeBatch.Default.MessageLimit).SetTimeLimit(IntakeBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
-        bus.AddConsumer<JobFundedConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(IntakeBatch.Default.MessageLimit).SetTimeLimit(IntakeBatch.Default.TimeLimit).SetConcurrencyLimit(2)));
+        bus.AddConsumer<JobSubmittedConsumer>(c => c.Options<BatchOptions>(IntakeBatching.Default.Configure));
+        bus.AddConsumer<JobFundedConsumer>(c => c.Options<BatchOptions>(IntakeBatching.Default.Configure));
         bus.AddConsumer<JobRejectedConsumer>();
-        // One batch of each at a time: every batch locks jobs in id order, and two batches of completions would queue
-        // on the same workers' trust and energy rows anyway.
-        bus.AddConsumer<AttemptStartedConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(AttemptBatch.Default.MessageLimit).SetTimeLimit(AttemptBatch.Default.TimeLimit).SetConcurrencyLimit(1))).Endpoint(NodeIntake.OnIntake);
-        bus.AddConsumer<AttemptCompletedConsumer>(c => c.Options<BatchOptions>(o => o
-            .SetMessageLimit(AttemptBatch.Default.MessageLimit).SetTimeLimit(AttemptBatch.Default.TimeLimit).SetConcurrencyLimit(1))).Endpoint(NodeIntake.OnIntake);
+        bus.AddConsumer<AttemptStartedConsumer>(c => c.Options<BatchOptions>(AttemptBatching.Default.Configure)).Endpoint(NodeIntake.OnIntake);
+        bus.AddConsumer<AttemptCompletedConsumer>(c => c.Options<BatchOptions>(AttemptBatching.Default.Configure)).Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<AttemptFailedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<JobCancelRequestedConsumer>();
         bus.AddConsumer<Verification.OperatorExposureConsumer>();

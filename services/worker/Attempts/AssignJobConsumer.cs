@@ -28,7 +28,10 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
         var attempt = status.Begin(job.AttemptId, ct);
         try
         {
-            await network.SendAsync(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
+            // Not awaited until the outcome is sent: each confirm is a disk write of the broker's (a few ms), and the
+            // scheduler takes a result that overtakes its start as the proof that the attempt ran. A start that could
+            // not be sent still fails the message, which is retried and reports the same outcome again.
+            var started = network.SendAsync(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
             Outcome outcome;
             try
             {
@@ -37,6 +40,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             catch (OperationCanceledException) when (status.WasCancelled(job.AttemptId))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} stopped: the job was cancelled", job.AttemptId, job.JobId);
+                await started.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 return;
             }
             catch (Exception ex) when (ex is not (OperationCanceledException or HttpRequestException))
@@ -57,6 +61,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
                     Detail = detail,
                     OccurredAt = clock.GetUtcNow(),
                 }), ct);
+                await started;
                 return;
             }
             await network.SendAsync(new AttemptCompleted
@@ -69,6 +74,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
                 Signature = identity.Sign(job.JobId, job.AttemptId, outcome.Outputs!),
                 OccurredAt = clock.GetUtcNow(),
             }, ct);
+            await started;
             // One line per success would be most of a busy node's log and a share of its CPU; failures stay visible.
             logger.LogDebug("Attempt {AttemptId} of {JobId} completed in {DurationMs:F1} ms", job.AttemptId, job.JobId, outcome.Metrics!.DurationMs);
         }

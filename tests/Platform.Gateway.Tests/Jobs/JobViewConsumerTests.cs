@@ -3,6 +3,7 @@ using Dapper;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Jobs;
+using Platform.Hosting.Messaging;
 using Platform.Testing;
 using Xunit.Abstractions;
 
@@ -18,7 +19,7 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("gateway-views");
         // A wider batch window than the service's 5 ms, so a burst lands in few batches however slow the machine.
-        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs(new ReadModelBatch(64, TimeSpan.FromMilliseconds(200))));
+        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs(new MessageBatching(64, TimeSpan.FromMilliseconds(200), 2)));
     }
 
     public async Task DisposeAsync()
