@@ -58,9 +58,20 @@ public static class JobViewStore
             """,
             new { jobIds }, cancellationToken: ct))).ToLookup(a => a.JobId);
 
-    private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts)
+    private static readonly ILookup<string, AttemptRow> NoAttempts = Array.Empty<AttemptRow>().ToLookup(a => a.JobId);
+
+    /// <summary>
+    /// The view of a job the caller has just written and committed (status pending, no attempts yet): what
+    /// <see cref="LoadAsync"/> would read back, without a second round trip per submission.
+    /// </summary>
+    public static JobView Submitted(JobId id, JobSpec spec, DateTimeOffset createdAt) =>
+        ToView(new JobRow(id.Value, spec.Kernel, "", JobStatuses.Pending, null, null, null, null, createdAt.UtcDateTime, null), spec, NoAttempts);
+
+    private static JobView ToView(JobRow row, ILookup<string, AttemptRow> attempts) =>
+        ToView(row, JsonSerializer.Deserialize<JobSpec>(row.Spec, PlatformJson.Options)!, attempts);
+
+    private static JobView ToView(JobRow row, JobSpec spec, ILookup<string, AttemptRow> attempts)
     {
-        var spec = JsonSerializer.Deserialize<JobSpec>(row.Spec, PlatformJson.Options)!;
         return new JobView
         {
             Id = row.Id,

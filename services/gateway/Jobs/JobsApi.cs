@@ -58,6 +58,9 @@ public static partial class JobsApi
             return check.Refused;
         var job = check.Jobs![0];
         var jobId = job.Id;
+        // Postgres keeps microseconds: the answer shows the creation time a later read of the job shows.
+        var now = clock.GetUtcNow();
+        now = now.AddTicks(-(now.Ticks % 10));
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
             await using var tx = await connection.BeginTransactionAsync(ct);
@@ -69,12 +72,11 @@ public static partial class JobsApi
                 return await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct)
                     ?? throw new InvalidOperationException("an idempotency key was claimed but its row is gone");
             }
-            await JobSubmission.WriteAsync(tx, outbox, client, null, [job], clock.GetUtcNow(), ct);
+            await JobSubmission.WriteAsync(tx, outbox, client, null, [job], now, ct);
             await outbox.CommitAsync(tx, ct);
         }
 
-        var view = await JobViewStore.LoadAsync(db, jobId.Value, ct);
-        return TypedResults.Accepted($"/v1/jobs/{jobId}", view);
+        return TypedResults.Accepted($"/v1/jobs/{jobId}", JobViewStore.Submitted(jobId, job.Spec, now));
     }
 
     internal static (JobSpec? Spec, string? KernelError) Validate(SubmitJobRequest request, Dictionary<string, string[]> errors)

@@ -86,6 +86,27 @@ public sealed class JobBatchTests(SubmitTestGateway network, ITestOutputHelper o
     }
 
     [Fact]
+    public async Task A_single_job_is_answered_with_the_job_exactly_as_reading_it_back_shows_it()
+    {
+        using var http = await network.ClientAsync();
+        var a = await VectorAsync(2111);
+
+        using var response = await SubmitTestGateway.SubmitAsync(http, a, a);
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var answered = await JsonAsync(response);
+        var id = answered.GetProperty("id").GetString()!;
+        using var read = await http.GetAsync(new Uri($"/v1/jobs/{id}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        // No scheduler runs here, so the job stays pending: the answer, built without reading the job back, and the
+        // read show the same job to the byte (its creation time to the microsecond Postgres keeps).
+        var stored = await JsonAsync(read);
+        output.WriteLine(answered.GetRawText());
+        Assert.Equal("pending", answered.GetProperty("status").GetString());
+        Assert.Equal(stored.GetRawText(), answered.GetRawText());
+    }
+
+    [Fact]
     public async Task A_batch_with_one_invalid_entry_is_refused_whole_with_the_index_of_that_entry()
     {
         using var http = await network.ClientAsync();
