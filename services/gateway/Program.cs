@@ -17,6 +17,8 @@ builder.AddPlatformDefaults("gateway", typeof(Program).Assembly, bus =>
 builder.AddApiKeyAuth();
 builder.AddForwarding();
 builder.Services.AddSingleton<TensorHeaders>();
+builder.Services.AddOptions<SubmissionOptions>().BindConfiguration(SubmissionOptions.SectionName);
+builder.Services.AddSingleton<SubmissionGroupCommit>();
 builder.AddRequestLimits();
 builder.AddReceipts();
 builder.AddApiDocument();

@@ -139,33 +139,44 @@ public static class JobSubmission
     /// JobSubmitted, three statements whatever the count. With <paramref name="batchId"/> each job records its batch
     /// and its place in it.
     /// </summary>
-    public static async Task WriteAsync(NpgsqlTransaction tx, MessageOutbox outbox, AccountId client, string? batchId, IReadOnlyList<CheckedJob> jobs,
-        DateTimeOffset now, CancellationToken ct)
+    public static Task WriteAsync(NpgsqlTransaction tx, MessageOutbox outbox, AccountId client, string? batchId, IReadOnlyList<CheckedJob> jobs,
+        DateTimeOffset now, CancellationToken ct) =>
+        WriteAsync(tx, outbox, batchId, [.. jobs.Select(j => new ClientJob(client, j))], now, ct);
+
+    /// <summary>A checked job and the client who submitted it.</summary>
+    public sealed record ClientJob(AccountId Client, CheckedJob Job);
+
+    /// <summary>
+    /// The same three statements for jobs of several clients: the single submissions a group commit writes together
+    /// (<see cref="SubmissionGroupCommit"/>).
+    /// </summary>
+    public static async Task WriteAsync(NpgsqlTransaction tx, MessageOutbox outbox, string? batchId, IReadOnlyList<ClientJob> jobs, DateTimeOffset now,
+        CancellationToken ct)
     {
-        var ids = jobs.Select(j => j.Id.Value).ToArray();
+        var ids = jobs.Select(j => j.Job.Id.Value).ToArray();
         await tx.Connection!.ExecuteAsync(new CommandDefinition(
             """
             insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at, batch_id, batch_index)
-            select j.id, @client, j.kernel, j.spec::jsonb, 'pending', 0, @now, @now, @batchId, case when @batchId::text is null then null else j.ord - 1 end
-            from unnest(@ids, @kernels, @specs) with ordinality as j (id, kernel, spec, ord)
+            select j.id, j.client, j.kernel, j.spec::jsonb, 'pending', 0, @now, @now, @batchId, case when @batchId::text is null then null else j.ord - 1 end
+            from unnest(@ids, @clients, @kernels, @specs) with ordinality as j (id, client, kernel, spec, ord)
             """,
             new
             {
-                client = client.Value,
                 now,
                 batchId,
                 ids,
-                kernels = jobs.Select(j => j.Spec.Kernel).ToArray(),
-                specs = jobs.Select(j => JsonSerializer.Serialize(j.Spec, PlatformJson.Options)).ToArray(),
+                clients = jobs.Select(j => j.Client.Value).ToArray(),
+                kernels = jobs.Select(j => j.Job.Spec.Kernel).ToArray(),
+                specs = jobs.Select(j => JsonSerializer.Serialize(j.Job.Spec, PlatformJson.Options)).ToArray(),
             }, tx, cancellationToken: ct));
         await JobEventLog.AppendPendingAsync(tx, ids, now, ct);
         await outbox.EnqueueManyAsync(tx, jobs.Select(j => new JobSubmitted
         {
-            JobId = j.Id,
-            ClientAccountId = client,
-            Spec = j.Spec,
-            EstimatedGflop = j.Gflop,
-            InputBytes = j.InputBytes,
+            JobId = j.Job.Id,
+            ClientAccountId = j.Client,
+            Spec = j.Job.Spec,
+            EstimatedGflop = j.Job.Gflop,
+            InputBytes = j.Job.InputBytes,
             OccurredAt = now,
         }).ToList(), ct: ct);
     }

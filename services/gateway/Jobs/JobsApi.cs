@@ -38,7 +38,8 @@ public static partial class JobsApi
     }
 
     internal static async Task<Results<Accepted<JobView>, ValidationProblem, ProblemHttpResult>> Submit(
-        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, TimeProvider clock, CancellationToken ct)
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, SubmissionGroupCommit groupCommit,
+        TimeProvider clock, CancellationToken ct)
     {
         var (request, parseError) = await JsonBody.ReadAsync<SubmitJobRequest>(http, ct);
         if (parseError is not null)
@@ -58,6 +59,13 @@ public static partial class JobsApi
             return check.Refused;
         var job = check.Jobs![0];
         var jobId = job.Id;
+        if (idempotency is null)
+        {
+            // Written with the other single submissions waiting, in one transaction.
+            var created = await groupCommit.WriteAsync(client, job);
+            return TypedResults.Accepted($"/v1/jobs/{jobId}", JobViewStore.Submitted(jobId, job.Spec, created));
+        }
+
         // Postgres keeps microseconds: the answer shows the creation time a later read of the job shows.
         var now = clock.GetUtcNow();
         now = now.AddTicks(-(now.Ticks % 10));
@@ -66,7 +74,7 @@ public static partial class JobsApi
             await using var tx = await connection.BeginTransactionAsync(ct);
             // Claimed in the job's own transaction: of concurrent requests with one key exactly one creates the
             // job; the others wait for it to commit and then answer with its job.
-            if (idempotency is not null && !await IdempotencyKeys.ClaimAsync(tx, client, idempotency, jobId.Value, null, ct))
+            if (!await IdempotencyKeys.ClaimAsync(tx, client, idempotency, jobId.Value, null, ct))
             {
                 await tx.RollbackAsync(ct);
                 return await IdempotencyKeys.ReplayAsync(http, db, client, idempotency, ct)

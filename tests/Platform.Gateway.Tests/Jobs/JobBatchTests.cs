@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Dapper;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Gateway.Jobs;
@@ -104,6 +105,50 @@ public sealed class JobBatchTests(SubmitTestGateway network, ITestOutputHelper o
         output.WriteLine(answered.GetRawText());
         Assert.Equal("pending", answered.GetProperty("status").GetString());
         Assert.Equal(stored.GetRawText(), answered.GetRawText());
+    }
+
+    [Fact]
+    public async Task Single_jobs_posted_at_once_by_several_clients_share_commits_and_each_is_written_once_for_its_own_client()
+    {
+        var clients = new List<HttpClient>();
+        for (var i = 0; i < 4; i++)
+            clients.Add(await network.ClientAsync());
+        var a = await VectorAsync(2121);
+        var groupCommit = network.Gateway.Services.GetRequiredService<SubmissionGroupCommit>();
+        var before = groupCommit.Written;
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => SubmitTestGateway.SubmitAsync(clients[i % 4], a, a)));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Accepted, r.StatusCode));
+        var ids = new List<string>();
+        foreach (var response in responses)
+            ids.Add((await JsonAsync(response)).GetProperty("id").GetString()!);
+        Assert.Equal(40, ids.Distinct().Count());
+        var after = groupCommit.Written;
+        output.WriteLine($"40 single jobs written in {after.Groups - before.Groups} group commits");
+        Assert.Equal(40, after.Jobs - before.Jobs);
+        Assert.True(after.Groups - before.Groups < 40, "every single job was written by a commit of its own");
+
+        // Each job is its submitter's alone, was written once with its pending event and its JobSubmitted, and the
+        // jobs share transactions (a row's xmin is the transaction that wrote it).
+        for (var i = 0; i < 40; i++)
+        {
+            using var own = await clients[i % 4].GetAsync(new Uri($"/v1/jobs/{ids[i]}", UriKind.Relative));
+            using var other = await clients[(i + 1) % 4].GetAsync(new Uri($"/v1/jobs/{ids[i]}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, other.StatusCode);
+        }
+        await using var db = await GatewayDbAsync();
+        var jobIds = ids.ToArray();
+        var submitted = (await db.QueryAsync<string>(
+            "select body->>'jobId' from outbox where message_type = 'Platform.Contracts.Messages.JobSubmitted' and body->>'jobId' = any(@jobIds)",
+            new { jobIds })).ToList();
+        Assert.Equal(ids.Order(), submitted.Order());
+        Assert.Equal(40, await db.ExecuteScalarAsync<long>("select count(*) from job_events where job_id = any(@jobIds) and version = 0", new { jobIds }));
+        var transactions = await db.ExecuteScalarAsync<long>("select count(distinct xmin::text) from jobs where id = any(@jobIds)", new { jobIds });
+        Assert.Equal(after.Groups - before.Groups, transactions);
+        foreach (var client in clients)
+            client.Dispose();
     }
 
     [Fact]
