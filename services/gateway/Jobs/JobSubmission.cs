@@ -143,6 +143,16 @@ public static class JobSubmission
         DateTimeOffset now, CancellationToken ct) =>
         WriteAsync(tx, outbox, batchId, [.. jobs.Select(j => new ClientJob(client, j))], now, ct);
 
+    /// <summary>
+    /// The time to write as a job's creation time: now, cut to the microsecond Postgres keeps, so an answer built
+    /// from it shows what a later read of the job shows.
+    /// </summary>
+    public static DateTimeOffset CreationTime(TimeProvider clock)
+    {
+        var now = clock.GetUtcNow();
+        return now.AddTicks(-(now.Ticks % 10));
+    }
+
     /// <summary>A checked job and the client who submitted it.</summary>
     public sealed record ClientJob(AccountId Client, CheckedJob Job);
 

@@ -66,9 +66,7 @@ public static partial class JobsApi
             return TypedResults.Accepted($"/v1/jobs/{jobId}", JobViewStore.Submitted(jobId, job.Spec, created));
         }
 
-        // Postgres keeps microseconds: the answer shows the creation time a later read of the job shows.
-        var now = clock.GetUtcNow();
-        now = now.AddTicks(-(now.Ticks % 10));
+        var now = JobSubmission.CreationTime(clock);
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
             await using var tx = await connection.BeginTransactionAsync(ct);

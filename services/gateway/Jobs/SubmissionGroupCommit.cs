@@ -67,9 +67,7 @@ public sealed class SubmissionGroupCommit(NpgsqlDataSource db, MessageOutbox out
     {
         try
         {
-            // Postgres keeps microseconds: the answers show the creation time a later read of the job shows.
-            var now = clock.GetUtcNow();
-            now = now.AddTicks(-(now.Ticks % 10));
+            var now = JobSubmission.CreationTime(clock);
             await using (var connection = await db.OpenConnectionAsync())
             {
                 await using var tx = await connection.BeginTransactionAsync();

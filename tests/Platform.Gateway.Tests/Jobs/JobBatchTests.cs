@@ -92,19 +92,28 @@ public sealed class JobBatchTests(SubmitTestGateway network, ITestOutputHelper o
         using var http = await network.ClientAsync();
         var a = await VectorAsync(2111);
 
-        using var response = await SubmitTestGateway.SubmitAsync(http, a, a);
+        // Both ways a single job is written: with the others waiting (no key), and in its own transaction (a key).
+        using var grouped = await SubmitTestGateway.SubmitAsync(http, a, a);
+        using var keyed = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/jobs")
+        {
+            Content = JsonContent.Create(Job(a, a)),
+            Headers = { { "Idempotency-Key", "single-answer-2111" } },
+        });
 
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        var answered = await JsonAsync(response);
-        var id = answered.GetProperty("id").GetString()!;
-        using var read = await http.GetAsync(new Uri($"/v1/jobs/{id}", UriKind.Relative));
-        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
-        // No scheduler runs here, so the job stays pending: the answer, built without reading the job back, and the
-        // read show the same job to the byte (its creation time to the microsecond Postgres keeps).
-        var stored = await JsonAsync(read);
-        output.WriteLine(answered.GetRawText());
-        Assert.Equal("pending", answered.GetProperty("status").GetString());
-        Assert.Equal(stored.GetRawText(), answered.GetRawText());
+        foreach (var response in new[] { grouped, keyed })
+        {
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var answered = await JsonAsync(response);
+            var id = answered.GetProperty("id").GetString()!;
+            using var read = await http.GetAsync(new Uri($"/v1/jobs/{id}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            // No scheduler runs here, so the job stays pending: the answer, built without reading the job back, and
+            // the read show the same job to the byte (its creation time to the microsecond Postgres keeps).
+            var stored = await JsonAsync(read);
+            output.WriteLine(answered.GetRawText());
+            Assert.Equal("pending", answered.GetProperty("status").GetString());
+            Assert.Equal(stored.GetRawText(), answered.GetRawText());
+        }
     }
 
     [Fact]
