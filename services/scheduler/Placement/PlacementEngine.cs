@@ -178,10 +178,12 @@ public sealed class PlacementEngine(PlacementModel model)
             return new PassedOver(PlacementReason.MemoryTooSmall);
         if (exclude?.Contains(workerId) == true)
             return new PassedOver(PlacementReason.SameOperatorAsResult);
-        if (entry.Active >= worker.Slots)
-            return new PassedOver(PlacementReason.NoFreeSlot);
+        // Before its slots: a worker that failed the job is passed over for it free or busy, and a pass that loaded it
+        // while the failed attempt still held its slot must say the same as one that loaded it after.
         if (avoid?.Contains(workerId) == true && chosen is not null)
             return new PassedOver(PlacementReason.FailedThisJob);
+        if (entry.Active >= worker.Slots)
+            return new PassedOver(PlacementReason.NoFreeSlot);
         if (chosen is null)
             return null;
         var mine = Score(entry, job).For(job.Policy);

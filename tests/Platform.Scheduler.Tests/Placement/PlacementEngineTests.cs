@@ -59,6 +59,19 @@ public sealed class PlacementEngineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_worker_that_failed_the_job_is_explained_as_such_even_while_its_slot_is_still_busy()
+    {
+        // A pass may load the worker while the failed attempt still holds its slot and read the job requeued a
+        // statement later: the reason it is passed over is still that it failed the job.
+        var engine = Engine(Worker("failed", gflops: 100, active: 1), Worker("other", gflops: 10));
+
+        var choice = engine.Place(Job(), avoid: ["failed"])!;
+
+        Assert.Equal("other", choice.WorkerId);
+        Assert.Equal(PlacementReason.FailedThisJob, engine.Explain("failed", Job(), choice, avoid: ["failed"])!.Reason);
+    }
+
+    [Fact]
     public void Cost_policy_weighs_energy_by_the_regions_price()
     {
         var options = new SchedulerOptions { EnergyPricePerKwh = new() { ["expensive"] = 3.0, ["cheap"] = 0.5 } };
