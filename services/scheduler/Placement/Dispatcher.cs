@@ -24,9 +24,14 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
     : BackgroundService
 {
-    // Jobs looked at per pass; jobs no worker can take stay queued, and a larger window keeps them from
+    // Jobs looked at per pass, at most; jobs no worker can take stay queued, and a larger window keeps them from
     // blocking jobs behind them.
     private const int BatchSize = 500;
+    // A pass first looks at a window sized by the free slots it holds (each read job is a locked row, its spec and a
+    // share of a ranking), and widens to BatchSize only when that window was full and left slots free: with 256 jobs
+    // queued and a few slots free, reading all of them every pass was the scheduler's costliest statement.
+    private const int WindowPerFreeSlot = 4;
+    private const int MinWindow = 32;
     private const double UnmeasuredGflops = 0.1;
     private readonly SemaphoreSlim _poked = new(0, 1);
 
@@ -86,9 +91,10 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
     // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
     // had started recently (FairShareCounters, in memory), so a burst of 10,000 from one client does not stand in front
-    // of another's single job, and clients take turns. Only each client's first @BatchSize jobs are ranked: a job further
-    // back in its client's queue has at least @BatchSize jobs ranked before it and cannot be among the pass's
-    // @BatchSize, so the pass reads the clients' queue heads (jobs_queued_by_client), not the whole queue.
+    // of another's single job, and clients take turns. Only each client's first @Window jobs are ranked: a job further
+    // back in its client's queue has at least @Window jobs ranked before it and cannot be among the pass's
+    // @Window, so the pass reads the clients' queue heads (jobs_queued_by_client), not the whole queue. A job never
+    // attempted has no attempts to look up (the exclusions are for retries and replicas).
     private const string ClaimQueued = """
         with usage as (
             select u.client_account_id, u.used from unnest(@usageClients::text[], @usageCounts::bigint[]) as u (client_account_id, used)
@@ -100,19 +106,21 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             from clients c
             cross join lateral (select q.id, q.client_account_id, q.priority, q.queued_at from jobs q
                                 where q.client_account_id = c.client_account_id and q.status = 'queued'
-                                order by q.priority desc, q.queued_at, q.id limit @BatchSize) h
+                                order by q.priority desc, q.queued_at, q.id limit @Window) h
             left join usage u on u.client_account_id = h.client_account_id
         )
         select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
-               (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') as FailedOn,
-               (select array_agg(distinct a.operator_account_id) from attempts a where a.job_id = j.id and a.status = 'submitted') as ResultOperators,
-               (select array_agg(distinct a.operator_account_id) from attempts a
-                where a.job_id = j.id and a.status = 'failed' and a.reason = any(@InputReasons) and a.operator_account_id is not null) as InputClaimOperators
+               case when j.attempt_count > 0 then (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') end as FailedOn,
+               case when j.attempt_count > 0 then (select array_agg(distinct a.operator_account_id) from attempts a
+                                                   where a.job_id = j.id and a.status = 'submitted') end as ResultOperators,
+               case when j.attempt_count > 0 then (select array_agg(distinct a.operator_account_id) from attempts a
+                                                   where a.job_id = j.id and a.status = 'failed' and a.reason = any(@InputReasons)
+                                                     and a.operator_account_id is not null) end as InputClaimOperators
         from jobs j join ranked r on r.id = j.id
         where j.status = 'queued'
         order by r.share_rank, j.priority desc, j.queued_at, j.id
-        limit @BatchSize
+        limit @Window
         for update of j skip locked
         """;
 
@@ -214,6 +222,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
         var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
         var workers = new List<WorkerRow>();
+        var freeSlots = 0;
         foreach (var w in eligible)
         {
             workers.Add(w);
@@ -229,6 +238,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             placed[w.Id] = (rates, w.Slots);
             var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
             engine.Add(new WorkerState(w.Id, w.Region, w.Slots, Math.Min(busy, w.Slots), w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
+            freeSlots += w.Slots - Math.Min(busy, w.Slots);
         }
         if (!engine.HasCapacity)
         {
@@ -239,9 +249,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
         await fairShare.LoadIfStaleAsync(connection, tx, ct);
         var (usageClients, usageCounts) = fairShare.Snapshot();
-        var queued = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { BatchSize, usageClients, usageCounts, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
-            tx, cancellationToken: ct))).ToList();
+        var window = Math.Min(BatchSize, Math.Max(MinWindow, freeSlots * WindowPerFreeSlot));
+        var queued = await ClaimQueuedAsync(connection, tx, window, usageClients, usageCounts, ct);
         // Stamped after the claim, not at the pass's start: a job funded while the workers were being loaded was queued
         // after `now`, and its assignment must not read as earlier than its queueing in the job's event stream.
         var assignedAt = clock.GetUtcNow();
@@ -249,10 +258,19 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // Placed in memory against the slots this pass holds, then written all at once.
         var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)>();
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
-        foreach (var job in queued)
+        for (var i = 0; i < queued.Count; i++)
         {
             if (!engine.HasCapacity)
                 break;
+            // The window was full and its jobs did not fill the free slots (they want a kernel, device or region those
+            // slots do not offer): the same pass looks further down the queue, the jobs already read left out.
+            if (i == window - 1 && window < BatchSize)
+            {
+                var seen = queued.Select(q => q.Id).ToHashSet();
+                window = BatchSize;
+                queued.AddRange((await ClaimQueuedAsync(connection, tx, window, usageClients, usageCounts, ct)).Where(q => !seen.Contains(q.Id)));
+            }
+            var job = queued[i];
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
             var exclude = (job.ResultOperators ?? []).Concat(job.InputClaimOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
@@ -277,6 +295,12 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         fairShare.Record(assignments.Select(a => a.Job.ClientAccountId), assignedAt);
         return assignments.Count;
     }
+
+    private static async Task<List<QueuedJob>> ClaimQueuedAsync(NpgsqlConnection connection, NpgsqlTransaction tx, int window, string[] usageClients, long[] usageCounts,
+        CancellationToken ct) =>
+        (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
+            ClaimQueued, new { Window = window, usageClients, usageCounts, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
+            tx, cancellationToken: ct))).ToList();
 
     /// <summary>
     /// Records, for each job a pass places (or cannot), what became of every online worker. At most

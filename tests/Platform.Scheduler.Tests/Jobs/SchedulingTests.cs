@@ -131,6 +131,29 @@ public sealed class SchedulingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_job_behind_a_full_window_of_jobs_no_worker_runs_is_still_placed()
+    {
+        // A pass first reads a window sized by the free slots (one slot here: the minimum window of 32 jobs); 40 jobs
+        // nobody can run fill it, so only the widened look further down the queue finds the one the worker can run.
+        await _host.AnnounceAsync(Online(1, "vector-add"));
+        var blocked = Enumerable.Range(0, 40).Select(_ => Submitted("matmul")).ToList();
+        foreach (var job in blocked)
+            await FundAsync(job);
+        await Eventually.UntilAsync(async () =>
+        {
+            await using var connection = await _host.Database.OpenConnectionAsync();
+            return await connection.ExecuteScalarAsync<int>("select count(*) from jobs where status = 'queued'");
+        }, n => n == blocked.Count, TimeSpan.FromSeconds(20), "the 40 jobs queued");
+
+        var runnable = Submitted("vector-add");
+        await FundAsync(runnable);
+
+        Assert.Equal("assigned", await Eventually.UntilAsync(() => StatusAsync(runnable.JobId), s => s == "assigned", TimeSpan.FromSeconds(20), "job assigned"));
+        foreach (var job in blocked)
+            Assert.Equal(0, await _host.OutboxCountAsync<AssignJob>(job.JobId.Value));
+    }
+
+    [Fact]
     public async Task A_worker_never_gets_more_attempts_than_slots()
     {
         var worker = Online(slots: 1);
