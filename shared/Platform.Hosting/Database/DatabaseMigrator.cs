@@ -9,7 +9,7 @@ namespace Platform.Hosting.Database;
 /// Creates the service's database if it is missing and applies its migrations, journaled in
 /// <c>schema_migrations</c>, under an advisory lock so two instances starting together apply each once.
 /// </summary>
-public sealed class DatabaseMigrator(DatabaseTarget target, NpgsqlDataSource dataSource, MigrationSet migrations, DatabaseState state, ILogger<DatabaseMigrator> logger) : IHostedService
+public sealed class DatabaseMigrator(DatabaseTarget target, MigrationSet migrations, DatabaseState state, ILogger<DatabaseMigrator> logger) : IHostedService
 {
     private const long LockKey = 0x506c6174666f726d; // "Platform"
     private static readonly TimeSpan StartupDeadline = TimeSpan.FromSeconds(60);
@@ -61,7 +61,10 @@ public sealed class DatabaseMigrator(DatabaseTarget target, NpgsqlDataSource dat
 
     private async Task MigrateAsync(CancellationToken ct)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(ct);
+        // Not from the pool: the migration lock is the session's, and pooled connections are not reset when returned
+        // (DatabaseRegistration); a lock whose unlock failed ends with this session instead of riding a pooled one.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString);
+        await connection.OpenAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition("select pg_advisory_lock(@LockKey)", new { LockKey }, cancellationToken: ct));
         try
         {
