@@ -3,6 +3,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
 
@@ -10,24 +11,25 @@ namespace Platform.Scheduler.Jobs;
 /// or reordered message finds the job already past that state and changes nothing.</summary>
 public static class JobStore
 {
-    /// <summary>A job is queued once it has both its spec (JobSubmitted) and its funding (JobFunded).</summary>
     /// <summary>
-    /// Queues those of <paramref name="jobIds"/> that are recorded, funded and still pending, each with its "queued"
-    /// change numbered; how many it queued. One statement for one job or thousands.
+    /// A job is queued once it has both its spec (JobSubmitted) and its funding (JobFunded): queues those of
+    /// <paramref name="jobIds"/> that are recorded, funded and still pending, each with its "queued" change numbered,
+    /// and returns them for the dispatcher's ready queue once the transaction commits. One statement for one job or thousands.
     /// </summary>
-    public static async Task<int> QueueIfReadyAsync(NpgsqlTransaction tx, MessageOutbox outbox, IReadOnlyList<JobId> jobIds, DateTimeOffset now, CancellationToken ct)
+    public static async Task<List<ReadyQueue.Entry>> QueueIfReadyAsync(NpgsqlTransaction tx, MessageOutbox outbox, IReadOnlyList<JobId> jobIds, DateTimeOffset now,
+        CancellationToken ct)
     {
         var queued = (await tx.Connection!.QueryAsync<QueuedJob>(new CommandDefinition(
             """
             update jobs set status = 'queued', queued_at = @now, status_version = status_version + 1
             where id = any(@ids) and status = 'pending' and funded and spec is not null
-            returning id as Id, status_version as Version
+            returning id as Id, status_version as Version, client_account_id as ClientAccountId, priority, queued_at as QueuedAt
             """, new { ids = jobIds.Select(j => j.Value).ToArray(), now }, tx, cancellationToken: ct))).ToList();
         await outbox.EnqueueManyAsync(tx, queued.Select(q => new JobStatusChanged { JobId = JobId.From(q.Id), Status = "queued", OccurredAt = now, Version = q.Version }).ToList(), ct: ct);
-        return queued.Count;
+        return [.. queued.Select(q => new ReadyQueue.Entry(q.Id, q.ClientAccountId, q.Priority, q.QueuedAt))];
     }
 
-    private sealed record QueuedJob(string Id, int Version);
+    private sealed record QueuedJob(string Id, int Version, string ClientAccountId, int Priority, DateTime QueuedAt);
 
     private sealed record HeldJob(string ClientAccountId, string WorkerId, int AttemptCount, int ResultsNeeded, bool Verifying);
 

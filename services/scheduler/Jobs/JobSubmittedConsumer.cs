@@ -59,8 +59,7 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
             }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, [.. jobs.Select(j => j.JobId)], clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);
-        if (queued > 0)
-            dispatcher.Poke();
+        dispatcher.Queued(queued);
     }
 }
 
@@ -80,8 +79,7 @@ public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox,
             """, new { ids = ids.Select(i => i.Value).ToArray() }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, ids, clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);
-        if (queued > 0)
-            dispatcher.Poke();
+        dispatcher.Queued(queued);
     }
 }
 

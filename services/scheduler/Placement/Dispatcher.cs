@@ -11,29 +11,38 @@ using Platform.Scheduler.Jobs;
 namespace Platform.Scheduler.Placement;
 
 /// <summary>
-/// Matches queued jobs to workers and sends each an AssignJob. Jobs are taken in fair-share order (a client's
-/// n-th waiting job ranks behind every other client's first) and each goes to the worker its policy scores
-/// best. A pass is a batch whatever its size: jobs are claimed with FOR UPDATE SKIP LOCKED, every worker with a free
+/// Matches queued jobs to workers and sends each an AssignJob. Jobs are taken from the <see cref="ReadyQueue"/> in
+/// fair-share order (a client's n-th waiting job ranks behind every other client's first) and each goes to the worker
+/// its policy scores best. A pass is a batch whatever its size: the jobs it chose are claimed by id with FOR UPDATE SKIP
+/// LOCKED (still queued), every worker with a free
 /// slot with a transaction-scoped advisory lock that only dispatch takes (never their rows, which heartbeats keep
 /// updating) and its busy slots counted again under that claim; placement then runs in memory, and the pass's
 /// assignments are written with two set-based statements and one outbox insert per worker. Several scheduler
 /// instances therefore never assign a job twice or overfill a worker. Runs when poked (a job was queued, a worker came
 /// online or freed a slot) and on a timer.
 /// </summary>
-public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, FairShareCounters fairShare, IOptions<SchedulerOptions> options,
-    DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
+public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, PlacementLog placementLog, FairShareCounters fairShare, ReadyQueue ready,
+    IOptions<SchedulerOptions> options, DatabaseState database, TimeProvider clock, ILogger<Dispatcher> logger)
     : BackgroundService
 {
     // Jobs looked at per pass, at most; jobs no worker can take stay queued, and a larger window keeps them from
     // blocking jobs behind them.
     private const int BatchSize = 500;
-    // A pass first looks at a window sized by the free slots it holds (each read job is a locked row, its spec and a
-    // share of a ranking), and widens to BatchSize only when that window was full and left slots free: with 256 jobs
-    // queued and a few slots free, reading all of them every pass was the scheduler's costliest statement.
+    // A pass first chooses a window sized by the free slots it holds (each chosen job is a locked row and its spec),
+    // and widens to BatchSize only when that window was full and left slots free.
     private const int WindowPerFreeSlot = 4;
     private const int MinWindow = 32;
     private const double UnmeasuredGflops = 0.1;
     private readonly SemaphoreSlim _poked = new(0, 1);
+
+    /// <summary>Jobs this scheduler has just queued (their transaction committed): in the ready queue, and a pass woken.</summary>
+    public void Queued(IReadOnlyCollection<ReadyQueue.Entry> jobs)
+    {
+        if (jobs.Count == 0)
+            return;
+        ready.Add(jobs);
+        Poke();
+    }
 
     public void Poke()
     {
@@ -89,26 +98,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public bool SpotCheck { get; init; }
     }
 
-    // Fair share: rank each waiting job by its place in its client's own queue plus how many jobs the client
-    // had started recently (FairShareCounters, in memory), so a burst of 10,000 from one client does not stand in front
-    // of another's single job, and clients take turns. Only each client's first @Window jobs are ranked: a job further
-    // back in its client's queue has at least @Window jobs ranked before it and cannot be among the pass's
-    // @Window, so the pass reads the clients' queue heads (jobs_queued_by_client), not the whole queue. A job never
+    // The jobs a pass chose from the ready queue, claimed: still queued and held by no other pass. A job never
     // attempted has no attempts to look up (the exclusions are for retries and replicas).
-    private const string ClaimQueued = """
-        with usage as (
-            select u.client_account_id, u.used from unnest(@usageClients::text[], @usageCounts::bigint[]) as u (client_account_id, used)
-        ), clients as (
-            select distinct client_account_id from jobs where status = 'queued'
-        ), ranked as (
-            select h.id, row_number() over (partition by h.client_account_id order by h.priority desc, h.queued_at, h.id)
-                         + coalesce(u.used, 0) as share_rank
-            from clients c
-            cross join lateral (select q.id, q.client_account_id, q.priority, q.queued_at from jobs q
-                                where q.client_account_id = c.client_account_id and q.status = 'queued'
-                                order by q.priority desc, q.queued_at, q.id limit @Window) h
-            left join usage u on u.client_account_id = h.client_account_id
-        )
+    private const string ClaimChosen = """
         select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
                case when j.attempt_count > 0 then (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') end as FailedOn,
@@ -117,10 +109,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                case when j.attempt_count > 0 then (select array_agg(distinct a.operator_account_id) from attempts a
                                                    where a.job_id = j.id and a.status = 'failed' and a.reason = any(@InputReasons)
                                                      and a.operator_account_id is not null) end as InputClaimOperators
-        from jobs j join ranked r on r.id = j.id
-        where j.status = 'queued'
-        order by r.share_rank, j.priority desc, j.queued_at, j.id
-        limit @Window
+        from jobs j
+        where j.id = any(@ids) and j.status = 'queued'
         for update of j skip locked
         """;
 
@@ -247,10 +237,16 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
         var workersByOperator = workers.ToLookup(w => w.OperatorAccountId, w => w.Id);
 
+        if (ready.LoadedSince(now - o.ReadyQueueReload))
+            await ready.AddRequeuedAsync(connection, tx, BatchSize, ct);
+        else
+            await ready.ReloadAsync(connection, tx, now, ct);
         await fairShare.LoadIfStaleAsync(connection, tx, ct);
         var (usageClients, usageCounts) = fairShare.Snapshot();
+        var usage = usageClients.Zip(usageCounts).ToDictionary(u => u.First, u => u.Second);
         var window = Math.Min(BatchSize, Math.Max(MinWindow, freeSlots * WindowPerFreeSlot));
-        var queued = await ClaimQueuedAsync(connection, tx, window, usageClients, usageCounts, ct);
+        var chosen = ready.Candidates(window, usage);
+        var queued = await ClaimAsync(connection, tx, chosen, ct);
         // Stamped after the claim, not at the pass's start: a job funded while the workers were being loaded was queued
         // after `now`, and its assignment must not read as earlier than its queueing in the job's event stream.
         var assignedAt = clock.GetUtcNow();
@@ -263,12 +259,12 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             if (!engine.HasCapacity)
                 break;
             // The window was full and its jobs did not fill the free slots (they want a kernel, device or region those
-            // slots do not offer): the same pass looks further down the queue, the jobs already read left out.
-            if (i == window - 1 && window < BatchSize)
+            // slots do not offer): the same pass looks further down the queue, the jobs already chosen left out.
+            if (i == queued.Count - 1 && chosen.Count == window && window < BatchSize)
             {
-                var seen = queued.Select(q => q.Id).ToHashSet();
+                var seen = chosen.Select(c => c.Id).ToHashSet();
                 window = BatchSize;
-                queued.AddRange((await ClaimQueuedAsync(connection, tx, window, usageClients, usageCounts, ct)).Where(q => !seen.Contains(q.Id)));
+                queued.AddRange(await ClaimAsync(connection, tx, ready.Candidates(window, usage, seen), ct));
             }
             var job = queued[i];
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
@@ -293,14 +289,31 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await AssignAsync(connection, tx, assignments, assignedAt, ct);
         await outbox.CommitAsync(tx, ct);
         fairShare.Record(assignments.Select(a => a.Job.ClientAccountId), assignedAt);
+        ready.Remove(assignments.Select(a => a.Job.Id));
         return assignments.Count;
     }
 
-    private static async Task<List<QueuedJob>> ClaimQueuedAsync(NpgsqlConnection connection, NpgsqlTransaction tx, int window, string[] usageClients, long[] usageCounts,
-        CancellationToken ct) =>
-        (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
-            ClaimQueued, new { Window = window, usageClients, usageCounts, InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
-            tx, cancellationToken: ct))).ToList();
+    /// <summary>
+    /// Claims the chosen jobs, in the order chosen; those no longer queued (assigned by another scheduler, cancelled)
+    /// leave the ready queue.
+    /// </summary>
+    private async Task<List<QueuedJob>> ClaimAsync(NpgsqlConnection connection, NpgsqlTransaction tx, List<ReadyQueue.Entry> chosen, CancellationToken ct)
+    {
+        if (chosen.Count == 0)
+            return [];
+        var claimed = (await connection.QueryAsync<QueuedJob>(new CommandDefinition(
+            ClaimChosen, new { ids = chosen.Select(c => c.Id).ToArray(), InputReasons = AttemptFailedConsumer.PermanentReasons.ToArray() },
+            tx, cancellationToken: ct))).ToDictionary(j => j.Id);
+        var missing = chosen.Where(c => !claimed.ContainsKey(c.Id)).Select(c => c.Id).ToArray();
+        if (missing.Length > 0)
+        {
+            // Still queued but held by another pass (which may let it go unassigned): it stays.
+            var held = (await connection.QueryAsync<string>(new CommandDefinition(
+                "select id from jobs where id = any(@missing) and status = 'queued'", new { missing }, tx, cancellationToken: ct))).ToHashSet();
+            ready.Remove(missing.Where(id => !held.Contains(id)));
+        }
+        return [.. chosen.Where(c => claimed.ContainsKey(c.Id)).Select(c => claimed[c.Id])];
+    }
 
     /// <summary>
     /// Records, for each job a pass places (or cannot), what became of every online worker. At most

@@ -9,6 +9,7 @@ public static class PlacementRegistration
         services.AddSingleton<PlacementLogWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<PlacementLogWriter>());
         services.AddSingleton<FairShareCounters>();
+        services.AddSingleton<ReadyQueue>();
         services.AddSingleton<Dispatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
         services.AddSingleton<Leases.LeaseMonitor>();

@@ -58,6 +58,13 @@ public sealed class SchedulerOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How often the dispatcher reloads its ready queue from the database: what this scheduler queues is in it at once,
+    /// what another scheduler instance queued is seen by then.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00")]
+    public TimeSpan ReadyQueueReload { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Credits an operator must have staked before its workers get work.</summary>
     [Range(0, 1_000_000_000)]
     public decimal MinimumStake { get; set; } = 10m;

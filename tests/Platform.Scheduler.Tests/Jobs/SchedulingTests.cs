@@ -24,6 +24,9 @@ public sealed class SchedulingTests : IAsyncLifetime
             o.MinimumStake = 0;
             o.SpotChecks = false;
             SchedulerTestHost.WorkersNeverBeat(o); // liveness is LifecycleTests' subject
+            // Loaded once at start: every job here reaches the ready queue by this scheduler's intake or as a requeued
+            // job, not by a reload (ReadyQueueReloadTests).
+            o.ReadyQueueReload = TimeSpan.FromMinutes(10);
         }, services => services.AddHttpClient<InputCheck>().ConfigurePrimaryHttpMessageHandler(_storage.Handler));
         // The jobs' inputs as storage holds them: the bytes "a" and "b", which are no tensors.
         _storage.Put("a"u8.ToArray());
