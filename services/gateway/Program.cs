@@ -8,7 +8,7 @@ using Platform.Gateway.Limits;
 using Platform.Gateway.Receipts;
 using Platform.Hosting;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = PlatformDefaults.CreateBuilder(args);
 builder.AddPlatformDefaults("gateway", typeof(Program).Assembly, bus =>
 {
     bus.AddAccounts();

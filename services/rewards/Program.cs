@@ -4,7 +4,7 @@ using Platform.Rewards.Accounts;
 using Platform.Rewards.Escrow;
 using Platform.Rewards.Staking;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = PlatformDefaults.CreateBuilder(args);
 builder.AddPlatformDefaults("rewards", typeof(Program).Assembly, bus =>
 {
     bus.AddAccounts();

@@ -6,7 +6,7 @@ using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
 using Platform.Scheduler.Workers;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = PlatformDefaults.CreateBuilder(args);
 builder.AddPlatformDefaults("scheduler", typeof(Program).Assembly, bus =>
 {
     bus.AddJobs();

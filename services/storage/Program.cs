@@ -3,7 +3,7 @@ using Platform.Storage.Blobs;
 using Platform.Storage.Datasets;
 using Platform.Storage.Replication;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = PlatformDefaults.CreateBuilder(args);
 builder.AddPlatformDefaults("storage", typeof(Program).Assembly, bus => bus.AddReplication(builder.Configuration));
 builder.AddBlobs();
 builder.AddReplicationServices();

@@ -2,7 +2,7 @@ using Platform.Hosting;
 using Platform.Worker.Attempts;
 using Platform.Worker.Node;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = PlatformDefaults.CreateBuilder(args);
 // The node enrolls through the gateway with the node key its operator made before anything else: the broker login its bus
 // uses comes from there. It holds no service credential.
 if (await builder.AddNodeAsync() is not { } node)

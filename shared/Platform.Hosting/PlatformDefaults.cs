@@ -16,6 +16,15 @@ namespace Platform.Hosting;
 /// <summary>The one place that wires a service to the platform: broker, database, logging, health, errors.</summary>
 public static class PlatformDefaults
 {
+    /// <summary>
+    /// A service's builder, rooted where the service's files are (its build or publish folder) rather than in the
+    /// directory it was started from. The host watches its content root, subfolders included, for configuration files:
+    /// rooted in the repository (as <c>./platform up</c> starts it), every process woke for each write to the logs and
+    /// to Postgres' and RabbitMQ's data under .platform, 5.6% of the machine's CPU under load by <c>perf</c>.
+    /// </summary>
+    public static WebApplicationBuilder CreateBuilder(string[] args) =>
+        WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+
     /// <param name="service">Short service name (gateway, scheduler...): prefixes queues and names the default database.</param>
     /// <param name="serviceAssembly">Where the service's embedded <c>Migrations/*.sql</c> live.</param>
     /// <param name="configureBus">Registers the service's consumers.</param>
