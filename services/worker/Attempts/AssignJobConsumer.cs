@@ -26,16 +26,29 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             return;
 
         var attempt = status.Begin(job.AttemptId, ct);
+        using var finished = new CancellationTokenSource();
         try
         {
             // Not awaited until the outcome is sent: each confirm is a disk write of the broker's (a few ms), and the
             // scheduler takes a result that overtakes its start as the proof that the attempt ran. A start that could
             // not be sent still fails the message, which is retried and reports the same outcome again.
-            var started = network.SendAsync(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
+            var started = ReportStartAsync(job, finished.Token, ct);
+            // However the run ends, a start not reported yet never will be.
+            async Task<Outcome> RunUntilFinishedAsync()
+            {
+                try
+                {
+                    return await RunAsync(context, attempt);
+                }
+                finally
+                {
+                    await finished.CancelAsync();
+                }
+            }
             Outcome outcome;
             try
             {
-                outcome = await RunAsync(context, attempt);
+                outcome = await RunUntilFinishedAsync();
             }
             catch (OperationCanceledException) when (status.WasCancelled(job.AttemptId))
             {
@@ -49,6 +62,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
                 logger.LogError(ex, "Attempt {AttemptId} of {JobId} failed on this node", job.AttemptId, job.JobId);
                 outcome = Outcome.Fail("worker_error", $"the worker failed: {ex.GetType().Name}");
             }
+
             if (outcome.Failure is var (reason, detail))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
@@ -82,6 +96,24 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
         {
             status.End(job.AttemptId);
         }
+    }
+
+    /// <summary>Says the attempt started, once it has run <see cref="WorkerOptions.StartReportDelay"/> without finishing.</summary>
+    private async Task ReportStartAsync(AssignJob job, CancellationToken finished, CancellationToken ct)
+    {
+        var delay = options.Value.StartReportDelay;
+        if (delay > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(delay, clock, finished);
+            }
+            catch (OperationCanceledException) when (finished.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+        await network.SendAsync(identity.Signed(new AttemptStarted { JobId = job.JobId, AttemptId = job.AttemptId, WorkerId = identity.WorkerId, OccurredAt = clock.GetUtcNow() }), ct);
     }
 
     private sealed record Outcome(IReadOnlyDictionary<string, Cid>? Outputs, AttemptMetrics? Metrics, (string Reason, string Detail)? Failure)

@@ -72,6 +72,14 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan BlobRetryWindow { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// An attempt reports that it started only if it is still running this long after it did. A tiny job's result
+    /// follows sooner and proves the start itself (the scheduler shows the job running before completed): one message
+    /// and one transaction of the scheduler's fewer per job. Zero reports every start at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:10")]
+    public TimeSpan StartReportDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
     /// <summary>How often a running attempt reports its progress.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);

@@ -47,6 +47,8 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
                 ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
                 ["Worker__HeartbeatInterval"] = "00:00:00.200",
                 ["Worker__Backend"] = "simd",
+                // Every start reported, however short the job: this test follows each kind of message through the login.
+                ["Worker__StartReportDelay"] = "00:00:00",
             });
             await using (process)
             {
@@ -102,6 +104,54 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
                         f => new FileInfo(f).Length < 1 << 20 && File.ReadAllText(f).Contains(password, StringComparison.Ordinal));
                 }
             }
+        }
+        finally
+        {
+            await bus.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_job_done_before_the_start_report_delay_reports_only_its_result()
+    {
+        var worker = NodeIdentity.LoadOrCreate(_dataDir).WorkerId;
+        await using var gateway = await NodeGateway.StartAsync(_env);
+        var received = new ConcurrentQueue<(object Message, string? UserId)>();
+        var bus = await StartIntakeAsync(worker, received);
+        try
+        {
+            await using var process = await ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
+            {
+                ["Worker__NodeKey"] = gateway.NodeKey,
+                ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
+                ["Worker__DataDirectory"] = _dataDir,
+                ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
+                ["Worker__HeartbeatInterval"] = "00:00:00.200",
+                ["Worker__Backend"] = "simd",
+                // A vector-add of three floats takes well under a millisecond; ten seconds leaves no doubt.
+                ["Worker__StartReportDelay"] = "00:00:10",
+            });
+            await Eventually.UntilAsync(() => Task.FromResult(received.Any(r => r.Message is WorkerOnline)), TimeSpan.FromSeconds(30), "WorkerOnline");
+
+            var a = gateway.Put(Npy.ToBytes(NpyArray.FromFloat32([1f, 2f, 3f], 3)));
+            var job = JobId.New();
+            var send = await bus.GetSendEndpoint(new Uri($"queue:worker-{worker}"));
+            await send.Send(new AssignJob
+            {
+                JobId = job,
+                AttemptId = AttemptId.New(),
+                WorkerId = worker,
+                Spec = new JobSpec { Kernel = "vector-add", Inputs = new Dictionary<string, Cid> { ["a"] = a, ["b"] = a } },
+                LeaseDeadline = DateTimeOffset.UtcNow.AddMinutes(5),
+                OccurredAt = DateTimeOffset.UtcNow,
+            });
+            await Eventually.UntilAsync(() => Task.FromResult(received.Any(r => r.Message is AttemptCompleted c && c.JobId == job)), TimeSpan.FromSeconds(60),
+                $"the job's AttemptCompleted; worker log:\n{process.LogTail()}");
+            // Whatever the node sent before its result has arrived once two heartbeats sent after it have.
+            var beats = received.Count(r => r.Message is WorkerHeartbeat);
+            await Eventually.UntilAsync(() => Task.FromResult(received.Count(r => r.Message is WorkerHeartbeat)), n => n >= beats + 2, TimeSpan.FromSeconds(30), "two more heartbeats");
+
+            Assert.DoesNotContain(received, r => r.Message is AttemptStarted s && s.JobId == job);
         }
         finally
         {
