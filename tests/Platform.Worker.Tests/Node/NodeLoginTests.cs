@@ -39,17 +39,8 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
         var bus = await StartIntakeAsync(worker, received);
         try
         {
-            var process = await ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
-            {
-                ["Worker__NodeKey"] = gateway.NodeKey,
-                ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
-                ["Worker__DataDirectory"] = _dataDir,
-                ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
-                ["Worker__HeartbeatInterval"] = "00:00:00.200",
-                ["Worker__Backend"] = "simd",
-                // Every start reported, however short the job: this test follows each kind of message through the login.
-                ["Worker__StartReportDelay"] = "00:00:00",
-            });
+            // Every start reported, however short the job: this test follows each kind of message through the login.
+            var process = await StartWorkerAsync(gateway, startReportDelay: "00:00:00");
             await using (process)
             {
                 var online = await Eventually.UntilAsync(() => Task.FromResult(received.FirstOrDefault(r => r.Message is WorkerOnline)),
@@ -59,20 +50,9 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
                 await Eventually.UntilAsync(() => Task.FromResult(received.Count(r => r.Message is WorkerHeartbeat)), n => n >= 2,
                     TimeSpan.FromSeconds(30), "heartbeats");
 
-                // The scheduler's side sends an assignment to the node's queue with the services' login.
                 var a = gateway.Put(Npy.ToBytes(NpyArray.FromFloat32([1f, 2f, 3f], 3)));
                 var b = gateway.Put(Npy.ToBytes(NpyArray.FromFloat32([10f, 20f, 30f], 3)));
-                var job = JobId.New();
-                var send = await bus.GetSendEndpoint(new Uri($"queue:worker-{worker}"));
-                await send.Send(new AssignJob
-                {
-                    JobId = job,
-                    AttemptId = AttemptId.New(),
-                    WorkerId = worker,
-                    Spec = new JobSpec { Kernel = "vector-add", Inputs = new Dictionary<string, Cid> { ["a"] = a, ["b"] = b } },
-                    LeaseDeadline = DateTimeOffset.UtcNow.AddMinutes(5),
-                    OccurredAt = DateTimeOffset.UtcNow,
-                });
+                var job = await AssignVectorAddAsync(bus, worker, a, b);
                 // AttemptStarted is sent first, but the intake consumes concurrently: wait for both.
                 var completed = (AttemptCompleted)(await Eventually.UntilAsync(() => Task.FromResult(received.FirstOrDefault(r => r.Message is AttemptCompleted)),
                     r => r.Message is not null && received.Any(s => s.Message is AttemptStarted started && started.JobId == job), TimeSpan.FromSeconds(60),
@@ -120,31 +100,12 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
         var bus = await StartIntakeAsync(worker, received);
         try
         {
-            await using var process = await ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
-            {
-                ["Worker__NodeKey"] = gateway.NodeKey,
-                ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
-                ["Worker__DataDirectory"] = _dataDir,
-                ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
-                ["Worker__HeartbeatInterval"] = "00:00:00.200",
-                ["Worker__Backend"] = "simd",
-                // A vector-add of three floats takes well under a millisecond; ten seconds leaves no doubt.
-                ["Worker__StartReportDelay"] = "00:00:10",
-            });
+            // A vector-add of three floats takes well under a millisecond; ten seconds leaves no doubt.
+            await using var process = await StartWorkerAsync(gateway, startReportDelay: "00:00:10");
             await Eventually.UntilAsync(() => Task.FromResult(received.Any(r => r.Message is WorkerOnline)), TimeSpan.FromSeconds(30), "WorkerOnline");
 
             var a = gateway.Put(Npy.ToBytes(NpyArray.FromFloat32([1f, 2f, 3f], 3)));
-            var job = JobId.New();
-            var send = await bus.GetSendEndpoint(new Uri($"queue:worker-{worker}"));
-            await send.Send(new AssignJob
-            {
-                JobId = job,
-                AttemptId = AttemptId.New(),
-                WorkerId = worker,
-                Spec = new JobSpec { Kernel = "vector-add", Inputs = new Dictionary<string, Cid> { ["a"] = a, ["b"] = a } },
-                LeaseDeadline = DateTimeOffset.UtcNow.AddMinutes(5),
-                OccurredAt = DateTimeOffset.UtcNow,
-            });
+            var job = await AssignVectorAddAsync(bus, worker, a, a);
             await Eventually.UntilAsync(() => Task.FromResult(received.Any(r => r.Message is AttemptCompleted c && c.JobId == job)), TimeSpan.FromSeconds(60),
                 $"the job's AttemptCompleted; worker log:\n{process.LogTail()}");
             // Whatever the node sent before its result has arrived once two heartbeats sent after it have.
@@ -173,6 +134,36 @@ public sealed class NodeLoginTests(ITestOutputHelper output) : IAsyncLifetime
 
         Assert.Contains("exited with code 1", failed.Message, StringComparison.Ordinal);
         Assert.Contains("refused the node key (Worker:NodeKey)", failed.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The worker as an operator starts it, with nothing but the gateway's URL and its node key (and a quick heartbeat).</summary>
+    private Task<ServiceProcess> StartWorkerAsync(NodeGateway gateway, string startReportDelay) =>
+        ServiceProcess.StartAsync("worker", _env, new Dictionary<string, string?>
+        {
+            ["Worker__NodeKey"] = gateway.NodeKey,
+            ["Worker__GatewayUrl"] = gateway.BaseUrl.ToString(),
+            ["Worker__DataDirectory"] = _dataDir,
+            ["Worker__KernelCacheDirectory"] = Platform.Testing.Kernels.KernelCache.Directory,
+            ["Worker__HeartbeatInterval"] = "00:00:00.200",
+            ["Worker__Backend"] = "simd",
+            ["Worker__StartReportDelay"] = startReportDelay,
+        });
+
+    /// <summary>The scheduler's side: an assignment sent to the node's queue with the services' login.</summary>
+    private static async Task<JobId> AssignVectorAddAsync(IBusControl bus, WorkerId worker, Cid a, Cid b)
+    {
+        var job = JobId.New();
+        var send = await bus.GetSendEndpoint(new Uri($"queue:worker-{worker}"));
+        await send.Send(new AssignJob
+        {
+            JobId = job,
+            AttemptId = AttemptId.New(),
+            WorkerId = worker,
+            Spec = new JobSpec { Kernel = "vector-add", Inputs = new Dictionary<string, Cid> { ["a"] = a, ["b"] = b } },
+            LeaseDeadline = DateTimeOffset.UtcNow.AddMinutes(5),
+            OccurredAt = DateTimeOffset.UtcNow,
+        });
+        return job;
     }
 
     /// <summary>The network's side with the services' login: the node's exchange bound into an intake queue, as the scheduler binds it.</summary>
