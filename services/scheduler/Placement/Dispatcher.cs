@@ -31,7 +31,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     // A pass first chooses a window sized by the free slots it holds (each chosen job is a locked row and its spec),
     // and widens to BatchSize only when that window was full and left slots free.
     private const int WindowPerFreeSlot = 4;
-    private const int MinWindow = 32;
+    private const int MinWindow = 8;
     private const double UnmeasuredGflops = 0.1;
     private readonly SemaphoreSlim _poked = new(0, 1);
 
@@ -254,18 +254,19 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // Placed in memory against the slots this pass holds, then written all at once.
         var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)>();
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
-        for (var i = 0; i < queued.Count; i++)
+        for (var i = 0; engine.HasCapacity; i++)
         {
-            if (!engine.HasCapacity)
-                break;
             // The window was full and its jobs did not fill the free slots (they want a kernel, device or region those
-            // slots do not offer): the same pass looks further down the queue, the jobs already chosen left out.
-            if (i == queued.Count - 1 && chosen.Count == window && window < BatchSize)
+            // slots do not offer, or another pass holds them): the same pass looks further down the queue, the jobs
+            // already chosen left out.
+            if (i == queued.Count && chosen.Count == window && window < BatchSize)
             {
                 var seen = chosen.Select(c => c.Id).ToHashSet();
                 window = BatchSize;
                 queued.AddRange(await ClaimAsync(connection, tx, ready.Candidates(window, usage, seen), ct));
             }
+            if (i == queued.Count)
+                break;
             var job = queued[i];
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
                 PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));

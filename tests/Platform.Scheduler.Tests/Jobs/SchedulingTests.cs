@@ -136,7 +136,7 @@ public sealed class SchedulingTests : IAsyncLifetime
     [Fact]
     public async Task A_job_behind_a_full_window_of_jobs_no_worker_runs_is_still_placed()
     {
-        // A pass first reads a window sized by the free slots (one slot here: the minimum window of 32 jobs); 40 jobs
+        // A pass first reads a window sized by the free slots (one slot here: the minimum window of 8 jobs); 40 jobs
         // nobody can run fill it, so only the widened look further down the queue finds the one the worker can run.
         await _host.AnnounceAsync(Online(1, "vector-add"));
         var blocked = Enumerable.Range(0, 40).Select(_ => Submitted("matmul")).ToList();
