@@ -50,9 +50,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         }, tx, cancellationToken: ct));
 
     // An ended attempt keeps its status and the reason it ended with.
-    private const string UpsertAttempt = """
-        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail)
-        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail)
+    private const string AttemptConflict = """
         on conflict (attempt_id) do update set
             status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status else excluded.status end,
             reason = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null
@@ -62,10 +60,17 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
-    // What a receipt needs of an accepted attempt; the same values on every redelivery.
-    private const string RecordAccepted = """
-        update job_attempts set public_key = @publicKey, metrics = @metrics::jsonb, spot_check = @spotCheck, accepted_index = @index
-        where attempt_id = @attemptId
+    private const string UpsertAttempt = """
+        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail)
+        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail)
+        """ + "\n" + AttemptConflict;
+
+    // An accepted attempt, with what a receipt needs of it (the same values on every redelivery), in one statement.
+    private const string UpsertAccepted = """
+        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail, public_key, metrics, spot_check, accepted_index)
+        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail, @publicKey, @metrics::jsonb, @spotCheck, @index)
+        """ + "\n" + AttemptConflict + """
+        , public_key = excluded.public_key, metrics = excluded.metrics, spot_check = excluded.spot_check, accepted_index = excluded.accepted_index
         """;
 
     private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
@@ -141,7 +146,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     {
         foreach (var (accepted, index) in m.AcceptedAttempts().Select((a, i) => (a, i)))
         {
-            await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
+            await connection.ExecuteAsync(new CommandDefinition(UpsertAccepted, new
             {
                 attemptId = accepted.AttemptId.Value,
                 jobId = m.JobId.Value,
@@ -151,29 +156,28 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 at = m.OccurredAt,
                 reason = m.Reason ?? JobReasons.Accepted,
                 detail = m.Detail,
-            }, tx, cancellationToken: ct));
-            await connection.ExecuteAsync(new CommandDefinition(RecordAccepted, new
-            {
-                attemptId = accepted.AttemptId.Value,
                 publicKey = accepted.PublicKey,
                 metrics = JsonSerializer.Serialize(accepted.Metrics, PlatformJson.Options),
                 spotCheck = accepted.SpotCheck,
                 index,
             }, tx, cancellationToken: ct));
         }
+        // The outputs go in with the completion, and a redelivery finds the job terminal and writes neither again.
         await connection.ExecuteAsync(new CommandDefinition(
-            "update jobs set outputs = @outputs::jsonb where id = @id",
-            new { id = m.JobId.Value, outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options) }, tx, cancellationToken: ct));
-        await connection.ExecuteAsync(new CommandDefinition(Advance, new
-        {
-            id = m.JobId.Value,
-            status = JobStatuses.Completed,
-            rank = JobStatuses.Rank(JobStatuses.Completed),
-            at = m.OccurredAt,
-            reason = m.Reason ?? JobReasons.Accepted,
-            detail = m.Detail,
-            terminal = true,
-        }, tx, cancellationToken: ct));
+            """
+            update jobs set status = @status, status_rank = @rank, updated_at = @at, error_reason = @reason, error_detail = @detail,
+                completed_at = @at, outputs = @outputs::jsonb
+            where id = @id and status_rank < 10
+            """, new
+            {
+                id = m.JobId.Value,
+                status = JobStatuses.Completed,
+                rank = JobStatuses.Rank(JobStatuses.Completed),
+                at = m.OccurredAt,
+                reason = m.Reason ?? JobReasons.Accepted,
+                detail = m.Detail,
+                outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options),
+            }, tx, cancellationToken: ct));
     }
 
     public async Task Consume(ConsumeContext<JobFailed> context)

@@ -87,7 +87,26 @@ public sealed class ReceiptsApiTests : IAsyncLifetime
                 PublicKey = ResultSignature.ExportPublicKey(key),
             };
         }).ToList();
-        await _gateway.Services.GetRequiredService<IBus>().Publish(new JobCompleted
+        // As on the network, the view knows each attempt (from its status changes) before the completion names it.
+        var bus = _gateway.Services.GetRequiredService<IBus>();
+        foreach (var attempt in accepted)
+        {
+            await bus.Publish(new JobStatusChanged
+            {
+                JobId = job,
+                Status = "running",
+                WorkerId = attempt.WorkerId,
+                AttemptId = attempt.AttemptId,
+                AttemptStatus = "running",
+                OccurredAt = DateTimeOffset.UtcNow.AddSeconds(-1),
+            });
+        }
+        await Eventually.UntilAsync(async () =>
+        {
+            await using var connection = await _gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
+            return await connection.ExecuteScalarAsync<int>("select count(*) from job_attempts where job_id = @id and status = 'running'", new { id = job.Value });
+        }, n => n == accepted.Count, TimeSpan.FromSeconds(20), "the attempts running in the view");
+        await bus.Publish(new JobCompleted
         {
             JobId = job,
             ClientAccountId = AccountId.From(client),
