@@ -9,13 +9,15 @@ namespace Platform.Hosting.Tests.Database;
 /// <summary>The migrator on a plain host against the real Postgres: database creation, order, journal, concurrency.</summary>
 public sealed class DatabaseMigratorTests : IAsyncLifetime
 {
-    private static readonly string[] Journal =
+    // The shared migrations every service applies first.
+    private static readonly string[] PlatformMigrations =
     [
         "platform/0001_outbox_inbox.sql",
         "platform/0002_outbox_relay_after.sql",
-        "hostingtest/0001_widgets.sql",
-        "hostingtest/0002_widget_colour.sql",
+        "platform/0003_outbox_body_statistics.sql",
     ];
+
+    private static readonly string[] Journal = [.. PlatformMigrations, "hostingtest/0001_widgets.sql", "hostingtest/0002_widget_colour.sql"];
 
     private TestEnvironment _env = null!;
 
@@ -95,7 +97,7 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
             Assert.True(two.Migrated);
             await using var connection = await RunningHost.OpenDatabaseAsync(_env, service);
             Assert.Equal(
-                ["platform/0001_outbox_inbox.sql", "platform/0002_outbox_relay_after.sql", $"{service}/0001_widgets.sql", $"{service}/0002_widget_colour.sql"],
+                [.. PlatformMigrations, $"{service}/0001_widgets.sql", $"{service}/0002_widget_colour.sql"],
                 await connection.QueryAsync<string>("""select id from schema_migrations order by id collate "C" """));
             Assert.Equal([("0001_widgets", true), ("0002_widget_colour", true)], await TraceAsync(connection));
         }
@@ -112,7 +114,7 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
 
         Assert.Equal(("platform_ledger", "db.example", "pw"), (target.Database, target.Host, target.Password));
         Assert.Equal(
-            ["platform/0001_outbox_inbox.sql", "platform/0002_outbox_relay_after.sql", "ledger/0001_widgets.sql", "ledger/0002_widget_colour.sql"],
+            [.. PlatformMigrations, "ledger/0001_widgets.sql", "ledger/0002_widget_colour.sql"],
             provider.GetRequiredService<MigrationSet>().Migrations.Select(m => m.Id));
     }
 
