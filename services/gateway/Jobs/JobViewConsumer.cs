@@ -32,12 +32,14 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         update jobs set status = @status, status_rank = @rank, updated_at = @at,
             error_reason = case when @terminal then @reason else null end,
             error_detail = case when @terminal then @detail else null end,
-            completed_at = case when @terminal then @at else completed_at end
+            completed_at = case when @terminal then @at else completed_at end,
+            outputs = coalesce(@outputs::jsonb, outputs)
         where id = @id and status_rank < 10 and (@terminal or updated_at <= @at)
         """;
 
+    /// <param name="outputs">A completion's outputs (JSON), written with it: a redelivery finds the job terminal and writes neither again.</param>
     private static Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string id, string status, DateTimeOffset at, string? reason, string? detail,
-        CancellationToken ct) =>
+        CancellationToken ct, string? outputs = null) =>
         connection.ExecuteAsync(new CommandDefinition(Advance, new
         {
             id,
@@ -47,6 +49,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             reason,
             detail,
             terminal = JobStatuses.IsTerminal(status),
+            outputs,
         }, tx, cancellationToken: ct));
 
     // An ended attempt keeps its status and the reason it ended with.
@@ -162,22 +165,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 index,
             }, tx, cancellationToken: ct));
         }
-        // The outputs go in with the completion, and a redelivery finds the job terminal and writes neither again.
-        await connection.ExecuteAsync(new CommandDefinition(
-            """
-            update jobs set status = @status, status_rank = @rank, updated_at = @at, error_reason = @reason, error_detail = @detail,
-                completed_at = @at, outputs = @outputs::jsonb
-            where id = @id and status_rank < 10
-            """, new
-            {
-                id = m.JobId.Value,
-                status = JobStatuses.Completed,
-                rank = JobStatuses.Rank(JobStatuses.Completed),
-                at = m.OccurredAt,
-                reason = m.Reason ?? JobReasons.Accepted,
-                detail = m.Detail,
-                outputs = JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options),
-            }, tx, cancellationToken: ct));
+        await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Completed, m.OccurredAt, m.Reason ?? JobReasons.Accepted, m.Detail, ct,
+            outputs: JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options));
     }
 
     public async Task Consume(ConsumeContext<JobFailed> context)

@@ -19,7 +19,7 @@ public sealed class ReadyQueue
 {
     public sealed record Entry(string Id, string ClientAccountId, int Priority, DateTime QueuedAt);
 
-    // Priority first, then the time queued, then the id: the order jobs_queued_by_client keeps.
+    // Priority first, then the time queued, then the id: the order the dispatcher always took a client's jobs in.
     private static readonly Comparer<Entry> QueueOrder = Comparer<Entry>.Create((a, b) =>
         a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority)
         : a.QueuedAt != b.QueuedAt ? a.QueuedAt.CompareTo(b.QueuedAt)
@@ -57,28 +57,28 @@ public sealed class ReadyQueue
         lock (_lock)
         {
             foreach (var id in ids)
-            {
-                if (!_byId.Remove(id, out var entry))
-                    continue;
-                var queue = _byClient[entry.ClientAccountId];
-                queue.Remove(entry);
-                if (queue.Count == 0)
-                    _byClient.Remove(entry.ClientAccountId);
-            }
+                RemoveLocked(id);
         }
+    }
+
+    private void RemoveLocked(string id)
+    {
+        if (!_byId.Remove(id, out var entry))
+            return;
+        var queue = _byClient[entry.ClientAccountId];
+        queue.Remove(entry);
+        if (queue.Count == 0)
+            _byClient.Remove(entry.ClientAccountId);
     }
 
     private void AddLocked(Entry entry)
     {
         foreach (var added in _addedDuringReloads)
             added.Add(entry);
-        if (_byId.TryGetValue(entry.Id, out var known))
-        {
-            if (known == entry)
-                return;
-            // Queued again since (a retry keeps its place, a new queueing takes a new one): the latest word wins.
-            _byClient[known.ClientAccountId].Remove(known);
-        }
+        if (_byId.TryGetValue(entry.Id, out var known) && known == entry)
+            return;
+        // Queued again since (a retry keeps its place, a new queueing takes a new one): the latest word wins.
+        RemoveLocked(entry.Id);
         _byId[entry.Id] = entry;
         if (!_byClient.TryGetValue(entry.ClientAccountId, out var queue))
             _byClient[entry.ClientAccountId] = queue = new SortedSet<Entry>(QueueOrder);
