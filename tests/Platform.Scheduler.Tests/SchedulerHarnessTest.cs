@@ -120,8 +120,8 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
             EstimatedGflop = 1,
             OccurredAt = DateTimeOffset.UtcNow,
         };
-        await Harness.Bus.Publish(job);
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await Harness.Bus.Publish(Bundle.Of(job));
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         return job;
     }
 
@@ -141,7 +141,7 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     protected Task ReportAsync(AssignJob assign, Dictionary<string, Cid> outputs) => Harness.Bus.Publish(TestWorkerKeys.Signed(Result(assign, outputs)));
 
     protected async Task<JobCompleted> CompletedAsync(JobId job) =>
-        (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job).First()).Context.Message;
+        await Harness.FirstPublishedAsync<JobCompleted>(m => m.JobId == job);
 
     protected async Task<T> QueryAsync<T>(string sql, object parameters)
     {

@@ -1,4 +1,5 @@
 using MassTransit;
+using Platform.Contracts.Messages;
 using Xunit;
 
 namespace Platform.Testing;
@@ -74,26 +75,37 @@ public sealed class ConsumeLog : IConsumeObserver
     /// handled, and fails as soon as one of them faulted, or when they were not all handled within <paramref name="timeout"/>.
     /// Returns the messages of those deliveries.
     /// </summary>
-    public async Task<IReadOnlyList<T>> HandledAsync<T>(Func<ConsumeContext<T>, bool> filter, int count = 1, TimeSpan? timeout = null) where T : class
+    public Task<IReadOnlyList<T>> HandledAsync<T>(Func<ConsumeContext<T>, bool> filter, int count = 1, TimeSpan? timeout = null) where T : class =>
+        WaitAsync<T>(e => e.Context is ConsumeContext<T> c && e.MessageType == typeof(T) && filter(c) ? [c.Message] : [], typeof(T).Name, count, timeout);
+
+    /// <summary>
+    /// Like <see cref="HandledAsync{T}"/> for an event that travels in bundles (<see cref="BundledAttribute"/>): waits until
+    /// <paramref name="count"/> items that <paramref name="filter"/> accepts were handled, counting every item of every bundle.
+    /// </summary>
+    public Task<IReadOnlyList<T>> HandledItemsAsync<T>(Func<T, bool> filter, int count = 1, TimeSpan? timeout = null) where T : class =>
+        WaitAsync<T>(e => e.Context is ConsumeContext<Bundle<T>> c && e.MessageType == typeof(Bundle<T>) ? c.Message.Items.Where(filter) : [],
+            $"{typeof(T).Name} (bundled)", count, timeout);
+
+    private async Task<IReadOnlyList<T>> WaitAsync<T>(Func<Entry, IEnumerable<T>> matches, string name, int count, TimeSpan? timeout)
     {
         var wait = timeout ?? DefaultTimeout;
         var deadline = DateTimeOffset.UtcNow + wait;
         while (true)
         {
-            List<Entry> matching;
+            List<(Entry Entry, T Message)> matching;
             Task added;
             lock (_entries)
             {
-                matching = [.. _entries.Where(e => e.Context is ConsumeContext<T> c && e.MessageType == typeof(T) && filter(c))];
+                matching = [.. _entries.SelectMany(e => matches(e).Select(m => (e, m)))];
                 added = _added.Task;
             }
-            if (matching.FirstOrDefault(e => e.Exception is not null) is { } faulted)
-                Assert.Fail($"the {typeof(T).Name} consumer faulted (in production the message is retried and dead-lettered): {faulted}\n{faulted.Exception}");
+            if (matching.FirstOrDefault(m => m.Entry.Exception is not null).Entry is { } faulted)
+                Assert.Fail($"the {name} consumer faulted (in production the message is retried and dead-lettered): {faulted}\n{faulted.Exception}");
             if (matching.Count >= count)
-                return [.. matching.Select(e => ((ConsumeContext<T>)e.Context).Message)];
+                return [.. matching.Select(m => m.Message)];
             var left = deadline - DateTimeOffset.UtcNow;
             if (left <= TimeSpan.Zero)
-                Assert.Fail($"{matching.Count} of {count} {typeof(T).Name} deliveries handled within {wait.TotalSeconds:0.#} s");
+                Assert.Fail($"{matching.Count} of {count} {name} deliveries handled within {wait.TotalSeconds:0.#} s");
             try
             {
                 // Woken by the next delivery, not by a timer; the deadline only bounds the wait.

@@ -5,6 +5,7 @@ using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
+using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
 
@@ -56,17 +57,25 @@ public sealed class ConsumerTestHost : IAsyncDisposable
     /// Waits until <paramref name="count"/> deliveries of messages <paramref name="filter"/> accepts were handled, and fails
     /// at once if the consumer threw on one of them (<see cref="ConsumeLog.HandledAsync{T}"/>).
     /// </summary>
+    /// An event that travels in bundles (<see cref="BundledAttribute"/>) counts once per item.
     public Task<IReadOnlyList<T>> HandledAsync<T>(Func<T, bool> filter, int count = 1) where T : class =>
-        Consumes.HandledAsync<T>(c => filter(c.Message), count);
+        BundledAttribute.IsOn(typeof(T)) ? Consumes.HandledItemsAsync(filter, count) : Consumes.HandledAsync<T>(c => filter(c.Message), count);
 
     /// <summary>Waits until the delivery with this message id was handled; fails if its consumer threw.</summary>
     public async Task HandledAsync<T>(Guid messageId) where T : class =>
         await Consumes.HandledAsync<T>(c => c.MessageId == messageId);
 
     /// <summary>Publishes <paramref name="message"/> and waits until it was handled (<see cref="HandledAsync{T}(Guid)"/>).</summary>
+    /// An event that travels in bundles is published as a bundle of one, as the outbox relay would send it alone.
     public async Task PublishHandledAsync<T>(T message) where T : class
     {
         var id = NewId.NextGuid();
+        if (BundledAttribute.IsOn(typeof(T)))
+        {
+            await Harness.Bus.Publish(Bundle.Of(message), ctx => ctx.MessageId = id);
+            await HandledAsync<Bundle<T>>(id);
+            return;
+        }
         await Harness.Bus.Publish(message, ctx => ctx.MessageId = id);
         await HandledAsync<T>(id);
     }

@@ -17,7 +17,7 @@ namespace Platform.Gateway.Jobs;
 /// same jobs never wait on each other in a cycle.
 /// </summary>
 public sealed class JobViewConsumer(NpgsqlDataSource db) :
-    IConsumer<Batch<JobStatusChanged>>, IConsumer<JobRejected>, IConsumer<Batch<JobCompleted>>, IConsumer<JobFailed>, IConsumer<Batch<PaymentSettled>>,
+    IConsumer<Batch<Bundle<JobStatusChanged>>>, IConsumer<JobRejected>, IConsumer<Batch<Bundle<JobCompleted>>>, IConsumer<JobFailed>, IConsumer<Batch<Bundle<PaymentSettled>>>,
     IConsumer<AttemptProgressed>
 {
     /// <summary>
@@ -78,14 +78,14 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
 
     private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
 
-    public async Task Consume(ConsumeContext<Batch<JobStatusChanged>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobStatusChanged>>> context)
     {
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // The conditional updates make the order of a job's changes irrelevant; jobs are taken in id order. A failure
         // rolls the whole batch back and it is delivered again, which applies nothing twice.
-        foreach (var message in context.Message.Select(m => m.Message).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version))
+        foreach (var message in context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version))
             await ApplyAsync(connection, tx, message, ct);
         await tx.CommitAsync(ct);
     }
@@ -135,12 +135,12 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await tx.CommitAsync(ct);
     }
 
-    public async Task Consume(ConsumeContext<Batch<JobCompleted>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobCompleted>>> context)
     {
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        foreach (var m in context.Message.Select(m => m.Message).OrderBy(m => m.JobId.Value, StringComparer.Ordinal))
+        foreach (var m in context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal))
             await ApplyAsync(connection, tx, m, ct);
         await tx.CommitAsync(ct);
     }
@@ -176,9 +176,9 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
     }
 
-    public async Task Consume(ConsumeContext<Batch<PaymentSettled>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<PaymentSettled>>> context)
     {
-        var settled = context.Message.Select(m => m.Message).DistinctBy(m => m.JobId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        var settled = context.Message.Items().DistinctBy(m => m.JobId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs j set cost = s.cost from unnest(@ids, @costs) as s (id, cost) where j.id = s.id",

@@ -3,6 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 using Platform.Rewards.Ledger;
 using Platform.Rewards.Minting;
@@ -42,18 +43,18 @@ namespace Platform.Rewards.Escrow;
 /// </para>
 /// </remarks>
 public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, KnownAccounts accounts, IOptions<PricingOptions> pricing, TimeProvider clock)
-    : IConsumer<Batch<JobCompleted>>
+    : IConsumer<Batch<Bundle<JobCompleted>>>
 {
     private sealed record EscrowRow(string JobId, string ClientAccountId, string Kernel, decimal Amount, string Status, double? Gflop);
 
     private sealed record Settled(JobCompleted Done, IReadOnlyList<AcceptedAttempt> Accepted, double Gflop, Settlement Settlement, string ClientAccountId);
 
-    public async Task Consume(ConsumeContext<Batch<JobCompleted>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobCompleted>>> context)
     {
         var ct = context.CancellationToken;
         var options = pricing.Value;
         // A message redelivered into the same batch counts once.
-        var jobs = context.Message.Select(m => m.Message).DistinctBy(j => j.JobId).ToList();
+        var jobs = context.Message.Items().DistinctBy(j => j.JobId).ToList();
 
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);

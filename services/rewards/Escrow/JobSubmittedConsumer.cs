@@ -21,13 +21,13 @@ namespace Platform.Rewards.Escrow;
 /// transaction that locks each client's balance row once for all of its jobs replaces one transaction per job queued
 /// behind that row. A batch of one is the single-job case.
 /// </remarks>
-public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<Batch<JobSubmitted>>
+public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> pricing, TimeProvider clock) : IConsumer<Batch<Bundle<JobSubmitted>>>
 {
-    public async Task Consume(ConsumeContext<Batch<JobSubmitted>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobSubmitted>>> context)
     {
         var ct = context.CancellationToken;
         // A message redelivered into the same batch counts once.
-        var jobs = context.Message.Select(m => m.Message).DistinctBy(j => j.JobId).Select(job => new PricedJob(job,
+        var jobs = context.Message.Items().DistinctBy(j => j.JobId).Select(job => new PricedJob(job,
             pricing.Value.EscrowOf(job.Spec.Kernel, job.EstimatedGflop, job.Spec.Replicas), (double)CreditLedger.GflopOf(job.EstimatedGflop))).ToList();
 
         await using var connection = await db.OpenConnectionAsync(ct);

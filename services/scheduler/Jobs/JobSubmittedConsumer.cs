@@ -16,14 +16,14 @@ namespace Platform.Scheduler.Jobs;
 /// whatever its size; a batch of one is the single-job case.
 /// </summary>
 public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock)
-    : IConsumer<Batch<JobSubmitted>>
+    : IConsumer<Batch<Bundle<JobSubmitted>>>
 {
-    public async Task Consume(ConsumeContext<Batch<JobSubmitted>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobSubmitted>>> context)
     {
         var ct = context.CancellationToken;
         // A message redelivered into the same batch counts once. Rows are written in id order, as JobFundedConsumer
         // writes them: two batches holding the same jobs never wait on each other in a cycle.
-        var jobs = context.Message.Select(m => m.Message).DistinctBy(j => j.JobId).ToList();
+        var jobs = context.Message.Items().DistinctBy(j => j.JobId).ToList();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(
@@ -64,12 +64,12 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
 }
 
 /// <summary>Marks jobs funded and queues those already recorded; in batches, as <see cref="JobSubmittedConsumer"/>.</summary>
-public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<Batch<JobFunded>>
+public sealed class JobFundedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<Batch<Bundle<JobFunded>>>
 {
-    public async Task Consume(ConsumeContext<Batch<JobFunded>> context)
+    public async Task Consume(ConsumeContext<Batch<Bundle<JobFunded>>> context)
     {
         var ct = context.CancellationToken;
-        var ids = context.Message.Select(m => m.Message.JobId).Distinct().ToList();
+        var ids = context.Message.Items().Select(m => m.JobId).Distinct().ToList();
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await connection.ExecuteAsync(new CommandDefinition(

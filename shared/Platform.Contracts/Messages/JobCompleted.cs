@@ -5,6 +5,7 @@ namespace Platform.Contracts.Messages;
 /// mints credits for every accepted attempt. The top-level attempt fields name the result the client got (the
 /// first accepted attempt); <see cref="Accepted"/> lists every attempt whose result agreed with it.
 /// </summary>
+[Bundled]
 public sealed record JobCompleted
 {
     public required JobId JobId { get; init; }

@@ -1,6 +1,7 @@
 namespace Platform.Contracts.Messages;
 
 /// <summary>Every lifecycle transition the scheduler makes; drives the gateway's job view.</summary>
+[Bundled]
 public sealed record JobStatusChanged
 {
     public required JobId JobId { get; init; }

@@ -1,6 +1,7 @@
 namespace Platform.Contracts.Messages;
 
 /// <summary>The gateway accepted and persisted a job. Rewards escrows its estimate; the scheduler records it.</summary>
+[Bundled]
 public sealed record JobSubmitted
 {
     public required JobId JobId { get; init; }

@@ -1,6 +1,7 @@
 namespace Platform.Contracts.Messages;
 
 /// <summary>Rewards settled a completed job: the client paid Cost, the rest of the escrow was refunded.</summary>
+[Bundled]
 public sealed record PaymentSettled
 {
     public required JobId JobId { get; init; }

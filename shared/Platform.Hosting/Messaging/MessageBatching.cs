@@ -1,4 +1,5 @@
 using MassTransit;
+using Platform.Contracts.Messages;
 
 namespace Platform.Hosting.Messaging;
 
@@ -24,4 +25,12 @@ public sealed record MessageBatching(int MessageLimit, TimeSpan Quiet, int Concu
         .SetTimeLimit(Quiet)
         .SetTimeLimitStart(BatchTimeLimitStart.FromLast)
         .SetConcurrencyLimit(ConcurrencyLimit);
+}
+
+/// <summary>Reads a batch of bundles (<see cref="Bundle{T}"/>) as the events they carry.</summary>
+public static class BundleBatches
+{
+    /// <summary>Every item of every bundle, bundle by bundle in the batch's order and each bundle's own.</summary>
+    public static IEnumerable<T> Items<T>(this Batch<Bundle<T>> batch) where T : class =>
+        batch.SelectMany(m => m.Message.Items);
 }

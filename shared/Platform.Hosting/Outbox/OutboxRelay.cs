@@ -75,8 +75,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         var unsent = (await connection.QueryAsync<long>(new CommandDefinition(
             "select id from outbox where id = any(@ids) and sent_at is null", new { ids = batch.Select(p => p.Id).ToArray() },
             cancellationToken: ct))).ToHashSet();
-        var results = await SendAllAsync(batch.Where(p => unsent.Contains(p.Id))
-            .Select(p => (p.Id, Send: (Func<Task>)(() => SendAsync(p.Message, p.Type, p.MessageId, p.Destination, ct)))), ct);
+        var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id)), ct), ct);
         // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
         await RecordAsync(connection, results, retryByPoll: true, ct);
         outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
@@ -103,28 +102,60 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         if (rows.Count == 0)
             return 0;
 
-        var results = await SendAllAsync(rows.Select(row => (row.Id, Send: (Func<Task>)(() => SendRowAsync(row, ct)))), ct);
+        // A row this build cannot read (a type it does not know) fails alone and stays for a build that can.
+        var read = rows.Select(row => (row.Id, Pending: TryRead(row, out var error), Error: error)).ToList();
+        var results = (await SendAllAsync(Sends(read.Where(r => r.Pending is not null).Select(r => r.Pending!), ct), ct))
+            .Concat(read.Where(r => r.Pending is null).Select(r => (r.Id, r.Error))).ToArray();
         await RecordAsync(connection, results, retryByPoll: false, ct, tx);
         await tx.CommitAsync(ct);
         outbox.CountSent(fromMemory: false, results.Count(r => r.Error is null));
         return rows.Count;
     }
 
-    // Confirms are awaited together: one round of broker acknowledgements per batch, not per message. Each row's
-    // outcome is kept, so one row that cannot be sent neither blocks nor re-sends the others.
-    private static async Task<(long Id, string? Error)[]> SendAllAsync(IEnumerable<(long Id, Func<Task> Send)> sends, CancellationToken ct) =>
-        await Task.WhenAll(sends.Select(async s =>
+    // One send per message, except the bundled events (BundledAttribute): those of one type and destination go in one
+    // Bundle<T>, in the order the rows were written. The bundle's outcome is each of its rows' outcome.
+    private IEnumerable<(long[] Ids, Func<Task> Send)> Sends(IEnumerable<MessageOutbox.Pending> messages, CancellationToken ct)
+    {
+        var bundles = new Dictionary<(Type, string?), List<MessageOutbox.Pending>>();
+        foreach (var m in messages)
+        {
+            if (!BundledAttribute.IsOn(m.Type))
+            {
+                yield return ([m.Id], () => SendAsync(m.Message, m.Type, m.MessageId, m.Destination, ct));
+                continue;
+            }
+            if (!bundles.TryGetValue((m.Type, m.Destination), out var items))
+                bundles[(m.Type, m.Destination)] = items = [];
+            items.Add(m);
+        }
+        foreach (var ((type, destination), items) in bundles)
+        {
+            var bundleType = typeof(Bundle<>).MakeGenericType(type);
+            items.Sort((a, b) => a.Id.CompareTo(b.Id));
+            var list = Array.CreateInstance(type, items.Count);
+            for (var i = 0; i < items.Count; i++)
+                list.SetValue(items[i].Message, i);
+            var bundle = Activator.CreateInstance(bundleType)!;
+            bundleType.GetProperty(nameof(Bundle<object>.Items))!.SetValue(bundle, list);
+            yield return (items.Select(m => m.Id).ToArray(), () => SendAsync(bundle, bundleType, NewId.NextGuid(), destination, ct));
+        }
+    }
+
+    // Confirms are awaited together: one round of broker acknowledgements per batch, not per message. Each send's
+    // outcome is kept for its rows, so one message that cannot be sent neither blocks nor re-sends the others.
+    private static async Task<(long Id, string? Error)[]> SendAllAsync(IEnumerable<(long[] Ids, Func<Task> Send)> sends, CancellationToken ct) =>
+        (await Task.WhenAll(sends.Select(async s =>
         {
             try
             {
                 await s.Send();
-                return (s.Id, Error: (string?)null);
+                return s.Ids.Select(id => (id, Error: (string?)null));
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                return (s.Id, Error: (string?)ex.Message);
+                return s.Ids.Select(id => (id, Error: (string?)ex.Message));
             }
-        }));
+        }))).SelectMany(r => r).ToArray();
 
     private async Task RecordAsync(NpgsqlConnection connection, (long Id, string? Error)[] results, bool retryByPoll, CancellationToken ct,
         NpgsqlTransaction? tx = null)
@@ -167,12 +198,24 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         while (deleted == 5000);
     }
 
-    private Task SendRowAsync(Row row, CancellationToken ct)
+    private static MessageOutbox.Pending? TryRead(Row row, out string? error)
     {
-        var type = typeof(JobSubmitted).Assembly.GetType(row.MessageType)
-            ?? throw new InvalidOperationException($"outbox row {row.Id} has unknown message type {row.MessageType}");
-        var message = JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!;
-        return SendAsync(message, type, row.MessageId, row.Destination, ct);
+        error = null;
+        var type = typeof(JobSubmitted).Assembly.GetType(row.MessageType);
+        if (type is null)
+        {
+            error = $"outbox row {row.Id} has unknown message type {row.MessageType}";
+            return null;
+        }
+        try
+        {
+            return new MessageOutbox.Pending(row.Id, row.MessageId, JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!, type, row.Destination);
+        }
+        catch (JsonException ex)
+        {
+            error = $"outbox row {row.Id} cannot be read as {row.MessageType}: {ex.Message}";
+            return null;
+        }
     }
 
     private async Task SendAsync(object message, Type type, Guid messageId, string? destination, CancellationToken ct)

@@ -271,7 +271,7 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         await RecordWritesAsync();
 
         var changes = jobs.Select(j => Changed(j, "assigned", WorkerId.New(), AttemptId.New()) with { Version = 2 }).ToList();
-        await Task.WhenAll(changes.Select(c => _host.Harness.Bus.Publish(c)));
+        await Task.WhenAll(changes.Select(c => _host.Harness.Bus.Publish(Bundle.Of(c))));
         await _host.HandledAsync<JobStatusChanged>(m => jobs.Contains(m.JobId), count: jobs.Count);
 
         var (tables, transactions) = await WritesAsync();
@@ -307,7 +307,7 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
             Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
             OccurredAt = DateTimeOffset.UtcNow,
         }).ToList();
-        await Task.WhenAll(completions.Select(c => _host.Harness.Bus.Publish(c)));
+        await Task.WhenAll(completions.Select(c => _host.Harness.Bus.Publish(Bundle.Of(c))));
         await _host.HandledAsync<JobCompleted>(m => jobs.Contains(m.JobId), count: jobs.Count);
         var (_, completedIn) = await WritesAsync();
         var settlements = jobs.Select(j => new PaymentSettled
@@ -321,7 +321,7 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
             OccurredAt = DateTimeOffset.UtcNow,
         }).ToList();
         // Each settlement twice: a redelivery in the same burst changes nothing.
-        await Task.WhenAll(settlements.Concat(settlements).Select(m => _host.Harness.Bus.Publish(m)));
+        await Task.WhenAll(settlements.Concat(settlements).Select(m => _host.Harness.Bus.Publish(Bundle.Of(m))));
         await _host.HandledAsync<PaymentSettled>(m => jobs.Contains(m.JobId), count: 2 * jobs.Count);
         var (_, settledIn) = await WritesAsync();
 

@@ -91,7 +91,7 @@ public sealed class ReceiptsApiTests : IAsyncLifetime
         var bus = _gateway.Services.GetRequiredService<IBus>();
         foreach (var attempt in accepted)
         {
-            await bus.Publish(new JobStatusChanged
+            await bus.Publish(Bundle.Of(new JobStatusChanged
             {
                 JobId = job,
                 Status = "running",
@@ -99,14 +99,14 @@ public sealed class ReceiptsApiTests : IAsyncLifetime
                 AttemptId = attempt.AttemptId,
                 AttemptStatus = "running",
                 OccurredAt = DateTimeOffset.UtcNow.AddSeconds(-1),
-            });
+            }));
         }
         await Eventually.UntilAsync(async () =>
         {
             await using var connection = await _gateway.Services.GetRequiredService<NpgsqlDataSource>().OpenConnectionAsync();
             return await connection.ExecuteScalarAsync<int>("select count(*) from job_attempts where job_id = @id and status = 'running'", new { id = job.Value });
         }, n => n == accepted.Count, TimeSpan.FromSeconds(20), "the attempts running in the view");
-        await bus.Publish(new JobCompleted
+        await bus.Publish(Bundle.Of(new JobCompleted
         {
             JobId = job,
             ClientAccountId = AccountId.From(client),
@@ -119,10 +119,10 @@ public sealed class ReceiptsApiTests : IAsyncLifetime
             Signature = accepted[0].Signature,
             Accepted = accepted,
             OccurredAt = DateTimeOffset.UtcNow,
-        });
+        }));
     }
 
-    private Task SettleAsync(JobId job, string client) => _gateway.Services.GetRequiredService<IBus>().Publish(new PaymentSettled
+    private Task SettleAsync(JobId job, string client) => _gateway.Services.GetRequiredService<IBus>().Publish(Bundle.Of(new PaymentSettled
     {
         JobId = job,
         ClientAccountId = AccountId.From(client),
@@ -131,7 +131,7 @@ public sealed class ReceiptsApiTests : IAsyncLifetime
         OperatorAccountId = AccountId.New(),
         OperatorPaid = 0.2m,
         OccurredAt = DateTimeOffset.UtcNow,
-    });
+    }));
 
     private static async Task<(HttpStatusCode Status, byte[] Body, string? Type)> ReceiptAsync(HttpClient http, JobId job)
     {

@@ -53,7 +53,7 @@ public sealed class OutboxRelayPathsTests(ITestOutputHelper output) : IAsyncLife
         // The poll runs once at start and then not for an hour: only the memory path can send these.
         var host = await StartAsync(o => o.PollInterval = TimeSpan.FromHours(1));
         var outbox = host.Get<MessageOutbox>();
-        var batch = Enumerable.Range(0, 20).Select(_ => Funded()).ToList();
+        var batch = Enumerable.Range(0, 20).Select(_ => Probe()).ToList();
 
         foreach (var message in batch)
         {
@@ -81,7 +81,7 @@ public sealed class OutboxRelayPathsTests(ITestOutputHelper output) : IAsyncLife
             o.PollInterval = TimeSpan.FromMilliseconds(100);
         });
         var outbox = host.Get<MessageOutbox>();
-        var message = Funded();
+        var message = Probe();
 
         // As a process that died between its commit and its relay would leave it: committed, never handed over.
         await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
@@ -110,8 +110,8 @@ public sealed class OutboxRelayPathsTests(ITestOutputHelper output) : IAsyncLife
     {
         var host = await StartAsync(o => o.PollInterval = TimeSpan.FromHours(1));
         var outbox = host.Get<MessageOutbox>();
-        var rolledBack = Funded();
-        var committed = Funded();
+        var rolledBack = Probe();
+        var committed = Probe();
 
         // One connection, two transactions: Npgsql hands out the same transaction object again, so what the
         // outbox remembered of the first can be handed over with the second.
@@ -150,7 +150,7 @@ public sealed class OutboxRelayPathsTests(ITestOutputHelper output) : IAsyncLife
             await connection.ExecuteAsync(
                 "insert into outbox (message_id, message_type, body) values (@id, 'Nope.Missing', '{}'::jsonb)", new { id = Guid.NewGuid() });
         }
-        var message = Funded();
+        var message = Probe();
         await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
         await using (var tx = await connection.BeginTransactionAsync())
         {
@@ -175,5 +175,5 @@ public sealed class OutboxRelayPathsTests(ITestOutputHelper output) : IAsyncLife
         return await connection.ExecuteScalarAsync<int>("select count(*) from outbox where sent_at is null");
     }
 
-    private static JobFunded Funded() => new() { JobId = JobId.New(), Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow };
+    private static JobRejected Probe() => new() { JobId = JobId.New(), Reason = "probe", Detail = "an outbox probe", OccurredAt = DateTimeOffset.UtcNow };
 }

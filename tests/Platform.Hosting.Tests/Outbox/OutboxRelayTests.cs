@@ -12,7 +12,7 @@ namespace Platform.Hosting.Tests.Outbox;
 
 /// <summary>
 /// The outbox and its relay on a plain host against the real Postgres and RabbitMQ. The relay can only relay
-/// Platform.Contracts messages, so the probes consume <see cref="JobFunded"/>, each test with its own job ids.
+/// Platform.Contracts messages, so the probes consume <see cref="JobRejected"/>, each test with its own job ids.
 /// </summary>
 public sealed class OutboxRelayTests : IAsyncLifetime
 {
@@ -22,6 +22,7 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     private TestEnvironment _env = null!;
     private RunningHost _host = null!;
     private readonly Deliveries _deliveries = new();
+    private readonly Bundles _bundles = new();
 
     public async Task InitializeAsync()
     {
@@ -29,11 +30,13 @@ public sealed class OutboxRelayTests : IAsyncLifetime
         _host = await RunningHost.StartAsync(_env, services =>
         {
             services.AddSingleton(_deliveries);
+            services.AddSingleton(_bundles);
             services.AddPlatformOutbox();
             services.AddPlatformBus(RunningHost.Service, _env.RabbitMqUri, x =>
             {
                 // One at a time: each queue is consumed in the order the relay published to it.
                 x.AddConsumer<PublishedProbeConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
+                x.AddConsumer<BundleProbeConsumer>().Endpoint(e => e.ConcurrentMessageLimit = 1);
                 // Bound to no exchange: only a message sent to this queue by name can arrive here.
                 x.AddConsumer<DirectProbeConsumer>().Endpoint(e =>
                 {
@@ -58,14 +61,14 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     [Fact]
     public async Task Message_enqueued_in_a_committed_transaction_is_delivered_with_the_outbox_message_id()
     {
-        var funded = Funded();
+        var funded = Probe();
 
         await EnqueueAsync(funded, commit: true);
 
         var delivery = await _deliveries.WaitForAsync(funded.JobId, Timeout);
         var row = await SentRowAsync(funded.JobId);
         Assert.Equal(row.MessageId, delivery.MessageId);
-        Assert.Equal(typeof(JobFunded).FullName, row.MessageType);
+        Assert.Equal(typeof(JobRejected).FullName, row.MessageType);
         Assert.Null(row.Destination);
         Assert.NotEqual(DirectQueue, delivery.Queue);
         Assert.Equal(funded, delivery.Message);
@@ -74,8 +77,8 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     [Fact]
     public async Task Message_enqueued_in_a_rolled_back_transaction_is_never_delivered()
     {
-        var rolledBack = Funded();
-        var marker = Funded();
+        var rolledBack = Probe();
+        var marker = Probe();
 
         await EnqueueAsync(rolledBack, commit: false);
         await EnqueueAsync(marker, commit: true);
@@ -96,8 +99,8 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     [Fact]
     public async Task Message_enqueued_with_sendTo_is_sent_to_the_named_queue_only()
     {
-        var sent = Funded();
-        var marker = Funded();
+        var sent = Probe();
+        var marker = Probe();
 
         await EnqueueAsync(sent, commit: true, sendTo: DirectQueue);
 
@@ -120,7 +123,7 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     [Fact]
     public async Task Messages_committed_in_one_transaction_are_all_delivered_once_each()
     {
-        var batch = Enumerable.Range(0, 25).Select(_ => Funded()).ToList();
+        var batch = Enumerable.Range(0, 25).Select(_ => Probe()).ToList();
 
         await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
         await using (var tx = await connection.BeginTransactionAsync())
@@ -148,6 +151,56 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Bundled_events_sent_together_travel_as_one_bundle_in_the_order_written()
+    {
+        var outbox = _host.Get<MessageOutbox>();
+        var events = Enumerable.Range(0, 25).Select(i => new JobFunded { JobId = JobId.New(), Escrowed = i, OccurredAt = DateTimeOffset.UtcNow }).ToList();
+        var sentByPoll = outbox.Counts.SentByPoll;
+
+        // Committed without handing the rows to the relay: the poll claims all 25 in one read and sends them together.
+        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            await outbox.EnqueueManyAsync(tx, events);
+            await tx.CommitAsync();
+        }
+        outbox.Notify();
+
+        var bundle = await _bundles.WaitForAsync(events[0].JobId, Timeout);
+        Assert.Equal(events, bundle);
+        foreach (var e in events)
+            await SentRowAsync(e.JobId);
+        Assert.Equal(sentByPoll + events.Count, outbox.Counts.SentByPoll);
+        Assert.Single(_bundles.All, b => b.Any(e => events.Contains(e)));
+    }
+
+    [Fact]
+    public async Task Bundled_events_committed_through_the_outbox_are_each_delivered_once()
+    {
+        var outbox = _host.Get<MessageOutbox>();
+        var events = Enumerable.Range(0, 25).Select(i => new JobFunded { JobId = JobId.New(), Escrowed = i, OccurredAt = DateTimeOffset.UtcNow }).ToList();
+        var sentFromMemory = outbox.Counts.SentFromMemory;
+
+        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
+        await using (var tx = await connection.BeginTransactionAsync())
+        {
+            await outbox.EnqueueManyAsync(tx, events);
+            await outbox.CommitAsync(tx);
+        }
+
+        foreach (var e in events)
+            await SentRowAsync(e.JobId);
+        await Eventually.UntilAsync(() => Task.FromResult(_bundles.All.SelectMany(b => b).Count(events.Contains)), n => n >= events.Count, Timeout,
+            "every event delivered");
+        // However the relay happened to split them, each event came once, and in the order written within its bundle.
+        var delivered = _bundles.All.SelectMany(b => b).Where(events.Contains).ToList();
+        Assert.Equal(events.Count, delivered.Count);
+        Assert.Equal(events, delivered);
+        Assert.True(outbox.Counts.SentFromMemory >= sentFromMemory + events.Count);
+        Assert.Empty(_deliveries.All);
+    }
+
+    [Fact]
     public async Task A_row_that_cannot_be_sent_neither_blocks_nor_repeats_the_others()
     {
         await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
@@ -157,8 +210,8 @@ public sealed class OutboxRelayTests : IAsyncLifetime
         }
         // Written by SQL, so the poll finds it (nobody hands it over) and fails on it.
         await Eventually.UntilAsync(BadRowAsync, bad => bad.Attempts >= 1, Timeout, "the poll to try the unsendable row");
-        var good = Funded();
-        var marker = Funded();
+        var good = Probe();
+        var marker = Probe();
 
         await EnqueueAsync(good, commit: true);
         await SentRowAsync(good.JobId);
@@ -193,9 +246,9 @@ public sealed class OutboxRelayTests : IAsyncLifetime
 
     private sealed record NotAContract(string Value);
 
-    private static JobFunded Funded() => new() { JobId = JobId.New(), Escrowed = 12.5m, OccurredAt = DateTimeOffset.UtcNow };
+    private static JobRejected Probe() => new() { JobId = JobId.New(), Reason = "probe", Detail = "an outbox probe", OccurredAt = DateTimeOffset.UtcNow };
 
-    private async Task EnqueueAsync(JobFunded message, bool commit, string? sendTo = null)
+    private async Task EnqueueAsync(JobRejected message, bool commit, string? sendTo = null)
     {
         var outbox = _host.Get<MessageOutbox>();
         await using var connection = await RunningHost.OpenDatabaseAsync(_env);
@@ -233,7 +286,7 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     private sealed record OutboxRow(Guid MessageId, string MessageType, string? Destination, bool Sent, int Attempts);
 }
 
-internal sealed record Delivery(string Queue, Guid? MessageId, JobFunded Message);
+internal sealed record Delivery(string Queue, Guid? MessageId, JobRejected Message);
 
 /// <summary>Every message the probe consumers received, in arrival order.</summary>
 internal sealed class Deliveries
@@ -242,7 +295,7 @@ internal sealed class Deliveries
 
     public IReadOnlyList<Delivery> All => [.. _received];
 
-    public void Add(ConsumeContext<JobFunded> context) =>
+    public void Add(ConsumeContext<JobRejected> context) =>
         _received.Enqueue(new Delivery(context.ReceiveContext.InputAddress.Segments[^1], context.MessageId, context.Message));
 
     /// <summary>Waits for the one delivery of the job's message (a second delivery fails the wait).</summary>
@@ -255,18 +308,43 @@ internal sealed class Deliveries
     }
 }
 
-internal sealed class PublishedProbeConsumer(Deliveries deliveries) : IConsumer<JobFunded>
+/// <summary>Every bundle of <see cref="JobFunded"/> the probe received, in arrival order.</summary>
+internal sealed class Bundles
 {
-    public Task Consume(ConsumeContext<JobFunded> context)
+    private readonly ConcurrentQueue<IReadOnlyList<JobFunded>> _received = new();
+
+    public IReadOnlyList<IReadOnlyList<JobFunded>> All => [.. _received];
+
+    public void Add(IReadOnlyList<JobFunded> items) => _received.Enqueue(items);
+
+    /// <summary>Waits for the one bundle that carries the job's event.</summary>
+    public async Task<IReadOnlyList<JobFunded>> WaitForAsync(JobId jobId, TimeSpan timeout) =>
+        (await Eventually.UntilAsync(
+            () => Task.FromResult(All.SingleOrDefault(b => b.Any(e => e.JobId == jobId))),
+            b => b is not null, timeout, $"the bundle with {jobId}"))!;
+}
+
+internal sealed class BundleProbeConsumer(Bundles bundles) : IConsumer<Bundle<JobFunded>>
+{
+    public Task Consume(ConsumeContext<Bundle<JobFunded>> context)
+    {
+        bundles.Add(context.Message.Items);
+        return Task.CompletedTask;
+    }
+}
+
+internal sealed class PublishedProbeConsumer(Deliveries deliveries) : IConsumer<JobRejected>
+{
+    public Task Consume(ConsumeContext<JobRejected> context)
     {
         deliveries.Add(context);
         return Task.CompletedTask;
     }
 }
 
-internal sealed class DirectProbeConsumer(Deliveries deliveries) : IConsumer<JobFunded>
+internal sealed class DirectProbeConsumer(Deliveries deliveries) : IConsumer<JobRejected>
 {
-    public Task Consume(ConsumeContext<JobFunded> context)
+    public Task Consume(ConsumeContext<JobRejected> context)
     {
         deliveries.Add(context);
         return Task.CompletedTask;

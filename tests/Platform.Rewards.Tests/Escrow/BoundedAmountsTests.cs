@@ -98,7 +98,7 @@ public sealed class BoundedAmountsTests : IAsyncLifetime
         var job = Submitted(client, gflop: 10);
         var attempt = Attempt(await _rewards.OpenAsync("operator", 0m), double.NaN, joules: double.PositiveInfinity);
 
-        await Assert.ThrowsAsync<System.Runtime.Serialization.SerializationException>(() => _rewards.Harness.Bus.Publish(Completed(job, attempt)));
-        await Assert.ThrowsAsync<System.Runtime.Serialization.SerializationException>(() => _rewards.Harness.Bus.Publish(Submitted(client, double.NaN)));
+        await Assert.ThrowsAsync<System.Runtime.Serialization.SerializationException>(() => _rewards.Harness.Bus.Publish(Bundle.Of(Completed(job, attempt))));
+        await Assert.ThrowsAsync<System.Runtime.Serialization.SerializationException>(() => _rewards.Harness.Bus.Publish(Bundle.Of(Submitted(client, double.NaN))));
     }
 }

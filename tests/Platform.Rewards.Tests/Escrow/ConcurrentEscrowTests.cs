@@ -25,7 +25,7 @@ public sealed class ConcurrentEscrowTests : IAsyncLifetime
         var client = await _rewards.OpenAsync("client", balance);
         var submitted = Enumerable.Range(0, jobs).Select(_ => Submitted(client, gflop: 10)).ToList();
 
-        await Task.WhenAll(submitted.Select(job => _rewards.Harness.Bus.Publish(job)));
+        await Task.WhenAll(submitted.Select(job => _rewards.Harness.Bus.Publish(Bundle.Of(job))));
 
         await using var connection = await _rewards.Database.OpenConnectionAsync();
         await Eventually.UntilAsync(

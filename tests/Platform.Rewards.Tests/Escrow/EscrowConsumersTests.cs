@@ -31,8 +31,8 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
     private async Task<JobSubmitted> FundedAsync(AccountId client, double gflop)
     {
         var job = Submitted(client, gflop);
-        await Harness.Bus.Publish(job);
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        await Harness.Bus.Publish(Bundle.Of(job));
+        Assert.True(await Harness.AnyPublished<JobFunded>(m => m.JobId == job.JobId));
         return job;
     }
 
@@ -56,9 +56,9 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         var client = await OpenAsync("client", 100m);
         var job = Submitted(client, gflop: 10); // matmul at 0.5 per GFLOP: 5 credits
 
-        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(Bundle.Of(job));
 
-        Assert.True(await Harness.Published.Any<JobFunded>(m => m.Context.Message.JobId == job.JobId));
+        Assert.True(await Harness.AnyPublished<JobFunded>(m => m.JobId == job.JobId));
         Assert.Equal(95m, await BalanceAsync(client.Value));
         Assert.Equal(5m, await BalanceAsync("sys:escrow"));
     }
@@ -69,9 +69,9 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         var client = await OpenAsync("client", 150m);
         var jobs = Enumerable.Range(0, 40).Select(_ => Submitted(client, gflop: 10)).ToList(); // 5 credits each: 30 fit
 
-        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(j)));
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(Bundle.Of(j))));
         await _host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count);
-        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(j))); // redelivered: changes nothing
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(Bundle.Of(j)))); // redelivered: changes nothing
         await _host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count + 5);
 
         var (escrows, transactions) = await _rewards.EscrowsAsync(jobs.Select(j => j.JobId));
@@ -92,7 +92,7 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         var client = await OpenAsync("client", 1m);
         var job = Submitted(client, gflop: 10);
 
-        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(Bundle.Of(job));
 
         var rejected = await Harness.Published.SelectAsync<JobRejected>(m => m.Context.Message.JobId == job.JobId).First();
         Assert.Equal("insufficient_credits", rejected.Context.Message.Reason);
@@ -105,7 +105,7 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         var client = await OpenAsync("client", 100m);
         var job = Submitted(client, gflop: 10, maxPrice: 1m);
 
-        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(Bundle.Of(job));
 
         var rejected = await Harness.Published.SelectAsync<JobRejected>(m => m.Context.Message.JobId == job.JobId).First();
         Assert.Equal("max_price_exceeded", rejected.Context.Message.Reason);
@@ -120,9 +120,9 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
 
         // Three deliveries, each under its own message id, so no message-id deduplication can hide a double payment.
         var completed = Completed(job, operatorAccount, gflop: 10);
-        await Harness.Bus.Publish(completed);
-        await Harness.Bus.Publish(completed);
-        await Harness.Bus.Publish(completed);
+        await Harness.Bus.Publish(Bundle.Of(completed));
+        await Harness.Bus.Publish(Bundle.Of(completed));
+        await Harness.Bus.Publish(Bundle.Of(completed));
         await _host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId, count: 3);
 
         // Price 5: operator gets 90% (4.5) and a mint out of the 0.5 fee (1.0 due at 0.1 per GFLOP, capped at the fee).
@@ -143,7 +143,7 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         // 1e-8 GFLOP (a vector-add of a few floats): 0.1 credits per GFLOP mints 1e-9, below the ledger's 6 digits.
         var job = await FundedAsync(client, gflop: 1e-8);
 
-        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 1e-8));
+        await Harness.Bus.Publish(Bundle.Of(Completed(job, operatorAccount, gflop: 1e-8)));
         await _host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId);
 
         await using var connection = await _rewards.Database.OpenConnectionAsync();
@@ -167,7 +167,7 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         {
             var job = await FundedAsync(client, gflop: 10);
             statements.Clear();
-            await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: 10));
+            await Harness.Bus.Publish(Bundle.Of(Completed(job, operatorAccount, gflop: 10)));
             await _host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId);
             inserts.Add(statements.Mentioning("insert into accounts"));
         }
@@ -187,12 +187,12 @@ public sealed class EscrowConsumersTests(Xunit.Abstractions.ITestOutputHelper ou
         var operatorAccount = await OpenAsync("operator", 0m);
         var job = await FundedAsync(client, gflop: 10);
 
-        await Harness.Bus.Publish(Completed(job, operatorAccount, gflop: nodeGflop));
+        await Harness.Bus.Publish(Bundle.Of(Completed(job, operatorAccount, gflop: nodeGflop)));
 
         // 10 GFLOP estimated from the shapes: price 5, paid in full, whatever the node's figure.
-        var settled = await Harness.Published.SelectAsync<PaymentSettled>(m => m.Context.Message.JobId == job.JobId).First();
-        Assert.Equal(5m, settled.Context.Message.Cost);
-        Assert.Equal(0m, settled.Context.Message.Refunded);
+        var settled = await Harness.FirstPublishedAsync<PaymentSettled>(m => m.JobId == job.JobId);
+        Assert.Equal(5m, settled.Cost);
+        Assert.Equal(0m, settled.Refunded);
         Assert.Equal(95m, await BalanceAsync(client.Value));
         Assert.Equal(5m, await BalanceAsync(operatorAccount.Value));
     }

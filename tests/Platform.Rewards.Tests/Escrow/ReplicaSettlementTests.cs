@@ -1,6 +1,7 @@
 using MassTransit.Testing;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Testing;
 using Platform.Rewards.Escrow;
 using static Platform.Rewards.Tests.RewardsTestHost;
 
@@ -103,10 +104,10 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
         Assert.Equal(4.5m + 0.333333m, await _rewards.BalanceAsync(b.Value));
         Assert.Equal(0.333333m, await _rewards.BalanceAsync(c.Value)); // minted, not paid
         Assert.Equal(0.000001m, await _rewards.BalanceAsync("sys:fees"));
-        var settled = await _rewards.Harness.Published.SelectAsync<PaymentSettled>(m => m.Context.Message.JobId == job.JobId).First();
-        Assert.Equal(10m, settled.Context.Message.Cost);
-        Assert.Equal(0m, settled.Context.Message.Refunded);
-        Assert.Equal(9m, settled.Context.Message.OperatorPaid);
+        var settled = await _rewards.Harness.FirstPublishedAsync<PaymentSettled>(m => m.JobId == job.JobId);
+        Assert.Equal(10m, settled.Cost);
+        Assert.Equal(0m, settled.Refunded);
+        Assert.Equal(9m, settled.OperatorPaid);
         Assert.Equal(3, await _rewards.Consumers.OutboxCountAsync<CreditsMinted>(job.JobId.Value));
         await _rewards.AssertLedgerBalancedAsync();
     }

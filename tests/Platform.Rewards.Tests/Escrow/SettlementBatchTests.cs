@@ -23,7 +23,7 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
     /// <summary>Escrows every job (10 GFLOP of matmul: 5 credits) in one burst and waits until all are funded.</summary>
     private async Task FundAsync(IReadOnlyList<JobSubmitted> jobs)
     {
-        await Task.WhenAll(jobs.Select(j => _rewards.Harness.Bus.Publish(j)));
+        await Task.WhenAll(jobs.Select(j => _rewards.Harness.Bus.Publish(Bundle.Of(j))));
         await Host.HandledAsync<JobSubmitted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count);
         Assert.Equal(jobs.Count * 5m, await _rewards.BalanceAsync("sys:escrow"));
     }
@@ -39,7 +39,7 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
         await FundAsync(jobs);
         var completions = jobs.Select((job, i) => Completed(job, Attempt(operators[i % 4 == 0 ? 0 : 1], gflop: 10))).ToList();
 
-        await Task.WhenAll(completions.Select(c => _rewards.Harness.Bus.Publish(c)));
+        await Task.WhenAll(completions.Select(c => _rewards.Harness.Bus.Publish(Bundle.Of(c))));
         await Host.HandledAsync<JobCompleted>(m => jobs.Any(j => j.JobId == m.JobId), count: jobs.Count);
 
         // The settling transaction is the last to write each escrow row.
@@ -85,7 +85,7 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
             await FundAsync([job]);
             var completed = Completed(job, Attempt(operatorAccount, gflop: 10));
             statements.Clear();
-            await Task.WhenAll(_rewards.Harness.Bus.Publish(completed), _rewards.Harness.Bus.Publish(completed));
+            await Task.WhenAll(_rewards.Harness.Bus.Publish(Bundle.Of(completed)), _rewards.Harness.Bus.Publish(Bundle.Of(completed)));
             await Host.HandledAsync<JobCompleted>(m => m.JobId == job.JobId, count: 2);
             var batches = statements.Mentioning("from escrows where job_id = any");
             output.WriteLine($"try {tries + 1}: the pair took {batches} batch(es)");
@@ -126,8 +126,8 @@ public sealed class SettlementBatchTests(Xunit.Abstractions.ITestOutputHelper ou
         var late = Submitted(client, gflop: 10);
 
         await Task.WhenAll(
-            rewards.Harness.Bus.Publish(Completed(funded, Attempt(operatorAccount, gflop: 10))),
-            rewards.Harness.Bus.Publish(Completed(late, Attempt(operatorAccount, gflop: 10))));
+            rewards.Harness.Bus.Publish(Bundle.Of(Completed(funded, Attempt(operatorAccount, gflop: 10)))),
+            rewards.Harness.Bus.Publish(Bundle.Of(Completed(late, Attempt(operatorAccount, gflop: 10)))));
         // The funded job is paid while the batch is retried for the other: its settlement does not wait for the late
         // job's submission, which is published only once the payment is seen. (When the two happened to come in
         // different batches, this holds trivially.)

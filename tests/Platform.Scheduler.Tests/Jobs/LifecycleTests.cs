@@ -114,8 +114,8 @@ public sealed class LifecycleTests : IAsyncLifetime
             EstimatedGflop = 1,
             OccurredAt = DateTimeOffset.UtcNow,
         };
-        await Harness.Bus.Publish(job);
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await Harness.Bus.Publish(Bundle.Of(job));
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         return job;
     }
 
@@ -174,10 +174,10 @@ public sealed class LifecycleTests : IAsyncLifetime
         await _host.HandledAsync<AttemptCompleted>(m => m.AttemptId == first.AttemptId);
         Assert.Equal("assigned", await StatusAsync(job.JobId));
         await CompleteAsync(second);
-        var completed = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        var completed = await Harness.FirstPublishedAsync<JobCompleted>(m => m.JobId == job.JobId);
         Assert.Equal(second.AttemptId, completed.AttemptId);
         Assert.Equal(1, await _host.OutboxCountAsync<JobCompleted>(job.JobId.Value));
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Reason == "lease_expired"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Reason == "lease_expired"));
     }
 
     [Fact]
@@ -226,8 +226,8 @@ public sealed class LifecycleTests : IAsyncLifetime
 
         Assert.Equal(healthy.WorkerId, (await AssignedAsync(job.JobId, nth: 2)).WorkerId);
         Assert.True(Volatile.Read(ref forged) > 2);
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.AttemptId == first.AttemptId
-            && m.Context.Message.Reason is "worker_lost" or "lease_expired"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.AttemptId == first.AttemptId
+            && m.Reason is "worker_lost" or "lease_expired"));
     }
 
     [Fact]
@@ -266,7 +266,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal("assigned", await StatusAsync(job.JobId));
         Assert.Equal(0, await _host.OutboxCountAsync<JobFailed>(job.JobId.Value));
         await CompleteAsync(assign);
-        var completed = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        var completed = await Harness.FirstPublishedAsync<JobCompleted>(m => m.JobId == job.JobId);
         Assert.Equal(assign.AttemptId, completed.AttemptId);
     }
 
@@ -284,7 +284,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         var healthy = await LiveAsync(Online(gflops: 1));
 
         Assert.Equal(healthy.WorkerId, (await AssignedAsync(job.JobId, nth: 2)).WorkerId);
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Reason == "worker_lost"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Reason == "worker_lost"));
     }
 
     [Fact]
@@ -358,15 +358,15 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.True(await Harness.Published.Any<JobCancelled>(m => m.Context.Message.JobId == jobId));
         await LiveAsync(Online());
 
-        await Harness.Bus.Publish(new JobSubmitted
+        await Harness.Bus.Publish(Bundle.Of(new JobSubmitted
         {
             JobId = jobId,
             ClientAccountId = client,
             Spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } },
             EstimatedGflop = 1,
             OccurredAt = DateTimeOffset.UtcNow,
-        });
-        await Harness.Bus.Publish(new JobFunded { JobId = jobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        }));
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = jobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         await _host.HandledAsync<JobFunded>(m => m.JobId == jobId);
         await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
 
@@ -419,13 +419,13 @@ public sealed class LifecycleTests : IAsyncLifetime
         }).ToList();
         var ids = jobs.Select(j => j.JobId).ToHashSet();
 
-        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(j)));
-        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow })));
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(Bundle.Of(j))));
+        await Task.WhenAll(jobs.Select(j => Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }))));
         await _host.HandledAsync<JobSubmitted>(m => ids.Contains(m.JobId), count: jobs.Count);
         await _host.HandledAsync<JobFunded>(m => ids.Contains(m.JobId), count: jobs.Count);
         // Redelivered, both change nothing.
-        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(j)));
-        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow })));
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(Bundle.Of(j))));
+        await Task.WhenAll(jobs.Take(5).Select(j => Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = j.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }))));
         await _host.HandledAsync<JobFunded>(m => ids.Contains(m.JobId), count: jobs.Count + 5);
         await _host.HandledAsync<JobSubmitted>(m => ids.Contains(m.JobId), count: jobs.Count + 5);
 
@@ -516,7 +516,7 @@ public sealed class LifecycleTests : IAsyncLifetime
 
         // The worker's AttemptStarted is still on its way (or lost) when its result arrives.
         await CompleteAsync(assign);
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "completed"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Status == "completed"));
         await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptStarted { JobId = assign.JobId, AttemptId = assign.AttemptId, WorkerId = assign.WorkerId, OccurredAt = DateTimeOffset.UtcNow }));
         await _host.HandledAsync<AttemptStarted>(m => m.AttemptId == assign.AttemptId);
 

@@ -163,7 +163,7 @@ public sealed class LivenessClaimsTests() : SchedulerHarnessTest("scheduler-live
             new { id = first.AttemptId.Value }));
         Assert.Equal(0.8, await QueryAsync<double>("select reputation from workers where id = @id", new { id = stalling.WorkerId.Value }), 6);
         Assert.True(await Harness.Sent.Any<CancelAttempt>(m => m.Context.Message.AttemptId == first.AttemptId));
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.AttemptId == first.AttemptId && m.Context.Message.Reason == "attempt_overdue"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.AttemptId == first.AttemptId && m.Reason == "attempt_overdue"));
 
         await ReportAsync(second, Output(1, 2, 3));
         Assert.Equal(second.AttemptId, (await CompletedAsync(job.JobId)).AttemptId);

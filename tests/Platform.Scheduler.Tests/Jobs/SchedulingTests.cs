@@ -76,8 +76,8 @@ public sealed class SchedulingTests : IAsyncLifetime
 
     private async Task FundAsync(JobSubmitted job)
     {
-        await Harness.Bus.Publish(job);
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await Harness.Bus.Publish(Bundle.Of(job));
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
     }
 
     private async Task<AssignJob> AssignedAsync(JobId job, int nth = 1) =>
@@ -103,7 +103,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         Assert.Equal(worker.WorkerId, assign.WorkerId);
         Assert.True(assign.LeaseDeadline > DateTimeOffset.UtcNow);
         Assert.Equal(job.Spec.Inputs, assign.Spec.Inputs);
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "assigned"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Status == "assigned"));
     }
 
     [Fact]
@@ -111,12 +111,12 @@ public sealed class SchedulingTests : IAsyncLifetime
     {
         var job = Submitted();
 
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         await _host.HandledAsync<JobFunded>(m => m.JobId == job.JobId);
         Assert.Equal("pending", await StatusAsync(job.JobId));
-        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(Bundle.Of(job));
 
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "queued"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Status == "queued"));
     }
 
     [Fact]
@@ -205,7 +205,7 @@ public sealed class SchedulingTests : IAsyncLifetime
         await Harness.Bus.Publish(completed);
         await _host.HandledAsync<AttemptCompleted>(m => m.JobId == job.JobId, count: 2);
 
-        var done = (await Harness.Published.SelectAsync<JobCompleted>(m => m.Context.Message.JobId == job.JobId).First()).Context.Message;
+        var done = await Harness.FirstPublishedAsync<JobCompleted>(m => m.JobId == job.JobId);
         Assert.Equal(Operator, done.OperatorAccountId);
         Assert.Equal(Client, done.ClientAccountId);
         Assert.Equal("completed", await StatusAsync(job.JobId));
@@ -347,12 +347,12 @@ public sealed class SchedulingTests : IAsyncLifetime
     {
         await _host.AnnounceAsync(Online());
         var job = Submitted();
-        await Harness.Bus.Publish(job);
+        await Harness.Bus.Publish(Bundle.Of(job));
         await Harness.Bus.Publish(new JobRejected { JobId = job.JobId, Reason = "insufficient_credits", Detail = "no credits", OccurredAt = DateTimeOffset.UtcNow });
         await Eventually.UntilAsync(() => StatusAsync(job.JobId), s => s == "rejected", TimeSpan.FromSeconds(20), "job rejected");
 
         // A late JobFunded (reordered) must not revive it.
-        await Harness.Bus.Publish(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = job.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         await _host.HandledAsync<JobFunded>(m => m.JobId == job.JobId);
         await _host.Services.GetRequiredService<Dispatcher>().DispatchBatchAsync(CancellationToken.None);
 

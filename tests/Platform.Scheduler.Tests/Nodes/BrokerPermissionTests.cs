@@ -128,7 +128,7 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
 
         var job = JobId.New();
         var bus = f.Scheduler.Services.GetRequiredService<IBus>();
-        await bus.Publish(new JobSubmitted
+        await bus.Publish(Bundle.Of(new JobSubmitted
         {
             JobId = job,
             ClientAccountId = AccountId.New(),
@@ -141,8 +141,8 @@ public sealed class BrokerPermissionTests(TwoNodesFixture f) : IClassFixture<Two
             },
             EstimatedGflop = 1,
             OccurredAt = DateTimeOffset.UtcNow,
-        });
-        await bus.Publish(new JobFunded { JobId = job, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        }));
+        await bus.Publish(Bundle.Of(new JobFunded { JobId = job, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
 
         var assigned = await Eventually.UntilAsync(() => f.Rogue.TakeAsync(f.EnrolledA.Broker.AssignmentQueue),
             m => m is { } taken && taken.Message.GetProperty("jobId").GetString() == job.Value, Deadline, "the AssignJob on A's own queue");

@@ -65,8 +65,8 @@ public sealed class ReadyQueueReloadTests : IAsyncLifetime
         var spec = new JobSpec { Kernel = "vector-add", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } };
         // A job through this scheduler's intake first: once it is assigned, a pass with a free slot has loaded the queue.
         var own = new JobSubmitted { JobId = JobId.New(), ClientAccountId = AccountId.New(), Spec = spec, EstimatedGflop = 1, OccurredAt = DateTimeOffset.UtcNow };
-        await _host.Harness.Bus.Publish(own);
-        await _host.Harness.Bus.Publish(new JobFunded { JobId = own.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow });
+        await _host.Harness.Bus.Publish(Bundle.Of(own));
+        await _host.Harness.Bus.Publish(Bundle.Of(new JobFunded { JobId = own.JobId, Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow }));
         Assert.True(await _host.Harness.Sent.Any<AssignJob>(m => m.Context.Message.JobId == own.JobId));
         var job = JobId.New();
 

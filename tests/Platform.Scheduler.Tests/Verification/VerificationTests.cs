@@ -136,7 +136,7 @@ public sealed class VerificationTests : SchedulerHarnessTest
 
         var second = await AssignedAsync(job.JobId, nth: 2);
         Assert.Equal(honest.WorkerId, second.WorkerId);
-        Assert.True(await Harness.Published.Any<JobStatusChanged>(m => m.Context.Message.JobId == job.JobId && m.Context.Message.Status == "verifying"));
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Status == "verifying"));
         await ReportAsync(second, Output(1, 2, 3));
 
         // The tie-breaker adds in another order: a different CID, equal within rounding.
