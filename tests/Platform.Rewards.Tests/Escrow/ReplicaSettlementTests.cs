@@ -1,8 +1,8 @@
 using MassTransit.Testing;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
-using Platform.Testing;
 using Platform.Rewards.Escrow;
+using Platform.Testing;
 using static Platform.Rewards.Tests.RewardsTestHost;
 
 namespace Platform.Rewards.Tests.Escrow;
