@@ -36,17 +36,20 @@ public static class MatchingBenchmark
             (PlacementPolicy)rng.Next(3))).ToList();
 
         // Keep about 60% of the slots busy: past that, each new placement first frees the oldest.
-        var running = new Queue<string>();
+        var running = new Queue<(string Worker, JobDemand Job)>();
         var busyTarget = slots * 6 / 10;
         var placed = 0;
         var stopwatch = Stopwatch.StartNew();
         foreach (var job in jobs)
         {
             if (running.Count >= busyTarget)
-                engine.Release(running.Dequeue());
+            {
+                var (worker, done) = running.Dequeue();
+                engine.Release(worker, done);
+            }
             if (engine.Place(job) is { } choice)
             {
-                running.Enqueue(choice.WorkerId);
+                running.Enqueue((choice.WorkerId, job));
                 placed++;
             }
         }

@@ -104,7 +104,8 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
     };
 
     /// <param name="inputs">The job's inputs; by default two CIDs storage does not hold (the scheduler reads inputs only to check a claim).</param>
-    protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null, Dictionary<string, Cid>? inputs = null)
+    protected async Task<JobSubmitted> SubmitAsync(int replicas = 1, JobId? id = null, JobRequirements? requirements = null, Dictionary<string, Cid>? inputs = null,
+        double gflop = 1)
     {
         var job = new JobSubmitted
         {
@@ -117,7 +118,7 @@ public abstract class SchedulerHarnessTest(string environment) : IAsyncLifetime
                 Replicas = replicas,
                 Requirements = requirements ?? new JobRequirements(),
             },
-            EstimatedGflop = 1,
+            EstimatedGflop = gflop,
             OccurredAt = DateTimeOffset.UtcNow,
         };
         await Harness.Bus.Publish(Bundle.Of(job));

@@ -32,6 +32,12 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     // and widens to BatchSize only when that window was full and left slots free.
     private const int WindowPerFreeSlot = 4;
     private const int MinWindow = 8;
+
+    // The units of a slot (Scheduler:TinyJobsPerSlot): a job takes them all, a tiny job one (WorkerState).
+    private int UnitsPerSlot => options.Value.TinyJobsPerSlot;
+
+    private bool IsTiny(QueuedJob job) =>
+        UnitsPerSlot > 1 && job.EstimatedGflop <= options.Value.TinyJobGflop && job.InputBytes <= options.Value.TinyJobInputBytes;
     private const double UnmeasuredGflops = 0.1;
     private readonly SemaphoreSlim _poked = new(0, 1);
 
@@ -143,7 +149,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     // reputation) are loaded to be told why.
     private const string LoadWorkers = """
         select w.id, w.operator_account_id as OperatorAccountId, w.region, least(w.slots, @MaxSlots) as Slots, w.kernels, w.memory_mb as MemoryMb, w.device_kinds as DeviceKinds, w.gflops::text as Gflops, w.power_watts as PowerWatts,
-               (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
+               (select coalesce(sum(coalesce(j.slot_units, @UnitsPerSlot)), 0) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active,
                coalesce(s.staked, 0) as Stake, w.reputation, w.last_seen_at > @aliveSince as Alive,
                (select jsonb_object_agg(e.kernel, e.joules / e.gflop)::text from worker_energy e
                 where e.worker_id = w.id and e.gflop > 0 and e.attempts >= @EnergySamples) as JoulesPerGflop,
@@ -161,7 +167,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     // to the worker that had just failed it. A worker another pass holds is left out of this one.
     private const string ClaimWorkers = "select id from unnest(@ids) as w (id) where pg_try_advisory_xact_lock(@DispatchClaims, hashtext(w.id))";
     private const string CountActive = """
-        select w.id, (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
+        select w.id, (select coalesce(sum(coalesce(j.slot_units, @UnitsPerSlot)), 0) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
         from workers w where w.id = any(@ids) and w.online
         """;
 
@@ -172,8 +178,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     // update, so each counts its worker's attempts with this pass's included.
     private const string Assign = """
         update jobs j set status = 'assigned', worker_id = a.worker_id, attempt_id = a.attempt_id, lease_deadline = @leaseDeadline,
-                          attempt_deadline = a.attempt_deadline, attempt_count = j.attempt_count + 1, last_assigned_at = @now
-        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines) as a (job_id, worker_id, attempt_id, attempt_deadline)
+                          attempt_deadline = a.attempt_deadline, attempt_count = j.attempt_count + 1, last_assigned_at = @now,
+                          slot_units = a.slot_units
+        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines, @slotUnits) as a (job_id, worker_id, attempt_id, attempt_deadline, slot_units)
         where j.id = a.job_id and j.status = 'queued'
         """;
     private const string InsertAttempts = """
@@ -192,7 +199,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await using var tx = await connection.BeginTransactionAsync(ct);
         var engine = new PlacementEngine(new PlacementModel(o));
         var all = (await connection.QueryAsync<WorkerRow>(new CommandDefinition(
-            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples, o.ClaimSamples, o.MaxSlots }, tx, cancellationToken: ct))).ToList();
+            LoadWorkers, new { aliveSince = now - 3 * o.HeartbeatInterval, o.EnergySamples, o.ClaimSamples, o.MaxSlots, UnitsPerSlot }, tx, cancellationToken: ct))).ToList();
         var ineligible = new List<(WorkerRow Worker, PlacementReason Reason)>();
         var eligible = new List<WorkerRow>();
         foreach (var w in all)
@@ -204,21 +211,22 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         }
         // With no free slot there is nothing to place. (A worker that may not get work at all is told why by its
         // standing, read from its row, so explaining it is no reason to read the queue.)
-        var withFreeSlots = eligible.Where(w => w.Active < w.Slots).Select(w => w.Id).ToArray();
+        var withFreeSlots = eligible.Where(w => w.Active < w.Slots * UnitsPerSlot).Select(w => w.Id).ToArray();
         var claimed = withFreeSlots.Length == 0 ? [] : (await connection.QueryAsync<string>(new CommandDefinition(
             ClaimWorkers, new { ids = withFreeSlots, DispatchClaims }, tx, cancellationToken: ct))).ToArray();
         var active = claimed.Length == 0 ? [] : (await connection.QueryAsync<(string Id, int Active)>(new CommandDefinition(
-            CountActive, new { ids = claimed }, tx, cancellationToken: ct))).ToDictionary(r => r.Id, r => r.Active);
+            CountActive, new { ids = claimed, UnitsPerSlot }, tx, cancellationToken: ct))).ToDictionary(r => r.Id, r => r.Active);
 
         var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
         var workers = new List<WorkerRow>();
-        var freeSlots = 0;
+        var freeUnits = 0;
         foreach (var w in eligible)
         {
             workers.Add(w);
             // Only workers this pass holds take jobs in it: one another pass holds, or that went offline since it was
             // loaded, is left for the next pass (the engine explains it as full).
-            var busy = active.TryGetValue(w.Id, out var counted) ? counted : w.Slots;
+            var capacity = w.Slots * UnitsPerSlot;
+            var busy = Math.Min(capacity, active.TryGetValue(w.Id, out var counted) ? counted : capacity);
             // A worker runs the kernels it lists; one it has not measured is assumed slow rather than left out. What it
             // claims is believed only up to what the scheduler measured of it (WorkerClaims).
             var claimedRates = JsonSerializer.Deserialize<Dictionary<string, double>>(w.Gflops, PlatformJson.Options)!;
@@ -227,8 +235,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 claimedRates.TryGetValue(k, out var rate) && rate > 0 ? rate : UnmeasuredGflops, measured.GetValueOrDefault(k), o));
             placed[w.Id] = (rates, w.Slots);
             var energy = w.JoulesPerGflop is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(w.JoulesPerGflop, PlatformJson.Options);
-            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, Math.Min(busy, w.Slots), w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy));
-            freeSlots += w.Slots - Math.Min(busy, w.Slots);
+            engine.Add(new WorkerState(w.Id, w.Region, w.Slots, busy, w.MemoryMb, w.DeviceKinds, rates, w.PowerWatts, energy, UnitsPerSlot));
+            freeUnits += capacity - busy;
         }
         if (!engine.HasCapacity)
         {
@@ -244,7 +252,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         await fairShare.LoadIfStaleAsync(connection, tx, ct);
         var (usageClients, usageCounts) = fairShare.Snapshot();
         var usage = usageClients.Zip(usageCounts).ToDictionary(u => u.First, u => u.Second);
-        var window = Math.Min(BatchSize, Math.Max(MinWindow, freeSlots * WindowPerFreeSlot));
+        // Sized for whole slots; when tiny jobs share slots, for as many tiny jobs as the free units hold.
+        var window = Math.Min(BatchSize, Math.Max(MinWindow, UnitsPerSlot > 1 ? freeUnits : freeUnits * WindowPerFreeSlot));
         var chosen = ready.Candidates(window, usage);
         var queued = await ClaimAsync(connection, tx, chosen, ct);
         // Stamped after the claim, not at the pass's start: a job funded while the workers were being loaded was queued
@@ -252,14 +261,16 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         var assignedAt = clock.GetUtcNow();
 
         // Placed in memory against the slots this pass holds, then written all at once.
-        var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)>();
+        var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline, int SlotUnits)>();
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
         for (var i = 0; engine.HasCapacity; i++)
         {
             // The window was full and its jobs did not fill the free slots (they want a kernel, device or region those
             // slots do not offer, or another pass holds them): the same pass looks further down the queue, the jobs
             // already chosen left out.
-            if (i == queued.Count && chosen.Count == window && window < BatchSize)
+            // With only parts of slots left, only tiny jobs further down could use them: look further only when the
+            // window had tiny jobs (a queue of big jobs would otherwise claim the whole batch on every pass).
+            if (i == queued.Count && chosen.Count == window && window < BatchSize && (engine.HasWholeSlot || queued.Any(IsTiny)))
             {
                 var seen = chosen.Select(c => c.Id).ToHashSet();
                 window = BatchSize;
@@ -269,7 +280,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 break;
             var job = queued[i];
             var demand = new JobDemand(job.Kernel, job.EstimatedGflop, job.InputBytes, job.Device, job.MinMemoryMb, job.Region,
-                PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy));
+                PlacementPolicies.Parse(job.Policy ?? o.DefaultPolicy), IsTiny(job));
             var exclude = (job.ResultOperators ?? []).Concat(job.InputClaimOperators ?? []).SelectMany(op => workersByOperator[op]).ToHashSet();
             var failedOn = job.FailedOn ?? [];
             var choice = engine.Place(demand, failedOn, exclude);
@@ -285,7 +296,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             if (choice is null)
                 continue;
             var (workerRates, workerSlots) = placed[choice.WorkerId];
-            assignments.Add((job, choice, AttemptId.New(), AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt)));
+            assignments.Add((job, choice, AttemptId.New(), AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt), demand.Tiny ? 1 : UnitsPerSlot));
         }
         await AssignAsync(connection, tx, assignments, assignedAt, ct);
         await outbox.CommitAsync(tx, ct);
@@ -376,7 +387,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     }
 
     private async Task AssignAsync(NpgsqlConnection connection, NpgsqlTransaction tx,
-        List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline)> assignments, DateTimeOffset now, CancellationToken ct)
+        List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline, int SlotUnits)> assignments, DateTimeOffset now, CancellationToken ct)
     {
         if (assignments.Count == 0)
             return;
@@ -387,6 +398,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             workerIds = assignments.Select(a => a.Choice.WorkerId).ToArray(),
             attemptIds = assignments.Select(a => a.AttemptId.Value).ToArray(),
             attemptDeadlines = assignments.Select(a => a.AttemptDeadline).ToArray(),
+            slotUnits = assignments.Select(a => a.SlotUnits).ToArray(),
             leaseDeadline,
             now,
         };

@@ -7,7 +7,12 @@ public enum PlacementPolicy
     Cost,
 }
 
-/// <summary>A worker as placement sees it: where it is, what it runs, how fast, and how busy.</summary>
+/// <summary>
+/// A worker as placement sees it: where it is, what it runs, how fast, and how busy. Busy in units: each slot is
+/// <paramref name="UnitsPerSlot"/> units, a job takes a whole slot, and a tiny job (<see cref="JobDemand.Tiny"/>) one
+/// unit, so one slot holds that many tiny jobs at once (they wait in the node's queue and run through its slots in
+/// turn). With one unit per slot, <paramref name="Active"/> counts attempts.
+/// </summary>
 public sealed record WorkerState(
     string Id,
     string Region,
@@ -17,8 +22,14 @@ public sealed record WorkerState(
     IReadOnlyCollection<string> DeviceKinds,
     IReadOnlyDictionary<string, double> Gflops,
     double PowerWatts,
-    IReadOnlyDictionary<string, double>? JoulesPerGflop = null)
+    IReadOnlyDictionary<string, double>? JoulesPerGflop = null,
+    int UnitsPerSlot = 1)
 {
+    public int Capacity => Slots * UnitsPerSlot;
+
+    /// <summary>The units the job takes on this worker.</summary>
+    public int UnitsOf(JobDemand job) => job.Tiny ? 1 : UnitsPerSlot;
+
     /// <summary>
     /// Energy per GFLOP of a kernel: what the worker's accepted attempts of it reported, once there are enough of
     /// them, else its calibrated power over its rate.
@@ -27,8 +38,9 @@ public sealed record WorkerState(
         JoulesPerGflop is not null && JoulesPerGflop.TryGetValue(kernel, out var reported) && reported > 0 ? reported : PowerWatts / rate;
 }
 
-/// <summary>What a job needs and how big it is.</summary>
-public sealed record JobDemand(string Kernel, double Gflop, long InputBytes, string Device, long MinMemoryMb, string? Region, PlacementPolicy Policy);
+/// <summary>What a job needs and how big it is; a tiny one takes one unit of a slot (<see cref="WorkerState"/>).</summary>
+public sealed record JobDemand(string Kernel, double Gflop, long InputBytes, string Device, long MinMemoryMb, string? Region, PlacementPolicy Policy,
+    bool Tiny = false);
 
 /// <summary>The chosen worker with the estimates the choice was made on.</summary>
 public sealed record PlacementChoice(string WorkerId, double ExpectedSeconds, double ExpectedJoules, double ExpectedCost = 0);
@@ -66,8 +78,11 @@ public sealed class PlacementEngine(PlacementModel model)
 
     public int WorkerCount => _workers.Count;
 
-    /// <summary>Whether any worker still has a free slot: once none has, the rest of a pass can stop.</summary>
+    /// <summary>Whether any worker still has a free slot (or a unit of one, for tiny jobs): once none has, the rest of a pass can stop.</summary>
     public bool HasCapacity => _workersWithFreeSlots > 0;
+
+    /// <summary>Whether any worker still has a whole slot free: room for a job that is not tiny.</summary>
+    public bool HasWholeSlot => _workers.Values.Any(e => e.Active + e.Worker.UnitsPerSlot <= e.Worker.Capacity);
 
     public void Add(WorkerState worker)
     {
@@ -142,20 +157,22 @@ public sealed class PlacementEngine(PlacementModel model)
 
         var estimate = Score(best, job);
         Unindex(best);
-        best.Active++;
+        best.Active += best.Worker.UnitsOf(job);
         Index(best);
         return new PlacementChoice(best.Worker.Id, estimate.Seconds, estimate.Joules, estimate.Cost);
     }
 
-    /// <summary>Gives a slot back, when an assignment could not be committed.</summary>
-    public void Release(string workerId)
+    /// <summary>Gives back what the job took, when its assignment could not be committed.</summary>
+    public void Release(string workerId, JobDemand job)
     {
         if (!_workers.TryGetValue(workerId, out var entry) || entry.Active == 0)
             return;
         Unindex(entry);
-        entry.Active--;
+        entry.Active = Math.Max(0, entry.Active - entry.Worker.UnitsOf(job));
         Index(entry);
     }
+
+    private static bool Fits(Entry entry, JobDemand job) => entry.Active + entry.Worker.UnitsOf(job) <= entry.Worker.Capacity;
 
     /// <summary>
     /// Why a worker did not get a job that was just placed (or could not be placed): the first hard
@@ -182,7 +199,7 @@ public sealed class PlacementEngine(PlacementModel model)
         // while the failed attempt still held its slot must say the same as one that loaded it after.
         if (avoid?.Contains(workerId) == true && chosen is not null)
             return new PassedOver(PlacementReason.FailedThisJob);
-        if (entry.Active >= worker.Slots)
+        if (!Fits(entry, job))
             return new PassedOver(PlacementReason.NoFreeSlot);
         if (chosen is null)
             return null;
@@ -202,7 +219,7 @@ public sealed class PlacementEngine(PlacementModel model)
         foreach (var (_, id) in set)
         {
             var entry = _workers[id];
-            if (entry.Worker.MemoryMb >= job.MinMemoryMb && !avoid.Contains(id) && !exclude.Contains(id))
+            if (entry.Worker.MemoryMb >= job.MinMemoryMb && !avoid.Contains(id) && !exclude.Contains(id) && Fits(entry, job))
                 return entry;
         }
         return null;
@@ -222,7 +239,7 @@ public sealed class PlacementEngine(PlacementModel model)
     {
         var rate = entry.Worker.Gflops[job.Kernel];
         // A device shared by several attempts gives each a share of its rate.
-        var compute = job.Gflop / rate * (entry.Active + 1);
+        var compute = job.Gflop / rate * (SlotsBusy(entry) + 1);
         var seconds = compute + job.InputBytes / model.TransferBytesPerSecond + model.LatencySeconds(job.Region, entry.Worker.Region);
         var joules = job.Gflop * entry.Worker.EnergyPerGflop(job.Kernel, rate);
         return new Estimate(seconds, joules, joules / 3.6e6 * model.EnergyPrice(entry.Worker.Region));
@@ -233,12 +250,14 @@ public sealed class PlacementEngine(PlacementModel model)
     {
         (int)PlacementPolicy.Energy => joulesPerGflop,
         (int)PlacementPolicy.Cost => joulesPerGflop * model.EnergyPrice(entry.Worker.Region),
-        _ => (entry.Active + 1) / rate,
+        _ => (SlotsBusy(entry) + 1) / rate,
     };
+
+    private static double SlotsBusy(Entry entry) => entry.Active / (double)entry.Worker.UnitsPerSlot;
 
     private void Index(Entry entry)
     {
-        if (entry.Active >= entry.Worker.Slots)
+        if (entry.Active >= entry.Worker.Capacity)
             return;
         _workersWithFreeSlots++;
         foreach (var (bucket, rate, joulesPerGflop) in entry.Buckets)
@@ -250,7 +269,7 @@ public sealed class PlacementEngine(PlacementModel model)
 
     private void Unindex(Entry entry)
     {
-        if (entry.Active >= entry.Worker.Slots)
+        if (entry.Active >= entry.Worker.Capacity)
             return;
         _workersWithFreeSlots--;
         foreach (var (bucket, rate, joulesPerGflop) in entry.Buckets)

@@ -147,6 +147,24 @@ public sealed class SchedulerOptions : IValidatableObject
     public int MaxSlots { get; set; } = 32;
 
     /// <summary>
+    /// How many tiny jobs one slot holds at once (1: a tiny job takes a whole slot, like any other). A node is handed
+    /// that many per slot; they wait in its queue and run through its slots in turn, so the network pipelines tiny
+    /// work instead of paying a full round trip through every stage per slot and job.
+    /// </summary>
+    [Range(1, 1_000)]
+    public int TinyJobsPerSlot { get; set; } = 16;
+
+    /// <summary>
+    /// A job is tiny when the network's own estimate of its work (from the inputs' shapes, never the client's word)
+    /// is at most this many GFLOP and its inputs at most <see cref="TinyJobInputBytes"/>: milliseconds on any node.
+    /// </summary>
+    [Range(0, 1_000)]
+    public double TinyJobGflop { get; set; } = 0.001;
+
+    [Range(0, long.MaxValue)]
+    public long TinyJobInputBytes { get; set; } = 64 * 1024;
+
+    /// <summary>
     /// A worker that failed a job on its inputs (input_invalid, input_missing, input_corrupt) which another
     /// operator's worker then completed keeps this fraction of its reputation.
     /// </summary>

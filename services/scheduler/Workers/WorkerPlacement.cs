@@ -87,7 +87,8 @@ public static class WorkerPlacement
             return (true, "Gets work, but no job has been placed since it came online: the queue has been empty.");
         var chosen = recent.Count(d => d.Code == "chosen");
         var top = recent.Where(d => d.Code != "chosen").GroupBy(d => d.Code).MaxBy(g => g.Count());
-        var busy = w.Active > 0 ? $" It is running {w.Active} of its {w.Slots} slots now." : "";
+        // Tiny jobs share slots (Scheduler:TinyJobsPerSlot), so a worker may hold more attempts than it has slots.
+        var busy = w.Active > 0 ? $" It holds {w.Active} attempt(s) on its {w.Slots} slots now." : "";
         return (true, top is null
             ? $"Gets work: chosen for all of its last {recent.Count} placements.{busy}"
             : $"Gets work: chosen for {chosen} of its last {recent.Count} placements; passed over most often because: {top.First().Message}{busy}");

@@ -120,8 +120,31 @@ public sealed class PlacementEngineTests(ITestOutputHelper output)
 
         Assert.Equal(["a", "b", "a", "b", null], choices);
         Assert.False(engine.HasCapacity);
-        engine.Release("b");
+        engine.Release("b", Job());
         Assert.Equal("b", engine.Place(Job())!.WorkerId);
+    }
+
+    [Fact]
+    public void Tiny_jobs_share_a_slot_and_a_whole_job_waits_for_a_whole_free_slot()
+    {
+        var engine = Engine(Worker("a", slots: 1) with { UnitsPerSlot = 4 });
+        var tiny = Job() with { Gflop = 1e-6, Tiny = true };
+
+        var choices = Enumerable.Range(0, 5).Select(_ => engine.Place(tiny)?.WorkerId).ToList();
+
+        Assert.Equal(["a", "a", "a", "a", null], choices);
+        Assert.False(engine.HasCapacity);
+        engine.Release("a", tiny);
+        // One unit free: room for a tiny job, not for a whole one.
+        Assert.True(engine.HasCapacity);
+        Assert.False(engine.HasWholeSlot);
+        Assert.Null(engine.Place(Job()));
+        Assert.Equal(PlacementReason.NoFreeSlot, engine.Explain("a", Job(), chosen: null)!.Reason);
+        for (var i = 0; i < 3; i++)
+            engine.Release("a", tiny);
+        Assert.True(engine.HasWholeSlot);
+        Assert.Equal("a", engine.Place(Job())!.WorkerId);
+        Assert.Null(engine.Place(tiny));
     }
 
     [Fact]

@@ -82,6 +82,36 @@ public sealed class PlacementExplanationTests() : SchedulerHarnessTest("schedule
     }
 
     [Fact]
+    public async Task A_one_slot_worker_is_handed_many_tiny_jobs_at_once_while_a_whole_job_waits_for_the_slot()
+    {
+        // Six tiny jobs per slot, three given: half the slot's units are left, which a whole job cannot use.
+        await StartAsync(o => o.TinyJobsPerSlot = 6);
+        var worker = await WorkerAsync(gflops: 100);
+        var tiny = new List<JobSubmitted>();
+        for (var i = 0; i < 3; i++)
+            tiny.Add(await SubmitAsync(gflop: 1e-6));
+
+        // All three on the worker's one slot, none finished.
+        var assigned = new List<AssignJob>();
+        foreach (var job in tiny)
+            assigned.Add(await AssignedAsync(job.JobId));
+        Assert.All(assigned, a => Assert.Equal(worker.WorkerId, a.WorkerId));
+        Assert.Equal(3, await QueryAsync<int>("select count(*) from jobs where worker_id = @id and status = 'assigned' and slot_units = 1",
+            new { id = worker.WorkerId.Value }));
+
+        // A job that is not tiny needs the whole slot: a pass considered it for the units left and passed the worker over.
+        var whole = await SubmitAsync();
+        var latest = await LatestAsync(worker.WorkerId, d => d.Code == "no_free_slot");
+        Assert.Null(latest.ChosenWorkerId);
+        Assert.Equal("queued", await QueryAsync<string>("select status from jobs where id = @id", new { id = whole.JobId.Value }));
+
+        foreach (var a in assigned)
+            await ReportAsync(a, Output(1, 2, 3));
+        Assert.Equal(worker.WorkerId, (await AssignedAsync(whole.JobId)).WorkerId);
+        Assert.Equal(6, await QueryAsync<int>("select slot_units from jobs where id = @id", new { id = whole.JobId.Value }));
+    }
+
+    [Fact]
     public async Task A_busy_worker_is_passed_over_for_having_no_free_slot()
     {
         await StartAsync();
