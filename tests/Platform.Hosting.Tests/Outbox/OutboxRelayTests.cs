@@ -154,16 +154,10 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     public async Task Bundled_events_sent_together_travel_as_one_bundle_in_the_order_written()
     {
         var outbox = _host.Get<MessageOutbox>();
-        var events = Enumerable.Range(0, 25).Select(i => new JobFunded { JobId = JobId.New(), Escrowed = i, OccurredAt = DateTimeOffset.UtcNow }).ToList();
         var sentByPoll = outbox.Counts.SentByPoll;
 
         // Committed without handing the rows to the relay: the poll claims all 25 in one read and sends them together.
-        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
-        await using (var tx = await connection.BeginTransactionAsync())
-        {
-            await outbox.EnqueueManyAsync(tx, events);
-            await tx.CommitAsync();
-        }
+        var events = await EnqueueFundedAsync(throughOutbox: false);
         outbox.Notify();
 
         var bundle = await _bundles.WaitForAsync(events[0].JobId, Timeout);
@@ -178,15 +172,9 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     public async Task Bundled_events_committed_through_the_outbox_are_each_delivered_once()
     {
         var outbox = _host.Get<MessageOutbox>();
-        var events = Enumerable.Range(0, 25).Select(i => new JobFunded { JobId = JobId.New(), Escrowed = i, OccurredAt = DateTimeOffset.UtcNow }).ToList();
         var sentFromMemory = outbox.Counts.SentFromMemory;
 
-        await using (var connection = await RunningHost.OpenDatabaseAsync(_env))
-        await using (var tx = await connection.BeginTransactionAsync())
-        {
-            await outbox.EnqueueManyAsync(tx, events);
-            await outbox.CommitAsync(tx);
-        }
+        var events = await EnqueueFundedAsync(throughOutbox: true);
 
         foreach (var e in events)
             await SentRowAsync(e.JobId);
@@ -247,6 +235,21 @@ public sealed class OutboxRelayTests : IAsyncLifetime
     private sealed record NotAContract(string Value);
 
     private static JobRejected Probe() => new() { JobId = JobId.New(), Reason = "probe", Detail = "an outbox probe", OccurredAt = DateTimeOffset.UtcNow };
+
+    /// <summary>25 bundled events in one transaction, committed through the outbox (handed to the relay) or around it.</summary>
+    private async Task<List<JobFunded>> EnqueueFundedAsync(bool throughOutbox)
+    {
+        var outbox = _host.Get<MessageOutbox>();
+        var events = Enumerable.Range(0, 25).Select(i => new JobFunded { JobId = JobId.New(), Escrowed = i, OccurredAt = DateTimeOffset.UtcNow }).ToList();
+        await using var connection = await RunningHost.OpenDatabaseAsync(_env);
+        await using var tx = await connection.BeginTransactionAsync();
+        await outbox.EnqueueManyAsync(tx, events);
+        if (throughOutbox)
+            await outbox.CommitAsync(tx);
+        else
+            await tx.CommitAsync();
+        return events;
+    }
 
     private async Task EnqueueAsync(JobRejected message, bool commit, string? sendTo = null)
     {
