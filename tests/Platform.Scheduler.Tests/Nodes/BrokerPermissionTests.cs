@@ -47,7 +47,13 @@ public sealed class TwoNodesFixture : IAsyncLifetime
         HonestB = await RogueNode.ConnectAsync(EnrolledB.Broker);
     }
 
-    public static string ServiceExchange(string message) => $"Platform.Contracts.Messages:{message}";
+    /// <summary>The exchange the services' buses use for the message: its bundle's for a bundled event (<see cref="BundledAttribute"/>).</summary>
+    public static string ServiceExchange(string message)
+    {
+        var type = typeof(JobSubmitted).Assembly.GetType($"Platform.Contracts.Messages.{message}")!;
+        var wire = BundledAttribute.IsOn(type) ? typeof(Bundle<>).MakeGenericType(type) : type;
+        return new MassTransit.RabbitMqTransport.RabbitMqMessageNameFormatter().GetMessageName(wire).ToString();
+    }
 
     public async Task DisposeAsync()
     {
