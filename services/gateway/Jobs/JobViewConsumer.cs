@@ -76,6 +76,18 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         , public_key = excluded.public_key, metrics = excluded.metrics, spot_check = excluded.spot_check, accepted_index = excluded.accepted_index
         """;
 
+    /// <summary>
+    /// Locks the batch's jobs, in id order, before any of their attempts. A status batch touches a job's row and, between
+    /// its changes, other attempts of the same job; a completion batch touches the accepted attempts and then the job: a
+    /// status batch holding a job and a completion batch holding one of its attempts each waited for the other
+    /// (Postgres broke the cycle by failing one, retried seconds later, with the view behind meanwhile). Every batch
+    /// that writes attempts takes its jobs first, in one order, so none waits for another in a cycle.
+    /// </summary>
+    private static Task LockJobsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IEnumerable<string> ids, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition(
+            "select 1 from jobs where id = any(@ids) order by id for update",
+            new { ids = ids.Distinct().ToArray() }, tx, cancellationToken: ct));
+
     private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
 
     public async Task Consume(ConsumeContext<Batch<Bundle<JobStatusChanged>>> context)
@@ -85,7 +97,9 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var tx = await connection.BeginTransactionAsync(ct);
         // The conditional updates make the order of a job's changes irrelevant; jobs are taken in id order. A failure
         // rolls the whole batch back and it is delivered again, which applies nothing twice.
-        foreach (var message in context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version))
+        var changes = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version).ToList();
+        await LockJobsAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
+        foreach (var message in changes)
             await ApplyAsync(connection, tx, message, ct);
         await tx.CommitAsync(ct);
     }
@@ -140,7 +154,9 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        foreach (var m in context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal))
+        var completions = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
+        await LockJobsAsync(connection, tx, completions.Select(m => m.JobId.Value), ct);
+        foreach (var m in completions)
             await ApplyAsync(connection, tx, m, ct);
         await tx.CommitAsync(ct);
     }
@@ -178,11 +194,17 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
 
     public async Task Consume(ConsumeContext<Batch<Bundle<PaymentSettled>>> context)
     {
+        var ct = context.CancellationToken;
         var settled = context.Message.Items().DistinctBy(m => m.JobId).OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
-        await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        // The update alone would lock its jobs in whatever order the join produced, against status batches locking
+        // them in id order: locked in id order first, like every other batch.
+        await LockJobsAsync(connection, tx, settled.Select(m => m.JobId.Value), ct);
         await connection.ExecuteAsync(new CommandDefinition(
             "update jobs j set cost = s.cost from unnest(@ids, @costs) as s (id, cost) where j.id = s.id",
-            new { ids = settled.Select(m => m.JobId.Value).ToArray(), costs = settled.Select(m => m.Cost).ToArray() }, cancellationToken: context.CancellationToken));
+            new { ids = settled.Select(m => m.JobId.Value).ToArray(), costs = settled.Select(m => m.Cost).ToArray() }, tx, cancellationToken: ct));
+        await tx.CommitAsync(ct);
     }
 
     /// <summary>Progress only moves forward, so a late or repeated report changes nothing.</summary>

@@ -92,6 +92,73 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.NotNull(view.CompletedAt);
     }
 
+    [Theory]
+    [InlineData("completion")]
+    [InlineData("status")]
+    [InlineData("settlement")]
+    public async Task A_batch_waits_for_its_jobs_before_it_writes_any_attempt(string kind)
+    {
+        var job = await InsertPendingJobAsync();
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+
+        // Another batch holds the job: this one must queue behind it before writing anything else. Had it written the
+        // attempt first (as before), a batch holding that attempt and waiting for the job would close a cycle.
+        await using var holder = await _host.Database.OpenConnectionAsync();
+        await using var held = await holder.BeginTransactionAsync();
+        await holder.ExecuteAsync("select 1 from jobs where id = @id for update", new { id = job.Value }, held);
+        object message = kind switch
+        {
+            "completion" => Bundle.Of(new JobCompleted
+            {
+                JobId = job,
+                ClientAccountId = AccountId.New(),
+                AttemptId = attempt,
+                WorkerId = worker,
+                OperatorAccountId = AccountId.New(),
+                Kernel = "matmul",
+                Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute("c"u8) },
+                Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+                Signature = "c2ln",
+                OccurredAt = DateTimeOffset.UtcNow,
+            }),
+            "status" => Bundle.Of(Changed(job, "running", worker, attempt)),
+            _ => Bundle.Of(new PaymentSettled
+            {
+                JobId = job,
+                ClientAccountId = AccountId.New(),
+                Cost = 1m,
+                Refunded = 0m,
+                OperatorAccountId = AccountId.New(),
+                OperatorPaid = 1m,
+                OccurredAt = DateTimeOffset.UtcNow,
+            }),
+        };
+        await _host.Harness.Bus.Publish(message);
+
+        // The consumer's backend waits for the job's lock, holding none on job_attempts: it wrote no attempt yet. (Read
+        // from another connection: a transaction sees one snapshot of pg_stat_activity.)
+        await using var observer = await _host.Database.OpenConnectionAsync();
+        var waiter = await Eventually.UntilAsync(() => observer.QuerySingleOrDefaultAsync<int?>(
+            """
+            select pid from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'
+              and query like '%from jobs where id = any%for update%'
+            """), pid => pid is not null, TimeSpan.FromSeconds(30), "the batch to wait for the job");
+        Assert.Equal(0, await observer.ExecuteScalarAsync<int>(
+            "select count(*) from pg_locks where pid = @pid and relation = 'job_attempts'::regclass", new { pid = waiter }));
+        await held.CommitAsync();
+
+        var view = await Eventually.UntilAsync(() => ViewAsync(job), v => kind switch
+        {
+            "completion" => v.Status == "completed",
+            "status" => v.Status == "running",
+            _ => v.Cost == 1m,
+        }, TimeSpan.FromSeconds(30), $"the {kind} applied");
+        Assert.NotNull(view);
+        _host.AssertNoConsumerFaulted();
+    }
+
     [Fact]
     public async Task The_latest_status_wins_whatever_the_delivery_order()
     {
