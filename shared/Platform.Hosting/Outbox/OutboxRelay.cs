@@ -18,7 +18,9 @@ namespace Platform.Hosting.Outbox;
 /// - by poll: rows nobody handed over (written by SQL, or by a process that died before sending them, or whose send
 ///   failed), claimed with FOR UPDATE SKIP LOCKED so several instances of a service share the work.
 /// A row whose send fails stays unsent and is retried by the poll, so a message is sent at least once and carries the
-/// same MessageId every time. Sent rows are deleted once <see cref="OutboxOptions.SentRetention"/> has passed.
+/// same MessageId every time; except a bundled event (<see cref="BundledAttribute"/>), which travels in a
+/// <see cref="Bundle{T}"/> with every event of its type sent together and has no message id of its own (its consumers
+/// are idempotent per item). Sent rows are deleted once <see cref="OutboxOptions.SentRetention"/> has passed.
 /// </summary>
 public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbox, IBus bus, Database.DatabaseState database,
     IOptions<OutboxOptions> options, ILogger<OutboxRelay> logger) : BackgroundService
