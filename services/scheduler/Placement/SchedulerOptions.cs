@@ -147,12 +147,14 @@ public sealed class SchedulerOptions : IValidatableObject
     public int MaxSlots { get; set; } = 32;
 
     /// <summary>
-    /// How many tiny jobs one slot holds at once (1: a tiny job takes a whole slot, like any other). A node is handed
-    /// that many per slot; they wait in its queue and run through its slots in turn, so the network pipelines tiny
-    /// work instead of paying a full round trip through every stage per slot and job.
+    /// How many tiny jobs one slot holds at once (1, the default: a tiny job takes a whole slot, like any other). A node
+    /// is handed that many per slot; they wait in its queue and run through its slots in turn, so the network pipelines
+    /// tiny work instead of paying a full round trip through every stage per slot and job. Off by default: a job waiting
+    /// in a node's queue is not yet renewed by its heartbeats (only running ones are), so on a slow node a deep queue
+    /// outlives some leases (Scheduler:LeaseDuration) and those jobs run twice.
     /// </summary>
     [Range(1, 1_000)]
-    public int TinyJobsPerSlot { get; set; } = 16;
+    public int TinyJobsPerSlot { get; set; } = 1;
 
     /// <summary>
     /// A job is tiny when the network's own estimate of its work (from the inputs' shapes, never the client's word)
