@@ -8,6 +8,7 @@ using Npgsql;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
+using Xunit;
 
 namespace Platform.Testing;
 
@@ -20,6 +21,7 @@ namespace Platform.Testing;
 /// </summary>
 public sealed class ConsumerTestHost : IAsyncDisposable
 {
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
     private readonly IHost _host;
 
     private ConsumerTestHost(IHost host) => _host = host;
@@ -98,7 +100,16 @@ public sealed class ConsumerTestHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         var faults = Consumes.Faults;
-        await _host.StopAsync();
+        // Bounded: a consumer or background service that ignores its stop token would otherwise hang the whole test run.
+        using var stopping = new CancellationTokenSource(StopTimeout);
+        try
+        {
+            await _host.StopAsync(stopping.Token).WaitAsync(2 * StopTimeout);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the host did not stop within {2 * StopTimeout.TotalSeconds:0} s: a consumer or background service ignores its stop token");
+        }
         _host.Dispose();
         ConsumeLog.AssertNone(faults);
     }
