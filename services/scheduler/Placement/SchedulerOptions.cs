@@ -12,7 +12,8 @@ public sealed class SchedulerOptions : IValidatableObject
 
     /// <summary>
     /// How long an attempt is held without news from its worker; every heartbeat that lists the attempt renews
-    /// it. An expired lease gives the job to another worker.
+    /// it (and every beat renews the tiny jobs waiting in the node's queue: see TinyJobsPerSlot). An expired lease
+    /// gives the job to another worker.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
@@ -147,14 +148,14 @@ public sealed class SchedulerOptions : IValidatableObject
     public int MaxSlots { get; set; } = 32;
 
     /// <summary>
-    /// How many tiny jobs one slot holds at once (1, the default: a tiny job takes a whole slot, like any other). A node
-    /// is handed that many per slot; they wait in its queue and run through its slots in turn, so the network pipelines
-    /// tiny work instead of paying a full round trip through every stage per slot and job. Off by default: a job waiting
-    /// in a node's queue is not yet renewed by its heartbeats (only running ones are), so on a slow node a deep queue
-    /// outlives some leases (Scheduler:LeaseDuration) and those jobs run twice.
+    /// How many tiny jobs one slot holds at once (16; 1 turns sharing off, and a tiny job takes a whole slot like any
+    /// other). A node is handed that many per slot; they wait in its queue and run through its slots in turn, so the
+    /// network pipelines tiny work instead of paying a full round trip through every stage per slot and job. The node
+    /// cannot see the ones still in its queue, so its heartbeats renew every tiny job it was given along with the
+    /// attempts it lists; each is still bounded by its attempt deadline (Scheduler:MinimumAttemptTime at least).
     /// </summary>
     [Range(1, 1_000)]
-    public int TinyJobsPerSlot { get; set; } = 1;
+    public int TinyJobsPerSlot { get; set; } = 16;
 
     /// <summary>
     /// A job is tiny when the network's own estimate of its work (from the inputs' shapes, never the client's word)

@@ -124,18 +124,23 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         await using var tx = await connection.BeginTransactionAsync(ct);
         var now = clock.GetUtcNow();
         var renewed = 0;
-        if (beat.Attempts.Count > 0)
+        var unitsPerSlot = options.Value.TinyJobsPerSlot;
+        if (beat.Attempts.Count > 0 || unitsPerSlot > 1)
         {
-            // The held jobs are locked in id order, as every batch of results locks them: a beat listing many
-            // attempts never waits in a cycle with a batch completing some of them.
+            // A beat renews the attempts the node lists (those it runs) and the tiny ones the scheduler gave it that
+            // still wait for it: many share a slot, so they queue in the node's broker queue, where the node cannot see
+            // them yet. A job that takes a whole slot waits there at most behind a few tiny ones: unlisted, it was lost. The held
+            // jobs are locked in id order, as every batch of results locks them: a beat listing many attempts never
+            // waits in a cycle with a batch completing some of them.
             renewed = await connection.ExecuteAsync(new CommandDefinition(
                 """
                 update jobs j set lease_deadline = greatest(j.lease_deadline, @deadline)
-                from (select id from jobs where worker_id = @Id and attempt_id = any(@Attempts) and status in ('assigned', 'running')
+                from (select id from jobs where worker_id = @Id and status in ('assigned', 'running')
+                        and (attempt_id = any(@Attempts) or (status = 'assigned' and slot_units < @unitsPerSlot))
                       order by id for update) held
                 where j.id = held.id
                 """,
-                new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = now + options.Value.LeaseDuration },
+                new { Id = beat.WorkerId.Value, Attempts = beat.Attempts.Select(a => a.Value).ToArray(), deadline = now + options.Value.LeaseDuration, unitsPerSlot },
                 tx, cancellationToken: ct));
         }
         var before = await connection.QuerySingleOrDefaultAsync<Before>(new CommandDefinition(
@@ -150,7 +155,7 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         await tx.CommitAsync(ct);
         if (before is { Online: false })
         {
-            logger.LogWarning("Worker {WorkerId} is back after {Silence} of silence: online again, {Renewed} running attempt(s) renewed and continuing",
+            logger.LogWarning("Worker {WorkerId} is back after {Silence} of silence: online again, {Renewed} attempt(s) renewed and continuing",
                 beat.WorkerId, JobReasons.Duration(now - new DateTimeOffset(DateTime.SpecifyKind(before.LastSeenAt, DateTimeKind.Utc))), renewed);
         }
         if (before is not null)

@@ -35,6 +35,7 @@ public sealed class LifecycleTests : IAsyncLifetime
             o.DispatchInterval = TimeSpan.FromMilliseconds(200);
             o.MinimumStake = 0;
             o.SpotChecks = false;
+            o.TinyJobsPerSlot = 4; // only the tiny-job test's job is tiny: every other job here takes a whole slot
         });
     }
 
@@ -98,7 +99,7 @@ public sealed class LifecycleTests : IAsyncLifetime
         return worker;
     }
 
-    private async Task<JobSubmitted> FundedAsync(AccountId? client = null, string? region = null, string? policy = null)
+    private async Task<JobSubmitted> FundedAsync(AccountId? client = null, string? region = null, string? policy = null, double gflop = 1)
     {
         var job = new JobSubmitted
         {
@@ -111,7 +112,7 @@ public sealed class LifecycleTests : IAsyncLifetime
                 Requirements = new JobRequirements { Region = region },
                 Policy = policy,
             },
-            EstimatedGflop = 1,
+            EstimatedGflop = gflop,
             OccurredAt = DateTimeOffset.UtcNow,
         };
         await Harness.Bus.Publish(Bundle.Of(job));
@@ -201,6 +202,30 @@ public sealed class LifecycleTests : IAsyncLifetime
             "select count(*) from outbox where message_type = @type and body->>'jobId' = @id and body->>'reason' = 'lease_expired'",
             new { type = typeof(JobStatusChanged).FullName, id = job.JobId.Value }));
         Assert.Equal(0, await _host.OutboxCountAsync<JobFailed>(job.JobId.Value));
+    }
+
+    [Fact]
+    public async Task A_tiny_job_waiting_in_a_beating_nodes_queue_keeps_its_lease_though_the_node_does_not_list_it()
+    {
+        // Tiny jobs share a slot, so they wait in the node's broker queue, where the node cannot see them to list
+        // them. Its beats renew them all the same; a job that takes a whole slot and goes unlisted expires (above).
+        var worker = await LiveAsync(Online(), running: () => []);
+        var job = await FundedAsync(gflop: 0.0001);
+        var assign = await AssignedAsync(job.JobId);
+        Assert.Equal(worker.WorkerId, assign.WorkerId);
+        Assert.Equal(1, await ScalarAsync<int>("select slot_units from jobs where id = @id", new { id = job.JobId.Value }));
+
+        // Unrenewed, the lease would run out after 4 s and the attempt end as lease_expired 3 s later.
+        var deadline = DateTimeOffset.UtcNow + 2 * (Lease + Grace);
+        await Eventually.UntilAsync(() => Task.FromResult(DateTimeOffset.UtcNow), now => now > deadline, 2 * (Lease + Grace) + TimeSpan.FromSeconds(10),
+            "two leases and grace periods to pass");
+        Assert.Equal("assigned", await StatusAsync(job.JobId));
+        Assert.Equal(1L, await ScalarAsync<long>("select count(*) from attempts where job_id = @id", new { id = job.JobId.Value }));
+        Assert.True(await ScalarAsync<DateTime>("select lease_deadline from jobs where id = @id", new { id = job.JobId.Value })
+            > DateTime.UtcNow + Lease / 2, "the lease was renewed by the latest beats");
+
+        await CompleteAsync(assign);
+        Assert.Equal(assign.AttemptId, (await Harness.FirstPublishedAsync<JobCompleted>(m => m.JobId == job.JobId)).AttemptId);
     }
 
     [Fact]
