@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Platform.Hosting.Database;
 using Platform.Hosting.Health;
+using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 
@@ -41,7 +42,7 @@ public static class PlatformDefaults
     {
         builder.Logging.AddPlatformLogging();
 
-        builder.Services.AddProblemDetails();
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.OwnFrameworkProblems);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict);
 

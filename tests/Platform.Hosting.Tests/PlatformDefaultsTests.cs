@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Hosting.Database;
 using Platform.Hosting.Health;
+using Platform.Hosting.Http;
 using Platform.Testing;
 
 namespace Platform.Hosting.Tests;
@@ -32,6 +33,8 @@ public sealed class PlatformDefaultsTests : IAsyncLifetime
         _app.UsePlatformDefaults();
         _app.MapGet("/boom", () => ThrowUnhandled());
         _app.MapGet("/bad", () => ThrowBadRequest());
+        _app.MapPost("/json", () => "ok").Accepts<string>("application/json");
+        _app.MapGet("/mine", () => Problems.Create(StatusCodes.Status409Conflict, "job-finished", "Job finished", "it is done"));
         var baseUrl = $"http://127.0.0.1:{FreePort.Next()}";
         _app.Urls.Add(baseUrl);
         await _app.StartAsync();
@@ -91,6 +94,29 @@ public sealed class PlatformDefaultsTests : IAsyncLifetime
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal(404, problem.RootElement.GetProperty("status").GetInt32());
+        Assert.Equal("urn:platform:problem:not-found", problem.RootElement.GetProperty("type").GetString());
+    }
+
+    /// <summary>The framework's own refusals carry our problem types, as every answer of ours does; ours pass unchanged.</summary>
+    [Theory]
+    [InlineData("DELETE", "/json", null, HttpStatusCode.MethodNotAllowed, "method-not-allowed")]
+    [InlineData("POST", "/json", "text/plain", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type")]
+    [InlineData("GET", "/bad", null, HttpStatusCode.RequestEntityTooLarge, "payload-too-large")]
+    [InlineData("GET", "/boom", null, HttpStatusCode.InternalServerError, "internal-error")]
+    [InlineData("GET", "/mine", null, HttpStatusCode.Conflict, "job-finished")]
+    public async Task Framework_answers_are_problems_of_our_types(string method, string path, string? contentType, HttpStatusCode status, string slug)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(path, UriKind.Relative));
+        if (contentType is not null)
+            request.Content = new StringContent("x", System.Text.Encoding.UTF8, contentType);
+
+        using var response = await _http.SendAsync(request);
+
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal($"urn:platform:problem:{slug}", problem.RootElement.GetProperty("type").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(problem.RootElement.GetProperty("detail").GetString()));
     }
 
     [Fact]

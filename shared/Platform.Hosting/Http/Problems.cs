@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.WebUtilities;
 
 namespace Platform.Hosting.Http;
 
@@ -8,7 +9,9 @@ namespace Platform.Hosting.Http;
 /// </summary>
 public static class Problems
 {
-    public static string Type(string slug) => $"urn:platform:problem:{slug}";
+    private const string Prefix = "urn:platform:problem:";
+
+    public static string Type(string slug) => Prefix + slug;
 
     public static ProblemHttpResult Create(int status, string slug, string title, string detail, IDictionary<string, object?>? extensions = null) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title, type: Type(slug), extensions: extensions);
@@ -19,4 +22,38 @@ public static class Problems
 
     public static ValidationProblem Validation(IDictionary<string, string[]> errors, string detail, IDictionary<string, object?>? extensions = null) =>
         TypedResults.ValidationProblem(errors, detail: detail, title: "The request is not valid", type: Type("validation"), extensions: extensions);
+
+    /// <summary>
+    /// Gives the framework's own answers our types (registered as <c>ProblemDetailsOptions.CustomizeProblemDetails</c>):
+    /// no route, a method or a content type the route does not take, a body too large or a request unreadable before
+    /// any handler ran, an unhandled failure. A client then switches on one set of types; ours pass unchanged.
+    /// </summary>
+    public static void OwnFrameworkProblems(ProblemDetailsContext context)
+    {
+        var problem = context.ProblemDetails;
+        if (problem.Type?.StartsWith(Prefix, StringComparison.Ordinal) == true)
+            return;
+        var http = context.HttpContext;
+        var status = problem.Status ?? http.Response.StatusCode;
+        var (slug, title, detail) = status switch
+        {
+            StatusCodes.Status400BadRequest => ("bad-request", "Bad request",
+                "a parameter, header or the body of the request could not be read; docs/API.md describes each endpoint"),
+            StatusCodes.Status404NotFound => ("not-found", "Not found", "no endpoint answers this path; docs/API.md lists them"),
+            StatusCodes.Status405MethodNotAllowed => ("method-not-allowed", "Method not allowed",
+                $"{http.Request.Method} is not allowed on this endpoint; allowed: {http.Response.Headers.Allow}"),
+            StatusCodes.Status408RequestTimeout => ("request-timeout", "Request timeout", "the request did not arrive in time; send it again"),
+            StatusCodes.Status413PayloadTooLarge => ("payload-too-large", "Request body too large", "the body is larger than this endpoint takes"),
+            StatusCodes.Status415UnsupportedMediaType => ("unsupported-media-type", "Unsupported content type",
+                "this endpoint does not take a body of this content type; docs/API.md says which it takes"),
+            StatusCodes.Status431RequestHeaderFieldsTooLarge => ("request-headers-too-large", "Request headers too large",
+                "the request's headers are larger than the server takes"),
+            StatusCodes.Status500InternalServerError => ("internal-error", "Internal error",
+                "the service failed to answer this request; retry, and report it if it goes on"),
+            _ => ($"http-{status}", ReasonPhrases.GetReasonPhrase(status), null),
+        };
+        problem.Type = Type(slug);
+        problem.Title = title;
+        problem.Detail ??= detail;
+    }
 }
