@@ -25,6 +25,7 @@ builder.AddApiDocument();
 
 var app = builder.Build();
 app.UsePlatformDefaults();
+app.UseHeaderSizeLimit();
 // The dashboard (wwwroot) is public static files in front of the API: middleware, not endpoints, so the route
 // table stays the API's. no-cache: browsers revalidate (ETag) and never run a stale module after an upgrade.
 // The files are read from beside the gateway's assembly (the build copies them there), not from the working

@@ -220,8 +220,8 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
         // queries
         { "jobs limit 0", "client", "GET", "/v1/jobs?limit=0", null, null, HttpStatusCode.BadRequest, "invalid-query" },
         { "jobs limit -1", "client", "GET", "/v1/jobs?limit=-1", null, null, HttpStatusCode.BadRequest, "invalid-query" },
-        { "jobs limit abc (bound by the framework)", "client", "GET", "/v1/jobs?limit=abc", null, null, HttpStatusCode.BadRequest, "RFC400" },
-        { "jobs limit past int (bound by the framework)", "client", "GET", "/v1/jobs?limit=99999999999", null, null, HttpStatusCode.BadRequest, "RFC400" },
+        { "jobs limit abc (bound by the framework)", "client", "GET", "/v1/jobs?limit=abc", null, null, HttpStatusCode.BadRequest, "bad-request" },
+        { "jobs limit past int (bound by the framework)", "client", "GET", "/v1/jobs?limit=99999999999", null, null, HttpStatusCode.BadRequest, "bad-request" },
         { "jobs status upper case", "client", "GET", "/v1/jobs?status=COMPLETED", null, null, HttpStatusCode.BadRequest, "invalid-query" },
         { "jobs cursor with a NUL id", "client", "GET", "/v1/jobs?cursor=NULCURSOR", null, null, HttpStatusCode.BadRequest, "invalid-query" },
         { "jobs cursor with huge ticks", "client", "GET", "/v1/jobs?cursor=HUGETICKSCURSOR", null, null, HttpStatusCode.BadRequest, "invalid-query" },
@@ -284,23 +284,23 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
         { "text/plain job", "client", "POST", "/v1/jobs", "text/plain", Vec + "}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
         { "XML job", "client", "POST", "/v1/jobs", "application/xml", "<job/>", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
         { "job without a content type", "client", "POST", "/v1/jobs", null, Vec + "}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
-        { "text/plain dataset (refused by the route's Accepts)", "client", "POST", "/v1/datasets", "text/plain", "{\"name\":\"d\",\"license\":\"MIT\",\"blobs\":[\"VEC\"]}", HttpStatusCode.UnsupportedMediaType, "RFC415" },
-        { "text/plain stake (refused by the route's Accepts)", "operator", "POST", "/v1/account/stake", "text/plain", "{\"amount\":1}", HttpStatusCode.UnsupportedMediaType, "RFC415" },
-        { "text/plain unstake (refused by the route's Accepts)", "operator", "POST", "/v1/account/unstake", "text/plain", "{\"amount\":1}", HttpStatusCode.UnsupportedMediaType, "RFC415" },
+        { "text/plain dataset (refused by the route's Accepts)", "client", "POST", "/v1/datasets", "text/plain", "{\"name\":\"d\",\"license\":\"MIT\",\"blobs\":[\"VEC\"]}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
+        { "text/plain stake (refused by the route's Accepts)", "operator", "POST", "/v1/account/stake", "text/plain", "{\"amount\":1}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
+        { "text/plain unstake (refused by the route's Accepts)", "operator", "POST", "/v1/account/unstake", "text/plain", "{\"amount\":1}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
         { "text/plain account", "admin", "POST", "/v1/admin/accounts", "text/plain", "{\"role\":\"client\",\"name\":\"a\",\"credits\":1}", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
         { "multipart job", "client", "POST", "/v1/jobs", "multipart/form-data; boundary=x", "--x--", HttpStatusCode.UnsupportedMediaType, "unsupported-media-type" },
         // unknown routes and methods
-        { "PUT on jobs", "client", "PUT", "/v1/jobs", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "DELETE on a job", "client", "DELETE", "/v1/jobs/CLIENTJOB", null, null, HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "PATCH on a blob", "client", "PATCH", "/v1/blobs/VEC", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "GET on stake", "operator", "GET", "/v1/account/stake", null, null, HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "GET on admin accounts", "admin", "GET", "/v1/admin/accounts", null, null, HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "POST on workers", "client", "POST", "/v1/workers", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "RFC405" },
-        { "unknown version", "client", "GET", "/v2/jobs", null, null, HttpStatusCode.NotFound, "RFC404" },
-        { "unknown job sub-resource", "client", "GET", "/v1/jobs/CLIENTJOB/secrets", null, null, HttpStatusCode.NotFound, "RFC404" },
-        { "dotfile probe", "client", "GET", "/.env", null, null, HttpStatusCode.NotFound, "RFC404" },
-        { "encoded traversal out of the API", "client", "GET", "/v1/%2e%2e/%2e%2e/etc/passwd", null, null, HttpStatusCode.NotFound, "RFC404" },
-        { "empty CID segment", "client", "GET", "/v1/blobs//pin", null, null, HttpStatusCode.NotFound, "RFC404" },
+        { "PUT on jobs", "client", "PUT", "/v1/jobs", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "DELETE on a job", "client", "DELETE", "/v1/jobs/CLIENTJOB", null, null, HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "PATCH on a blob", "client", "PATCH", "/v1/blobs/VEC", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "GET on stake", "operator", "GET", "/v1/account/stake", null, null, HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "GET on admin accounts", "admin", "GET", "/v1/admin/accounts", null, null, HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "POST on workers", "client", "POST", "/v1/workers", "application/json", "{}", HttpStatusCode.MethodNotAllowed, "method-not-allowed" },
+        { "unknown version", "client", "GET", "/v2/jobs", null, null, HttpStatusCode.NotFound, "not-found" },
+        { "unknown job sub-resource", "client", "GET", "/v1/jobs/CLIENTJOB/secrets", null, null, HttpStatusCode.NotFound, "not-found" },
+        { "dotfile probe", "client", "GET", "/.env", null, null, HttpStatusCode.NotFound, "not-found" },
+        { "encoded traversal out of the API", "client", "GET", "/v1/%2e%2e/%2e%2e/etc/passwd", null, null, HttpStatusCode.NotFound, "not-found" },
+        { "empty CID segment", "client", "GET", "/v1/blobs//pin", null, null, HttpStatusCode.NotFound, "not-found" },
     };
 
     [Theory]
@@ -325,6 +325,35 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
 
         await AssertProblemAsync(response, status, type);
         await AssertServicesAliveAsync();
+    }
+
+    public static TheoryData<string?> PinContentTypes => new()
+    {
+        "application/x-www-form-urlencoded", // curl --data-binary's default
+        "text/plain",
+        "image/png",
+        "multipart/form-data; boundary=x",
+        "application/json",
+        null,
+    };
+
+    [Theory]
+    [MemberData(nameof(PinContentTypes))]
+    public async Task A_raw_pin_takes_any_body_as_bytes_whatever_its_content_type(string? contentType)
+    {
+        using var http = network.Client(_client.Key);
+        var bytes = Encoding.UTF8.GetBytes($"kernel=matmul&note={contentType}");
+        using var content = new ByteArrayContent(bytes);
+        if (contentType is not null)
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+
+        using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), content);
+
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"expected 201, got {(int)response.StatusCode}: {Clip(body)}");
+        var pinned = JsonSerializer.Deserialize<Pinned>(body, Api.Json)!;
+        Assert.Equal(Cid.Compute(bytes).Value, pinned.Cid);
+        Assert.Equal(bytes, await http.GetByteArrayAsync(new Uri($"/v1/blobs/{pinned.Cid}", UriKind.Relative)));
     }
 
     /// <summary>Headers a client can send through an ordinary HTTP stack: (name, value) on POST /v1/jobs.</summary>
@@ -376,7 +405,9 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
         { "obsolete line folding", "GET /v1/account HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer\r\n CLIENTKEY\r\n\r\n", 400, null },
         { "space in a header name", "GET /v1/account HTTP/1.1\r\nHost: h\r\nAuthorization : Bearer CLIENTKEY\r\n\r\n", 400, null },
         { "CR in the request target", "GET /v1/blobs/a\rb HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\n\r\n", 400, null },
-        { "64 KiB header", "GET /v1/account HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nX-Junk: JUNK64K\r\n\r\n", 431, null },
+        { "64 KiB header", "GET /v1/account HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nX-Junk: JUNK64K\r\n\r\n", 431, "request-headers-too-large" },
+        { "anonymous 64 KiB header", "GET /v1/account HTTP/1.1\r\nHost: h\r\nX-Junk: JUNK64K\r\n\r\n", 431, "request-headers-too-large" },
+        { "256 KiB header (past the server's own limit)", "GET /v1/account HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nX-Junk: JUNK256K\r\n\r\n", 431, null },
         { "two different Content-Lengths", "POST /v1/jobs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, null },
         { "negative Content-Length", "POST /v1/jobs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nContent-Type: application/json\r\nContent-Length: -2\r\n\r\n{}", 400, null },
         { "Content-Length of 100 GB to a JSON endpoint", "POST /v1/jobs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer CLIENTKEY\r\nContent-Type: application/json\r\nContent-Length: 100000000000\r\n\r\n{}", 413, "payload-too-large" },
@@ -525,6 +556,7 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
             .Replace("NULCURSOR", Base64Url($"{DateTimeOffset.UtcNow.UtcTicks}:job_\0"), StringComparison.Ordinal)
             .Replace("HUGETICKSCURSOR", Base64Url("99999999999999999999:job_x"), StringComparison.Ordinal)
             .Replace("JUNK64K", new string('j', 64 * 1024), StringComparison.Ordinal)
+            .Replace("JUNK256K", new string('j', 256 * 1024), StringComparison.Ordinal)
             .Replace("CHUNKED2MB", Chunked(new string(' ', 2_000_000)), StringComparison.Ordinal)
             .Replace("LONGCID", new string('b', 5_000), StringComparison.Ordinal)
             .Replace("UPPERVEC", _vector.Cid.ToUpperInvariant(), StringComparison.Ordinal)
@@ -562,10 +594,6 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
 
     private static string Problems(string type) => type switch
     {
-        "RFC400" => "https://tools.ietf.org/html/rfc9110#section-15.5.1",
-        "RFC404" => "https://tools.ietf.org/html/rfc9110#section-15.5.5",
-        "RFC405" => "https://tools.ietf.org/html/rfc9110#section-15.5.6",
-        "RFC415" => "https://tools.ietf.org/html/rfc9110#section-15.5.16",
         _ => $"urn:platform:problem:{type}",
     };
 

@@ -41,7 +41,8 @@ public static class ForwardedRoutes
         blobs.MapPost("/", (HttpContext http, UpstreamForwarder forwarder, IOptions<UpstreamOptions> upload) =>
             forwarder.ForwardAsync(http, Upstream.Storage, "/v1/blobs", http.User.AccountOf(), upload.Value.UploadTimeout))
             .WithMetadata(new Microsoft.AspNetCore.Mvc.DisableRequestSizeLimitAttribute())
-            .Accepts<Stream>("application/octet-stream").Produces<PinResponse>(StatusCodes.Status201Created)
+            // Any body is taken as bytes, whatever its content type: curl --data-binary sends a form's by default.
+            .Accepts<Stream>("application/octet-stream", "*/*").Produces<PinResponse>(StatusCodes.Status201Created)
             .Problems(StatusCodes.Status402PaymentRequired, StatusCodes.Status408RequestTimeout, StatusCodes.Status413PayloadTooLarge)
             .RequireAuthorization(Roles.BlobIo);
         blobs.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head], (string cid, HttpContext http, UpstreamForwarder forwarder) =>

@@ -33,6 +33,13 @@ public sealed class RequestLimitOptions
     [Range(1024, 1L << 30)]
     public long MaxJsonBodyBytes { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// Largest total of a request's headers (names and values). The gateway refuses more with a 431 problem; the
+    /// HTTP server itself refuses headers past four times this, before any of the gateway's code runs (a bare 431).
+    /// </summary>
+    [Range(1024, 1 << 20)]
+    public int MaxHeaderBytes { get; set; } = 32 << 10;
+
     /// <summary>Largest body of POST /v1/jobs:batch: 10,000 jobs of a few hundred bytes each fit with room to spare.</summary>
     [Range(1024, 1L << 30)]
     public long MaxBatchBodyBytes { get; set; } = 32 << 20;

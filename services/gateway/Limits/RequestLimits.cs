@@ -16,7 +16,14 @@ public static class RequestLimits
         builder.Services.AddOptions<RequestLimitOptions>().BindConfiguration(RequestLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         var maxBody = builder.Configuration.GetValue($"{RequestLimitOptions.SectionName}:{nameof(RequestLimitOptions.MaxJsonBodyBytes)}", new RequestLimitOptions().MaxJsonBodyBytes);
         // Every body is limited unless its endpoint lifts the limit (blob uploads stream to storage, which enforces its own).
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = maxBody);
+        var maxHeaders = builder.Configuration.GetValue($"{RequestLimitOptions.SectionName}:{nameof(RequestLimitOptions.MaxHeaderBytes)}", new RequestLimitOptions().MaxHeaderBytes);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = maxBody;
+            // Room above the gateway's own header limit, so that UseHeaderSizeLimit answers with a problem body
+            // where the server would only have closed the request with a bare 431.
+            kestrel.Limits.MaxRequestHeadersTotalSize = 4 * maxHeaders;
+        });
         builder.Services.AddRateLimiter(limiter =>
         {
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
@@ -60,6 +67,31 @@ public static class RequestLimits
         {
             await Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload-too-large", "Request body too large",
                 $"the body is {http.Request.ContentLength} bytes; this endpoint takes at most {max}").ExecuteAsync(http);
+            return;
+        }
+        await next(http);
+    });
+
+    /// <summary>
+    /// Refuses a request whose headers add up to more than <see cref="RequestLimitOptions.MaxHeaderBytes"/> with a 431
+    /// problem, before authentication or any other work.
+    /// </summary>
+    public static IApplicationBuilder UseHeaderSizeLimit(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        var max = http.RequestServices.GetRequiredService<IOptions<RequestLimitOptions>>().Value.MaxHeaderBytes;
+        long total = 0;
+        foreach (var (name, values) in http.Request.Headers)
+        {
+            total += name.Length;
+            foreach (var value in values)
+                total += value?.Length ?? 0;
+        }
+        if (total > max)
+        {
+            // The body is not read: the connection is not reused after this answer.
+            http.Response.Headers.Connection = "close";
+            await Problems.Create(StatusCodes.Status431RequestHeaderFieldsTooLarge, "request-headers-too-large", "Request headers too large",
+                $"the request's headers add up to {total} bytes; the gateway takes at most {max}").ExecuteAsync(http);
             return;
         }
         await next(http);
