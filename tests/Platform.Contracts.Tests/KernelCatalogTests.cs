@@ -40,6 +40,23 @@ public sealed class KernelCatalogTests
         Assert.Contains(reason, error);
     }
 
+    /// <summary>A zero-size dimension anywhere is refused with the input and the axis named: no free outputs of any size.</summary>
+    [Theory]
+    [InlineData("matmul", "a", new[] { 4096, 0 }, "b", new[] { 0, 4096 }, "input 'a' float32[4096,0] has a zero-size dimension (axis 1)")]
+    [InlineData("matmul", "a", new[] { 0, 3 }, "b", new[] { 3, 3 }, "input 'a' float32[0,3] has a zero-size dimension (axis 0)")]
+    [InlineData("knn", "corpus", new[] { 10, 0 }, "queries", new[] { 2, 0 }, "input 'corpus' float32[10,0] has a zero-size dimension (axis 1)")]
+    [InlineData("knn", "corpus", new[] { 10, 8 }, "queries", new[] { 0, 8 }, "input 'queries' float32[0,8] has a zero-size dimension (axis 0)")]
+    [InlineData("vector-add", "a", new[] { 0 }, "b", new[] { 0 }, "input 'a' float32[0] has a zero-size dimension (axis 0)")]
+    public void Zero_size_dimensions_are_refused_naming_the_input_and_axis(string kernel, string first, int[] firstShape, string second, int[] secondShape, string reason)
+    {
+        var parameters = kernel == "knn" ? new Dictionary<string, string> { ["k"] = "1" } : NoParams;
+        var plan = KernelCatalog.Plan(kernel, new Dictionary<string, TensorInfo> { [first] = F32(firstShape), [second] = F32(secondShape) }, parameters, out var error);
+
+        Assert.NotNull(error);
+        Assert.Contains(reason, error, StringComparison.Ordinal);
+        Assert.Empty(plan.Outputs);
+    }
+
     [Fact]
     public void Int32_inputs_are_refused_for_float_kernels()
     {

@@ -460,6 +460,31 @@ public sealed class HostileInputTests(UnlimitedNetwork network, ITestOutputHelpe
         await AssertServicesAliveAsync();
     }
 
+    /// <summary>Shapes with a zero-size dimension: no work, and (matmul [m,0] x [0,n]) an output of any size for it.</summary>
+    public static TheoryData<string, string, int[], string, int[], string> ZeroSized => new()
+    {
+        { "matmul", "a", [2048, 0], "b", [0, 2048], "input 'a' float32[2048,0] has a zero-size dimension (axis 1)" },
+        { "knn", "corpus", [16, 0], "queries", [4, 0], "input 'corpus' float32[16,0] has a zero-size dimension (axis 1)" },
+        { "knn", "corpus", [16, 4], "queries", [0, 4], "input 'queries' float32[0,4] has a zero-size dimension (axis 0)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ZeroSized))]
+    public async Task A_zero_size_dimension_is_refused_at_submit_naming_it(string kernel, string first, int[] firstShape, string second, int[] secondShape, string named)
+    {
+        using var http = network.Client(_client.Key);
+        var a = await http.PinAsync(NpyArray.FromFloat32(new float[firstShape[0] * firstShape[1]], firstShape));
+        var b = await http.PinAsync(NpyArray.FromFloat32(new float[secondShape[0] * secondShape[1]], secondShape));
+        var inputs = new Dictionary<string, string> { [first] = a.Cid, [second] = b.Cid };
+        object body = kernel == "knn" ? new { kernel, inputs, @params = new { k = "1" } } : new { kernel, inputs };
+
+        using var response = await http.SubmitAsync(body);
+
+        var text = await response.Content.ReadAsStringAsync();
+        await AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "input-invalid");
+        Assert.Contains(named, JsonDocument.Parse(text).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
     /// <summary>Inputs whose header is fine but whose data only the worker reads: a failed job with the reason.</summary>
     public static TheoryData<string, string> WorkerJudged => new()
     {

@@ -134,6 +134,13 @@ public static class KernelCatalog
         var args = ReadArguments(Definition(kernel), parameters, out error);
         if (error is not null)
             return Empty;
+        // A zero-size dimension makes no work, and could make an output of any size at the price of no work (matmul's
+        // [m,0] x [0,n] is an m-by-n matrix of zeros): no kernel takes one.
+        foreach (var (name, info) in inputs.OrderBy(i => i.Key, StringComparer.Ordinal))
+        {
+            if (Array.IndexOf(info.Shape, 0) is var axis and >= 0)
+                return Fail($"{kernel} input '{name}' {info.Describe()} has a zero-size dimension (axis {axis}); every dimension of every input must be at least 1", out error);
+        }
         var plan = kernel switch
         {
             VectorAdd => PlanVectorAdd(inputs["a"], inputs["b"], out error),
