@@ -19,6 +19,8 @@ builder.AddForwarding();
 builder.Services.AddSingleton<TensorHeaders>();
 builder.Services.AddOptions<SubmissionOptions>().BindConfiguration(SubmissionOptions.SectionName);
 builder.Services.AddSingleton<SubmissionGroupCommit>();
+builder.Services.AddSingleton<JobChangeSignal>();
+builder.Services.AddHostedService(services => services.GetRequiredService<JobChangeSignal>());
 builder.AddRequestLimits();
 builder.AddReceipts();
 builder.AddApiDocument();

@@ -72,12 +72,14 @@ public sealed class JobEventTests
         Assert.All(gateway.Requests, r => Assert.Equal("http://gateway.test/v1/jobs/job_a/events", r.RequestUri!.ToString()));
     }
 
-    [Fact]
-    public async Task Watch_polls_the_job_when_the_gateway_has_no_event_stream()
+    [Theory]
+    [InlineData(HttpStatusCode.NotFound)] // a gateway without the event stream
+    [InlineData(HttpStatusCode.TooManyRequests)] // the account has as many streams open as it may
+    public async Task Watch_polls_the_job_when_the_gateway_has_no_event_stream_for_it(HttpStatusCode refused)
     {
         var views = new Queue<string>([Job("queued", null), Job("running", 0.5), Job("running", 0.5), Job("completed", 1)]);
         using var gateway = new FakeGateway(request => request.RequestUri!.AbsolutePath.EndsWith("/events", StringComparison.Ordinal)
-            ? new HttpResponseMessage(HttpStatusCode.NotFound)
+            ? new HttpResponseMessage(refused)
             : FakeGateway.Json(views.Dequeue()));
         using var client = gateway.Client();
 

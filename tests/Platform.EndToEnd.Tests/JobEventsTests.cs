@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Platform.Contracts.Tensors;
+using Platform.Testing;
 
 namespace Platform.EndToEnd.Tests;
 
@@ -38,6 +39,89 @@ public sealed class JobEventsTests(Network network) : IClassFixture<Network>
         // A client that lost the connection after the second change resumes from there and misses nothing.
         var resumed = (await ReadStreamAsync(http, job.Id, lastEventId: "1")).Where(e => e.Type == "status");
         Assert.Equal(["assigned", "running", "completed"], resumed.Select(e => e.Data.GetProperty("status").GetString()));
+    }
+
+    [Fact]
+    public async Task A_stream_resumed_past_a_finished_jobs_end_ends_at_once_and_an_id_no_event_can_have_is_refused()
+    {
+        var (http, body) = await ClientAndJobAsync();
+        using var submitted = await http.SubmitAsync(body);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        await http.WaitForAsync(job.Id, j => j.Status == "completed", "the job completed");
+        var end = (await ReadStreamAsync(http, job.Id)).Last(e => e.Type == "status").Id;
+
+        // Resumed at or past the completion (up to the highest id a job's event can have), the stream ends with nothing
+        // to send, well within the reader's deadline (it used to wait for versions that never come).
+        foreach (var resumeFrom in new[] { end!, "999999", "1000000" })
+        {
+            var events = await EventStream.ReadAsync(http, $"/v1/jobs/{job.Id}/events", resumeFrom, TimeSpan.FromSeconds(20));
+            Assert.DoesNotContain(events, e => e.Type == "status");
+        }
+
+        foreach (var impossible in new[] { "2147483647", "1000001", "-1", "abc" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/jobs/{job.Id}/events");
+            request.Headers.Add("Last-Event-ID", impossible);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            using var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            Assert.Equal("urn:platform:problem:invalid-last-event-id", problem.RootElement.GetProperty("type").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task An_account_past_its_open_streams_is_refused_with_429_until_one_closes()
+    {
+        var client = await network.CreateAccountAsync("client", 100m);
+        using var http = network.Client(client.Key);
+        var vector = await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3));
+        // A job no worker can take: its streams stay open.
+        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = vector.Cid, b = vector.Cid }, requirements = new { region = "nowhere" } });
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        const int perKey = 16; // Limits:MaxStreamsPerKey's default
+        var open = new List<HttpResponseMessage>();
+        try
+        {
+            for (var i = 0; i < perKey; i++)
+            {
+                var response = await http.GetAsync($"/v1/jobs/{job.Id}/events", HttpCompletionOption.ResponseHeadersRead);
+                open.Add(response);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+
+            using (var refused = await http.GetAsync($"/v1/jobs/{job.Id}/events", HttpCompletionOption.ResponseHeadersRead))
+            {
+                Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+                Assert.NotNull(refused.Headers.RetryAfter);
+                using var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+                Assert.Equal("urn:platform:problem:too-many-streams", problem.RootElement.GetProperty("type").GetString());
+            }
+            // Another account is not affected.
+            using (var other = network.Client((await network.CreateAccountAsync("client", 1m)).Key))
+            {
+                using var theirs = await other.GetAsync($"/v1/jobs/{job.Id}/events", HttpCompletionOption.ResponseHeadersRead);
+                Assert.Equal(HttpStatusCode.NotFound, theirs.StatusCode); // counted only once it is theirs to stream
+            }
+
+            // One closes: the gateway sees the client go and frees its slot.
+            open[0].Dispose();
+            open.RemoveAt(0);
+            var again = await Eventually.UntilAsync(async () =>
+            {
+                var response = await http.GetAsync($"/v1/jobs/{job.Id}/events", HttpCompletionOption.ResponseHeadersRead);
+                if (response.StatusCode == HttpStatusCode.OK)
+                    open.Add(response);
+                else
+                    response.Dispose();
+                return response.StatusCode;
+            }, status => status == HttpStatusCode.OK, TimeSpan.FromSeconds(30), "a stream once one was closed");
+            Assert.Equal(HttpStatusCode.OK, again);
+        }
+        finally
+        {
+            foreach (var response in open)
+                response.Dispose();
+        }
     }
 
     [Fact]

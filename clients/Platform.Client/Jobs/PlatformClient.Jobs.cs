@@ -89,7 +89,8 @@ public sealed partial class PlatformClient
 
     /// <summary>
     /// GETs the event stream at <paramref name="path"/>, after event <paramref name="lastId"/> when resuming; null
-    /// when the gateway answers 404 (no stream there, or nothing of that id: the caller's poll tells which).
+    /// when the gateway answers 404 (no stream there, or nothing of that id: the caller's poll tells which) or 429
+    /// (the account has as many streams open as it may: the caller polls instead of failing).
     /// </summary>
     private async Task<HttpResponseMessage?> OpenEventStreamAsync(string path, string? lastId, CancellationToken ct)
     {
@@ -100,7 +101,7 @@ public sealed partial class PlatformClient
         var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         try
         {
-            if (response.StatusCode == HttpStatusCode.NotFound)
+            if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.TooManyRequests)
             {
                 response.Dispose();
                 return null;

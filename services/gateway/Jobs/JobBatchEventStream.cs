@@ -4,6 +4,7 @@ using Dapper;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Gateway.Limits;
 
 namespace Platform.Gateway.Jobs;
 
@@ -27,11 +28,16 @@ public static class JobBatchEventStream
     private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan FinishCheck = TimeSpan.FromSeconds(2);
 
-    internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, TimeProvider clock, CancellationToken ct)
+    internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, EventStreamSlots slots,
+        TimeProvider clock, CancellationToken ct)
     {
         var batch = await JobBatchesApi.LoadAsync(db, id, JobBatchesApi.OwnerFilter(http), ct);
         if (batch is null)
             return JobBatchesApi.NotFound(id);
+        var (slot, refusal) = slots.TryTake(http);
+        if (refusal is not null)
+            return refusal;
+        using var streamSlot = slot;
         var resumeAfter = long.TryParse(http.Request.Headers["Last-Event-ID"], NumberStyles.None, CultureInfo.InvariantCulture, out var resumed) ? resumed : (long?)null;
 
         await JobEventStream.StartAsync(http, ct);

@@ -61,9 +61,18 @@ public static class JobEventLog
         e.attempt_status as AttemptStatus, e.reason as Reason, e.detail as Detail, e.occurred_at as OccurredAt
         """;
 
+    /// <summary>
+    /// The job's changes after <paramref name="afterVersion"/>, and its terminal change whatever its version: a client
+    /// that resumes past the end learns that the job ended (and its stream ends) instead of waiting for changes that
+    /// will never come.
+    /// </summary>
     public static async Task<IReadOnlyList<JobEvent>> AfterAsync(NpgsqlConnection connection, string jobId, int afterVersion, CancellationToken ct) =>
         [.. (await connection.QueryAsync<Row>(new CommandDefinition(
-            $"select {Columns} from job_events e where e.job_id = @jobId and e.version > @afterVersion order by e.version",
+            $"""
+            select {Columns} from job_events e
+            where e.job_id = @jobId and (e.version > @afterVersion or e.status in ('completed', 'failed', 'cancelled', 'rejected'))
+            order by e.version
+            """,
             new { jobId, afterVersion }, cancellationToken: ct))).Select(r => r.ToEvent())];
 
     // Terminal changes always get a sentence, even from a scheduler that sent no reason with a completion.

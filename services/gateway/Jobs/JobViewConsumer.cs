@@ -88,6 +88,10 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             "select 1 from jobs where id = any(@ids) order by id for update",
             new { ids = ids.Distinct().ToArray() }, tx, cancellationToken: ct));
 
+    /// <summary>Wakes the event streams of these jobs once the transaction commits (<see cref="JobChangeSignal"/>).</summary>
+    private static Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IEnumerable<string> jobIds, CancellationToken ct) =>
+        connection.ExecuteAsync(new CommandDefinition(JobChangeSignal.NotifySql, new { changedJobs = jobIds.Distinct().ToArray() }, tx, cancellationToken: ct));
+
     private static bool Ended(string attemptStatus) => attemptStatus is "accepted" or "failed" or "rejected" or "cancelled" or "unverified";
 
     public async Task Consume(ConsumeContext<Batch<Bundle<JobStatusChanged>>> context)
@@ -101,6 +105,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await LockJobsAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
         foreach (var message in changes)
             await ApplyAsync(connection, tx, message, ct);
+        await NotifyAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
         await tx.CommitAsync(ct);
     }
 
@@ -146,6 +151,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
             m.Reason, m.Detail, m.OccurredAt, ct);
         await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, ct);
+        await NotifyAsync(connection, tx, [m.JobId.Value], ct);
         await tx.CommitAsync(ct);
     }
 
@@ -212,10 +218,14 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     {
         var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
+        // One statement: the job's streams are woken only when the progress moved.
         await connection.ExecuteAsync(new CommandDefinition(
-            """
-            update job_attempts set progress = @fraction
-            where attempt_id = @attemptId and job_id = @jobId and status in ('assigned', 'running') and (progress is null or progress < @fraction)
+            $"""
+            with moved as (
+                update job_attempts set progress = @fraction
+                where attempt_id = @attemptId and job_id = @jobId and status in ('assigned', 'running') and (progress is null or progress < @fraction)
+                returning job_id)
+            select pg_notify('{JobChangeSignal.Channel}', job_id) from moved
             """,
             new { fraction = (float)Math.Clamp(m.Fraction, 0, 1), attemptId = m.AttemptId.Value, jobId = m.JobId.Value }, cancellationToken: context.CancellationToken));
     }

@@ -40,6 +40,14 @@ public sealed class RequestLimitOptions
     [Range(1024, 1 << 20)]
     public int MaxHeaderBytes { get; set; } = 32 << 10;
 
+    /// <summary>Event streams one account may hold open on one gateway at once (429 beyond).</summary>
+    [Range(1, 100_000)]
+    public int MaxStreamsPerKey { get; set; } = 16;
+
+    /// <summary>Event streams one gateway holds open at once, of every account (429 beyond).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxStreams { get; set; } = 1_000;
+
     /// <summary>Largest body of POST /v1/jobs:batch: 10,000 jobs of a few hundred bytes each fit with room to spare.</summary>
     [Range(1024, 1L << 30)]
     public long MaxBatchBodyBytes { get; set; } = 32 << 20;

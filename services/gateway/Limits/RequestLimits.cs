@@ -24,6 +24,7 @@ public static class RequestLimits
             // where the server would only have closed the request with a bare 431.
             kestrel.Limits.MaxRequestHeadersTotalSize = 4 * maxHeaders;
         });
+        builder.Services.AddSingleton<EventStreamSlots>();
         builder.Services.AddRateLimiter(limiter =>
         {
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>

@@ -1,0 +1,83 @@
+using System.Collections.Concurrent;
+using Npgsql;
+
+namespace Platform.Gateway.Jobs;
+
+/// <summary>
+/// Wakes the event streams of a job when the read model changed it, so an idle stream costs no database reads: the
+/// view's transactions <c>NOTIFY job_changes</c> with the ids of the jobs they changed (<see cref="NotifySql"/>), and
+/// every gateway instance LISTENs on one connection of its own. A stream still reads the log now and then
+/// (<see cref="JobEventStream"/>'s fallback) in case a notification was lost while the listening connection was down.
+/// </summary>
+public sealed class JobChangeSignal(NpgsqlDataSource db, ILogger<JobChangeSignal> logger) : BackgroundService
+{
+    public const string Channel = "job_changes";
+
+    /// <summary>In a view transaction: notifies listeners, on commit, of the jobs in <c>@changedJobs</c> (text[]).</summary>
+    public const string NotifySql = $"select pg_notify('{Channel}', array_to_string(@changedJobs::text[], ','))";
+
+    private static readonly TimeSpan Reconnect = TimeSpan.FromSeconds(1);
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _watched = new();
+
+    /// <summary>
+    /// Completes at the next change of <paramref name="jobId"/> after this call. Take it before reading the log, then
+    /// wait on it: a change committed between the read and the wait still wakes the stream.
+    /// </summary>
+    public Task Watch(string jobId) =>
+        _watched.GetOrAdd(jobId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+    /// <summary>
+    /// Drops the watch a stream that ends leaves behind (the job may never change again). Another stream of the same
+    /// job waiting on it falls back to reading the log on its interval.
+    /// </summary>
+    public void Forget(string jobId, Task watch)
+    {
+        if (_watched.TryGetValue(jobId, out var waiting) && waiting.Task == watch)
+            _watched.TryRemove(KeyValuePair.Create(jobId, waiting));
+    }
+
+    internal void Changed(string jobId)
+    {
+        if (_watched.TryRemove(jobId, out var waiting))
+            waiting.TrySetResult();
+    }
+
+    private void ChangedAll()
+    {
+        foreach (var jobId in _watched.Keys)
+            Changed(jobId);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await db.OpenConnectionAsync(stoppingToken);
+                connection.Notification += (_, e) =>
+                {
+                    foreach (var jobId in e.Payload.Split(',', StringSplitOptions.RemoveEmptyEntries))
+                        Changed(jobId);
+                };
+                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+                    await listen.ExecuteNonQueryAsync(stoppingToken);
+                // Whatever changed while nobody listened: every stream reads the log once more.
+                ChangedAll();
+                while (!stoppingToken.IsCancellationRequested)
+                    await connection.WaitAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException or IOException)
+            {
+                logger.LogWarning("Listening for job changes failed ({Error}); event streams read the log on their fallback interval until it is back",
+                    ex.Message);
+                ChangedAll();
+                await Task.Delay(Reconnect, stoppingToken);
+            }
+        }
+    }
+}
