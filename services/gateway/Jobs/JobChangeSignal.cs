@@ -18,6 +18,10 @@ public sealed class JobChangeSignal(NpgsqlDataSource db, ILogger<JobChangeSignal
 
     private static readonly TimeSpan Reconnect = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _watched = new();
+    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once this instance first listens: notifications committed before it are not seen.</summary>
+    public Task Listening => _listening.Task;
 
     /// <summary>
     /// Completes at the next change of <paramref name="jobId"/> after this call. Take it before reading the log, then
@@ -62,6 +66,7 @@ public sealed class JobChangeSignal(NpgsqlDataSource db, ILogger<JobChangeSignal
                 };
                 await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
                     await listen.ExecuteNonQueryAsync(stoppingToken);
+                _listening.TrySetResult();
                 // Whatever changed while nobody listened: every stream reads the log once more.
                 ChangedAll();
                 while (!stoppingToken.IsCancellationRequested)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Dapper;
+using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Jobs;
@@ -19,7 +20,12 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
     {
         _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("gateway-views");
         // A wider batch window than the service's 5 ms, so a burst lands in few batches however slow the machine.
-        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs(new MessageBatching(64, TimeSpan.FromMilliseconds(200), 2)));
+        _host = await ConsumerTestHost.StartAsync(_env, "gateway", typeof(Program).Assembly, bus => bus.AddJobs(new MessageBatching(64, TimeSpan.FromMilliseconds(200), 2)),
+            services =>
+            {
+                services.AddSingleton<JobChangeSignal>();
+                services.AddHostedService(provider => provider.GetRequiredService<JobChangeSignal>());
+            });
     }
 
     public async Task DisposeAsync()
@@ -43,6 +49,24 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
             "insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at) values (@id, 'acc_x', 'matmul', @spec::jsonb, 'pending', 0, now(), now())",
             new { id = id.Value, spec = JsonSerializer.Serialize(spec, PlatformJson.Options) });
         return id;
+    }
+
+    [Fact]
+    public async Task A_status_batch_wakes_the_event_streams_of_its_jobs_through_the_database_and_no_others()
+    {
+        var signal = _host.Services.GetRequiredService<JobChangeSignal>();
+        await signal.Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var job = await InsertPendingJobAsync();
+        var other = await InsertPendingJobAsync();
+        var woken = signal.Watch(job.Value);
+        var untouched = signal.Watch(other.Value);
+
+        await DeliverAsync(Changed(job, "queued", WorkerId.New(), AttemptId.New()) with { Version = 1 });
+
+        // Only a notification completes a watch: the commit's NOTIFY, through the listening connection.
+        await woken.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(untouched.IsCompleted, "a job the batch did not change was woken");
+        Assert.Equal("queued", (await ViewAsync(job)).Status);
     }
 
     private async Task<JobView> ViewAsync(JobId id) => (await JobViewStore.LoadAsync(_host.Database, id.Value, CancellationToken.None))!;
