@@ -38,6 +38,16 @@ public sealed class DatasetTests(Network network, ITestOutputHelper output) : IC
         Assert.Equal([a.Cid, b.Cid], manifest.GetProperty("blobs").EnumerateArray().Select(x => x.GetProperty("cid").GetString()));
         Assert.Equal(8000, manifest.GetProperty("totalSize").GetInt64());
         Assert.Equal(client.AccountId, fetched.GetProperty("owner").GetString());
+        Assert.Equal(client.AccountId, (await http.GetFromJsonAsync<JsonElement>($"/v1/blobs/{a.Cid}/pin")).GetProperty("owner").GetString());
+        // Another account reads the dataset and its pins, but not whose they are.
+        using (var stranger = network.Client((await network.CreateAccountAsync("client", 1m)).Key))
+        {
+            foreach (var path in new[] { $"/v1/datasets/{cid}", $"/v1/blobs/{a.Cid}/pin", $"/v1/blobs/{cid}/pin" })
+            {
+                var seen = await stranger.GetFromJsonAsync<JsonElement>(path);
+                Assert.True(!seen.TryGetProperty("owner", out var owner) || owner.ValueKind == JsonValueKind.Null, $"{path} names its owner to another account: {seen}");
+            }
+        }
         // The manifest is an ordinary verified blob: anyone can fetch it and check it against the dataset's CID.
         var manifestBytes = await http.GetByteArrayAsync($"/v1/blobs/{cid}");
         Assert.Equal(cid, Cid.Compute(manifestBytes).Value);

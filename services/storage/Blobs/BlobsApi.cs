@@ -45,7 +45,8 @@ public static class BlobsApi
         // account is the network's own (tests, benchmarks): unowned and free.
         group.MapPost("/", Pin).RequireGatewayProof(accountOptional: true);
         group.MapMethods("/{cid}", [HttpMethods.Get, HttpMethods.Head], Read);
-        group.MapGet("/{cid}/pin", PinStatus);
+        // The owner is shown only to the owner: an account id is not the world's to read.
+        group.MapGet("/{cid}/pin", PinStatus).RequireGatewayProof(accountOptional: true);
         group.MapGet("/{cid}/proof", Proof);
         group.MapDelete("/{cid}", NoDelete);
         return group;
@@ -199,7 +200,8 @@ public static class BlobsApi
 
     private sealed record CopyRow(string NodeId, string Status, DateTime VerifiedAt);
 
-    internal static async Task<Results<Ok<PinStatusResponse>, ProblemHttpResult>> PinStatus(string cid, NpgsqlDataSource db, IOptions<StorageOptions> options, CancellationToken ct)
+    internal static async Task<Results<Ok<PinStatusResponse>, ProblemHttpResult>> PinStatus(string cid, HttpContext http, NpgsqlDataSource db, IOptions<StorageOptions> options,
+        CancellationToken ct)
     {
         if (!Cid.TryParse(cid, out _))
             return InvalidCid(cid);
@@ -213,7 +215,8 @@ public static class BlobsApi
             "select node_id as NodeId, status, verified_at as VerifiedAt from replicas where cid = @cid order by node_id",
             new { cid }, cancellationToken: ct))).ToList();
         var held = copies.Where(c => c.Status == "ok").ToList();
-        return TypedResults.Ok(new PinStatusResponse(row.Cid, row.Size, row.Sha256, row.Owner, new DateTimeOffset(row.PinnedAt, TimeSpan.Zero),
+        var owner = row.Owner is not null && row.Owner == http.GatewayAccountIfAny() ? row.Owner : null;
+        return TypedResults.Ok(new PinStatusResponse(row.Cid, row.Size, row.Sha256, owner, new DateTimeOffset(row.PinnedAt, TimeSpan.Zero),
             [.. held.Select(c => c.NodeId)], options.Value.ReplicaCount,
             [.. copies.Select(c => new CopyView(c.NodeId, c.Status, new DateTimeOffset(DateTime.SpecifyKind(c.VerifiedAt, DateTimeKind.Utc))))],
             row.MerkleRoot is null ? null : Convert.ToHexStringLower(row.MerkleRoot), MerkleTree.ChunkCount(row.Size),

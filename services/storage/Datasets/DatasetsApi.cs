@@ -24,7 +24,8 @@ public static partial class DatasetsApi
         var group = app.MapGroup("/v1/datasets").WithTags("Datasets");
         // The manifest is pinned, and charged, like any blob: to the account the gateway proves, if any.
         group.MapPost("/", Create).RequireGatewayProof(accountOptional: true);
-        group.MapGet("/{cid}", Get);
+        // The owner is shown only to the owner: an account id is not the world's to read.
+        group.MapGet("/{cid}", Get).RequireGatewayProof(accountOptional: true);
         return group;
     }
 
@@ -91,11 +92,11 @@ public static partial class DatasetsApi
                 """,
                 new { cid = pinned!.Cid.Value, name, owner = string.IsNullOrEmpty(owner) ? null : owner, count = blobs.Count, size = manifest.TotalSize }, cancellationToken: ct));
         }
-        var view = await LoadAsync(pinned.Cid, manifest, db, ct);
+        var view = await LoadAsync(pinned.Cid, manifest, owner, db, ct);
         return TypedResults.Created($"/v1/datasets/{pinned.Cid}", view);
     }
 
-    internal static async Task<Results<Ok<DatasetView>, ProblemHttpResult>> Get(string cid, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
+    internal static async Task<Results<Ok<DatasetView>, ProblemHttpResult>> Get(string cid, HttpContext http, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
     {
         if (!Cid.TryParse(cid, out var parsed))
             return Problems.BadRequest("invalid-cid", "Malformed CID", $"'{cid}' is not a CIDv1 raw sha2-256 base32 CID (they start with 'bafkrei')");
@@ -120,14 +121,16 @@ public static partial class DatasetsApi
                 $"this node's copy of the manifest {cid} failed verification; it is being repaired");
         }
         var manifest = JsonSerializer.Deserialize<DatasetManifest>(manifestBytes.ToArray(), ManifestJson)!;
-        return TypedResults.Ok(await LoadAsync(parsed, manifest, db, ct));
+        return TypedResults.Ok(await LoadAsync(parsed, manifest, http.GatewayAccountIfAny(), db, ct));
     }
 
-    private static async Task<DatasetView> LoadAsync(Cid cid, DatasetManifest manifest, NpgsqlDataSource db, CancellationToken ct)
+    /// <param name="viewer">The account asking (proved by the gateway), or null: the owner is named only to itself.</param>
+    private static async Task<DatasetView> LoadAsync(Cid cid, DatasetManifest manifest, string? viewer, NpgsqlDataSource db, CancellationToken ct)
     {
         await using var connection = await db.OpenConnectionAsync(ct);
         var row = await connection.QuerySingleAsync<(string? Owner, DateTime CreatedAt)>(new CommandDefinition(
             "select owner, created_at from datasets where cid = @cid", new { cid = cid.Value }, cancellationToken: ct));
-        return new DatasetView(cid.Value, manifest, row.Owner, new DateTimeOffset(DateTime.SpecifyKind(row.CreatedAt, DateTimeKind.Utc)));
+        var owner = row.Owner is not null && row.Owner == viewer ? row.Owner : null;
+        return new DatasetView(cid.Value, manifest, owner, new DateTimeOffset(DateTime.SpecifyKind(row.CreatedAt, DateTimeKind.Utc)));
     }
 }
