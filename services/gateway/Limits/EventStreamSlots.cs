@@ -13,11 +13,9 @@ namespace Platform.Gateway.Limits;
 /// </summary>
 public sealed class EventStreamSlots(IOptions<RequestLimitOptions> options)
 {
+    private const int RetryAfterSeconds = 5;
     private readonly ConcurrentDictionary<string, int> _byAccount = new();
     private int _total;
-
-    /// <summary>Open streams now, on this instance.</summary>
-    public int Open => Volatile.Read(ref _total);
 
     /// <summary>
     /// A slot for one more stream of the caller, or the 429 that refuses it; dispose the slot when the stream ends.
@@ -53,8 +51,6 @@ public sealed class EventStreamSlots(IOptions<RequestLimitOptions> options)
         http.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
         return Problems.Create(StatusCodes.Status429TooManyRequests, "too-many-streams", "Too many event streams", detail);
     }
-
-    private const int RetryAfterSeconds = 5;
 
     private sealed class Slot(EventStreamSlots owner, string account) : IDisposable
     {

@@ -129,9 +129,9 @@ public sealed class WorkerHeartbeatConsumer(NpgsqlDataSource db, Dispatcher disp
         {
             // A beat renews the attempts the node lists (those it runs) and the tiny ones the scheduler gave it that
             // still wait for it: many share a slot, so they queue in the node's broker queue, where the node cannot see
-            // them yet. A job that takes a whole slot waits there at most behind a few tiny ones: unlisted, it was lost. The held
-            // jobs are locked in id order, as every batch of results locks them: a beat listing many attempts never
-            // waits in a cycle with a batch completing some of them.
+            // them yet. A job that takes a whole slot waits there at most behind a few tiny ones: unlisted, it was
+            // lost. The held jobs are locked in id order, as every batch of results locks them: a beat listing many
+            // attempts never waits in a cycle with a batch completing some of them.
             renewed = await connection.ExecuteAsync(new CommandDefinition(
                 """
                 update jobs j set lease_deadline = greatest(j.lease_deadline, @deadline)

@@ -136,10 +136,10 @@ public static class KernelCatalog
             return Empty;
         // A zero-size dimension makes no work, and could make an output of any size at the price of no work (matmul's
         // [m,0] x [0,n] is an m-by-n matrix of zeros): no kernel takes one.
-        foreach (var (name, info) in inputs.OrderBy(i => i.Key, StringComparer.Ordinal))
+        foreach (var name in Definition(kernel).Inputs)
         {
-            if (Array.IndexOf(info.Shape, 0) is var axis and >= 0)
-                return Fail($"{kernel} input '{name}' {info.Describe()} has a zero-size dimension (axis {axis}); every dimension of every input must be at least 1", out error);
+            if (Array.IndexOf(inputs[name].Shape, 0) is var axis and >= 0)
+                return Fail($"{kernel} input '{name}' {inputs[name].Describe()} has a zero-size dimension (axis {axis}); every dimension of every input must be at least 1", out error);
         }
         var plan = kernel switch
         {
@@ -248,8 +248,6 @@ public static class KernelCatalog
         int n = points.Shape[0], d = points.Shape[1], k = args.Int("k");
         if (n < k)
             return Fail($"kmeans needs at least k={k} points, got {points.Describe()}", out error);
-        if (d == 0)
-            return Fail($"kmeans needs points with at least one dimension, got {points.Describe()}", out error);
         // Per iteration: k distances of d subtract-multiply-adds per point, then one add per coordinate. The k-means++
         // seeding computes every point's distance to the first centre and to each local trial of the others.
         var seeding = (1.0 + ((k - 1.0) * KMeansSeeding.LocalTrials(k))) * 3.0 * n * d;
@@ -276,8 +274,6 @@ public static class KernelCatalog
             return Empty;
         if (x.Shape[0] != y.Shape[0])
             return Fail($"train-logreg needs one label per row of x, got x {x.Describe()} and y {y.Describe()}", out error);
-        if (x.Shape[0] == 0)
-            return Fail("train-logreg needs at least one example", out error);
         int n = x.Shape[0], d = x.Shape[1], epochs = args.Int("epochs");
         // Per epoch: a forward and a backward matrix-vector product, and the loss.
         var gflop = epochs * ((4.0 * n * d) + (10.0 * n)) / 1e9;
