@@ -198,7 +198,7 @@ public static class BlobsApi
 
     private sealed record PinRow(string Cid, long Size, string Sha256, string? Owner, DateTime PinnedAt, byte[]? MerkleRoot);
 
-    private sealed record CopyRow(string NodeId, string Status, DateTime VerifiedAt);
+    private sealed record CopyRow(string NodeId, string Status, DateTime VerifiedAt, int RepairFailures, DateTime? RetryAt);
 
     internal static async Task<Results<Ok<PinStatusResponse>, ProblemHttpResult>> PinStatus(string cid, HttpContext http, NpgsqlDataSource db, IOptions<StorageOptions> options,
         CancellationToken ct)
@@ -212,16 +212,21 @@ public static class BlobsApi
         if (row is null)
             return UnknownBlob(cid);
         var copies = (await connection.QueryAsync<CopyRow>(new CommandDefinition(
-            "select node_id as NodeId, status, verified_at as VerifiedAt from replicas where cid = @cid order by node_id",
+            """
+            select node_id as NodeId, status, verified_at as VerifiedAt, repair_failures as RepairFailures, retry_at as RetryAt
+            from replicas where cid = @cid order by node_id
+            """,
             new { cid }, cancellationToken: ct))).ToList();
         var held = copies.Where(c => c.Status == "ok").ToList();
         var owner = row.Owner is not null && row.Owner == http.GatewayAccountIfAny() ? row.Owner : null;
         return TypedResults.Ok(new PinStatusResponse(row.Cid, row.Size, row.Sha256, owner, new DateTimeOffset(row.PinnedAt, TimeSpan.Zero),
             [.. held.Select(c => c.NodeId)], options.Value.ReplicaCount,
-            [.. copies.Select(c => new CopyView(c.NodeId, c.Status, new DateTimeOffset(DateTime.SpecifyKind(c.VerifiedAt, DateTimeKind.Utc))))],
+            [.. copies.Select(c => new CopyView(c.NodeId, c.Status, Utc(c.VerifiedAt), c.RepairFailures, c.RetryAt is { } retry ? Utc(retry) : null))],
             row.MerkleRoot is null ? null : Convert.ToHexStringLower(row.MerkleRoot), MerkleTree.ChunkCount(row.Size),
-            held.Count == 0 ? null : new DateTimeOffset(DateTime.SpecifyKind(held.Max(c => c.VerifiedAt), DateTimeKind.Utc))));
+            held.Count == 0 ? null : Utc(held.Max(c => c.VerifiedAt))));
     }
+
+    private static DateTimeOffset Utc(DateTime timestamp) => new(DateTime.SpecifyKind(timestamp, DateTimeKind.Utc));
 
     internal static async Task<Results<Ok<ProofResponse>, ProblemHttpResult>> Proof(string cid, string? chunk, BlobStore store, NpgsqlDataSource db, CancellationToken ct)
     {

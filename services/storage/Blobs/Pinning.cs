@@ -25,7 +25,7 @@ public sealed class Pinning(BlobStore store, NpgsqlDataSource db, MessageOutbox 
 
     private const string HoldCopy = """
         insert into replicas (cid, node_id, status, verified_at) values (@Cid, @NodeId, 'ok', @Now)
-        on conflict (cid, node_id) do update set status = 'ok', verified_at = @Now
+        on conflict (cid, node_id) do update set status = 'ok', verified_at = @Now, repair_failures = 0, retry_at = null
         """;
 
     /// <summary>The pinned blob, or the problem that stopped it (too large, fee refused, ledger unavailable).</summary>
@@ -60,7 +60,9 @@ public sealed class Pinning(BlobStore store, NpgsqlDataSource db, MessageOutbox 
                     "the pin fee could not be charged because the rewards service did not answer; try again"));
             }
         }
-        await store.CommitAsync(received, overwrite: false, ct);
+        // The bytes in hand hash to the CID, so they replace whatever copy this node has: an upload of the same
+        // bytes repairs a missing or corrupt copy here, even one no peer could repair.
+        await store.CommitAsync(received, overwrite: true, ct);
 
         var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);

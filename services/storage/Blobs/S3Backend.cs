@@ -75,6 +75,7 @@ public sealed class S3Backend : IBlobBackend, IDisposable
 
         try
         {
+            await EnsureBucketAsync(ct);
             // Same CID, same bytes: an existing copy is as good as a new one.
             if (overwrite || await SizeAsync(cid, ct) is null)
             {

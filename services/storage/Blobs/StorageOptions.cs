@@ -39,6 +39,13 @@ public sealed class StorageOptions
     [Range(1, long.MaxValue)]
     public long ScrubBytesPerSecond { get; set; } = 50L << 20;
 
+    /// <summary>
+    /// Longest wait between attempts to repair a copy no peer could send intact; the wait starts at one
+    /// heartbeat and doubles with each failure.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan RepairRetryMax { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>How often this node announces itself to its peers, and looks for pins short of copies.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);

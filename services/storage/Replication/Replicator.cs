@@ -100,7 +100,7 @@ public sealed class Replicator(NpgsqlDataSource db, BlobStore store, Peers peers
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into replicas (cid, node_id, status, verified_at) values (@cid, @self, 'ok', @now)
-            on conflict (cid, node_id) do update set status = 'ok', verified_at = @now
+            on conflict (cid, node_id) do update set status = 'ok', verified_at = @now, repair_failures = 0, retry_at = null
             """, new { cid = cid.Value, self = options.Value.NodeId, now = clock.GetUtcNow() }, tx, cancellationToken: ct));
         var copies = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             "select count(*)::int from replicas where cid = @cid and status = 'ok'", new { cid = cid.Value }, tx, cancellationToken: ct));

@@ -9,7 +9,8 @@ namespace Platform.Storage.Replication;
 /// <summary>
 /// The node's background care of its copies: re-hashes each copy every Storage:ScrubPeriod at no more than
 /// Storage:ScrubBytesPerSecond, repairs missing or corrupt copies from peers (and copies a read found damaged
-/// straight away), and copies pins that are short of replicas.
+/// straight away), and copies pins that are short of replicas. A copy no peer can repair is retried with
+/// exponential backoff, and copies are taken in the order they fell due, so one such copy never starves the rest.
 /// </summary>
 public sealed class Scrubber(NpgsqlDataSource db, BlobStore store, Replicator replicator, IOptions<StorageOptions> options, TimeProvider clock,
     ILogger<Scrubber> logger) : BackgroundService
@@ -58,23 +59,26 @@ public sealed class Scrubber(NpgsqlDataSource db, BlobStore store, Replicator re
         Due? due;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
+            // Fair order: whichever copy has been due longest goes first, a lost copy's retry included, so a copy that
+            // cannot be repaired (its retry backing off) never keeps the scrubber from the rest.
             due = await connection.QuerySingleOrDefaultAsync<Due>(new CommandDefinition(
                 """
                 select r.cid, p.size, p.leaves, r.status from replicas r join pins p on p.cid = r.cid
-                where r.node_id = @self and ((r.status = 'lost' and r.verified_at <= @retryBefore) or (r.status = 'ok' and r.verified_at <= @dueBefore))
-                order by r.status = 'lost' desc, r.verified_at limit 1
-                """, new { self = o.NodeId, dueBefore = clock.GetUtcNow() - o.ScrubPeriod, retryBefore = clock.GetUtcNow() - o.HeartbeatInterval }, cancellationToken: ct));
+                where r.node_id = @self and ((r.status = 'lost' and coalesce(r.retry_at, r.verified_at) <= @now) or (r.status = 'ok' and r.verified_at <= @dueBefore))
+                order by case when r.status = 'lost' then coalesce(r.retry_at, r.verified_at) else r.verified_at + @period end limit 1
+                """, new { self = o.NodeId, now = clock.GetUtcNow(), dueBefore = clock.GetUtcNow() - o.ScrubPeriod, period = o.ScrubPeriod }, cancellationToken: ct));
         }
         if (due is null)
             return 0;
         var cid = Cid.Parse(due.Cid);
         var leaves = due.Leaves ?? await store.ComputeLeavesAsync(cid, ct);
-        var state = leaves is null ? CopyState.Corrupt : due.Status == "lost" ? CopyState.Corrupt : await store.CheckAsync(cid, due.Size, leaves, ct);
+        // A lost copy is checked again too: an upload of the same bytes may have replaced it since it was marked.
+        var state = leaves is null ? CopyState.Corrupt : await store.CheckAsync(cid, due.Size, leaves, ct);
         if (state == CopyState.Ok)
         {
             await using var connection = await db.OpenConnectionAsync(ct);
             await connection.ExecuteAsync(new CommandDefinition(
-                "update replicas set verified_at = @now where cid = @cid and node_id = @self",
+                "update replicas set status = 'ok', verified_at = @now, repair_failures = 0, retry_at = null where cid = @cid and node_id = @self",
                 new { now = clock.GetUtcNow(), cid = due.Cid, self = o.NodeId }, cancellationToken: ct));
             if (due.Leaves is null)
                 await connection.ExecuteAsync(new CommandDefinition(
@@ -86,11 +90,17 @@ public sealed class Scrubber(NpgsqlDataSource db, BlobStore store, Replicator re
             logger.LogWarning("Scrub found this node's copy of {Cid} {State}", cid, state);
             if (!await replicator.RepairAsync(cid, await store.Backend.SizeAsync(cid, ct) is null ? CopyState.Missing : state, ct))
             {
-                // Nothing to copy from yet; look again after the scrub period rather than spinning on it.
+                // Nothing to copy from yet: try again after a wait that doubles with each failure in a row (from one
+                // heartbeat up to Storage:RepairRetryMax), rather than spinning on it.
                 await using var connection = await db.OpenConnectionAsync(ct);
                 await connection.ExecuteAsync(new CommandDefinition(
-                    "update replicas set verified_at = @now where cid = @cid and node_id = @self",
-                    new { now = clock.GetUtcNow(), cid = due.Cid, self = o.NodeId }, cancellationToken: ct));
+                    """
+                    update replicas set status = 'lost', repair_failures = repair_failures + 1,
+                        retry_at = @now + least(@first * power(2, least(repair_failures, 30)), @max) * interval '1 second'
+                    where cid = @cid and node_id = @self and status = 'lost'
+                    """,
+                    new { now = clock.GetUtcNow(), first = o.HeartbeatInterval.TotalSeconds, max = o.RepairRetryMax.TotalSeconds, cid = due.Cid, self = o.NodeId },
+                    cancellationToken: ct));
             }
         }
         return Math.Max(due.Size, 1);

@@ -8,7 +8,9 @@ public sealed record PinResponse(string Cid, long Size, string Sha256);
 public sealed record PinStatusResponse(string Cid, long Size, string Sha256, string? Owner, DateTimeOffset PinnedAt, IReadOnlyList<string> Replicas,
     int ReplicaTarget, IReadOnlyList<CopyView> Copies, string? MerkleRoot, int Chunks, DateTimeOffset? LastVerifiedAt);
 
-public sealed record CopyView(string NodeId, string Status, DateTimeOffset VerifiedAt);
+/// <param name="RepairFailures">Failed repairs of a lost copy in a row (no peer had it intact); 0 for a healthy copy.</param>
+/// <param name="RetryAt">When the scrubber next tries to repair a lost copy; each failure doubles the wait.</param>
+public sealed record CopyView(string NodeId, string Status, DateTimeOffset VerifiedAt, int RepairFailures, DateTimeOffset? RetryAt);
 
 /// <summary>An RFC 6962 audit path for one chunk: hash the chunk as a leaf, fold in the path, compare with the root.</summary>
 public sealed record ProofResponse(string Cid, long Size, int ChunkSize, int Chunks, int Chunk, string LeafHash, IReadOnlyList<string> Path, string Root, string Algorithm);

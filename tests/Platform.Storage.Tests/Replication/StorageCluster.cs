@@ -25,6 +25,9 @@ public class StorageCluster : IAsyncLifetime
     /// </summary>
     protected virtual TimeSpan ScrubPeriod => TimeSpan.FromSeconds(1);
 
+    /// <summary>Bytes per second each node's scrubber may re-hash.</summary>
+    protected virtual long ScrubBytesPerSecond => 1_000_000_000;
+
     /// <summary>Settings that choose and configure the nodes' backend; none means the filesystem.</summary>
     protected virtual Task<IDictionary<string, string?>> BackendSettingsAsync() => Task.FromResult<IDictionary<string, string?>>(new Dictionary<string, string?>());
 
@@ -41,7 +44,7 @@ public class StorageCluster : IAsyncLifetime
                 ["Storage__ReplicaCount"] = "2",
                 ["Storage__HeartbeatInterval"] = "00:00:00.500",
                 ["Storage__ScrubPeriod"] = ScrubPeriod.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
-                ["Storage__ScrubBytesPerSecond"] = "1000000000",
+                ["Storage__ScrubBytesPerSecond"] = ScrubBytesPerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture),
             }));
         }
     }
