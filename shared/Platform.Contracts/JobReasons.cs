@@ -38,6 +38,7 @@ public static class JobReasons
     public const string AttemptOverdue = "attempt_overdue";
     public const string InputClaimDisproved = "input_claim_disproved";
     public const string InputClaimUnchecked = "input_claim_unchecked";
+    public const string StorageUnreachable = "storage_unreachable";
 
     /// <summary>A record from before every ending had a reason.</summary>
     public const string Unknown = "unknown";
@@ -71,6 +72,7 @@ public static class JobReasons
         new(AttemptOverdue, "attempt", "The worker kept the job far longer than its size at the worker's measured speed allows, so it was given to another worker."),
         new(InputClaimDisproved, "attempt", "The worker said the job's inputs were unusable, but the network read them from storage and found them fit for the kernel, so the job was given to another worker."),
         new(InputClaimUnchecked, "attempt", "The worker said the job's inputs were unusable and the network could not read them from storage to check, so the job was given to another worker rather than failed on one worker's word."),
+        new(StorageUnreachable, "attempt", "The worker could not read the job's inputs or store its outputs through the gateway, retrying for its whole retry window, so the job was given to another worker."),
         new(Unknown, "failed", "The job ended before the platform recorded reasons."),
     ];
 

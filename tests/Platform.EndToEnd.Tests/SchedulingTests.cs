@@ -98,6 +98,51 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
         using var again = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
     }
+
+    [Fact]
+    public async Task A_worker_that_cannot_reach_storage_fails_its_attempts_with_that_reason_at_once_and_runs_jobs_again_once_storage_is_back()
+    {
+        var (_, http, vector) = await ClientAsync();
+        var nodeOperator = await network.CreateOperatorAsync();
+        // No worker serves the region yet, so the job waits while storage goes down.
+        var job = await SubmitAsync(http, vector, "storage-outage");
+        await http.WaitForAsync(job.Id, j => j.Status == "queued", "job queued");
+        var storage = network.Services.Single(s => s.Service == "storage");
+        storage.Kill();
+        Job failed;
+        ServiceProcess worker;
+        try
+        {
+            // A one-second retry window: each attempt's fetch gives up quickly, so the job has its three attempts
+            // well within the ten-second lease that would otherwise end them.
+            worker = await network.StartWorkerAsync(nodeOperator.Key, region: "storage-outage", settings: new() { ["Worker__BlobRetryWindow"] = "00:00:01" });
+            failed = await http.WaitForAsync(job.Id, j => j.Status == "failed", "job failed while storage is down");
+        }
+        finally
+        {
+            await network.RestartAsync(storage);
+        }
+
+        Assert.Equal("attempts_exhausted", failed.Error!.Reason);
+        Assert.Equal(3, failed.Attempts.Count);
+        Assert.All(failed.Attempts, a =>
+        {
+            Assert.Equal("failed", a.Status);
+            Assert.Equal("storage_unreachable", a.StatusReason!.Code);
+            Assert.Contains("kept failing for 1 s", a.StatusReason.Message, StringComparison.Ordinal);
+        });
+        await Eventually.UntilAsync(() => http.AccountAsync(), a => a.Balance == 100m && a.Escrowed == 0m, TimeSpan.FromSeconds(30), "the failed job refunded");
+        // The network error was handled, not thrown: no consumer of the worker faulted or logged an error.
+        var errors = worker.Log().Split('\n').Where(line => line.Contains("\"LogLevel\":\"Error\"", StringComparison.Ordinal)
+            && (line.Contains("\"Category\":\"MassTransit", StringComparison.Ordinal) || line.Contains("\"Category\":\"Platform.Worker.Attempts", StringComparison.Ordinal)));
+        Assert.Empty(errors);
+        Assert.Contains("storage unreachable through the gateway", worker.Log(), StringComparison.Ordinal);
+
+        var again = await SubmitAsync(http, vector, "storage-outage");
+        var done = await http.WaitForAsync(again.Id, j => j.Status is "completed" or "failed", "job run after storage came back");
+        Assert.Equal("completed", done.Status);
+        Assert.Single(done.Attempts);
+    }
 }
 
 /// <summary>

@@ -56,7 +56,15 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
                 await started.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 return;
             }
-            catch (Exception ex) when (ex is not (OperationCanceledException or HttpRequestException))
+            catch (Exception ex) when (StorageUnreachable(ex, ct))
+            {
+                // GatewayClient already retried for Worker:BlobRetryWindow: failing the attempt now hands the job back
+                // at once, instead of the message being retried (each retry waiting out the window again) and dropped.
+                logger.LogWarning("Attempt {AttemptId} of {JobId}: storage unreachable through the gateway: {Error}", job.AttemptId, job.JobId, ex.Message);
+                outcome = Outcome.Fail(JobReasons.StorageUnreachable,
+                    $"blob reads or pins through the gateway kept failing for {JobReasons.Duration(options.Value.BlobRetryWindow)}: {ex.Message}");
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // A fault of this node, not of the job: the scheduler gives the job to another worker.
                 logger.LogError(ex, "Attempt {AttemptId} of {JobId} failed on this node", job.AttemptId, job.JobId);
@@ -97,6 +105,17 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             status.End(job.AttemptId);
         }
     }
+
+    /// <summary>
+    /// A failure to reach the gateway or the storage behind it: no connection, an error answer, a body cut off, or
+    /// the request timing out (HttpClient's timeout cancels with a TimeoutException inside, not the consumer's token).
+    /// </summary>
+    private static bool StorageUnreachable(Exception ex, CancellationToken ct) => ex switch
+    {
+        HttpRequestException or HttpIOException => true,
+        TaskCanceledException { InnerException: TimeoutException } => !ct.IsCancellationRequested,
+        _ => false,
+    };
 
     /// <summary>Says the attempt started, once it has run <see cref="WorkerOptions.StartReportDelay"/> without finishing.</summary>
     private async Task ReportStartAsync(AssignJob job, CancellationToken finished, CancellationToken ct)
