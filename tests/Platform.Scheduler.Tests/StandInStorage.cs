@@ -12,9 +12,13 @@ public sealed class StandInStorage
 {
     private readonly Dictionary<Cid, byte[]> _blobs = [];
     private int _reads;
+    private long _bytesServed;
 
     /// <summary>How many times the scheduler asked for a blob.</summary>
     public int Reads => Volatile.Read(ref _reads);
+
+    /// <summary>How many body bytes the scheduler has read, when blobs are served in pieces (<see cref="Chunk"/> set).</summary>
+    public long BytesServed => Interlocked.Read(ref _bytesServed);
 
     /// <summary>While true, every request fails as a refused connection would.</summary>
     public bool Down { get; set; }
@@ -43,22 +47,49 @@ public sealed class StandInStorage
     {
         if (Chunk == int.MaxValue)
             return new ByteArrayContent(bytes);
-        var content = new StreamContent(new Pieces(bytes, Chunk));
+        var content = new StreamContent(new Pieces(bytes, Chunk, this));
         content.Headers.ContentLength = bytes.Length;
         return content;
     }
 
-    private sealed class Pieces(byte[] bytes, int chunk) : MemoryStream(bytes, writable: false)
+    // Wraps the bytes rather than deriving from MemoryStream, whose methods call each other's overrides (a derived
+    // ReadAsync would be counted twice).
+    private sealed class Pieces(byte[] bytes, int chunk, StandInStorage storage) : Stream
     {
-        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, chunk));
+        private readonly MemoryStream _inner = new(bytes, writable: false);
 
-        public override int Read(Span<byte> buffer) => base.Read(buffer[..Math.Min(buffer.Length, chunk)]);
+        public override bool CanRead => true;
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
-            base.ReadAsync(buffer, offset, Math.Min(count, chunk), ct);
+        public override bool CanSeek => false;
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
-            base.ReadAsync(buffer[..Math.Min(buffer.Length, chunk)], ct);
+        public override bool CanWrite => false;
+
+        public override long Length => _inner.Length;
+
+        public override long Position { get => _inner.Position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var read = _inner.Read(buffer[..Math.Min(buffer.Length, chunk)]);
+            Interlocked.Add(ref storage._bytesServed, read);
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => ValueTask.FromResult(Read(buffer.Span));
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private sealed class BlobsHandler(StandInStorage storage) : HttpMessageHandler

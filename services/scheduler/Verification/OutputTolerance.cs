@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Platform.Contracts.Tensors;
 
 namespace Platform.Scheduler.Verification;
@@ -28,59 +29,90 @@ public static class OutputTolerance
     // Labels and neighbour indices that may differ between honest workers (boundary points, near ties).
     private const double IntegerMismatchFraction = 0.01;
 
+    /// <summary>Whether two whole tensors agree: the same <see cref="Comparison"/> a streamed comparison runs, over all of them at once.</summary>
     public static bool Agree(NpyArray a, NpyArray b)
     {
         if (a.DType != b.DType || !a.Shape.AsSpan().SequenceEqual(b.Shape))
             return false;
         if (a.Float32 is { } x && b.Float32 is { } y)
-            return FloatsAgree(x, y);
-        return IntegersAgree(a.Int32!, b.Int32!);
-    }
-
-    private static bool FloatsAgree(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
-    {
-        if (x.Length != y.Length)
-            return false;
-        var scale = Math.Max(FiniteScale(x), FiniteScale(y));
-        var allowance = Absolute + OfScale * scale;
-        for (var i = 0; i < x.Length; i++)
         {
-            double p = x[i], q = y[i];
-            if (!double.IsFinite(p) || !double.IsFinite(q))
-            {
-                // Equal infinities compare equal; NaN == NaN is false in IEEE, so NaNs are matched by kind.
-                if (!(p == q || double.IsNaN(p) && double.IsNaN(q)))
-                    return false;
-                continue;
-            }
-            if (Math.Abs(p - q) > allowance + Relative * Math.Max(Math.Abs(p), Math.Abs(q)))
+            if (x.Length != y.Length)
                 return false;
+            var floats = new Comparison(a.DType, x.Length);
+            floats.Add(x, y);
+            return floats.Agree;
         }
-        return true;
-    }
-
-    /// <summary>The largest finite magnitude in the tensor: NaN and infinities never set it.</summary>
-    private static double FiniteScale(ReadOnlySpan<float> values)
-    {
-        var scale = 0.0;
-        foreach (var v in values)
-        {
-            if (float.IsFinite(v))
-                scale = Math.Max(scale, Math.Abs((double)v));
-        }
-        return scale;
-    }
-
-    private static bool IntegersAgree(int[] p, int[] q)
-    {
-        if (p.Length != q.Length)
+        if (a.Int32!.Length != b.Int32!.Length)
             return false;
-        var mismatches = 0;
-        for (var i = 0; i < p.Length; i++)
+        var comparison = new Comparison(a.DType, a.Int32.Length);
+        comparison.Add(a.Int32, b.Int32);
+        return comparison.Agree;
+    }
+
+    /// <summary>
+    /// A comparison fed the two tensors' elements piece by piece, in order, so neither is ever held whole. The
+    /// allowance depends on the largest finite magnitude of both tensors, known only at the end: so each finite pair
+    /// is reduced to its excess over the scale-free part of the bound, |p - q| - (absolute + relative * max(|p|, |q|)),
+    /// and the tensors agree when the worst excess is within <c>OfScale * scale</c>: the same test as comparing every
+    /// element against the whole bound.
+    /// </summary>
+    public sealed class Comparison(NpyDType dtype, long elements)
+    {
+        private double _scale;
+        private double _worstExcess = double.NegativeInfinity;
+        private bool _nonFiniteDiffers;
+        private long _seen;
+        private long _mismatches;
+
+        /// <summary>Settled before the end: a non-finite pair differs, or too many labels differ already.</summary>
+        public bool Disagrees => _nonFiniteDiffers || _mismatches > MismatchesAllowed;
+
+        /// <summary>The verdict once every element has been added (and false before).</summary>
+        public bool Agree => _seen == elements && !Disagrees && (dtype != NpyDType.Float32 || _worstExcess <= OfScale * _scale);
+
+        private double MismatchesAllowed => Math.Floor(IntegerMismatchFraction * elements);
+
+        /// <summary>The next elements of both tensors as their little-endian bytes (whole elements, equal lengths).</summary>
+        public void Add(ReadOnlySpan<byte> x, ReadOnlySpan<byte> y)
         {
-            if (p[i] != q[i])
-                mismatches++;
+            if (dtype == NpyDType.Float32)
+                Add(MemoryMarshal.Cast<byte, float>(x), MemoryMarshal.Cast<byte, float>(y));
+            else
+                Add(MemoryMarshal.Cast<byte, int>(x), MemoryMarshal.Cast<byte, int>(y));
         }
-        return mismatches <= Math.Floor(IntegerMismatchFraction * p.Length);
+
+        public void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
+        {
+            for (var i = 0; i < x.Length; i++)
+            {
+                double p = x[i], q = y[i];
+                if (!double.IsFinite(p) || !double.IsFinite(q))
+                {
+                    // Equal infinities compare equal; NaN == NaN is false in IEEE, so NaNs are matched by kind.
+                    if (!(p == q || double.IsNaN(p) && double.IsNaN(q)))
+                        _nonFiniteDiffers = true;
+                    // A finite value beside a non-finite one still sets the scale, as it would over the whole tensor.
+                }
+                else
+                {
+                    _worstExcess = Math.Max(_worstExcess, Math.Abs(p - q) - (Absolute + Relative * Math.Max(Math.Abs(p), Math.Abs(q))));
+                }
+                if (double.IsFinite(p))
+                    _scale = Math.Max(_scale, Math.Abs(p));
+                if (double.IsFinite(q))
+                    _scale = Math.Max(_scale, Math.Abs(q));
+            }
+            _seen += x.Length;
+        }
+
+        public void Add(ReadOnlySpan<int> x, ReadOnlySpan<int> y)
+        {
+            for (var i = 0; i < x.Length; i++)
+            {
+                if (x[i] != y[i])
+                    _mismatches++;
+            }
+            _seen += x.Length;
+        }
     }
 }
