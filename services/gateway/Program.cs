@@ -36,6 +36,7 @@ app.UseHeaderSizeLimit();
 var dashboard = new PhysicalFileProvider(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
 app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = dashboard });
 app.UseStaticFiles(new StaticFileOptions { FileProvider = dashboard, OnPrepareResponse = file => file.Context.Response.Headers.CacheControl = "no-cache" });
+app.UseKeyLookupGuard();
 app.UseAuthentication();
 app.UseRateLimiter();
 app.UseRequestSizeLimit();

@@ -5,6 +5,7 @@ using Dapper;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Gateway.Limits;
 
 namespace Platform.Gateway.Auth;
 
@@ -12,7 +13,8 @@ namespace Platform.Gateway.Auth;
 /// Authenticates <c>Authorization: Bearer &lt;key&gt;</c> against the stored key hashes: HMAC-SHA256 under
 /// Platform:KeyHashSecret, looked up in one indexed read and compared again in constant time. A key stored before
 /// the secret existed (plain SHA-256, scheme <c>sha256</c>) is found by its old hash and re-hashed on that first
-/// use, as only then is the key itself at hand. Keys found are remembered for a minute (<see cref="ApiKeyCache"/>).
+/// use, as only then is the key itself at hand. Keys found are remembered for a minute (<see cref="ApiKeyCache"/>); an
+/// unknown key costs two indexed reads and no write, and counts against its address (<see cref="KeyLookupGuard"/>).
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> schemeOptions,
@@ -20,7 +22,8 @@ public sealed class ApiKeyAuthenticationHandler(
     UrlEncoder encoder,
     NpgsqlDataSource db,
     ApiKeyHasher hasher,
-    ApiKeyCache cache)
+    ApiKeyCache cache,
+    KeyLookupGuard guard)
     : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "ApiKey";
@@ -39,8 +42,7 @@ public sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.NoResult();
         if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             return AuthenticateResult.Fail("expected 'Authorization: Bearer <api key>'");
-        var key = header["Bearer ".Length..].Trim();
-        if (key.Length is 0 or > 200)
+        if (BearerKey(Request) is not { } key)
             return AuthenticateResult.Fail("malformed API key");
         var hash = hasher.Hash(key);
         if (hasher.IsAdmin(hash))
@@ -57,6 +59,10 @@ public sealed class ApiKeyAuthenticationHandler(
             return Remembered(hash, owner);
 
         var legacy = ApiKeys.LegacyHash(key);
+        if (!await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+            "select exists (select 1 from api_keys where key_hash = @legacy and scheme = @legacyScheme)",
+            new { legacy, legacyScheme = ApiKeys.LegacyScheme }, cancellationToken: ct)))
+            return Unknown();
         var upgraded = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
             """
             update api_keys k set key_hash = @hash, scheme = @scheme from accounts a
@@ -67,7 +73,24 @@ public sealed class ApiKeyAuthenticationHandler(
         // An unknown key is not remembered: it may be issued a moment later, and must then work at once.
         return upgraded is not null && CryptographicOperations.FixedTimeEquals(upgraded.KeyHash, legacy)
             ? Remembered(hash, upgraded)
-            : AuthenticateResult.Fail("unknown API key");
+            : Unknown();
+    }
+
+    /// <summary>An unknown key: counted against the caller's address (<see cref="KeyLookupGuard"/>), never written anywhere.</summary>
+    private AuthenticateResult Unknown()
+    {
+        guard.Failed(KeyLookupGuard.AddressOf(Context));
+        return AuthenticateResult.Fail("unknown API key");
+    }
+
+    /// <summary>The key of an <c>Authorization: Bearer</c> header, or null when there is none or it is malformed (empty, over 200 characters).</summary>
+    public static string? BearerKey(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return null;
+        var key = header["Bearer ".Length..].Trim();
+        return key.Length is 0 or > 200 ? null : key;
     }
 
     private AuthenticateResult Remembered(byte[] hash, KeyOwner owner)

@@ -51,4 +51,24 @@ public sealed class RequestLimitOptions
     /// <summary>Largest body of POST /v1/jobs:batch: 10,000 jobs of a few hundred bytes each fit with room to spare.</summary>
     [Range(1024, 1L << 30)]
     public long MaxBatchBodyBytes { get; set; } = 32 << 20;
+
+    /// <summary>
+    /// Keys the gateway has not seen in the last minute are looked up in the database: each address may do so this
+    /// many times a second on average, in bursts of <see cref="KeyLookupBurst"/> (429 beyond, before any lookup).
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int KeyLookupsPerSecond { get; set; } = 50;
+
+    [Range(1, 1_000_000)]
+    public int KeyLookupBurst { get; set; } = 200;
+
+    /// <summary>
+    /// Unknown keys an address may present in a minute; past that, its requests with keys the gateway has not seen
+    /// lately get 429 <c>bad-key-cooldown</c> for <see cref="BadKeyCooldown"/>, without a database lookup.
+    /// </summary>
+    [Range(1, 1_000_000)]
+    public int BadKeysPerMinute { get; set; } = 10;
+
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan BadKeyCooldown { get; set; } = TimeSpan.FromMinutes(1);
 }

@@ -8,7 +8,7 @@ using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Limits;
 
-/// <summary>Per-key rate limits (429 with Retry-After) and the request size limit.</summary>
+/// <summary>Per-key rate limits (429 with Retry-After), the key-lookup guard, and the request size and header limits.</summary>
 public static class RequestLimits
 {
     public static WebApplicationBuilder AddRequestLimits(this WebApplicationBuilder builder)
@@ -25,6 +25,7 @@ public static class RequestLimits
             kestrel.Limits.MaxRequestHeadersTotalSize = 4 * maxHeaders;
         });
         builder.Services.AddSingleton<EventStreamSlots>();
+        builder.Services.AddSingleton<KeyLookupGuard>();
         builder.Services.AddRateLimiter(limiter =>
         {
             limiter.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>
@@ -50,6 +51,47 @@ public static class RequestLimits
             };
         });
         return builder;
+    }
+
+    /// <summary>
+    /// Before authentication: a request whose key would need a database lookup (<see cref="KeyLookupGuard"/>) gets 429
+    /// when its address cools down after too many unknown keys (<c>bad-key-cooldown</c>) or is over its rate of
+    /// lookups (<c>rate-limited</c>), so neither guessing keys nor a flood of new ones reaches the database.
+    /// </summary>
+    public static IApplicationBuilder UseKeyLookupGuard(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        if (ApiKeyAuthenticationHandler.BearerKey(http.Request) is { } key)
+        {
+            var services = http.RequestServices;
+            var hasher = services.GetRequiredService<ApiKeyHasher>();
+            var hash = hasher.Hash(key);
+            if (!hasher.IsAdmin(hash) && services.GetRequiredService<ApiKeyCache>().Find(hash) is null)
+            {
+                var guard = services.GetRequiredService<KeyLookupGuard>();
+                var address = KeyLookupGuard.AddressOf(http);
+                if (guard.CoolingFor(address) is var cooling && cooling > TimeSpan.Zero)
+                {
+                    await TooManyAsync(http, cooling, "bad-key-cooldown", "Too many unknown API keys",
+                        $"this address presented more than {guard.BadKeysPerMinute} unknown API keys in a minute; keys not used here lately are not checked for {Seconds(cooling)} s");
+                    return;
+                }
+                if (!guard.TryLookup(address))
+                {
+                    await TooManyAsync(http, TimeSpan.FromSeconds(1), "rate-limited", "Too many requests",
+                        "this address is over its rate of API key checks; retry after 1 s");
+                    return;
+                }
+            }
+        }
+        await next(http);
+    });
+
+    private static int Seconds(TimeSpan wait) => Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+
+    private static Task TooManyAsync(HttpContext http, TimeSpan retryAfter, string type, string title, string detail)
+    {
+        http.Response.Headers.RetryAfter = Seconds(retryAfter).ToString(CultureInfo.InvariantCulture);
+        return Problems.Create(StatusCodes.Status429TooManyRequests, type, title, detail).ExecuteAsync(http);
     }
 
     /// <summary>
