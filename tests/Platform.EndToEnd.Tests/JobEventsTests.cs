@@ -1,13 +1,17 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Dapper;
+using Npgsql;
 using Platform.Contracts.Tensors;
 using Platform.Testing;
+using Xunit.Abstractions;
 
 namespace Platform.EndToEnd.Tests;
 
 /// <summary>The live event stream of a job and idempotent submission, across real processes.</summary>
-public sealed class JobEventsTests(Network network) : IClassFixture<Network>
+public sealed class JobEventsTests(Network network, ITestOutputHelper output) : IClassFixture<Network>
 {
     private static Task<List<StreamedEvent>> ReadStreamAsync(HttpClient http, string jobId, string? lastEventId = null) =>
         EventStream.ReadAsync(http, $"/v1/jobs/{jobId}/events", lastEventId);
@@ -121,6 +125,77 @@ public sealed class JobEventsTests(Network network) : IClassFixture<Network>
         {
             foreach (var response in open)
                 response.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Five_hundred_idle_job_and_batch_streams_barely_read_the_database_and_the_gateway_keeps_answering()
+    {
+        // 32 accounts, each at its cap of 16 streams: 8 on a job and 8 on a one-job batch, none of which can run.
+        const int accounts = 32, perKind = 8;
+        await using var gatewayDb = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+        await gatewayDb.OpenAsync();
+        await gatewayDb.ExecuteAsync("create extension if not exists pg_stat_statements");
+        // Every statement that reads or writes the event log, as the database counts them (nothing else writes it now).
+        Task<long> LogStatementsAsync() => gatewayDb.ExecuteScalarAsync<long>(
+            "select coalesce(sum(s.calls), 0)::bigint from pg_stat_statements s join pg_database d on d.oid = s.dbid where d.datname = current_database() and s.query like '%job_events%'");
+
+        var open = new List<HttpResponseMessage>();
+        var clients = new List<HttpClient>();
+        try
+        {
+            string? vector = null;
+            for (var a = 0; a < accounts; a++)
+            {
+                var http = network.Client((await network.CreateAccountAsync("client", 100m)).Key);
+                clients.Add(http);
+                vector ??= (await http.PinAsync(NpyArray.FromFloat32([1f, 2f, 3f], 3))).Cid;
+                var body = new { kernel = "vector-add", inputs = new { a = vector, b = vector }, requirements = new { region = "nowhere" } };
+                using var submitted = await http.SubmitAsync(body);
+                var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+                using var batchSubmitted = await http.PostAsJsonAsync("/v1/jobs:batch", new { jobs = new[] { body } }, Api.Json);
+                Assert.Equal(HttpStatusCode.Accepted, batchSubmitted.StatusCode);
+                var batchId = (await batchSubmitted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString();
+                foreach (var path in Enumerable.Repeat($"/v1/jobs/{job.Id}/events", perKind).Concat(Enumerable.Repeat($"/v1/batches/{batchId}/events", perKind)))
+                {
+                    var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+                    open.Add(response);
+                    Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                }
+            }
+
+            var before = await LogStatementsAsync();
+            var window = Stopwatch.StartNew();
+            using var anonymous = network.Client(null);
+            var slowest = TimeSpan.Zero;
+            var answered = 0;
+            // Ten seconds of idle streams, the gateway asked for its readiness and an account all along.
+            while (window.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                var asked = Stopwatch.StartNew();
+                using (var ready = await anonymous.GetAsync(new Uri("/health/ready", UriKind.Relative)))
+                    Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+                using (var account = await clients[answered % accounts].GetAsync(new Uri("/v1/account", UriKind.Relative)))
+                    Assert.Equal(HttpStatusCode.OK, account.StatusCode);
+                slowest = asked.Elapsed > slowest ? asked.Elapsed : slowest;
+                answered++;
+                await Task.Delay(200);
+            }
+            var statements = await LogStatementsAsync() - before;
+            var seconds = window.Elapsed.TotalSeconds;
+            output.WriteLine($"{open.Count} idle streams: {statements} event-log statements in {seconds:F1} s ({statements / seconds / open.Count:F3} per stream per second); "
+                + $"{answered} readiness + account pairs answered, slowest {slowest.TotalMilliseconds:F0} ms");
+            Assert.Equal(accounts * 2 * perKind, open.Count);
+            // Woken by notifications, an idle stream reads the log once per 5 s fallback (0.2/s); polling every 250 ms
+            // (as batch streams did) would be 4/s. Half a read per stream per second separates the two with room.
+            Assert.True(statements / seconds / open.Count < 0.5, $"{statements} event-log statements in {seconds:F1} s from {open.Count} idle streams");
+        }
+        finally
+        {
+            foreach (var response in open)
+                response.Dispose();
+            foreach (var http in clients)
+                http.Dispose();
         }
     }
 

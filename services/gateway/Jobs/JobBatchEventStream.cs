@@ -16,7 +16,8 @@ namespace Platform.Gateway.Jobs;
 /// again, which it knows by (jobId, version).
 /// </summary>
 /// <remarks>
-/// The log is polled by the time each change was recorded, not by its number: numbers are handed out before commit,
+/// The stream sleeps until the read model notifies a change of one of the batch's jobs (<see cref="JobChangeSignal"/>),
+/// reading the log every 5 s without one. The log is read by the time each change was recorded, not by its number: numbers are handed out before commit,
 /// so a change may become visible after a higher-numbered one. Each poll therefore reads back <see cref="Lag"/> and
 /// drops what it sent already (the last version sent per job), and a job's change that arrives ahead of its
 /// predecessor waits for it (briefly), as in the single-job stream.
@@ -29,7 +30,7 @@ public static class JobBatchEventStream
     private static readonly TimeSpan FinishCheck = TimeSpan.FromSeconds(2);
 
     internal static async Task<IResult> Stream(string id, HttpContext http, NpgsqlDataSource db, IOptions<JsonOptions> json, EventStreamSlots slots,
-        TimeProvider clock, CancellationToken ct)
+        JobChangeSignal signal, TimeProvider clock, CancellationToken ct)
     {
         var batch = await JobBatchesApi.LoadAsync(db, id, JobBatchesApi.OwnerFilter(http), ct);
         if (batch is null)
@@ -51,6 +52,8 @@ public static class JobBatchEventStream
         var lastWrite = clock.GetUtcNow();
         var lastFinishCheck = DateTimeOffset.MinValue;
         DateTimeOffset? allEndedSince = null;
+        DateTimeOffset? loggedEndSince = null;
+        var changed = Task.CompletedTask;
         try
         {
             await using (var connection = await db.OpenConnectionAsync(ct))
@@ -73,6 +76,7 @@ public static class JobBatchEventStream
             while (!ct.IsCancellationRequested)
             {
                 var sentEnd = false;
+                changed = signal.Watch(id); // before the reads: a change committed during them still wakes the next wait
                 await using (var connection = await db.OpenConnectionAsync(ct))
                 {
                     var pollStarted = await connection.ExecuteScalarAsync<DateTime>(new CommandDefinition("select clock_timestamp()", cancellationToken: ct));
@@ -101,7 +105,14 @@ public static class JobBatchEventStream
                     since = DateTime.SpecifyKind(pollStarted, DateTimeKind.Utc) - Lag;
 
                     if (ended.Count >= batch.Total)
-                        return await DoneAsync(http, db, id, options, ct);
+                    {
+                        // The log may show a job's end before the view does (a completion is recorded from JobCompleted,
+                        // which can arrive after the status change): done waits for the view to agree, briefly.
+                        loggedEndSince ??= clock.GetUtcNow();
+                        var view = (await JobBatchesApi.LoadAsync(db, id, null, ct))!;
+                        if (view.Finished || clock.GetUtcNow() - loggedEndSince > GapWait)
+                            return await DoneAsync(http, view, options, ct);
+                    }
                     // A job may end without a numbered change (a scheduler that sends none): the batch is done once every
                     // job has ended in the read model for longer than a gap may take to fill.
                     if (sentEnd || clock.GetUtcNow() - lastFinishCheck > FinishCheck)
@@ -111,16 +122,29 @@ public static class JobBatchEventStream
                             "select count(*) from jobs where batch_id = @id and status_rank < 10", new { id }, cancellationToken: ct));
                         allEndedSince = live == 0 ? allEndedSince ?? clock.GetUtcNow() : null;
                         if (allEndedSince is { } all && clock.GetUtcNow() - all > GapWait)
-                            return await DoneAsync(http, db, id, options, ct);
+                            return await DoneAsync(http, (await JobBatchesApi.LoadAsync(db, id, null, ct))!, options, ct);
                     }
                 }
                 lastWrite = await JobEventStream.KeepAliveAsync(http, lastWrite, clock, ct);
-                await Task.Delay(PollInterval, clock, ct);
+                try
+                {
+                    // Woken by a change of any of the batch's jobs; soon while a change waits for its predecessor or the
+                    // batch waits to be declared done, else after the fallback in case a notification was lost.
+                    await changed.WaitAsync(heldSince.Count > 0 || allEndedSince is not null || loggedEndSince is not null ? PollInterval : JobEventStream.Fallback, clock, ct);
+                }
+                catch (TimeoutException)
+                {
+                    // No notification: read the log anyway.
+                }
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // The client went away.
+        }
+        finally
+        {
+            signal.Forget(id, changed);
         }
         return Results.Empty;
 
@@ -132,9 +156,8 @@ public static class JobBatchEventStream
         }
     }
 
-    private static async Task<IResult> DoneAsync(HttpContext http, NpgsqlDataSource db, string id, JsonSerializerOptions options, CancellationToken ct)
+    private static async Task<IResult> DoneAsync(HttpContext http, JobBatchView view, JsonSerializerOptions options, CancellationToken ct)
     {
-        var view = await JobBatchesApi.LoadAsync(db, id, null, ct);
         await JobEventStream.WriteAsync(http, "done", null, JsonSerializer.Serialize(view, options), ct);
         return Results.Empty;
     }

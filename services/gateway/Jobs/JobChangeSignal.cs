@@ -4,8 +4,9 @@ using Npgsql;
 namespace Platform.Gateway.Jobs;
 
 /// <summary>
-/// Wakes the event streams of a job when the read model changed it, so an idle stream costs no database reads: the
-/// view's transactions <c>NOTIFY job_changes</c> with the ids of the jobs they changed (<see cref="NotifySql"/>), and
+/// Wakes the event streams of a job (or of its batch) when the read model changed it, so an idle stream costs no
+/// database reads: the view's transactions <c>NOTIFY job_changes</c> with the ids of the jobs they changed and of their
+/// batches (<see cref="NotifySql"/>), and
 /// every gateway instance LISTENs on one connection of its own. A stream still reads the log now and then
 /// (<see cref="JobEventStream"/>'s fallback) in case a notification was lost while the listening connection was down.
 /// </summary>
@@ -13,8 +14,19 @@ public sealed class JobChangeSignal(NpgsqlDataSource db, ILogger<JobChangeSignal
 {
     public const string Channel = "job_changes";
 
-    /// <summary>In a view transaction: notifies listeners, on commit, of the jobs in <c>@changedJobs</c> (text[]).</summary>
-    public const string NotifySql = $"select pg_notify('{Channel}', array_to_string(@changedJobs::text[], ','))";
+    /// <summary>
+    /// In a view transaction: notifies listeners, on commit, of the jobs in <c>@changedJobs</c> (text[]) and of the
+    /// batches they belong to (a batch's stream watches its batch id). Sent in notifications of 200 ids at most, as
+    /// a payload may not exceed 8,000 bytes.
+    /// </summary>
+    public const string NotifySql = $"""
+        select pg_notify('{Channel}', string_agg(id, ',')) from (
+            select id, (row_number() over () - 1) / 200 as part from (
+                select unnest(@changedJobs::text[]) as id
+                union
+                select batch_id from jobs where id = any(@changedJobs::text[]) and batch_id is not null) ids) numbered
+        group by part
+        """;
 
     private static readonly TimeSpan Reconnect = TimeSpan.FromSeconds(1);
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _watched = new();
@@ -24,7 +36,7 @@ public sealed class JobChangeSignal(NpgsqlDataSource db, ILogger<JobChangeSignal
     public Task Listening => _listening.Task;
 
     /// <summary>
-    /// Completes at the next change of <paramref name="jobId"/> after this call. Take it before reading the log, then
+    /// Completes at the next change of <paramref name="jobId"/> (or of any job of the batch, given a batch id) after this call. Take it before reading the log, then
     /// wait on it: a change committed between the read and the wait still wakes the stream.
     /// </summary>
     public Task Watch(string jobId) =>

@@ -26,7 +26,7 @@ public static class JobEventStream
 {
     // Woken by the view's notifications (JobChangeSignal); the log is read again after Fallback without one, in case a
     // notification was lost, and every PollInterval while a gap in the versions is being waited out.
-    private static readonly TimeSpan Fallback = TimeSpan.FromSeconds(5);
+    internal static readonly TimeSpan Fallback = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);

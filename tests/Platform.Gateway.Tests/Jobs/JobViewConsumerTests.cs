@@ -69,6 +69,29 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal("queued", (await ViewAsync(job)).Status);
     }
 
+    [Fact]
+    public async Task A_bundle_changing_hundreds_of_jobs_of_a_batch_wakes_the_batchs_stream_and_every_jobs()
+    {
+        var signal = _host.Services.GetRequiredService<JobChangeSignal>();
+        await signal.Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var batch = "bat_" + Guid.NewGuid().ToString("n");
+        var jobs = new List<JobId>();
+        for (var i = 0; i < 300; i++)
+            jobs.Add(await InsertPendingJobAsync());
+        await using (var connection = await _host.Database.OpenConnectionAsync())
+            await connection.ExecuteAsync("update jobs set batch_id = @batch where id = any(@ids)", new { batch, ids = jobs.Select(j => j.Value).ToArray() });
+        var batchWoken = signal.Watch(batch);
+        var lastWoken = signal.Watch(jobs[^1].Value);
+
+        // 300 job ids are more than one notification's 8,000 bytes hold: they go out in several.
+        await _host.PublishHandledAsync(Bundle.Of([.. jobs.Select(job => Changed(job, "queued", WorkerId.New(), AttemptId.New()) with { Version = 1 })]));
+
+        await batchWoken.WaitAsync(TimeSpan.FromSeconds(30));
+        await lastWoken.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("queued", (await ViewAsync(jobs[^1])).Status);
+        _host.AssertNoConsumerFaulted();
+    }
+
     private async Task<JobView> ViewAsync(JobId id) => (await JobViewStore.LoadAsync(_host.Database, id.Value, CancellationToken.None))!;
 
     /// <summary>Publishes the event and waits until the view's consumer handled it without a fault.</summary>
