@@ -196,7 +196,8 @@ default_vhost = /
 log.console = false
 log.file.level = info
 EOF
-  echo '[rabbitmq_management].' >"$dir/enabled_plugins"
+  # Shovels move dead letters back to their queues (./platform dlq replay).
+  echo '[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management].' >"$dir/enabled_plugins"
   # An empty env file keeps /etc/rabbitmq/rabbitmq-env.conf from overriding the settings below.
   : >"$dir/rabbitmq-env.conf"
   own_dir rabbitmq "$dir"

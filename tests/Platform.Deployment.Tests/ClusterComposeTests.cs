@@ -53,11 +53,14 @@ public sealed partial class ClusterComposeTests
             Assert.Equal(name, node.Scalar("hostname"));
             Assert.Contains($"= rabbit@{name}\n", config, StringComparison.Ordinal);
             Assert.Equal("${RABBITMQ_ERLANG_COOKIE:?set RABBITMQ_ERLANG_COOKIE}", node.Map("environment").Scalar("RABBITMQ_ERLANG_COOKIE"));
-            var mounted = Assert.IsType<List<object>>(node["configs"]);
-            var mount = Assert.IsType<Dictionary<string, object>>(Assert.Single(mounted));
-            Assert.Equal("rabbitmq-cluster", mount.Scalar("source"));
+            var mounted = Assert.IsType<List<object>>(node["configs"]).Cast<Dictionary<string, object>>().ToList();
+            var mount = Assert.Single(mounted, m => m.Scalar("source") == "rabbitmq-cluster");
             Assert.StartsWith("/etc/rabbitmq/conf.d/", mount.Scalar("target"), StringComparison.Ordinal);
+            // The shovel plugin, for ./platform dlq replay.
+            var plugins = Assert.Single(mounted, m => m.Scalar("source") == "rabbitmq-plugins");
+            Assert.Equal("/etc/rabbitmq/enabled_plugins", plugins.Scalar("target"));
         }
+        Assert.Contains("rabbitmq_shovel,", Compose.Map("configs/rabbitmq-plugins").Scalar("content")!, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -60,10 +60,11 @@ public static class AccountsApi
                 OccurredAt = clock.GetUtcNow(),
             }, ct);
         }
-        catch (RequestTimeoutException)
+        catch (Exception ex) when (ex is RequestTimeoutException or RequestFaultException)
         {
+            // No answer, or the ledger's consumer failed (its database down, say): nothing was opened; try again.
             return Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Ledger unavailable",
-                "the rewards service did not answer; try again");
+                "the rewards service did not answer or could not open the account; try again");
         }
 
         await using var connection = await db.OpenConnectionAsync(ct);

@@ -31,7 +31,7 @@ public sealed class UnstakeGuard(IRequestClient<GetOperatorExposure> scheduler, 
                 ct, RequestTimeout.After(ms: (int)options.Value.ExposureTimeout.TotalMilliseconds));
             answer = response.Message;
         }
-        catch (RequestTimeoutException)
+        catch (Exception ex) when (ex is RequestTimeoutException or RequestFaultException)
         {
             return null;
         }

@@ -54,10 +54,12 @@ public sealed class Pinning(BlobStore store, NpgsqlDataSource db, MessageOutbox 
                     return (null, Problems.Create(StatusCodes.Status402PaymentRequired, "insufficient-credits", "Not enough credits to pin",
                         $"pinning {blob.Size:N0} bytes costs a one-time fee of {refused.Message.Fee} credits; the account has {refused.Message.Balance}"));
             }
-            catch (RequestTimeoutException)
+            catch (Exception ex) when (ex is RequestTimeoutException or RequestFaultException)
             {
+                // No answer, or the ledger's consumer failed (its database down, say): a 503 the uploader (a node
+                // pinning an output, too) retries, not a 500.
                 return (null, Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Ledger unavailable",
-                    "the pin fee could not be charged because the rewards service did not answer; try again"));
+                    "the pin fee could not be charged because the rewards service did not answer or failed; try again"));
             }
         }
         // The bytes in hand hash to the CID, so they replace whatever copy this node has: an upload of the same
