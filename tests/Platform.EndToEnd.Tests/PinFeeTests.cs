@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Dapper;
+using Npgsql;
 using Platform.Testing;
 using Xunit.Abstractions;
 
@@ -25,6 +27,44 @@ public sealed class PinFeeTests(Network network, ITestOutputHelper output) : ICl
         Assert.Equal("urn:platform:problem:insufficient-credits", (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("type").GetString());
         using var read = await http.GetAsync(new Uri($"/v1/blobs/{Platform.Contracts.Cid.Compute(bytes)}", UriKind.Relative));
         Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_pin_while_the_ledgers_database_is_down_gets_503_to_retry_and_pins_nothing()
+    {
+        var client = await network.CreateAccountAsync("client", 10m);
+        using var http = network.Client(client.Key);
+        var bytes = RandomBytes(10_000, seed: 3);
+        await using var admin = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+        await admin.OpenAsync();
+        var rewardsDb = new NpgsqlConnectionStringBuilder(network.Environment.PostgresConnectionStringFor("rewards")).Database!;
+        HttpStatusCode status;
+        JsonElement problem;
+        await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections false");
+        try
+        {
+            await admin.ExecuteAsync("select pg_terminate_backend(pid) from pg_stat_activity where datname = @rewardsDb", new { rewardsDb });
+            // The ledger answers the fee request with a fault (its consumer cannot reach its database), not silence.
+            using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), new ByteArrayContent(bytes));
+            status = response.StatusCode;
+            problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        }
+        finally
+        {
+            await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections true");
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("urn:platform:problem:upstream-unavailable", problem.GetProperty("type").GetString());
+        using var read = await http.GetAsync(new Uri($"/v1/blobs/{Platform.Contracts.Cid.Compute(bytes)}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+        // Once the ledger is back, the same upload pins.
+        var pinned = await Eventually.UntilAsync(async () =>
+        {
+            using var again = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), new ByteArrayContent(bytes));
+            return again.StatusCode;
+        }, s => s == HttpStatusCode.Created, TimeSpan.FromSeconds(60), "the pin once the ledger is back");
+        Assert.Equal(HttpStatusCode.Created, pinned);
     }
 
     [Fact]
