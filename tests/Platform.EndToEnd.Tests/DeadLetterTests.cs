@@ -62,22 +62,13 @@ public sealed class DeadLetterTests(Network network, ITestOutputHelper output) :
         var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
         await http.WaitForAsync(job.Id, j => j.Status == "running", "job running");
 
-        await using var admin = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
-        await admin.OpenAsync();
-        var rewardsDb = new NpgsqlConnectionStringBuilder(network.Environment.PostgresConnectionStringFor("rewards")).Database!;
-        await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections false");
-        try
+        await network.WhileDatabaseDownAsync("rewards", async () =>
         {
-            await admin.ExecuteAsync("select pg_terminate_backend(pid) from pg_stat_activity where datname = @rewardsDb", new { rewardsDb });
             var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "job finished while the ledger is down");
             Assert.Equal("completed", done.Status);
             // Rewards' consumer retries for about nine seconds, then the message waits in its _error queue.
-            await Eventually.UntilAsync(() => ErrorQueueDepthAsync("rewards"), depth => depth > 0, TimeSpan.FromSeconds(60), "JobCompleted dead-lettered at rewards");
-        }
-        finally
-        {
-            await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections true");
-        }
+            return await Eventually.UntilAsync(() => ErrorQueueDepthAsync("rewards"), depth => depth > 0, TimeSpan.FromSeconds(60), "JobCompleted dead-lettered at rewards");
+        });
 
         var listed = await DlqAsync("list");
         Assert.Equal(0, listed.Code);

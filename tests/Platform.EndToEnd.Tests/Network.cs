@@ -154,6 +154,27 @@ public class Network : IAsyncLifetime
         return restarted;
     }
 
+    /// <summary>
+    /// Runs <paramref name="during"/> while <paramref name="service"/>'s database refuses connections (its open ones
+    /// cut), as if the database were down for that service alone; connections are allowed again however it ends.
+    /// </summary>
+    public async Task<T> WhileDatabaseDownAsync<T>(string service, Func<Task<T>> during)
+    {
+        await using var admin = new Npgsql.NpgsqlConnection(Environment.PostgresConnectionStringFor("gateway"));
+        await admin.OpenAsync();
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(Environment.PostgresConnectionStringFor(service)).Database!;
+        await Dapper.SqlMapper.ExecuteAsync(admin, $"alter database \"{database}\" allow_connections false");
+        try
+        {
+            await Dapper.SqlMapper.ExecuteAsync(admin, "select pg_terminate_backend(pid) from pg_stat_activity where datname = @database", new { database });
+            return await during();
+        }
+        finally
+        {
+            await Dapper.SqlMapper.ExecuteAsync(admin, $"alter database \"{database}\" allow_connections true");
+        }
+    }
+
     public HttpClient Client(string? key)
     {
         var http = new HttpClient { BaseAddress = Gateway.BaseUrl };

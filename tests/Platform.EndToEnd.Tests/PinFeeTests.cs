@@ -1,8 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using Dapper;
-using Npgsql;
 using Platform.Testing;
 using Xunit.Abstractions;
 
@@ -35,24 +33,12 @@ public sealed class PinFeeTests(Network network, ITestOutputHelper output) : ICl
         var client = await network.CreateAccountAsync("client", 10m);
         using var http = network.Client(client.Key);
         var bytes = RandomBytes(10_000, seed: 3);
-        await using var admin = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
-        await admin.OpenAsync();
-        var rewardsDb = new NpgsqlConnectionStringBuilder(network.Environment.PostgresConnectionStringFor("rewards")).Database!;
-        HttpStatusCode status;
-        JsonElement problem;
-        await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections false");
-        try
+        // The ledger answers the fee request with a fault (its consumer cannot reach its database), not silence.
+        var (status, problem) = await network.WhileDatabaseDownAsync("rewards", async () =>
         {
-            await admin.ExecuteAsync("select pg_terminate_backend(pid) from pg_stat_activity where datname = @rewardsDb", new { rewardsDb });
-            // The ledger answers the fee request with a fault (its consumer cannot reach its database), not silence.
             using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), new ByteArrayContent(bytes));
-            status = response.StatusCode;
-            problem = await response.Content.ReadFromJsonAsync<JsonElement>();
-        }
-        finally
-        {
-            await admin.ExecuteAsync($"alter database \"{rewardsDb}\" allow_connections true");
-        }
+            return (response.StatusCode, await response.Content.ReadFromJsonAsync<JsonElement>());
+        });
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Equal("urn:platform:problem:upstream-unavailable", problem.GetProperty("type").GetString());
