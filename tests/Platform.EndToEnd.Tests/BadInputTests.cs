@@ -100,6 +100,24 @@ public sealed class BadInputTests(Network network) : IClassFixture<Network>, IAs
     }
 
     [Fact]
+    public async Task A_degenerate_shape_planning_an_output_past_the_limit_gets_422_naming_the_output()
+    {
+        // [20000,1] x [1,20000]: 0.8 GFLOP of work for a 1.6 GB output, more than one pinned blob (1 GiB) may hold.
+        using var http = network.Client(_client.Key);
+        var column = await http.PinAsync(NpyArray.FromFloat32(new float[20_000], 20_000, 1));
+        var row = await http.PinAsync(NpyArray.FromFloat32(new float[20_000], 1, 20_000));
+
+        using var response = await SubmitRawAsync($"{{\"kernel\":\"matmul\",\"inputs\":{{\"a\":\"{column.Cid}\",\"b\":\"{row.Cid}\"}}}}");
+
+        await AssertProblemAsync(response, HttpStatusCode.UnprocessableEntity, "output-too-large");
+        var detail = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString()!;
+        Assert.Contains("output 'c' would be float32[20000,20000], 1,600,000,000 bytes", detail, StringComparison.Ordinal);
+        // A square job of the same kind well within the limit is taken.
+        using var fits = await SubmitRawAsync($"{{\"kernel\":\"matmul\",\"inputs\":{{\"a\":\"{row.Cid}\",\"b\":\"{column.Cid}\"}}}}");
+        Assert.Equal(HttpStatusCode.Accepted, fits.StatusCode);
+    }
+
+    [Fact]
     public async Task Shape_mismatch_problem_names_both_shapes()
     {
         // [2,3] times [4,5]: a's 3 columns do not meet b's 4 rows, and no dimension of one shape is in the other.

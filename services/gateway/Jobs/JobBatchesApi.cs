@@ -45,7 +45,8 @@ public static class JobBatchesApi
     }
 
     internal static async Task<Results<Accepted<JobBatchView>, ValidationProblem, ProblemHttpResult>> Submit(
-        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, TimeProvider clock, CancellationToken ct)
+        HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, IOptions<RequestLimitOptions> limits,
+        TimeProvider clock, CancellationToken ct)
     {
         var (request, parseError) = await JsonBody.ReadAsync<SubmitJobBatchRequest>(http, ct);
         if (parseError is not null)
@@ -60,7 +61,7 @@ public static class JobBatchesApi
         if (idempotency is not null && await ReplayAsync(http, db, client, idempotency, ct) is { } earlier)
             return earlier;
 
-        var check = await JobSubmission.CheckAsync(entries, isArray: true, storage, headers, ct);
+        var check = await JobSubmission.CheckAsync(entries, isArray: true, storage, headers, limits.Value.MaxOutputBytes, ct);
         if (check.Invalid is not null)
             return check.Invalid;
         if (check.Refused is not null)

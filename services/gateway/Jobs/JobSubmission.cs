@@ -36,8 +36,9 @@ public static class JobSubmission
     /// every message names its entry (<c>jobs[3].kernel</c>) and the problem carries the first bad entry's
     /// <c>index</c>; a single job's problems read as they always did.
     /// </summary>
+    /// <param name="maxOutputBytes">Largest output the kernel's shape model may plan (<c>Limits:MaxOutputBytes</c>).</param>
     public static async Task<CheckResult> CheckAsync(IReadOnlyList<SubmitJobRequest?> entries, bool isArray, StorageClient storage, TensorHeaders headers,
-        CancellationToken ct)
+        long maxOutputBytes, CancellationToken ct)
     {
         var specs = new JobSpec[entries.Count];
         var errors = new Dictionary<string, string[]>();
@@ -126,6 +127,12 @@ public static class JobSubmission
             var plan = KernelCatalog.Plan(spec.Kernel, infos, spec.Params, out var planError);
             if (planError is not null)
                 return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "input-invalid", "Inputs do not fit the kernel", Entry(isArray, i) + planError,
+                    Index(isArray, i)));
+            // A degenerate shape (matmul [m,1]x[1,n]) plans a huge output for little work, so little pay: refused by
+            // its size, which must also fit one pinned blob.
+            if (plan.Outputs.FirstOrDefault(o => o.Value.Bytes > maxOutputBytes) is { Key: not null } huge)
+                return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "output-too-large", "Output too large",
+                    $"{Entry(isArray, i)}output '{huge.Key}' would be {huge.Value.Describe()}, {huge.Value.Bytes:N0} bytes; a job's output may be at most {maxOutputBytes:N0} bytes",
                     Index(isArray, i)));
             jobs[i] = new CheckedJob(JobId.New(), spec, plan.Gflop, inputBytes);
         }

@@ -4,12 +4,14 @@ using System.Text.Json;
 using Dapper;
 using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
+using Platform.Gateway.Limits;
 using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
@@ -39,7 +41,7 @@ public static partial class JobsApi
 
     internal static async Task<Results<Accepted<JobView>, ValidationProblem, ProblemHttpResult>> Submit(
         HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, StorageClient storage, TensorHeaders headers, SubmissionGroupCommit groupCommit,
-        TimeProvider clock, CancellationToken ct)
+        IOptions<RequestLimitOptions> limits, TimeProvider clock, CancellationToken ct)
     {
         var (request, parseError) = await JsonBody.ReadAsync<SubmitJobRequest>(http, ct);
         if (parseError is not null)
@@ -52,7 +54,7 @@ public static partial class JobsApi
             return earlier;
 
         // A single job is a batch of one: the same checks and the same statements as POST /v1/jobs:batch.
-        var check = await JobSubmission.CheckAsync([request], isArray: false, storage, headers, ct);
+        var check = await JobSubmission.CheckAsync([request], isArray: false, storage, headers, limits.Value.MaxOutputBytes, ct);
         if (check.Invalid is not null)
             return check.Invalid;
         if (check.Refused is not null)

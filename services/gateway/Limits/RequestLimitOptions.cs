@@ -71,4 +71,11 @@ public sealed class RequestLimitOptions
 
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan BadKeyCooldown { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// Largest output a job may plan, by its kernel's shape model (422 <c>output-too-large</c> at submit): every output
+    /// is pinned as one blob, so more than storage keeps could never be delivered.
+    /// </summary>
+    [Range(1024, 1L << 40)]
+    public long MaxOutputBytes { get; set; } = 1L << 30;
 }
