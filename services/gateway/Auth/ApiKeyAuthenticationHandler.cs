@@ -29,6 +29,9 @@ public sealed class ApiKeyAuthenticationHandler(
     public const string SchemeName = "ApiKey";
     public const string AdminAccountId = "acc_admin";
 
+    /// <summary>HttpContext item holding the HMAC of the request's key, computed once (by the key-lookup guard) before authentication.</summary>
+    public const string KeyHashItem = "platform:key-hash";
+
     /// <summary>Claim naming the node key a caller used (<see cref="Roles.Node"/>): enrollment binds that key to a worker id.</summary>
     public const string NodeKeyIdClaim = "platform:node-key";
 
@@ -44,7 +47,7 @@ public sealed class ApiKeyAuthenticationHandler(
             return AuthenticateResult.Fail("expected 'Authorization: Bearer <api key>'");
         if (BearerKey(Request) is not { } key)
             return AuthenticateResult.Fail("malformed API key");
-        var hash = hasher.Hash(key);
+        var hash = Context.Items.TryGetValue(KeyHashItem, out var hashed) && hashed is byte[] guarded ? guarded : hasher.Hash(key);
         if (hasher.IsAdmin(hash))
             return Success(AdminAccountId, Roles.Admin);
         if (cache.Find(hash) is { } known)

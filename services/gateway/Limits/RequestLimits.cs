@@ -65,6 +65,8 @@ public static class RequestLimits
             var services = http.RequestServices;
             var hasher = services.GetRequiredService<ApiKeyHasher>();
             var hash = hasher.Hash(key);
+            // Authentication reuses it: one HMAC per request.
+            http.Items[ApiKeyAuthenticationHandler.KeyHashItem] = hash;
             if (!hasher.IsAdmin(hash) && services.GetRequiredService<ApiKeyCache>().Find(hash) is null)
             {
                 var guard = services.GetRequiredService<KeyLookupGuard>();
