@@ -109,7 +109,11 @@ public sealed class AdaptiveTrustTests(TrustNetwork network, ITestOutputHelper o
                 Assert.Equal(expected, await (await http.GetAsync($"/v1/blobs/{job.Outputs!["c"]}")).Content.ReadAsByteArrayAsync());
             }
         }
-        var caught = cheaterJobs[0].Attempts.Single(attempt => attempt.WorkerId == cheaterId);
+        // The job's view says completed as soon as the completion is applied; the losing attempt's own status follows in
+        // the read model's next change (one seen as "submitted" a moment before, in run 41).
+        var judged = await http.WaitForAsync(cheaterJobs[0].Id, job => job.Attempts.Single(attempt => attempt.WorkerId == cheaterId).Status != "submitted",
+            "the cheater's attempt judged");
+        var caught = judged.Attempts.Single(attempt => attempt.WorkerId == cheaterId);
         Assert.Equal("rejected", caught.Status);
         output.WriteLine($"the cheater's first result was checked and rejected (job {cheaterJobs[0].Id})");
 
