@@ -70,7 +70,9 @@ def list_dead_letters(broker):
 def replay(broker, which):
     queues = dict(broker.error_queues())
     if which == "--all":
-        chosen = [name for name, count in queues.items() if count]
+        # Every error queue, not only those the statistics call non-empty: the management API's counts can be seconds
+        # (for a queue that went quiet, longer) behind, and a shovel on an empty queue just deletes itself.
+        chosen = sorted(queues)
     elif which in queues:
         chosen = [which]
     else:
@@ -99,7 +101,10 @@ def replay(broker, which):
         else:
             print(f"{error_queue}: the replay shovel {name} is still moving after 2 min; see the management UI", file=sys.stderr)
             return 1
-        print(f"replayed {waiting} message(s) from {error_queue} to {source}")
+        if waiting:
+            print(f"replayed {waiting} message(s) from {error_queue} to {source}")
+        else:
+            print(f"replayed {error_queue} to {source} (the statistics showed it empty)")
     if not chosen:
         print(f"no dead letters in vhost {broker.vhost}")
     return 0

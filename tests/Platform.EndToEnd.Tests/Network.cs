@@ -135,8 +135,17 @@ public class Network : IAsyncLifetime
         return await StartAsync("worker", env);
     }
 
+    /// <summary>Settings for every service (not the workers) beyond the defaults here.</summary>
+    protected virtual Dictionary<string, string?> ServiceSettings => [];
+
     private async Task<ServiceProcess> StartAsync(string service, Dictionary<string, string?>? env = null)
     {
+        if (service != "worker")
+        {
+            env = env is null ? [] : new Dictionary<string, string?>(env);
+            foreach (var (name, value) in ServiceSettings)
+                env.TryAdd(name, value);
+        }
         var process = await ServiceProcess.StartAsync(service, Environment, env);
         _services.Add(process);
         return process;

@@ -10,7 +10,18 @@ public static class BusRegistration
     {
         if (string.IsNullOrWhiteSpace(rabbitMqUri))
             throw new InvalidOperationException("ConnectionStrings:RabbitMq is not set: give an amqp:// URI, for example amqp://user:password@localhost:5672/");
-        return services.AddPlatformBus(service, new BrokerLogin(RabbitMqAddress.Parse(rabbitMqUri)), configureBus, options);
+        var address = RabbitMqAddress.Parse(rabbitMqUri);
+        // A service looks after its own dead letters (a node's login may not read its error queue, and a node's
+        // dead AssignJob is the scheduler's lease to time out).
+        services.AddSingleton<ConsumedQueues>();
+        services.AddOptions<DeadLetterOptions>().BindConfiguration(DeadLetterOptions.SectionName);
+        services.AddSingleton(sp => ActivatorUtilities.CreateInstance<DeadLetterReconciler>(sp, address));
+        services.AddHostedService(sp => sp.GetRequiredService<DeadLetterReconciler>());
+        return services.AddPlatformBus(service, new BrokerLogin(address), bus =>
+        {
+            bus.AddReceiveEndpointObserver(sp => sp.GetRequiredService<ConsumedQueues>());
+            configureBus?.Invoke(bus);
+        }, options);
     }
 
     /// <summary>The same bus with a login given in code rather than by ConnectionStrings:RabbitMq (a node's, from its enrollment).</summary>
