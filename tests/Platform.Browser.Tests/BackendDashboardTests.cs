@@ -47,6 +47,8 @@ public sealed class BackendDashboardTests : IClassFixture<BrowserNetwork>
             await page.GotoAsync("/");
             var row = page.Locator($"#workers tr[data-worker='{worker.WorkerId}']");
             await Expect(row).ToBeVisibleAsync();
+            // The broker's dead-letter count, read by the scheduler from its management API: zero here, not a dash.
+            await Expect(page.Locator("[data-stat='deadLetters']")).ToHaveTextAsync("0");
 
             // Every kernel the node serves, named with exactly the backend the API reports for it, and no other.
             var kernels = row.Locator("td[data-kernels] > span[data-kernel]");

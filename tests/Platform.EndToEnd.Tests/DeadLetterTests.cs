@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
 using Npgsql;
+using Platform.Contracts.Api;
 using Platform.Contracts.Tensors;
 using Platform.Testing;
 using Xunit.Abstractions;
@@ -33,6 +34,10 @@ public sealed class DeadLetterTests(ManualDeadLetterNetwork network, ITestOutput
         Assert.Equal(0, listed.Code);
         Assert.Matches(@"\d+\s+rewards[-\w]*job-completed[-\w]*_error", listed.Output);
         Assert.True((await http.AccountAsync()).Escrowed > 0, "the job's escrow is still held while its completion is a dead letter");
+        // Counted where the dashboard shows it (GET /v1/network, anonymous).
+        using var anonymous = network.Client(null);
+        await Eventually.UntilAsync(() => anonymous.GetFromJsonAsync<NetworkView>("/v1/network", Api.Json), n => n!.DeadLetters >= 1, TimeSpan.FromSeconds(30),
+            "the dead letter counted in the network view");
 
         var replayed = await DlqAsync("replay", "--all");
         Assert.Equal(0, replayed.Code);
@@ -41,6 +46,8 @@ public sealed class DeadLetterTests(ManualDeadLetterNetwork network, ITestOutput
         await Eventually.UntilAsync(() => ErrorQueueDepthAsync("rewards"), depth => depth == 0, TimeSpan.FromSeconds(30), "the error queue emptied");
 
         await DeadLetters.AssertSettledOnceAsync(network, http, job);
+        await Eventually.UntilAsync(() => anonymous.GetFromJsonAsync<NetworkView>("/v1/network", Api.Json), n => n!.DeadLetters == 0, TimeSpan.FromSeconds(30),
+            "no dead letter counted once replayed");
 
         // Nothing left to replay, and a second replay changes nothing.
         Assert.StartsWith("0 dead letter", (await DlqAsync("list")).Output.Split('\n').Last(l => l.Length > 0), StringComparison.Ordinal);

@@ -26,6 +26,8 @@ public static class NodeEnrollmentApi
         var broker = RabbitMqAddress.Parse(configuration.GetConnectionString("RabbitMq") ?? "");
         services.AddSingleton(broker);
         services.AddHttpClient<NodeBroker>((sp, http) => NodeBroker.Configure(http, broker, sp.GetRequiredService<IOptions<NodeBrokerOptions>>().Value));
+        services.AddHttpClient(Workers.DeadLetterCount.HttpClientName, (sp, http) => NodeBroker.Configure(http, broker, sp.GetRequiredService<IOptions<NodeBrokerOptions>>().Value));
+        services.AddSingleton<Workers.DeadLetterCount>();
         return services;
     }
 

@@ -98,7 +98,7 @@ public static class NetworkApi
 
     private sealed record Totals(int Online, int Offline, int Slots, int Active, int Queued, int PerMinute, decimal CreditsMinted, long BytesPinned, long BlobsPinned);
 
-    internal static async Task<Ok<NetworkView>> Network(NpgsqlDataSource db, IOptions<SchedulerOptions> options, TimeProvider clock, CancellationToken ct)
+    internal static async Task<Ok<NetworkView>> Network(NpgsqlDataSource db, IOptions<SchedulerOptions> options, DeadLetterCount deadLetters, TimeProvider clock, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var connection = await db.OpenConnectionAsync(ct);
@@ -146,6 +146,6 @@ public static class NetworkApi
             t.Queued, t.PerMinute, t.CreditsMinted, t.BytesPinned, t.BlobsPinned,
             new VerificationView(r.Jobs, r.ExtraAttempts, r.Jobs == 0 ? 0 : (double)r.ExtraAttempts / r.Jobs, r.SpotChecked, r.Mismatches),
             EnergyView.Of(r.Jobs, r.EnergyAttempts, r.Measured, r.Joules, r.Gflop))
-        { RejectedNodeMessages = rejected });
+        { RejectedNodeMessages = rejected, DeadLetters = await deadLetters.GetAsync(ct) });
     }
 }

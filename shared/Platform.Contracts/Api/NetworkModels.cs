@@ -64,6 +64,13 @@ public sealed record NetworkView(int WorkersOnline, int WorkersOffline, IReadOnl
     /// through one node's exchange for another worker).
     /// </summary>
     public IReadOnlyDictionary<string, long> RejectedNodeMessages { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>
+    /// Messages waiting in the deployment's <c>_error</c> queues: dead letters each service replays by itself, and
+    /// those parked after their replays (<c>./platform dlq</c>). The broker's statistics, seconds behind; null when
+    /// its management API could not be read.
+    /// </summary>
+    public long? DeadLetters { get; init; }
 }
 
 /// <summary>

@@ -95,9 +95,11 @@ public sealed class DeadLetterReconciler(ConsumedQueues queues, RabbitMqAddress 
             {
                 await PassAsync(stoppingToken);
             }
-            catch (Exception e) when (e is BrokerUnreachableException or OperationInterruptedException or AlreadyClosedException or IOException or TimeoutException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                // The broker is down or restarting: the messages are safe where they are; the next pass tries again.
+                // The broker is down or restarting, or a queue went away mid-pass: a message taken and not yet
+                // acknowledged goes back when the channel closes, so everything is safe where it is, and the next
+                // pass tries again. Nothing here may stop the service.
                 logger.LogWarning("Dead letters not checked: {Error}", e.Message);
                 await DropConnectionAsync();
             }

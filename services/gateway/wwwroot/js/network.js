@@ -28,6 +28,9 @@ async function refresh() {
   setText('[data-stat="slots"]', `${formatNumber(network.activeAttempts)} / ${formatNumber(network.slots)}`);
   setText('[data-stat="jobsQueued"]', formatNumber(network.jobsQueued));
   setText('[data-stat="jobsPerMinute"]', formatNumber(network.jobsPerMinute));
+  // Null when the broker's management API could not be read: a dash, not a reassuring zero.
+  setText('[data-stat="deadLetters"]', network.deadLetters == null ? '–' : formatNumber(network.deadLetters));
+  $('[data-stat="deadLetters"]').classList.toggle('warn', (network.deadLetters ?? 0) > 0);
   setText('[data-stat="creditsMinted"]', formatCredits(network.creditsMinted));
   setText('[data-stat="bytesPinned"]', formatBytes(network.bytesPinned));
   setText('[data-stat="blobsPinned"]', formatNumber(network.blobsPinned));
