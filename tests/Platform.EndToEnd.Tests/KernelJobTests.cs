@@ -151,7 +151,7 @@ public sealed class KernelJobTests(BareNetwork network, ITestOutputHelper output
         var running = await http.WaitForAsync(job.Id, j => j.Status == "running" && j.Progress > 0, "the running job reports progress");
         Assert.InRange(running.Progress!.Value, 0, 0.5);
         using var cancel = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
-        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
         await http.WaitForAsync(job.Id, j => j.Status == "cancelled", "job cancelled");
 
         // The worker has one slot: the next job can only run once the cancelled kernel has stopped.

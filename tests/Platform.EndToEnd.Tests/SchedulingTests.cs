@@ -82,21 +82,79 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
     }
 
     [Fact]
-    public async Task Cancelled_job_is_refunded_and_cannot_be_cancelled_twice()
+    public async Task Cancelled_job_is_refunded_and_a_second_cancel_says_the_same()
     {
         var (_, http, vector) = await ClientAsync(10m);
         var job = await SubmitAsync(http, vector, "nowhere");
         await http.WaitForAsync(job.Id, j => j.Status == "queued", "job queued");
         Assert.True((await http.AccountAsync()).Escrowed > 0);
 
+        // The answer is the scheduler's decision, already committed: cancelled, not "asked".
         using var cancel = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
-        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal("cancelled", (await cancel.Content.ReadFromJsonAsync<Job>(Api.Json))!.Status);
 
         var done = await http.WaitForAsync(job.Id, j => j.Status == "cancelled", "job cancelled");
         Assert.Equal("cancelled_by_client", done.Error?.Reason);
         await Eventually.UntilAsync(() => http.AccountAsync(), a => a.Balance == 10m && a.Escrowed == 0m, TimeSpan.FromSeconds(30), "escrow refunded");
         using var again = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
-        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(10m, (await http.AccountAsync()).Balance);
+    }
+
+    [Fact]
+    public async Task A_job_verifying_with_one_result_in_is_cancelled_for_good_refunded_in_full_and_the_late_result_is_not_paid()
+    {
+        var (_, http, vector) = await ClientAsync();
+        var fast = await network.CreateOperatorAsync();
+        var slow = await network.CreateOperatorAsync();
+        // Two replicas from different operators: the fast worker's result comes in, and the job waits (verifying) for
+        // the slow one's.
+        await network.StartWorkerAsync(fast.Key, region: "cancel-verifying");
+        await network.StartWorkerAsync(slow.Key, region: "cancel-verifying", settings: new() { ["Worker__Faults__KernelDelay"] = "00:00:06" });
+        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = vector.Cid, b = vector.Cid }, replicas = 2, requirements = new { region = "cancel-verifying" } });
+        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        await http.WaitForAsync(job.Id, j => j.Status == "verifying" && j.Attempts.Count == 2, "one result in, the other replica running");
+
+        using var cancel = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal("cancelled", (await cancel.Content.ReadFromJsonAsync<Job>(Api.Json))!.Status);
+
+        // The running replica is told to stop, and neither the result already in nor a late one is paid.
+        var done = await http.WaitForAsync(job.Id, j => j.Status == "cancelled" && j.Attempts.All(a => a.Status is not ("assigned" or "running")), "job cancelled, attempts ended");
+        await Eventually.UntilAsync(() => http.AccountAsync(), a => a.Balance == 100m && a.Escrowed == 0m, TimeSpan.FromSeconds(30), "refunded in full");
+        Assert.Contains(network.Services.Where(s => s.Service == "worker"), w => w.Log().Contains("stopped: the job was cancelled", StringComparison.Ordinal));
+        Assert.Equal("cancelled", (await http.GetJobAsync(job.Id)).Status);
+        Assert.Equal(100m, (await http.AccountAsync()).Balance);
+        using var fastHttp = network.Client(fast.Key);
+        using var slowHttp = network.Client(slow.Key);
+        Assert.Equal(0m, (await fastHttp.AccountAsync()).Earned);
+        Assert.Equal(0m, (await slowHttp.AccountAsync()).Earned);
+        Assert.Equal(2, done.Attempts.Count);
+    }
+
+    [Fact]
+    public async Task A_cancel_of_a_job_the_scheduler_completed_is_refused_even_while_the_gateways_view_still_shows_it_running()
+    {
+        var (_, http, vector) = await ClientAsync();
+        var operatorAccount = await network.CreateOperatorAsync();
+        await network.StartWorkerAsync(operatorAccount.Key, region: "cancel-race");
+        var job = await SubmitAsync(http, vector, "cancel-race");
+        var done = await http.WaitForAsync(job.Id, j => j.Status == "completed" && j.Cost is not null, "job completed and settled");
+
+        // The gateway's view of the job one step behind the scheduler, as it is for a moment after every completion.
+        await using (var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway")))
+            await gateway.ExecuteAsync("update jobs set status = 'running', status_rank = 3 where id = @id", new { id = job.Id });
+        Assert.Equal("running", (await http.GetJobAsync(job.Id)).Status);
+
+        // The scheduler decides: the job completed, so no cancel. (Answered 202 from the view before, and the job stayed paid.)
+        using var cancel = await http.PostAsync(new Uri($"/v1/jobs/{job.Id}/cancel", UriKind.Relative), null);
+        Assert.Equal(HttpStatusCode.Conflict, cancel.StatusCode);
+        var problem = await cancel.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.EndsWith("job-finished", problem.GetProperty("type").GetString(), StringComparison.Ordinal);
+        Assert.Contains("completed", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(100m - done.Cost!.Value, (await http.AccountAsync()).Balance);
     }
 
     [Fact]

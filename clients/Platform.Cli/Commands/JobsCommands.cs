@@ -66,7 +66,7 @@ public static class JobsCommands
         cancel.SetRun(host, async (s, ct) =>
         {
             var job = await s.Client.CancelJobAsync(s.Get(cancelId), ct);
-            s.Show(job, j => s.Host.Output.WriteLine($"{j.Id}: cancel requested (it was {j.Status})"));
+            s.Show(job, j => s.Host.Output.WriteLine($"{j.Id}: cancelled; its escrow is refunded"));
             return 0;
         });
         jobs.Subcommands.Add(cancel);

@@ -37,7 +37,10 @@ public sealed partial class PlatformClient
         while (cursor is not null);
     }
 
-    /// <summary>Asks to cancel the job; its escrow is refunded. A job that already finished answers 409 (job-finished).</summary>
+    /// <summary>
+    /// Cancels the job: the answer is final, the job cancelled and its escrow refunded. A job that already finished
+    /// answers 409 (job-finished).
+    /// </summary>
     public async Task<Job> CancelJobAsync(string jobId, CancellationToken ct = default)
     {
         using var response = await PostAsync($"v1/jobs/{Escape(jobId)}/cancel", null, null, ct);

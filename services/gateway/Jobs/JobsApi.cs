@@ -25,6 +25,7 @@ public static partial class JobsApi
         // The batch options raise the endpoint's prefetch and concurrency to fit them, for the other view messages on
         // the same queue too.
         bus.AddConsumer<JobViewConsumer>(c => c.Options<BatchOptions>((batching ?? JobViewConsumer.Batching).Configure));
+        bus.AddRequestClient<JobCancelRequested>(RequestTimeout.After(s: 15));
         return bus;
     }
 
@@ -162,25 +163,50 @@ public static partial class JobsApi
         return view is null ? Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account") : TypedResults.Ok(view);
     }
 
-    internal static async Task<Results<Accepted<JobView>, ProblemHttpResult>> Cancel(
-        string id, HttpContext http, NpgsqlDataSource db, MessageOutbox outbox, TimeProvider clock, CancellationToken ct)
+    /// <summary>
+    /// Cancels a job and says what happened: the scheduler (which alone knows whether a result was accepted first; this
+    /// gateway's view can lag it) is asked and answers after its decision committed, so 200 means cancelled for good
+    /// (the escrow is refunded, and no result of the job will be paid) and 409 means it had finished. No answer within
+    /// the request's time is a 503: the request expires unread, and trying again is safe.
+    /// </summary>
+    internal static async Task<Results<Ok<JobView>, ProblemHttpResult>> Cancel(
+        string id, HttpContext http, NpgsqlDataSource db, IRequestClient<JobCancelRequested> scheduler, TimeProvider clock, CancellationToken ct)
     {
         var view = JobId.TryParse(id, null, out _) ? await JobViewStore.LoadAsync(db, id, ct, http.User.IsAdmin() ? null : http.User.AccountOf()) : null;
         if (view is null)
             return Problems.NotFound("job-not-found", "Job not found", $"no job '{id}' for this account");
+        if (view.Status == "cancelled")
+            return TypedResults.Ok(view);
         if (JobStatuses.IsTerminal(view.Status))
-            return Problems.Create(StatusCodes.Status409Conflict, "job-finished", "Job already finished", $"job {id} is {view.Status} and cannot be cancelled");
+            return NotCancelled(id, view.Status);
 
+        string owner;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
-            await using var tx = await connection.BeginTransactionAsync(ct);
-            var owner = await connection.ExecuteScalarAsync<string>(new CommandDefinition(
-                "select client_account_id from jobs where id = @id", new { id }, tx, cancellationToken: ct));
-            await outbox.EnqueueAsync(tx, new JobCancelRequested { JobId = JobId.From(id), ClientAccountId = AccountId.From(owner!), OccurredAt = clock.GetUtcNow() }, ct: ct);
-            await outbox.CommitAsync(tx, ct);
+            owner = (await connection.ExecuteScalarAsync<string>(new CommandDefinition(
+                "select client_account_id from jobs where id = @id", new { id }, cancellationToken: ct)))!;
         }
-        return TypedResults.Accepted($"/v1/jobs/{id}", view);
+        JobCancelAnswered answer;
+        try
+        {
+            answer = (await scheduler.GetResponse<JobCancelAnswered>(
+                new JobCancelRequested { JobId = JobId.From(id), ClientAccountId = AccountId.From(owner), OccurredAt = clock.GetUtcNow() }, ct)).Message;
+        }
+        catch (Exception ex) when (ex is RequestTimeoutException or RequestFaultException)
+        {
+            http.Response.Headers.RetryAfter = "5";
+            return Problems.Create(StatusCodes.Status503ServiceUnavailable, "upstream-unavailable", "Scheduler unavailable",
+                $"the scheduler did not answer whether job {id} could be cancelled; nothing was cancelled, try again");
+        }
+        if (!answer.Cancelled)
+            return NotCancelled(id, answer.Status);
+        // The read model follows the scheduler's event in a moment; the answer is already final.
+        var after = await JobViewStore.LoadAsync(db, id, ct) ?? view;
+        return TypedResults.Ok(after.Status == "cancelled" ? after : after with { Status = "cancelled" });
     }
+
+    private static ProblemHttpResult NotCancelled(string id, string status) =>
+        Problems.Create(StatusCodes.Status409Conflict, "job-finished", "Job already finished", $"job {id} is {status} and cannot be cancelled");
 
     internal static async Task<Results<Ok<JobList>, ProblemHttpResult>> List(HttpContext http, NpgsqlDataSource db, string? status, int? limit, string? cursor, CancellationToken ct)
     {

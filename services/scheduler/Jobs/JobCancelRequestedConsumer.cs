@@ -10,7 +10,9 @@ namespace Platform.Scheduler.Jobs;
 
 /// <summary>
 /// Cancels a job at whatever stage it is: waiting for funding, queued, or held by a worker (which is told to
-/// stop, and whose slot is free again at once). A job that already finished is left as it is.
+/// stop, and whose slot is free again at once), its results in and waiting for another replica's (the results are
+/// never paid). A job that already finished is left as it is. A cancel sent as a request is answered after the
+/// decision committed, so a client told "cancelled" can never see the job run on to payment.
 /// </summary>
 public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbox outbox, Dispatcher dispatcher, TimeProvider clock) : IConsumer<JobCancelRequested>
 {
@@ -33,6 +35,7 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
         if (job.Status is not ("pending" or "queued" or "assigned" or "running"))
         {
             await tx.CommitAsync(ct);
+            await AnswerAsync(context, job.Status);
             return;
         }
 
@@ -62,6 +65,13 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
         await outbox.EnqueueAsync(tx, new JobCancelled { JobId = m.JobId, ClientAccountId = m.ClientAccountId, Reason = JobReasons.CancelledByClient, OccurredAt = now }, ct: ct);
         await outbox.CommitAsync(tx, ct);
         dispatcher.Poke();
+        await AnswerAsync(context, "cancelled");
+    }
+
+    private static async Task AnswerAsync(ConsumeContext<JobCancelRequested> context, string status)
+    {
+        if (context.ResponseAddress is not null)
+            await context.RespondAsync(new JobCancelAnswered { JobId = context.Message.JobId, Cancelled = status == "cancelled", Status = status });
     }
 
     private static string Detail(Held job) => job.WorkerId is { } worker && job.Status is "assigned" or "running"
