@@ -21,6 +21,7 @@ public static class JobReasons
 
     // Failed, cancelled, rejected; some also end single attempts.
     public const string AttemptsExhausted = "attempts_exhausted";
+    public const string DeadlineExceeded = "deadline_exceeded";
     public const string VerificationFailed = "verification_failed";
     public const string InputInvalid = "input_invalid";
     public const string InputMissing = "input_missing";
@@ -50,6 +51,8 @@ public static class JobReasons
         new(SpotChecked, "completed", "The job completed: a second operator's worker ran it again as a spot check and agreed."),
         new(AttemptsExhausted, "failed", "The job failed on every attempt it was allowed, so it was given up and its credits refunded.",
             "Read each attempt's reason; if they are worker faults, submit the job again."),
+        new(DeadlineExceeded, "failed", "The job did not finish within the network's deadline after it was submitted, so it was given up and its credits refunded.",
+            "Check its requirements (region, device, memory) against the nodes online (GET /v1/workers), or make it smaller, and submit it again."),
         new(VerificationFailed, "failed", "The results of different operators' workers did not agree, so none was accepted and the credits were refunded.",
             "A kernel that is not deterministic enough for verification: submit it with replicas 1."),
         new(InputInvalid, "failed", "The job's inputs or parameters do not fit its kernel, so every worker would fail it the same way; the credits were refunded.",

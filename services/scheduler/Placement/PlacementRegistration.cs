@@ -14,6 +14,7 @@ public static class PlacementRegistration
         services.AddHostedService(sp => sp.GetRequiredService<Dispatcher>());
         services.AddSingleton<Leases.LeaseMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<Leases.LeaseMonitor>());
+        services.AddHostedService<Jobs.JobDeadlines>();
         return services;
     }
 }

@@ -27,6 +27,17 @@ public sealed class SchedulerOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.300", "1.00:00:00")]
     public TimeSpan GracePeriod { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Nothing waits forever: a job not finished this long after the scheduler took it (no worker fits it, or none
+    /// finishes it, or a message it waits for never came) fails with deadline_exceeded and is refunded.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00")]
+    public TimeSpan JobDeadline { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>How often the scheduler looks for jobs past <see cref="JobDeadline"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan JobDeadlineCheckInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Attempts a job gets (lost workers, expired leases, worker errors) before it fails with their history.</summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = 3;
