@@ -129,6 +129,50 @@ public sealed class DeadLetterReconcilerTests(ReplayingNetwork network, ITestOut
     }
 }
 
+/// <summary>
+/// Dead letters stay where they are (no replay) and rewards asks about escrows held five seconds, every second: the
+/// reconciler that catches an ending lost for good.
+/// </summary>
+public sealed class LostEndingNetwork : Network
+{
+    protected override Dictionary<string, string?> ServiceSettings => new()
+    {
+        ["DeadLetters__Replay"] = "false",
+        ["Pricing__EscrowCheckAfter"] = "00:00:05",
+        ["Pricing__EscrowCheckInterval"] = "00:00:01",
+    };
+}
+
+/// <summary>
+/// Nothing stuck, even past a lost message: a job's JobCompleted dead-lettered and then lost (its error queue purged),
+/// so rewards never hears the job ended and holds its escrow; rewards' escrow reconciler asks the scheduler, which
+/// announces the same completion again from the job's record, and the job is settled exactly once.
+/// </summary>
+public sealed class LostEndingTests(LostEndingNetwork network) : IClassFixture<LostEndingNetwork>
+{
+    [Fact]
+    public async Task A_completion_lost_for_good_is_announced_again_when_rewards_asks_and_the_job_is_settled_exactly_once()
+    {
+        var (http, job) = await DeadLetters.CompleteAJobWhileTheLedgerIsDownAsync(network, keepDown: async _ =>
+        {
+            // Lost: the dead letter is purged while the ledger is still away.
+            var management = network.Environment.Infrastructure.RabbitMqManagement;
+            var vhost = Uri.EscapeDataString(Uri.UnescapeDataString(new Uri(network.Environment.RabbitMqUri).AbsolutePath.TrimStart('/')));
+            using var purged = await management.DeleteAsync($"api/queues/{vhost}/rewards-job-completed_error/contents");
+            Assert.True(purged.IsSuccessStatusCode, $"purge: {(int)purged.StatusCode}");
+        });
+        using var _ = http;
+        var scheduler = network.Services.First(s => s.Service == "scheduler");
+        var rewards = network.Services.First(s => s.Service == "rewards");
+
+        await DeadLetters.AssertSettledOnceAsync(network, http, job);
+        Assert.True(DeadLetters.LogCount(rewards, "asked the scheduler how the jobs ended") > 0, "rewards asked about the held escrow");
+        Assert.True(DeadLetters.LogCount(scheduler, "Announced the ending of") > 0, "the scheduler announced the completion again");
+        // Nothing was replayed: the ending came from the scheduler's record of the job.
+        Assert.Equal(0, DeadLetters.LogCount(rewards, "replayed to"));
+    }
+}
+
 /// <summary>The dead-letter scenario both suites share: a job completes while rewards' database refuses connections.</summary>
 internal static class DeadLetters
 {

@@ -18,6 +18,7 @@ public static class EscrowRegistration
     {
         services.AddSingleton<Ledger.KnownAccounts>();
         services.AddOptions<PricingOptions>().BindConfiguration(PricingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddHostedService<EscrowReconciler>();
         return services;
     }
 }

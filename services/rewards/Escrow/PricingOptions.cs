@@ -63,4 +63,16 @@ public sealed class PricingOptions
         var rate = PricePerGflop.TryGetValue(kernel, out var p) ? p : DefaultPricePerGflop;
         return Ledger.CreditLedger.Bounded(Math.Max(MinimumCharge, rate * Ledger.CreditLedger.GflopOf(gflop)));
     }
+
+    /// <summary>
+    /// An escrow still held this long after its job was submitted is asked about (EscrowReconciler): every job ends
+    /// within the scheduler's Scheduler:JobDeadline (24 h), so by then its ending message was lost. Asked again after
+    /// as long again while it stays held.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "365.00:00:00")]
+    public TimeSpan EscrowCheckAfter { get; set; } = TimeSpan.FromHours(25);
+
+    /// <summary>How often rewards looks for escrows held past <see cref="EscrowCheckAfter"/>.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan EscrowCheckInterval { get; set; } = TimeSpan.FromMinutes(5);
 }

@@ -365,25 +365,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         if (holder.AttemptCount > accepted.Count)
             await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
         var top = acceptedAttempts[0];
-        // Completed after the rejected results' changes were numbered, and numbered by the same statement: the completion
-        // is the job's last change.
-        var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
-            """
-            update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because,
-                            status_version = status_version + 1
-            where id = @jobId returning status_version
-            """, new { first.Outputs, now, reason, because, jobId = jobId.Value }, tx, cancellationToken: ct));
-        await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
-        {
-            JobId = jobId,
-            Status = "completed",
-            WorkerId = top.WorkerId,
-            AttemptId = top.AttemptId,
-            AttemptStatus = "accepted",
-            Reason = reason,
-            Detail = because,
-            OccurredAt = now,
-        }, alongside: new JobCompleted
+        var completed = new JobCompleted
         {
             JobId = jobId,
             ClientAccountId = AccountId.From(holder.ClientAccountId),
@@ -398,7 +380,27 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Reason = reason,
             Detail = because,
             OccurredAt = now,
-        }, ct: ct);
+        };
+        // Completed after the rejected results' changes were numbered, and numbered by the same statement: the completion
+        // is the job's last change. The completion itself is kept, to be announced again if rewards never got it.
+        var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+            """
+            update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because,
+                            status_version = status_version + 1, completion = @completion
+            where id = @jobId returning status_version
+            """, new { first.Outputs, now, reason, because, jobId = jobId.Value, completion = JsonSerializer.Serialize(completed, PlatformJson.Options) },
+            tx, cancellationToken: ct));
+        await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
+        {
+            JobId = jobId,
+            Status = "completed",
+            WorkerId = top.WorkerId,
+            AttemptId = top.AttemptId,
+            AttemptStatus = "accepted",
+            Reason = reason,
+            Detail = because,
+            OccurredAt = now,
+        }, alongside: completed, ct: ct);
     }
 
     /// <summary>The completion's reason and sentence: one result, agreeing replicas, or a spot check that agreed.</summary>

@@ -17,6 +17,7 @@ public static class JobsRegistration
         bus.AddConsumer<AttemptCompletedConsumer>(c => c.Options<BatchOptions>(AttemptBatching.Default.Configure)).Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<AttemptFailedConsumer>().Endpoint(NodeIntake.OnIntake);
         bus.AddConsumer<JobCancelRequestedConsumer>();
+        bus.AddConsumer<JobOutcomesRequestedConsumer>();
         bus.AddConsumer<Verification.OperatorExposureConsumer>();
         return bus;
     }
