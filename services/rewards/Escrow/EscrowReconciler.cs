@@ -19,23 +19,8 @@ namespace Platform.Rewards.Escrow;
 public sealed class EscrowReconciler(NpgsqlDataSource db, MessageOutbox outbox, IOptions<PricingOptions> options, DatabaseState database, TimeProvider clock,
     ILogger<EscrowReconciler> logger) : BackgroundService
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.EscrowCheckInterval, clock);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                while (database.Migrated && await AskAsync(stoppingToken) > 0)
-                {
-                }
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "Escrow check failed; retrying");
-            }
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Reconciling.RunAsync(options.Value.EscrowCheckInterval, clock, database, AskAsync, null, logger, stoppingToken);
 
     /// <summary>Asks about up to 200 escrows held too long; returns how many.</summary>
     public async Task<int> AskAsync(CancellationToken ct)

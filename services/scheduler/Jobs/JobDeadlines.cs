@@ -22,23 +22,8 @@ public sealed class JobDeadlines(NpgsqlDataSource db, MessageOutbox outbox, Disp
 {
     private sealed record Late(string Id, string ClientAccountId, string Status, string? WorkerId, string? AttemptId, DateTime CreatedAt);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.JobDeadlineCheckInterval, clock);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                // One batch after another while there are late jobs (a long outage can leave many).
-                while (database.Migrated && await SweepAsync(stoppingToken) > 0)
-                    dispatcher.Poke();
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                logger.LogWarning(ex, "Job deadline sweep failed; retrying");
-            }
-        }
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Reconciling.RunAsync(options.Value.JobDeadlineCheckInterval, clock, database, SweepAsync, dispatcher.Poke, logger, stoppingToken);
 
     /// <summary>Fails up to 200 late jobs; returns how many.</summary>
     public async Task<int> SweepAsync(CancellationToken ct)
