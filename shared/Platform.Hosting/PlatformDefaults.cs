@@ -90,8 +90,10 @@ public static class PlatformDefaults
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            // Malformed requests that fail before a handler runs (bad JSON, body too large) are the caller's fault.
-            StatusCodeSelector = ex => ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            // Malformed requests that fail before a handler runs (bad JSON, body too large) are the caller's fault; a
+            // database that cannot be reached is a moment's unavailability, to retry.
+            StatusCodeSelector = ex => ex is BadHttpRequestException bad ? bad.StatusCode
+                : Problems.DatabaseUnavailable(ex) ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
         var name = app.Services.GetRequiredService<ServiceName>();

@@ -169,7 +169,8 @@ public class Network : IAsyncLifetime
     /// </summary>
     public async Task<T> WhileDatabaseDownAsync<T>(string service, Func<Task<T>> during)
     {
-        await using var admin = new Npgsql.NpgsqlConnection(Environment.PostgresConnectionStringFor("gateway"));
+        // Connected to another service's database: terminating the target's connections must not end this one.
+        await using var admin = new Npgsql.NpgsqlConnection(Environment.PostgresConnectionStringFor(service == "gateway" ? "rewards" : "gateway"));
         await admin.OpenAsync();
         var database = new Npgsql.NpgsqlConnectionStringBuilder(Environment.PostgresConnectionStringFor(service)).Database!;
         await Dapper.SqlMapper.ExecuteAsync(admin, $"alter database \"{database}\" allow_connections false");

@@ -124,7 +124,10 @@ public sealed class SchedulingTests(BareNetwork network) : IClassFixture<BareNet
         // The running replica is told to stop, and neither the result already in nor a late one is paid.
         var done = await http.WaitForAsync(job.Id, j => j.Status == "cancelled" && j.Attempts.All(a => a.Status is not ("assigned" or "running")), "job cancelled, attempts ended");
         await Eventually.UntilAsync(() => http.AccountAsync(), a => a.Balance == 100m && a.Escrowed == 0m, TimeSpan.FromSeconds(30), "refunded in full");
-        Assert.Contains(network.Services.Where(s => s.Service == "worker"), w => w.Log().Contains("stopped: the job was cancelled", StringComparison.Ordinal));
+        // The worker still running a replica is told to stop it.
+        await Eventually.UntilAsync(() => Task.FromResult(network.Services.Where(s => s.Service == "worker").Select(w => w.Log()).ToList()),
+            logs => logs.Any(log => log.Contains($"Cancelling attempt", StringComparison.Ordinal) && log.Contains($"of {job.Id}", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(30), "the running replica's worker told to stop");
         Assert.Equal("cancelled", (await http.GetJobAsync(job.Id)).Status);
         Assert.Equal(100m, (await http.AccountAsync()).Balance);
         using var fastHttp = network.Client(fast.Key);

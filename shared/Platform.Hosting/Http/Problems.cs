@@ -50,10 +50,30 @@ public static class Problems
                 "the request's headers are larger than the server takes"),
             StatusCodes.Status500InternalServerError => ("internal-error", "Internal error",
                 "the service failed to answer this request; retry, and report it if it goes on"),
+            StatusCodes.Status503ServiceUnavailable => ("unavailable", "Service unavailable",
+                "the service cannot reach its database for the moment; nothing was changed, retry after the time in Retry-After"),
             _ => ($"http-{status}", ReasonPhrases.GetReasonPhrase(status), null),
         };
         problem.Type = Type(slug);
         problem.Title = title;
         problem.Detail ??= detail;
+        if (status == StatusCodes.Status503ServiceUnavailable && !http.Response.Headers.ContainsKey("Retry-After"))
+            http.Response.Headers.RetryAfter = "5";
+    }
+
+    /// <summary>
+    /// Whether an exception means the service's database cannot be reached right now (down, restarting, refusing
+    /// connections, out of connections) rather than a fault of the request or the code: such a request is answered
+    /// 503 with Retry-After, not 500.
+    /// </summary>
+    public static bool DatabaseUnavailable(Exception? ex)
+    {
+        for (; ex is not null; ex = ex.InnerException)
+        {
+            // 55000 is what a database that does not accept connections answers (ALTER DATABASE ... ALLOW_CONNECTIONS false).
+            if (ex is Npgsql.PostgresException { SqlState: "55000" } || ex is Npgsql.NpgsqlException { IsTransient: true })
+                return true;
+        }
+        return false;
     }
 }
