@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Platform.Hosting.Messaging;
 
@@ -13,6 +14,7 @@ public static class BusRegistration
         var address = RabbitMqAddress.Parse(rabbitMqUri);
         // A service looks after its own dead letters (a node's login may not read its error queue, and a node's
         // dead AssignJob is the scheduler's lease to time out).
+        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ConsumedQueues>();
         services.AddOptions<DeadLetterOptions>().BindConfiguration(DeadLetterOptions.SectionName);
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<DeadLetterReconciler>(sp, address));
