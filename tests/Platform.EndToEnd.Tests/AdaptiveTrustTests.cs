@@ -17,6 +17,12 @@ public sealed class TrustNetwork : Network
     protected override bool SpotChecks => true;
 
     protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
+
+    // One tiny job per slot: placement ranks a worker by (its jobs + 1) / its rate, so with sixteen tiny jobs to a
+    // slot the honest workers' few jobs barely counted, and a cheater that calibrated slower on a busy machine was
+    // never chosen (the cheater "was never given a job" in one full run of 2026-12-05). Now each job an honest worker
+    // holds doubles, then triples, its key, and a batch of eight overflows their six slots.
+    protected override Dictionary<string, string?> SchedulerOverrides => new() { ["Scheduler__TinyJobsPerSlot"] = "1" };
 }
 
 /// <summary>
