@@ -72,8 +72,9 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
         Assert.Equal(network.Operator.AccountId, payout.AccountId);
         Assert.Equal(accepted.WorkerId, payout.WorkerId);
         Assert.Equal($"settle:{job.Id}", payout.IdempotencyKey);
-        // One paid attempt: the whole cost less the network fee (10% by default), rounded down to 6 digits.
-        Assert.Equal(Math.Round(cost * 0.9m, 6, MidpointRounding.ToZero), payout.Amount);
+        // One paid attempt: the cost of the work (the cost less the output's fee for keeping its m x n floats, at
+        // 1 credit per GiB by default) less the network fee (10% by default), rounded down to 6 digits.
+        Assert.Equal(Math.Round((cost - OutputFee(m * n * 4L)) * 0.9m, 6, MidpointRounding.ToZero), payout.Amount);
         Assert.All(entries, e => Assert.Contains(e.Kind, new[] { "payout", "mint", "efficiency-bonus" }));
         Assert.True(entries.Count(e => e.Kind == "mint") <= 1, "minted once at most");
         var operatorAfter = await operatorHttp.AccountAsync();
@@ -91,6 +92,39 @@ public sealed class MatmulJobTests(Network network, ITestOutputHelper output) : 
         Assert.True(worker.Energy.Jobs >= 1 && worker.Energy.Joules >= energy.Joules && worker.Energy.JoulesPerGflop > 0);
         var totals = (await http.GetFromJsonAsync<Platform.Contracts.Api.NetworkView>("/v1/network", Api.Json))!;
         Assert.True(totals.Energy.Jobs >= 1 && totals.Energy.Joules >= energy.Joules && totals.Energy.JoulesPerJob > 0 && totals.Energy.JoulesPerGflop > 0);
+    }
+
+    /// <summary>What keeping an output of this many data bytes costs at the default Pricing:PinFeePerGib (1 credit per GiB).</summary>
+    private static decimal OutputFee(long bytes) => Math.Round(bytes / (decimal)(1L << 30), 6);
+
+    [Fact]
+    public async Task A_degenerate_product_pays_for_keeping_its_large_output_and_the_operator_is_paid_for_the_work_only()
+    {
+        // [2048,1] x [1,2048]: 8 MFLOP of work (the minimum charge) for a 16 MiB output, which is kept forever.
+        const int m = 2048, n = 2048;
+        var client = await network.CreateAccountAsync("client", 100m);
+        using var http = network.Client(client.Key);
+        using var operatorHttp = network.Client(network.Operator.Key);
+        var a = await http.PinAsync(NpyArray.FromFloat32(Enumerable.Range(0, m).Select(i => (float)i).ToArray(), m, 1));
+        var b = await http.PinAsync(NpyArray.FromFloat32(Enumerable.Range(0, n).Select(j => 1f / (j + 1)).ToArray(), 1, n));
+        var before = await http.AccountAsync();
+
+        using var submitted = await http.SubmitAsync(new { kernel = "matmul", inputs = new { a = a.Cid, b = b.Cid } });
+        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        var done = await http.WaitForAsync(job.Id, j => j.Status is "completed" && j.Cost is not null || j.Status is "failed" or "rejected", "job completed and settled");
+        Assert.Equal("completed", done.Status);
+
+        // The minimum charge of 0.01 for the work and 16 MiB at 1 credit per GiB for the output: 0.025625.
+        Assert.Equal(0.015625m, OutputFee(m * n * 4L));
+        Assert.Equal(0.01m + 0.015625m, done.Cost);
+        Assert.Equal(before.Balance - done.Cost, (await http.AccountAsync()).Balance);
+        // The operator is paid 90% of the work, not of the output fee, which keeps the output.
+        var entries = await Platform.Testing.Eventually.UntilAsync(() => operatorHttp.EntriesForJobAsync(job.Id), e => e.Any(x => x.Kind == "payout"),
+            TimeSpan.FromSeconds(30), "this job's payout on the operator's ledger");
+        Assert.Equal(0.009m, Assert.Single(entries, e => e.Kind == "payout").Amount);
+        var output = Npy.Read(await http.GetByteArrayAsync($"/v1/blobs/{done.Outputs!["c"]}"));
+        Assert.Equal([m, n], output.Shape);
     }
 
     [Fact]

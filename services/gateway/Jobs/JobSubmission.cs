@@ -26,7 +26,7 @@ public static class JobSubmission
     private const int HeaderReadsInParallel = 8;
 
     /// <summary>A job that passed every check, ready to be written.</summary>
-    public sealed record CheckedJob(JobId Id, JobSpec Spec, double Gflop, long InputBytes);
+    public sealed record CheckedJob(JobId Id, JobSpec Spec, double Gflop, long InputBytes, long OutputBytes);
 
     /// <summary>Either every entry as a checked job, or the refusal (a validation problem or another problem).</summary>
     public sealed record CheckResult(IReadOnlyList<CheckedJob>? Jobs, ValidationProblem? Invalid, ProblemHttpResult? Refused);
@@ -134,7 +134,7 @@ public static class JobSubmission
                 return Refuse(Problems.Create(StatusCodes.Status422UnprocessableEntity, "output-too-large", "Output too large",
                     $"{Entry(isArray, i)}output '{huge.Key}' would be {huge.Value.Describe()}, {huge.Value.Bytes:N0} bytes; a job's output may be at most {maxOutputBytes:N0} bytes",
                     Index(isArray, i)));
-            jobs[i] = new CheckedJob(JobId.New(), spec, plan.Gflop, inputBytes);
+            jobs[i] = new CheckedJob(JobId.New(), spec, plan.Gflop, inputBytes, plan.OutputBytes);
         }
         if (missingFound.IsCancellationRequested)
             throw new InvalidOperationException("a missing input stopped the header reads but no entry was refused for it");
@@ -194,6 +194,7 @@ public static class JobSubmission
             Spec = j.Job.Spec,
             EstimatedGflop = j.Job.Gflop,
             InputBytes = j.Job.InputBytes,
+            OutputBytes = j.Job.OutputBytes,
             OccurredAt = now,
         }).ToList(), ct: ct);
     }

@@ -45,7 +45,7 @@ namespace Platform.Rewards.Escrow;
 public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outbox, KnownAccounts accounts, IOptions<PricingOptions> pricing, TimeProvider clock)
     : IConsumer<Batch<Bundle<JobCompleted>>>
 {
-    private sealed record EscrowRow(string JobId, string ClientAccountId, string Kernel, decimal Amount, string Status, double? Gflop);
+    private sealed record EscrowRow(string JobId, string ClientAccountId, string Kernel, decimal Amount, string Status, double? Gflop, long OutputBytes);
 
     private sealed record Settled(JobCompleted Done, IReadOnlyList<AcceptedAttempt> Accepted, double Gflop, Settlement Settlement, string ClientAccountId);
 
@@ -62,7 +62,7 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
         // sharing jobs never wait on each other in a cycle.
         var escrows = (await connection.QueryAsync<EscrowRow>(new CommandDefinition(
             """
-            select job_id as JobId, client_account_id as ClientAccountId, kernel, amount, status, gflop
+            select job_id as JobId, client_account_id as ClientAccountId, kernel, amount, status, gflop, output_bytes as OutputBytes
             from escrows where job_id = any(@ids) order by job_id for update
             """,
             new { ids = jobs.Select(j => j.JobId.Value).ToArray() }, tx, cancellationToken: ct))).ToDictionary(e => e.JobId, StringComparer.Ordinal);
@@ -73,7 +73,7 @@ public sealed class JobCompletedConsumer(NpgsqlDataSource db, MessageOutbox outb
             var escrow = escrows[done.JobId.Value];
             var accepted = done.AcceptedAttempts();
             var gflop = escrow.Gflop ?? GflopCoveredBy(escrow, options);
-            return new Settled(done, accepted, gflop, Settlement.Of(escrow.Amount, escrow.Kernel, gflop, accepted, options), escrow.ClientAccountId);
+            return new Settled(done, accepted, gflop, Settlement.Of(escrow.Amount, escrow.Kernel, gflop, escrow.OutputBytes, accepted, options), escrow.ClientAccountId);
         }).ToList();
         if (settled.Count > 0)
             await SettleAsync(tx, settled, options, ct);

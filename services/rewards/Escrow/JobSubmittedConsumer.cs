@@ -28,15 +28,15 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         var ct = context.CancellationToken;
         // A message redelivered into the same batch counts once.
         var jobs = context.Message.Items().DistinctBy(j => j.JobId).Select(job => new PricedJob(job,
-            pricing.Value.EscrowOf(job.Spec.Kernel, job.EstimatedGflop, job.Spec.Replicas), (double)CreditLedger.GflopOf(job.EstimatedGflop))).ToList();
+            pricing.Value.EscrowOf(job.Spec.Kernel, job.EstimatedGflop, job.Spec.Replicas, job.OutputBytes), (double)CreditLedger.GflopOf(job.EstimatedGflop))).ToList();
 
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         var fresh = (await connection.QueryAsync<string>(new CommandDefinition(
             """
-            insert into escrows (job_id, client_account_id, kernel, amount, status, gflop)
-            select e.job_id, e.client, e.kernel, e.amount, 'held', e.gflop
-            from unnest(@ids, @clients, @kernels, @prices::numeric[], @gflops) as e (job_id, client, kernel, amount, gflop)
+            insert into escrows (job_id, client_account_id, kernel, amount, status, gflop, output_bytes)
+            select e.job_id, e.client, e.kernel, e.amount, 'held', e.gflop, greatest(e.output_bytes, 0)
+            from unnest(@ids, @clients, @kernels, @prices::numeric[], @gflops, @outputBytes) as e (job_id, client, kernel, amount, gflop, output_bytes)
             order by e.job_id on conflict (job_id) do nothing
             returning job_id
             """,
@@ -47,6 +47,7 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 kernels = jobs.Select(j => j.Job.Spec.Kernel).ToArray(),
                 prices = jobs.Select(j => j.Price).ToArray(),
                 gflops = jobs.Select(j => j.Gflop).ToArray(),
+                outputBytes = jobs.Select(j => j.Job.OutputBytes).ToArray(),
             }, tx, cancellationToken: ct))).ToHashSet();
         if (fresh.Count == 0)
             return;

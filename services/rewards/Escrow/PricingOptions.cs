@@ -49,10 +49,21 @@ public sealed class PricingOptions
 
     public decimal PinFeeOf(long bytes) => PinFeePerGib == 0 ? 0 : Ledger.CreditLedger.Round(Math.Max(MinimumPinFee, PinFeePerGib * bytes / (1L << 30)));
 
-    /// <summary>What a job's escrow holds: its estimated price once for every agreeing result the client asked for.</summary>
-    /// <summary>A job's escrow: its price once per replica, at most <see cref="Ledger.CreditLedger.MaxAmount"/>.</summary>
-    public decimal EscrowOf(string kernel, double estimatedGflop, int replicas) =>
-        Ledger.CreditLedger.Bounded(PriceOf(kernel, estimatedGflop) * Math.Max(1, replicas));
+    /// <summary>
+    /// What keeping a job's output forever costs: <see cref="PinFeePerGib"/> by the size the kernel's shape model plans
+    /// (the network's figure, not the node's), once per job however many replicas computed it, paid to the network
+    /// like a pin fee. No minimum: <see cref="MinimumCharge"/> already covers a small output's record and copies, so a
+    /// tiny job's output adds millionths at most, while a degenerate shape's huge output costs what keeping it does.
+    /// </summary>
+    public decimal OutputFeeOf(long outputBytes) =>
+        outputBytes <= 0 ? 0m : Ledger.CreditLedger.Bounded(PinFeePerGib * outputBytes / (1L << 30));
+
+    /// <summary>
+    /// A job's escrow: its price once per replica the client asked for, and its output fee once, at most
+    /// <see cref="Ledger.CreditLedger.MaxAmount"/>.
+    /// </summary>
+    public decimal EscrowOf(string kernel, double estimatedGflop, int replicas, long outputBytes = 0) =>
+        Ledger.CreditLedger.Bounded(PriceOf(kernel, estimatedGflop) * Math.Max(1, replicas) + OutputFeeOf(outputBytes));
 
     /// <summary>
     /// The price of <paramref name="gflop"/> of a kernel's work, at least <see cref="MinimumCharge"/> and at most

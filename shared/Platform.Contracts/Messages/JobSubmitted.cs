@@ -11,5 +11,10 @@ public sealed record JobSubmitted
     public required double EstimatedGflop { get; init; }
     /// <summary>Total size of the inputs, which a worker has to download before it can start.</summary>
     public long InputBytes { get; init; }
+    /// <summary>
+    /// Size of the outputs the kernel's shape model plans for the inputs (data bytes): the network's own figure, by
+    /// which the job pays for keeping its output forever. Zero from a gateway older than this field.
+    /// </summary>
+    public long OutputBytes { get; init; }
     public required DateTimeOffset OccurredAt { get; init; }
 }

@@ -8,8 +8,8 @@ namespace Platform.EndToEnd.Tests.Chaos;
 /// Each job's money, exactly, read from the rewards ledger (services/rewards/Migrations: transactions keyed
 /// escrow:job, settle:job, refund:job, mint:job:attempt; postings per account; the escrows row) against what
 /// the job became. A completed job: escrowed once, settled once (the escrow released in full, the client refunded
-/// what it did not cost, one payout per paid accepted attempt to that attempt's operator and worker, the fee the
-/// rest), minted at most once per accepted attempt (not at all when its mint is zero), nothing refunded besides. A failed or cancelled job: its escrow, if
+/// what it did not cost, one payout per paid accepted attempt to that attempt's operator and worker, the fee and
+/// the output fee the rest), minted at most once per accepted attempt (not at all when its mint is zero), nothing refunded besides. A failed or cancelled job: its escrow, if
 /// any, refunded once in full, nothing settled, paid or minted. A rejected job: nothing at all. For every job the
 /// escrow account's postings net to zero. The ledger writes no posting of zero (a full-cost job's refund, a zero
 /// mint); a refund of zero still writes its transaction and key, a mint of zero writes nothing.
@@ -170,9 +170,11 @@ public static class JobMoney
         }
         if (payouts.Select(p => p.Amount).Distinct().Count() > 1 || payouts.Any(p => p.Amount <= 0))
             found.Add($"payouts are not equal positive shares: {Describe(payouts)}");
-        var fee = settle.Where(l => l.Kind == "fee").ToList();
+        // The network's fee on the work and the output's fee for keeping it (none for a tiny output) go to the fees
+        // account, at most one posting of each, together the cost less the payouts.
+        var fee = settle.Where(l => l.Kind is "fee" or "output-fee").ToList();
         var feeDue = cost - payouts.Sum(p => p.Amount);
-        if (feeDue < 0 || fee.Count != (feeDue == 0 ? 0 : 1) || fee.Any(f => f.AccountId != Fees || f.Amount != feeDue))
+        if (feeDue < 0 || fee.Sum(f => f.Amount) != feeDue || fee.Any(f => f.AccountId != Fees || f.Amount <= 0) || fee.CountBy(f => f.Kind).Any(k => k.Value > 1))
             found.Add($"fee is not the cost {cost} less the payouts: {Describe(settle)}");
         if (settle.Count != 1 + refunds.Count + payouts.Count + fee.Count)
             found.Add($"settlement has other postings: {Describe(settle)}");

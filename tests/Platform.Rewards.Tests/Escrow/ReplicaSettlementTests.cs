@@ -24,7 +24,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
 
         // Seven paid attempts of a 1-credit result cost 7, capped at the 1 escrowed: each share is 1/7 x 0.9 =
         // 0.1285714..., rounded down to 0.128571; the fee keeps 0.1 and the 0.000003 remainder.
-        var settlement = Settlement.Of(escrowed: 1m, "k", networkGflop: 1, attempts, pricing);
+        var settlement = Settlement.Of(escrowed: 1m, "k", networkGflop: 1, outputBytes: 0, attempts, pricing);
 
         Assert.Equal(1m, settlement.Cost);
         Assert.All(settlement.Payouts, p => Assert.Equal(0.128571m, p.Amount));
@@ -40,7 +40,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
         var paid = Attempt(AccountId.New(), 10);
         var spot = Attempt(AccountId.New(), 10, spotCheck: true);
 
-        var settlement = Settlement.Of(escrowed: 5m, "matmul", networkGflop: 10, [paid, spot], pricing);
+        var settlement = Settlement.Of(escrowed: 5m, "matmul", networkGflop: 10, outputBytes: 0, [paid, spot], pricing);
 
         Assert.Equal(5m, settlement.Cost);
         Assert.Equal(0m, settlement.Refund);
@@ -53,7 +53,7 @@ public sealed class ReplicaSettlementTests : IAsyncLifetime
     [Fact]
     public void Cost_never_exceeds_the_escrow()
     {
-        var settlement = Settlement.Of(escrowed: 10m, "matmul", networkGflop: 100, [Attempt(AccountId.New(), 100), Attempt(AccountId.New(), 100)], new PricingOptions());
+        var settlement = Settlement.Of(escrowed: 10m, "matmul", networkGflop: 100, outputBytes: 0, [Attempt(AccountId.New(), 100), Attempt(AccountId.New(), 100)], new PricingOptions());
 
         Assert.Equal(10m, settlement.Cost);
         Assert.Equal(0m, settlement.Refund);

@@ -107,7 +107,7 @@ public sealed class SelfDealingTests(ITestOutputHelper output) : IAsyncLifetime
                     spotCheck: a >= paid, mintWithheld: random.Next(10) == 0)).ToList();
 
             var escrow = pricing.EscrowOf("k", gflop, replicas);
-            var settlement = Settlement.Of(escrow, "k", gflop, accepted, pricing);
+            var settlement = Settlement.Of(escrow, "k", gflop, outputBytes: 0, accepted, pricing);
             var grants = FeeFundedMint.Of(accepted, gflop, settlement.Fee, median, pricing);
 
             var earned = settlement.Payouts.Sum(p => p.Amount) + grants.Sum(g => g.Minted + g.Bonus);
