@@ -142,6 +142,39 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
     }
 
     [Fact]
+    public async Task A_client_sets_a_webhook_for_the_warning_sees_its_secret_once_and_removes_it()
+    {
+        var client = await network.CreateAccountAsync("client", 5m);
+        await WithPageAsync("webhook", async page =>
+        {
+            await page.GotoAsync("/");
+            await SignInAsync(page, client.Key);
+            await Expect(page.Locator("[data-account=webhook]")).ToHaveTextAsync("none");
+
+            // A public address (nothing is sent to it: no warning is due); one into the deployment is refused.
+            await page.FillAsync("#webhook-url", "http://169.254.169.254/latest/meta-data/");
+            await page.ClickAsync("#webhook-form button[type=submit]");
+            await Expect(page.Locator("#alert")).ToContainTextAsync("is not a public address");
+            await page.ClickAsync("#alert-close");
+            await page.FillAsync("#webhook-url", "https://93.184.215.14/hooks/platform");
+            await page.ClickAsync("#webhook-form button[type=submit]");
+            await Expect(page.Locator("#webhook-secret")).ToContainTextAsync(new Regex("shown this once .*: whsec_[A-Za-z0-9+/=]{32}$"));
+            await Expect(page.Locator("[data-account=webhook]")).ToHaveTextAsync("93.184.215.14");
+            await Expect(page.Locator("[data-account=webhook]")).ToHaveAttributeAsync("title", "https://93.184.215.14/hooks/platform");
+            // The secret is not the page's to keep: a reload shows the webhook, not its secret.
+            await page.ReloadAsync();
+            await Expect(page.Locator("[data-account=webhook]")).ToHaveTextAsync("93.184.215.14");
+            await Expect(page.Locator("#webhook-secret")).ToBeHiddenAsync();
+
+            await page.ClickAsync("#webhook-clear");
+            await Expect(page.Locator("[data-account=webhook]")).ToHaveTextAsync("none");
+            await Expect(page.Locator("#webhook-status")).ToHaveTextAsync("Webhook removed.");
+        },
+        Refused(400, "Bad Request", "/v1/account/webhook", "the test sets a link-local webhook on purpose"),
+        Reported("the webhook URL cannot be used", "the page shows the refusal, and its report() logs what it shows"));
+    }
+
+    [Fact]
     public async Task The_submit_form_offers_exactly_the_kernel_catalogue()
     {
         var client = await network.CreateAccountAsync("client", 1m);

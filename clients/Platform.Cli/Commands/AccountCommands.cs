@@ -63,9 +63,36 @@ public static class AccountCommands
             return 0;
         });
 
+        var url = new Argument<string?>("URL") { Description = "Send the account's events (a low balance) to this public http(s) URL", Arity = ArgumentArity.ZeroOrOne };
+        var clearHook = new Option<bool>("--clear") { Description = "Remove the webhook: nothing more is sent" };
+        var test = new Option<bool>("--test") { Description = "Send the webhook a webhook.test event" };
+        var webhook = new Command("webhook", "Show, set (URL), --test or --clear the webhook that receives the account's events, signed") { url, clearHook, test };
+        webhook.SetRun(host, async (s, ct) =>
+        {
+            var given = new[] { s.Get(url) is not null, s.Get(clearHook), s.Get(test) }.Count(x => x);
+            if (given > 1)
+                throw new UsageException("give a URL, --clear or --test: one at a time");
+            if (s.Get(clearHook))
+            {
+                await s.Client.DeleteWebhookAsync(ct);
+                s.Show(new { removed = true }, _ => s.Host.Output.WriteLine("webhook removed"));
+                return 0;
+            }
+            if (s.Get(test))
+            {
+                var sent = await s.Client.TestWebhookAsync(ct);
+                s.Show(sent, d => s.Host.Output.WriteLine($"test event {d.Id} queued; 'platform account webhook' shows whether it was delivered"));
+                return 0;
+            }
+            var hook = s.Get(url) is { } target ? await s.Client.SetWebhookAsync(target, ct) : await s.Client.GetWebhookAsync(ct);
+            s.Show(hook, h => ShowWebhook(s, h));
+            return 0;
+        });
+
         account.Subcommands.Add(ledger);
         account.Subcommands.Add(earnings);
         account.Subcommands.Add(lowBalance);
+        account.Subcommands.Add(webhook);
         account.Subcommands.Add(Move(host, "stake", "Stake credits: operators' workers get work only with the network's minimum staked",
             (c, amount, ct) => c.StakeAsync(amount, null, ct)));
         account.Subcommands.Add(Move(host, "unstake", "Move staked credits back to the balance",
@@ -95,6 +122,18 @@ public static class AccountCommands
             ("low-balance threshold", a.LowBalanceThreshold is { } t ? Output.Credits(t) : "none")));
         if (a.LowBalance)
             Output.Warn(s.Host, LowBalanceWarning(a));
+    }
+
+    private static void ShowWebhook(Session s, Platform.Contracts.Api.WebhookView h)
+    {
+        s.Host.Out.Write(Output.Facts(("url", h.Url), ("since", Output.Time(h.CreatedAt))));
+        if (h.Secret is { } secret)
+            s.Host.Output.WriteLine($"signing secret (shown this once; verify each delivery's webhook-signature with it): {secret}");
+        var table = Output.Table("id", "type", "status", "attempts", "last status", "last error", "created", "next attempt");
+        foreach (var d in h.Deliveries)
+            table.Row(d.Id, d.Type, d.Status, d.Attempts.ToString(CultureInfo.InvariantCulture), d.LastStatus?.ToString(CultureInfo.InvariantCulture), d.LastError,
+                Output.Time(d.CreatedAt), Output.Time(d.NextAttemptAt));
+        s.Host.Out.Write(table);
     }
 
     /// <summary>The same words as the dashboard's banner.</summary>

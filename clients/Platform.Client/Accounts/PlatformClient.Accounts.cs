@@ -78,6 +78,35 @@ public sealed partial class PlatformClient
         await EnsureSuccessAsync(response, ct);
     }
 
+    /// <summary>
+    /// Sends the account's events (a low balance) to <paramref name="url"/>, signed as Standard Webhooks describes.
+    /// The answer holds the signing secret, this once; setting the URL again makes a new secret. Clients and admins.
+    /// </summary>
+    public async Task<Platform.Contracts.Api.WebhookView> SetWebhookAsync(string url, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, new Uri("v1/account/webhook", UriKind.Relative))
+        {
+            Content = JsonContent.Create(new Platform.Contracts.Api.WebhookRequest(url), options: Json),
+        };
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        return await ReadAsync<Platform.Contracts.Api.WebhookView>(response, ct);
+    }
+
+    /// <summary>The account's webhook and its recent deliveries (a 404 problem webhook-not-set when there is none).</summary>
+    public Task<Platform.Contracts.Api.WebhookView> GetWebhookAsync(CancellationToken ct = default) =>
+        GetAsync<Platform.Contracts.Api.WebhookView>("v1/account/webhook", ct);
+
+    /// <summary>Removes the account's webhook; events not yet delivered are dropped.</summary>
+    public async Task DeleteWebhookAsync(CancellationToken ct = default)
+    {
+        using var response = await _http.DeleteAsync(new Uri("v1/account/webhook", UriKind.Relative), ct);
+        await EnsureSuccessAsync(response, ct);
+    }
+
+    /// <summary>Sends the webhook a <c>webhook.test</c> event; its delivery shows in <see cref="GetWebhookAsync"/>.</summary>
+    public Task<Platform.Contracts.Api.WebhookDelivery> TestWebhookAsync(CancellationToken ct = default) =>
+        PostAsync<Platform.Contracts.Api.WebhookDelivery>("v1/account/webhook/test", new { }, ct);
+
     /// <summary>Admin only: opens an account with <see cref="CreateAccountRequest.Credits"/> and returns its key.</summary>
     public Task<CreatedAccount> CreateAccountAsync(CreateAccountRequest request, CancellationToken ct = default) =>
         PostAsync<CreatedAccount>("v1/admin/accounts", request, ct);

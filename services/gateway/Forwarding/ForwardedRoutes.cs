@@ -94,6 +94,24 @@ public static class ForwardedRoutes
             .Accepts<LowBalanceRequest>("application/json").Produces<AccountResponse>()
             .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
             .RequireAuthorization(Roles.Client);
+        // The webhook that carries the low-balance warning: the same accounts as the threshold.
+        account.MapGet("/webhook", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/webhook", http.User.AccountOf()))
+            .Produces<WebhookView>().Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
+            .RequireAuthorization(Roles.Client);
+        account.MapPut("/webhook", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/webhook", http.User.AccountOf()))
+            .Accepts<WebhookRequest>("application/json").Produces<WebhookView>()
+            .Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
+            .RequireAuthorization(Roles.Client);
+        account.MapDelete("/webhook", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/webhook", http.User.AccountOf()))
+            .Produces(StatusCodes.Status204NoContent).Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
+            .RequireAuthorization(Roles.Client);
+        account.MapPost("/webhook/test", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/webhook/test", http.User.AccountOf()))
+            .Produces<WebhookDelivery>(StatusCodes.Status202Accepted).Problems(StatusCodes.Status403Forbidden, StatusCodes.Status404NotFound)
+            .RequireAuthorization(Roles.Client);
         account.MapPost("/unstake", (HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/unstake", http.User.AccountOf()))
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()

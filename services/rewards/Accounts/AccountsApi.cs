@@ -44,7 +44,8 @@ public static class AccountsApi
                coalesce((select sum(p.amount) from postings p where p.account_id = a.id and p.kind in ('payout', 'mint', 'efficiency-bonus')), 0) as Earned,
                coalesce((select s.balance from accounts s where s.id = @stake), 0) as Staked,
                a.low_balance_threshold as LowBalanceThreshold,
-               coalesce(a.balance < a.low_balance_threshold, false) as LowBalance
+               coalesce(a.balance < a.low_balance_threshold, false) as LowBalance,
+               (select w.url from webhooks w where w.account_id = a.id) as WebhookUrl
         from accounts a where a.id = @account
         """;
 

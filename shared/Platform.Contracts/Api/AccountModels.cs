@@ -2,10 +2,11 @@ namespace Platform.Contracts.Api;
 
 /// <summary>
 /// An account's figures. <paramref name="LowBalanceThreshold"/> is the balance below which its owner wants a warning
-/// (null: none); <paramref name="LowBalance"/> is true while the balance is below it.
+/// (null: none); <paramref name="LowBalance"/> is true while the balance is below it; <paramref name="WebhookUrl"/> is
+/// where the warning is also POSTed (null: nowhere; see GET /v1/account/webhook).
 /// </summary>
 public sealed record AccountResponse(string AccountId, string Role, decimal Balance, decimal Escrowed, decimal Earned, decimal Staked,
-    decimal? LowBalanceThreshold = null, bool LowBalance = false);
+    decimal? LowBalanceThreshold = null, bool LowBalance = false, string? WebhookUrl = null);
 
 /// <summary>Sets the low-balance threshold; a null or absent <paramref name="Threshold"/> clears it.</summary>
 public sealed record LowBalanceRequest(decimal? Threshold);
@@ -26,3 +27,20 @@ public sealed record StakeRequest(decimal? Amount);
 
 /// <summary>The operator's balance and stake after the change; <paramref name="Version"/> is the ledger transaction id.</summary>
 public sealed record StakeResponse(string AccountId, decimal Balance, decimal Staked, long Version);
+
+/// <summary>Where the account's events are sent (POST, signed as Standard Webhooks describes).</summary>
+public sealed record WebhookRequest(string? Url);
+
+/// <summary>
+/// The account's webhook. <paramref name="Secret"/> (<c>whsec_</c> and base64) signs every delivery and is shown only in
+/// the answer to the PUT that set it; <paramref name="Deliveries"/> are the most recent, newest first.
+/// </summary>
+public sealed record WebhookView(string Url, DateTimeOffset CreatedAt, IReadOnlyList<WebhookDelivery> Deliveries, string? Secret = null);
+
+/// <summary>
+/// One event sent, or being sent, to the webhook: <paramref name="Status"/> is pending (with
+/// <paramref name="NextAttemptAt"/>), delivered (a 2xx answer), failed (every attempt answered otherwise) or dropped
+/// (the webhook was removed first); <paramref name="LastError"/> is why the last attempt failed.
+/// </summary>
+public sealed record WebhookDelivery(string Id, string Type, string Status, int Attempts, int? LastStatus, string? LastError, DateTimeOffset CreatedAt,
+    DateTimeOffset? NextAttemptAt, DateTimeOffset? DeliveredAt);

@@ -450,6 +450,7 @@ public sealed class HttpForwarderTests : IAsyncLifetime
     [Theory]
     [InlineData("GET", "/v1/blobs/bafkreiabc/proof", "?chunk=2")]
     [InlineData("PUT", "/v1/account/low-balance", "")]
+    [InlineData("DELETE", "/v1/account/webhook", "")]
     [InlineData("GET", "/v1/account/ledger", "?cursor=MTIzLjQ1&limit=5&x=%C3%A9t%C3%A9+a%26b")]
     [InlineData("GET", "/v1/blobs/a%20b%2Fc", "?q=[1]&r=%7E~")]
     public async Task Each_request_forwarded_for_an_account_carries_a_proof_the_service_accepts_for_it(string method, string path, string query)

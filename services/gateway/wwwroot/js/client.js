@@ -29,6 +29,11 @@ export function initClient(reportError) {
     setLowBalance(value === '' ? null : Number(value));
   });
   $('#low-balance-clear').addEventListener('click', () => setLowBalance(null));
+  $('#webhook-form').addEventListener('submit', event => {
+    event.preventDefault();
+    setWebhook($('#webhook-url').value.trim());
+  });
+  $('#webhook-clear').addEventListener('click', () => setWebhook(null));
   $('#jobs-newest').addEventListener('click', () => loadJobs(null).catch(report));
   $('#jobs-older').addEventListener('click', () => loadJobs(page.next).catch(report));
 }
@@ -63,8 +68,11 @@ export function resetClient() {
   $('#ledger tbody').replaceChildren();
   $('#job-detail').hidden = true;
   $('#low-balance-banner').hidden = true;
+  $('#webhook-secret').hidden = true;
+  setText('#webhook-secret', '');
   setText('#submit-status', '');
   setText('#low-balance-status', '');
+  setText('#webhook-status', '');
 }
 
 function renderKernel() {
@@ -154,6 +162,10 @@ function showAccount(account) {
   setText('[data-account="balance"]', formatCredits(account.balance));
   setText('[data-account="escrowed"]', formatCredits(account.escrowed));
   setText('[data-account="threshold"]', account.lowBalanceThreshold == null ? 'not set' : formatCredits(account.lowBalanceThreshold));
+  // The host is enough to recognise it; the whole URL is its title.
+  const webhook = $('[data-account="webhook"]');
+  setText('[data-account="webhook"]', account.webhookUrl ? new URL(account.webhookUrl).host : 'none');
+  webhook.title = account.webhookUrl ?? '';
   const banner = $('#low-balance-banner');
   banner.hidden = !account.lowBalance;
   banner.textContent = account.lowBalance
@@ -173,6 +185,32 @@ async function setLowBalance(threshold) {
     setText('#low-balance-status', threshold == null ? 'Warning cleared.' : `Warning set below ${formatCredits(threshold)}.`);
   } catch (error) {
     setText('#low-balance-status', '');
+    report(error);
+  } finally {
+    form.querySelectorAll('button').forEach(b => { b.disabled = false; });
+  }
+}
+
+// Sets (url) or removes (null) the account's webhook. The signing secret is in the PUT's answer only: shown here
+// once, for the user to copy into the receiver.
+async function setWebhook(url) {
+  const form = $('#webhook-form');
+  form.querySelectorAll('button').forEach(b => { b.disabled = true; });
+  try {
+    if (url) {
+      const hook = await api('/v1/account/webhook', { method: 'PUT', body: { url } });
+      $('#webhook-url').value = '';
+      setText('#webhook-secret', `Signing secret, shown this once (verify each delivery's webhook-signature with it): ${hook.secret}`);
+      $('#webhook-secret').hidden = false;
+      setText('#webhook-status', `Warnings go to ${hook.url}.`);
+    } else {
+      await api('/v1/account/webhook', { method: 'DELETE' });
+      $('#webhook-secret').hidden = true;
+      setText('#webhook-status', 'Webhook removed.');
+    }
+    showAccount(await api('/v1/account'));
+  } catch (error) {
+    setText('#webhook-status', '');
     report(error);
   } finally {
     form.querySelectorAll('button').forEach(b => { b.disabled = false; });
