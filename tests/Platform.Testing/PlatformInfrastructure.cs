@@ -132,22 +132,45 @@ public sealed class PlatformInfrastructure
     /// queues and persistent messages survive), as an operator's restart or a crash-and-recover would. Only for
     /// private servers: a chaos test must not restart someone else's broker.
     /// </summary>
-    public Task RestartRabbitMqAsync() => Task.Run(() =>
+    public Task RestartRabbitMqAsync() => WithRabbitMqStoppedAsync(() => Task.CompletedTask);
+
+    /// <summary>
+    /// An outage of the run's RabbitMQ: stopped cleanly, <paramref name="during"/> run while it is down (as long as the
+    /// outage is to last, with whatever load and checks it makes), then started again on the same ports and data.
+    /// </summary>
+    public async Task WithRabbitMqStoppedAsync(Func<Task> during)
     {
-        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not restart");
+        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not stop");
         var dir = Path.Combine(servers.Dir, "rabbitmq");
-        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-stop", dir);
-        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-start", dir, servers.AmqpPort, servers.ManagementPort);
-    });
+        await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-stop", dir));
+        try
+        {
+            await during();
+        }
+        finally
+        {
+            await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-start", dir, servers.AmqpPort, servers.ManagementPort));
+        }
+    }
 
     /// <summary>The same for Postgres: stopped (fast shutdown) and started again on the same port and data.</summary>
-    public Task RestartPostgresAsync() => Task.Run(() =>
+    public Task RestartPostgresAsync() => WithPostgresStoppedAsync(() => Task.CompletedTask);
+
+    /// <summary>An outage of the run's Postgres, as <see cref="WithRabbitMqStoppedAsync"/>.</summary>
+    public async Task WithPostgresStoppedAsync(Func<Task> during)
     {
-        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not restart");
+        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not stop");
         var dir = Path.Combine(servers.Dir, "postgres");
-        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-stop", dir);
-        InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-start", dir, servers.PostgresPort);
-    });
+        await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-stop", dir));
+        try
+        {
+            await during();
+        }
+        finally
+        {
+            await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-start", dir, servers.PostgresPort));
+        }
+    }
 
 
     // The servers are throwaway: killed, not shut down cleanly, and deleted. Under dotnet test this races vstest,

@@ -18,7 +18,7 @@ public sealed record ChaosReport(
     int Submitted, int Completed, int Failed, int Cancelled, int Rejected, int Lost, int StatusMismatches,
     int DuplicatePayments, int DuplicateMints, int PaidWithoutAcceptance, IReadOnlyList<string> MoneyProblems, decimal EscrowHeld,
     IReadOnlyList<string> BalancesOffPostings, int UnbalancedTransactions, IReadOnlyList<string> DeadLetters,
-    int OutputsChecked, int OutputsVerified, IReadOnlyList<string> Faults, TimeSpan Duration)
+    int OutputsChecked, int OutputsVerified, IReadOnlyList<string> Faults, TimeSpan Duration, IReadOnlyList<OutageLoad> Outages)
 {
     public string Table()
     {
@@ -44,6 +44,9 @@ public sealed record ChaosReport(
         var text = new StringBuilder();
         foreach (var (name, value) in rows)
             text.Append(CultureInfo.InvariantCulture, $"  {name,-34} {value}\n");
+        // Before the faults line, which ends the table ./platform chaos prints.
+        foreach (var outage in Outages)
+            text.Append("  ").Append(outage.Describe()).Append('\n');
         text.Append("  faults: ").Append(string.Join("; ", Faults)).Append('\n');
         foreach (var problem in MoneyProblems.Concat(BalancesOffPostings))
             text.Append("  ").Append(problem).Append('\n');
@@ -52,18 +55,42 @@ public sealed record ChaosReport(
 }
 
 /// <summary>
-/// Submits jobs to a whole network of real processes while it kills workers, restarts RabbitMQ and Postgres,
+/// What a client saw while RabbitMQ or Postgres was stopped: submissions accepted (202) and refused for the outage
+/// (503 with Retry-After and a problem), job views read (200) or refused the same way, the dashboard served, and
+/// anything else (a 500, no answer, a 503 without Retry-After), which must not happen.
+/// </summary>
+public sealed class OutageLoad(string server, TimeSpan length)
+{
+    public string Server { get; } = server;
+    public int Accepted { get; set; }
+    /// <summary>The submission refused last, sent again with its key once the server was back, and accepted (0 or 1).</summary>
+    public int AcceptedAfter { get; set; }
+    public int WritesRefused { get; set; }
+    public int ReadsServed { get; set; }
+    public int ReadsRefused { get; set; }
+    public int DashboardServed { get; set; }
+    public List<string> Unexpected { get; } = [];
+
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Server} stopped {length.TotalSeconds:F0} s: submits {Accepted} accepted, {WritesRefused} refused 503 with Retry-After ({AcceptedAfter} accepted with the same key after); job views {ReadsServed} read, {ReadsRefused} refused 503; dashboard served {DashboardServed} times; unexpected {Unexpected.Count}{(Unexpected.Count > 0 ? ": " + string.Join(" | ", Unexpected.Take(5)) : "")}");
+}
+
+/// <summary>
+/// Submits jobs to a whole network of real processes while it kills workers, restarts RabbitMQ and Postgres, stops
+/// each of them for a while (<c>outage</c>) under load,
 /// crashes and restarts every service in turn and makes the services publish already-sent messages again
 /// (their outbox rows marked unsent: the exact messages, redelivered). Then it waits for every job to end and for
 /// nothing to be in flight (<see cref="Quiescence"/>: a settlement or a redelivery still on its way would make the
 /// ledger look wrong, or right, too early), and checks DESIGN section 8 against the databases: one terminal status
 /// per job, each job's money exactly once (<see cref="JobMoney"/>), every output readable and verified.
 /// </summary>
-public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log)
+public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log, TimeSpan? outage = null)
 {
     private const int Workers = 3;
     private readonly Random _random = new(seed);
     private readonly List<string> _faults = [];
+    private readonly List<OutageLoad> _outages = [];
+    private (HttpClient Http, string A, string B)? _client;
     private readonly List<(Account Operator, ServiceProcess Process)> _workers = [];
     private readonly List<string> _jobIds = [];
 
@@ -71,20 +98,23 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     {
         var clock = Stopwatch.StartNew();
         var (http, a, b) = await StartAsync();
+        _client = (http, a.Cid, b.Cid);
 
-        // Jobs go in batches with a fault after each, so every fault lands on work in flight.
+        // Jobs go in batches with a fault after each, so every fault lands on work in flight; each outage's load may
+        // take up to OutageJobs more, wherever the seed puts it.
         var faults = Faults();
-        var batch = (jobs + faults.Count) / (faults.Count + 1);
+        var batched = jobs - 2 * OutageJobs;
+        var batch = (batched + faults.Count) / (faults.Count + 1);
         foreach (var (name, inject) in faults.Append(("", () => Task.CompletedTask)))
         {
-            await SubmitAsync(http, a.Cid, b.Cid, Math.Min(batch, jobs - _jobIds.Count), ct);
+            await SubmitAsync(http, a.Cid, b.Cid, Math.Clamp(batched - (_jobIds.Count - _outages.Sum(o => o.Accepted + o.AcceptedAfter)), 0, batch), ct);
             if (name.Length == 0)
                 break;
             log($"chaos: {name} ({_jobIds.Count} jobs submitted)");
             await inject();
             _faults.Add(name);
         }
-        await SubmitAsync(http, a.Cid, b.Cid, jobs - _jobIds.Count, ct);
+        await SubmitAsync(http, a.Cid, b.Cid, Math.Max(0, jobs - _jobIds.Count), ct);
         log("chaos: faults done; waiting for every job to end");
         return await FinishAsync(http, clock, ct);
     }
@@ -191,12 +221,140 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
             ("killed a worker", KillAWorkerAsync),
             ("restarted RabbitMQ", () => network.Environment.Infrastructure.RestartRabbitMqAsync()),
             ("restarted Postgres", RestartPostgresAsync),
+            ($"stopped RabbitMQ for {Outage.TotalSeconds:F0} s under load", () => OutageAsync("RabbitMQ", network.Environment.Infrastructure.WithRabbitMqStoppedAsync)),
+            ($"stopped Postgres for {Outage.TotalSeconds:F0} s under load", async () =>
+            {
+                await OutageAsync("Postgres", network.Environment.Infrastructure.WithPostgresStoppedAsync);
+                NpgsqlConnection.ClearAllPools();
+            }),
             ("redelivered sent messages", RedeliverAsync),
             ("killed a worker", KillAWorkerAsync),
         };
         foreach (var service in new[] { "storage", "rewards", "scheduler", "gateway" })
             faults.Add(($"restarted {service}", () => RestartAsync(service)));
         return [.. faults.OrderBy(_ => _random.Next())];
+    }
+
+    private TimeSpan Outage => outage ?? TimeSpan.FromSeconds(60);
+
+    /// <summary>The most jobs one outage's load submits (a tenth of the run's, at least two): one may be accepted after it.</summary>
+    private int OutageJobs => Math.Max(2, jobs / 10);
+
+    /// <summary>
+    /// A client's load while <paramref name="server"/> is down, five rounds a second for <see cref="Outage"/>: a job
+    /// submitted (the same Idempotency-Key again after a refusal, as a client honouring Retry-After does; at most a
+    /// tenth of the run's jobs are taken), the last accepted job's view read, the dashboard fetched. Every answer must
+    /// be a success or a 503 with Retry-After (<see cref="OutageLoad"/>). After the outage the key refused last is sent
+    /// until it is accepted: every job the client was promised is then followed to its end with the rest.
+    /// </summary>
+    private async Task OutageAsync(string server, Func<Func<Task>, Task> withStopped)
+    {
+        var (http, a, b) = _client ?? throw new InvalidOperationException("the run has not started");
+        var load = new OutageLoad(server, Outage);
+        string? refusedKey = null;
+        await withStopped(async () =>
+        {
+            var clock = Stopwatch.StartNew();
+            using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+            while (clock.Elapsed < Outage && await pace.WaitForNextTickAsync())
+            {
+                if (load.Accepted < OutageJobs - 1 && _jobIds.Count < jobs)
+                {
+                    var key = refusedKey ?? $"chaos-{seed}-{_jobIds.Count}";
+                    var (status, id, problem) = await TrySubmitAsync(http, a, b, key);
+                    if (id is not null)
+                    {
+                        _jobIds.Add(id);
+                        load.Accepted++;
+                        refusedKey = null;
+                    }
+                    else if (problem is null)
+                    {
+                        load.WritesRefused++;
+                        refusedKey = key;
+                    }
+                    else
+                    {
+                        load.Unexpected.Add($"submit: {status} {problem}");
+                        refusedKey = key;
+                    }
+                }
+                if (_jobIds.Count > 0)
+                {
+                    var (status, problem) = await TryReadAsync(http, $"/v1/jobs/{_jobIds[^1]}");
+                    if (status == HttpStatusCode.OK)
+                        load.ReadsServed++;
+                    else if (problem is null)
+                        load.ReadsRefused++;
+                    else
+                        load.Unexpected.Add($"job view: {status} {problem}");
+                }
+                var (page, pageProblem) = await TryReadAsync(http, "/");
+                if (page == HttpStatusCode.OK)
+                    load.DashboardServed++;
+                else
+                    load.Unexpected.Add($"dashboard: {page} {pageProblem}");
+            }
+        });
+        if (refusedKey is not null)
+        {
+            var id = await Eventually.UntilAsync(async () => (await TrySubmitAsync(http, a, b, refusedKey)).Id, id => id is not null, TimeSpan.FromMinutes(3),
+                $"job {refusedKey} accepted after the outage");
+            _jobIds.Add(id!);
+            load.AcceptedAfter++;
+        }
+        log($"chaos: {load.Describe()}");
+        _outages.Add(load);
+    }
+
+    /// <summary>One submission: its status, the job's id when accepted, and what was wrong when it was neither accepted nor a proper 503.</summary>
+    private static async Task<(HttpStatusCode? Status, string? Id, string? Problem)> TrySubmitAsync(HttpClient http, string a, string b, string key)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs")
+        {
+            Content = JsonContent.Create(new { kernel = "vector-add", inputs = new { a, b }, requirements = new { region = "chaos" } }, options: Api.Json),
+        };
+        request.Headers.Add("Idempotency-Key", key);
+        var (response, problem) = await SendAsync(http, request);
+        using (response)
+        {
+            if (response?.StatusCode == HttpStatusCode.Accepted)
+                return (response.StatusCode, (await response.Content.ReadFromJsonAsync<Job>(Api.Json))!.Id, null);
+            return (response?.StatusCode, null, problem);
+        }
+    }
+
+    private static async Task<(HttpStatusCode? Status, string? Problem)> TryReadAsync(HttpClient http, string path)
+    {
+        var (response, problem) = await SendAsync(http, new HttpRequestMessage(HttpMethod.Get, path));
+        using (response)
+            return (response?.StatusCode, problem);
+    }
+
+    /// <summary>
+    /// Sends with a 30 s limit. The problem is null for a 2xx or for a 503 that says when to try again as a problem;
+    /// else it says what was wrong (the status and the start of the body, or no answer).
+    /// </summary>
+    private static async Task<(HttpResponseMessage? Response, string? Problem)> SendAsync(HttpClient http, HttpRequestMessage request)
+    {
+        using (request)
+        {
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                var response = await http.SendAsync(request, limit.Token);
+                if (response.IsSuccessStatusCode)
+                    return (response, null);
+                var body = await response.Content.ReadAsStringAsync();
+                var proper = response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null
+                    && response.Content.Headers.ContentType?.MediaType == "application/problem+json";
+                return (response, proper ? null : $"{(int)response.StatusCode} Retry-After={response.Headers.RetryAfter} {body[..Math.Min(200, body.Length)]}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                return (null, $"no answer: {ex.GetType().Name} {ex.Message}");
+            }
+        }
     }
 
     private async Task RestartPostgresAsync()
@@ -295,6 +453,6 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         return new ChaosReport(ids.Length, Count("completed"), Count("failed"), Count("cancelled"), Count("rejected"),
             statuses.Count(s => s.Status is not ("completed" or "failed" or "cancelled" or "rejected")) + (ids.Length - statuses.Count),
             mismatches, duplicatePayments, duplicateMints, paidWithoutAcceptance, money, escrowHeld, balancesOff, unbalanced, deadLetters,
-            checkedOutputs, verified, _faults, elapsed);
+            checkedOutputs, verified, _faults, elapsed, _outages);
     }
 }

@@ -17,11 +17,22 @@ public sealed class ChaosTests(BareNetwork network, ITestOutputHelper output) : 
     {
         var jobs = Setting("PLATFORM_CHAOS_JOBS", 40);
         var seed = Setting("PLATFORM_CHAOS_SEED", 8);
+        var outage = TimeSpan.FromSeconds(Setting("PLATFORM_CHAOS_OUTAGE", 60));
         output.WriteLine($"seed {seed}");
 
-        var report = await new ChaosRun(network, jobs, seed, output.WriteLine).RunAsync(CancellationToken.None);
+        var report = await new ChaosRun(network, jobs, seed, output.WriteLine, outage).RunAsync(CancellationToken.None);
 
         AssertEveryJobEndedOnceAndPaidOnce(report, jobs, output);
+        // The broker and the database each stopped for the outage under load: the gateway answered every request
+        // with a success or a 503 with Retry-After (never a 500 or nothing), took jobs while the broker was down and
+        // showed them, refused writes while the database was down, and served the dashboard all along.
+        Assert.Equal(["Postgres", "RabbitMQ"], report.Outages.Select(o => o.Server).Order());
+        Assert.All(report.Outages, o => Assert.True(o.Unexpected.Count == 0, o.Describe()));
+        Assert.All(report.Outages, o => Assert.True(o.DashboardServed > 0, o.Describe()));
+        var broker = report.Outages.Single(o => o.Server == "RabbitMQ");
+        Assert.True(broker.Accepted > 0 && broker.ReadsServed > 0 && broker.WritesRefused == 0, broker.Describe());
+        var database = report.Outages.Single(o => o.Server == "Postgres");
+        Assert.True(database.WritesRefused > 0, database.Describe());
     }
 
     /// <summary>What every chaos run must show, whatever its faults.</summary>
