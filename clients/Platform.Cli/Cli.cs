@@ -31,6 +31,7 @@ public static class Cli
         root.Subcommands.Add(AccountCommands.Build(host));
         root.Subcommands.Add(NetworkCommands.Workers(host));
         root.Subcommands.Add(NetworkCommands.Network(host));
+        root.Subcommands.Add(NetworkCommands.Kernels(host));
         root.Subcommands.Add(NodeCommands.Build(host));
         root.Subcommands.Add(AccountCommands.Login(host));
         root.Subcommands.Add(AccountCommands.Admin(host));

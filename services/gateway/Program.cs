@@ -4,6 +4,7 @@ using Platform.Gateway.Auth;
 using Platform.Gateway.Documentation;
 using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
+using Platform.Gateway.Kernels;
 using Platform.Gateway.Limits;
 using Platform.Gateway.Receipts;
 using Platform.Hosting;
@@ -47,6 +48,7 @@ app.MapForwardedRoutes();
 app.MapJobs();
 app.MapJobBatches();
 app.MapReceipts();
+app.MapKernels();
 app.MapOpenApi().AllowAnonymous();
 app.Run();
 

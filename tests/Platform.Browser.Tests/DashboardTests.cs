@@ -182,11 +182,13 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
         {
             await page.GotoAsync("/");
             await SignInAsync(page, client.Key);
-            // wwwroot/js/catalogue.js copies the catalogue (the API has no endpoint for it): it must not drift.
+            // The form reads the catalogue from GET /v1/kernels: the one the workers run, description and shape rule included.
+            await Expect(page.Locator("#job-kernel option")).ToHaveCountAsync(KernelCatalog.Names.Count);
             Assert.Equal(KernelCatalog.Names, await page.Locator("#job-kernel option").AllTextContentsAsync());
             foreach (var kernel in KernelCatalog.Definitions)
             {
                 await page.SelectOptionAsync("#job-kernel", kernel.Name);
+                await Expect(page.Locator("#job-kernel-help")).ToHaveTextAsync($"{kernel.Description}; {kernel.Shapes}");
                 var inputs = await page.Locator("#job-inputs [data-input]").EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.input)");
                 Assert.Equal(kernel.Inputs, inputs);
                 var placeholder = await page.Locator("#job-params").GetAttributeAsync("placeholder");

@@ -117,6 +117,25 @@ public sealed partial class CliEndToEndTests(CliNetwork network, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Kernels_lists_the_catalogue_the_network_serves_with_shapes_and_parameter_defaults()
+    {
+        var client = await network.CreateAccountAsync("client", 1m);
+
+        var human = await RunAsync(client.Key, "kernels");
+        var json = await RunAsync(client.Key, "kernels", "--json");
+
+        Assert.Equal(0, human.Code);
+        foreach (var kernel in Platform.Contracts.Kernels.KernelCatalog.Definitions)
+        {
+            var line = human.Out.Split('\n').Single(l => l.TrimStart().StartsWith(kernel.Name + " ", StringComparison.Ordinal));
+            Assert.Contains(kernel.Shapes, line, StringComparison.Ordinal);
+            Assert.All(kernel.Parameters, p => Assert.Contains($"{p.Name}={p.Default}", line, StringComparison.Ordinal));
+        }
+        using var served = JsonDocument.Parse(json.Out);
+        Assert.Equal(Platform.Contracts.Kernels.KernelCatalog.Names, served.RootElement.EnumerateArray().Select(k => k.GetProperty("name").GetString()));
+    }
+
+    [Fact]
     public async Task Bad_input_is_one_problem_line_and_a_non_zero_exit()
     {
         var client = await network.CreateAccountAsync("client", 1m);

@@ -49,6 +49,23 @@ public static class NetworkCommands
         return workers;
     }
 
+    public static Command Kernels(CliHost host)
+    {
+        var kernels = new Command("kernels", "The kernels the network runs: inputs, parameters with their defaults, outputs and shapes");
+        kernels.SetRun(host, async (s, ct) =>
+        {
+            s.Show(await s.Client.GetKernelsAsync(ct), all =>
+            {
+                var table = Output.Table("kernel", "inputs -> outputs (shapes)", "parameters", "what it computes");
+                foreach (var k in all)
+                    table.Row(k.Name, k.Shapes, k.Params.Count == 0 ? "-" : string.Join(", ", k.Params.Select(p => $"{p.Name}={p.Default}")), k.Description);
+                s.Host.Out.Write(table);
+            });
+            return 0;
+        });
+        return kernels;
+    }
+
     public static Command Network(CliHost host)
     {
         var network = new Command("network", "The network at a glance: workers, load, throughput, credits minted, bytes pinned");

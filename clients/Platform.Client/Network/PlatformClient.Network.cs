@@ -11,4 +11,8 @@ public sealed partial class PlatformClient
 
     /// <summary>Workers, load, throughput, credits minted and bytes pinned. Needs no key.</summary>
     public Task<NetworkSummary> GetNetworkAsync(CancellationToken ct = default) => GetAsync<NetworkSummary>("v1/network", ct);
+
+    /// <summary>The kernel catalogue the network's workers run: inputs, parameters, outputs and shape rules.</summary>
+    public Task<IReadOnlyList<Platform.Contracts.Api.KernelView>> GetKernelsAsync(CancellationToken ct = default) =>
+        GetAsync<IReadOnlyList<Platform.Contracts.Api.KernelView>>("v1/kernels", ct);
 }

@@ -34,8 +34,9 @@ public sealed record KernelParameter(string Name, string Description, string Def
 /// Which definition of the kernel's results this is, as receipts name it: raise it whenever a change could alter
 /// an output's bytes for the same inputs (a different algorithm, seeding or reduction order).
 /// </param>
+/// <param name="Shapes">The shape rule, for people: each input's and output's shape, float32 unless it says int32.</param>
 public sealed record KernelDefinition(string Name, string Description, IReadOnlyList<string> Inputs, IReadOnlyList<KernelParameter> Parameters, IReadOnlyList<string> Outputs,
-    string Version = "1");
+    string Version = "1", string Shapes = "");
 
 /// <summary>A kernel's parameters after validation, with defaults filled in.</summary>
 public sealed class KernelArguments(IReadOnlyDictionary<string, string> values)
@@ -72,29 +73,29 @@ public static class KernelCatalog
 
     public static IReadOnlyList<KernelDefinition> Definitions { get; } =
     [
-        new(VectorAdd, "c = a + b", ["a", "b"], [], ["c"]),
-        new(Matmul, "c = a · b", ["a", "b"], [], ["c"]),
+        new(VectorAdd, "c = a + b", ["a", "b"], [], ["c"], Shapes: "a [n], b [n] -> c [n]"),
+        new(Matmul, "c = a · b", ["a", "b"], [], ["c"], Shapes: "a [m,k], b [k,n] -> c [m,n]"),
         new(KMeans, "Lloyd's k-means from a k-means++ seeding", ["points"],
         [
             new("k", "number of clusters", "8", 1, 4096, Integer: true),
             new("iterations", "Lloyd iterations", "20", 1, 1000, Integer: true),
             new("seed", "seed of the k-means++ choice of starting centroids", "0", 0, int.MaxValue, Integer: true),
-        ], ["centroids", "labels"], Version: "2"),
+        ], ["centroids", "labels"], Version: "2", Shapes: "points [n,d], n >= k -> centroids [k,d], labels [n] int32"),
         new(Knn, "the k nearest corpus rows of each query", ["corpus", "queries"],
         [
             new("k", "neighbours per query", "10", 1, 1024, Integer: true),
             new("metric", "cosine (highest similarity first) or l2 (smallest distance first)", "cosine", Choices: ["cosine", "l2"]),
-        ], ["indices", "scores"]),
+        ], ["indices", "scores"], Shapes: "corpus [n,d], queries [q,d], n >= k -> indices [q,k] int32, scores [q,k]"),
         new(TrainLogReg, "logistic regression by full-batch gradient descent", ["x", "y"],
         [
             new("epochs", "gradient steps", "100", 1, 100_000, Integer: true),
             new("learningRate", "step size", "0.1", 1e-9, 1000),
             new("l2", "L2 penalty on the weights (not the bias)", "0", 0, 1000),
-        ], ["weights", "loss"]),
+        ], ["weights", "loss"], Shapes: "x [n,d], y [n] of 0 and 1 -> weights [d+1] (the bias last), loss [epochs]"),
         new(MlpInfer, "y = activation(x · w1 + b1) · w2 + b2", ["x", "w1", "b1", "w2", "b2"],
         [
             new("activation", "hidden layer activation", "relu", Choices: ["relu", "tanh", "sigmoid", "identity"]),
-        ], ["y"]),
+        ], ["y"], Shapes: "x [n,d], w1 [d,h], b1 [h], w2 [h,o], b2 [o] -> y [n,o]"),
     ];
 
     public static IReadOnlyList<string> Names { get; } = [.. Definitions.Select(d => d.Name)];

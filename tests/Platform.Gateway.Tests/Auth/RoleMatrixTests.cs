@@ -69,6 +69,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["GET /v1/workers"] = Everyone,
         ["GET /v1/workers/{id}/placement"] = Everyone,
         ["GET /v1/network"] = Everyone,
+        ["GET /v1/kernels"] = Everyone,
         ["GET /health/live"] = Everyone,
         ["GET /health/ready"] = Everyone,
         ["GET /openapi/{documentName}.json"] = Everyone,

@@ -1,7 +1,7 @@
 // The client's view: account, submit form, own jobs with cursor paging, the open job followed live through
 // its event stream, output downloads and the ledger.
 import { api, optional, readEvents, download, ApiError } from './api.js';
-import { kernels } from './catalogue.js';
+import { loadKernels } from './catalogue.js';
 import { $, el, setText, shortId, formatCredits, formatJoules, formatSignificant, formatTime } from './ui.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'rejected']);
@@ -15,13 +15,11 @@ let generation = 0;
 let page = { cursor: null, next: null };
 let openJob = null; // { id, controller }
 let pending = null; // an Idempotency-Key whose submission never got an answer, with the body it was for
+let kernels = []; // the catalogue, once GET /v1/kernels answered
 
 export function initClient(reportError) {
   report = reportError;
-  const select = $('#job-kernel');
-  select.replaceChildren(...kernels.map(k => el('option', { value: k.name }, k.name)));
-  select.addEventListener('change', renderKernel);
-  renderKernel();
+  $('#job-kernel').addEventListener('change', renderKernel);
   $('#submit-job').addEventListener('submit', submit);
   $('#low-balance-form').addEventListener('submit', event => {
     event.preventDefault();
@@ -38,7 +36,17 @@ export function initClient(reportError) {
   $('#jobs-older').addEventListener('click', () => loadJobs(page.next).catch(report));
 }
 
+// The submit form's kernels come from the network; until they have, the form has none to offer.
+async function showKernels() {
+  if (kernels.length) return;
+  kernels = await loadKernels();
+  const select = $('#job-kernel');
+  select.replaceChildren(...kernels.map(k => el('option', { value: k.name }, k.name)));
+  renderKernel();
+}
+
 export function showClient() {
+  showKernels().catch(report);
   if (timer) return;
   const mine = ++generation;
   const tick = async () => {
@@ -77,7 +85,8 @@ export function resetClient() {
 
 function renderKernel() {
   const kernel = kernels.find(k => k.name === $('#job-kernel').value);
-  setText('#job-kernel-help', kernel.description);
+  if (!kernel) return;
+  setText('#job-kernel-help', `${kernel.description}; ${kernel.shapes}`);
   const fieldset = $('#job-inputs');
   fieldset.replaceChildren(fieldset.querySelector('legend'), ...kernel.inputs.map(name => el('div', { class: 'input-row', dataset: { input: name } },
     el('label', { for: `input-${name}-cid` }, el('code', {}, name), ' CID'),
@@ -86,7 +95,8 @@ function renderKernel() {
     el('input', { id: `input-${name}-file`, type: 'file', accept: '.npy' }))));
   const params = $('#job-params');
   params.value = '';
-  params.placeholder = kernel.params.length ? kernel.params.map(([k, v]) => `${k}=${v}`).join('\n') : 'this kernel takes no parameters';
+  params.placeholder = kernel.params.length ? kernel.params.map(p => `${p.name}=${p.default}`).join('\n') : 'this kernel takes no parameters';
+  params.title = kernel.params.map(p => `${p.name}: ${p.description}`).join('\n');
 }
 
 function parseParams(text) {
