@@ -13,7 +13,8 @@ namespace Platform.Testing;
 /// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
-    public sealed record Received(string Id, long Timestamp, string Signature, string ContentType, string Body)
+    /// <param name="At">When it arrived, by this machine's clock (to order the requests of several receivers).</param>
+    public sealed record Received(string Id, long Timestamp, string Signature, string ContentType, string Body, DateTime At)
     {
         public JsonElement Json => JsonDocument.Parse(Body).RootElement;
 
@@ -57,13 +58,21 @@ public sealed class WebhookReceiver : IAsyncDisposable
             {
                 return;
             }
-            using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
-            var body = await reader.ReadToEndAsync();
-            var headers = context.Request.Headers;
-            Requests.Enqueue(new Received(headers["webhook-id"] ?? "", long.TryParse(headers["webhook-timestamp"], out var t) ? t : -1,
-                headers["webhook-signature"] ?? "", context.Request.ContentType ?? "", body));
-            context.Response.StatusCode = _answers.TryDequeue(out var status) ? status : 200;
-            context.Response.Close();
+            // A sender that gives up mid-request (its timeout) must not stop the receiver for the requests after it.
+            try
+            {
+                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
+                var body = await reader.ReadToEndAsync();
+                var headers = context.Request.Headers;
+                Requests.Enqueue(new Received(headers["webhook-id"] ?? "", long.TryParse(headers["webhook-timestamp"], out var t) ? t : -1,
+                    headers["webhook-signature"] ?? "", context.Request.ContentType ?? "", body, DateTime.UtcNow));
+                context.Response.StatusCode = _answers.TryDequeue(out var status) ? status : 200;
+                context.Response.Close();
+            }
+            catch (Exception ex) when (ex is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException)
+            {
+                context.Response.Abort();
+            }
         }
     }
 

@@ -21,13 +21,14 @@ public static class WebhookEvents
 
     /// <summary>
     /// Queues the event for the account's webhook, if it has one; <paramref name="messageId"/> makes it one delivery
-    /// however often it is queued. True when it was queued now.
+    /// however often it is queued. True when it was queued now. The webhook row is share-locked: a removal waits for the
+    /// queued delivery and drops it with the rest, never leaving one pending without a webhook.
     /// </summary>
     public static async Task<bool> QueueAsync(NpgsqlConnection connection, Guid messageId, string account, string type, string body, CancellationToken ct) =>
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into webhook_deliveries (message_id, account_id, event_type, body)
-            select @messageId, account_id, @type, @body from webhooks where account_id = @account
+            select @messageId, account_id, @type, @body from webhooks where account_id = @account for share
             on conflict (message_id) do nothing
             """,
             new { messageId, account, type, body }, cancellationToken: ct)) > 0;

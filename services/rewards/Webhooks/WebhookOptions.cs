@@ -32,9 +32,12 @@ public sealed class WebhookOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "7.00:00:00")]
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>Attempts before a delivery is given up (failed): 12 ride out about six hours of a receiver down.</summary>
+    /// <summary>
+    /// Attempts before a delivery is given up (failed): 16, with the default waits (5 s doubling to 1 h), ride out about
+    /// six and a half hours of a receiver down.
+    /// </summary>
     [Range(1, 100)]
-    public int MaxAttempts { get; set; } = 12;
+    public int MaxAttempts { get; set; } = 16;
 
     /// <summary>How often the sender looks for deliveries due (it is also woken when an event is queued).</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "00:10:00")]

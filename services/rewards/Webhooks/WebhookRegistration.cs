@@ -13,7 +13,8 @@ public static class WebhookRegistration
     public static IServiceCollection AddWebhookSender(this IServiceCollection services)
     {
         services.AddOptions<WebhookOptions>().BindConfiguration(WebhookOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
-        services.AddHttpClient(WebhookHttp.ClientName)
+        // Each attempt has its own limit (Webhooks:Timeout), not the client's default 100 s.
+        services.AddHttpClient(WebhookHttp.ClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
             .ConfigurePrimaryHttpMessageHandler(sp => WebhookHttp.CreateHandler(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WebhookOptions>>().Value));
         services.AddSingleton<WebhookSender>();
         services.AddHostedService(sp => sp.GetRequiredService<WebhookSender>());

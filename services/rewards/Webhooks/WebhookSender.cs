@@ -11,8 +11,9 @@ namespace Platform.Rewards.Webhooks;
 /// Delivers queued webhook events: each is POSTed until its receiver answers 2xx, retried after
 /// <see cref="WebhookOptions.FirstRetryAfter"/>, doubling up to <see cref="WebhookOptions.MaxRetryDelay"/>, and given up
 /// (failed, logged) after <see cref="WebhookOptions.MaxAttempts"/>. A delivery is claimed by pushing its next attempt
-/// a lease into the future (SKIP LOCKED), so two rewards instances never send one attempt twice and a sender that
-/// dies mid-attempt leaves it to be tried again when the lease runs out; no transaction is held open across a call.
+/// a lease into the future, so two rewards instances never send one attempt twice and a sender that dies mid-attempt
+/// leaves it to be tried again when the lease runs out; no transaction is held open across a call. A batch takes one
+/// delivery per account, so a receiver that never answers costs its own account's events their time, no one else's.
 /// A receiver may still see an event twice (an answer lost on the way back): the webhook-id tells it.
 /// </summary>
 public sealed class WebhookSender(NpgsqlDataSource db, IHttpClientFactory httpClients, IOptions<WebhookOptions> options, DatabaseState database,
@@ -63,12 +64,19 @@ public sealed class WebhookSender(NpgsqlDataSource db, IHttpClientFactory httpCl
         IReadOnlyList<Due> due;
         await using (var connection = await db.OpenConnectionAsync(ct))
         {
+            // One due delivery per account per batch, oldest first: an account whose receiver never answers holds up
+            // one of the batch's attempts, not everyone's warnings. The outer next_attempt_at check is evaluated again
+            // on a row another sender claimed meanwhile (pushed into the future), so no attempt is sent twice.
             due = (await connection.QueryAsync<Due>(new CommandDefinition(
                 """
                 update webhook_deliveries d set attempts = d.attempts + 1, next_attempt_at = now() + @lease
                 from webhooks w
-                where d.id in (select id from webhook_deliveries where status = 'pending' and next_attempt_at <= now()
-                               order by next_attempt_at limit @batch for update skip locked)
+                where d.id in (select id from (select distinct on (p.account_id) p.id, p.next_attempt_at
+                                               from webhook_deliveries p join webhooks h on h.account_id = p.account_id
+                                               where p.status = 'pending' and p.next_attempt_at <= now()
+                                               order by p.account_id, p.next_attempt_at) oldest
+                               order by next_attempt_at limit @batch)
+                  and d.status = 'pending' and d.next_attempt_at <= now()
                   and w.account_id = d.account_id
                 returning d.id, d.message_id as MessageId, d.account_id as AccountId, d.event_type as EventType, d.body, d.attempts, w.url, w.secret
                 """,

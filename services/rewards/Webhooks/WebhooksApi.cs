@@ -85,6 +85,15 @@ public static class WebhooksApi
         await using var connection = await db.OpenConnectionAsync(ct);
         if (await RefusedAsync(connection, account, options.Value, ct) is { } refused)
             return refused;
+        // One test at a time: a client cannot fill the queue with tests to a receiver that never answers.
+        if (await connection.ExecuteScalarAsync<bool>(new CommandDefinition(
+                "select exists (select 1 from webhook_deliveries where account_id = @account and event_type = @type and status = 'pending')",
+                new { account, type = WebhookEvents.Test }, cancellationToken: ct)))
+        {
+            http.Response.Headers.RetryAfter = "10";
+            return Problems.Create(StatusCodes.Status429TooManyRequests, "webhook-test-pending", "A test is still on its way",
+                "the last test event has not been delivered or given up yet; GET /v1/account/webhook shows it");
+        }
         var messageId = Guid.NewGuid();
         var body = WebhookEvents.Body(WebhookEvents.Test, clock.GetUtcNow(), new { accountId = account });
         if (!await WebhookEvents.QueueAsync(connection, messageId, account, WebhookEvents.Test, body, ct))

@@ -65,6 +65,24 @@ public sealed class WebhookApiTests() : RewardsApiTest("rewards-webhook-api", ne
     }
 
     [Fact]
+    public async Task A_second_test_while_the_first_is_still_being_retried_is_refused_with_429()
+    {
+        await using var receiver = new WebhookReceiver(Enumerable.Repeat(503, 100).ToArray());
+        var client = await OpenAsync("client", 1m);
+        await JsonAsync(await PutAsync(client, $$"""{"url":"{{receiver.Url}}"}"""), HttpStatusCode.OK);
+
+        await JsonAsync(await SendAsync(HttpMethod.Post, "/v1/account/webhook/test", client), HttpStatusCode.Accepted);
+        await Eventually.UntilAsync(() => Task.FromResult(receiver.Requests.Count), n => n > 0, TimeSpan.FromSeconds(30), "the first test attempted");
+        using var again = await SendAsync(HttpMethod.Post, "/v1/account/webhook/test", client);
+
+        await JsonAsync(again, HttpStatusCode.TooManyRequests, "webhook-test-pending");
+        Assert.NotNull(again.Headers.RetryAfter);
+        var pending = await DeliveryAsync(client, "webhook.test");
+        Assert.Equal("pending", pending.GetProperty("status").GetString());
+        Assert.Single((await JsonAsync(await SendAsync(HttpMethod.Get, "/v1/account/webhook", client), HttpStatusCode.OK)).GetProperty("deliveries").EnumerateArray());
+    }
+
+    [Fact]
     public async Task A_threshold_raised_above_the_balance_sends_the_low_balance_warning_to_the_webhook()
     {
         await using var receiver = new WebhookReceiver();

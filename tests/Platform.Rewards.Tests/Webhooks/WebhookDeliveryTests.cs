@@ -95,6 +95,32 @@ public sealed class WebhookDeliveryTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     [Fact]
+    public async Task A_receiver_that_keeps_failing_does_not_hold_up_another_accounts_delivery()
+    {
+        await using var failing = new WebhookReceiver(Enumerable.Repeat(503, 200).ToArray());
+        await using var healthy = new WebhookReceiver();
+        var (a, b) = (await _rewards.OpenAsync("client", 1m), await _rewards.OpenAsync("client", 1m));
+        await SetWebhookAsync(a, failing.Url);
+        await SetWebhookAsync(b, healthy.Url);
+        // Forty of a's events are older than b's one, all queued at once: a batch that took the oldest sixteen would try
+        // every one of a's before b's.
+        await using (var connection = await _rewards.Database.OpenConnectionAsync())
+        {
+            await connection.ExecuteAsync(
+                """
+                insert into webhook_deliveries (message_id, account_id, event_type, body, next_attempt_at)
+                select gen_random_uuid(), @a, 'webhook.test', '{}', now() - interval '1 hour' + n * interval '1 second' from generate_series(1, 40) n
+                union all select gen_random_uuid(), @b, 'webhook.test', '{}', now() - interval '1 second'
+                """, new { a = a.Value, b = b.Value });
+        }
+
+        var delivered = await Eventually.UntilAsync(() => Task.FromResult(healthy.Requests.ToList()), r => r.Count > 0, TimeSpan.FromSeconds(30), "b's event delivered");
+        var before = failing.Requests.Count(r => r.At < delivered[0].At);
+        output.WriteLine($"a's attempts before b's delivery: {before} (a's 40 were all older)");
+        Assert.True(before < 16, $"{before} of a's attempts came before b's delivery: b's waited behind them");
+    }
+
+    [Fact]
     public async Task An_account_without_a_webhook_queues_nothing()
     {
         var client = await _rewards.OpenAsync("client", 3m);

@@ -31,7 +31,7 @@ export function initClient(reportError) {
     event.preventDefault();
     setWebhook($('#webhook-url').value.trim());
   });
-  $('#webhook-clear').addEventListener('click', () => setWebhook(null));
+  $('#webhook-clear').addEventListener('click', () => setWebhook(null));  // only Remove removes: an empty URL is not sent
   $('#jobs-newest').addEventListener('click', () => loadJobs(null).catch(report));
   $('#jobs-older').addEventListener('click', () => loadJobs(page.next).catch(report));
 }
@@ -207,7 +207,7 @@ async function setWebhook(url) {
   const form = $('#webhook-form');
   form.querySelectorAll('button').forEach(b => { b.disabled = true; });
   try {
-    if (url) {
+    if (url !== null) {
       const hook = await api('/v1/account/webhook', { method: 'PUT', body: { url } });
       $('#webhook-url').value = '';
       setText('#webhook-secret', `Signing secret, shown this once (verify each delivery's webhook-signature with it): ${hook.secret}`);
