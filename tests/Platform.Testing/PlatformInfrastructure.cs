@@ -138,37 +138,27 @@ public sealed class PlatformInfrastructure
     /// An outage of the run's RabbitMQ: stopped cleanly, <paramref name="during"/> run while it is down (as long as the
     /// outage is to last, with whatever load and checks it makes), then started again on the same ports and data.
     /// </summary>
-    public async Task WithRabbitMqStoppedAsync(Func<Task> during)
-    {
-        var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not stop");
-        var dir = Path.Combine(servers.Dir, "rabbitmq");
-        await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-stop", dir));
-        try
-        {
-            await during();
-        }
-        finally
-        {
-            await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "rabbitmq-start", dir, servers.AmqpPort, servers.ManagementPort));
-        }
-    }
+    public Task WithRabbitMqStoppedAsync(Func<Task> during) => WithStoppedAsync("rabbitmq", during, s => [s.AmqpPort, s.ManagementPort]);
 
     /// <summary>The same for Postgres: stopped (fast shutdown) and started again on the same port and data.</summary>
     public Task RestartPostgresAsync() => WithPostgresStoppedAsync(() => Task.CompletedTask);
 
     /// <summary>An outage of the run's Postgres, as <see cref="WithRabbitMqStoppedAsync"/>.</summary>
-    public async Task WithPostgresStoppedAsync(Func<Task> during)
+    public Task WithPostgresStoppedAsync(Func<Task> during) => WithStoppedAsync("postgres", during, s => [s.PostgresPort]);
+
+    /// <summary>infra.sh's <c>SERVER-stop</c>, <paramref name="during"/>, then <c>SERVER-start</c> with its folder and ports.</summary>
+    private async Task WithStoppedAsync(string server, Func<Task> during, Func<PrivateServers, string[]> ports)
     {
         var servers = _servers ?? throw new InvalidOperationException("the run uses existing servers, which tests do not stop");
-        var dir = Path.Combine(servers.Dir, "postgres");
-        await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-stop", dir));
+        var dir = Path.Combine(servers.Dir, server);
+        await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, $"{server}-stop", dir));
         try
         {
             await during();
         }
         finally
         {
-            await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, "postgres-start", dir, servers.PostgresPort));
+            await Task.Run(() => InfraScript.RunOwned(RepoRoot, ScriptTimeout, servers.Owner, [$"{server}-start", dir, .. ports(servers)]));
         }
     }
 

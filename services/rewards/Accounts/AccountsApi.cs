@@ -187,7 +187,7 @@ public static class AccountsApi
 
     private static string AccountOf(HttpContext http) => http.GatewayAccount();
 
-    private static ProblemHttpResult AccountNotFound() => Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet");
+    internal static ProblemHttpResult AccountNotFound() => Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet");
 
     private static string EncodeCursor(long transaction, long posting) =>
         Convert.ToBase64String(Encoding.UTF8.GetBytes(FormattableString.Invariant($"{transaction}.{posting}"))).TrimEnd('=').Replace('+', '-').Replace('/', '_');

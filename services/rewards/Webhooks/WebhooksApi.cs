@@ -139,7 +139,7 @@ public static class WebhooksApi
                 "this deployment sends nothing out of it: its operator turned webhooks off (Webhooks:Enabled)");
         var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition("select kind from accounts where id = @account", new { account }, cancellationToken: ct));
         if (kind is null)
-            return Problems.NotFound("account-not-found", "Account not found", "this account has no ledger entries yet");
+            return Accounts.AccountsApi.AccountNotFound();
         return kind is "client" or "admin"
             ? null
             : Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only clients set a webhook", "the webhook carries low-balance warnings, for accounts that pay for jobs");

@@ -107,14 +107,14 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         var batch = (batched + faults.Count) / (faults.Count + 1);
         foreach (var (name, inject) in faults.Append(("", () => Task.CompletedTask)))
         {
-            await SubmitAsync(http, a.Cid, b.Cid, Math.Clamp(batched - (_jobIds.Count - _outages.Sum(o => o.Accepted + o.AcceptedAfter)), 0, batch), ct);
+            await SubmitAsync(http, a.Cid, b.Cid, Math.Clamp(batched - (_jobIds.Count - _outages.Sum(o => o.Accepted + o.AcceptedAfter)), 0, batch));
             if (name.Length == 0)
                 break;
             log($"chaos: {name} ({_jobIds.Count} jobs submitted)");
             await inject();
             _faults.Add(name);
         }
-        await SubmitAsync(http, a.Cid, b.Cid, Math.Max(0, jobs - _jobIds.Count), ct);
+        await SubmitAsync(http, a.Cid, b.Cid, Math.Max(0, jobs - _jobIds.Count));
         log("chaos: faults done; waiting for every job to end");
         return await FinishAsync(http, clock, ct);
     }
@@ -194,22 +194,12 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     /// Submits jobs, each with an Idempotency-Key of its own, retrying through restarts: a retry of a request
     /// that did reach the gateway gets the same job back, so the client's count is exact.
     /// </summary>
-    private async Task SubmitAsync(HttpClient http, string a, string b, int count, CancellationToken ct)
+    private async Task SubmitAsync(HttpClient http, string a, string b, int count)
     {
         for (var n = 0; n < count; n++)
         {
             var key = $"chaos-{seed}-{_jobIds.Count}";
-            var id = await Eventually.UntilAsync(async () =>
-            {
-                using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/jobs")
-                {
-                    Content = JsonContent.Create(new { kernel = "vector-add", inputs = new { a, b }, requirements = new { region = "chaos" } }, options: Api.Json),
-                };
-                request.Headers.Add("Idempotency-Key", key);
-                using var response = await http.SendAsync(request, ct);
-                return response.StatusCode == HttpStatusCode.Accepted ? (await response.Content.ReadFromJsonAsync<Job>(Api.Json, ct))!.Id : null;
-            }, id => id is not null, TimeSpan.FromMinutes(3), $"job {key} accepted");
-            _jobIds.Add(id!);
+            _jobIds.Add(await AcceptedAsync(http, a, b, key));
         }
     }
 
@@ -298,14 +288,16 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         });
         if (refusedKey is not null)
         {
-            var id = await Eventually.UntilAsync(async () => (await TrySubmitAsync(http, a, b, refusedKey)).Id, id => id is not null, TimeSpan.FromMinutes(3),
-                $"job {refusedKey} accepted after the outage");
-            _jobIds.Add(id!);
+            _jobIds.Add(await AcceptedAsync(http, a, b, refusedKey));
             load.AcceptedAfter++;
         }
         log($"chaos: {load.Describe()}");
         _outages.Add(load);
     }
+
+    /// <summary>The job submitted with <paramref name="key"/>, sent again until the gateway accepts it (through restarts and outages).</summary>
+    private static async Task<string> AcceptedAsync(HttpClient http, string a, string b, string key) =>
+        (await Eventually.UntilAsync(async () => (await TrySubmitAsync(http, a, b, key)).Id, id => id is not null, TimeSpan.FromMinutes(3), $"job {key} accepted"))!;
 
     /// <summary>One submission: its status, the job's id when accepted, and what was wrong when it was neither accepted nor a proper 503.</summary>
     private static async Task<(HttpStatusCode? Status, string? Id, string? Problem)> TrySubmitAsync(HttpClient http, string a, string b, string key)
