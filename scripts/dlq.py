@@ -35,7 +35,8 @@ def main(argv):
 
 class Broker:
     def __init__(self, amqp_uri, management_url):
-        uri = urllib.parse.urlsplit(amqp_uri)
+        # A cluster's URI lists its nodes, comma-separated, with one login and vhost: the first one says them.
+        uri = urllib.parse.urlsplit(amqp_uri.split(",")[0])
         self.vhost = urllib.parse.unquote(uri.path[1:]) if len(uri.path) > 1 else "/"
         self.base = management_url.rstrip("/") + "/api/"
         credentials = f"{urllib.parse.unquote(uri.username or 'guest')}:{urllib.parse.unquote(uri.password or 'guest')}"

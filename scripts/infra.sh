@@ -3,12 +3,22 @@
 # Both callers use this script so the start logic lives in one place.
 #
 #   infra.sh install
-#   infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT   -> prints amqp://platform:PASS@127.0.0.1:AMQP_PORT/
-#   infra.sh rabbitmq-stop DIR [--discard]
+#   infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT [SEED_DIR]
+#                                                     -> prints amqp://platform:PASS@127.0.0.1:AMQP_PORT/
+#   infra.sh rabbitmq-stop DIR [--discard | --kill]
 #   infra.sh postgres-start DIR PORT                  -> prints Host=127.0.0.1;Port=PORT;Username=platform;Password=PASS
-#   infra.sh postgres-stop DIR [--discard]
+#   infra.sh postgres-standby-start DIR PORT PRIMARY_DIR
+#                                                     -> the same, for a streaming standby of the primary in PRIMARY_DIR
+#   infra.sh postgres-promote DIR
+#   infra.sh postgres-stop DIR [--discard | --kill]
 #
+# SEED_DIR: the new node joins the cluster of the running node in SEED_DIR (same Erlang cookie and password), so three
+# starts make a three-node cluster on one machine. A standby is a base backup of the primary that replays its WAL as it
+# is written; the primary then commits only once the standby has the commit (synchronous replication), so promoting
+# the standby after the primary dies loses no acknowledged write.
 # --discard is for throwaway servers: stop at once without a clean shutdown, then delete DIR.
+# --kill is a crash: the server is killed at once (RabbitMQ: SIGKILL; Postgres: immediate shutdown, no checkpoint)
+# and its folder kept, so a start brings it back with what it had written.
 # stdout carries only the final URI / connection string so callers can capture it; progress goes to stderr.
 # Environment:
 #   PLATFORM_RABBITMQ_PASSWORD, PLATFORM_POSTGRES_PASSWORD  passwords (default: generated into DIR/password)
@@ -120,7 +130,7 @@ discard_dir() {
 }
 
 check_stop_args() {
-  [ $# -eq 2 ] || { [ $# -eq 3 ] && [ "$3" = --discard ]; } || die "usage: infra.sh $1 DIR [--discard]"
+  [ $# -eq 2 ] || { [ $# -eq 3 ] && { [ "$3" = --discard ] || [ "$3" = --kill ]; }; } || die "usage: infra.sh $1 DIR [--discard | --kill]"
 }
 
 cmd_install() {
@@ -154,8 +164,8 @@ cmd_install() {
 }
 
 cmd_rabbitmq_start() {
-  [ $# -eq 3 ] || die "usage: infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT"
-  local amqp=$2 mgmt=$3
+  [ $# -eq 3 ] || [ $# -eq 4 ] || die "usage: infra.sh rabbitmq-start DIR AMQP_PORT MGMT_PORT [SEED_DIR]"
+  local amqp=$2 mgmt=$3 seed=${4:-}
   check_port "$amqp"
   check_port "$mgmt"
   [ -x "$RABBITMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server is not installed; run: infra.sh install"
@@ -163,8 +173,15 @@ cmd_rabbitmq_start() {
   mkdir -p "$1/log"
   local dir pass node uri
   dir=$(readlink -f "$1")
+  if [ -n "$seed" ]; then
+    seed=$(readlink -f "$seed")
+    [ -f "$seed/node" ] && [ -f "$seed/.erlang.cookie" ] || die "no RabbitMQ node has run in $seed to join"
+    # The cluster shares its users: a joining node is given the seed's password.
+    PLATFORM_RABBITMQ_PASSWORD=$(cat "$seed/password")
+  fi
   pass=$(password_for "$dir" "${PLATFORM_RABBITMQ_PASSWORD:-}")
   node="platform-$amqp@localhost"
+  echo "$node" >"$dir/node"
   uri="amqp://platform:$pass@127.0.0.1:$amqp/"
 
   if rabbitmq_alive "$dir"; then
@@ -195,7 +212,14 @@ default_user_tags.administrator = true
 default_vhost = /
 log.console = false
 log.file.level = info
+# In a cluster, the side of a partition with fewer than half the nodes stops serving until it heals, so two halves
+# never accept writes apart (one node alone is a majority of one).
+cluster_partition_handling = pause_minority
 EOF
+  # Nodes of one cluster must share the Erlang cookie (HOME=DIR: the cookie lives in DIR/.erlang.cookie).
+  if [ -n "$seed" ] && [ ! -f "$dir/.erlang.cookie" ]; then
+    install -m 400 "$seed/.erlang.cookie" "$dir/.erlang.cookie"
+  fi
   # Shovels move dead letters back to their queues (./platform dlq replay).
   echo '[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management].' >"$dir/enabled_plugins"
   # An empty env file keeps /etc/rabbitmq/rabbitmq-env.conf from overriding the settings below.
@@ -246,7 +270,27 @@ EOF
   done
   log "RabbitMQ ready after $(elapsed "$t0") s"
   start_watchdog rabbitmq-stop "$dir"
+  # Joined once; a restarted member finds its cluster again from its own data.
+  if [ -n "$seed" ] && [ ! -f "$dir/joined" ]; then
+    local seed_node
+    seed_node=$(cat "$seed/node")
+    log "joining $node to the cluster of $seed_node"
+    rabbitmqctl_in "$dir" "$node" stop_app
+    rabbitmqctl_in "$dir" "$node" join_cluster "$seed_node"
+    rabbitmqctl_in "$dir" "$node" start_app
+    rabbitmqctl_in "$dir" "$node" await_startup
+    touch "$dir/joined"
+    log "$node joined after $(elapsed "$t0") s"
+  fi
   echo "$uri"
+}
+
+# rabbitmqctl_in DIR NODE ARGS...: rabbitmqctl against the node of DIR, with its cookie; output to stderr.
+rabbitmqctl_in() {
+  local dir=$1 node=$2
+  shift 2
+  run_as rabbitmq env HOME="$dir" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" "$RABBITMQ_BIN/rabbitmqctl" -q -n "$node" "$@" >&2 ||
+    die "rabbitmqctl $* on $node failed; logs in $dir/log"
 }
 
 # DIR/pid is the launcher script, the leader of the node's session. SIGTERM goes to it alone: it forwards the
@@ -265,8 +309,13 @@ cmd_rabbitmq_stop() {
   if [ -n "$discard" ]; then
     kill -KILL -- "-$pid" 2>/dev/null || true
     wait_group_gone "$pid" 10 || log "warning: processes of RabbitMQ session $pid are left"
-    discard_dir "$dir"
-    log "RabbitMQ killed and $dir deleted after $(elapsed "$t0") s"
+    if [ "$discard" = --kill ]; then
+      rm -f "$dir/pid"
+      log "RabbitMQ killed after $(elapsed "$t0") s"
+    else
+      discard_dir "$dir"
+      log "RabbitMQ killed and $dir deleted after $(elapsed "$t0") s"
+    fi
     return 0
   fi
   log "stopping RabbitMQ (session $pid)"
@@ -366,12 +415,63 @@ cmd_postgres_stop() {
   if [ ! -f "$dir/data/postmaster.pid" ] || ! run_as postgres "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     log "Postgres in $dir is not running"
   elif [ -n "$discard" ]; then
-    # immediate: no checkpoint, the data is about to be deleted.
+    # immediate: no checkpoint (the data is about to be deleted, or this is a crash).
     run_as postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >&2
   else
     run_as postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >&2
   fi
-  if [ -n "$discard" ]; then discard_dir "$dir"; fi
+  if [ "$discard" = --discard ]; then discard_dir "$dir"; fi
+}
+
+# A base backup of the running primary in PRIMARY_DIR, started as a hot standby that streams its WAL; the primary is
+# then told to wait for it on every commit. Started again later, the standby goes on from where it was.
+cmd_postgres_standby_start() {
+  [ $# -eq 3 ] || die "usage: infra.sh postgres-standby-start DIR PORT PRIMARY_DIR"
+  local port=$2 primary bin
+  primary=$(readlink -f "$3")
+  bin=$(postgres_bin) || die "postgresql is not installed; run: infra.sh install"
+  [ -f "$primary/data/postmaster.pid" ] || die "no Postgres is running in $primary"
+  check_dir "$1"
+  mkdir -p "$1/log"
+  local dir primary_port pass
+  dir=$(readlink -f "$1")
+  primary_port=$(sed -n 4p "$primary/data/postmaster.pid")
+  pass=$(cat "$primary/password")
+  password_for "$dir" "$pass" >/dev/null
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    own_dir postgres "$dir"
+    log "base backup of the primary on port $primary_port into $dir/data"
+    # -R writes standby.signal and the primary's address; -X stream copies the WAL written during the backup.
+    run_as postgres env HOME="$dir" PGPASSWORD="$pass" "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U platform \
+      -D "$dir/data" -R -X stream -c fast >"$dir/log/basebackup.log" 2>&1 ||
+      {
+        tail -n 40 "$dir/log/basebackup.log" >&2
+        die "pg_basebackup failed; log in $dir/log/basebackup.log"
+      }
+    # Named, so the primary can wait for this standby by name.
+    sed -i "s/^primary_conninfo = '/primary_conninfo = 'application_name=standby /" "$dir/data/postgresql.auto.conf"
+  fi
+  PLATFORM_POSTGRES_PASSWORD=$pass cmd_postgres_start "$dir" "$port"
+  # Synchronous from here on: a commit the primary acknowledges is on the standby too. (Not in the backup taken
+  # above, so a promoted standby does not wait for a standby of its own.)
+  PGPASSWORD="$pass" "$bin/psql" -q -h 127.0.0.1 -p "$primary_port" -U platform -d postgres \
+    -c "alter system set synchronous_standby_names = 'standby'" -c "select pg_reload_conf()" >/dev/null ||
+    die "could not make the primary on port $primary_port wait for its standby"
+  local started=$SECONDS
+  until [ "$(PGPASSWORD="$pass" "$bin/psql" -tA -h 127.0.0.1 -p "$primary_port" -U platform -d postgres \
+    -c "select count(*) from pg_stat_replication where application_name = 'standby' and sync_state = 'sync'")" = 1 ]; do
+    [ $((SECONDS - started)) -lt "$WAIT_SECONDS" ] || die "the standby on port $port did not become synchronous"
+    sleep 0.2
+  done
+  log "standby on port $port is synchronous"
+}
+
+# Ends recovery: the standby becomes a primary that takes writes.
+cmd_postgres_promote() {
+  [ $# -eq 1 ] || die "usage: infra.sh postgres-promote DIR"
+  local bin
+  bin=$(postgres_bin) || die "postgresql is not installed"
+  run_as postgres "$bin/pg_ctl" -D "$1/data" -w -t "$WAIT_SECONDS" promote >&2 || die "promoting the standby in $1 failed"
 }
 
 case "${1:-}" in
@@ -380,5 +480,7 @@ case "${1:-}" in
   rabbitmq-stop) shift && cmd_rabbitmq_stop "$@" ;;
   postgres-start) shift && cmd_postgres_start "$@" ;;
   postgres-stop) shift && cmd_postgres_stop "$@" ;;
-  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT | rabbitmq-stop DIR [--discard] | postgres-start DIR PORT | postgres-stop DIR [--discard]" ;;
+  postgres-standby-start) shift && cmd_postgres_standby_start "$@" ;;
+  postgres-promote) shift && cmd_postgres_promote "$@" ;;
+  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT [SEED_DIR] | rabbitmq-stop DIR [--discard | --kill] | postgres-start DIR PORT | postgres-standby-start DIR PORT PRIMARY_DIR | postgres-promote DIR | postgres-stop DIR [--discard | --kill]" ;;
 esac

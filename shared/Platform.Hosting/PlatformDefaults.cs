@@ -61,6 +61,7 @@ public static class PlatformDefaults
         }
 
         var rabbitMqOptions = builder.Configuration.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>();
+        builder.Services.AddOptions<RabbitMqOptions>().BindConfiguration(RabbitMqOptions.SectionName);
         if (broker is null)
             builder.Services.AddPlatformBus(service, builder.Configuration.GetConnectionString("RabbitMq"), configureBus, rabbitMqOptions);
         else

@@ -5,7 +5,7 @@ namespace Platform.Deployment.Tests;
 
 /// <summary>
 /// compose.cluster.yaml, the network laid out as it scales (docs/SCALING.md), checked without Docker: a
-/// RabbitMQ cluster of three with quorum queues, MinIO under three S3-backed storage nodes, two schedulers,
+/// RabbitMQ cluster of three with quorum queues, Postgres with a synchronous standby, MinIO under three S3-backed storage nodes, two schedulers,
 /// a gateway over all of them, and credentials only from the environment.
 /// </summary>
 public sealed partial class ClusterComposeTests
@@ -64,19 +64,42 @@ public sealed partial class ClusterComposeTests
     }
 
     [Fact]
-    public void Every_service_uses_quorum_queues_on_a_node_of_the_cluster()
+    public void Every_service_uses_quorum_queues_and_knows_every_node_of_the_cluster()
     {
-        var nodes = Services().Keys.Where(k => k.StartsWith("rabbitmq-", StringComparison.Ordinal)).ToList();
+        var nodes = Services().Keys.Where(k => k.StartsWith("rabbitmq-", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
         foreach (var service in Built().Keys)
         {
             var env = Env(service);
-            Assert.True(env.Scalar("RabbitMq__QuorumQueues") == "true", $"{service} does not set RabbitMq__QuorumQueues: \"true\"");
-            // Nodes get their broker login (on the schedulers' node) by enrolling, never from compose.
+            // Nodes get their broker login, every node's address and the kind of queue by enrolling, never from compose.
             if (Built()[service] == "worker")
+            {
+                Assert.DoesNotContain(env.Keys, key => key.StartsWith("RabbitMq__", StringComparison.Ordinal) || key.StartsWith("ConnectionStrings__", StringComparison.Ordinal));
                 continue;
-            var broker = BrokerHost().Match(env.Scalar("ConnectionStrings__RabbitMq")!);
-            Assert.True(broker.Success, $"{service}: ConnectionStrings__RabbitMq is not an amqp:// URI");
-            Assert.Contains(broker.Groups["host"].Value, nodes);
+            }
+            Assert.True(env.Scalar("RabbitMq__QuorumQueues") == "true", $"{service} does not set RabbitMq__QuorumQueues: \"true\"");
+            var hosts = env.Scalar("ConnectionStrings__RabbitMq")!.Split(',').Select(uri => BrokerHost().Match(uri)).ToList();
+            Assert.True(hosts.All(h => h.Success), $"{service}: ConnectionStrings__RabbitMq is not a list of amqp:// URIs");
+            Assert.Equal(nodes, hosts.Select(h => h.Groups["host"].Value));
+        }
+    }
+
+    [Fact]
+    public void Postgres_is_a_primary_with_a_synchronous_standby_and_every_service_names_both()
+    {
+        var servers = Services().Where(s => s.Value.Scalar("image")?.StartsWith("postgres:", StringComparison.Ordinal) == true).Select(s => s.Key).Order(StringComparer.Ordinal).ToList();
+
+        Assert.Equal(["postgres-1", "postgres-2"], servers);
+        // The primary waits for the standby by name on every commit, and lets it replicate.
+        Assert.Contains("\"synchronous_standby_names=standby\"", Services()["postgres-1"].Scalar("command"), StringComparison.Ordinal);
+        Assert.Contains("host replication platform all", Compose.Map("configs/postgres-replication").Scalar("content")!, StringComparison.Ordinal);
+        var standby = Compose.Map("configs/postgres-standby").Scalar("content")!;
+        Assert.Contains("pg_basebackup -h postgres-1", standby, StringComparison.Ordinal);
+        Assert.Contains("application_name=standby", standby, StringComparison.Ordinal);
+        foreach (var service in Built().Keys.Where(s => Built()[s] != "worker"))
+        {
+            var postgres = Env(service).Scalar("ConnectionStrings__Postgres")!;
+            Assert.StartsWith("Host=postgres-1,postgres-2;Target Session Attributes=primary;", postgres, StringComparison.Ordinal);
+            Assert.Contains("postgres-2", Services()[service].Map("depends_on").Keys);
         }
     }
 

@@ -29,7 +29,7 @@ public class Network : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        Environment = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("e2e");
+        Environment = await (await InfrastructureAsync()).CreateEnvironmentAsync("e2e");
         var storageSettings = new Dictionary<string, string?> { ["Storage__RootPath"] = Path.Combine(_dataRoot, "storage"), ["Storage__NodeId"] = "storage-1" };
         foreach (var (name, value) in StorageSettings)
             storageSettings[name] = value;
@@ -52,6 +52,9 @@ public class Network : IAsyncLifetime
         if (StartsWorker)
             Worker = await StartWorkerAsync(Operator.Key);
     }
+
+    /// <summary>The servers this network runs on: the run's shared RabbitMQ and Postgres unless a network says otherwise.</summary>
+    protected virtual Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetAsync();
 
     /// <summary>Storage settings beyond the defaults here.</summary>
     protected virtual Dictionary<string, string?> StorageSettings => [];
@@ -254,6 +257,22 @@ public sealed class UnlimitedNetwork : Network
 public sealed class TwoSchedulerNetwork : Network
 {
     protected override int Schedulers => 2;
+
+    protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
+
+    protected override bool StartsWorker => false;
+}
+
+/// <summary>
+/// The network on a RabbitMQ cluster of three nodes with quorum queues and a Postgres primary with a synchronous
+/// standby (<see cref="PlatformInfrastructure.GetClusterAsync"/>), every service given all the addresses; workers are
+/// started by the test.
+/// </summary>
+public sealed class ClusterNetwork : Network
+{
+    protected override Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetClusterAsync();
+
+    protected override Dictionary<string, string?> ServiceSettings => new() { ["RabbitMq__QuorumQueues"] = "true" };
 
     protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using Platform.Testing;
 
@@ -53,8 +54,56 @@ public sealed class PlatformUpTests(PlatformUp up) : IClassFixture<PlatformUp>
     }
 }
 
+/// <summary>
+/// <c>./platform up --detach --cluster</c>: the network on three RabbitMQ nodes in one cluster and a Postgres primary
+/// with a synchronous standby, as docs/SCALING.md describes it, runs a job.
+/// </summary>
+public sealed class PlatformUpClusterTests(PlatformUpCluster up) : IClassFixture<PlatformUpCluster>
+{
+    [Fact]
+    public async Task Platform_up_cluster_runs_a_job_on_a_three_node_broker_cluster_and_a_primary_with_a_synchronous_standby()
+    {
+        // Three broker nodes, running and joined.
+        var brokerPassword = (await File.ReadAllTextAsync(Path.Combine(up.State, "cluster", "rabbitmq-1", "password"))).Trim();
+        using var management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{up.Port("PLATFORM_RABBITMQ_MGMT_PORT")}/") };
+        management.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue(
+            "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"platform:{brokerPassword}")));
+        using var nodes = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync(new Uri("api/nodes", UriKind.Relative)));
+        Assert.Equal(3, nodes.RootElement.EnumerateArray().Count(n => n.GetProperty("running").GetBoolean()));
+        // The services' queues are quorum queues.
+        using var queues = System.Text.Json.JsonDocument.Parse(await management.GetStringAsync(new Uri("api/queues/%2F/scheduler-job-submitted", UriKind.Relative)));
+        Assert.Equal("quorum", queues.RootElement.GetProperty("type").GetString());
+        // The standby streams from the primary, synchronously.
+        var postgresPassword = (await File.ReadAllTextAsync(Path.Combine(up.State, "cluster", "postgres-1", "password"))).Trim();
+        await using (var primary = new Npgsql.NpgsqlConnection($"Host=127.0.0.1;Port={up.Port("PLATFORM_POSTGRES_PORT")};Username=platform;Password={postgresPassword};Database=postgres"))
+        {
+            await primary.OpenAsync();
+            await using var replication = new Npgsql.NpgsqlCommand("select sync_state from pg_stat_replication where application_name = 'standby'", primary);
+            Assert.Equal("sync", await replication.ExecuteScalarAsync());
+        }
+
+        // A job runs end to end on it.
+        using var admin = up.Client((await File.ReadAllTextAsync(Path.Combine(up.State, "admin.key"))).Trim());
+        using var created = await admin.PostAsJsonAsync("/v1/admin/accounts", new { role = "client", name = "cluster client", credits = 10m });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        using var client = up.Client((await created.Content.ReadFromJsonAsync<Account>())!.Key);
+        var vector = await client.PinAsync(Platform.Contracts.Tensors.NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4));
+        using var submitted = await client.SubmitAsync(new { kernel = "vector-add", inputs = new { a = vector.Cid, b = vector.Cid } });
+        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
+        var done = await client.WaitForAsync(job.Id, j => j.Status is "completed" or "failed", "the job ended");
+        Assert.Equal("completed", done.Status);
+    }
+}
+
+/// <summary><c>./platform up --detach</c> with <c>--cluster</c>.</summary>
+public sealed class PlatformUpCluster : PlatformUp
+{
+    protected override bool Cluster => true;
+}
+
 /// <summary><c>./platform up --detach</c> in a state folder and on ports of its own; <c>down</c> at the end.</summary>
-public sealed class PlatformUp : IAsyncLifetime
+public class PlatformUp : IAsyncLifetime
 {
     private static readonly TimeSpan UpTimeout = TimeSpan.FromMinutes(6);
     private readonly string root = RepoRoot.Find();
@@ -65,6 +114,20 @@ public sealed class PlatformUp : IAsyncLifetime
     public string State => state;
 
     public int GatewayPort => gatewayPort;
+
+    /// <summary>Whether up runs the cluster layout (<c>--cluster</c>).</summary>
+    protected virtual bool Cluster => false;
+
+    /// <summary>The port given to up as <paramref name="setting"/> (PLATFORM_RABBITMQ_MGMT_PORT...).</summary>
+    public string Port(string setting) => ports[setting];
+
+    /// <summary>A client of the gateway with <paramref name="key"/>.</summary>
+    public HttpClient Client(string key)
+    {
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gatewayPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return http;
+    }
 
     public PlatformUp()
     {
@@ -83,18 +146,31 @@ public sealed class PlatformUp : IAsyncLifetime
             ["PLATFORM_SCHEDULER_PORT"] = Port(),
             ["PLATFORM_REWARDS_PORT"] = Port(),
             ["PLATFORM_WORKER_BASE_PORT"] = workerBase.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["PLATFORM_RABBITMQ_PORT"] = Port(),
-            ["PLATFORM_RABBITMQ_MGMT_PORT"] = Port(),
-            ["PLATFORM_POSTGRES_PORT"] = Port(),
+            // A cluster's three nodes take these ports and the next two, its standby the next one.
+            ["PLATFORM_RABBITMQ_PORT"] = Consecutive(3),
+            ["PLATFORM_RABBITMQ_MGMT_PORT"] = Consecutive(3),
+            ["PLATFORM_POSTGRES_PORT"] = Consecutive(2),
         };
 
         static string Port() => FreePort.Next().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        // The first of `count` consecutive free ports, all reserved (FreePort hands them out in order, mostly).
+        static string Consecutive(int count)
+        {
+            var run = new List<int> { FreePort.Next() };
+            while (run.Count < count)
+            {
+                var next = FreePort.Next();
+                run = next == run[^1] + 1 ? [.. run, next] : [next];
+            }
+            return run[0].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
     }
 
     public async Task InitializeAsync()
     {
-        var (code, output) = await RunAsync("up", "--detach");
-        Assert.True(code == 0, $"./platform up --detach exited {code}:\n{Tail(output)}\n{ServiceLogs()}");
+        var (code, output) = Cluster ? await RunAsync("up", "--detach", "--cluster") : await RunAsync("up", "--detach");
+        Assert.True(code == 0, $"./platform up --detach{(Cluster ? " --cluster" : "")} exited {code}:\n{Tail(output)}\n{ServiceLogs()}");
     }
 
     public async Task DisposeAsync()

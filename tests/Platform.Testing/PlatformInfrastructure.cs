@@ -30,7 +30,8 @@ public sealed class PlatformInfrastructure
         RabbitMqManagementUri = managementUri;
         PostgresConnectionString = postgresConnectionString;
 
-        var userInfo = new Uri(rabbitMqUri).UserInfo.Split(':', 2);
+        // A cluster's URI lists every node, comma-separated, with one login.
+        var userInfo = new Uri(rabbitMqUri.Split(',')[0]).UserInfo.Split(':', 2);
         RabbitMqUser = Uri.UnescapeDataString(userInfo[0]);
         var password = userInfo.Length > 1 ? Uri.UnescapeDataString(userInfo[1]) : "";
         RabbitMqManagement = new HttpClient { BaseAddress = managementUri, Timeout = TimeSpan.FromSeconds(30) };
@@ -41,7 +42,7 @@ public sealed class PlatformInfrastructure
     /// <summary>The checkout: scripts/infra.sh, services/*/bin and .platform/ are found from here.</summary>
     public string RepoRoot { get; }
 
-    /// <summary>amqp URI of the broker's default vhost, with credentials.</summary>
+    /// <summary>amqp URI of the broker's default vhost, with credentials (a cluster's: one per node, comma-separated).</summary>
     public string RabbitMqUri { get; }
 
     /// <summary>Base address of the RabbitMQ management HTTP API.</summary>
@@ -57,6 +58,93 @@ public sealed class PlatformInfrastructure
 
     /// <summary>The shared servers, started on first use.</summary>
     public static Task<PlatformInfrastructure> GetAsync() => Instance.Value;
+
+    private static readonly Lazy<Task<PlatformInfrastructure>> ClusterInstance = new(StartClusterAsync);
+
+    /// <summary>Where the cluster's servers run: three RabbitMQ nodes and a Postgres primary with its standby.</summary>
+    private sealed record ClusterServers(string Dir, (string Amqp, string Management)[] BrokerNodes, string PrimaryPort, string StandbyPort);
+
+    private ClusterServers? _cluster;
+
+    /// <summary>
+    /// A RabbitMQ cluster of three nodes (one machine, joined as infra.sh does it) and a Postgres primary with a
+    /// synchronous streaming standby, started on first use for the tests of failover; the URI lists the three nodes
+    /// and the connection string both Postgres servers (the services pick whichever is the primary). Private to this
+    /// process even under ./platform test: these tests kill its servers.
+    /// </summary>
+    public static Task<PlatformInfrastructure> GetClusterAsync() => ClusterInstance.Value;
+
+    private static async Task<PlatformInfrastructure> StartClusterAsync()
+    {
+        var repoRoot = Platform.Testing.RepoRoot.Find();
+        var dir = Path.Combine(repoRoot, ".platform", $"test-{Environment.ProcessId}", "cluster");
+        Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            ServiceProcess.KillAll();
+            StopServers(repoRoot, dir);
+        };
+        var nodes = Enumerable.Range(0, 3).Select(_ => (Amqp: Format(FreePort.Next()), Management: Format(FreePort.Next()))).ToArray();
+        var primaryPort = Format(FreePort.Next());
+        var standbyPort = Format(FreePort.Next());
+        var postgres = Task.Run(() =>
+        {
+            var primary = InfraScript.Run(repoRoot, ScriptTimeout, "postgres-start", Path.Combine(dir, "postgres-1"), primaryPort);
+            InfraScript.Run(repoRoot, ScriptTimeout, "postgres-standby-start", Path.Combine(dir, "postgres-2"), standbyPort, Path.Combine(dir, "postgres-1"));
+            return primary;
+        });
+        var seed = Path.Combine(dir, "rabbitmq-1");
+        var first = await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "rabbitmq-start", seed, nodes[0].Amqp, nodes[0].Management));
+        // Joining is one node at a time in RabbitMQ 3.10 (two at once may each see the other half-joined).
+        var others = new List<string>();
+        for (var i = 1; i < nodes.Length; i++)
+        {
+            var n = i;
+            others.Add(await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "rabbitmq-start",
+                Path.Combine(dir, $"rabbitmq-{n + 1}"), nodes[n].Amqp, nodes[n].Management, seed)));
+        }
+        var primaryConnection = new Npgsql.NpgsqlConnectionStringBuilder(await postgres);
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder
+        {
+            Host = $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}",
+            Username = primaryConnection.Username,
+            Password = primaryConnection.Password,
+            // Writes go to whichever is the primary now; a standby refuses them.
+            TargetSessionAttributes = "primary",
+        };
+        return new PlatformInfrastructure(repoRoot, string.Join(',', [first, .. others]), new Uri($"http://127.0.0.1:{nodes[0].Management}/"),
+            connection.ConnectionString)
+        {
+            _cluster = new ClusterServers(dir, nodes, primaryPort, standbyPort),
+        };
+    }
+
+    private ClusterServers Cluster => _cluster ?? throw new InvalidOperationException("only the cluster's servers are killed by tests");
+
+    /// <summary>Kills RabbitMQ node <paramref name="node"/> (0-2) of the cluster, as a crashed machine: no clean shutdown.</summary>
+    public Task KillBrokerNodeAsync(int node) =>
+        Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "rabbitmq-stop", Path.Combine(Cluster.Dir, $"rabbitmq-{node + 1}"), "--kill"));
+
+    /// <summary>The index (0-2) of the cluster's node named <paramref name="nodeName"/> (<c>platform-AMQPPORT@localhost</c>).</summary>
+    public int BrokerNodeIndex(string nodeName) =>
+        Array.FindIndex(Cluster.BrokerNodes, n => nodeName.StartsWith($"platform-{n.Amqp}@", StringComparison.Ordinal)) is var i and >= 0
+            ? i
+            : throw new InvalidOperationException($"{nodeName} is not a node of the cluster");
+
+    /// <summary>Starts a killed node of the cluster again on its ports and data; it rejoins the cluster.</summary>
+    public Task StartBrokerNodeAsync(int node) =>
+        Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "rabbitmq-start", Path.Combine(Cluster.Dir, $"rabbitmq-{node + 1}"),
+            Cluster.BrokerNodes[node].Amqp, Cluster.BrokerNodes[node].Management));
+
+    /// <summary>
+    /// Kills the Postgres primary (immediate shutdown: no checkpoint, as a crash) and promotes the standby, which
+    /// takes writes from then on. Once only: there is no standby left after it.
+    /// </summary>
+    public async Task FailOverPostgresAsync()
+    {
+        await Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "postgres-stop", Path.Combine(Cluster.Dir, "postgres-1"), "--kill"));
+        await Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "postgres-promote", Path.Combine(Cluster.Dir, "postgres-2")));
+    }
 
     /// <summary>A fresh vhost and database-name prefix, so tests sharing the servers never see each other's data.</summary>
     public async Task<TestEnvironment> CreateEnvironmentAsync(string name)
@@ -166,10 +254,16 @@ public sealed class PlatformInfrastructure
     // The servers are throwaway: killed, not shut down cleanly, and deleted. Under dotnet test this races vstest,
     // which kills the test process 100 ms after the run; infra.sh's watchdog finishes the job if it loses.
     // Nothing may throw from the exit handler.
+    // Each server's folder is named after its kind (rabbitmq, postgres, or cluster/rabbitmq-2...).
     private static void StopServers(string repoRoot, string dir)
     {
-        var stops = new[] { "rabbitmq", "postgres" }
-            .Select(server => Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, $"{server}-stop", Path.Combine(dir, server), "--discard")))
+        var folders = Directory.Exists(dir)
+            ? Directory.GetDirectories(dir).Concat(Directory.Exists(Path.Combine(dir, "cluster")) ? Directory.GetDirectories(Path.Combine(dir, "cluster")) : [])
+            : [];
+        var stops = folders
+            .Select(folder => (Folder: folder, Server: Path.GetFileName(folder).Split('-')[0]))
+            .Where(f => f.Server is "rabbitmq" or "postgres")
+            .Select(f => Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, $"{f.Server}-stop", f.Folder, "--discard")))
             .ToArray();
         try
         {

@@ -24,9 +24,13 @@ public sealed partial class TestEnvironment : IAsyncDisposable
         var readable = NotNameChars().Replace(name.ToLowerInvariant(), "_");
         Name = $"t_{readable[..Math.Min(readable.Length, 24)]}_{Guid.NewGuid().ToString("N")[..8]}";
 
-        var broker = new Uri(infrastructure.RabbitMqUri);
-        var credentials = broker.UserInfo.Length > 0 ? broker.UserInfo + "@" : "";
-        RabbitMqUri = $"{broker.Scheme}://{credentials}{broker.Authority}/{Uri.EscapeDataString(Name)}{broker.Query}";
+        // Every node of a cluster, each with this environment's vhost.
+        RabbitMqUri = string.Join(',', infrastructure.RabbitMqUri.Split(',').Select(node =>
+        {
+            var broker = new Uri(node);
+            var credentials = broker.UserInfo.Length > 0 ? broker.UserInfo + "@" : "";
+            return $"{broker.Scheme}://{credentials}{broker.Authority}/{Uri.EscapeDataString(Name)}{broker.Query}";
+        }));
         LogDirectory = Path.Combine(infrastructure.RepoRoot, ".platform", "test-logs", Name);
     }
 

@@ -4,6 +4,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
@@ -50,7 +51,7 @@ public sealed class JobCancelRequestedConsumer(NpgsqlDataSource db, MessageOutbo
                 "update attempts set status = 'cancelled', finished_at = @now, reason = @reason, detail = @detail where id = @id",
                 new { now, reason = JobReasons.CancelledByClient, detail = Detail(job), id = a.Value }, tx, cancellationToken: ct));
             await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = m.JobId, AttemptId = a, WorkerId = w, OccurredAt = now },
-                sendTo: $"worker-{w}-control", ct: ct);
+                sendTo: NodeNames.ControlAddress(w), ct: ct);
         }
         await JobStatusEvents.EnqueueAsync(tx, outbox, new JobStatusChanged
         {

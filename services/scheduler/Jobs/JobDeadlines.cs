@@ -5,6 +5,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
@@ -52,7 +53,7 @@ public sealed class JobDeadlines(NpgsqlDataSource db, MessageOutbox outbox, Disp
                 await connection.ExecuteAsync(new CommandDefinition(
                     "update attempts set status = 'failed', finished_at = @now, reason = @reason, detail = @detail where id = @id and status in ('assigned', 'running')",
                     new { now, reason = JobReasons.DeadlineExceeded, detail, id = a.Value }, tx, cancellationToken: ct));
-                await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = jobId, AttemptId = a, WorkerId = w, OccurredAt = now }, sendTo: $"worker-{w}-control", ct: ct);
+                await outbox.EnqueueAsync(tx, new CancelAttempt { JobId = jobId, AttemptId = a, WorkerId = w, OccurredAt = now }, sendTo: NodeNames.ControlAddress(w), ct: ct);
             }
             await JobStore.FailAsync(tx, outbox, jobId, AccountId.From(job.ClientAccountId), worker, attempt, JobReasons.DeadlineExceeded, detail, now, ct);
             logger.LogWarning("Job {JobId} failed: not finished {Deadline} after it was taken (it was {Status})", job.Id, JobReasons.Duration(deadline), job.Status);

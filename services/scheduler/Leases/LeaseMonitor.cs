@@ -6,6 +6,7 @@ using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Leases;
@@ -131,7 +132,7 @@ public sealed class LeaseMonitor(NpgsqlDataSource db, MessageOutbox outbox, Disp
                 AttemptId = AttemptId.From(job.AttemptId),
                 WorkerId = WorkerId.From(job.WorkerId),
                 OccurredAt = now,
-            }, sendTo: $"worker-{job.WorkerId}-control", ct: ct);
+            }, sendTo: NodeNames.ControlAddress(WorkerId.From(job.WorkerId)), ct: ct);
             logger.LogWarning("Job {JobId}: attempt {AttemptId} ended, {Reason}: {Detail}", job.JobId, job.AttemptId, JobReasons.AttemptOverdue, detail);
         }
         return ended;

@@ -43,6 +43,15 @@ public static class NodeNames
     public static string ControlQueue(WorkerId worker) => $"worker-{worker.Value}-control";
 
     /// <summary>
+    /// Where the scheduler sends a node's work: the exchange bound to its assignment queue (both made at enrollment), not
+    /// the queue itself, whose declaration by a sender would have to match the queue's kind (classic or quorum).
+    /// </summary>
+    public static string AssignmentAddress(WorkerId worker) => $"exchange:{AssignmentQueue(worker)}";
+
+    /// <summary>The same for the node's control queue (cancels).</summary>
+    public static string ControlAddress(WorkerId worker) => $"exchange:{ControlQueue(worker)}";
+
+    /// <summary>
     /// The worker id of a node exchange's name (<c>node-wrk_...</c>), or null for any other exchange. Node ids have
     /// no '-' (see <see cref="NodeEnrollmentApi"/>), so <c>node-&lt;id&gt;</c> names exactly one node.
     /// </summary>
@@ -76,8 +85,11 @@ public sealed class NodeBroker(HttpClient http, RabbitMqAddress broker)
             Convert.ToBase64String(Encoding.UTF8.GetBytes($"{broker.Username}:{broker.Password}")));
     }
 
-    /// <summary>Creates or updates the node's user with a new random password and returns it.</summary>
-    public async Task<string> ProvisionAsync(WorkerId worker, CancellationToken ct)
+    /// <summary>
+    /// Creates or updates the node's user with a new random password and returns it, and makes the node's queues (of
+    /// the kind the services use, <paramref name="quorumQueues"/>) so work sent before the node first connects waits for it.
+    /// </summary>
+    public async Task<string> ProvisionAsync(WorkerId worker, bool quorumQueues, CancellationToken ct)
     {
         var password = Base64Url(RandomNumberGenerator.GetBytes(32));
         var user = NodeNames.User(worker);
@@ -93,6 +105,20 @@ public sealed class NodeBroker(HttpClient http, RabbitMqAddress broker)
         var exchange = Uri.EscapeDataString(NodeNames.Exchange(worker));
         await SendAsync(HttpMethod.Put, $"api/exchanges/{vhost}/{exchange}", new { type = "fanout", durable = true, auto_delete = false }, ct);
         await SendAsync(HttpMethod.Post, $"api/bindings/{vhost}/e/{exchange}/e/{NodeNames.Intake}", new { routing_key = "" }, ct);
+        // Each queue behind an exchange of its name, as MassTransit lays out a receive endpoint (the node declares the same
+        // when it starts, which matches).
+        foreach (var queue in new[] { NodeNames.AssignmentQueue(worker), NodeNames.ControlQueue(worker) })
+        {
+            var name = Uri.EscapeDataString(queue);
+            await SendAsync(HttpMethod.Put, $"api/exchanges/{vhost}/{name}", new { type = "fanout", durable = true, auto_delete = false }, ct);
+            await SendAsync(HttpMethod.Put, $"api/queues/{vhost}/{name}", new
+            {
+                durable = true,
+                auto_delete = false,
+                arguments = quorumQueues ? new Dictionary<string, string> { ["x-queue-type"] = "quorum" } : [],
+            }, ct);
+            await SendAsync(HttpMethod.Post, $"api/bindings/{vhost}/e/{name}/q/{name}", new { routing_key = "" }, ct);
+        }
         return password;
     }
 

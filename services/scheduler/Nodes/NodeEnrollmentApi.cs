@@ -46,7 +46,8 @@ public static class NodeEnrollmentApi
     private sealed record Existing(string WorkerId, string OperatorAccountId, string PublicKey);
 
     internal static async Task<Results<Created<NodeEnrollmentResponse>, Ok<NodeEnrollmentResponse>, ProblemHttpResult, ValidationProblem>> Enroll(
-        HttpContext http, NpgsqlDataSource db, NodeBroker broker, RabbitMqAddress address, IOptions<NodeBrokerOptions> options, TimeProvider clock,
+        HttpContext http, NpgsqlDataSource db, NodeBroker broker, RabbitMqAddress address, IOptions<NodeBrokerOptions> options,
+        IOptions<RabbitMqOptions> queues, TimeProvider clock,
         ILogger<NodeBroker> logger, CancellationToken ct)
     {
         if (OperatorOf(http) is not { } @operator)
@@ -102,7 +103,7 @@ public static class NodeEnrollmentApi
         try
         {
             // Inside the transaction: a registration whose broker login could not be made is not kept.
-            password = await broker.ProvisionAsync(worker, ct);
+            password = await broker.ProvisionAsync(worker, queues.Value.QuorumQueues, ct);
         }
         catch (Exception ex) when (ex is NodeBrokerException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
@@ -114,9 +115,14 @@ public static class NodeEnrollmentApi
         logger.LogInformation("Worker {WorkerId} {Action} by operator {Operator}", worker, created ? "registered" : "enrolled again", @operator);
 
         var o = options.Value;
+        // Nodes reach a cluster by every node's address (unless told another one), and declare their queues as the
+        // services declare theirs: the scheduler sends into a node's queue and would be refused by a queue of the other kind.
+        var host = o.NodeHost ?? address.Host;
+        var port = o.NodePort ?? address.Port;
+        IReadOnlyList<string> nodes = o.NodeHost is null && o.NodePort is null ? address.Nodes : [$"{host}:{port}"];
         var response = new NodeEnrollmentResponse(worker.Value, @operator.Value, publicKey, new NodeBrokerLogin(
-            o.NodeHost ?? address.Host, o.NodePort ?? address.Port, address.VirtualHost, NodeNames.User(worker), password,
-            NodeNames.Exchange(worker), NodeNames.AssignmentQueue(worker), NodeNames.ControlQueue(worker)));
+            host, port, address.VirtualHost, NodeNames.User(worker), password,
+            NodeNames.Exchange(worker), NodeNames.AssignmentQueue(worker), NodeNames.ControlQueue(worker), nodes, queues.Value.QuorumQueues));
         return created ? TypedResults.Created($"/v1/nodes/{worker.Value}", response) : TypedResults.Ok(response);
     }
 }

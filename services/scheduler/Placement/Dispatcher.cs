@@ -7,6 +7,7 @@ using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Nodes;
 
 namespace Platform.Scheduler.Placement;
 
@@ -423,7 +424,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 Spec = JsonSerializer.Deserialize<JobSpec>(a.Job.Spec, PlatformJson.Options)!,
                 LeaseDeadline = leaseDeadline,
                 OccurredAt = now,
-            }).ToList(), sendTo: $"worker-{toWorker.Key}", ct: ct);
+            }).ToList(), sendTo: NodeNames.AssignmentAddress(worker), ct: ct);
         }
         await JobStatusEvents.EnqueueManyAsync(tx, outbox, assignments.Select(a => new JobStatusChanged
         {

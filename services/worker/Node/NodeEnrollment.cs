@@ -22,12 +22,15 @@ public sealed class NodeEnrollment(AccountId operatorAccountId, NodeBrokerLogin 
 
     /// <summary>The bus's login, with MassTransit's own queue named after the node so the login may declare it.</summary>
     public BrokerLogin BusLogin =>
-        new(new RabbitMqAddress(Broker.Host, (ushort)Broker.Port, Broker.VirtualHost, Broker.Username, Broker.Password), $"{Broker.Exchange}-bus");
+        new(new RabbitMqAddress(Broker.Host, (ushort)Broker.Port, Broker.VirtualHost, Broker.Username, Broker.Password)
+        {
+            Nodes = Broker.Nodes is { Count: > 0 } nodes ? nodes : [$"{Broker.Host}:{Broker.Port}"],
+        }, $"{Broker.Exchange}-bus", Broker.QuorumQueues);
 
     /// <summary>The node's exchange, declared as the network declares it (fanout, durable), where every message of the node goes.</summary>
     public Uri ExchangeAddress => new($"exchange:{Broker.Exchange}?type=fanout&durable=true&autodelete=false");
 
-    public override string ToString() => $"{Broker.Username} on {Broker.Host}:{Broker.Port}/{Broker.VirtualHost} for {OperatorAccountId}";
+    public override string ToString() => $"{Broker.Username} on {string.Join(',', BusLogin.Address.Nodes)}/{Broker.VirtualHost} for {OperatorAccountId}";
 }
 
 /// <summary>An enrollment the gateway refused for good (bad key, an id registered to another key): retrying cannot help.</summary>

@@ -18,7 +18,9 @@ public sealed record NodeEnrollmentResponse(string WorkerId, string OperatorAcco
 /// <summary>
 /// The node's broker login: it may declare and consume its own queues (<see cref="AssignmentQueue"/>,
 /// <see cref="ControlQueue"/>) and send only to its own <see cref="Exchange"/>, which the network binds to the
-/// scheduler's node intake. Everything else is refused by the broker.
+/// scheduler's node intake. Everything else is refused by the broker. <see cref="Nodes"/> lists every broker node
+/// (<c>host:port</c>; a cluster's several, <see cref="Host"/>:<see cref="Port"/> first) and <see cref="QuorumQueues"/>
+/// says which kind of queue the network declares, which the node's own queues must be too.
 /// </summary>
 public sealed record NodeBrokerLogin(string Host, int Port, string VirtualHost, string Username, string Password,
-    string Exchange, string AssignmentQueue, string ControlQueue);
+    string Exchange, string AssignmentQueue, string ControlQueue, IReadOnlyList<string>? Nodes = null, bool QuorumQueues = false);

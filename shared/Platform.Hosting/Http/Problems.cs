@@ -63,16 +63,28 @@ public static class Problems
 
     /// <summary>
     /// Whether an exception means the service's database cannot be reached right now (down, restarting, refusing
-    /// connections, out of connections) rather than a fault of the request or the code: such a request is answered
-    /// 503 with Retry-After, not 500.
+    /// connections, out of connections, failing over to a standby) rather than a fault of the request or the code:
+    /// such a request is answered 503 with Retry-After, not 500.
     /// </summary>
     public static bool DatabaseUnavailable(Exception? ex)
     {
         for (; ex is not null; ex = ex.InnerException)
         {
-            // 55000 is what a database that does not accept connections answers (ALTER DATABASE ... ALLOW_CONNECTIONS false).
-            if (ex is Npgsql.PostgresException { SqlState: "55000" } || ex is Npgsql.NpgsqlException { IsTransient: true })
-                return true;
+            switch (ex)
+            {
+                // 55000: a database that does not accept connections (ALTER DATABASE ... ALLOW_CONNECTIONS false); class 08:
+                // the connection failed; class 57: the server is shutting down or starting (57P01, 57P03); 25006: a standby
+                // in recovery refused a write (a failover under way).
+                case Npgsql.PostgresException pg:
+                    if (pg.SqlState is "55000" or "25006" || pg.SqlState.StartsWith("08", StringComparison.Ordinal)
+                        || pg.SqlState.StartsWith("57", StringComparison.Ordinal))
+                        return true;
+                    break;
+                // Npgsql's own errors are about reaching the server, not about a statement: connection refused or reset,
+                // timeouts, and "No suitable host was found" while no server of a multi-host string is the primary.
+                case Npgsql.NpgsqlException:
+                    return true;
+            }
         }
         return false;
     }

@@ -31,7 +31,8 @@ public static class BusRegistration
         RabbitMqOptions? options = null)
     {
         var broker = login.Address;
-        var quorumQueues = options?.QuorumQueues ?? false;
+        // A node is told by the network which kind its queues must be (the broker refuses to redeclare a queue as the other kind).
+        var quorumQueues = login.QuorumQueues ?? options?.QuorumQueues ?? false;
 
         services.AddMassTransit(x =>
         {
@@ -60,8 +61,27 @@ public static class BusRegistration
                     h.Username(broker.Username);
                     h.Password(broker.Password);
                     h.PublisherConfirmation = true;
+                    // A cluster: connect to any node that answers, and to another when that one goes.
+                    if (broker.Nodes.Count > 1)
+                        h.UseCluster(c =>
+                        {
+                            foreach (var node in broker.Nodes)
+                                c.Node(node);
+                        });
                 });
-                cfg.Durable = true;
+                // MassTransit's own queue (replies to requests) is durable on a single broker. Not in a cluster: a durable
+                // classic queue lives on one node, and while that node is down it can be neither used nor declared again
+                // elsewhere, which stops the bus's reconnection ("home node ... is down"); a transient one goes with its
+                // node and is declared afresh on the node the bus reconnects to.
+                cfg.Durable = !quorumQueues;
+                cfg.AutoDelete = quorumQueues;
+                // The _error and _skipped queues replicated like the rest, or an endpoint could not move a message there
+                // while their one node is down.
+                if (quorumQueues)
+                {
+                    cfg.SendTopology.ConfigureErrorSettings = settings => settings.SetQuorumQueue();
+                    cfg.SendTopology.ConfigureDeadLetterSettings = settings => settings.SetQuorumQueue();
+                }
                 // MassTransit's own reply queue is otherwise named after the host and process, which a login limited
                 // to names of its own may not declare.
                 if (login.BusEndpointQueueName is { } busQueue)

@@ -201,14 +201,13 @@ public sealed class DeadLetterReconciler(ConsumedQueues queues, RabbitMqAddress 
         await DropConnectionAsync();
         var factory = new ConnectionFactory
         {
-            HostName = broker.Host,
-            Port = broker.Port,
             VirtualHost = broker.VirtualHost,
             UserName = broker.Username,
             Password = broker.Password,
             ClientProvidedName = "dead-letter-reconciler",
         };
-        _connection = await factory.CreateConnectionAsync(ct);
+        // Any node of a cluster will do: the client tries them until one answers.
+        _connection = await factory.CreateConnectionAsync(broker.Nodes.Select(AmqpTcpEndpoint.Parse).ToList(), ct);
         return _connection;
     }
 

@@ -228,7 +228,8 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         }
         else
         {
-            var endpoint = await bus.GetSendEndpoint(new Uri($"queue:{destination}"));
+            // A queue's name, or an address of its own (exchange:name).
+            var endpoint = await bus.GetSendEndpoint(new Uri(destination.Contains(':', StringComparison.Ordinal) ? destination : $"queue:{destination}"));
             await endpoint.Send(message, type, ctx => ctx.MessageId = messageId, ct);
         }
     }

@@ -69,10 +69,12 @@ public sealed class OutageLoad(string server, TimeSpan length)
     public int ReadsServed { get; set; }
     public int ReadsRefused { get; set; }
     public int DashboardServed { get; set; }
+    /// <summary>Jobs of the run that completed while the server was down (null: not countable, the database was the one down).</summary>
+    public int? CompletedDuring { get; set; }
     public List<string> Unexpected { get; } = [];
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Server} stopped {length.TotalSeconds:F0} s: submits {Accepted} accepted, {WritesRefused} refused 503 with Retry-After ({AcceptedAfter} accepted with the same key after); job views {ReadsServed} read, {ReadsRefused} refused 503; dashboard served {DashboardServed} times; unexpected {Unexpected.Count}{(Unexpected.Count > 0 ? ": " + string.Join(" | ", Unexpected.Take(5)) : "")}");
+        $"{Server} stopped {length.TotalSeconds:F0} s: submits {Accepted} accepted, {WritesRefused} refused 503 with Retry-After ({AcceptedAfter} accepted with the same key after); job views {ReadsServed} read, {ReadsRefused} refused 503; dashboard served {DashboardServed} times; {(CompletedDuring is { } done ? $"{done} jobs completed meanwhile; " : "")}unexpected {Unexpected.Count}{(Unexpected.Count > 0 ? ": " + string.Join(" | ", Unexpected.Take(5)) : "")}");
 }
 
 /// <summary>
@@ -83,8 +85,11 @@ public sealed class OutageLoad(string server, TimeSpan length)
 /// nothing to be in flight (<see cref="Quiescence"/>: a settlement or a redelivery still on its way would make the
 /// ledger look wrong, or right, too early), and checks DESIGN section 8 against the databases: one terminal status
 /// per job, each job's money exactly once (<see cref="JobMoney"/>), every output readable and verified.
+/// With <c>cluster</c> (a <see cref="ClusterNetwork"/>) the faults are those of a clustered broker and database instead:
+/// one RabbitMQ node killed under load and started again, then the Postgres primary killed and its standby promoted
+/// under load.
 /// </summary>
-public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log, TimeSpan? outage = null)
+public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log, TimeSpan? outage = null, bool cluster = false)
 {
     private const int Workers = 3;
     private readonly Random _random = new(seed);
@@ -206,6 +211,8 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     /// <summary>The broker, the database and every service, in an order fixed by the seed.</summary>
     private List<(string Name, Func<Task> Inject)> Faults()
     {
+        if (cluster)
+            return ClusterFaults();
         var faults = new List<(string Name, Func<Task> Inject)>
         {
             ("killed a worker", KillAWorkerAsync),
@@ -223,6 +230,49 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         foreach (var service in new[] { "storage", "rewards", "scheduler", "gateway" })
             faults.Add(($"restarted {service}", () => RestartAsync(service)));
         return [.. faults.OrderBy(_ => _random.Next())];
+    }
+
+    /// <summary>
+    /// The broker node leading the scheduler's intake queue (where every node's results arrive) killed and kept down for
+    /// <see cref="Outage"/> under load, then started again (it rejoins and its queue replicas catch up); then the
+    /// Postgres primary killed and the standby promoted, with the load going on for <see cref="Outage"/> from the kill.
+    /// </summary>
+    private List<(string Name, Func<Task> Inject)> ClusterFaults()
+    {
+        var infrastructure = network.Environment.Infrastructure;
+        return
+        [
+            ($"killed the RabbitMQ node leading the scheduler's intake for {Outage.TotalSeconds:F0} s under load", () => OutageAsync("RabbitMQ node", async during =>
+            {
+                var node = await IntakeLeaderAsync();
+                log($"chaos: killing RabbitMQ node {node + 1} of 3, the scheduler's intake's leader");
+                await infrastructure.KillBrokerNodeAsync(node);
+                try
+                {
+                    await during();
+                }
+                finally
+                {
+                    await infrastructure.StartBrokerNodeAsync(node);
+                }
+            })),
+            ("killed the Postgres primary and promoted its standby under load", () => OutageAsync("Postgres primary", async during =>
+            {
+                await infrastructure.FailOverPostgresAsync();
+                // This process's pooled connections to the old primary died with it.
+                NpgsqlConnection.ClearAllPools();
+                await during();
+            })),
+        ];
+    }
+
+    /// <summary>Which node (0-2) holds the scheduler's intake queue: a quorum queue's leader, a classic queue's only home.</summary>
+    private async Task<int> IntakeLeaderAsync()
+    {
+        var path = $"api/queues/{Uri.EscapeDataString(network.Environment.Name)}/scheduler-node-intake";
+        using var queue = System.Text.Json.JsonDocument.Parse(await network.Environment.Infrastructure.RabbitMqManagement.GetStringAsync(path));
+        var node = (queue.RootElement.TryGetProperty("leader", out var leader) ? leader : queue.RootElement.GetProperty("node")).GetString()!;
+        return network.Environment.Infrastructure.BrokerNodeIndex(node);
     }
 
     private TimeSpan Outage => outage ?? TimeSpan.FromSeconds(60);
@@ -244,6 +294,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         string? refusedKey = null;
         await withStopped(async () =>
         {
+            var completedBefore = await TryCountCompletedAsync();
             var clock = Stopwatch.StartNew();
             using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
             while (clock.Elapsed < Outage && await pace.WaitForNextTickAsync())
@@ -285,6 +336,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                 else
                     load.Unexpected.Add($"dashboard: {page} {pageProblem}");
             }
+            load.CompletedDuring = await TryCountCompletedAsync() - completedBefore;
         });
         if (refusedKey is not null)
         {
@@ -293,6 +345,20 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         }
         log($"chaos: {load.Describe()}");
         _outages.Add(load);
+    }
+
+    /// <summary>How many of the run's jobs have completed, from the gateway's database; null while it cannot be read.</summary>
+    private async Task<int?> TryCountCompletedAsync()
+    {
+        try
+        {
+            await using var gateway = new NpgsqlConnection(network.Environment.PostgresConnectionStringFor("gateway"));
+            return await gateway.ExecuteScalarAsync<int>("select count(*) from jobs where id = any(@ids) and status = 'completed'", new { ids = _jobIds.ToArray() });
+        }
+        catch (NpgsqlException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The job submitted with <paramref name="key"/>, sent again until the gateway accepts it (through restarts and outages).</summary>
