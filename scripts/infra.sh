@@ -17,6 +17,10 @@
 # is written; the primary then commits only once the standby has the commit (synchronous replication), so promoting
 # the standby after the primary dies loses no acknowledged write.
 # --discard is for throwaway servers: stop at once without a clean shutdown, then delete DIR.
+#   infra.sh netns-create ID NODES | netns-cut ID NODE | netns-heal ID NODE | netns-delete ID
+#                                                     network namespaces for partition tests (see below); with
+#                                                     PLATFORM_RABBITMQ_NETNS and PLATFORM_RABBITMQ_IP set, rabbitmq-start
+#                                                     runs the node in that namespace on that address
 # --kill is a crash: the server is killed at once (RabbitMQ: SIGKILL; Postgres: immediate shutdown, no checkpoint)
 # and its folder kept, so a start brings it back with what it had written.
 # stdout carries only the final URI / connection string so callers can capture it; progress goes to stderr.
@@ -74,7 +78,7 @@ check_port() {
 
 port_busy() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
 
-port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_answers() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 # Reuses DIR/password so a restart keeps the credentials the server was initialised with.
 password_for() {
@@ -180,12 +184,23 @@ cmd_rabbitmq_start() {
     PLATFORM_RABBITMQ_PASSWORD=$(cat "$seed/password")
   fi
   pass=$(password_for "$dir" "${PLATFORM_RABBITMQ_PASSWORD:-}")
-  node="platform-$amqp@localhost"
+  # A node in a network namespace of its own (netns-create) listens on its address there, is named by it (Erlang long
+  # names) and talks to the other nodes over the namespace's links, which netns-cut can take down.
+  local netns=${PLATFORM_RABBITMQ_NETNS:-} ip=127.0.0.1 listen=127.0.0.1 in_netns=()
+  if [ -n "$netns" ]; then
+    ip=${PLATFORM_RABBITMQ_IP:?set PLATFORM_RABBITMQ_IP, the address of the node in its namespace}
+    # AMQP on every address of the namespace: the cluster link's and the direct link's.
+    listen=0.0.0.0
+    in_netns=(ip netns exec "$netns")
+    node="platform@$ip"
+  else
+    node="platform-$amqp@localhost"
+  fi
   echo "$node" >"$dir/node"
-  uri="amqp://platform:$pass@127.0.0.1:$amqp/"
+  uri="amqp://platform:$pass@$ip:$amqp/"
 
   if rabbitmq_alive "$dir"; then
-    grep -qx "listeners.tcp.local = 127.0.0.1:$amqp" "$dir/rabbitmq.conf" &&
+    grep -qx "listeners.tcp.local = $listen:$amqp" "$dir/rabbitmq.conf" &&
       grep -qx "management.tcp.port = $mgmt" "$dir/rabbitmq.conf" ||
       die "RabbitMQ in $dir is already running on other ports; stop it first"
     log "RabbitMQ in $dir is already running"
@@ -199,11 +214,11 @@ cmd_rabbitmq_start() {
   # it, where any client socket may hold it when the node starts (dist_port_already_used, seen in a test run). A
   # locked port below the range instead; rabbitmq-server inherits the lock and holds it for its life.
   local dist
-  free_port dist
+  if [ -n "$netns" ]; then dist=25672; else free_port dist; fi
 
   cat >"$dir/rabbitmq.conf" <<EOF
-listeners.tcp.local = 127.0.0.1:$amqp
-management.tcp.ip = 127.0.0.1
+listeners.tcp.local = $listen:$amqp
+management.tcp.ip = $ip
 management.tcp.port = $mgmt
 loopback_users = none
 default_user = platform
@@ -242,21 +257,26 @@ EOF
   # Keep the distribution port off the network like the listeners. (Erlang's scheduler busy wait needs no flag
   # here: rabbitmq-env already passes +sbwt none +sbwtdcpu none +sbwtdio none, RabbitMQ 3.10.8 as packaged.)
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  if [ -n "$netns" ]; then
+    export RABBITMQ_USE_LONGNAME=true
+    # Its own network stack: no other node's ports to avoid, and a lost peer noticed in about 10 s, not 60.
+    export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel net_ticktime 10"
+  fi
 
   # epmd is shared by every Erlang node on the machine: start it in its own session so stopping this node
   # (which kills its process group) never takes it down with it.
-  setsid epmd -daemon </dev/null >/dev/null 2>&1 || true
+  setsid "${in_netns[@]}" epmd -daemon </dev/null >/dev/null 2>&1 || true
 
   log "starting RabbitMQ $node (amqp $amqp, management $mgmt, dist $dist) in $dir"
   local started=$SECONDS t0=$EPOCHREALTIME
   # Not -detached: it fails silently in some setups. HOME=DIR gives the node a private Erlang cookie.
   local as_rabbitmq=()
   if is_root; then as_rabbitmq=(setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups --); fi
-  setsid "${as_rabbitmq[@]}" env HOME="$dir" "$RABBITMQ_BIN/rabbitmq-server" </dev/null >>"$dir/log/server.out" 2>&1 &
+  setsid "${in_netns[@]}" "${as_rabbitmq[@]}" env HOME="$dir" "$RABBITMQ_BIN/rabbitmq-server" </dev/null >>"$dir/log/server.out" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/pid"
 
-  until port_answers "$amqp" && curl -fsS -o /dev/null -u "platform:$pass" "http://127.0.0.1:$mgmt/api/overview" 2>/dev/null; do
+  until port_answers "$amqp" "$ip" && curl -fsS -o /dev/null -u "platform:$pass" "http://$ip:$mgmt/api/overview" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 40 "$dir/log/server.out" "$dir/log/rabbit.log" >&2 2>/dev/null || true
       die "RabbitMQ exited during start; logs in $dir/log"
@@ -289,7 +309,13 @@ EOF
 rabbitmqctl_in() {
   local dir=$1 node=$2
   shift 2
-  run_as rabbitmq env HOME="$dir" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" "$RABBITMQ_BIN/rabbitmqctl" -q -n "$node" "$@" >&2 ||
+  local in_netns=() names=()
+  if [ -n "${PLATFORM_RABBITMQ_NETNS:-}" ]; then
+    in_netns=(ip netns exec "$PLATFORM_RABBITMQ_NETNS")
+    names=(--longnames)
+  fi
+  "${in_netns[@]}" "${SELF}" run-as-rabbitmq env HOME="$dir" RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" \
+    "$RABBITMQ_BIN/rabbitmqctl" -q "${names[@]}" -n "$node" "$@" >&2 ||
     die "rabbitmqctl $* on $node failed; logs in $dir/log"
 }
 
@@ -474,6 +500,67 @@ cmd_postgres_promote() {
   run_as postgres "$bin/pg_ctl" -D "$1/data" -w -t "$WAIT_SECONDS" promote >&2 || die "promoting the standby in $1 failed"
 }
 
+# ------------------------------------------------------------------------------------- network namespaces
+#
+# For partition tests (Jepsen-style, without netem): NODES namespaces plat<ID>n<i>, each with two links to the
+# machine's own namespace, where the services run:
+#   the cluster link, a veth on the bridge plat<ID>b (10.213.0.0/24): the node is 10.213.0.<i>, the machine
+#     10.213.0.254; the nodes reach each other and every service reaches every node this way;
+#   a direct link (10.214.<i>.0/24): the node is also 10.214.<i>.1, the machine 10.214.<i>.254; a service given this
+#     address reaches the node even while its cluster link is down.
+# netns-cut ID I takes node I's cluster link down: it is cut off from the other nodes and from every service that
+# reaches it on the bridge, and still reached by those that use its direct address. netns-heal brings it back.
+# ID is a short number (a process id); root only.
+
+netns_names() {
+  [[ $1 =~ ^[0-9]{1,7}$ ]] || die "not a namespace id: $1"
+  NS_PREFIX=plat$1
+}
+
+cmd_netns_create() {
+  [ $# -eq 2 ] || die "usage: infra.sh netns-create ID NODES"
+  is_root || die "network namespaces need root"
+  netns_names "$1"
+  local nodes=$2 i bridge=${NS_PREFIX}b
+  ip link add "$bridge" type bridge
+  ip addr add 10.213.0.254/24 dev "$bridge"
+  ip link set "$bridge" up
+  for i in $(seq 1 "$nodes"); do
+    local ns=${NS_PREFIX}n$i
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip link add "${ns}c" type veth peer name c0 netns "$ns"
+    ip link set "${ns}c" master "$bridge" up
+    ip -n "$ns" addr add "10.213.0.$i/24" dev c0
+    ip -n "$ns" link set c0 up
+    ip link add "${ns}d" type veth peer name d0 netns "$ns"
+    ip addr add "10.214.$i.254/24" dev "${ns}d"
+    ip link set "${ns}d" up
+    ip -n "$ns" addr add "10.214.$i.1/24" dev d0
+    ip -n "$ns" link set d0 up
+  done
+  start_watchdog netns-delete "$1"
+  log "namespaces ${NS_PREFIX}n1..$nodes on bridge $bridge (10.213.0.0/24), direct links 10.214.<i>.0/24"
+}
+
+# Kills whatever still runs in the namespaces, then deletes them and their links. Takes a trailing --discard from the watchdog.
+cmd_netns_delete() {
+  netns_names "$1"
+  local ns pid
+  for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}n[0-9]*$"); do
+    for pid in $(ip netns pids "$ns"); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" || true
+  done
+  ip link del "${NS_PREFIX}b" 2>/dev/null || true
+}
+
+cmd_netns_link() {
+  [ $# -eq 3 ] || die "usage: infra.sh netns-cut|netns-heal ID NODE"
+  netns_names "$1"
+  ip link set "${NS_PREFIX}n$2c" "$3" || die "no cluster link for node $2 of namespace set $1"
+  log "node $2's cluster link is $3"
+}
+
 case "${1:-}" in
   install) shift && cmd_install "$@" ;;
   rabbitmq-start) shift && cmd_rabbitmq_start "$@" ;;
@@ -481,6 +568,11 @@ case "${1:-}" in
   postgres-start) shift && cmd_postgres_start "$@" ;;
   postgres-stop) shift && cmd_postgres_stop "$@" ;;
   postgres-standby-start) shift && cmd_postgres_standby_start "$@" ;;
+  netns-create) shift && cmd_netns_create "$@" ;;
+  netns-delete) shift && cmd_netns_delete "$@" ;;
+  netns-cut) shift && cmd_netns_link "$1" "$2" down ;;
+  netns-heal) shift && cmd_netns_link "$1" "$2" up ;;
+  run-as-rabbitmq) shift && run_as rabbitmq "$@" ;;
   postgres-promote) shift && cmd_postgres_promote "$@" ;;
-  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT [SEED_DIR] | rabbitmq-stop DIR [--discard | --kill] | postgres-start DIR PORT | postgres-standby-start DIR PORT PRIMARY_DIR | postgres-promote DIR | postgres-stop DIR [--discard | --kill]" ;;
+  *) die "usage: infra.sh install | rabbitmq-start DIR AMQP_PORT MGMT_PORT [SEED_DIR] | rabbitmq-stop DIR [--discard | --kill] | postgres-start DIR PORT | postgres-standby-start DIR PORT PRIMARY_DIR | postgres-promote DIR | postgres-stop DIR [--discard | --kill] | netns-create ID NODES | netns-cut ID NODE | netns-heal ID NODE | netns-delete ID" ;;
 esac

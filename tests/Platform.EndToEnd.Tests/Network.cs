@@ -141,12 +141,15 @@ public class Network : IAsyncLifetime
     /// <summary>Settings for every service (not the workers) beyond the defaults here.</summary>
     protected virtual Dictionary<string, string?> ServiceSettings => [];
 
+    /// <summary>Settings for one service (not a worker): <see cref="ServiceSettings"/> unless a network says otherwise.</summary>
+    protected virtual Dictionary<string, string?> SettingsFor(string service) => ServiceSettings;
+
     private async Task<ServiceProcess> StartAsync(string service, Dictionary<string, string?>? env = null)
     {
         if (service != "worker")
         {
             env = env is null ? [] : new Dictionary<string, string?>(env);
-            foreach (var (name, value) in ServiceSettings)
+            foreach (var (name, value) in SettingsFor(service))
                 env.TryAdd(name, value);
         }
         var process = await ServiceProcess.StartAsync(service, Environment, env);
@@ -273,6 +276,30 @@ public sealed class ClusterNetwork : Network
     protected override Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetClusterAsync();
 
     protected override Dictionary<string, string?> ServiceSettings => new() { ["RabbitMq__QuorumQueues"] = "true" };
+
+    protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
+
+    protected override bool StartsWorker => false;
+}
+
+/// <summary>
+/// The network on a RabbitMQ cluster whose nodes each live in a network namespace of their own
+/// (<see cref="PlatformInfrastructure.GetPartitionableClusterAsync"/>), with quorum queues. Half the services (the
+/// gateway and rewards) reach node 1 over its direct link, the others (scheduler, storage, and the workers, which
+/// get the scheduler's addresses) over the bridge, so cutting node 1's cluster link cuts it off from the other nodes
+/// and from half the services. Workers are started by the test.
+/// </summary>
+public sealed class PartitionNetwork : Network
+{
+    protected override Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetPartitionableClusterAsync();
+
+    protected override Dictionary<string, string?> SettingsFor(string service)
+    {
+        var settings = new Dictionary<string, string?> { ["RabbitMq__QuorumQueues"] = "true" };
+        if (service is "gateway" or "rewards")
+            settings["ConnectionStrings__RabbitMq"] = Environment.DirectRabbitMqUri;
+        return settings;
+    }
 
     protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
 

@@ -13,7 +13,10 @@ internal static class InfraScript
     /// The same, for servers that belong to process <paramref name="owner"/>: the script stops them when that
     /// process is gone (servers ./platform test started live as long as the script, not this test process).
     /// </summary>
-    public static string RunOwned(string repoRoot, TimeSpan timeout, int owner, params string[] args)
+    public static string RunOwned(string repoRoot, TimeSpan timeout, int owner, params string[] args) => RunOwned(repoRoot, timeout, owner, null, args);
+
+    /// <summary>The same, with settings for the script in its environment (PLATFORM_RABBITMQ_NETNS...).</summary>
+    public static string RunOwned(string repoRoot, TimeSpan timeout, int owner, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var start = new ProcessStartInfo("bash")
         {
@@ -29,6 +32,10 @@ internal static class InfraScript
 
         // The script stops the servers itself if this process dies without running its exit handler.
         start.Environment["PLATFORM_INFRA_OWNER_PID"] = owner.ToString(CultureInfo.InvariantCulture);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("bash did not start");
         var stdout = process.StandardOutput.ReadToEndAsync();

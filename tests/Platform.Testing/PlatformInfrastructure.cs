@@ -119,6 +119,69 @@ public sealed class PlatformInfrastructure
         };
     }
 
+    private static readonly Lazy<Task<PlatformInfrastructure>> PartitionInstance = new(StartPartitionClusterAsync);
+
+    // The namespace set's id (infra.sh netns-create) while this is the partitionable cluster.
+    private string? _namespaces;
+
+    /// <summary>
+    /// The cluster's URIs reaching node 1 over its direct link (nodes 2 and 3 over the bridge), for the services that
+    /// still reach node 1 while <see cref="CutBrokerNodeAsync"/> has it cut off; null but for the partitionable cluster.
+    /// </summary>
+    public string? DirectRabbitMqUri { get; private init; }
+
+    /// <summary>
+    /// Three RabbitMQ nodes in one cluster, each in a network namespace of its own joined to this machine by a bridge
+    /// (and node 1 also by a direct link), and a Postgres of their own, for partition tests (infra.sh netns-create).
+    /// Root only, as network namespaces are. The management API is node 2's: node 1 is the one cut off.
+    /// </summary>
+    public static Task<PlatformInfrastructure> GetPartitionableClusterAsync() => PartitionInstance.Value;
+
+    private static async Task<PlatformInfrastructure> StartPartitionClusterAsync()
+    {
+        var repoRoot = Platform.Testing.RepoRoot.Find();
+        var id = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        var dir = Path.Combine(repoRoot, ".platform", $"test-{id}", "partition");
+        Directory.CreateDirectory(dir);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            ServiceProcess.KillAll();
+            StopServers(repoRoot, dir);
+            try
+            {
+                InfraScript.Run(repoRoot, ScriptTimeout, "netns-delete", id);
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"Platform.Testing: deleting network namespaces {id} failed: {ex.Message}");
+            }
+        };
+        await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "netns-create", id, "3"));
+        var postgres = Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "postgres-start", Path.Combine(dir, "postgres-1"), Format(FreePort.Next())));
+        var uris = new List<string>();
+        for (var i = 1; i <= 3; i++)
+        {
+            var environment = new Dictionary<string, string> { ["PLATFORM_RABBITMQ_NETNS"] = $"plat{id}n{i}", ["PLATFORM_RABBITMQ_IP"] = $"10.213.0.{i}" };
+            string[] args = ["rabbitmq-start", Path.Combine(dir, $"rabbitmq-{i}"), "5672", "15672", .. i > 1 ? new[] { Path.Combine(dir, "rabbitmq-1") } : []];
+            uris.Add(await Task.Run(() => InfraScript.RunOwned(repoRoot, ScriptTimeout, Environment.ProcessId, environment, args)));
+        }
+        return new PlatformInfrastructure(repoRoot, string.Join(',', uris), new Uri("http://10.213.0.2:15672/"), await postgres)
+        {
+            _namespaces = id,
+            DirectRabbitMqUri = string.Join(',', [uris[0].Replace("@10.213.0.1:", "@10.214.1.1:", StringComparison.Ordinal), .. uris.Skip(1)]),
+        };
+    }
+
+    private string Namespaces => _namespaces ?? throw new InvalidOperationException("only the partitionable cluster's links are cut");
+
+    /// <summary>Takes node <paramref name="node"/>'s (0-2) cluster link down: it loses the other nodes and every service reaching it over the bridge.</summary>
+    public Task CutBrokerNodeAsync(int node) =>
+        Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "netns-cut", Namespaces, Format(node + 1)));
+
+    /// <summary>Brings node <paramref name="node"/>'s cluster link back.</summary>
+    public Task HealBrokerNodeAsync(int node) =>
+        Task.Run(() => InfraScript.Run(RepoRoot, ScriptTimeout, "netns-heal", Namespaces, Format(node + 1)));
+
     private ClusterServers Cluster => _cluster ?? throw new InvalidOperationException("only the cluster's servers are killed by tests");
 
     /// <summary>Kills RabbitMQ node <paramref name="node"/> (0-2) of the cluster, as a crashed machine: no clean shutdown.</summary>

@@ -24,13 +24,8 @@ public sealed partial class TestEnvironment : IAsyncDisposable
         var readable = NotNameChars().Replace(name.ToLowerInvariant(), "_");
         Name = $"t_{readable[..Math.Min(readable.Length, 24)]}_{Guid.NewGuid().ToString("N")[..8]}";
 
-        // Every node of a cluster, each with this environment's vhost.
-        RabbitMqUri = string.Join(',', infrastructure.RabbitMqUri.Split(',').Select(node =>
-        {
-            var broker = new Uri(node);
-            var credentials = broker.UserInfo.Length > 0 ? broker.UserInfo + "@" : "";
-            return $"{broker.Scheme}://{credentials}{broker.Authority}/{Uri.EscapeDataString(Name)}{broker.Query}";
-        }));
+        RabbitMqUri = WithVirtualHost(infrastructure.RabbitMqUri);
+        DirectRabbitMqUri = infrastructure.DirectRabbitMqUri is { } direct ? WithVirtualHost(direct) : null;
         LogDirectory = Path.Combine(infrastructure.RepoRoot, ".platform", "test-logs", Name);
     }
 
@@ -41,6 +36,17 @@ public sealed partial class TestEnvironment : IAsyncDisposable
 
     /// <summary>amqp URI of this environment's vhost.</summary>
     public string RabbitMqUri { get; }
+
+    /// <summary>The partitionable cluster's URIs reaching node 1 directly (<see cref="PlatformInfrastructure.DirectRabbitMqUri"/>), with this vhost.</summary>
+    public string? DirectRabbitMqUri { get; }
+
+    // Every node of a cluster, each with this environment's vhost.
+    private string WithVirtualHost(string uris) => string.Join(',', uris.Split(',').Select(node =>
+    {
+        var broker = new Uri(node);
+        var credentials = broker.UserInfo.Length > 0 ? broker.UserInfo + "@" : "";
+        return $"{broker.Scheme}://{credentials}{broker.Authority}/{Uri.EscapeDataString(Name)}{broker.Query}";
+    }));
 
     /// <summary>
     /// Platform:GatewaySecret of the services started here (gateway, scheduler, rewards, storage; never workers),

@@ -205,6 +205,7 @@ public sealed class DeadLetterReconciler(ConsumedQueues queues, RabbitMqAddress 
             UserName = broker.Username,
             Password = broker.Password,
             ClientProvidedName = "dead-letter-reconciler",
+            RequestedHeartbeat = BusRegistration.BrokerHeartbeat,
         };
         // Any node of a cluster will do: the client tries them until one answers.
         _connection = await factory.CreateConnectionAsync(broker.Nodes.Select(AmqpTcpEndpoint.Parse).ToList(), ct);

@@ -10,6 +10,19 @@ using Platform.Testing;
 
 namespace Platform.EndToEnd.Tests.Chaos;
 
+/// <summary>Which faults a chaos run injects.</summary>
+public enum ChaosFaults
+{
+    /// <summary>Workers killed; the one RabbitMQ and Postgres restarted and stopped under load; every service restarted; messages redelivered.</summary>
+    SingleServers,
+
+    /// <summary>On a <see cref="ClusterNetwork"/>: a broker node killed and restarted, then the Postgres primary killed and its standby promoted.</summary>
+    ClusterFailover,
+
+    /// <summary>On a <see cref="PartitionNetwork"/>: a broker node cut off from the others and half the services, then healed.</summary>
+    Partition,
+}
+
 /// <summary>
 /// What a chaos run found, checked against the databases once every job had ended and no message was in flight.
 /// <see cref="MoneyProblems"/> names each job whose money is not exactly what its status says (<see cref="JobMoney"/>).
@@ -85,11 +98,9 @@ public sealed class OutageLoad(string server, TimeSpan length)
 /// nothing to be in flight (<see cref="Quiescence"/>: a settlement or a redelivery still on its way would make the
 /// ledger look wrong, or right, too early), and checks DESIGN section 8 against the databases: one terminal status
 /// per job, each job's money exactly once (<see cref="JobMoney"/>), every output readable and verified.
-/// With <c>cluster</c> (a <see cref="ClusterNetwork"/>) the faults are those of a clustered broker and database instead:
-/// one RabbitMQ node killed under load and started again, then the Postgres primary killed and its standby promoted
-/// under load.
+/// <see cref="ChaosFaults"/> picks other faults for a clustered broker and database.
 /// </summary>
-public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log, TimeSpan? outage = null, bool cluster = false)
+public sealed class ChaosRun(Network network, int jobs, int seed, Action<string> log, TimeSpan? outage = null, ChaosFaults kind = ChaosFaults.SingleServers)
 {
     private const int Workers = 3;
     private readonly Random _random = new(seed);
@@ -211,8 +222,10 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     /// <summary>The broker, the database and every service, in an order fixed by the seed.</summary>
     private List<(string Name, Func<Task> Inject)> Faults()
     {
-        if (cluster)
+        if (kind == ChaosFaults.ClusterFailover)
             return ClusterFaults();
+        if (kind == ChaosFaults.Partition)
+            return PartitionFaults();
         var faults = new List<(string Name, Func<Task> Inject)>
         {
             ("killed a worker", KillAWorkerAsync),
@@ -262,6 +275,31 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                 // This process's pooled connections to the old primary died with it.
                 NpgsqlConnection.ClearAllPools();
                 await during();
+            })),
+        ];
+    }
+
+    /// <summary>
+    /// Node 1 cut off from the other two and from half the services (those reaching it over the bridge) for
+    /// <see cref="Outage"/> under load, then healed: it pauses as the minority, its clients move to the majority,
+    /// and it rejoins.
+    /// </summary>
+    private List<(string Name, Func<Task> Inject)> PartitionFaults()
+    {
+        var infrastructure = network.Environment.Infrastructure;
+        return
+        [
+            ($"cut RabbitMQ node 1 off from the other nodes and half the services for {Outage.TotalSeconds:F0} s under load", () => OutageAsync("RabbitMQ node 1 partitioned", async during =>
+            {
+                await infrastructure.CutBrokerNodeAsync(0);
+                try
+                {
+                    await during();
+                }
+                finally
+                {
+                    await infrastructure.HealBrokerNodeAsync(0);
+                }
             })),
         ];
     }

@@ -17,7 +17,7 @@ public sealed class ClusterFailoverTests(ClusterNetwork network, ITestOutputHelp
         const int seed = 19;
         output.WriteLine($"seed {seed}");
 
-        var report = await new ChaosRun(network, jobs, seed, output.WriteLine, TimeSpan.FromSeconds(20), cluster: true).RunAsync(CancellationToken.None);
+        var report = await new ChaosRun(network, jobs, seed, output.WriteLine, TimeSpan.FromSeconds(20), ChaosFaults.ClusterFailover).RunAsync(CancellationToken.None);
 
         ChaosTests.AssertEveryJobEndedOnceAndPaidOnce(report, jobs, output);
         Assert.Equal(2, report.Faults.Count);
