@@ -204,11 +204,15 @@ cmd_rabbitmq_start() {
       grep -qx "management.tcp.port = $mgmt" "$dir/rabbitmq.conf" ||
       die "RabbitMQ in $dir is already running on other ports; stop it first"
     log "RabbitMQ in $dir is already running"
+    join_cluster "$dir" "$node" "$seed"
     echo "$uri"
     return 0
   fi
-  port_busy "$amqp" && die "port $amqp is in use"
-  port_busy "$mgmt" && die "port $mgmt is in use"
+  # (A namespace of its own has nothing else on its ports.)
+  if [ -z "$netns" ]; then
+    port_busy "$amqp" && die "port $amqp is in use"
+    port_busy "$mgmt" && die "port $mgmt is in use"
+  fi
 
   # Erlang distribution needs a port of its own. Not AMQP+20000: with AMQP below the ephemeral range that lands in
   # it, where any client socket may hold it when the node starts (dist_port_already_used, seen in a test run). A
@@ -290,19 +294,23 @@ EOF
   done
   log "RabbitMQ ready after $(elapsed "$t0") s"
   start_watchdog rabbitmq-stop "$dir"
-  # Joined once; a restarted member finds its cluster again from its own data.
-  if [ -n "$seed" ] && [ ! -f "$dir/joined" ]; then
-    local seed_node
-    seed_node=$(cat "$seed/node")
-    log "joining $node to the cluster of $seed_node"
-    rabbitmqctl_in "$dir" "$node" stop_app
-    rabbitmqctl_in "$dir" "$node" join_cluster "$seed_node"
-    rabbitmqctl_in "$dir" "$node" start_app
-    rabbitmqctl_in "$dir" "$node" await_startup
-    touch "$dir/joined"
-    log "$node joined after $(elapsed "$t0") s"
-  fi
+  join_cluster "$dir" "$node" "$seed"
   echo "$uri"
+}
+
+# join_cluster DIR NODE SEED_DIR: the running node joins the seed's cluster, once (DIR/joined); a restarted member
+# finds its cluster again from its own data. Also run for a node found already running, whose join may have failed.
+join_cluster() {
+  local dir=$1 node=$2 seed=$3 seed_node t0=$EPOCHREALTIME
+  [ -n "$seed" ] && [ ! -f "$dir/joined" ] || return 0
+  seed_node=$(cat "$seed/node")
+  log "joining $node to the cluster of $seed_node"
+  rabbitmqctl_in "$dir" "$node" stop_app
+  rabbitmqctl_in "$dir" "$node" join_cluster "$seed_node"
+  rabbitmqctl_in "$dir" "$node" start_app
+  rabbitmqctl_in "$dir" "$node" await_startup
+  touch "$dir/joined"
+  log "$node joined after $(elapsed "$t0") s"
 }
 
 # rabbitmqctl_in DIR NODE ARGS...: rabbitmqctl against the node of DIR, with its cookie; output to stderr.
@@ -327,7 +335,7 @@ cmd_rabbitmq_stop() {
   local dir=$1 discard=${2:-} pid
   if ! rabbitmq_alive "$dir"; then
     log "RabbitMQ in $dir is not running"
-    if [ -n "$discard" ]; then discard_dir "$dir"; else rm -f "$dir/pid"; fi
+    if [ "$discard" = --discard ]; then discard_dir "$dir"; else rm -f "$dir/pid"; fi
     return 0
   fi
   pid=$(cat "$dir/pid")
@@ -474,8 +482,10 @@ cmd_postgres_standby_start() {
         tail -n 40 "$dir/log/basebackup.log" >&2
         die "pg_basebackup failed; log in $dir/log/basebackup.log"
       }
-    # Named, so the primary can wait for this standby by name.
-    sed -i "s/^primary_conninfo = '/primary_conninfo = 'application_name=standby /" "$dir/data/postgresql.auto.conf"
+    # Named, so the primary can wait for this standby by name; and without the primary's own wait for a standby (set
+    # when an earlier standby started), or once promoted it would wait for one that does not exist.
+    sed -i -e "s/^primary_conninfo = '/primary_conninfo = 'application_name=standby /" -e '/^synchronous_standby_names/d' \
+      "$dir/data/postgresql.auto.conf"
   fi
   PLATFORM_POSTGRES_PASSWORD=$pass cmd_postgres_start "$dir" "$port"
   # Synchronous from here on: a commit the primary acknowledges is on the standby too. (Not in the backup taken
@@ -512,21 +522,29 @@ cmd_postgres_promote() {
 # reaches it on the bridge, and still reached by those that use its direct address. netns-heal brings it back.
 # ID is a short number (a process id); root only.
 
-netns_names() {
+netns_prefix() {
   [[ $1 =~ ^[0-9]{1,7}$ ]] || die "not a namespace id: $1"
-  NS_PREFIX=plat$1
+  echo "plat$1"
 }
 
 cmd_netns_create() {
   [ $# -eq 2 ] || die "usage: infra.sh netns-create ID NODES"
   is_root || die "network namespaces need root"
-  netns_names "$1"
-  local nodes=$2 i bridge=${NS_PREFIX}b
+  local prefix nodes=$2 i stale
+  prefix=$(netns_prefix "$1")
+  local bridge=${prefix}b
+  # A set left by a run that died before its watchdog ran would hold the same addresses: its id is its owner's pid.
+  for stale in $(ip -o link show type bridge | sed -nE 's/^[0-9]+: plat([0-9]+)b[:@].*/\1/p'); do
+    if ! kill -0 "$stale" 2>/dev/null; then
+      log "removing the namespaces of dead run $stale"
+      cmd_netns_delete "$stale"
+    fi
+  done
   ip link add "$bridge" type bridge
   ip addr add 10.213.0.254/24 dev "$bridge"
   ip link set "$bridge" up
   for i in $(seq 1 "$nodes"); do
-    local ns=${NS_PREFIX}n$i
+    local ns=${prefix}n$i
     ip netns add "$ns"
     ip -n "$ns" link set lo up
     ip link add "${ns}c" type veth peer name c0 netns "$ns"
@@ -540,24 +558,25 @@ cmd_netns_create() {
     ip -n "$ns" link set d0 up
   done
   start_watchdog netns-delete "$1"
-  log "namespaces ${NS_PREFIX}n1..$nodes on bridge $bridge (10.213.0.0/24), direct links 10.214.<i>.0/24"
+  log "namespaces ${prefix}n1..$nodes on bridge $bridge (10.213.0.0/24), direct links 10.214.<i>.0/24"
 }
 
 # Kills whatever still runs in the namespaces, then deletes them and their links. Takes a trailing --discard from the watchdog.
 cmd_netns_delete() {
-  netns_names "$1"
-  local ns pid
-  for ns in $(ip netns list | awk '{print $1}' | grep "^${NS_PREFIX}n[0-9]*$"); do
+  local prefix ns pid
+  prefix=$(netns_prefix "$1")
+  for ns in $(ip netns list | awk '{print $1}' | grep "^${prefix}n[0-9]*$"); do
     for pid in $(ip netns pids "$ns"); do kill -KILL "$pid" 2>/dev/null || true; done
     ip netns del "$ns" || true
   done
-  ip link del "${NS_PREFIX}b" 2>/dev/null || true
+  ip link del "${prefix}b" 2>/dev/null || true
 }
 
 cmd_netns_link() {
   [ $# -eq 3 ] || die "usage: infra.sh netns-cut|netns-heal ID NODE"
-  netns_names "$1"
-  ip link set "${NS_PREFIX}n$2c" "$3" || die "no cluster link for node $2 of namespace set $1"
+  local prefix
+  prefix=$(netns_prefix "$1")
+  ip link set "${prefix}n$2c" "$3" || die "no cluster link for node $2 of namespace set $1"
   log "node $2's cluster link is $3"
 }
 

@@ -109,8 +109,10 @@ public sealed class PlatformInfrastructure
             Host = $"127.0.0.1:{primaryPort},127.0.0.1:{standbyPort}",
             Username = primaryConnection.Username,
             Password = primaryConnection.Password,
-            // Writes go to whichever is the primary now; a standby refuses them.
+            // Writes go to whichever is the primary now; a standby refuses them. The hosts' roles are looked at again
+            // every 2 s (10 by default), so the promoted standby is found soon after a failover.
             TargetSessionAttributes = "primary",
+            HostRecheckSeconds = 2,
         };
         return new PlatformInfrastructure(repoRoot, string.Join(',', [first, .. others]), new Uri($"http://127.0.0.1:{nodes[0].Management}/"),
             connection.ConnectionString)

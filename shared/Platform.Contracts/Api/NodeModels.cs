@@ -20,7 +20,8 @@ public sealed record NodeEnrollmentResponse(string WorkerId, string OperatorAcco
 /// <see cref="ControlQueue"/>) and send only to its own <see cref="Exchange"/>, which the network binds to the
 /// scheduler's node intake. Everything else is refused by the broker. <see cref="Nodes"/> lists every broker node
 /// (<c>host:port</c>; a cluster's several, <see cref="Host"/>:<see cref="Port"/> first) and <see cref="QuorumQueues"/>
-/// says which kind of queue the network declares, which the node's own queues must be too.
+/// says which kind of queue the network declares, which the node's own queues must be too (absent from an older
+/// scheduler: the node's own RabbitMq:QuorumQueues then decides).
 /// </summary>
 public sealed record NodeBrokerLogin(string Host, int Port, string VirtualHost, string Username, string Password,
-    string Exchange, string AssignmentQueue, string ControlQueue, IReadOnlyList<string>? Nodes = null, bool QuorumQueues = false);
+    string Exchange, string AssignmentQueue, string ControlQueue, IReadOnlyList<string>? Nodes = null, bool? QuorumQueues = null);

@@ -73,16 +73,18 @@ public static class Problems
             switch (ex)
             {
                 // 55000: a database that does not accept connections (ALTER DATABASE ... ALLOW_CONNECTIONS false); class 08:
-                // the connection failed; class 57: the server is shutting down or starting (57P01, 57P03); 25006: a standby
-                // in recovery refused a write (a failover under way).
+                // the connection failed; 57P01-57P03: the server is shutting down or starting; 25006: a standby in recovery
+                // refused a write (a failover under way).
                 case Npgsql.PostgresException pg:
-                    if (pg.SqlState is "55000" or "25006" || pg.SqlState.StartsWith("08", StringComparison.Ordinal)
-                        || pg.SqlState.StartsWith("57", StringComparison.Ordinal))
+                    if (pg.SqlState is "55000" or "25006" or "57P01" or "57P02" or "57P03" || pg.SqlState.StartsWith("08", StringComparison.Ordinal))
                         return true;
                     break;
-                // Npgsql's own errors are about reaching the server, not about a statement: connection refused or reset,
-                // timeouts, and "No suitable host was found" while no server of a multi-host string is the primary.
-                case Npgsql.NpgsqlException:
+                // Connection refused or reset, and the like.
+                case Npgsql.NpgsqlException { IsTransient: true }:
+                    return true;
+                // While no host of a multi-host connection string is the primary (a failover under way), Npgsql says so
+                // only in words.
+                case Npgsql.NpgsqlException npgsql when npgsql.Message.StartsWith("No suitable host", StringComparison.Ordinal):
                     return true;
             }
         }

@@ -81,7 +81,8 @@ public static class BusRegistration
                 // elsewhere, which stops the bus's reconnection ("home node ... is down"); a transient one goes with its
                 // node and is declared afresh on the node the bus reconnects to.
                 cfg.Durable = !quorumQueues;
-                cfg.AutoDelete = quorumQueues;
+                if (quorumQueues)
+                    cfg.AutoDelete = true;
                 // The _error and _skipped queues replicated like the rest, or an endpoint could not move a message there
                 // while their one node is down.
                 if (quorumQueues)

@@ -10,6 +10,13 @@ public sealed class OutboxOptions
     /// </summary>
     public TimeSpan MemoryClaim { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long one batch of sends may wait for the broker before its unconfirmed messages count as failed (and stay
+    /// queued). The poll holds its rows' locks while it sends: a send that never returned (seen on a connection to a
+    /// RabbitMQ node lost in a partition) held them for good, and every later relay of those rows timed out behind it.
+    /// </summary>
+    public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How often the relay looks for rows nobody handed it (SQL-written rows, rows of a process that died).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
 

@@ -77,7 +77,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         var unsent = (await connection.QueryAsync<long>(new CommandDefinition(
             "select id from outbox where id = any(@ids) and sent_at is null", new { ids = batch.Select(p => p.Id).ToArray() },
             cancellationToken: ct))).ToHashSet();
-        var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id)), ct), ct);
+        var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id))), ct);
         // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
         await RecordAsync(connection, results, retryByPoll: true, ct);
         outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
@@ -106,7 +106,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
 
         // A row this build cannot read (a type it does not know) fails alone and stays for a build that can.
         var read = rows.Select(row => (row.Id, Pending: TryRead(row, out var error), Error: error)).ToList();
-        var results = (await SendAllAsync(Sends(read.Where(r => r.Pending is not null).Select(r => r.Pending!), ct), ct))
+        var results = (await SendAllAsync(Sends(read.Where(r => r.Pending is not null).Select(r => r.Pending!)), ct))
             .Concat(read.Where(r => r.Pending is null).Select(r => (r.Id, r.Error))).ToArray();
         await RecordAsync(connection, results, retryByPoll: false, ct, tx);
         await tx.CommitAsync(ct);
@@ -116,14 +116,14 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
 
     // One send per message, except the bundled events (BundledAttribute): those of one type and destination go in one
     // Bundle<T>, in the order the rows were written. The bundle's outcome is each of its rows' outcome.
-    private IEnumerable<(long[] Ids, Func<Task> Send)> Sends(IEnumerable<MessageOutbox.Pending> messages, CancellationToken ct)
+    private IEnumerable<(long[] Ids, Func<CancellationToken, Task> Send)> Sends(IEnumerable<MessageOutbox.Pending> messages)
     {
         var bundles = new Dictionary<(Type, string?), List<MessageOutbox.Pending>>();
         foreach (var m in messages)
         {
             if (!BundledAttribute.IsOn(m.Type))
             {
-                yield return ([m.Id], () => SendAsync(m.Message, m.Type, m.MessageId, m.Destination, ct));
+                yield return ([m.Id], ct => SendAsync(m.Message, m.Type, m.MessageId, m.Destination, ct));
                 continue;
             }
             if (!bundles.TryGetValue((m.Type, m.Destination), out var items))
@@ -139,25 +139,32 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
                 list.SetValue(items[i].Message, i);
             var bundle = Activator.CreateInstance(bundleType)!;
             bundleType.GetProperty(nameof(Bundle<object>.Items))!.SetValue(bundle, list);
-            yield return (items.Select(m => m.Id).ToArray(), () => SendAsync(bundle, bundleType, NewId.NextGuid(), destination, ct));
+            yield return (items.Select(m => m.Id).ToArray(), ct => SendAsync(bundle, bundleType, NewId.NextGuid(), destination, ct));
         }
     }
 
     // Confirms are awaited together: one round of broker acknowledgements per batch, not per message. Each send's
-    // outcome is kept for its rows, so one message that cannot be sent neither blocks nor re-sends the others.
-    private static async Task<(long Id, string? Error)[]> SendAllAsync(IEnumerable<(long[] Ids, Func<Task> Send)> sends, CancellationToken ct) =>
-        (await Task.WhenAll(sends.Select(async s =>
+    // outcome is kept for its rows, so one message that cannot be sent neither blocks nor re-sends the others. The
+    // batch waits SendTimeout at most, whether or not the transport honours the token: a send still running after it
+    // is a failure, and its message is sent again later with the same MessageId (consumers deduplicate).
+    private async Task<(long Id, string? Error)[]> SendAllAsync(IEnumerable<(long[] Ids, Func<CancellationToken, Task> Send)> sends, CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(options.Value.SendTimeout);
+        return (await Task.WhenAll(sends.Select(async s =>
         {
             try
             {
-                await s.Send();
+                await s.Send(limit.Token).WaitAsync(limit.Token);
                 return s.Ids.Select(id => (id, Error: (string?)null));
             }
             catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                return s.Ids.Select(id => (id, Error: (string?)ex.Message));
+                var error = ex is OperationCanceledException ? $"not confirmed by the broker within {options.Value.SendTimeout.TotalSeconds:F0} s" : ex.Message;
+                return s.Ids.Select(id => (id, Error: (string?)error));
             }
         }))).SelectMany(r => r).ToArray();
+    }
 
     private async Task RecordAsync(NpgsqlConnection connection, (long Id, string? Error)[] results, bool retryByPoll, CancellationToken ct,
         NpgsqlTransaction? tx = null)
