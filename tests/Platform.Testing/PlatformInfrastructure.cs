@@ -62,7 +62,7 @@ public sealed class PlatformInfrastructure
     private static readonly Lazy<Task<PlatformInfrastructure>> ClusterInstance = new(StartClusterAsync);
 
     /// <summary>Where the cluster's servers run: three RabbitMQ nodes and a Postgres primary with its standby.</summary>
-    private sealed record ClusterServers(string Dir, (string Amqp, string Management)[] BrokerNodes, string PrimaryPort, string StandbyPort);
+    private sealed record ClusterServers(string Dir, (string Amqp, string Management)[] BrokerNodes);
 
     private ClusterServers? _cluster;
 
@@ -93,16 +93,7 @@ public sealed class PlatformInfrastructure
             InfraScript.Run(repoRoot, ScriptTimeout, "postgres-standby-start", Path.Combine(dir, "postgres-2"), standbyPort, Path.Combine(dir, "postgres-1"));
             return primary;
         });
-        var seed = Path.Combine(dir, "rabbitmq-1");
-        var first = await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "rabbitmq-start", seed, nodes[0].Amqp, nodes[0].Management));
-        // Joining is one node at a time in RabbitMQ 3.10 (two at once may each see the other half-joined).
-        var others = new List<string>();
-        for (var i = 1; i < nodes.Length; i++)
-        {
-            var n = i;
-            others.Add(await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "rabbitmq-start",
-                Path.Combine(dir, $"rabbitmq-{n + 1}"), nodes[n].Amqp, nodes[n].Management, seed)));
-        }
+        var uris = await StartJoinedNodesAsync(repoRoot, dir, i => (nodes[i].Amqp, nodes[i].Management, null));
         var primaryConnection = new Npgsql.NpgsqlConnectionStringBuilder(await postgres);
         var connection = new Npgsql.NpgsqlConnectionStringBuilder
         {
@@ -114,11 +105,28 @@ public sealed class PlatformInfrastructure
             TargetSessionAttributes = "primary",
             HostRecheckSeconds = 2,
         };
-        return new PlatformInfrastructure(repoRoot, string.Join(',', [first, .. others]), new Uri($"http://127.0.0.1:{nodes[0].Management}/"),
+        return new PlatformInfrastructure(repoRoot, string.Join(',', uris), new Uri($"http://127.0.0.1:{nodes[0].Management}/"),
             connection.ConnectionString)
         {
-            _cluster = new ClusterServers(dir, nodes, primaryPort, standbyPort),
+            _cluster = new ClusterServers(dir, nodes),
         };
+    }
+
+    /// <summary>
+    /// Three RabbitMQ nodes under <paramref name="dir"/> (rabbitmq-1..3), node 1 first and each other one joining it, one
+    /// at a time (in RabbitMQ 3.10 two nodes joining at once may each see the other half-joined); their amqp URIs.
+    /// </summary>
+    private static async Task<List<string>> StartJoinedNodesAsync(string repoRoot, string dir,
+        Func<int, (string Amqp, string Management, Dictionary<string, string>? Environment)> node)
+    {
+        var uris = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var (amqp, management, environment) = node(i);
+            string[] args = ["rabbitmq-start", Path.Combine(dir, $"rabbitmq-{i + 1}"), amqp, management, .. i > 0 ? new[] { Path.Combine(dir, "rabbitmq-1") } : []];
+            uris.Add(await Task.Run(() => InfraScript.RunOwned(repoRoot, ScriptTimeout, Environment.ProcessId, environment, args)));
+        }
+        return uris;
     }
 
     private static readonly Lazy<Task<PlatformInfrastructure>> PartitionInstance = new(StartPartitionClusterAsync);
@@ -160,13 +168,9 @@ public sealed class PlatformInfrastructure
         };
         await Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "netns-create", id, "3"));
         var postgres = Task.Run(() => InfraScript.Run(repoRoot, ScriptTimeout, "postgres-start", Path.Combine(dir, "postgres-1"), Format(FreePort.Next())));
-        var uris = new List<string>();
-        for (var i = 1; i <= 3; i++)
-        {
-            var environment = new Dictionary<string, string> { ["PLATFORM_RABBITMQ_NETNS"] = $"plat{id}n{i}", ["PLATFORM_RABBITMQ_IP"] = $"10.213.0.{i}" };
-            string[] args = ["rabbitmq-start", Path.Combine(dir, $"rabbitmq-{i}"), "5672", "15672", .. i > 1 ? new[] { Path.Combine(dir, "rabbitmq-1") } : []];
-            uris.Add(await Task.Run(() => InfraScript.RunOwned(repoRoot, ScriptTimeout, Environment.ProcessId, environment, args)));
-        }
+        // Each node in its namespace, on the same ports: the namespaces are separate network stacks.
+        var uris = await StartJoinedNodesAsync(repoRoot, dir, i => ("5672", "15672",
+            new Dictionary<string, string> { ["PLATFORM_RABBITMQ_NETNS"] = $"plat{id}n{i + 1}", ["PLATFORM_RABBITMQ_IP"] = $"10.213.0.{i + 1}" }));
         return new PlatformInfrastructure(repoRoot, string.Join(',', uris), new Uri("http://10.213.0.2:15672/"), await postgres)
         {
             _namespaces = id,

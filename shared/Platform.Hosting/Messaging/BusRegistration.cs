@@ -82,11 +82,10 @@ public static class BusRegistration
                 // node and is declared afresh on the node the bus reconnects to.
                 cfg.Durable = !quorumQueues;
                 if (quorumQueues)
-                    cfg.AutoDelete = true;
-                // The _error and _skipped queues replicated like the rest, or an endpoint could not move a message there
-                // while their one node is down.
-                if (quorumQueues)
                 {
+                    cfg.AutoDelete = true;
+                    // The _error and _skipped queues replicated like the rest, or an endpoint could not move a message
+                    // there while their one node is down.
                     cfg.SendTopology.ConfigureErrorSettings = settings => settings.SetQuorumQueue();
                     cfg.SendTopology.ConfigureDeadLetterSettings = settings => settings.SetQuorumQueue();
                 }
