@@ -11,6 +11,7 @@ using Platform.Hosting.Health;
 using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
+using Platform.Hosting.Tracing;
 
 namespace Platform.Hosting;
 
@@ -41,6 +42,7 @@ public static class PlatformDefaults
         BrokerLogin? broker = null)
     {
         builder.Logging.AddPlatformLogging();
+        builder.Services.AddPlatformTracing(builder.Configuration, service);
 
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.OwnFrameworkProblems);
         builder.Services.AddSingleton(TimeProvider.System);
@@ -73,6 +75,8 @@ public static class PlatformDefaults
     public static ILoggingBuilder AddPlatformLogging(this ILoggingBuilder logging)
     {
         logging.ClearProviders();
+        // Every line written inside a span names its trace and span (the scope's TraceId, SpanId, ParentId).
+        logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
         logging.AddJsonConsole(o =>
         {
             o.IncludeScopes = true;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -15,6 +16,7 @@ using Platform.Gateway.Limits;
 using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
+using Platform.Hosting.Tracing;
 
 namespace Platform.Gateway.Jobs;
 
@@ -62,6 +64,8 @@ public static partial class JobsApi
             return check.Refused;
         var job = check.Jobs![0];
         var jobId = job.Id;
+        // The request's span names its job: where `./platform trace JOB_ID` finds the job's trace.
+        Activity.Current?.SetTag(PlatformTracing.JobIdTag, jobId.Value);
         if (idempotency is null)
         {
             // Written with the other single submissions waiting, in one transaction.

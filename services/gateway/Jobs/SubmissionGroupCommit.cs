@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Hosting.Outbox;
+using Platform.Hosting.Tracing;
 
 namespace Platform.Gateway.Jobs;
 
@@ -22,7 +24,7 @@ public sealed class SubmissionGroupCommit(NpgsqlDataSource db, MessageOutbox out
 {
     public const int MaxGroup = 256;
 
-    private sealed record Waiting(JobSubmission.ClientJob Job, TaskCompletionSource<DateTimeOffset> Written);
+    private sealed record Waiting(JobSubmission.ClientJob Job, string? TraceParent, TaskCompletionSource<DateTimeOffset> Written);
 
     private readonly ConcurrentQueue<Waiting> _queue = new();
     private int _writing;
@@ -35,10 +37,16 @@ public sealed class SubmissionGroupCommit(NpgsqlDataSource db, MessageOutbox out
     /// <summary>Writes the job with whatever other submissions are waiting; returns its creation time as stored.</summary>
     public Task<DateTimeOffset> WriteAsync(AccountId client, JobSubmission.CheckedJob job)
     {
-        var waiting = new Waiting(new(client, job), new(TaskCreationOptions.RunContinuationsAsynchronously));
+        // The request's span: each job's JobSubmitted continues its own request's trace, whichever request started the writer.
+        var waiting = new Waiting(new(client, job), Activity.Current is { IdFormat: ActivityIdFormat.W3C } a ? a.Id : null,
+            new(TaskCreationOptions.RunContinuationsAsynchronously));
         _queue.Enqueue(waiting);
         if (Interlocked.CompareExchange(ref _writing, 1, 0) == 0)
-            _ = Task.Run(WriteWaitingAsync);
+        {
+            // The writer serves every request that comes while it runs: it must not run inside the first one's span.
+            using (ExecutionContext.SuppressFlow())
+                _ = Task.Run(WriteWaitingAsync);
+        }
         return waiting.Written.Task;
     }
 
@@ -71,6 +79,7 @@ public sealed class SubmissionGroupCommit(NpgsqlDataSource db, MessageOutbox out
             await using (var connection = await db.OpenConnectionAsync())
             {
                 await using var tx = await connection.BeginTransactionAsync();
+                using var traces = JobTraces.Begin("group commit", group.Select(w => (w.Job.Job.Id, w.TraceParent)));
                 await JobSubmission.WriteAsync(tx, outbox, null, [.. group.Select(w => w.Job)], now, CancellationToken.None);
                 await outbox.CommitAsync(tx);
             }

@@ -6,6 +6,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
+using Platform.Hosting.Tracing;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
@@ -29,16 +30,17 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
         await connection.ExecuteAsync(new CommandDefinition(
             """
             insert into jobs (id, client_account_id, kernel, spec, estimated_gflop, status, priority, policy, region, device, min_memory_mb, input_bytes,
-                              results_needed, spot_check)
+                              results_needed, spot_check, trace_parent)
             select j.id, j.client, j.kernel, j.spec::jsonb, j.gflop, 'pending', j.priority, j.policy, j.region, j.device, j.memory, j.input_bytes,
-                   j.results_needed, false
-            from unnest(@ids, @clients, @kernels, @specs, @gflops, @priorities, @policies, @regions, @devices, @memories, @inputBytes, @resultsNeeded)
-                 as j (id, client, kernel, spec, gflop, priority, policy, region, device, memory, input_bytes, results_needed)
+                   j.results_needed, false, j.trace_parent
+            from unnest(@ids, @clients, @kernels, @specs, @gflops, @priorities, @policies, @regions, @devices, @memories, @inputBytes, @resultsNeeded,
+                        @traceParents)
+                 as j (id, client, kernel, spec, gflop, priority, policy, region, device, memory, input_bytes, results_needed, trace_parent)
             order by j.id
             on conflict (id) do update set client_account_id = excluded.client_account_id, kernel = excluded.kernel,
                 spec = excluded.spec, estimated_gflop = excluded.estimated_gflop, priority = excluded.priority, policy = excluded.policy,
                 region = excluded.region, device = excluded.device, min_memory_mb = excluded.min_memory_mb, input_bytes = excluded.input_bytes,
-                results_needed = excluded.results_needed, spot_check = excluded.spot_check
+                results_needed = excluded.results_needed, spot_check = excluded.spot_check, trace_parent = excluded.trace_parent
             where jobs.spec is null
             """,
             new
@@ -56,6 +58,8 @@ public sealed class JobSubmittedConsumer(NpgsqlDataSource db, MessageOutbox outb
                 inputBytes = jobs.Select(j => j.InputBytes).ToArray(),
                 // Whether a single replica is spot-checked is decided when its result comes in, from its worker's trust.
                 resultsNeeded = jobs.Select(j => Math.Max(1, j.Spec.Replicas)).ToArray(),
+                // This consumer's span of each job (JobTraceFilter), which the dispatch pass continues.
+                traceParents = jobs.Select(j => JobTraces.TraceParentOf(j)).ToArray(),
             }, tx, cancellationToken: ct));
         var queued = await JobStore.QueueIfReadyAsync(tx, outbox, [.. jobs.Select(j => j.JobId)], clock.GetUtcNow(), ct);
         await outbox.CommitAsync(tx, ct);

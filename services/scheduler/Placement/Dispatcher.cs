@@ -6,6 +6,7 @@ using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
+using Platform.Hosting.Tracing;
 using Platform.Scheduler.Jobs;
 using Platform.Scheduler.Nodes;
 
@@ -103,6 +104,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public string[]? InputClaimOperators { get; init; }
         public int AttemptCount { get; init; }
         public bool SpotCheck { get; init; }
+        public string? TraceParent { get; init; }
     }
 
     // The jobs a pass chose from the ready queue, claimed: still queued and held by no other pass. A job never
@@ -110,6 +112,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     private const string ClaimChosen = """
         select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
+               j.trace_parent as TraceParent,
                case when j.attempt_count > 0 then (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') end as FailedOn,
                case when j.attempt_count > 0 then (select array_agg(distinct a.operator_account_id) from attempts a
                                                    where a.job_id = j.id and a.status = 'submitted') end as ResultOperators,
@@ -412,6 +415,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // worker announced is fixed for the attempt here: it decides how the result is compared (ResultComparer).
         await connection.ExecuteAsync(new CommandDefinition(InsertAttempts, rows, tx, cancellationToken: ct));
 
+        // Each job's assignment continues the job's own trace, not this pass's.
+        using var traces = JobTraces.Begin("dispatch", assignments.Select(a => (JobId.From(a.Job.Id), a.Job.TraceParent)));
         // One send per worker with all its assignments in one statement each.
         foreach (var toWorker in assignments.GroupBy(a => a.Choice.WorkerId))
         {

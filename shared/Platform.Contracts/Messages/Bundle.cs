@@ -13,6 +13,12 @@ namespace Platform.Contracts.Messages;
 public sealed record Bundle<T> where T : class
 {
     public required IReadOnlyList<T> Items { get; init; }
+
+    /// <summary>
+    /// Each item's W3C trace context (<c>traceparent</c>), in the items' order: the items come from many traces (one
+    /// per job), which the broker message's own headers cannot carry. Optional; a null entry is an item without one.
+    /// </summary>
+    public IReadOnlyList<string?>? TraceParents { get; init; }
 }
 
 /// <summary>Builds bundles (a test's or a tool's bundle of one).</summary>

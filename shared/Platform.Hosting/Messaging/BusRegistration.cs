@@ -2,6 +2,8 @@ using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
+using Platform.Hosting.Tracing;
+
 namespace Platform.Hosting.Messaging;
 
 public static class BusRegistration
@@ -93,6 +95,8 @@ public static class BusRegistration
                 // to names of its own may not declare.
                 if (login.BusEndpointQueueName is { } busQueue)
                     cfg.OverrideDefaultBusEndpointQueueName(busQueue);
+                // Each job of a batch or bundle keeps its own trace, and a message about one job names it in the logs.
+                cfg.UseConsumeFilter(typeof(JobTraceFilter<>), context);
                 cfg.ConfigureEndpoints(context);
             });
         });

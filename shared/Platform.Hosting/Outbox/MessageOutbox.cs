@@ -5,6 +5,7 @@ using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Hosting.Tracing;
 
 namespace Platform.Hosting.Outbox;
 
@@ -18,7 +19,7 @@ namespace Platform.Hosting.Outbox;
 public sealed class MessageOutbox(IOptions<OutboxOptions> options)
 {
     /// <summary>A message written in a transaction not yet committed, as the relay will send it.</summary>
-    internal sealed record Pending(long Id, Guid MessageId, object Message, Type Type, string? Destination);
+    internal sealed record Pending(long Id, Guid MessageId, object Message, Type Type, string? Destination, string? TraceParent);
 
     // The messages written in each open transaction. Weak keys: a transaction rolled back or committed some other
     // way takes its list with it, and its rows (if committed) are polled once their claim passes. Npgsql reuses a
@@ -56,6 +57,7 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
         var typeNames = new string[messages.Count];
         var messageIds = new Guid[messages.Count];
         var bodies = new string[messages.Count];
+        var traceParents = new string?[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
             var type = messages[i].GetType();
@@ -66,21 +68,22 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
             typeNames[i] = type.FullName!;
             messageIds[i] = Guid.NewGuid();
             bodies[i] = JsonSerializer.Serialize(messages[i], type, PlatformJson.Options);
+            traceParents[i] = JobTraces.TraceParentOf(messages[i]);
         }
         // Rows come back in no promised order: each is matched to its message by message id.
         var rows = await transaction.Connection!.QueryAsync<InsertedRow>(new CommandDefinition(
             """
-            insert into outbox (message_id, message_type, destination, body, relay_after)
-            select m.message_id, m.message_type, @Destination, m.body::jsonb, now() + @Claim
-            from unnest(@MessageIds, @MessageTypes, @Bodies) as m (message_id, message_type, body)
+            insert into outbox (message_id, message_type, destination, body, relay_after, trace_parent)
+            select m.message_id, m.message_type, @Destination, m.body::jsonb, now() + @Claim, m.trace_parent
+            from unnest(@MessageIds, @MessageTypes, @Bodies, @TraceParents) as m (message_id, message_type, body, trace_parent)
             returning id as Id, message_id as MessageId
             """,
-            new { MessageIds = messageIds, MessageTypes = typeNames, Bodies = bodies, Destination = sendTo, Claim = options.Value.MemoryClaim },
+            new { MessageIds = messageIds, MessageTypes = typeNames, Bodies = bodies, TraceParents = traceParents, Destination = sendTo, Claim = options.Value.MemoryClaim },
             transaction, cancellationToken: ct));
         var idOf = rows.ToDictionary(r => r.MessageId, r => r.Id);
         var open = _open.GetOrCreateValue(transaction);
         for (var i = 0; i < messages.Count; i++)
-            open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo));
+            open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo, traceParents[i]));
     }
 
     private sealed record InsertedRow(long Id, Guid MessageId);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Dapper;
 using MassTransit;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Tracing;
 
 namespace Platform.Hosting.Outbox;
 
@@ -27,7 +29,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
 {
     private const int BatchSize = 200;
 
-    private sealed record Row(long Id, Guid MessageId, string MessageType, string? Destination, string Body);
+    private sealed record Row(long Id, Guid MessageId, string MessageType, string? Destination, string Body, string? TraceParent);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(
@@ -96,7 +98,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         await using var tx = await connection.BeginTransactionAsync(ct);
         var rows = (await connection.QueryAsync<Row>(new CommandDefinition(
             """
-            select id, message_id as MessageId, message_type as MessageType, destination, body::text as Body
+            select id, message_id as MessageId, message_type as MessageType, destination, body::text as Body, trace_parent as TraceParent
             from outbox where sent_at is null and (relay_after is null or relay_after <= now())
             order by attempts, id limit @BatchSize
             for update skip locked
@@ -123,7 +125,7 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         {
             if (!BundledAttribute.IsOn(m.Type))
             {
-                yield return ([m.Id], ct => SendAsync(m.Message, m.Type, m.MessageId, m.Destination, ct));
+                yield return ([m.Id], ct => SendAsync(m.Message, m.Type, m.MessageId, m.Destination, [m.TraceParent], ct));
                 continue;
             }
             if (!bundles.TryGetValue((m.Type, m.Destination), out var items))
@@ -137,9 +139,11 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
             var list = Array.CreateInstance(type, items.Count);
             for (var i = 0; i < items.Count; i++)
                 list.SetValue(items[i].Message, i);
+            var traceParents = items.Select(m => m.TraceParent).ToArray();
             var bundle = Activator.CreateInstance(bundleType)!;
             bundleType.GetProperty(nameof(Bundle<object>.Items))!.SetValue(bundle, list);
-            yield return (items.Select(m => m.Id).ToArray(), ct => SendAsync(bundle, bundleType, NewId.NextGuid(), destination, ct));
+            bundleType.GetProperty(nameof(Bundle<object>.TraceParents))!.SetValue(bundle, traceParents);
+            yield return (items.Select(m => m.Id).ToArray(), ct => SendAsync(bundle, bundleType, NewId.NextGuid(), destination, traceParents, ct));
         }
     }
 
@@ -218,7 +222,8 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         }
         try
         {
-            return new MessageOutbox.Pending(row.Id, row.MessageId, JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!, type, row.Destination);
+            return new MessageOutbox.Pending(row.Id, row.MessageId, JsonSerializer.Deserialize(row.Body, type, PlatformJson.Options)!, type, row.Destination,
+                row.TraceParent);
         }
         catch (JsonException ex)
         {
@@ -227,8 +232,16 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         }
     }
 
-    private async Task SendAsync(object message, Type type, Guid messageId, string? destination, CancellationToken ct)
+    // Sent inside a span of the trace that wrote the message: MassTransit's send span and the message's trace headers
+    // follow it. A bundle's items come from many traces: its span links them all, and each item's own context travels
+    // in the bundle (Bundle<T>.TraceParents).
+    private async Task SendAsync(object message, Type type, Guid messageId, string? destination, string?[] traceParents, CancellationToken ct)
     {
+        using var span = traceParents.Length == 1
+            ? (ActivityContext.TryParse(traceParents[0], null, out var parent)
+                ? PlatformTracing.Source.StartActivity("outbox send", ActivityKind.Internal, parent) : null)
+            : PlatformTracing.Source.StartActivity("outbox send", ActivityKind.Internal, parentContext: default,
+                links: traceParents.Select(p => ActivityContext.TryParse(p, null, out var c) ? c : default).Where(c => c != default).Select(c => new ActivityLink(c)));
         if (destination is null)
         {
             await bus.Publish(message, type, ctx => ctx.MessageId = messageId, ct);

@@ -15,6 +15,7 @@ public sealed class DatabaseMigratorTests : IAsyncLifetime
         "platform/0001_outbox_inbox.sql",
         "platform/0002_outbox_relay_after.sql",
         "platform/0003_outbox_body_statistics.sql",
+        "platform/0004_outbox_trace_parent.sql",
     ];
 
     private static readonly string[] Journal = [.. PlatformMigrations, "hostingtest/0001_widgets.sql", "hostingtest/0002_widget_colour.sql"];
