@@ -6,6 +6,7 @@ using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
 using Platform.Gateway.Kernels;
 using Platform.Gateway.Limits;
+using Platform.Gateway.Metrics;
 using Platform.Gateway.Receipts;
 using Platform.Hosting;
 
@@ -25,6 +26,7 @@ builder.Services.AddHostedService(services => services.GetRequiredService<JobCha
 builder.AddRequestLimits();
 builder.AddReceipts();
 builder.AddApiDocument();
+builder.Services.AddGatewayMetrics();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

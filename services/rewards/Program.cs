@@ -2,6 +2,7 @@ using Platform.Hosting;
 using Platform.Hosting.Http;
 using Platform.Rewards.Accounts;
 using Platform.Rewards.Escrow;
+using Platform.Rewards.Metrics;
 using Platform.Rewards.Staking;
 using Platform.Rewards.Webhooks;
 
@@ -17,6 +18,7 @@ builder.Services.AddEscrowOptions();
 builder.Services.AddStakingOptions();
 builder.Services.AddGatewayProof();
 builder.Services.AddWebhookSender();
+builder.Services.AddRewardsMetrics();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

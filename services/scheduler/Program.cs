@@ -1,6 +1,7 @@
 using Platform.Hosting;
 using Platform.Hosting.Http;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Metrics;
 using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
@@ -18,6 +19,7 @@ builder.Services.AddVerification();
 builder.Services.AddInputCheck();
 builder.Services.AddNodes(builder.Configuration);
 builder.Services.AddGatewayProof();
+builder.Services.AddSchedulerMetrics();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

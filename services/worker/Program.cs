@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Options;
 using Platform.Hosting;
 using Platform.Worker.Attempts;
+using Platform.Worker.Metrics;
 using Platform.Worker.Node;
 
 var builder = PlatformDefaults.CreateBuilder(args);
@@ -14,6 +16,8 @@ builder.AddAttemptServices();
 builder.Services.AddHostedService<Presence>();
 
 var app = builder.Build();
+NodeMetrics.ObserveSlots(() => app.Services.GetRequiredService<NodeStatus>().ActiveAttempts,
+    app.Services.GetRequiredService<IOptions<WorkerOptions>>().Value.Slots);
 app.UsePlatformDefaults();
 await app.RunAsync();
 return 0;

@@ -6,10 +6,12 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Resources;
 using Platform.Hosting.Database;
 using Platform.Hosting.Health;
 using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
+using Platform.Hosting.Metrics;
 using Platform.Hosting.Outbox;
 using Platform.Hosting.Tracing;
 
@@ -42,7 +44,9 @@ public static class PlatformDefaults
         BrokerLogin? broker = null)
     {
         builder.Logging.AddPlatformLogging();
+        builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService(service, serviceInstanceId: builder.Configuration["Health:InstanceId"]));
         builder.Services.AddPlatformTracing(builder.Configuration, service);
+        builder.Services.AddPlatformMetrics(builder.Configuration);
 
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.OwnFrameworkProblems);
         builder.Services.AddSingleton(TimeProvider.System);
@@ -60,6 +64,8 @@ public static class PlatformDefaults
             builder.Services.AddPlatformDatabase(service, postgres, serviceAssembly);
             health.AddCheck<DatabaseHealthCheck>("postgres", tags: ["ready"]);
             builder.Services.AddPlatformOutbox();
+            builder.Services.AddDatabaseGauge("platform.outbox.unsent", "{message}", "Messages written to the outbox and not yet confirmed by the broker",
+                "select count(*) as value from outbox where sent_at is null");
         }
 
         var rabbitMqOptions = builder.Configuration.GetSection(RabbitMqOptions.SectionName).Get<RabbitMqOptions>();
@@ -101,6 +107,7 @@ public static class PlatformDefaults
                 : Problems.DatabaseUnavailable(ex) ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status500InternalServerError,
         });
         app.UseStatusCodePages();
+        app.MapPlatformMetrics();
         var name = app.Services.GetRequiredService<ServiceName>();
         var writer = HealthIdentity.Writer(name.Service, name.InstanceId);
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = writer });

@@ -10,7 +10,7 @@ namespace Platform.Deployment.Tests;
 public sealed partial class ComposeTests
 {
     private static readonly string Root = RepoRoot.Find();
-    private static readonly string[] Infrastructure = ["rabbitmq", "postgres"];
+    private static readonly string[] Infrastructure = ["rabbitmq", "postgres", "prometheus", "grafana"];
 
     private static IReadOnlyList<string> SolutionServiceProjects() =>
         ProjectLine().Matches(File.ReadAllText(Path.Combine(Root, "Platform.sln")))

@@ -7,6 +7,7 @@ using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
 using Platform.Gateway.Limits;
+using Platform.Gateway.Metrics;
 using Platform.Hosting.Http;
 using Platform.Hosting.Outbox;
 
@@ -85,6 +86,7 @@ public static class JobBatchesApi
             await JobSubmission.WriteAsync(tx, outbox, client, batchId, check.Jobs, now, ct);
             await outbox.CommitAsync(tx, ct);
         }
+        GatewayMetrics.JobsSubmitted(check.Jobs.Select(j => j.Spec.Kernel));
         var view = new JobBatchView(batchId, now, check.Jobs.Count, false,
             new Dictionary<string, int> { [JobStatuses.Pending] = check.Jobs.Count }, [.. check.Jobs.Select(j => j.Id.Value)]);
         return TypedResults.Accepted($"/v1/batches/{batchId}", view);

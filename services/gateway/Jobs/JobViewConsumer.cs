@@ -4,6 +4,7 @@ using MassTransit;
 using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
+using Platform.Gateway.Metrics;
 using Platform.Hosting.Messaging;
 
 namespace Platform.Gateway.Jobs;
@@ -35,12 +36,29 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             completed_at = case when @terminal then @at else completed_at end,
             outputs = coalesce(@outputs::jsonb, outputs)
         where id = @id and status_rank < 10 and (@terminal or updated_at <= @at)
+        returning kernel, extract(epoch from (completed_at - created_at))::float8 as seconds
         """;
 
+    /// <summary>A job this update ended: counted in the submit-to-end histogram once its transaction has committed.</summary>
+    private sealed record JobEnd(string Kernel, string Status, double? Seconds);
+
+    private sealed record EndRow(string Kernel, double? Seconds);
+
+    private static void Record(IEnumerable<JobEnd?> ends)
+    {
+        foreach (var end in ends)
+        {
+            if (end is { Seconds: { } seconds })
+                GatewayMetrics.JobEnded(end.Kernel, end.Status, seconds);
+        }
+    }
+
     /// <param name="outputs">A completion's outputs (JSON), written with it: a redelivery finds the job terminal and writes neither again.</param>
-    private static Task AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string id, string status, DateTimeOffset at, string? reason, string? detail,
-        CancellationToken ct, string? outputs = null) =>
-        connection.ExecuteAsync(new CommandDefinition(Advance, new
+    /// <returns>The job's end, when this update ended it (a redelivery finds it ended and returns nothing).</returns>
+    private static async Task<JobEnd?> AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string id, string status, DateTimeOffset at, string? reason,
+        string? detail, CancellationToken ct, string? outputs = null)
+    {
+        var row = await connection.QuerySingleOrDefaultAsync<EndRow>(new CommandDefinition(Advance, new
         {
             id,
             status,
@@ -51,6 +69,8 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             terminal = JobStatuses.IsTerminal(status),
             outputs,
         }, tx, cancellationToken: ct));
+        return row is not null && JobStatuses.IsTerminal(status) ? new JobEnd(row.Kernel, status, row.Seconds) : null;
+    }
 
     // An ended attempt keeps its status and the reason it ended with.
     private const string AttemptConflict = """
@@ -103,13 +123,15 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         // rolls the whole batch back and it is delivered again, which applies nothing twice.
         var changes = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version).ToList();
         await LockJobsAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
+        var ends = new List<JobEnd?>();
         foreach (var message in changes)
-            await ApplyAsync(connection, tx, message, ct);
+            ends.Add(await ApplyAsync(connection, tx, message, ct));
         await NotifyAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
         await tx.CommitAsync(ct);
+        Record(ends);
     }
 
-    private static async Task ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobStatusChanged m, CancellationToken ct)
+    private static async Task<JobEnd?> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobStatusChanged m, CancellationToken ct)
     {
         if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
         {
@@ -138,8 +160,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, version, m.Status, m.AttemptId?.Value, m.WorkerId?.Value,
                 m.AttemptStatus, m.Reason, m.Detail, m.OccurredAt, ct);
         // Completion is recorded from JobCompleted, which carries the outputs.
-        if (m.Status != JobStatuses.Completed)
-            await AdvanceAsync(connection, tx, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct);
+        return m.Status != JobStatuses.Completed ? await AdvanceAsync(connection, tx, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct) : null;
     }
 
     public async Task Consume(ConsumeContext<JobRejected> context)
@@ -150,9 +171,10 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var tx = await connection.BeginTransactionAsync(ct);
         await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
             m.Reason, m.Detail, m.OccurredAt, ct);
-        await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, ct);
+        var end = await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, ct);
         await NotifyAsync(connection, tx, [m.JobId.Value], ct);
         await tx.CommitAsync(ct);
+        Record([end]);
     }
 
     public async Task Consume(ConsumeContext<Batch<Bundle<JobCompleted>>> context)
@@ -162,12 +184,14 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var tx = await connection.BeginTransactionAsync(ct);
         var completions = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await LockJobsAsync(connection, tx, completions.Select(m => m.JobId.Value), ct);
+        var ends = new List<JobEnd?>();
         foreach (var m in completions)
-            await ApplyAsync(connection, tx, m, ct);
+            ends.Add(await ApplyAsync(connection, tx, m, ct));
         await tx.CommitAsync(ct);
+        Record(ends);
     }
 
-    private static async Task ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobCompleted m, CancellationToken ct)
+    private static async Task<JobEnd?> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobCompleted m, CancellationToken ct)
     {
         foreach (var (accepted, index) in m.AcceptedAttempts().Select((a, i) => (a, i)))
         {
@@ -187,7 +211,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                 index,
             }, tx, cancellationToken: ct));
         }
-        await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Completed, m.OccurredAt, m.Reason ?? JobReasons.Accepted, m.Detail, ct,
+        return await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Completed, m.OccurredAt, m.Reason ?? JobReasons.Accepted, m.Detail, ct,
             outputs: JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options));
     }
 
@@ -195,7 +219,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     {
         var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken);
+        Record([await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken)]);
     }
 
     public async Task Consume(ConsumeContext<Batch<Bundle<PaymentSettled>>> context)

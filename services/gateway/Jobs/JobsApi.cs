@@ -13,6 +13,7 @@ using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
 using Platform.Gateway.Limits;
+using Platform.Gateway.Metrics;
 using Platform.Hosting.Http;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
@@ -88,6 +89,7 @@ public static partial class JobsApi
             await JobSubmission.WriteAsync(tx, outbox, client, null, [job], now, ct);
             await outbox.CommitAsync(tx, ct);
         }
+        GatewayMetrics.JobsSubmitted([job.Spec.Kernel]);
 
         return TypedResults.Accepted($"/v1/jobs/{jobId}", JobViewStore.Submitted(jobId, job.Spec, now));
     }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Gateway.Metrics;
 using Platform.Hosting.Outbox;
 using Platform.Hosting.Tracing;
 
@@ -83,6 +84,7 @@ public sealed class SubmissionGroupCommit(NpgsqlDataSource db, MessageOutbox out
                 await JobSubmission.WriteAsync(tx, outbox, null, [.. group.Select(w => w.Job)], now, CancellationToken.None);
                 await outbox.CommitAsync(tx);
             }
+            GatewayMetrics.JobsSubmitted(group.Select(w => w.Job.Job.Spec.Kernel));
             Interlocked.Increment(ref _groups);
             Interlocked.Add(ref _jobs, group.Count);
             foreach (var waiting in group)

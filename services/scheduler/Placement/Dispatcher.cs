@@ -8,6 +8,7 @@ using Platform.Hosting.Database;
 using Platform.Hosting.Outbox;
 using Platform.Hosting.Tracing;
 using Platform.Scheduler.Jobs;
+using Platform.Scheduler.Metrics;
 using Platform.Scheduler.Nodes;
 
 namespace Platform.Scheduler.Placement;
@@ -267,6 +268,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // Placed in memory against the slots this pass holds, then written all at once.
         var assignments = new List<(QueuedJob Job, PlacementChoice Choice, AttemptId AttemptId, DateTimeOffset AttemptDeadline, int SlotUnits)>();
         var explanations = new PlacementExplainer(placementLog, all, ineligible, o, now);
+        var noFit = 0;
         for (var i = 0; engine.HasCapacity; i++)
         {
             // The window was full and its jobs did not fill the free slots (they want a kernel, device or region those
@@ -298,12 +300,16 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             }
             explanations.Add(engine, $"{job.Id}#{job.AttemptCount + 1}", demand, choice, failedOn, exclude);
             if (choice is null)
+            {
+                noFit++;
                 continue;
+            }
             var (workerRates, workerSlots) = placed[choice.WorkerId];
             assignments.Add((job, choice, AttemptId.New(), AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt), demand.Tiny ? 1 : UnitsPerSlot));
         }
         await AssignAsync(connection, tx, assignments, assignedAt, ct);
         await outbox.CommitAsync(tx, ct);
+        SchedulerMetrics.PassEnded(assignments.Count, noFit);
         fairShare.Record(assignments.Select(a => a.Job.ClientAccountId), assignedAt);
         ready.Remove(assignments.Select(a => a.Job.Id));
         return assignments.Count;
@@ -370,6 +376,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             if (count == log.Keep)
                 _full++;
             var explanation = PlacementReasons.Explain(outcome, worker.Facts, demand, choice?.WorkerId, options);
+            SchedulerMetrics.WorkerPassedOver(explanation.Code);
             log.Add(worker.Id, new PlacementRecord(now, placement, demand.Kernel, explanation.Code, explanation.Message, explanation.Fix, choice?.WorkerId));
         }
     }

@@ -6,6 +6,7 @@ using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Tensors;
 using Platform.Worker.Compute;
+using Platform.Worker.Metrics;
 using Platform.Worker.Node;
 
 namespace Platform.Worker.Attempts;
@@ -53,6 +54,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             catch (OperationCanceledException) when (status.WasCancelled(job.AttemptId))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} stopped: the job was cancelled", job.AttemptId, job.JobId);
+                NodeMetrics.Ended(job.Spec.Kernel, "cancelled");
                 await started.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 return;
             }
@@ -74,6 +76,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             if (outcome.Failure is var (reason, detail))
             {
                 logger.LogInformation("Attempt {AttemptId} of {JobId} failed: {Reason}: {Detail}", job.AttemptId, job.JobId, reason, detail);
+                NodeMetrics.Ended(job.Spec.Kernel, "failed");
                 await network.SendAsync(identity.Signed(new AttemptFailed
                 {
                     JobId = job.JobId,
@@ -97,6 +100,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
                 OccurredAt = clock.GetUtcNow(),
             }, ct);
             await started;
+            NodeMetrics.Completed(job.Spec.Kernel, outcome.Metrics!);
             // One line per success would be most of a busy node's log and a share of its CPU; failures stay visible.
             logger.LogDebug("Attempt {AttemptId} of {JobId} completed in {DurationMs:F1} ms", job.AttemptId, job.JobId, outcome.Metrics!.DurationMs);
         }

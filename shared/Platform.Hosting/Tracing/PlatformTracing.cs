@@ -4,7 +4,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using OpenTelemetry;
-using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
 
 namespace Platform.Hosting.Tracing;
@@ -32,7 +31,6 @@ public static class PlatformTracing
             return services;
         var otlp = configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
         services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService(service, serviceInstanceId: configuration["Health:InstanceId"]))
             .WithTracing(tracing =>
             {
                 tracing
