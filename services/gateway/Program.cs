@@ -6,7 +6,6 @@ using Platform.Gateway.Forwarding;
 using Platform.Gateway.Jobs;
 using Platform.Gateway.Kernels;
 using Platform.Gateway.Limits;
-using Platform.Gateway.Metrics;
 using Platform.Gateway.Receipts;
 using Platform.Hosting;
 
@@ -26,7 +25,6 @@ builder.Services.AddHostedService(services => services.GetRequiredService<JobCha
 builder.AddRequestLimits();
 builder.AddReceipts();
 builder.AddApiDocument();
-builder.Services.AddGatewayMetrics();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

@@ -46,5 +46,25 @@ public static class Api
 
     public static async Task<AccountView> AccountAsync(this HttpClient http) => (await http.GetFromJsonAsync<AccountView>("/v1/account", Json))!;
 
+    /// <summary>
+    /// Pins two random vectors never seen before, adds them on the network and waits until the job has ended and been
+    /// paid; fails unless it completed.
+    /// </summary>
+    public static async Task<Job> RunVectorAddAsync(this HttpClient http, Random random, int length)
+    {
+        var a = RandomFloats(random, length);
+        var b = RandomFloats(random, length);
+        var inputA = await http.PinAsync(NpyArray.FromFloat32(a, a.Length));
+        var inputB = await http.PinAsync(NpyArray.FromFloat32(b, b.Length));
+        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = inputA.Cid, b = inputB.Cid } });
+        if (submitted.StatusCode != System.Net.HttpStatusCode.Accepted)
+            throw new InvalidOperationException($"the job was not accepted: {(int)submitted.StatusCode} {await submitted.Content.ReadAsStringAsync()}");
+        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Json))!;
+        var done = await http.WaitForAsync(job.Id, j => j.Status is "failed" or "rejected" or "cancelled" || j.Status == "completed" && j.Cost is not null,
+            "job completed and paid");
+        Xunit.Assert.Equal("completed", done.Status);
+        return done;
+    }
+
     public static float[] RandomFloats(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
 }

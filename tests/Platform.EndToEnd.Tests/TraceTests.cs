@@ -1,8 +1,5 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Http.Json;
 using System.Text.Json;
-using Platform.Contracts.Tensors;
 using Platform.Testing;
 using Xunit.Abstractions;
 
@@ -31,17 +28,7 @@ public sealed class TraceTests(BareNetwork network, ITestOutputHelper output) : 
         var client = await network.CreateAccountAsync("client", 100m);
         using var http = network.Client(client.Key);
         // Inputs never seen before: the gateway reads their headers from storage at submission, the node its bytes.
-        var a = Api.RandomFloats(random, 512);
-        var b = Api.RandomFloats(random, 512);
-        var inputA = await http.PinAsync(NpyArray.FromFloat32(a, a.Length));
-        var inputB = await http.PinAsync(NpyArray.FromFloat32(b, b.Length));
-
-        using var submitted = await http.SubmitAsync(new { kernel = "vector-add", inputs = new { a = inputA.Cid, b = inputB.Cid } });
-        Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
-        var job = (await submitted.Content.ReadFromJsonAsync<Job>(Api.Json))!;
-        var done = await http.WaitForAsync(job.Id, j => j.Status is "failed" or "rejected" or "cancelled" || j.Status == "completed" && j.Cost is not null,
-            "job completed and paid");
-        Assert.Equal("completed", done.Status);
+        var job = await http.RunVectorAddAsync(random, 512);
 
         // Spans are written about a second after they end, each service's on its own: wait until every service's are in
         // and the payout's chain back to the submission is complete (no span whose parent has not been written yet).

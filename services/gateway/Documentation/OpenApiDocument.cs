@@ -29,7 +29,12 @@ public static class OpenApiDocument
                     Description = "Authorization: Bearer <api key>",
                 };
                 document.Paths ??= new OpenApiPaths();
-                foreach (var (path, summary) in new[] { ("/health/live", "Liveness"), ("/health/ready", "Readiness: database migrated and reachable, broker connected") })
+                foreach (var (path, summary, ok) in new[]
+                {
+                    ("/health/live", "Liveness", "Healthy"),
+                    ("/health/ready", "Readiness: database migrated and reachable, broker connected", "Healthy"),
+                    ("/metrics", "Metrics in Prometheus' text format (docs/OBSERVABILITY.md)", "The gateway's metrics"),
+                })
                 {
                     document.Paths[path] = new OpenApiPathItem
                     {
@@ -39,11 +44,13 @@ public static class OpenApiDocument
                             {
                                 Summary = summary,
                                 Tags = new HashSet<OpenApiTagReference> { new("Health", document) },
-                                Responses = new OpenApiResponses
-                                {
-                                    ["200"] = new OpenApiResponse { Description = "Healthy" },
-                                    ["503"] = new OpenApiResponse { Description = "Unhealthy" },
-                                },
+                                Responses = path == "/metrics"
+                                    ? new OpenApiResponses { ["200"] = new OpenApiResponse { Description = ok } }
+                                    : new OpenApiResponses
+                                    {
+                                        ["200"] = new OpenApiResponse { Description = ok },
+                                        ["503"] = new OpenApiResponse { Description = "Unhealthy" },
+                                    },
                             },
                         },
                     };

@@ -2,6 +2,8 @@ using Dapper;
 using Npgsql;
 using Platform.Contracts.Messages;
 
+using Platform.Rewards.Metrics;
+
 namespace Platform.Rewards.Ledger;
 
 /// <summary>One line of a ledger transaction; <paramref name="WorkerId"/> names the node a payout, mint or slash was for.</summary>
@@ -160,7 +162,9 @@ public static class CreditLedger
                 workers = moving.Select(m => m.Posting.WorkerId).ToArray(),
                 lowType = LowBalanceType,
             }, tx, cancellationToken: ct));
-        return applied.ToDictionary(a => a.Key, a => a.Id, StringComparer.Ordinal);
+        var result = applied.ToDictionary(a => a.Key, a => a.Id, StringComparer.Ordinal);
+        RewardsMetrics.Posted(moving.Where(m => result.ContainsKey(m.IdempotencyKey)).Select(m => m.Posting));
+        return result;
     }
 
     /// <summary>The id of the transaction applied under <paramref name="idempotencyKey"/>, or null.</summary>

@@ -1,17 +1,36 @@
+using System.Diagnostics.Metrics;
 using Platform.Hosting.Metrics;
+using Platform.Rewards.Ledger;
 
 namespace Platform.Rewards.Metrics;
 
-/// <summary>The ledger's totals, read from the ledger itself: what moved by kind, the system accounts, escrows by state.</summary>
+/// <summary>
+/// The ledger's figures: credits moved, by posting kind, counted as each ledger transaction is applied (a key already
+/// used applies nothing and counts nothing), and the escrow held now.
+/// </summary>
 public static class RewardsMetrics
 {
+    private static readonly Counter<double> Moved = PlatformMetrics.Meter.CreateCounter<double>(
+        "platform.ledger.credits", "{credit}", "Credits moved by the ledger, by posting kind (payout, mint, slash, escrow, refund, fee...)");
+
     public static IServiceCollection AddRewardsMetrics(this IServiceCollection services) => services
-        // The credited leg of every posting, by kind (payout, mint, slash, escrow, refund, fee...): credits moved in all.
-        .AddDatabaseGauge("platform.ledger.credits", "{credit}", "Credits moved by the ledger in all, by posting kind",
-            "select kind, sum(amount)::float8 as value from postings where amount > 0 group by kind")
-        // sys:escrow is the escrow held now; sys:fees the network's take; sys:mint below zero by every credit granted.
-        .AddDatabaseGauge("platform.ledger.balance", "{credit}", "Balances of the system accounts (escrow held, fees, mint)",
-            "select id as account, balance::float8 as value from accounts where kind in ('mint', 'escrow', 'fees')")
-        .AddDatabaseGauge("platform.escrows", "{escrow}", "Escrows by state (held, settled, refunded, rejected)",
-            "select status as state, count(*) as value from escrows group by status");
+        // Live escrows only, through their partial index (escrows_held). The system accounts keep no balance row (every
+        // job would queue behind it), so escrow held is read from the escrows themselves.
+        .AddDatabaseGauge("platform.escrow.held", "{credit}", "Credits held in escrow for jobs not yet settled or refunded",
+            "select coalesce(sum(amount), 0)::float8 as value from escrows where status = 'held'")
+        .AddDatabaseGauge("platform.escrows.held", "{escrow}", "Escrows held for jobs not yet settled or refunded",
+            "select count(*) as value from escrows where status = 'held'");
+
+    /// <summary>
+    /// The credited side of each posting applied, by kind. Counted when applied, in the posting's transaction: one that
+    /// is rolled back afterwards (a batch failing later and retried) can count twice.
+    /// </summary>
+    public static void Posted(IEnumerable<Posting> postings)
+    {
+        foreach (var posting in postings)
+        {
+            if (posting.Amount > 0)
+                Moved.Add((double)posting.Amount, new KeyValuePair<string, object?>("kind", posting.Kind));
+        }
+    }
 }

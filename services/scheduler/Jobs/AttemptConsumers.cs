@@ -8,6 +8,7 @@ using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Metrics;
 using Platform.Scheduler.Nodes;
 using Platform.Scheduler.Placement;
 using Platform.Scheduler.Verification;
@@ -233,6 +234,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             var detail = $"Only {agreeing.Count} of the {results.Count} results from different operators' workers agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to, so none was accepted and the credits were refunded.";
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'unverified' where job_id = @JobId and status = 'submitted'", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            outbox.AfterCommit(tx, () => SchedulerMetrics.AttemptsEnded("unverified", JobReasons.VerificationFailed, results.Count));
             // Nobody can tell which results were right: every worker involved proves itself again.
             await WorkerTrust.RecordAsync(tx, results.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
             await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, JobReasons.VerificationFailed, detail, now, ct);
@@ -295,6 +297,11 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var (reason, because) = HowAccepted(holder, accepted);
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
+        outbox.AfterCommit(tx, () =>
+        {
+            SchedulerMetrics.AttemptsEnded("accepted", reason, accepted.Count);
+            SchedulerMetrics.AttemptsEnded("rejected", JobReasons.VerificationFailed, rejected.Count);
+        });
         if (verified)
         {
             await connection.ExecuteAsync(new CommandDefinition(

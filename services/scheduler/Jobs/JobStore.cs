@@ -3,6 +3,7 @@ using Npgsql;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Hosting.Outbox;
+using Platform.Scheduler.Metrics;
 using Platform.Scheduler.Placement;
 
 namespace Platform.Scheduler.Jobs;
@@ -58,6 +59,7 @@ public static class JobStore
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'failed', finished_at = @now, reason = @reason, detail = @detail where id = @attemptId",
             new { now, reason, detail, attemptId = attemptId.Value }, tx, cancellationToken: ct));
+        outbox.AfterCommit(tx, () => SchedulerMetrics.AttemptsEnded("failed", reason));
         if (!retry)
         {
             await FailAsync(tx, outbox, jobId, AccountId.From(held.ClientAccountId), WorkerId.From(held.WorkerId), attemptId, reason, detail, now, ct);

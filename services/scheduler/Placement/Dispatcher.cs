@@ -308,8 +308,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             assignments.Add((job, choice, AttemptId.New(), AttemptDeadline(job, workerRates[job.Kernel], workerSlots, assignedAt), demand.Tiny ? 1 : UnitsPerSlot));
         }
         await AssignAsync(connection, tx, assignments, assignedAt, ct);
+        var assigned = assignments.Count;
+        outbox.AfterCommit(tx, () => SchedulerMetrics.PassEnded(assigned, noFit));
         await outbox.CommitAsync(tx, ct);
-        SchedulerMetrics.PassEnded(assignments.Count, noFit);
         fairShare.Record(assignments.Select(a => a.Job.ClientAccountId), assignedAt);
         ready.Remove(assignments.Select(a => a.Job.Id));
         return assignments.Count;

@@ -2,7 +2,10 @@ using Platform.Hosting.Metrics;
 
 namespace Platform.Storage.Metrics;
 
-/// <summary>What storage holds and how healthy its copies are, read from its database.</summary>
+/// <summary>
+/// What storage holds and how healthy its copies are, read from its database. Each is one scan of the pins or
+/// replicas table an interval: these grow with the data kept, not with every message.
+/// </summary>
 public static class StorageMetrics
 {
     public static IServiceCollection AddStorageMetrics(this IServiceCollection services) => services

@@ -28,7 +28,9 @@ public static class DatabaseRegistration
         var target = csb.ConnectionString;
 
         services.AddSingleton(new DatabaseTarget(target));
-        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(target).Build());
+        // Named after the service: Npgsql's metrics and spans label the pool with this name, not the connection string
+        // (host, port, database and user), which would otherwise be served on /metrics.
+        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(target) { Name = service }.Build());
         services.AddSingleton(new MigrationSet(
         [
             .. MigrationSet.FromAssembly(typeof(DatabaseRegistration).Assembly, "platform"),

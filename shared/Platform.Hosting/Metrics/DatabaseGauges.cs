@@ -20,8 +20,12 @@ public sealed record DatabaseGauge(string Name, string Unit, string Description,
 /// once an interval. A query that fails keeps its last sample and is logged; the others go on.
 /// </summary>
 public sealed class DatabaseGauges(IEnumerable<DatabaseGauge> gauges, IServiceProvider services, IOptions<MetricsOptions> options,
-    ILogger<DatabaseGauges> logger) : BackgroundService
+    IMeterFactory meters, ILogger<DatabaseGauges> logger) : BackgroundService
 {
+    // The host's own meter (named as PlatformMetrics.Meter): its gauges go with the host, not with the process (a test
+    // process runs many hosts, and a static meter would keep every stopped host's gauges reporting).
+    private readonly Meter _meter = meters.Create(PlatformMetrics.Meter.Name);
+
     private readonly Dictionary<string, Measurement<double>[]> _latest = [];
     private readonly Lock _lock = new();
 
@@ -35,7 +39,7 @@ public sealed class DatabaseGauges(IEnumerable<DatabaseGauge> gauges, IServicePr
         foreach (var gauge in all)
         {
             _latest[gauge.Name] = [];
-            PlatformMetrics.Meter.CreateObservableGauge(gauge.Name, () => Latest(gauge.Name), gauge.Unit, gauge.Description);
+            _meter.CreateObservableGauge(gauge.Name, () => Latest(gauge.Name), gauge.Unit, gauge.Description);
         }
         using var timer = new PeriodicTimer(options.Value.SampleInterval);
         do
@@ -47,7 +51,8 @@ public sealed class DatabaseGauges(IEnumerable<DatabaseGauge> gauges, IServicePr
                 try
                 {
                     await using var connection = await db.OpenConnectionAsync(stoppingToken);
-                    var rows = await connection.QueryAsync(new CommandDefinition(gauge.Sql, cancellationToken: stoppingToken));
+                    // A sample that takes longer than this is not worth the load it puts beside the real work.
+                    var rows = await connection.QueryAsync(new CommandDefinition(gauge.Sql, commandTimeout: 5, cancellationToken: stoppingToken));
                     var sample = rows.Cast<IDictionary<string, object?>>().Select(Measure).ToArray();
                     lock (_lock)
                         _latest[gauge.Name] = sample;

@@ -26,7 +26,9 @@ public static class PlatformMetrics
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(Meter.Name, "MassTransit", "Npgsql", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Net.Http")
             .AddRuntimeInstrumentation()
-            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
+            // Scrapes within a second share one collection: the gateway's /metrics is public, and each request must
+            // not make the process collect every instrument again.
+            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 1000));
         services.AddHostedService<DatabaseGauges>();
         return services;
     }

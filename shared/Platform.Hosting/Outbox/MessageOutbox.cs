@@ -26,6 +26,9 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     // connection's transaction object, so a list can outlive its transaction and be handed over with a later one:
     // the relay therefore sends only rows it finds committed and unsent (a rolled-back row does not exist).
     private readonly ConditionalWeakTable<NpgsqlTransaction, List<Pending>> _open = new();
+
+    // What to do once a transaction has committed (metrics): never for one rolled back, never twice for one retried.
+    private readonly ConditionalWeakTable<NpgsqlTransaction, List<Action>> _afterCommit = new();
     private readonly SemaphoreSlim _pending = new(0, 1);
 
     // Bounded: when the relay falls behind, commits do not wait for it; what does not fit is left to the poll (after
@@ -89,6 +92,12 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     private sealed record InsertedRow(long Id, Guid MessageId);
 
     /// <summary>
+    /// Runs <paramref name="action"/> once <paramref name="transaction"/> has committed through <see cref="CommitAsync"/>:
+    /// what counts an effect (a metric) counts it only if it took effect, and once however often a batch is retried.
+    /// </summary>
+    public void AfterCommit(NpgsqlTransaction transaction, Action action) => _afterCommit.GetOrCreateValue(transaction).Add(action);
+
+    /// <summary>
     /// Commits and hands the transaction's messages to the relay, so they leave at once; wakes the poll instead
     /// when the transaction wrote outbox rows only by SQL.
     /// </summary>
@@ -96,7 +105,11 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     {
         _open.TryGetValue(transaction, out var written);
         _open.Remove(transaction);
+        _afterCommit.TryGetValue(transaction, out var after);
+        _afterCommit.Remove(transaction);
         await transaction.CommitAsync(ct);
+        foreach (var action in after ?? [])
+            action();
         if (written is null || written.Count == 0)
         {
             Notify();

@@ -71,9 +71,22 @@ public sealed class JobTraceFilter<T>(ILogger<JobTraceFilter<T>> logger) : IFilt
     // MT-Activity-Id; "traceparent" where a sender used the W3C header name).
     private static IEnumerable<(JobId, string?)> BatchJobs<TItem>(T message) where TItem : class =>
         ((Batch<TItem>)(object)message)
-            .Select(m => (JobTraces.JobIdOf(m.Message), m.Headers.Get<string>("MT-Activity-Id") ?? m.Headers.Get<string>("traceparent")))
+            .Select(m => (JobTraces.JobIdOf(m.Message), TraceParentOf(m.Headers)))
             .Where(m => m.Item1 is not null)
             .Select(m => (m.Item1!.Value, m.Item2));
+
+    // A header that cannot be read (a node's, malformed) is no trace context: it must not fail the batch.
+    private static string? TraceParentOf(Headers headers)
+    {
+        try
+        {
+            return headers.Get<string>("MT-Activity-Id") ?? headers.Get<string>("traceparent");
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidCastException or ArgumentException)
+        {
+            return null;
+        }
+    }
 
     private static IEnumerable<(JobId, string?)> Items<TItem>(Bundle<TItem> bundle) where TItem : class
     {

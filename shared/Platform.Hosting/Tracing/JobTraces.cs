@@ -19,6 +19,7 @@ public sealed class JobTraces : IDisposable
     private readonly Dictionary<string, ActivityContext> _contexts = [];
     private readonly List<Activity> _spans = [];
     private readonly JobTraces? _outer;
+    private readonly Activity? _current = Activity.Current;
 
     private JobTraces(JobTraces? outer) => _outer = outer;
 
@@ -30,7 +31,6 @@ public sealed class JobTraces : IDisposable
     {
         var scope = new JobTraces(CurrentScope.Value);
         // Started, not made current: the work that follows belongs to the whole batch, not to its first job.
-        var current = Activity.Current;
         foreach (var (jobId, traceParent) in jobs)
         {
             if (scope._contexts.ContainsKey(jobId.Value) || !ActivityContext.TryParse(traceParent, null, out var parent))
@@ -47,7 +47,7 @@ public sealed class JobTraces : IDisposable
             scope._spans.Add(span);
             scope._contexts[jobId.Value] = span.Context;
         }
-        Activity.Current = current;
+        Activity.Current = scope._current;
         CurrentScope.Value = scope;
         return scope;
     }
@@ -80,6 +80,8 @@ public sealed class JobTraces : IDisposable
         foreach (var span in _spans)
             span.Stop();
         _spans.Clear();
+        // Stopping a span makes its parent current (another trace's span): the batch's own activity is current again.
+        Activity.Current = _current;
         if (CurrentScope.Value == this)
             CurrentScope.Value = _outer;
     }

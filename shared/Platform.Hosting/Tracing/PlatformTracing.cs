@@ -39,10 +39,13 @@ public static class PlatformTracing
                     // Health probes every second would bury the jobs' spans.
                     .AddAspNetCoreInstrumentation(o => o.Filter = http => !http.Request.Path.StartsWithSegments("/health", StringComparison.Ordinal))
                     .AddHttpClientInstrumentation()
-                    .AddNpgsql()
+                    // Room for a busy second's spans: a full queue drops spans, and the job's timeline would have gaps.
                     .AddProcessor(sp => new BatchActivityExportProcessor(
                         new SpanLog(sp.GetRequiredService<ILoggerFactory>().CreateLogger(SpanLog.Category), service, options.LogDatabaseSpans),
-                        scheduledDelayMilliseconds: (int)options.LogDelay.TotalMilliseconds));
+                        maxQueueSize: 65_536, scheduledDelayMilliseconds: (int)options.LogDelay.TotalMilliseconds, maxExportBatchSize: 4_096));
+                // Many per job: recorded only when someone will read them.
+                if (options.LogDatabaseSpans || !string.IsNullOrWhiteSpace(otlp))
+                    tracing.AddNpgsql();
                 if (!string.IsNullOrWhiteSpace(otlp))
                     tracing.AddOtlpExporter();
             });

@@ -72,6 +72,7 @@ public sealed class RoleMatrixTests : IAsyncLifetime
         ["GET /v1/kernels"] = Everyone,
         ["GET /health/live"] = Everyone,
         ["GET /health/ready"] = Everyone,
+        ["GET /metrics"] = Everyone,
         ["GET /openapi/{documentName}.json"] = Everyone,
     };
 
