@@ -1,8 +1,8 @@
 using Platform.Bench;
 
-// ./platform bench [matching|compute|e2e|storage|ledger|load]... : each benchmark prints its figures beside a baseline measured in the same run.
+// ./platform bench [matching|compute|e2e|storage|ledger|node|load]... : each benchmark prints its figures beside a baseline measured in the same run.
 // load takes minutes (10,000 jobs), so it runs only when named.
-var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage", "ledger"] : args;
+var which = args.Length == 0 ? ["matching", "compute", "e2e", "storage", "ledger", "node"] : args;
 foreach (var name in which)
 {
     switch (name)
@@ -25,8 +25,11 @@ foreach (var name in which)
         case "load":
             await LoadBenchmark.RunAsync();
             break;
+        case "node":
+            await NodeMemoryBenchmark.RunAsync();
+            break;
         default:
-            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e, storage, ledger or load");
+            Console.Error.WriteLine($"unknown benchmark '{name}': choose matching, compute, e2e, storage, ledger, node or load");
             return 2;
     }
 }

@@ -64,7 +64,7 @@ public static class StorageBenchmark
             ["Storage__MaxBlobBytes"] = (2 * BlobBytes).ToString(CultureInfo.InvariantCulture),
         });
         using var http = new HttpClient { BaseAddress = storage.BaseUrl, Timeout = TimeSpan.FromMinutes(10) };
-        var startRss = StatusKb(storage.ProcessId, "VmRSS");
+        var startRss = ProcessMemory.StatusKb(storage.ProcessId, "VmRSS");
 
         // Baselines and service runs alternate, so drift on a shared machine affects both alike. Each step starts
         // from the same cache state (see Settle); the second step of a pair reads what the first left in the cache,
@@ -73,7 +73,7 @@ public static class StorageBenchmark
         void Record(string step, double seconds) => (times.TryGetValue(step, out var list) ? list : times[step] = []).Add(seconds);
 
         Pinned? pinned = null;
-        var pinSampler = new RssSampler(storage.ProcessId);
+        var pinSampler = new ProcessMemory.RssSampler(storage.ProcessId);
         for (var run = 0; run < Runs; run++)
         {
             await SettleAsync(cache.CanDrop);
@@ -97,7 +97,7 @@ public static class StorageBenchmark
         var pinPeak = await pinSampler.StopAsync();
         var blob = pinned ?? throw new InvalidOperationException("nothing was pinned");
 
-        var readSampler = new RssSampler(storage.ProcessId);
+        var readSampler = new ProcessMemory.RssSampler(storage.ProcessId);
         for (var run = 0; run < Runs; run++)
         {
             // The baseline's synced copy stands for the stored blob: same bytes, same filesystem, written the same
@@ -117,7 +117,7 @@ public static class StorageBenchmark
             Record("read", await ReadAsync(http, blob.Cid, received));
         }
         var readPeak = await readSampler.StopAsync();
-        var hwm = StatusKb(storage.ProcessId, "VmHWM");
+        var hwm = ProcessMemory.StatusKb(storage.ProcessId, "VmHWM");
         var receivedHash = Convert.ToHexStringLower(await HashFileAsync(received));
         Expect(receivedHash, blob.Sha256, "the bytes read back are not the bytes pinned");
 
@@ -291,49 +291,5 @@ public static class StorageBenchmark
     {
         await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferBytes, FileOptions.Asynchronous | FileOptions.SequentialScan);
         return await SHA256.HashDataAsync(file);
-    }
-
-    /// <summary>A field of /proc/&lt;pid&gt;/status in kB, such as VmRSS (resident now) or VmHWM (the peak so far).</summary>
-    private static long StatusKb(int pid, string field)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-        {
-            if (line.StartsWith(field + ":", StringComparison.Ordinal))
-                return long.Parse(line[(field.Length + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-        }
-        throw new InvalidOperationException($"/proc/{pid}/status has no {field}");
-    }
-
-    /// <summary>The largest VmRSS seen, sampled every 50 ms on a background task until stopped.</summary>
-    private sealed class RssSampler
-    {
-        private readonly CancellationTokenSource stop = new();
-        private readonly Task<long> sampling;
-
-        public RssSampler(int pid) => sampling = Task.Run(() => SampleAsync(pid, stop.Token));
-
-        public async Task<long> StopAsync()
-        {
-            await stop.CancelAsync();
-            var peak = await sampling;
-            stop.Dispose();
-            return peak;
-        }
-
-        private static async Task<long> SampleAsync(int pid, CancellationToken ct)
-        {
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50));
-            var peak = StatusKb(pid, "VmRSS");
-            try
-            {
-                while (await timer.WaitForNextTickAsync(ct))
-                    peak = Math.Max(peak, StatusKb(pid, "VmRSS"));
-            }
-            catch (OperationCanceledException)
-            {
-                // Stopped: the peak so far is the answer.
-            }
-            return Math.Max(peak, StatusKb(pid, "VmRSS"));
-        }
     }
 }

@@ -39,6 +39,7 @@ public static class AttemptsRegistration
         builder.Services.AddSingleton(sp => EnergyMeter.For(sp.GetRequiredService<IOptions<WorkerOptions>>().Value));
         builder.Services.AddSingleton<InputCache>();
         builder.Services.AddSingleton<PinnedOutputs>();
+        builder.Services.AddHostedService<MemoryTrim>();
         builder.Services.AddOptions<MassTransitHostOptions>().Configure(o => o.WaitUntilStarted = true);
         return builder;
     }

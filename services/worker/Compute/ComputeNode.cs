@@ -52,7 +52,9 @@ public sealed class ComputeNode : IDisposable
         if (auto || wanted.Contains("opencl"))
         {
             Directory.CreateDirectory(o.KernelCachePath);
-            var openCl = OpenClBackend.TryCreate(o.OpenClLibrary, o.KernelCachePath, out var reason);
+            // auto opens OpenCL on an accelerator only: on the CPU it matches the SIMD backend's speed (bench/README.md,
+            // "node memory") and its runtime (PoCL's LLVM) would make most of a resting node's memory.
+            var openCl = OpenClBackend.TryCreate(o.OpenClLibrary, o.KernelCachePath, out var reason, allowCpu: !auto);
             if (openCl is not null)
                 _backends.Add(openCl);
             else if (!auto)

@@ -35,7 +35,7 @@ public sealed class WorkerOptions
 
     /// <summary>
     /// auto: calibrate every available backend and use the fastest per kernel: the hand-written OpenCL one where
-    /// a driver is present, ILGPU where it has a CUDA GPU (or an OpenCL device it supports), and SIMD always; never
+    /// a driver has a GPU or other accelerator (not the CPU: PoCL matches SIMD's speed there and costs ~180 MiB), ILGPU where it has a CUDA GPU (or an OpenCL device it supports), and SIMD always; never
     /// ILGPU's CPU accelerator, an emulator. Or a comma-separated list of simd, opencl and ilgpu: exactly those
     /// backends, failing to start when a named one is missing rather than silently computing elsewhere
     /// (ilgpu then takes ILGPU's best accelerator, its CPU emulator included).
@@ -83,6 +83,12 @@ public sealed class WorkerOptions
     /// <summary>How often a running attempt reports its progress.</summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
     public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long the node waits with no attempt running before it gives memory back (<see cref="MemoryTrim"/>); zero turns it off.</summary>
+    public TimeSpan TrimAfterIdle { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Below this resident size the idle node keeps what it has: trimming would buy nothing.</summary>
+    public long TrimAboveMegabytes { get; set; } = 120;
 
     /// <summary>
     /// Where Linux exposes the CPU package energy counters (powercap: Intel RAPL, AMD on recent kernels). Where one

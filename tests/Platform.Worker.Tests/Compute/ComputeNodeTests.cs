@@ -55,7 +55,7 @@ public sealed class ComputeNodeTests : IDisposable
     [Fact]
     public async Task Calibration_measures_every_kernel_on_both_backends_at_plausible_rates_and_picks_the_faster()
     {
-        using var node = Node();
+        using var node = Node(backend: "opencl,simd");
 
         var capabilities = await node.CalibrateAsync();
 
@@ -108,6 +108,19 @@ public sealed class ComputeNodeTests : IDisposable
         Assert.Contains("lacks the generic address space", notes);
         Assert.Contains("CPU accelerator not used", notes);
         Assert.Contains(log.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal) && line.Contains("CPU accelerator not used", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Auto_leaves_out_opencl_on_the_cpu_and_says_why_while_naming_it_opens_it()
+    {
+        // PoCL is this machine's only OpenCL device: the CPU that the SIMD backend already uses, at the same speed.
+        using (var auto = Node())
+        {
+            Assert.Equal(["simd"], auto.Backends.Select(b => b.Name));
+            Assert.Contains(auto.Notes, n => n.Contains("OpenCL unavailable", StringComparison.Ordinal) && n.Contains("this machine's CPU", StringComparison.Ordinal));
+        }
+        using var named = Node(backend: "opencl");
+        Assert.Equal("cpu", Assert.Single(named.Backends).Device.Kind);
     }
 
     [Fact]

@@ -106,7 +106,7 @@ public sealed unsafe class OpenClBackend : IComputeBackend
     /// fails. <paramref name="cacheDirectory"/> becomes POCL_CACHE_DIR, so PoCL's compiled kernels survive restarts;
     /// it only takes effect if OpenCL has not been initialised earlier in the process.
     /// </summary>
-    public static OpenClBackend? TryCreate(string libraryName, string? cacheDirectory, out string reason)
+    public static OpenClBackend? TryCreate(string libraryName, string? cacheDirectory, out string reason, bool allowCpu = true)
     {
         try
         {
@@ -132,10 +132,12 @@ public sealed unsafe class OpenClBackend : IComputeBackend
             fixed (nint* p = platforms)
                 Check(clGetPlatformIDs(platformCount, p, null), "clGetPlatformIDs");
 
-            var chosen = FindDevice(platforms, DeviceTypeGpu) ?? FindDevice(platforms, DeviceTypeCpu) ?? FindDevice(platforms, DeviceTypeAll);
+            var chosen = FindDevice(platforms, DeviceTypeGpu) ?? (allowCpu ? FindDevice(platforms, DeviceTypeCpu) ?? FindDevice(platforms, DeviceTypeAll) : null);
             if (chosen is not var (platform, device))
             {
-                reason = "no devices";
+                reason = allowCpu || FindDevice(platforms, DeviceTypeCpu) is null ? "no devices"
+                    : "its only device is this machine's CPU (PoCL), which the SIMD backend runs on at the same speed, while the OpenCL "
+                      + "runtime would hold about 250 MiB of the node's memory; Worker:Backend=opencl opens it";
                 return null;
             }
             var backend = new OpenClBackend(platform, device);
