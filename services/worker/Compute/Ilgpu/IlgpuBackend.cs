@@ -7,6 +7,8 @@ using ILGPU.Runtime.Cuda;
 using ILGPU.Runtime.OpenCL;
 using Platform.Contracts.Messages;
 
+using Platform.Worker.Compute.OpenCl;
+
 namespace Platform.Worker.Compute.Ilgpu;
 
 /// <summary>
@@ -116,8 +118,19 @@ public sealed class IlgpuBackend : IComputeBackend
         Context? context = null;
         try
         {
+            // Not even probed when the machine's only OpenCL driver is PoCL and the emulator is not wanted (auto): PoCL
+            // lacks the generic address space ILGPU's OpenCL backend needs, and loading it costs the node tens of MiB.
+            var onlyCpu = OpenClDrivers.OnlyCpu(out var drivers);
+            var probeOpenCl = allowCpu || !onlyCpu;
+            if (!probeOpenCl)
+                notes.Add($"ILGPU: OpenCL not probed: the only driver ({drivers}) runs on the CPU and lacks the generic address space ILGPU's OpenCL backend requires");
             // OpenCL(_ => true) lists every OpenCL device, also those ILGPU would hide, so that the refusal can be reported.
-            context = Context.Create(builder => builder.Cuda().OpenCL(_ => true).Math(MathMode.Default).Optimize(OptimizationLevel.O2));
+            context = Context.Create(builder =>
+            {
+                builder.Cuda().Math(MathMode.Default).Optimize(OptimizationLevel.O2);
+                if (probeOpenCl)
+                    builder.OpenCL(_ => true);
+            });
             var cuda = context.GetCudaDevices();
             if (cuda.Count == 0)
                 notes.Add("ILGPU: no CUDA device (no NVIDIA driver / libcuda.so.1 or no GPU)");
@@ -127,7 +140,7 @@ public sealed class IlgpuBackend : IComputeBackend
                     return backend;
             }
             var openCl = context.GetCLDevices();
-            if (openCl.Count == 0)
+            if (openCl.Count == 0 && probeOpenCl)
                 notes.Add($"ILGPU: no OpenCL device ({openClLibrary} not loadable or no platform)");
             for (var i = 0; i < openCl.Count; i++)
             {

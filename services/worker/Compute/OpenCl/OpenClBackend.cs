@@ -121,6 +121,13 @@ public sealed unsafe class OpenClBackend : IComputeBackend
                 return null;
             }
 
+            // The loader is small; the drivers load at the first call into it: not at all when the only one is the CPU's.
+            if (!allowCpu && OpenClDrivers.OnlyCpu(out var drivers))
+            {
+                reason = $"its only driver ({drivers}) runs on this machine's CPU, which the SIMD backend uses at the same speed, while the "
+                    + "OpenCL runtime would hold about 180 MiB of the node's memory; Worker:Backend=opencl opens it";
+                return null;
+            }
             uint platformCount;
             var error = clGetPlatformIDs(0, null, &platformCount);
             if (error != Success || platformCount == 0)
