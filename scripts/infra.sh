@@ -139,7 +139,7 @@ check_stop_args() {
 
 cmd_install() {
   local missing=() pkg
-  # pocl + ocl-icd: OpenCL on the CPU for the worker; libopenblas0-pthread: numpy's fast BLAS, the benchmarks' baseline;
+  # pocl + ocl-icd: OpenCL on the CPU, for the OpenCL backend's tests and Worker:Backend=opencl (auto leaves it out on a CPU); libopenblas0-pthread: numpy's fast BLAS, the benchmarks' baseline;
   # chromium: the headless browser the dashboard tests drive (Playwright's own browser download is not used).
   for pkg in rabbitmq-server postgresql python3-numpy pocl-opencl-icd ocl-icd-libopencl1 libopenblas0-pthread chromium; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

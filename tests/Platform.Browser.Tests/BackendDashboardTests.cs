@@ -10,8 +10,8 @@ namespace Platform.Browser.Tests;
 
 /// <summary>
 /// The network view shows each node's calibration as GET /v1/workers reports it: the backend every kernel is routed
-/// to, and the GFLOP/s every backend measured. The test network's worker opens SIMD and OpenCL (PoCL, which
-/// scripts/infra.sh installs), so there are two backends with rates of their own to tell apart.
+/// to, and the GFLOP/s every backend measured. The test network's worker is told to open SIMD and OpenCL (PoCL, which
+/// scripts/infra.sh installs; `auto` would leave it out on a CPU), so there are two backends with rates of their own to tell apart.
 /// </summary>
 public sealed class BackendDashboardTests : IClassFixture<BrowserNetwork>
 {

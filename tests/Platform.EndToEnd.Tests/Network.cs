@@ -50,8 +50,11 @@ public class Network : IAsyncLifetime
         Gateway = await StartAsync("gateway", gatewaySettings);
         Operator = await CreateOperatorAsync();
         if (StartsWorker)
-            Worker = await StartWorkerAsync(Operator.Key);
+            Worker = await StartWorkerAsync(Operator.Key, settings: FirstWorkerSettings);
     }
+
+    /// <summary>Settings of the worker the network starts with (<see cref="StartsWorker"/>) beyond the defaults.</summary>
+    protected virtual Dictionary<string, string?>? FirstWorkerSettings => null;
 
     /// <summary>The servers this network runs on: the run's shared RabbitMQ and Postgres unless a network says otherwise.</summary>
     protected virtual Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetAsync();

@@ -234,7 +234,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             var detail = $"Only {agreeing.Count} of the {results.Count} results from different operators' workers agreed after {holder.AttemptCount} attempts; {holder.ResultsNeeded} had to, so none was accepted and the credits were refunded.";
             await connection.ExecuteAsync(new CommandDefinition(
                 "update attempts set status = 'unverified' where job_id = @JobId and status = 'submitted'", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
-            outbox.AfterCommit(tx, () => SchedulerMetrics.AttemptsEnded("unverified", JobReasons.VerificationFailed, results.Count));
+            var unverified = results.Count;
+            outbox.AfterCommit(tx, () => SchedulerMetrics.AttemptsEnded("unverified", JobReasons.VerificationFailed, unverified));
             // Nobody can tell which results were right: every worker involved proves itself again.
             await WorkerTrust.RecordAsync(tx, results.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
             await JobStore.FailAsync(tx, outbox, m.JobId, AccountId.From(holder.ClientAccountId), m.WorkerId, m.AttemptId, JobReasons.VerificationFailed, detail, now, ct);
@@ -297,10 +298,11 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var (reason, because) = HowAccepted(holder, accepted);
         await connection.ExecuteAsync(new CommandDefinition(
             "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
+        var (acceptedCount, rejectedCount) = (accepted.Count, rejected.Count);
         outbox.AfterCommit(tx, () =>
         {
-            SchedulerMetrics.AttemptsEnded("accepted", reason, accepted.Count);
-            SchedulerMetrics.AttemptsEnded("rejected", JobReasons.VerificationFailed, rejected.Count);
+            SchedulerMetrics.AttemptsEnded("accepted", reason, acceptedCount);
+            SchedulerMetrics.AttemptsEnded("rejected", JobReasons.VerificationFailed, rejectedCount);
         });
         if (verified)
         {

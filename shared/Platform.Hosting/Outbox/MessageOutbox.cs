@@ -27,8 +27,10 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     // the relay therefore sends only rows it finds committed and unsent (a rolled-back row does not exist).
     private readonly ConditionalWeakTable<NpgsqlTransaction, List<Pending>> _open = new();
 
-    // What to do once a transaction has committed (metrics): never for one rolled back, never twice for one retried.
-    private readonly ConditionalWeakTable<NpgsqlTransaction, List<Action>> _afterCommit = new();
+    // What to do once a transaction has committed (metrics). Kept by connection, not by transaction: Npgsql recycles a
+    // connection's transaction object, and a rolled-back transaction's actions must not run at an unrelated later
+    // commit; a connection object is new for every OpenConnectionAsync and takes a rolled-back list with it.
+    private readonly ConditionalWeakTable<NpgsqlConnection, List<Action>> _afterCommit = new();
     private readonly SemaphoreSlim _pending = new(0, 1);
 
     // Bounded: when the relay falls behind, commits do not wait for it; what does not fit is left to the poll (after
@@ -95,7 +97,7 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     /// Runs <paramref name="action"/> once <paramref name="transaction"/> has committed through <see cref="CommitAsync"/>:
     /// what counts an effect (a metric) counts it only if it took effect, and once however often a batch is retried.
     /// </summary>
-    public void AfterCommit(NpgsqlTransaction transaction, Action action) => _afterCommit.GetOrCreateValue(transaction).Add(action);
+    public void AfterCommit(NpgsqlTransaction transaction, Action action) => _afterCommit.GetOrCreateValue(transaction.Connection!).Add(action);
 
     /// <summary>
     /// Commits and hands the transaction's messages to the relay, so they leave at once; wakes the poll instead
@@ -105,11 +107,21 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     {
         _open.TryGetValue(transaction, out var written);
         _open.Remove(transaction);
-        _afterCommit.TryGetValue(transaction, out var after);
-        _afterCommit.Remove(transaction);
+        var connection = transaction.Connection!;
+        _afterCommit.TryGetValue(connection, out var after);
+        _afterCommit.Remove(connection);
         await transaction.CommitAsync(ct);
         foreach (var action in after ?? [])
-            action();
+        {
+            try
+            {
+                action();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Committed is committed: a metric that fails must not make the caller handle the work again.
+            }
+        }
         if (written is null || written.Count == 0)
         {
             Notify();

@@ -139,12 +139,13 @@ public sealed unsafe class OpenClBackend : IComputeBackend
             fixed (nint* p = platforms)
                 Check(clGetPlatformIDs(platformCount, p, null), "clGetPlatformIDs");
 
-            var chosen = FindDevice(platforms, DeviceTypeGpu) ?? (allowCpu ? FindDevice(platforms, DeviceTypeCpu) ?? FindDevice(platforms, DeviceTypeAll) : null);
+            var chosen = FindDevice(platforms, DeviceTypeGpu) ?? FindDevice(platforms, DeviceTypeAccelerator)
+                ?? (allowCpu ? FindDevice(platforms, DeviceTypeCpu) ?? FindDevice(platforms, DeviceTypeAll) : null);
             if (chosen is not var (platform, device))
             {
                 reason = allowCpu || FindDevice(platforms, DeviceTypeCpu) is null ? "no devices"
-                    : "its only device is this machine's CPU (PoCL), which the SIMD backend runs on at the same speed, while the OpenCL "
-                      + "runtime would hold about 250 MiB of the node's memory; Worker:Backend=opencl opens it";
+                    : "its only device is this machine's CPU, which the SIMD backend runs on at the same speed, while the OpenCL "
+                      + "runtime would hold about 180 MiB of the node's memory; Worker:Backend=opencl opens it";
                 return null;
             }
             var backend = new OpenClBackend(platform, device);

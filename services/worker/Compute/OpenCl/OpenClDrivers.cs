@@ -12,12 +12,26 @@ public static class OpenClDrivers
     /// </summary>
     public static bool OnlyCpu(out string drivers)
     {
-        // The loader's own override, as ocl-icd reads it: a folder of .icd files.
-        var folder = Environment.GetEnvironmentVariable("OCL_ICD_VENDORS") is { Length: > 0 } custom && Directory.Exists(custom) ? custom : "/etc/OpenCL/vendors";
-        var libraries = Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder, "*.icd").Select(f => File.ReadAllText(f).Trim()).Where(l => l.Length > 0).ToList()
-            : [];
-        drivers = string.Join(", ", libraries);
-        return libraries.Count > 0 && libraries.All(l => Path.GetFileName(l).Contains("pocl", StringComparison.OrdinalIgnoreCase));
+        drivers = "";
+        // The loader's own overrides (a list of libraries, or a folder or file of its choosing): whatever they name is
+        // not read here, so OpenCL is probed as usual.
+        if (Environment.GetEnvironmentVariable("OCL_ICD_FILENAMES") is { Length: > 0 })
+            return false;
+        var folder = Environment.GetEnvironmentVariable("OCL_ICD_VENDORS") is { Length: > 0 } custom ? custom : "/etc/OpenCL/vendors";
+        if (!Directory.Exists(folder))
+            return false;
+        try
+        {
+            var libraries = Directory.EnumerateFiles(folder, "*.icd").Select(f => File.ReadAllText(f).Trim()).Where(l => l.Length > 0).ToList();
+            drivers = string.Join(", ", libraries);
+            // PoCL can drive a GPU too (pocl-cuda), but as the only driver here it is the CPU's in practice; naming
+            // opencl still opens whatever it drives.
+            return libraries.Count > 0 && libraries.All(l => Path.GetFileName(l).Contains("pocl", StringComparison.OrdinalIgnoreCase));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A vendor file that cannot be read: let the loader decide, as before.
+            return false;
+        }
     }
 }

@@ -16,6 +16,7 @@ internal static unsafe partial class OpenClNative
 
     public const ulong DeviceTypeCpu = 1 << 1;
     public const ulong DeviceTypeGpu = 1 << 2;
+    public const ulong DeviceTypeAccelerator = 1 << 3;
     public const ulong DeviceTypeAll = 0xFFFFFFFF;
 
     public const uint PlatformName = 0x0902;
