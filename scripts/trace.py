@@ -12,6 +12,7 @@ usage: trace.py [--logs DIR] [--json] JOB_ID
 import glob
 import json
 import os
+import signal
 import sys
 from datetime import datetime
 
@@ -108,4 +109,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Piped into head or less: stop quietly when the reader has had enough.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main(sys.argv[1:]))
