@@ -33,7 +33,7 @@ public static class NodeMemoryBenchmark
         var http = network.Clients[0];
 
         // At rest: enrolled, calibrated and online, then a quiet while.
-        await WaitAsync(async () => (await http.GetStringAsync(new Uri("/v1/workers", UriKind.Relative))).Contains("\"online\":true", StringComparison.Ordinal),
+        await Eventually.UntilAsync(async () => (await http.GetStringAsync(new Uri("/v1/workers", UriKind.Relative))).Contains("\"online\":true", StringComparison.Ordinal),
             TimeSpan.FromMinutes(2), "the node online");
         await Task.Delay(TimeSpan.FromSeconds(15));
         var floor = await Report("storage at rest (the same host, no compute)", storage);
@@ -134,16 +134,5 @@ public static class NodeMemoryBenchmark
         using var response = await http.PostAsync(new Uri("/v1/blobs", UriKind.Relative), content);
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<Pinned>())!.Cid;
-    }
-
-    private static async Task WaitAsync(Func<Task<bool>> done, TimeSpan timeout, string what)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await done())
-        {
-            if (deadline.Elapsed > timeout)
-                throw new TimeoutException($"timed out after {timeout.TotalSeconds:F0} s waiting for {what}");
-            await Task.Delay(TimeSpan.FromMilliseconds(200));
-        }
     }
 }
