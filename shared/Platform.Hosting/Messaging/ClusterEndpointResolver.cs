@@ -1,0 +1,89 @@
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using MassTransit;
+using MassTransit.RabbitMqTransport;
+using MassTransit.RabbitMqTransport.Configuration;
+using RabbitMQ.Client;
+
+namespace Platform.Hosting.Messaging;
+
+/// <summary>
+/// The broker nodes a connection attempt may use: all of them, from a start that moves on by one each attempt.
+/// MassTransit's own cluster resolver (<c>UseCluster</c>) offers one node per attempt, so a process whose reconnect drew
+/// the node that had just gone down waited out MassTransit's transport retry (3 s, then 6, 12, ...) before its next
+/// attempt tried another node: a process that drew it twice stood still for 20 s with two healthy nodes up. The
+/// client tries the nodes an attempt offers in order until one answers, so one dead node costs a refused connect.
+/// </summary>
+public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
+{
+    private readonly (ClusterNode Node, AmqpTcpEndpoint Endpoint)[] _nodes;
+    private int _attempts = -1;
+    private int _lastOffered;
+
+    /// <param name="nodes">Each node as host:port.</param>
+    public ClusterEndpointResolver(IReadOnlyList<string> nodes)
+    {
+        if (nodes.Count == 0)
+            throw new ArgumentException("a cluster has at least one node", nameof(nodes));
+        _nodes = [.. nodes.Select(n => (ClusterNode.Parse(n), AmqpTcpEndpoint.Parse(n)))];
+    }
+
+    /// <summary>The node last offered (MassTransit names it in its connection descriptions).</summary>
+    public ClusterNode LastHost => _nodes[Volatile.Read(ref _lastOffered)].Node;
+
+    public IEnumerable<AmqpTcpEndpoint> All()
+    {
+        // The first attempt starts with the first node, as MassTransit's does; each later one with the next, so a
+        // reconnect tries the node it lost last.
+        var start = (int)((uint)Interlocked.Increment(ref _attempts) % (uint)_nodes.Length);
+        return Offer(start);
+    }
+
+    private IEnumerable<AmqpTcpEndpoint> Offer(int start)
+    {
+        for (var i = 0; i < _nodes.Length; i++)
+        {
+            var index = (start + i) % _nodes.Length;
+            Volatile.Write(ref _lastOffered, index);
+            yield return _nodes[index].Endpoint;
+        }
+    }
+}
+
+/// <summary>
+/// A host's settings as MassTransit's configurator made them, with <see cref="ClusterEndpointResolver"/> as the resolver
+/// (the configurator's own settings class, the one that could take it, is internal to MassTransit).
+/// </summary>
+internal sealed class ClusterHostSettings(RabbitMqHostSettings settings, IRabbitMqEndpointResolver resolver) : RabbitMqHostSettings
+{
+    public IRabbitMqEndpointResolver EndpointResolver => resolver;
+
+    public string Host => settings.Host;
+    public int Port => settings.Port;
+    public string VirtualHost => settings.VirtualHost;
+    public string Username => settings.Username;
+    public string Password => settings.Password;
+    public TimeSpan Heartbeat => settings.Heartbeat;
+    public bool Ssl => settings.Ssl;
+    public SslProtocols SslProtocol => settings.SslProtocol;
+    public string SslServerName => settings.SslServerName;
+    public SslPolicyErrors AcceptablePolicyErrors => settings.AcceptablePolicyErrors;
+    public string ClientCertificatePath => settings.ClientCertificatePath;
+    public string ClientCertificatePassphrase => settings.ClientCertificatePassphrase;
+    public X509Certificate ClientCertificate => settings.ClientCertificate;
+    public bool UseClientCertificateAsAuthenticationIdentity => settings.UseClientCertificateAsAuthenticationIdentity;
+    public LocalCertificateSelectionCallback CertificateSelectionCallback { get => settings.CertificateSelectionCallback; set => settings.CertificateSelectionCallback = value; }
+    public RemoteCertificateValidationCallback CertificateValidationCallback { get => settings.CertificateValidationCallback; set => settings.CertificateValidationCallback = value; }
+    public string ClientProvidedName => settings.ClientProvidedName;
+    public Uri HostAddress => settings.HostAddress;
+    public bool PublisherConfirmation => settings.PublisherConfirmation;
+    public ushort RequestedChannelMax => settings.RequestedChannelMax;
+    public TimeSpan RequestedConnectionTimeout => settings.RequestedConnectionTimeout;
+    public BatchSettings BatchSettings => settings.BatchSettings;
+    public TimeSpan ContinuationTimeout => settings.ContinuationTimeout;
+    public uint? MaxMessageSize => settings.MaxMessageSize;
+    public ICredentialsProvider CredentialsProvider => settings.CredentialsProvider;
+    public uint? RequestedFrameMax => settings.RequestedFrameMax;
+    public Task Refresh(ConnectionFactory connectionFactory) => settings.Refresh(connectionFactory);
+}

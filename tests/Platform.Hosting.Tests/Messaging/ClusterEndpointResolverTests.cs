@@ -1,0 +1,42 @@
+using Platform.Hosting.Messaging;
+
+namespace Platform.Hosting.Tests.Messaging;
+
+public sealed class ClusterEndpointResolverTests
+{
+    private static readonly string[] Nodes = ["rabbit-1:5672", "rabbit-2:5673", "rabbit-3:5674"];
+
+    [Fact]
+    public void Every_attempt_offers_every_node_so_one_dead_node_never_ends_an_attempt()
+    {
+        var resolver = new ClusterEndpointResolver(Nodes);
+
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var offered = resolver.All().Select(e => $"{e.HostName}:{e.Port}").ToList();
+            Assert.Equal(Nodes.Order(), offered.Order());
+        }
+    }
+
+    [Fact]
+    public void The_first_attempt_starts_with_the_first_node_and_each_next_attempt_with_the_next()
+    {
+        var resolver = new ClusterEndpointResolver(Nodes);
+
+        var firsts = Enumerable.Range(0, 4).Select(_ => resolver.All().First().HostName).ToList();
+
+        Assert.Equal(["rabbit-1", "rabbit-2", "rabbit-3", "rabbit-1"], firsts);
+    }
+
+    [Fact]
+    public void Last_host_is_the_node_last_offered()
+    {
+        var resolver = new ClusterEndpointResolver(Nodes);
+
+        using var attempt = resolver.All().GetEnumerator();
+        attempt.MoveNext();
+        attempt.MoveNext();
+
+        Assert.Equal("rabbit-2:5673", resolver.LastHost.ToString());
+    }
+}
