@@ -89,8 +89,11 @@ public static class StorageBenchmark
                 Expect(opensslHash, hash, "openssl and sha256sum disagree");
             }
             await SettleAsync(cache.CanDrop);
+            var (storageCpu, clientCpu) = (CpuSeconds(storage.ProcessId), ClientCpuSeconds());
             (seconds, pinned) = await PinAsync(http, source);
             Record("pin", seconds);
+            Record("pin cpu storage", CpuSeconds(storage.ProcessId) - storageCpu);
+            Record("pin cpu client", ClientCpuSeconds() - clientCpu);
             Expect(pinned.Sha256, hash, "the pin's sha256 is not the file's");
             Expect(pinned.Size.ToString(CultureInfo.InvariantCulture), BlobBytes.ToString(CultureInfo.InvariantCulture), "the pin's size is wrong");
         }
@@ -114,7 +117,10 @@ public static class StorageBenchmark
             }
             await SettleAsync(cache.CanDrop);
             File.Delete(received);
+            var (storageCpu, clientCpu) = (CpuSeconds(storage.ProcessId), ClientCpuSeconds());
             Record("read", await ReadAsync(http, blob.Cid, received));
+            Record("read cpu storage", CpuSeconds(storage.ProcessId) - storageCpu);
+            Record("read cpu client", ClientCpuSeconds() - clientCpu);
         }
         var readPeak = await readSampler.StopAsync();
         var hwm = ProcessMemory.StatusKb(storage.ProcessId, "VmHWM");
@@ -139,6 +145,9 @@ public static class StorageBenchmark
 
         Console.WriteLine($"pin vs baseline:  {Ratios(pinBaseline, pinStrong, pin, PinTarget)}");
         Console.WriteLine($"read vs baseline: {Ratios(readBaseline, readStrong, read, ReadTarget)}");
+        string Cpu(string step) => string.Join(" ", times[step].Select(c => c.ToString("F2", CultureInfo.InvariantCulture)));
+        Console.WriteLine($"CPU seconds per run (2 cores give 2 s a second): pin: storage {Cpu("pin cpu storage")}, client {Cpu("pin cpu client")}; "
+            + $"read: storage {Cpu("read cpu storage")}, client {Cpu("read cpu client")}");
         var peak = Math.Max(pinPeak, readPeak) / 1024.0;
         Console.WriteLine($"storage RSS: {startRss / 1024.0:F0} MiB after start, peak {pinPeak / 1024.0:F0} MiB during pins, {readPeak / 1024.0:F0} MiB during reads "
             + $"(sampled every 50 ms), VmHWM {hwm / 1024.0:F0} MiB (target < {RssTargetMib:F0} MiB: {Met(Math.Max(peak, hwm / 1024.0) < RssTargetMib)})");
@@ -256,6 +265,16 @@ public static class StorageBenchmark
             throw new InvalidOperationException($"{program} {string.Join(' ', args)} exited with {process.ExitCode}: {await errors}");
         return (seconds, await output);
     }
+
+    /// <summary>CPU seconds a process has used (user + system, from /proc/PID/stat, in clock ticks of 1/100 s).</summary>
+    private static double CpuSeconds(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    private static double ClientCpuSeconds() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
 
     private static async Task<(double Seconds, Pinned Pinned)> PinAsync(HttpClient http, string source)
     {
