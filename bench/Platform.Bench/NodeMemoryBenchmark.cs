@@ -64,6 +64,14 @@ public static class NodeMemoryBenchmark
         await network.WaitCompletedAsync(total + 1);
         var largePeak = await largeSampler.StopAsync() / 1024.0;
         var afterLarge = await Report($"node after a {MatmulSize}x{MatmulSize} matmul (peak {largePeak:F0} MiB)", worker);
+        // Profiling aid: PLATFORM_BENCH_GCDUMP=FILE takes a heap dump of the node once it has trimmed after the job
+        // (dotnet-gcdump on the PATH); `dotnet-gcdump report FILE` lists what holds the heap.
+        if (Environment.GetEnvironmentVariable("PLATFORM_BENCH_GCDUMP") is { Length: > 0 } dump)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(8));
+            using var gcdump = Process.Start("dotnet-gcdump", ["collect", "-p", worker.ProcessId.ToString(CultureInfo.InvariantCulture), "-o", dump])!;
+            await gcdump.WaitForExitAsync();
+        }
         var largeBack = await SettleAsync(worker);
 
         Console.WriteLine();
