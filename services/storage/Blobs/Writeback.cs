@@ -13,24 +13,26 @@ internal sealed partial class Writeback(SafeFileHandle file)
 {
     private const long Step = 8 << 20;
     private const uint SyncFileRangeWrite = 2;
-    private static bool _unavailable = !OperatingSystem.IsLinux();
+    private static bool _missing = !OperatingSystem.IsLinux();
+    private bool _failed;
     private long _started;
 
     /// <summary>The file now holds <paramref name="length"/> bytes: start writing back whole steps of them.</summary>
     public void Written(long length)
     {
-        if (_unavailable || length - _started < Step)
+        if (_missing || _failed || length - _started < Step)
             return;
         try
         {
+            // When the call fails for this file, the rest of the upload is left to the closing fsync.
             if (SyncFileRange(file, _started, length - _started, SyncFileRangeWrite) == 0)
                 _started = length;
             else
-                _unavailable = true;
+                _failed = true;
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
         {
-            _unavailable = true;
+            _missing = true;
         }
     }
 

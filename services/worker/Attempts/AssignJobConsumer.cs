@@ -228,7 +228,7 @@ public sealed class AssignJobConsumer(GatewayClient gateway, InputCache cache, P
             results = FaultInjection.Corrupt(results);
         var outputs = new Dictionary<string, Cid>();
         foreach (var (name, tensor) in results)
-            outputs[name] = await pinned.PinAsync(gateway, Npy.ToBytes(tensor), ct);
+            outputs[name] = await pinned.PinAsync(gateway, tensor, ct);
 
         var capabilities = await compute.CalibrateAsync();
         var seconds = watch.Elapsed.TotalSeconds;

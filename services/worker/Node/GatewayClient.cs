@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Contracts.Tensors;
 
 namespace Platform.Worker.Node;
 
@@ -45,11 +46,16 @@ public sealed class GatewayClient(HttpClient http, IOptions<WorkerOptions> optio
 
     private sealed record Pinned(string Cid);
 
-    public async Task<Cid> PutBlobAsync(byte[] bytes, CancellationToken ct)
+    public Task<Cid> PutBlobAsync(byte[] bytes, CancellationToken ct) => PutBlobAsync(() => new ByteArrayContent(bytes), ct);
+
+    /// <summary>Pins a tensor as .npy, written straight into the request (a large output is never one array here).</summary>
+    public Task<Cid> PutTensorAsync(NpyArray tensor, CancellationToken ct) => PutBlobAsync(() => new NpyContent(tensor), ct);
+
+    private async Task<Cid> PutBlobAsync(Func<HttpContent> body, CancellationToken ct)
     {
         using var response = await SendAsync(() =>
         {
-            var content = new ByteArrayContent(bytes);
+            var content = body();
             content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
             return new HttpRequestMessage(HttpMethod.Post, new Uri("v1/blobs", UriKind.Relative)) { Content = content };
         }, HttpCompletionOption.ResponseContentRead, ct);
@@ -95,5 +101,20 @@ public sealed class GatewayClient(HttpClient http, IOptions<WorkerOptions> optio
             await Task.Delay(wait, ct);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxDelay.Ticks));
         }
+    }
+}
+
+/// <summary>A tensor as an .npy request body, serialized as it is sent.</summary>
+internal sealed class NpyContent(NpyArray tensor) : HttpContent
+{
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => Npy.WriteAsync(stream, tensor);
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
+        Npy.WriteAsync(stream, tensor, cancellationToken);
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = Npy.ByteLength(tensor);
+        return true;
     }
 }

@@ -1,4 +1,5 @@
 using Platform.Contracts;
+using Platform.Contracts.Tensors;
 
 namespace Platform.Worker.Node;
 
@@ -13,12 +14,13 @@ public sealed class PinnedOutputs
     private const int Capacity = 100_000;
     private readonly HashSet<Cid> _pinned = [];
 
-    public async Task<Cid> PinAsync(GatewayClient gateway, byte[] bytes, CancellationToken ct)
+    public async Task<Cid> PinAsync(GatewayClient gateway, NpyArray tensor, CancellationToken ct)
     {
         // Only small outputs repeat in practice (the same tiny job again); hashing a large one here as well as in
-        // storage would cost more than the rare repeat saves.
-        if (bytes.Length > InputCache.SmallInputBytes)
-            return await gateway.PutBlobAsync(bytes, ct);
+        // storage would cost more than the rare repeat saves. A large one is streamed, never built as one array.
+        if (Npy.ByteLength(tensor) > InputCache.SmallInputBytes)
+            return await gateway.PutTensorAsync(tensor, ct);
+        var bytes = Npy.ToBytes(tensor);
         var cid = Cid.Compute(bytes);
         lock (_pinned)
         {

@@ -134,6 +134,46 @@ public static class Npy
         }
     }
 
+    /// <summary>How many bytes <see cref="Write"/> writes for <paramref name="a"/>.</summary>
+    public static long ByteLength(NpyArray a) => Preamble(a).Length + (Elements(a).Length * 4L);
+
+    /// <summary>
+    /// <see cref="Write"/> without the whole file in memory and without blocking: the elements go out 1 MiB at a time
+    /// through one pooled buffer (a large output is streamed to storage rather than copied into one array first).
+    /// </summary>
+    public static async Task WriteAsync(Stream s, NpyArray a, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        await s.WriteAsync(Preamble(a), ct);
+        var elements = Elements(a).Length;
+        const int Step = 1 << 18; // elements, 1 MiB
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Step * 4);
+        try
+        {
+            for (var start = 0; start < elements; start += Step)
+            {
+                var count = Math.Min(Step, elements - start);
+                CopyLittleEndian(a, start, count, buffer);
+                await s.WriteAsync(buffer.AsMemory(0, count * 4), ct);
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static void CopyLittleEndian(NpyArray a, int start, int count, byte[] buffer)
+    {
+        var bytes = buffer.AsSpan(0, count * 4);
+        MemoryMarshal.AsBytes(Elements(a).Slice(start, count)).CopyTo(bytes);
+        if (!BitConverter.IsLittleEndian)
+        {
+            var ints = MemoryMarshal.Cast<byte, int>(bytes);
+            BinaryPrimitives.ReverseEndianness(ints, ints);
+        }
+    }
+
     public static byte[] ToBytes(NpyArray a)
     {
         var preamble = Preamble(a);

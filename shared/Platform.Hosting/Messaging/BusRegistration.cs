@@ -73,7 +73,7 @@ public static class BusRegistration
                 host.Heartbeat(BrokerHeartbeat);
                 // A cluster: each connection attempt tries every node until one answers (MassTransit's UseCluster
                 // offers one node per attempt; see ClusterEndpointResolver).
-                cfg.Host(broker.Nodes.Count > 1 ? new ClusterHostSettings(host.Settings, new ClusterEndpointResolver(broker.Nodes)) : host.Settings);
+                cfg.Host(broker.Nodes.Count > 1 ? new ClusterHostSettings(host.Settings, new ClusterEndpointResolver(broker.Nodes, host.Settings)) : host.Settings);
                 // MassTransit's own queue (replies to requests) is durable on a single broker. Not in a cluster: a durable
                 // classic queue lives on one node, and while that node is down it can be neither used nor declared again
                 // elsewhere, which stops the bus's reconnection ("home node ... is down"); a transient one goes with its

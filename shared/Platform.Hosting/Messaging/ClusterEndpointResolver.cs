@@ -18,15 +18,21 @@ namespace Platform.Hosting.Messaging;
 public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
 {
     private readonly (ClusterNode Node, AmqpTcpEndpoint Endpoint)[] _nodes;
-    private int _attempts = -1;
+    private long _attempts = -1;
     private int _lastOffered;
 
     /// <param name="nodes">Each node as host:port.</param>
-    public ClusterEndpointResolver(IReadOnlyList<string> nodes)
+    /// <param name="settings">The host's settings, whose TLS options every node's endpoint gets (as MassTransit's do).</param>
+    public ClusterEndpointResolver(IReadOnlyList<string> nodes, RabbitMqHostSettings? settings = null)
     {
         if (nodes.Count == 0)
             throw new ArgumentException("a cluster has at least one node", nameof(nodes));
-        _nodes = [.. nodes.Select(n => (ClusterNode.Parse(n), AmqpTcpEndpoint.Parse(n)))];
+        _nodes = [.. nodes.Select(n =>
+        {
+            var endpoint = AmqpTcpEndpoint.Parse(n);
+            settings?.ApplySslOptions(endpoint.Ssl);
+            return (ClusterNode.Parse(n), endpoint);
+        })];
     }
 
     /// <summary>The node last offered (MassTransit names it in its connection descriptions).</summary>
@@ -34,9 +40,10 @@ public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
 
     public IEnumerable<AmqpTcpEndpoint> All()
     {
-        // The first attempt starts with the first node, as MassTransit's does; each later one with the next, so a
-        // reconnect tries the node it lost last.
-        var start = (int)((uint)Interlocked.Increment(ref _attempts) % (uint)_nodes.Length);
+        // The first attempt starts with the first node, as MassTransit's does; a later one (a reconnect) with the node
+        // after the one the last attempt ended on (the one connected to, which is likely the one just lost), so it
+        // tries that node last.
+        var start = Interlocked.Increment(ref _attempts) == 0 ? 0 : (Volatile.Read(ref _lastOffered) + 1) % _nodes.Length;
         return Offer(start);
     }
 

@@ -19,13 +19,14 @@ public sealed class ClusterEndpointResolverTests
     }
 
     [Fact]
-    public void The_first_attempt_starts_with_the_first_node_and_each_next_attempt_with_the_next()
+    public void The_first_attempt_starts_with_the_first_node_and_a_reconnect_after_the_node_it_was_connected_to()
     {
         var resolver = new ClusterEndpointResolver(Nodes);
 
-        var firsts = Enumerable.Range(0, 4).Select(_ => resolver.All().First().HostName).ToList();
-
-        Assert.Equal(["rabbit-1", "rabbit-2", "rabbit-3", "rabbit-1"], firsts);
+        // The first attempt: node 1 refuses, node 2 answers (the client stops taking endpoints there).
+        Assert.Equal(["rabbit-1", "rabbit-2"], resolver.All().Take(2).Select(e => e.HostName));
+        // Node 2 goes: the reconnect starts with node 3 and tries node 2 last.
+        Assert.Equal(["rabbit-3", "rabbit-1", "rabbit-2"], resolver.All().Select(e => e.HostName));
     }
 
     [Fact]

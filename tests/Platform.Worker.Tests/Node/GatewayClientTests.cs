@@ -3,7 +3,9 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
+using Platform.Contracts.Tensors;
 using Platform.Worker.Node;
+using Xunit.Abstractions;
 
 namespace Platform.Worker.Tests.Node;
 
@@ -11,10 +13,12 @@ namespace Platform.Worker.Tests.Node;
 /// Blob reads and pins through the gateway outlast a storage or gateway restart: transient answers are retried within
 /// the window, anything else is answered at once.
 /// </summary>
-public sealed class GatewayClientTests
+public sealed class GatewayClientTests(ITestOutputHelper output)
 {
     private static readonly byte[] Bytes = [1, 2, 3, 4];
     private static readonly Cid BytesCid = Cid.Compute(Bytes);
+    private static readonly NpyArray Output = NpyArray.FromFloat32([1f, 2f, 3f, 4f], 4);
+    private static readonly Cid OutputCid = Cid.Compute(Npy.ToBytes(Output));
 
     private static GatewayClient Client(Answers answers, TimeSpan window) => new(
         new HttpClient(answers) { BaseAddress = new Uri("http://gateway.test/") },
@@ -85,13 +89,13 @@ public sealed class GatewayClientTests
     [Fact]
     public async Task An_output_this_node_had_pinned_is_not_sent_again_and_a_failed_pin_is_not_remembered()
     {
-        var answers = new Answers(HttpStatusCode.BadRequest, HttpStatusCode.Created, HttpStatusCode.Created);
+        var answers = new Answers(HttpStatusCode.BadRequest, HttpStatusCode.Created, HttpStatusCode.Created) { Answer = OutputCid };
         var client = Client(answers, TimeSpan.FromMinutes(1));
         var pinned = new PinnedOutputs();
 
-        await Assert.ThrowsAsync<HttpRequestException>(() => pinned.PinAsync(client, Bytes, CancellationToken.None));
-        Assert.Equal(BytesCid, await pinned.PinAsync(client, Bytes, CancellationToken.None));
-        Assert.Equal(BytesCid, await pinned.PinAsync(client, Bytes, CancellationToken.None));
+        await Assert.ThrowsAsync<HttpRequestException>(() => pinned.PinAsync(client, Output, CancellationToken.None));
+        Assert.Equal(OutputCid, await pinned.PinAsync(client, Output, CancellationToken.None));
+        Assert.Equal(OutputCid, await pinned.PinAsync(client, Output, CancellationToken.None));
 
         // The refused pin and the first accepted one reached the gateway; the repeat did not.
         Assert.Equal(2, answers.Requests.Count);
@@ -100,16 +104,39 @@ public sealed class GatewayClientTests
     [Fact]
     public async Task An_output_answered_with_another_CID_is_not_remembered()
     {
-        // Storage names the bytes [1, 2, 3, 4] in every answer: other bytes get an answer that does not match them.
-        var other = new byte[] { 9, 9 };
+        // Storage names the bytes [1, 2, 3, 4] in every answer: an output's bytes get an answer that does not match them.
         var answers = new Answers(HttpStatusCode.Created, HttpStatusCode.Created);
         var client = Client(answers, TimeSpan.FromMinutes(1));
         var pinned = new PinnedOutputs();
 
-        Assert.Equal(BytesCid, await pinned.PinAsync(client, other, CancellationToken.None));
-        Assert.Equal(BytesCid, await pinned.PinAsync(client, other, CancellationToken.None));
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, Output, CancellationToken.None));
+        Assert.Equal(BytesCid, await pinned.PinAsync(client, Output, CancellationToken.None));
 
         Assert.Equal(2, answers.Requests.Count);
+    }
+
+    [Fact]
+    public async Task A_large_output_is_streamed_as_its_npy_bytes_with_their_length_every_time()
+    {
+        // Past 64 KiB an output is neither hashed here nor remembered: it is written into the request as it is sent.
+        const int seed = 7;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var values = new float[300_001];
+        for (var i = 0; i < values.Length; i++)
+            values[i] = random.NextSingle();
+        var large = NpyArray.FromFloat32(values, values.Length);
+        var expected = Npy.ToBytes(large);
+        var answers = new Answers(HttpStatusCode.Created, HttpStatusCode.Created) { Answer = Cid.Compute(expected) };
+        var client = Client(answers, TimeSpan.FromMinutes(1));
+        var pinned = new PinnedOutputs();
+
+        Assert.Equal(Cid.Compute(expected), await pinned.PinAsync(client, large, CancellationToken.None));
+        Assert.Equal(Cid.Compute(expected), await pinned.PinAsync(client, large, CancellationToken.None));
+
+        Assert.Equal(2, answers.Requests.Count);
+        Assert.All(answers.Requests, body => Assert.Equal(expected, body));
+        Assert.All(answers.Lengths, length => Assert.Equal(expected.Length, length));
     }
 
     /// <summary>Answers each request with the next status in turn; null refuses the connection.</summary>
@@ -117,15 +144,22 @@ public sealed class GatewayClientTests
     {
         public List<byte[]> Requests { get; } = [];
 
+        /// <summary>The Content-Length each request declared.</summary>
+        public List<long?> Lengths { get; } = [];
+
+        /// <summary>The CID every pin is answered with.</summary>
+        public Cid Answer { get; init; } = BytesCid;
+
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
+            Lengths.Add(request.Content?.Headers.ContentLength);
             Requests.Add(request.Content is null ? [] : await request.Content.ReadAsByteArrayAsync(cancellationToken));
             var status = statuses[Requests.Count - 1];
             if (status is not { } answer)
                 throw new HttpRequestException("connection refused (stand-in)");
             return answer switch
             {
-                HttpStatusCode.Created => new HttpResponseMessage(answer) { Content = JsonContent.Create(new { cid = BytesCid.Value }) },
+                HttpStatusCode.Created => new HttpResponseMessage(answer) { Content = JsonContent.Create(new { cid = Answer.Value }) },
                 HttpStatusCode.OK => new HttpResponseMessage(answer) { Content = new ByteArrayContent(Bytes) },
                 _ => new HttpResponseMessage(answer),
             };
