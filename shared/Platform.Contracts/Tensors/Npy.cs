@@ -146,6 +146,11 @@ public static class Npy
         ArgumentNullException.ThrowIfNull(s);
         await s.WriteAsync(Preamble(a), ct);
         var elements = Elements(a).Length;
+        if (elements == 0)
+        {
+            return;
+        }
+
         const int Step = 1 << 18; // elements, 1 MiB
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Step * 4);
         try

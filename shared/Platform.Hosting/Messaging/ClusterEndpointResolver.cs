@@ -9,7 +9,8 @@ using RabbitMQ.Client;
 namespace Platform.Hosting.Messaging;
 
 /// <summary>
-/// The broker nodes a connection attempt may use: all of them, from a start that moves on by one each attempt.
+/// The broker nodes a connection attempt may use: all of them, the first attempt from the first node, a reconnect from
+/// the node after the one last offered (the one it had connected to).
 /// MassTransit's own cluster resolver (<c>UseCluster</c>) offers one node per attempt, so a process whose reconnect drew
 /// the node that had just gone down waited out MassTransit's transport retry (3 s, then 6, 12, ...) before its next
 /// attempt tried another node: a process that drew it twice stood still for 20 s with two healthy nodes up. The
@@ -17,7 +18,8 @@ namespace Platform.Hosting.Messaging;
 /// </summary>
 public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
 {
-    private readonly (ClusterNode Node, AmqpTcpEndpoint Endpoint)[] _nodes;
+    private readonly (ClusterNode Node, string Address)[] _nodes;
+    private readonly RabbitMqHostSettings? _settings;
     private long _attempts = -1;
     private int _lastOffered;
 
@@ -27,12 +29,8 @@ public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
     {
         if (nodes.Count == 0)
             throw new ArgumentException("a cluster has at least one node", nameof(nodes));
-        _nodes = [.. nodes.Select(n =>
-        {
-            var endpoint = AmqpTcpEndpoint.Parse(n);
-            settings?.ApplySslOptions(endpoint.Ssl);
-            return (ClusterNode.Parse(n), endpoint);
-        })];
+        _nodes = [.. nodes.Select(n => (ClusterNode.Parse(n), n))];
+        _settings = settings;
     }
 
     /// <summary>The node last offered (MassTransit names it in its connection descriptions).</summary>
@@ -53,7 +51,10 @@ public sealed class ClusterEndpointResolver : IRabbitMqEndpointResolver
         {
             var index = (start + i) % _nodes.Length;
             Volatile.Write(ref _lastOffered, index);
-            yield return _nodes[index].Endpoint;
+            // A fresh endpoint with the settings' TLS options as they are now, as MassTransit's resolver makes them.
+            var endpoint = AmqpTcpEndpoint.Parse(_nodes[index].Address);
+            _settings?.ApplySslOptions(endpoint.Ssl);
+            yield return endpoint;
         }
     }
 }

@@ -9,6 +9,33 @@ namespace Platform.Contracts.Tests.Tensors;
 public class NpyTests(ITestOutputHelper output)
 {
     [Fact]
+    public async Task Streamed_npy_is_byte_for_byte_the_one_built_in_memory_and_as_long_as_announced()
+    {
+        const int seed = 31;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        // Empty, one int32 matrix, and floats spanning more than one 1 MiB slice with a short last one.
+        var floats = new float[(1 << 18) * 2 + 3];
+        for (var i = 0; i < floats.Length; i++)
+            floats[i] = random.NextSingle() - 0.5f;
+        NpyArray[] tensors =
+        [
+            NpyArray.FromFloat32([], 0),
+            NpyArray.FromInt32([.. Enumerable.Range(0, 12).Select(_ => random.Next())], 3, 4),
+            NpyArray.FromFloat32(floats, floats.Length),
+        ];
+
+        foreach (var tensor in tensors)
+        {
+            using var streamed = new MemoryStream();
+            await Npy.WriteAsync(streamed, tensor);
+
+            Assert.Equal(Npy.ToBytes(tensor), streamed.ToArray());
+            Assert.Equal(streamed.Length, Npy.ByteLength(tensor));
+        }
+    }
+
+    [Fact]
     public void Reads_a_float32_vector_written_by_numpy()
     {
         var a = ReadBothWays(NumpyFixtures.Bytes(NumpyFixtures.Float32Vector));
