@@ -161,16 +161,7 @@ public sealed class BlobStore
         }
         catch
         {
-            await stop.CancelAsync();
-            try
-            {
-                await reading;
-            }
-            catch
-            {
-                // Either the failure in hand, or the reader stopped because of it.
-            }
-            ReturnAll(chunks.Reader);
+            await StopReaderAsync(stop, reading, chunks.Reader, c => c.Buffer);
             File.Delete(temp);
             throw;
         }
@@ -221,10 +212,21 @@ public sealed class BlobStore
         }
     }
 
-    private static void ReturnAll(ChannelReader<(byte[] Buffer, int Filled)> chunks)
+    // After a failure on the consuming side of a pipeline: stops its reader, waits for it to end, and hands back the
+    // buffers it had queued.
+    private static async Task StopReaderAsync<T>(CancellationTokenSource stop, Task reading, ChannelReader<T> queued, Func<T, byte[]> buffer)
     {
-        while (chunks.TryRead(out var chunk))
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
+        await stop.CancelAsync();
+        try
+        {
+            await reading;
+        }
+        catch
+        {
+            // Either the failure in hand, or the reader stopped because of it.
+        }
+        while (queued.TryRead(out var item))
+            ArrayPool<byte>.Shared.Return(buffer(item));
     }
 
     /// <summary>Hands a received blob to the backend (which takes the temp file).</summary>
@@ -287,16 +289,7 @@ public sealed class BlobStore
         }
         catch
         {
-            await stop.CancelAsync();
-            try
-            {
-                await reading;
-            }
-            catch
-            {
-                // Either the failure in hand, or the reader stopped because of it.
-            }
-            ReturnAll(chunks.Reader);
+            await StopReaderAsync(stop, reading, chunks.Reader, c => c.Buffer);
             throw;
         }
     }
@@ -345,12 +338,6 @@ public sealed class BlobStore
             if (copy is not null)
                 await copy.DisposeAsync();
         }
-    }
-
-    private static void ReturnAll(ChannelReader<LocalChunk> chunks)
-    {
-        while (chunks.TryRead(out var chunk))
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
     }
 
     /// <summary>Re-hashes this node's whole copy against the leaf hashes: what the scrubber runs.</summary>
