@@ -1,5 +1,4 @@
 using MassTransit;
-using MassTransit.RabbitMqTransport.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -62,18 +61,29 @@ public static class BusRegistration
 
             x.UsingRabbitMq((context, cfg) =>
             {
-                // What cfg.Host(host, port, vhost, ...) builds, kept in hand to give it the cluster's resolver.
-                var host = new RabbitMqHostConfigurator(broker.Host, broker.VirtualHost, broker.Port);
-                host.Username(broker.Username);
-                host.Password(broker.Password);
-                host.PublisherConfirmation = true;
-                // A node cut off by a partition closes nothing this side can see: the connection only looks alive.
-                // Heartbeats every 5 s find it dead in about 10 (the server's default, 60 s, left the bus using a
-                // connection to a paused node well after the partition had healed).
-                host.Heartbeat(BrokerHeartbeat);
-                // A cluster: each connection attempt tries every node until one answers (MassTransit's UseCluster
-                // offers one node per attempt; see ClusterEndpointResolver).
-                cfg.Host(broker.Nodes.Count > 1 ? new ClusterHostSettings(host.Settings, new ClusterEndpointResolver(broker.Nodes, host.Settings)) : host.Settings);
+                cfg.Host(broker.Host, broker.Port, broker.VirtualHost, h =>
+                {
+                    h.Username(broker.Username);
+                    h.Password(broker.Password);
+                    h.PublisherConfirmation = true;
+                    // A node cut off by a partition closes nothing this side can see: the connection only looks alive.
+                    // Heartbeats every 5 s find it dead in about 10 (the server's default, 60 s, left the bus using a
+                    // connection to a paused node well after the partition had healed).
+                    h.Heartbeat(BrokerHeartbeat);
+                    // A cluster: each connection attempt tries every node until one answers (MassTransit's UseCluster
+                    // offers one node per attempt; see ClusterEndpointResolver). The factory is refreshed before
+                    // every connection; the resolver keeps its place across them.
+                    if (broker.Nodes.Count > 1)
+                    {
+                        var cluster = new ClusterEndpointResolver(broker.Nodes);
+                        h.OnRefreshConnectionFactory = factory =>
+                        {
+                            cluster.Ssl = factory.Ssl;
+                            factory.EndpointResolverFactory = _ => cluster;
+                            return Task.CompletedTask;
+                        };
+                    }
+                });
                 // MassTransit's own queue (replies to requests) is durable on a single broker. Not in a cluster: a durable
                 // classic queue lives on one node, and while that node is down it can be neither used nor declared again
                 // elsewhere, which stops the bus's reconnection ("home node ... is down"); a transient one goes with its

@@ -28,16 +28,4 @@ public sealed class ClusterEndpointResolverTests
         // Node 2 goes: the reconnect starts with node 3 and tries node 2 last.
         Assert.Equal(["rabbit-3", "rabbit-1", "rabbit-2"], resolver.All().Select(e => e.HostName));
     }
-
-    [Fact]
-    public void Last_host_is_the_node_last_offered()
-    {
-        var resolver = new ClusterEndpointResolver(Nodes);
-
-        using var attempt = resolver.All().GetEnumerator();
-        attempt.MoveNext();
-        attempt.MoveNext();
-
-        Assert.Equal("rabbit-2:5673", resolver.LastHost.ToString());
-    }
 }
