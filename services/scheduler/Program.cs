@@ -20,6 +20,7 @@ builder.Services.AddInputCheck();
 builder.Services.AddNodes(builder.Configuration);
 builder.Services.AddGatewayProof();
 builder.Services.AddSchedulerMetrics();
+builder.Services.AddHostedService<NetworkSampler>();
 
 var app = builder.Build();
 app.UsePlatformDefaults();

@@ -33,6 +33,9 @@ public sealed class BrowserNetwork : Network
     /// </summary>
     protected override Dictionary<string, string?>? FirstWorkerSettings => new() { ["Worker__Backend"] = "simd,opencl" };
 
+    /// <summary>The network sampled every second, so the charts over time have points within the test.</summary>
+    protected override Dictionary<string, string?> SchedulerOverrides => new() { ["Scheduler__HistoryInterval"] = "00:00:01" };
+
     public override async Task InitializeAsync()
     {
         // The browser first: a machine without chromium fails here in a second, not after the network has started.

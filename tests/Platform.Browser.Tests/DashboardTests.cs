@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
+using Platform.Contracts.Api;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Tensors;
 using Platform.EndToEnd.Tests;
@@ -40,12 +41,16 @@ public sealed partial class DashboardTests : IClassFixture<BrowserNetwork>
             await Expect(page.Locator("[data-stat=blobsPinned]")).ToHaveTextAsync(new Regex(@"^\d[\d,]*$"));
             await Expect(page.Locator("[data-stat=creditsMinted]")).ToHaveTextAsync(new Regex(@"^\d[\d,.]*$"));
             // The region chart draws a bar for the worker's region, and the node is listed.
-            await Expect(page.Locator("#chart-regions")).ToHaveAttributeAsync("aria-label", "local: 1");
-            await Expect(page.Locator("#chart-regions rect")).ToHaveCountAsync(1);
+            await Expect(page.Locator("#chart-regions canvas")).ToHaveAttributeAsync("aria-label", "local: 1");
+            var regions = await ChartDataAsync(page, "#chart-regions");
+            Assert.Equal([1.0], regions);
             await Expect(page.Locator("#workers tbody tr[data-worker]")).ToHaveCountAsync(1);
             await Expect(page.Locator("#workers tbody tr[data-worker] .badge")).ToHaveTextAsync("online");
-            // The sparkline gathers a sample per refresh while the page is open.
-            await Expect(page.Locator("#chart-jobs circle")).ToHaveCountAsync(1);
+            // The queue chart plots the scheduler's samples (one a second here): the online node's slot among them.
+            var slots = (await network.Client(null).GetFromJsonAsync<NetworkView>("/v1/network", Api.Json))!.Slots;
+            await Expect(page.Locator("#chart-queue")).ToHaveAttributeAsync("data-points", Plotted());
+            Assert.Contains((double)slots, await ChartDataAsync(page, "#chart-queue", series: 2));
+            await AssertPaintedAsync(page, "#chart-queue");
             // Signed out, only the network is offered.
             await Expect(page.Locator("nav a[data-view=client]")).ToBeHiddenAsync();
             await Expect(page.Locator("nav a[data-view=operator]")).ToBeHiddenAsync();

@@ -83,6 +83,10 @@ public static class ForwardedRoutes
             forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/earnings", http.User.AccountOf()))
             .Produces<EarningsResponse>().Problems(StatusCodes.Status403Forbidden)
             .RequireAuthorization(Roles.Operator);
+        account.MapGet("/spending", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/spending", http.User.AccountOf()))
+            .Produces<SpendingResponse>().Problems(StatusCodes.Status403Forbidden)
+            .RequireAuthorization(Roles.Client);
         account.MapPost("/stake", (HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Rewards, "/v1/account/stake", http.User.AccountOf()))
             .Accepts<StakeRequest>("application/json").Produces<StakeResponse>()
@@ -136,6 +140,12 @@ public static class ForwardedRoutes
         app.MapGet("/v1/network", (HttpContext http, UpstreamForwarder forwarder) =>
             forwarder.ForwardAsync(http, Upstream.Scheduler, "/v1/network", "")).WithTags("Network").AllowAnonymous()
             .Produces<NetworkView>().Problems();
+        app.MapGet("/v1/network/history", (HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Scheduler, "/v1/network/history", "")).WithTags("Network").AllowAnonymous()
+            .Produces<NetworkHistoryView>().Problems();
+        app.MapGet("/v1/workers/{id}/history", (string id, HttpContext http, UpstreamForwarder forwarder) =>
+            forwarder.ForwardAsync(http, Upstream.Scheduler, $"/v1/workers/{Uri.EscapeDataString(id)}/history", "")).WithTags("Network").AllowAnonymous()
+            .Produces<WorkerHistoryView>().Problems(StatusCodes.Status404NotFound);
         return app;
     }
 

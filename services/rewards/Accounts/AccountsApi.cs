@@ -34,6 +34,7 @@ public static class AccountsApi
         group.MapGet("/", GetAccount);
         group.MapGet("/ledger", GetLedger);
         group.MapGet("/earnings", GetEarnings);
+        group.MapGet("/spending", GetSpending);
         group.MapPut("/low-balance", SetLowBalance);
         return group;
     }
@@ -183,6 +184,33 @@ public static class AccountsApi
         var workers = (await connection.QueryAsync<WorkerEarnings>(new CommandDefinition(WorkerEarningsQuery, new { account }, cancellationToken: ct))).ToList();
         var days = (await connection.QueryAsync<DailyEarnings>(new CommandDefinition(DailyEarningsQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
         return TypedResults.Ok(new EarningsResponse(account, workers.Sum(w => w.Paid), workers.Sum(w => w.Minted), workers, days));
+    }
+
+    // What a client spent, by day: what went into escrow for jobs less what came back (refunds of failed, cancelled or
+    // cheaper-than-escrowed jobs), and the fees for pinning data, on the day each posting was made.
+    private const string DailySpendingQuery = """
+        select to_char(t.created_at at time zone 'UTC', 'YYYY-MM-DD') as Date,
+               -coalesce(sum(p.amount), 0) as Spent,
+               count(*) filter (where p.kind = 'escrow')::bigint as Jobs
+        from postings p join transactions t on t.id = p.transaction_id
+        where p.account_id = @account and p.kind in ('escrow', 'refund', 'pin-fee')
+        group by 1
+        order by 1 desc
+        limit @days
+        """;
+
+    internal static async Task<Results<Ok<SpendingResponse>, ProblemHttpResult>> GetSpending(HttpContext http, NpgsqlDataSource db, CancellationToken ct)
+    {
+        var account = AccountOf(http);
+        await using var connection = await db.OpenConnectionAsync(ct);
+        var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
+            "select kind from accounts where id = @account", new { account }, cancellationToken: ct));
+        if (kind is null)
+            return AccountNotFound();
+        if (kind is not ("client" or "admin"))
+            return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only clients have spending", "spending is reported for accounts that pay for jobs; operators are paid");
+        var days = (await connection.QueryAsync<DailySpending>(new CommandDefinition(DailySpendingQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
+        return TypedResults.Ok(new SpendingResponse(account, days.Sum(d => d.Spent), days));
     }
 
     private static string AccountOf(HttpContext http) => http.GatewayAccount();

@@ -189,6 +189,17 @@ public sealed class SchedulerOptions : IValidatableObject
     [Required]
     public Uri StorageUrl { get; set; } = new("http://127.0.0.1:8081");
 
+    /// <summary>
+    /// How often the network and each online worker are sampled for the dashboard's charts over time
+    /// (GET /v1/network/history, GET /v1/workers/{id}/history).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan HistoryInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long samples are kept; the history endpoints answer at most this far back.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "90.00:00:00")]
+    public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(2);
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (GracePeriod < 3 * HeartbeatInterval)

@@ -20,6 +20,7 @@ public static class NetworkApi
         group.MapGet("/workers", ListWorkers);
         group.MapGet("/network", Network);
         group.MapGet("/workers/{id}/placement", WorkerPlacement.Get);
+        group.MapNetworkHistory();
         return group;
     }
 

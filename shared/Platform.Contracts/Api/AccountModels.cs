@@ -23,6 +23,13 @@ public sealed record DailyEarnings(string Date, decimal Paid, decimal Minted);
 /// <summary>An operator's earnings: payouts (its share of job prices) and mints (efficiency bonuses included).</summary>
 public sealed record EarningsResponse(string AccountId, decimal Paid, decimal Minted, IReadOnlyList<WorkerEarnings> Workers, IReadOnlyList<DailyEarnings> Days);
 
+/// <param name="Spent">Job prices escrowed less refunds, plus pinning fees, on the day of each posting.</param>
+/// <param name="Jobs">Jobs whose price was escrowed that day.</param>
+public sealed record DailySpending(string Date, decimal Spent, long Jobs);
+
+/// <summary>What a client spent (GET /v1/account/spending): jobs (escrowed less refunded) and pinning fees, per UTC day, newest first (at most 90 days).</summary>
+public sealed record SpendingResponse(string AccountId, decimal Spent, IReadOnlyList<DailySpending> Days);
+
 public sealed record StakeRequest(decimal? Amount);
 
 /// <summary>The operator's balance and stake after the change; <paramref name="Version"/> is the ledger transaction id.</summary>

@@ -100,3 +100,23 @@ public sealed record PlacementDecisionView(DateTimeOffset At, string Kernel, str
 
 /// <summary>Adaptive trust for one kernel: results accepted in a row, and the chance its next single-replica result is spot-checked.</summary>
 public sealed record KernelTrustView(string Kernel, int Streak, double CheckProbability, long Accepted, long Checked, long Mismatches);
+
+/// <summary>The network over time (GET /v1/network/history): one sample per <paramref name="IntervalSeconds"/>, oldest first.</summary>
+public sealed record NetworkHistoryView(int IntervalSeconds, IReadOnlyList<NetworkSample> Samples);
+
+/// <param name="At">The end of the interval the sample covers.</param>
+/// <param name="Queued">Jobs waiting for a worker at <paramref name="At"/>.</param>
+/// <param name="Active">Attempts assigned or running at <paramref name="At"/>; <paramref name="Slots"/> is what the online workers offer.</param>
+/// <param name="Completed">Jobs completed during the interval.</param>
+/// <param name="JobsPerMinute">The same, per minute.</param>
+/// <param name="LatencyP50Ms">Median time of those jobs from the scheduler taking them to their completion; null when none completed.</param>
+/// <param name="LatencyP99Ms">Their 99th percentile.</param>
+public sealed record NetworkSample(DateTimeOffset At, int Queued, int Active, int Slots, int Online, int Completed, double JobsPerMinute,
+    double? LatencyP50Ms, double? LatencyP99Ms);
+
+/// <summary>One worker over time (GET /v1/workers/{id}/history), sampled while it was online, oldest first.</summary>
+public sealed record WorkerHistoryView(string WorkerId, int IntervalSeconds, IReadOnlyList<WorkerSample> Samples);
+
+/// <param name="GflopsPerKernel">What the scheduler measured of its accepted attempts per kernel (median of the latest samples), not what it claims.</param>
+/// <param name="JoulesPerGflop">Checked joules per GFLOP of the work accepted since the worker's previous sample; null when none was.</param>
+public sealed record WorkerSample(DateTimeOffset At, int Active, int Slots, IReadOnlyDictionary<string, double> GflopsPerKernel, double? JoulesPerGflop);

@@ -60,6 +60,14 @@ public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
         await JsonAsync(await SendAsync(HttpMethod.Get, "/v1/account/earnings", client), HttpStatusCode.Forbidden, "forbidden");
     }
 
+    [Fact]
+    public async Task Operators_have_no_spending()
+    {
+        var operatorAccount = await OpenAsync("operator", 100m);
+
+        await JsonAsync(await SendAsync(HttpMethod.Get, "/v1/account/spending", operatorAccount), HttpStatusCode.Forbidden, "forbidden");
+    }
+
     [Theory]
     [InlineData("""{"amount":0}""")]
     [InlineData("""{"amount":-5}""")]
@@ -215,5 +223,34 @@ public sealed class StakesApiTests() : RewardsApiTest("rewards-stakes-api")
         // Newest day first.
         Assert.Equal([("2026-03-02", 3m, 0.25m), ("2026-03-01", 6.5m, 1.5m)], earnings.GetProperty("days").EnumerateArray()
             .Select(d => (d.GetProperty("date").GetString(), d.GetProperty("paid").GetDecimal(), d.GetProperty("minted").GetDecimal())));
+    }
+
+    [Fact]
+    public async Task Spending_is_what_was_escrowed_less_what_was_refunded_and_the_pinning_fees_per_day()
+    {
+        var client = await OpenAsync("client", 100m);
+        // Dated either side of a UTC midnight, as the earnings test does: a day is the UTC day of the transaction.
+        var midnight = new DateTimeOffset(2026, 3, 2, 0, 0, 0, TimeSpan.Zero);
+        foreach (var (escrowed, refunded, at) in new[] { (4m, 1.5m, midnight.AddHours(-3)), (2m, 0m, midnight.AddSeconds(-1)), (3m, 3m, midnight.AddSeconds(1)) })
+        {
+            var job = JobId.New().Value;
+            await PostAsync($"escrow:{job}", job, null, new Posting(client, "escrow", -escrowed), new Posting(CreditLedger.Escrow, "escrow", escrowed));
+            if (refunded > 0)
+                await PostAsync($"refund:{job}", job, null, new Posting(CreditLedger.Escrow, "refund", -refunded), new Posting(client, "refund", refunded));
+            await using var connection = await Db.OpenConnectionAsync();
+            await connection.ExecuteAsync("update transactions set created_at = @at where job_id = @job", new { at, job });
+        }
+        // Pinning data costs a fee too (no job); dated on the first day.
+        await PostAsync($"pin-fee:{client}", null, null, new Posting(client, "pin-fee", -0.25m), new Posting(CreditLedger.Fees, "pin-fee", 0.25m));
+        await using (var connection = await Db.OpenConnectionAsync())
+            Assert.Equal(1, await connection.ExecuteAsync("update transactions set created_at = @at where idempotency_key = @key",
+                new { at = midnight.AddHours(-5), key = $"pin-fee:{client}" }));
+
+        var spending = await JsonAsync(await SendAsync(HttpMethod.Get, "/v1/account/spending", client), HttpStatusCode.OK);
+
+        Assert.Equal(4.75m, spending.GetProperty("spent").GetDecimal());
+        // Newest day first; a job refunded in full cost nothing but was still submitted that day.
+        Assert.Equal([("2026-03-02", 0m, 1L), ("2026-03-01", 4.75m, 2L)], spending.GetProperty("days").EnumerateArray()
+            .Select(d => (d.GetProperty("date").GetString(), d.GetProperty("spent").GetDecimal(), d.GetProperty("jobs").GetInt64())));
     }
 }

@@ -1,7 +1,9 @@
 // The client's view: account, submit form, own jobs with cursor paging, the open job followed live through
-// its event stream, output downloads and the ledger.
+// its event stream (its timeline, then its receipt and provenance), output downloads, spending and the ledger.
 import { api, optional, readEvents, download, ApiError } from './api.js';
 import { loadKernels } from './catalogue.js';
+import { drawChart } from './charts.js';
+import { showReceipt, hideReceipt } from './receipt.js';
 import { $, el, setText, shortId, formatCredits, formatJoules, formatSignificant, formatTime } from './ui.js';
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled', 'rejected']);
@@ -13,7 +15,7 @@ let timer = null;
 let generation = 0;
 // Cursor paging goes one way (older); the cursors of the pages seen so far lead back to the newest.
 let page = { cursor: null, next: null };
-let openJob = null; // { id, controller }
+let openJob = null; // { id, controller, createdAt, changes: the status changes seen so far }
 let pending = null; // an Idempotency-Key whose submission never got an answer, with the body it was for
 let kernels = []; // the catalogue, once GET /v1/kernels answered
 
@@ -51,7 +53,7 @@ export function showClient() {
   const mine = ++generation;
   const tick = async () => {
     try {
-      await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger()]);
+      await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger(), loadSpending()]);
     } catch (error) {
       report(error);
     }
@@ -74,6 +76,7 @@ export function resetClient() {
   pending = null;
   $('#jobs tbody').replaceChildren();
   $('#ledger tbody').replaceChildren();
+  window.Chart.getChart($('#chart-spending canvas'))?.destroy();
   $('#job-detail').hidden = true;
   $('#low-balance-banner').hidden = true;
   $('#webhook-secret').hidden = true;
@@ -288,6 +291,17 @@ async function loadLedger() {
     el('td', {}, shortId(e.workerId)))));
 }
 
+// Net credits per day, oldest first: a bar a day of the last 90 with any spending.
+async function loadSpending() {
+  const spending = await optional('/v1/account/spending');
+  const days = (spending?.days || []).slice().sort((a, b) => String(a.date).localeCompare(String(b.date)));
+  drawChart($('#chart-spending'), {
+    type: 'bar', labels: days.map(d => d.date), format: formatCredits,
+    empty: spending === null ? 'This gateway does not serve spending (GET /v1/account/spending) yet.' : 'Nothing spent yet.',
+    series: [{ label: 'spent', data: days.map(d => d.spent) }],
+  });
+}
+
 async function openById(id) {
   try {
     showJob(await api(`/v1/jobs/${encodeURIComponent(id)}`));
@@ -301,19 +315,43 @@ function closeJob() {
   openJob = null;
 }
 
-/** Shows a job and, unless it has finished, follows its event stream until it does. */
+/**
+ * Shows a job and reads its event stream: a live job's until it ends, a finished job's whole log (the stream
+ * replays it and closes), so both get their timeline; a completed one then its receipt.
+ */
 function showJob(job) {
   closeJob();
   const controller = new AbortController();
-  openJob = { id: job.id, controller };
+  openJob = { id: job.id, controller, createdAt: job.createdAt, changes: [] };
   $('#job-detail').hidden = false;
   setText('#job-id', job.id);
   setText('#job-kernel-name', job.kernel);
   setText('#job-created', formatTime(job.createdAt));
   $('#job-events').replaceChildren();
+  hideReceipt();
+  renderTimeline();
   renderJob(job);
-  if (!TERMINAL.has(job.status)) follow(job.id, controller.signal).catch(error => {
+  follow(job.id, controller.signal, !TERMINAL.has(job.status)).catch(error => {
     if (error.name !== 'AbortError') report(error);
+  });
+}
+
+/**
+ * The job's timeline: a bar per stretch between two status changes (queued, assigned to a worker, running...),
+ * in seconds since submission; the last change, the end, has no stretch after it.
+ */
+function renderTimeline() {
+  const job = openJob;
+  const start = Date.parse(job.createdAt);
+  const changes = job.changes;
+  const stretches = changes.slice(0, -1).map((c, i) => ({
+    label: c.workerId ? `${c.status} (${c.workerId.length > 14 ? `${c.workerId.slice(0, 10)}…` : c.workerId})` : c.status,
+    span: [(Date.parse(c.occurredAt) - start) / 1000, (Date.parse(changes[i + 1].occurredAt) - start) / 1000],
+  }));
+  drawChart($('#chart-timeline'), {
+    type: 'bar', horizontal: true, floating: true, labels: stretches.map(s => s.label), format: v => `${formatSignificant(v)} s`,
+    series: [{ label: 'seconds since submission', data: stretches.map(s => s.span) }],
+    empty: changes.length ? `${changes[0].status} since ${formatTime(changes[0].occurredAt)}` : 'no status change yet',
   });
 }
 
@@ -357,8 +395,11 @@ function setStatus(status) {
   node.className = `status status-${status}`;
 }
 
-/** Follows the job's events, resuming after the last one seen if the connection drops. */
-async function follow(id, signal) {
+/**
+ * Follows the job's events, resuming after the last one seen if the connection drops. `live`: the job had not
+ * ended when it was opened, so its end changes the account, list and ledger too.
+ */
+async function follow(id, signal, live) {
   let last = null;
   let failures = 0;
   let finished = false;
@@ -391,8 +432,9 @@ async function follow(id, signal) {
     }
   }
   if (finished && !signal.aborted) {
-    await showFinalRecord(id, signal);
-    await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger()]);
+    if (live) await showFinalRecord(id, signal);
+    if ($('#job-status').dataset.status === 'completed') await showReceipt(id, signal);
+    if (live) await Promise.all([loadAccount(), page.cursor === null ? loadJobs(null) : null, loadLedger(), loadSpending()]);
   }
 }
 
@@ -413,6 +455,10 @@ async function showFinalRecord(id, signal) {
 }
 
 function onStatus(change) {
+  if (openJob?.id === change.jobId) {
+    openJob.changes.push(change);
+    renderTimeline();
+  }
   setStatus(change.status);
   if (TERMINAL.has(change.status)) $('#job-progress').hidden = true;
   const who = change.workerId ? ` on ${change.workerId}` : '';

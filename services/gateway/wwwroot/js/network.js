@@ -1,15 +1,13 @@
-// The public network view: GET /v1/network and GET /v1/workers, refreshed every few seconds while shown.
-import { api } from './api.js';
+// The public network view: GET /v1/network, /v1/network/history and /v1/workers, refreshed every few seconds while shown.
+import { api, optional } from './api.js';
+import { drawChart, timeLabel } from './charts.js';
 import {
-  $, el, bars, poller, sparkline, setText, shortId, describeEnergy, energySource, formatBytes, formatCredits, formatJoules, formatNumber, formatPercent,
+  $, el, poller, setText, shortId, describeEnergy, energySource, formatBytes, formatCredits, formatJoules, formatNumber, formatPercent,
   formatSignificant,
 } from './ui.js';
 
 const REFRESH_MS = 4000;
-const SAMPLES = 90; // six minutes of history at one sample per refresh
 
-const jobsPerMinute = [];
-const load = [];
 const refreshing = poller(refresh, REFRESH_MS);
 
 export function showNetwork(report) {
@@ -21,7 +19,7 @@ export function hideNetwork() {
 }
 
 async function refresh() {
-  const [network, workers] = await Promise.all([api('/v1/network'), api('/v1/workers')]);
+  const [network, workers, history] = await Promise.all([api('/v1/network'), api('/v1/workers'), optional('/v1/network/history')]);
   setText('[data-stat="workersOnline"]', formatNumber(network.workersOnline));
   setText('[data-stat="workersOffline"]', formatNumber(network.workersOffline));
   setText('[data-stat="load"]', formatPercent(network.load));
@@ -37,12 +35,9 @@ async function refresh() {
   showEnergy(network.energy, network.verification);
   setText('#network-updated', `updated ${new Date().toLocaleTimeString()}`);
 
-  bars($('#chart-regions'), Object.entries(network.regions || {}), { empty: 'no node online' });
-  bars($('#chart-devices'), Object.entries(network.devices || {}), { empty: 'no node online' });
-  push(jobsPerMinute, network.jobsPerMinute);
-  push(load, network.load);
-  sparkline($('#chart-jobs'), jobsPerMinute, { label: 'jobs per minute' });
-  sparkline($('#chart-load'), load, { label: 'load', format: formatPercent });
+  countChart($('#chart-regions'), network.regions, 'nodes online');
+  countChart($('#chart-devices'), network.devices, 'nodes online');
+  showHistory(history);
 
   // The rows are rebuilt on every refresh: a node's rates someone opened stay open.
   const open = new Set([...document.querySelectorAll('#workers details.rates[open]')].map(d => d.closest('tr').dataset.worker));
@@ -71,9 +66,28 @@ export function energyCell(energy) {
   return el('td', { dataset: { energy: '' }, title: `${describeEnergy(energy)}; ${formatNumber(energy.jobs)} accepted attempts` }, headline);
 }
 
-function push(samples, value) {
-  samples.push(value ?? 0);
-  if (samples.length > SAMPLES) samples.shift();
+function countChart(figure, counts, label) {
+  const entries = Object.entries(counts || {});
+  drawChart(figure, { type: 'bar', horizontal: true, labels: entries.map(([name]) => name), series: [{ label, data: entries.map(([, n]) => n) }], empty: 'no node online' });
+}
+
+// The scheduler's samples (one per interval): throughput, latency and the queue over the last hour. A gateway
+// without the route (null) says so rather than drawing nothing.
+function showHistory(history) {
+  const empty = history === null ? 'This gateway does not serve the network\'s history yet.' : 'No sample yet: the scheduler takes one at the end of every interval.';
+  const samples = history?.samples ?? [];
+  if (history) setText('#history-interval', history.intervalSeconds === 60 ? 'minute' : `${formatNumber(history.intervalSeconds)} s`);
+  const labels = samples.map(s => timeLabel(s.at, history.intervalSeconds));
+  drawChart($('#chart-throughput'), { labels, series: [{ label: 'jobs per minute', data: samples.map(s => s.jobsPerMinute) }], empty });
+  drawChart($('#chart-latency'), {
+    labels, empty, format: formatSignificant,
+    series: [{ label: 'p50', data: samples.map(s => s.latencyP50Ms) }, { label: 'p99', data: samples.map(s => s.latencyP99Ms) }],
+  });
+  drawChart($('#chart-queue'), {
+    labels, empty,
+    series: [{ label: 'queued', data: samples.map(s => s.queued) }, { label: 'busy slots', data: samples.map(s => s.active) },
+      { label: 'slots', data: samples.map(s => s.slots) }],
+  });
 }
 
 export function onlineBadge(online) {

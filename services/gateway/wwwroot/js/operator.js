@@ -1,8 +1,9 @@
 // The operator's view: own nodes (the public worker list filtered by the account), stake, earnings, and for each
 // node why it gets work or not (GET /v1/workers/{id}/placement) with what to do about it.
 import { api, optional } from './api.js';
+import { drawChart, timeLabel } from './charts.js';
 import { describeDevices, energyCell, onlineBadge } from './network.js';
-import { $, el, bars, poller, setText, shortId, formatCredits, formatNumber, formatPercent, formatTime } from './ui.js';
+import { $, el, poller, setText, shortId, formatCredits, formatNumber, formatPercent, formatSignificant, formatTime } from './ui.js';
 
 const REFRESH_MS = 5000;
 
@@ -26,14 +27,16 @@ export function resetOperator() {
   hideOperator();
   $('#nodes tbody').replaceChildren();
   $('#placements').replaceChildren();
-  $('#chart-earnings').replaceChildren();
+  for (const id of ['#chart-earnings', '#chart-node-speed', '#chart-node-energy']) window.Chart.getChart($(`${id} canvas`))?.destroy();
 }
 
 async function refresh() {
   const [account, workers, earnings] = await Promise.all([api('/v1/account'), api('/v1/workers'), optional('/v1/account/earnings')]);
   const mine = workers.filter(w => w.operatorAccountId === account.accountId);
   // One call per node: an operator runs a handful. A gateway without the route leaves the panel out.
-  const placements = await Promise.all(mine.map(w => optional(`/v1/workers/${encodeURIComponent(w.workerId)}/placement`)));
+  const [placements, histories] = await Promise.all([
+    Promise.all(mine.map(w => optional(`/v1/workers/${encodeURIComponent(w.workerId)}/placement`))),
+    Promise.all(mine.map(w => optional(`/v1/workers/${encodeURIComponent(w.workerId)}/history`)))]);
   const perWorker = new Map((earnings?.workers || []).map(w => [w.workerId, w]));
 
   setText('[data-operator="staked"]', formatCredits(account.staked));
@@ -66,18 +69,47 @@ async function refresh() {
   if (rows.length === 0) rows.push(el('tr', {}, el('td', { colspan: 12, class: 'muted' }, 'No node runs under this account yet: start a worker with its key.')));
   $('#nodes tbody').replaceChildren(...rows);
   $('#placements').replaceChildren(...mine.map((w, i) => placementCard(w, placements[i])).filter(Boolean));
+  showNodeHistories(histories.filter(Boolean));
 
   const note = $('#earnings-note');
   if (earnings === null) {
     note.hidden = false;
     note.textContent = 'This gateway does not serve earnings (GET /v1/account/earnings) yet.';
-    bars($('#chart-earnings'), [], { empty: 'not available' });
+    drawChart($('#chart-earnings'), { type: 'bar', labels: [], series: [], empty: 'not available' });
     return;
   }
   note.hidden = true;
   const days = (earnings.days || []).slice().sort((a, b) => String(a.date).localeCompare(String(b.date)));
-  bars($('#chart-earnings'), days.map(d => [d.date, [d.paid || 0, d.minted || 0]]), { format: formatCredits, empty: 'nothing earned yet' });
+  drawChart($('#chart-earnings'), {
+    type: 'bar', stacked: true, labels: days.map(d => d.date), format: formatCredits, empty: 'nothing earned yet',
+    series: [{ label: 'paid', data: days.map(d => d.paid || 0) }, { label: 'minted', data: days.map(d => d.minted || 0) }],
+  });
 }
+
+/**
+ * Each node's measured speed (one line per node and kernel) and the J/GFLOP of its accepted work, over the
+ * scheduler's samples of the last hour. The nodes' samples share instants (every scheduler samples on the same
+ * boundaries), so one axis of times serves them all.
+ */
+function showNodeHistories(histories) {
+  const interval = histories[0]?.intervalSeconds ?? 60;
+  const times = [...new Set(histories.flatMap(h => h.samples.map(s => s.at)))].sort();
+  const labels = times.map(at => timeLabel(at, interval));
+  const at = history => new Map(history.samples.map(s => [s.at, s]));
+  const speed = histories.flatMap(h => {
+    const byTime = at(h);
+    const kernels = [...new Set(h.samples.flatMap(s => Object.keys(s.gflopsPerKernel || {})))].sort();
+    return kernels.map(k => ({ label: `${nodeName(h.workerId)} ${k}`, data: times.map(t => byTime.get(t)?.gflopsPerKernel?.[k] ?? null) }));
+  });
+  drawChart($('#chart-node-speed'), { labels, series: speed, format: formatSignificant, empty: 'No speed measured yet: the network measures a node from its accepted results.' });
+  const energy = histories.map(h => {
+    const byTime = at(h);
+    return { label: nodeName(h.workerId), data: times.map(t => byTime.get(t)?.joulesPerGflop ?? null) };
+  });
+  drawChart($('#chart-node-energy'), { labels, series: energy, format: formatSignificant, empty: 'No accepted work with checked energy in the last hour.' });
+}
+
+const nodeName = id => (id.length > 14 ? `${id.slice(0, 10)}…` : id);
 
 function sum(items, value) {
   return (items || []).reduce((total, item) => total + (value(item) || 0), 0);

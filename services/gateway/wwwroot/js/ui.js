@@ -1,7 +1,5 @@
-// Small DOM, number and chart helpers. Text always goes in as textContent, never as HTML: everything shown
+// Small DOM and number helpers (charts are charts.js). Text always goes in as textContent, never as HTML: everything shown
 // comes from the network (worker notes, job errors) and must not be able to inject markup.
-
-const SVG = 'http://www.w3.org/2000/svg';
 
 /** An element with attributes and children (strings become text). */
 export function el(tag, attributes = {}, ...children) {
@@ -100,75 +98,6 @@ export function formatTime(value) {
 export function shortId(id) {
   if (!id) return el('span', {}, '–');
   return el('code', { title: id }, id.length > 14 ? `${id.slice(0, 10)}…` : id);
-}
-
-function svgEl(tag, attributes = {}, text) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-// Drawn at their natural size (never blown up to fill a wide card), shrinking with a narrow screen (CSS max-width).
-function size(svg, width, height) {
-  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
-  svg.setAttribute('width', width);
-  svg.setAttribute('height', height);
-}
-
-/**
- * Horizontal bars, one per [label, value] (or [label, [value, value2]] stacked), drawn into an <svg>.
- * The aria-label carries the same numbers as text, for screen readers.
- */
-export function bars(svg, entries, { format = formatNumber, empty = 'nothing yet' } = {}) {
-  const row = 22;
-  const width = 320;
-  const labelWidth = 110;
-  const valueWidth = 60;
-  svg.replaceChildren();
-  if (entries.length === 0) {
-    size(svg, width, row);
-    svg.append(svgEl('text', { x: 0, y: 15, class: 'muted' }, empty));
-    svg.setAttribute('aria-label', empty);
-    return;
-  }
-  const totals = entries.map(([, v]) => [].concat(v).reduce((a, b) => a + b, 0));
-  const max = Math.max(...totals, 1e-9);
-  size(svg, width, entries.length * row);
-  entries.forEach(([label, value], i) => {
-    const y = i * row;
-    svg.append(svgEl('text', { x: 0, y: y + 15 }, label));
-    let x = labelWidth;
-    [].concat(value).forEach((part, j) => {
-      const w = Math.max((part / max) * (width - labelWidth - valueWidth), part > 0 ? 1 : 0);
-      svg.append(svgEl('rect', { x, y: y + 4, width: w, height: row - 8, class: `bar bar-${j}` }));
-      x += w;
-    });
-    svg.append(svgEl('text', { x: x + 4, y: y + 15, class: 'value' }, format(totals[i])));
-  });
-  svg.setAttribute('aria-label', entries.map(([label], i) => `${label}: ${format(totals[i])}`).join(', '));
-}
-
-/** A line through the samples, scaled to their maximum, with the latest value printed at its end. */
-export function sparkline(svg, samples, { format = formatNumber, label = '' } = {}) {
-  const width = 320;
-  const height = 60;
-  const pad = 4;
-  svg.replaceChildren();
-  size(svg, width, height);
-  if (samples.length === 0) return;
-  const max = Math.max(...samples, 1e-9);
-  const plotWidth = width - 70;
-  const step = samples.length > 1 ? plotWidth / (samples.length - 1) : 0;
-  const points = samples.map((v, i) => `${(i * step).toFixed(1)},${(height - pad - (v / max) * (height - 2 * pad)).toFixed(1)}`);
-  svg.append(svgEl('line', { x1: 0, y1: height - pad, x2: plotWidth, y2: height - pad, class: 'axis' }));
-  svg.append(svgEl('polyline', { points: points.join(' '), class: 'line' }));
-  // The latest sample as a dot, so even the first one (a line needs two) shows.
-  const [x, y] = points[points.length - 1].split(',');
-  svg.append(svgEl('circle', { cx: x, cy: y, r: 3, class: 'dot' }));
-  const last = samples[samples.length - 1];
-  svg.append(svgEl('text', { x: plotWidth + 6, y: height / 2 + 5, class: 'value' }, format(last)));
-  svg.setAttribute('aria-label', `${label} now ${format(last)}, highest ${format(max)} over ${samples.length} samples`);
 }
 
 // Calls refresh() now and then every intervalMs while started; errors go to report(). Only the latest start()
