@@ -1,6 +1,7 @@
 using System.Net;
 using Platform.Client;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Tests;
 

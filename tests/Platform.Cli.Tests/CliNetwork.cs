@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using Platform.Client;
+using Platform.Contracts.Api;
 using Platform.Testing;
 
 namespace Platform.Cli.Tests;
@@ -21,6 +22,9 @@ public sealed class CliNetwork : IAsyncLifetime
     public TestEnvironment Environment { get; private set; } = null!;
     public ServiceProcess Gateway { get; private set; } = null!;
     public string AdminKey { get; } = "pk_admin_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    /// <summary>The operator whose staked node runs the network's jobs.</summary>
+    public CreateAccountResponse Operator { get; private set; } = null!;
 
     /// <summary>The gateway's Platform:KeyHashSecret, random per network.</summary>
     public string KeyHashSecret { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
@@ -48,8 +52,8 @@ public sealed class CliNetwork : IAsyncLifetime
         });
 
         // An operator that has staked the minimum, so its worker gets work.
-        var operatorAccount = await CreateAccountAsync("operator", OperatorStake);
-        CreatedNodeKey nodeKey;
+        var operatorAccount = Operator = await CreateAccountAsync("operator", OperatorStake);
+        NodeKeyCreated nodeKey;
         using (var operatorClient = Client(operatorAccount.Key))
         {
             try
@@ -78,7 +82,7 @@ public sealed class CliNetwork : IAsyncLifetime
 
     public PlatformClient Client(string? key) => new(Gateway.BaseUrl, key);
 
-    public async Task<CreatedAccount> CreateAccountAsync(string role, decimal credits)
+    public async Task<CreateAccountResponse> CreateAccountAsync(string role, decimal credits)
     {
         using var admin = Client(AdminKey);
         return await admin.CreateAccountAsync(new CreateAccountRequest(role, $"{role} {Guid.NewGuid():n}", credits));

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Platform.Client;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Tests;
 

@@ -151,7 +151,7 @@ public sealed class LowBalanceTests : IDisposable
         "GET /v1/account" or "PUT /v1/account/low-balance" => CannedAnswer.Problem(404,
             """{"type":"urn:platform:problem:account-not-found","title":"Account not found","status":404,"detail":"this account has no ledger entries yet"}"""),
         "POST /v1/jobs" => new CannedAnswer(202, "application/json",
-            """{"id":"job_lowbal","kernel":"vector-add","status":"pending","createdAt":"2026-01-02T03:04:05+00:00"}"""),
+            """{"id":"job_lowbal","kernel":"vector-add","status":"pending","inputs":{},"params":{},"outputs":null,"attempts":[],"createdAt":"2026-01-02T03:04:05+00:00"}"""),
         _ => CannedAnswer.NotFound,
     };
 }

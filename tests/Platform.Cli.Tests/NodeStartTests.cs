@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 using Platform.Client;
+using Platform.Contracts.Api;
 using Platform.Contracts.Tensors;
 using Xunit.Abstractions;
 
@@ -64,7 +65,7 @@ public sealed class NodeStartTests(CliNetwork network, ITestOutputHelper output)
             {
                 Kernel = "vector-add",
                 Inputs = new Dictionary<string, string> { ["a"] = a.Cid, ["b"] = a.Cid },
-                Requirements = new JobRequirements(Region: "cli-node"),
+                Requirements = new RequirementsRequest(Region: "cli-node"),
             });
             var done = await http.WatchAsync(job.Id).OfType<JobStatusEvent>().LastAsync();
             Assert.Equal("completed", done.Status);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using Platform.Client;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Tests;
 
@@ -11,7 +12,7 @@ public sealed class RateLimitRetryTests
         {"type":"urn:platform:problem:rate-limited","title":"Too many requests","status":429,"detail":"this key is over its request rate; retry after 1 s"}
         """;
 
-    private const string Pending = """{"id":"job_1","kernel":"vector-add","status":"pending"}""";
+    private const string Pending = """{"id":"job_1","kernel":"vector-add","status":"pending","inputs":{},"params":{},"outputs":null,"attempts":[],"createdAt":"2026-01-02T03:04:05+00:00"}""";
 
     private static readonly SubmitJobRequest Request = new()
     {

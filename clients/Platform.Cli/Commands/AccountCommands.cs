@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Platform.Client;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Commands;
 
@@ -115,7 +116,7 @@ public static class AccountCommands
         return command;
     }
 
-    private static void ShowAccount(Session s, AccountView a)
+    private static void ShowAccount(Session s, AccountResponse a)
     {
         s.Host.Out.Write(Output.Facts(("account", a.AccountId), ("role", a.Role), ("balance", Output.Credits(a.Balance)),
             ("escrowed", Output.Credits(a.Escrowed)), ("earned", Output.Credits(a.Earned)), ("staked", Output.Credits(a.Staked)),
@@ -137,7 +138,7 @@ public static class AccountCommands
     }
 
     /// <summary>The same words as the dashboard's banner.</summary>
-    public static string LowBalanceWarning(AccountView a) =>
+    public static string LowBalanceWarning(AccountResponse a) =>
         $"your balance {Output.Credits(a.Balance)} is below your warning threshold of {Output.Credits(a.LowBalanceThreshold)}: " +
         "top up or lower the threshold before jobs are rejected for insufficient credits";
 

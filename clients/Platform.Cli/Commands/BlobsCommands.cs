@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Platform.Client;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Commands;
 
@@ -62,7 +62,7 @@ public static class BlobsCommands
     }
 
     /// <summary>Pins a file, streamed, with a progress bar.</summary>
-    public static async Task<PinnedBlob> PinFileAsync(Session s, FileInfo file, CancellationToken ct)
+    public static async Task<PinResponse> PinFileAsync(Session s, FileInfo file, CancellationToken ct)
     {
         await using var stream = file.OpenRead();
         return await s.WithProgressAsync($"uploading {file.Name}", file.Length, progress => s.Client.PutBlobAsync(stream, progress, ct));

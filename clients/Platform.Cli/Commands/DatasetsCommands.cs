@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Platform.Client;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Commands;
 

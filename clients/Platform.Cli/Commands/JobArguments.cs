@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Platform.Client;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 
 namespace Platform.Cli.Commands;
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Platform.Client;
+using Platform.Contracts.Api;
 using Spectre.Console;
 
 namespace Platform.Cli.Commands;
@@ -99,7 +100,7 @@ public static class JobsCommands
     /// </summary>
     private static async Task WarnAboutBalanceAsync(Session s, decimal? maxPrice, CancellationToken ct)
     {
-        AccountView account;
+        AccountResponse account;
         try
         {
             account = await s.Client.GetAccountAsync(ct);
@@ -152,7 +153,7 @@ public static class JobsCommands
                 Params = (s.Get(parameters) ?? []).ToDictionary(p => p.Key, p => JsonSerializer.SerializeToElement(p.Value)),
                 Replicas = s.Get(replicas),
                 MaxPrice = s.Get(maxPrice),
-                Requirements = s.Get(region) is null && s.Get(device) is null ? null : new JobRequirements(s.Get(device), null, s.Get(region)),
+                Requirements = s.Get(region) is null && s.Get(device) is null ? null : new RequirementsRequest(s.Get(device), null, s.Get(region)),
             };
             await WarnAboutBalanceAsync(s, request.MaxPrice, ct);
             var job = await s.Client.SubmitJobAsync(request, s.Get(key), ct);
@@ -222,14 +223,14 @@ public static class JobsCommands
     /// on stderr when the count changes, at most one a second (a batch of thousands would print thousands), and the
     /// last. Returns the batch as the gateway counts it at the end, which is what the exit code goes by.
     /// </summary>
-    private static async Task<JobBatch> FollowBatchAsync(Session s, JobBatch batch, CancellationToken ct)
+    private static async Task<JobBatchView> FollowBatchAsync(Session s, JobBatchView batch, CancellationToken ct)
     {
         // Each job's latest status; a terminal one is kept, since a job never leaves it.
         var latest = new Dictionary<string, string>(StringComparer.Ordinal);
-        JobBatch Seen() => batch with { Counts = latest.Values.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count()) };
+        JobBatchView Seen() => batch with { Counts = latest.Values.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count()) };
         void Record(JobStatusEvent e)
         {
-            if (!JobStatuses.IsTerminal(latest.GetValueOrDefault(e.JobId)))
+            if (!latest.TryGetValue(e.JobId, out var status) || !JobStatuses.Terminal.Contains(status))
                 latest[e.JobId] = e.Status;
         }
 
@@ -274,16 +275,16 @@ public static class JobsCommands
     }
 
     /// <summary>"7/10 done, 1 failed, 1 rejected": the batch's finished jobs, and those that finished without a result.</summary>
-    public static string BatchProgress(JobBatch b) => $"{b.Done}/{b.Total} done" + (Unsuccessful(b) is { Length: > 0 } bad ? ", " + bad : "");
+    public static string BatchProgress(JobBatchView b) => $"{b.Done}/{b.Total} done" + (Unsuccessful(b) is { Length: > 0 } bad ? ", " + bad : "");
 
     /// <summary>"1 failed, 1 rejected"; empty when none.</summary>
-    private static string Unsuccessful(JobBatch b) =>
+    private static string Unsuccessful(JobBatchView b) =>
         string.Join(", ", new[] { "failed", "cancelled", "rejected" }.Where(st => b.Count(st) > 0).Select(st => $"{b.Count(st)} {st}"));
 
     // The order jobs move through, so the counts read as a pipeline; a status this CLI does not know goes last.
     private static readonly string[] StatusOrder = ["pending", "queued", "assigned", "running", "verifying", "completed", "failed", "cancelled", "rejected"];
 
-    public static void ShowBatch(Session s, JobBatch b)
+    public static void ShowBatch(Session s, JobBatchView b)
     {
         s.Host.Out.Write(Output.Facts(("batch", b.Id), ("created", Output.Time(b.CreatedAt)), ("jobs", b.Total.ToString(CultureInfo.InvariantCulture)),
             ("finished", b.Finished ? "yes" : "no"), ("progress", BatchProgress(b))));
@@ -300,7 +301,7 @@ public static class JobsCommands
     /// accepts the result, while the cost arrives a moment later from rewards. Gives up waiting after a while and
     /// shows the job as it is.
     /// </summary>
-    private static async Task<Job> SettledAsync(Session s, string jobId, CancellationToken ct)
+    private static async Task<JobView> SettledAsync(Session s, string jobId, CancellationToken ct)
     {
         var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
@@ -358,7 +359,7 @@ public static class JobsCommands
         _ => e.ToString(),
     }).TrimEnd();
 
-    public static void ShowJob(Session s, Job j)
+    public static void ShowJob(Session s, JobView j)
     {
         var took = j.CompletedAt is { } done ? $" in {(done - j.CreatedAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s" : "";
         s.Host.Out.Write(Output.Facts(("job", j.Id), ("kernel", j.Kernel), ("status", j.Status + took),

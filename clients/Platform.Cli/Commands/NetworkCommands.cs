@@ -87,7 +87,7 @@ public static class NetworkCommands
     }
 
     /// <summary>"0.58 J per job, 1.1e6 J/GFLOP over 12 jobs (estimated)".</summary>
-    public static string Energy(Platform.Client.EnergySummary? energy)
+    public static string Energy(Platform.Contracts.Api.EnergyView? energy)
     {
         if (energy is not { Jobs: > 0 })
             return "-";
@@ -96,7 +96,7 @@ public static class NetworkCommands
     }
 
     // Kinds only: device names run to 80 characters and would stretch the table past any terminal.
-    private static string Devices(Platform.Client.WorkerInfo w) =>
+    private static string Devices(Platform.Contracts.Api.WorkerView w) =>
         string.Join(", ", w.Devices.GroupBy(d => d.Kind).Select(g => g.Count() == 1 ? g.Key : $"{g.Count()} {g.Key}"));
 
     private static string Number(long n) => n.ToString(CultureInfo.InvariantCulture);

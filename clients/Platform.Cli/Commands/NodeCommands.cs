@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Platform.Client;
+using Platform.Contracts.Api;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -261,7 +262,7 @@ public static class NodeCommands
         }
     }
 
-    private sealed record NodeView(string WorkerId, WorkerInfo? Worker, AccountView Account, WorkerEarnings? Earned);
+    private sealed record NodeView(string WorkerId, WorkerView? Worker, AccountResponse Account, WorkerEarnings? Earned);
 
     private static async Task<NodeView> ReadAsync(Session s, string workerId, string accountId, CancellationToken ct)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 
 namespace Platform.Client;
 
@@ -10,12 +11,13 @@ public sealed partial class PlatformClient
     /// Pins the bytes of <paramref name="content"/> (read from its current position to its end, streamed) and
     /// returns their CID. <paramref name="progress"/> gets the bytes sent so far.
     /// </summary>
-    public async Task<PinnedBlob> PutBlobAsync(Stream content, IProgress<long>? progress = null, CancellationToken ct = default)
+    [ApiOperation("POST /v1/blobs")]
+    public async Task<PinResponse> PutBlobAsync(Stream content, IProgress<long>? progress = null, CancellationToken ct = default)
     {
         using var body = new ProgressStreamContent(content, progress);
         body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         using var response = await _http.PostAsync(new Uri("v1/blobs", UriKind.Relative), body, ct);
-        return await ReadAsync<PinnedBlob>(response, ct);
+        return await ReadAsync<PinResponse>(response, ct);
     }
 
     /// <summary>
@@ -36,6 +38,7 @@ public sealed partial class PlatformClient
     /// when read to the end if the bytes do not hash to the CID. <see cref="BlobDownload.Length"/> is the size
     /// the gateway announced.
     /// </summary>
+    [ApiOperation("GET /v1/blobs/{cid}")]
     public async Task<BlobDownload> OpenBlobAsync(string cid, IProgress<long>? progress = null, CancellationToken ct = default)
     {
         var parsed = ParseCid(cid);
@@ -54,6 +57,7 @@ public sealed partial class PlatformClient
     }
 
     /// <summary>The blob's size, or null when nothing is pinned under <paramref name="cid"/>.</summary>
+    [ApiOperation("HEAD /v1/blobs/{cid}")]
     public async Task<BlobHead?> HeadBlobAsync(string cid, CancellationToken ct = default)
     {
         var parsed = ParseCid(cid);
@@ -65,19 +69,23 @@ public sealed partial class PlatformClient
         return new BlobHead(parsed.Value, response.Content.Headers.ContentLength ?? 0);
     }
 
-    public Task<PinStatus> GetPinStatusAsync(string cid, CancellationToken ct = default) =>
-        GetAsync<PinStatus>($"v1/blobs/{ParseCid(cid)}/pin", ct);
+    [ApiOperation("GET /v1/blobs/{cid}/pin")]
+    public Task<PinStatusResponse> GetPinStatusAsync(string cid, CancellationToken ct = default) =>
+        GetAsync<PinStatusResponse>($"v1/blobs/{ParseCid(cid)}/pin", ct);
 
     /// <summary>The Merkle proof that the store holds 1 MiB chunk <paramref name="chunk"/> of the blob.</summary>
-    public Task<ChunkProof> GetProofAsync(string cid, int chunk, CancellationToken ct = default) =>
-        GetAsync<ChunkProof>($"v1/blobs/{ParseCid(cid)}/proof?chunk={chunk}", ct);
+    [ApiOperation("GET /v1/blobs/{cid}/proof")]
+    public Task<ProofResponse> GetProofAsync(string cid, int chunk, CancellationToken ct = default) =>
+        GetAsync<ProofResponse>($"v1/blobs/{ParseCid(cid)}/proof?chunk={chunk}", ct);
 
     /// <summary>Pins a manifest naming <paramref name="request"/>'s blobs; the dataset's id is that manifest's CID.</summary>
-    public Task<Dataset> CreateDatasetAsync(CreateDatasetRequest request, CancellationToken ct = default) =>
-        PostAsync<Dataset>("v1/datasets", request, ct);
+    [ApiOperation("POST /v1/datasets")]
+    public Task<DatasetView> CreateDatasetAsync(CreateDatasetRequest request, CancellationToken ct = default) =>
+        PostAsync<DatasetView>("v1/datasets", request, ct);
 
-    public Task<Dataset> GetDatasetAsync(string cid, CancellationToken ct = default) =>
-        GetAsync<Dataset>($"v1/datasets/{ParseCid(cid)}", ct);
+    [ApiOperation("GET /v1/datasets/{cid}")]
+    public Task<DatasetView> GetDatasetAsync(string cid, CancellationToken ct = default) =>
+        GetAsync<DatasetView>($"v1/datasets/{ParseCid(cid)}", ct);
 
     // A malformed CID is the caller's mistake: Parse's FormatException says so before the network is asked.
     private static Cid ParseCid(string cid) => Cid.Parse(cid);

@@ -1,6 +1,7 @@
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Platform.Contracts.Api;
 
 namespace Platform.Client;
 
@@ -33,7 +34,7 @@ public sealed record JobStatusEvent : JobEvent
     /// <summary>The SSE id; null when the event was made up from polling the job.</summary>
     public long? Sequence { get; init; }
 
-    public bool IsTerminal => JobStatuses.IsTerminal(Status);
+    public bool IsTerminal => JobStatuses.Terminal.Contains(Status);
 }
 
 /// <summary><c>event: progress</c>: the running attempt reports the fraction of the kernel done (0..1).</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Platform.Contracts.Api;
 
 namespace Platform.Client;
 
@@ -10,17 +11,20 @@ public sealed partial class PlatformClient
     /// and the problem's <see cref="Problem.Index"/> names the first bad one. With <paramref name="idempotencyKey"/>
     /// a retried batch returns the first one instead of starting another.
     /// </summary>
-    public Task<JobBatch> SubmitJobsAsync(IReadOnlyList<SubmitJobRequest> jobs, string? idempotencyKey = null, CancellationToken ct = default) =>
-        PostAsync<JobBatch>("v1/jobs:batch", new SubmitJobsRequest(jobs), ct, idempotencyKey);
+    [ApiOperation("POST /v1/jobs:batch", Body = typeof(SubmitJobBatchRequest))]
+    public Task<JobBatchView> SubmitJobsAsync(IReadOnlyList<SubmitJobRequest> jobs, string? idempotencyKey = null, CancellationToken ct = default) =>
+        PostAsync<JobBatchView>("v1/jobs:batch", new SubmitJobBatchRequest { Jobs = jobs }, ct, idempotencyKey);
 
     /// <summary>The batch with its jobs' current counts by status.</summary>
-    public Task<JobBatch> GetBatchAsync(string batchId, CancellationToken ct = default) => GetAsync<JobBatch>($"v1/batches/{Escape(batchId)}", ct);
+    [ApiOperation("GET /v1/batches/{id}")]
+    public Task<JobBatchView> GetBatchAsync(string batchId, CancellationToken ct = default) => GetAsync<JobBatchView>($"v1/batches/{Escape(batchId)}", ct);
 
     /// <summary>Asks every job of the batch that has not finished to cancel (their escrow is refunded).</summary>
-    public async Task<JobBatch> CancelBatchAsync(string batchId, CancellationToken ct = default)
+    [ApiOperation("POST /v1/batches/{id}/cancel")]
+    public async Task<JobBatchView> CancelBatchAsync(string batchId, CancellationToken ct = default)
     {
         using var response = await PostAsync($"v1/batches/{Escape(batchId)}/cancel", null, null, ct);
-        return await ReadAsync<JobBatch>(response, ct);
+        return await ReadAsync<JobBatchView>(response, ct);
     }
 
     /// <summary>
@@ -30,6 +34,7 @@ public sealed partial class PlatformClient
     /// polled every <see cref="PollInterval"/> until the batch is finished instead, and then no change is reported:
     /// the batch's counts (<see cref="GetBatchAsync"/>) say how it ended either way.
     /// </summary>
+    [ApiOperation("GET /v1/batches/{id}/events")]
     public async IAsyncEnumerable<JobStatusEvent> WatchBatchAsync(string batchId, [EnumeratorCancellation] CancellationToken ct = default)
     {
         var seen = new HashSet<(string JobId, int Version)>();

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Runtime.CompilerServices;
+using Platform.Contracts.Api;
 
 namespace Platform.Client;
 
@@ -14,17 +15,20 @@ public sealed partial class PlatformClient
     /// Submits a job (202: it is accepted, not yet funded or run). With <paramref name="idempotencyKey"/> a retried
     /// submission returns the first one's job instead of starting another.
     /// </summary>
-    public async Task<Job> SubmitJobAsync(SubmitJobRequest request, string? idempotencyKey = null, CancellationToken ct = default) =>
-        await PostAsync<Job>("v1/jobs", request, ct, idempotencyKey);
+    [ApiOperation("POST /v1/jobs")]
+    public async Task<JobView> SubmitJobAsync(SubmitJobRequest request, string? idempotencyKey = null, CancellationToken ct = default) =>
+        await PostAsync<JobView>("v1/jobs", request, ct, idempotencyKey);
 
-    public Task<Job> GetJobAsync(string jobId, CancellationToken ct = default) => GetAsync<Job>($"v1/jobs/{Escape(jobId)}", ct);
+    [ApiOperation("GET /v1/jobs/{id}")]
+    public Task<JobView> GetJobAsync(string jobId, CancellationToken ct = default) => GetAsync<JobView>($"v1/jobs/{Escape(jobId)}", ct);
 
-    /// <summary>One page of the account's jobs, newest first; pass <see cref="JobPage.NextCursor"/> on for the next.</summary>
-    public Task<JobPage> GetJobsPageAsync(string? status = null, int? limit = null, string? cursor = null, CancellationToken ct = default) =>
-        GetAsync<JobPage>("v1/jobs" + Query(("status", status), ("limit", limit?.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("cursor", cursor)), ct);
+    /// <summary>One page of the account's jobs, newest first; pass <see cref="JobList.NextCursor"/> on for the next.</summary>
+    [ApiOperation("GET /v1/jobs")]
+    public Task<JobList> GetJobsPageAsync(string? status = null, int? limit = null, string? cursor = null, CancellationToken ct = default) =>
+        GetAsync<JobList>("v1/jobs" + Query(("status", status), ("limit", limit?.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("cursor", cursor)), ct);
 
     /// <summary>Every job of the account, newest first, fetched a page at a time as the caller reads on.</summary>
-    public async IAsyncEnumerable<Job> ListJobsAsync(string? status = null, int pageSize = 50, [EnumeratorCancellation] CancellationToken ct = default)
+    public async IAsyncEnumerable<JobView> ListJobsAsync(string? status = null, int pageSize = 50, [EnumeratorCancellation] CancellationToken ct = default)
     {
         string? cursor = null;
         do
@@ -41,10 +45,11 @@ public sealed partial class PlatformClient
     /// Cancels the job: the answer is final, the job cancelled and its escrow refunded. A job that already finished
     /// answers 409 (job-finished).
     /// </summary>
-    public async Task<Job> CancelJobAsync(string jobId, CancellationToken ct = default)
+    [ApiOperation("POST /v1/jobs/{id}/cancel")]
+    public async Task<JobView> CancelJobAsync(string jobId, CancellationToken ct = default)
     {
         using var response = await PostAsync($"v1/jobs/{Escape(jobId)}/cancel", null, null, ct);
-        return await ReadAsync<Job>(response, ct);
+        return await ReadAsync<JobView>(response, ct);
     }
 
     /// <summary>
@@ -53,6 +58,7 @@ public sealed partial class PlatformClient
     /// stream (404) is polled instead, every <see cref="PollInterval"/>, and the changes it shows are reported
     /// the same way.
     /// </summary>
+    [ApiOperation("GET /v1/jobs/{id}/events")]
     public async IAsyncEnumerable<JobEvent> WatchAsync(string jobId, [EnumeratorCancellation] CancellationToken ct = default)
     {
         string? lastId = null;

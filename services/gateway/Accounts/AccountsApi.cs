@@ -3,15 +3,12 @@ using MassTransit;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Accounts;
-
-public sealed record CreateAccountRequest(string? Role, string? Name, decimal? Credits);
-
-public sealed record CreateAccountResponse(string AccountId, string Role, string Name, string Key);
 
 public static class AccountsApi
 {
@@ -24,7 +21,7 @@ public static class AccountsApi
     public static RouteGroupBuilder MapAccounts(this IEndpointRouteBuilder app)
     {
         var admin = app.MapGroup("/v1/admin").WithTags("Admin").RequireAuthorization(Roles.Admin);
-        admin.MapPost("/accounts", CreateAccount);
+        admin.MapPost("/accounts", CreateAccount).Accepts<CreateAccountRequest>("application/json");
         return admin;
     }
 

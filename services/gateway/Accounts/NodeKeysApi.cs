@@ -12,16 +12,6 @@ using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Accounts;
 
-/// <summary>A node key as its operator sees it: the key itself only in the answer that made it.</summary>
-/// <param name="Workers">How many worker ids the key may enroll (1 unless asked otherwise).</param>
-public sealed record NodeKeyCreated(string Id, string Key, int Workers, DateTimeOffset CreatedAt);
-
-/// <param name="WorkerIds">The workers it enrolled, first come; once there are <paramref name="Workers"/> it enrolls no other.</param>
-public sealed record NodeKeyView(string Id, int Workers, string[] WorkerIds, DateTimeOffset CreatedAt);
-
-/// <param name="Workers">How many worker ids the key may enroll, 1 to 1000 (default 1): more only for replicas that share one key.</param>
-public sealed record CreateNodeKeyRequest(int? Workers);
-
 /// <summary>
 /// Node keys: an operator (with its own key) makes a key for each node it runs. A node key authenticates as the
 /// operator's account with the role <see cref="Roles.Node"/>, which may only fetch and pin blobs and enroll

@@ -4,6 +4,7 @@ using Dapper;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Platform.Contracts.Api;
 using Platform.Gateway.Limits;
 
 namespace Platform.Gateway.Jobs;

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Forwarding;
@@ -13,16 +14,6 @@ using Platform.Hosting.Outbox;
 
 namespace Platform.Gateway.Jobs;
 
-public sealed record SubmitJobBatchRequest
-{
-    /// <summary>Each entry is what POST /v1/jobs takes.</summary>
-    public List<SubmitJobRequest?>? Jobs { get; init; }
-}
-
-/// <summary>A job array: its jobs (in the order of the entries) and how many are in each status.</summary>
-/// <param name="Counts">Jobs per status; statuses with none are left out.</param>
-/// <param name="Finished">Every job of the batch has reached a terminal status.</param>
-public sealed record JobBatchView(string Id, DateTimeOffset CreatedAt, int Total, bool Finished, IReadOnlyDictionary<string, int> Counts, IReadOnlyList<string> JobIds);
 
 /// <summary>
 /// Job arrays: <c>POST /v1/jobs:batch</c> submits up to <see cref="JobSubmission.MaxBatchSize"/> jobs in one request,
@@ -36,7 +27,7 @@ public static class JobBatchesApi
     public static IEndpointRouteBuilder MapJobBatches(this IEndpointRouteBuilder app)
     {
         var limits = app.ServiceProvider.GetRequiredService<IOptions<RequestLimitOptions>>().Value;
-        app.MapPost("/v1/jobs:batch", Submit).WithTags("Jobs").RequireAuthorization(Roles.Client)
+        app.MapPost("/v1/jobs:batch", Submit).Accepts<SubmitJobBatchRequest>("application/json").WithTags("Jobs").RequireAuthorization(Roles.Client)
             .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(limits.MaxBatchBodyBytes));
         var group = app.MapGroup("/v1/batches").WithTags("Jobs").RequireAuthorization(Roles.Client);
         group.MapGet("/{id}", Get);

@@ -1,14 +1,9 @@
 using Dapper;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 
 namespace Platform.Gateway.Jobs;
-
-/// <summary>One status change of a job as the event stream sends it.</summary>
-/// <param name="Reason">A code of the reason catalogue: every terminal status has one, and so does a change that ended an attempt.</param>
-/// <param name="Message">The reason as a sentence for people, with its specifics; null when there is no reason.</param>
-public sealed record JobEvent(string JobId, int Version, string Status, string? AttemptId, string? WorkerId, string? AttemptStatus,
-    string? Reason, string? Detail, DateTimeOffset OccurredAt, string? Message = null);
 
 /// <summary>
 /// Every status change of every job, by the scheduler's version number. Version 0 is the gateway's own
@@ -51,7 +46,7 @@ public static class JobEventLog
         public string? Detail { get; init; }
         public DateTime OccurredAt { get; init; }
 
-        public JobEvent ToEvent() => new(JobId, Version, Status, AttemptId, WorkerId, AttemptStatus, Reason, Detail,
+        public JobStatusChange ToEvent() => new(JobId, Version, Status, AttemptId, WorkerId, AttemptStatus, Reason, Detail,
             new DateTimeOffset(DateTime.SpecifyKind(OccurredAt, DateTimeKind.Utc)), MessageOf(Status, Reason, Detail));
     }
 
@@ -66,7 +61,7 @@ public static class JobEventLog
     /// that resumes past the end learns that the job ended (and its stream ends) instead of waiting for changes that
     /// will never come.
     /// </summary>
-    public static async Task<IReadOnlyList<JobEvent>> AfterAsync(NpgsqlConnection connection, string jobId, int afterVersion, CancellationToken ct) =>
+    public static async Task<IReadOnlyList<JobStatusChange>> AfterAsync(NpgsqlConnection connection, string jobId, int afterVersion, CancellationToken ct) =>
         [.. (await connection.QueryAsync<Row>(new CommandDefinition(
             $"""
             select {Columns} from job_events e

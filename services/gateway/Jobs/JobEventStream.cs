@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Gateway.Auth;
 using Platform.Gateway.Limits;
 using Platform.Hosting.Http;
@@ -30,8 +31,6 @@ public static class JobEventStream
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
-
-    private sealed record ProgressEvent(string JobId, string AttemptId, float Fraction);
 
     private sealed class RunningAttempt
     {
@@ -96,7 +95,7 @@ public static class JobEventStream
                     if (running is not null && progress != (running.AttemptId, running.Fraction))
                     {
                         progress = (running.AttemptId, running.Fraction);
-                        await WriteAsync(http, "progress", null, JsonSerializer.Serialize(new ProgressEvent(id, running.AttemptId, running.Fraction), options), ct);
+                        await WriteAsync(http, "progress", null, JsonSerializer.Serialize(new JobProgress(id, running.AttemptId, running.Fraction), options), ct);
                         lastWrite = clock.GetUtcNow();
                     }
                 }

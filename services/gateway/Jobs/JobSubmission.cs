@@ -4,6 +4,7 @@ using Dapper;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Forwarding;

@@ -3,6 +3,7 @@ using Dapper;
 using MassTransit;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Metrics;
 using Platform.Hosting.Messaging;

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 
 namespace Platform.Gateway.Jobs;

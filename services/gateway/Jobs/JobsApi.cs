@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Auth;
@@ -35,7 +36,7 @@ public static partial class JobsApi
     public static RouteGroupBuilder MapJobs(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/jobs").WithTags("Jobs").RequireAuthorization(Roles.Client);
-        group.MapPost("/", Submit);
+        group.MapPost("/", Submit).Accepts<SubmitJobRequest>("application/json");
         group.MapGet("/{id}", Get);
         group.MapGet("/", List);
         group.MapPost("/{id}/cancel", Cancel);

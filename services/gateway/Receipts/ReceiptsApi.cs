@@ -10,7 +10,6 @@ using Platform.Contracts.Messages;
 using Platform.Contracts.Receipts;
 using Platform.Contracts.Signing;
 using Platform.Gateway.Auth;
-using Platform.Gateway.Jobs;
 using Platform.Hosting.Http;
 
 namespace Platform.Gateway.Receipts;

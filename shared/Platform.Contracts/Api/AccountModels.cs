@@ -51,3 +51,19 @@ public sealed record WebhookView(string Url, DateTimeOffset CreatedAt, IReadOnly
 /// </summary>
 public sealed record WebhookDelivery(string Id, string Type, string Status, int Attempts, int? LastStatus, string? LastError, DateTimeOffset CreatedAt,
     DateTimeOffset? NextAttemptAt, DateTimeOffset? DeliveredAt);
+
+/// <summary>POST /v1/admin/accounts: <paramref name="Role"/> is client, operator or admin; optional here so the gateway can say which is missing.</summary>
+public sealed record CreateAccountRequest(string? Role, string? Name, decimal? Credits);
+
+/// <summary>The new account; <paramref name="Key"/> is shown this once and stored only as a hash.</summary>
+public sealed record CreateAccountResponse(string AccountId, string Role, string Name, string Key);
+
+/// <summary>A node key as its operator sees it: the key itself only in the answer that made it.</summary>
+/// <param name="Workers">How many worker ids the key may enroll (1 unless asked otherwise).</param>
+public sealed record NodeKeyCreated(string Id, string Key, int Workers, DateTimeOffset CreatedAt);
+
+/// <param name="WorkerIds">The workers it enrolled, first come; once there are <paramref name="Workers"/> it enrolls no other.</param>
+public sealed record NodeKeyView(string Id, int Workers, IReadOnlyList<string> WorkerIds, DateTimeOffset CreatedAt);
+
+/// <param name="Workers">How many worker ids the key may enroll, 1 to 1000 (default 1): more only for replicas that share one key.</param>
+public sealed record CreateNodeKeyRequest(int? Workers);

@@ -1,4 +1,4 @@
-using Platform.Gateway.Jobs;
+using Platform.Contracts.Api;
 
 namespace Platform.Gateway.Tests.Jobs;
 

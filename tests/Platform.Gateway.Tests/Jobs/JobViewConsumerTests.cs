@@ -2,6 +2,7 @@ using System.Text.Json;
 using Dapper;
 using Microsoft.Extensions.DependencyInjection;
 using Platform.Contracts;
+using Platform.Contracts.Api;
 using Platform.Contracts.Messages;
 using Platform.Gateway.Jobs;
 using Platform.Hosting.Messaging;
@@ -250,7 +251,7 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(new JobError("input_invalid", "a is truncated"), view.Error);
     }
 
-    private async Task<IReadOnlyList<JobEvent>> EventsAsync(JobId job)
+    private async Task<IReadOnlyList<JobStatusChange>> EventsAsync(JobId job)
     {
         await using var connection = await _host.Database.OpenConnectionAsync();
         return await JobEventLog.AfterAsync(connection, job.Value, -1, CancellationToken.None);

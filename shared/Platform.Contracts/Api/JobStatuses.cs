@@ -1,4 +1,4 @@
-namespace Platform.Gateway.Jobs;
+namespace Platform.Contracts.Api;
 
 /// <summary>The lifecycle's statuses in order; the terminal ones rank 10 and are never replaced.</summary>
 public static class JobStatuses
@@ -26,5 +26,9 @@ public static class JobStatuses
 
     public static int Rank(string status) => Ranks.TryGetValue(status, out var r) ? r : throw new ArgumentException($"unknown status {status}", nameof(status));
 
+    /// <summary>The statuses a job never leaves. A client asks this set rather than <see cref="IsTerminal"/>, so that a status a newer gateway adds counts as not terminal instead of failing.</summary>
+    public static readonly IReadOnlySet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { Completed, Failed, Cancelled, Rejected };
+
+    /// <summary>Whether a job in <paramref name="status"/> will never change again; a status this version does not know is refused.</summary>
     public static bool IsTerminal(string status) => Rank(status) == 10;
 }

@@ -1,8 +1,12 @@
 using System.Text.Json;
-using Platform.Contracts;
 
-namespace Platform.Gateway.Jobs;
+namespace Platform.Contracts.Api;
 
+/// <summary>
+/// POST /v1/jobs, and each entry of POST /v1/jobs:batch. Everything is optional here so that the gateway can say
+/// what is missing (a 400 naming the field) rather than fail to read the body; <see cref="Kernel"/> and
+/// <see cref="Inputs"/> are required. <see cref="Params"/> values are JSON strings, numbers or booleans.
+/// </summary>
 public sealed record SubmitJobRequest
 {
     public string? Kernel { get; init; }
@@ -15,7 +19,8 @@ public sealed record SubmitJobRequest
     public string? Policy { get; init; }
 }
 
-public sealed record RequirementsRequest(string? Device, long? MinMemoryMb, string? Region);
+/// <param name="Device">any, cpu or gpu.</param>
+public sealed record RequirementsRequest(string? Device = null, long? MinMemoryMb = null, string? Region = null);
 
 /// <param name="Progress">Fraction of the kernel done (0..1) while the attempt runs, as last reported by its worker.</param>
 /// <param name="StatusReason">Why the attempt ended (failed, rejected, cancelled, accepted); null while it runs.</param>
@@ -61,3 +66,23 @@ public sealed record JobView
 }
 
 public sealed record JobList(IReadOnlyList<JobView> Items, string? NextCursor);
+
+public sealed record SubmitJobBatchRequest
+{
+    /// <summary>Each entry is what POST /v1/jobs takes.</summary>
+    public IReadOnlyList<SubmitJobRequest?>? Jobs { get; init; }
+}
+
+/// <summary>A job array: its jobs (in the order of the entries) and how many are in each status.</summary>
+/// <param name="Counts">Jobs per status; statuses with none are left out.</param>
+/// <param name="Finished">Every job of the batch has reached a terminal status.</param>
+public sealed record JobBatchView(string Id, DateTimeOffset CreatedAt, int Total, bool Finished, IReadOnlyDictionary<string, int> Counts, IReadOnlyList<string> JobIds);
+
+/// <summary>One status change of a job as the event streams send it (<c>event: status</c> of GET /v1/jobs/{id}/events and /v1/batches/{id}/events).</summary>
+/// <param name="Reason">A code of the reason catalogue: every terminal status has one, and so does a change that ended an attempt.</param>
+/// <param name="Message">The reason as a sentence for people, with its specifics; null when there is no reason.</param>
+public sealed record JobStatusChange(string JobId, int Version, string Status, string? AttemptId, string? WorkerId, string? AttemptStatus,
+    string? Reason, string? Detail, DateTimeOffset OccurredAt, string? Message = null);
+
+/// <summary><c>event: progress</c> of GET /v1/jobs/{id}/events: the running attempt's fraction of the kernel done (0..1).</summary>
+public sealed record JobProgress(string JobId, string AttemptId, float Fraction);
