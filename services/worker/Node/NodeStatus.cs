@@ -15,7 +15,12 @@ public sealed class NodeStatus : IHealthCheck
     private readonly ConcurrentDictionary<AttemptId, bool> _cancelled = new();
 
     public AccountId? OperatorAccountId { get; set; }
+    private long _ended;
+
     public int ActiveAttempts => _running.Count;
+
+    /// <summary>Attempts ended since the node started: an attempt may begin and end between two looks at <see cref="ActiveAttempts"/>.</summary>
+    public long EndedAttempts => Interlocked.Read(ref _ended);
     public IReadOnlyList<AttemptId> Attempts => [.. _running.Keys];
 
     /// <summary>Starts tracking an attempt; its token is cancelled by <see cref="Cancel"/> or by <paramref name="consumeToken"/>.</summary>
@@ -32,7 +37,10 @@ public sealed class NodeStatus : IHealthCheck
     public void End(AttemptId attempt)
     {
         if (_running.TryRemove(attempt, out var source))
+        {
             source.Dispose();
+            Interlocked.Increment(ref _ended);
+        }
     }
 
     public void Cancel(AttemptId attempt)
