@@ -40,6 +40,8 @@ public sealed class CliNetwork : IAsyncLifetime
             ["Scheduler__HeartbeatInterval"] = "00:00:02",
             ["Scheduler__LeaseDuration"] = "00:00:10",
             ["Scheduler__SpotChecks"] = "false",
+            // A sample a second, so the history endpoints have something to answer within a test.
+            ["Scheduler__HistoryInterval"] = "00:00:01",
             ["Scheduler__StorageUrl"] = storage.BaseUrl.ToString(),
         });
         Gateway = await StartAsync("gateway", new()

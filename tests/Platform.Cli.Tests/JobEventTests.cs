@@ -77,7 +77,7 @@ public sealed class JobEventTests
     [InlineData(HttpStatusCode.TooManyRequests)] // the account has as many streams open as it may
     public async Task Watch_polls_the_job_when_the_gateway_has_no_event_stream_for_it(HttpStatusCode refused)
     {
-        var views = new Queue<string>([JobView("queued", null), JobView("running", 0.5), JobView("running", 0.5), JobView("completed", 1)]);
+        var views = new Queue<string>([JobJson("queued", null), JobJson("running", 0.5), JobJson("running", 0.5), JobJson("completed", 1)]);
         using var gateway = new FakeGateway(request => request.RequestUri!.AbsolutePath.EndsWith("/events", StringComparison.Ordinal)
             ? new HttpResponseMessage(refused)
             : FakeGateway.Json(views.Dequeue()));
@@ -94,7 +94,7 @@ public sealed class JobEventTests
     public async Task Watch_of_an_unknown_job_reports_the_problem()
     {
         using var gateway = new FakeGateway(_ => FakeGateway.Text(HttpStatusCode.NotFound,
-            """{"type":"urn:platform:problem:job-not-found","title":"JobView not found","status":404,"detail":"no job 'job_x' for this account"}""",
+            """{"type":"urn:platform:problem:job-not-found","title":"Job not found","status":404,"detail":"no job 'job_x' for this account"}""",
             "application/problem+json"));
         using var client = gateway.Client();
 
@@ -110,7 +110,7 @@ public sealed class JobEventTests
         _ => "?",
     };
 
-    private static string JobView(string status, double? progress) => $$"""
+    private static string JobJson(string status, double? progress) => $$"""
         {"id":"job_a","kernel":"vector-add","status":"{{status}}","inputs":{},"params":{},"outputs":null,"cost":null,
          "progress":{{(progress is { } p ? p.ToString(System.Globalization.CultureInfo.InvariantCulture) : "null")}},
          "attempts":[{"attemptId":"att_1","workerId":"wrk_1","status":"running","signature":null}],

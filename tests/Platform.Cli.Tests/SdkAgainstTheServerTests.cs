@@ -41,6 +41,9 @@ public sealed class SdkAgainstTheServerTests(CliNetwork network, ITestOutputHelp
         using (var operatorSdk = network.Client(network.Operator.Key))
             await operatorSdk.CreateNodeKeyAsync();
         var worker = (await sdk.GetWorkersAsync()).First().WorkerId;
+        // The history answers hold samples (one a second on this network), so their items are read too.
+        await Eventually.UntilAsync(async () => (await sdk.GetNetworkHistoryAsync()).Samples.Count > 0 && (await sdk.GetWorkerHistoryAsync(worker)).Samples.Count > 0,
+            TimeSpan.FromSeconds(30), "the scheduler's first samples");
 
         // Each GET of the SDK with a concrete path, and whose key asks.
         var calls = new Dictionary<string, (string Path, string Key)>

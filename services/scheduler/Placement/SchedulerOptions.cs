@@ -204,5 +204,8 @@ public sealed class SchedulerOptions : IValidatableObject
     {
         if (GracePeriod < 3 * HeartbeatInterval)
             yield return new ValidationResult($"GracePeriod ({GracePeriod}) must be at least three heartbeat intervals ({3 * HeartbeatInterval})", [nameof(GracePeriod)]);
+        // A worker's J/GFLOP is the difference between two samples: at least two must be kept.
+        if (HistoryRetention < 2 * HistoryInterval)
+            yield return new ValidationResult($"HistoryRetention ({HistoryRetention}) must hold at least two samples ({2 * HistoryInterval})", [nameof(HistoryRetention)]);
     }
 }

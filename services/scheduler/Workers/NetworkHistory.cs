@@ -101,21 +101,30 @@ public static class NetworkHistory
 public sealed class NetworkSampler(NpgsqlDataSource db, IOptions<SchedulerOptions> options, DatabaseState database, TimeProvider clock,
     ILogger<NetworkSampler> logger) : BackgroundService
 {
+    /// <summary>
+    /// How long after an interval's end its sample is taken. A completion is stamped (<c>finished_at</c>) when its
+    /// transaction starts and is visible only once it commits, which for a replicated job includes comparing the
+    /// outputs: a sample taken right at the boundary would miss the completions still committing, and no later sample
+    /// counts them. At most the interval itself, so samples never fall behind.
+    /// </summary>
+    public static TimeSpan Grace(TimeSpan interval) => TimeSpan.FromTicks(Math.Min(interval.Ticks, TimeSpan.FromSeconds(5).Ticks));
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var interval = options.Value.HistoryInterval;
         while (!stoppingToken.IsCancellationRequested)
         {
-            // To the next boundary of the interval, so a sample covers exactly the interval it is named by.
+            // The next boundary of the interval names the sample, which covers exactly that interval; it is taken a
+            // grace period later.
             var now = clock.GetUtcNow();
-            var next = Boundary(now, interval) + interval;
-            await Task.Delay(next - now, clock, stoppingToken);
+            var next = Boundary(now - Grace(interval), interval) + interval;
+            await Task.Delay(next + Grace(interval) - now, clock, stoppingToken);
             try
             {
                 if (database.Migrated)
                     await SampleAsync(next, stoppingToken);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Sampling the network for its history failed; the interval ending {At} has no sample", next);
             }
@@ -149,12 +158,12 @@ public sealed class NetworkSampler(NpgsqlDataSource db, IOptions<SchedulerOption
             insert into worker_samples (worker_id, at, active, slots, gflops, joules, gflop)
             select w.id, @at, (select count(*) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running')), w.slots,
                    coalesce((select jsonb_object_agg(sp.kernel, (select percentile_cont(0.5) within group (order by r) from unnest(sp.rates) r))
-                             from worker_speed sp where sp.worker_id = w.id and cardinality(sp.rates) > 0), '{}'::jsonb),
+                             from worker_speed sp where sp.worker_id = w.id and cardinality(sp.rates) >= @ClaimSamples), '{}'::jsonb),
                    coalesce(e.joules, 0), coalesce(e.gflop, 0)
             from workers w left join (select worker_id, sum(joules) as joules, sum(gflop) as gflop from worker_energy group by worker_id) e on e.worker_id = w.id
             where w.online
             on conflict do nothing
-            """, new { at }, tx, cancellationToken: ct));
+            """, new { at, o.ClaimSamples }, tx, cancellationToken: ct));
         var cutoff = at - o.HistoryRetention;
         await connection.ExecuteAsync(new CommandDefinition(
             "delete from network_samples where at < @cutoff; delete from worker_samples where at < @cutoff", new { cutoff }, tx, cancellationToken: ct));

@@ -28,6 +28,7 @@ public sealed record EarningsResponse(string AccountId, decimal Paid, decimal Mi
 public sealed record DailySpending(string Date, decimal Spent, long Jobs);
 
 /// <summary>What a client spent (GET /v1/account/spending): jobs (escrowed less refunded) and pinning fees, per UTC day, newest first (at most 90 days).</summary>
+/// <param name="Spent">The sum of <paramref name="Days"/>: over those days, not the account's whole life.</param>
 public sealed record SpendingResponse(string AccountId, decimal Spent, IReadOnlyList<DailySpending> Days);
 
 public sealed record StakeRequest(decimal? Amount);

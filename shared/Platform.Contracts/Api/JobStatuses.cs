@@ -26,9 +26,12 @@ public static class JobStatuses
 
     public static int Rank(string status) => Ranks.TryGetValue(status, out var r) ? r : throw new ArgumentException($"unknown status {status}", nameof(status));
 
-    /// <summary>The statuses a job never leaves. A client asks this set rather than <see cref="IsTerminal"/>, so that a status a newer gateway adds counts as not terminal instead of failing.</summary>
+    /// <summary>The statuses a job never leaves.</summary>
     public static readonly IReadOnlySet<string> Terminal = new HashSet<string>(StringComparer.Ordinal) { Completed, Failed, Cancelled, Rejected };
 
-    /// <summary>Whether a job in <paramref name="status"/> will never change again; a status this version does not know is refused.</summary>
-    public static bool IsTerminal(string status) => Rank(status) == 10;
+    /// <summary>
+    /// Whether a job in <paramref name="status"/> will never change again: false for null and for a status this
+    /// version does not know (a newer gateway's), which a client should keep watching. <see cref="Rank"/> refuses those.
+    /// </summary>
+    public static bool IsTerminal(string? status) => status is not null && Terminal.Contains(status);
 }

@@ -106,7 +106,7 @@ public sealed record NetworkHistoryView(int IntervalSeconds, IReadOnlyList<Netwo
 
 /// <param name="At">The end of the interval the sample covers.</param>
 /// <param name="Queued">Jobs waiting for a worker at <paramref name="At"/>.</param>
-/// <param name="Active">Attempts assigned or running at <paramref name="At"/>; <paramref name="Slots"/> is what the online workers offer.</param>
+/// <param name="Active">Jobs assigned or running at <paramref name="At"/> (as <c>activeAttempts</c> of GET /v1/network counts them); <paramref name="Slots"/> is what the online workers offer.</param>
 /// <param name="Completed">Jobs completed during the interval.</param>
 /// <param name="JobsPerMinute">The same, per minute.</param>
 /// <param name="LatencyP50Ms">Median time of those jobs from the scheduler taking them to their completion; null when none completed.</param>
@@ -117,6 +117,6 @@ public sealed record NetworkSample(DateTimeOffset At, int Queued, int Active, in
 /// <summary>One worker over time (GET /v1/workers/{id}/history), sampled while it was online, oldest first.</summary>
 public sealed record WorkerHistoryView(string WorkerId, int IntervalSeconds, IReadOnlyList<WorkerSample> Samples);
 
-/// <param name="GflopsPerKernel">What the scheduler measured of its accepted attempts per kernel (median of the latest samples), not what it claims.</param>
+/// <param name="GflopsPerKernel">What the scheduler measured of its accepted attempts per kernel (median of the latest samples, for kernels with as many as placement needs to believe them), not what it claims.</param>
 /// <param name="JoulesPerGflop">Checked joules per GFLOP of the work accepted since the worker's previous sample; null when none was.</param>
 public sealed record WorkerSample(DateTimeOffset At, int Active, int Slots, IReadOnlyDictionary<string, double> GflopsPerKernel, double? JoulesPerGflop);

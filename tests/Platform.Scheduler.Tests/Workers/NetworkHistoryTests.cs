@@ -32,11 +32,13 @@ public sealed class NetworkHistoryTests() : SchedulerHarnessTest("scheduler-hist
         var waiting = await SubmitAsync(requirements: new JobRequirements { Region = "nowhere" });
         await Eventually.UntilAsync(async () => await QueryAsync<string>("select status from jobs where id = @id", new { id = waiting.JobId.Value }) == "queued",
             TimeSpan.FromSeconds(30), "the unplaceable job to be queued");
-        // What the scheduler measured of the worker (its speed samples) and the checked energy of its work so far.
+        // What the scheduler measured of the worker (its speed samples: as many as placement needs to believe them, and
+        // for another kernel too few) and the checked energy of its work so far.
         await ExecuteAsync(
             """
-            insert into worker_speed (worker_id, kernel, samples, rates, updated_at) values (@id, 'vector-add', 3, '{6, 2, 4}', now())
+            insert into worker_speed (worker_id, kernel, samples, rates, updated_at) values (@id, 'vector-add', 5, '{6, 2, 4, 9, 1}', now())
             on conflict (worker_id, kernel) do update set rates = excluded.rates;
+            insert into worker_speed (worker_id, kernel, samples, rates, updated_at) values (@id, 'matmul', 2, '{50, 70}', now());
             insert into worker_energy (worker_id, kernel, attempts, measured_attempts, joules, gflop, updated_at) values (@id, 'matmul', 1, 0, 5, 1, now())
             """, new { id = worker.WorkerId.Value });
 
@@ -67,7 +69,8 @@ public sealed class NetworkHistoryTests() : SchedulerHarnessTest("scheduler-hist
 
         var history = Assert.IsType<Ok<WorkerHistoryView>>((await WorkerHistoryAsync(worker.WorkerId.Value, minutes: 60)).Result).Value!;
         Assert.Equal([first, second], history.Samples.Select(s => s.At));
-        Assert.Equal(4, history.Samples[0].GflopsPerKernel["vector-add"]); // the median of 6, 2 and 4
+        Assert.Equal(4, history.Samples[0].GflopsPerKernel["vector-add"]); // the median of 6, 2, 4, 9 and 1
+        Assert.False(history.Samples[0].GflopsPerKernel.ContainsKey("matmul")); // two samples: not believed yet
         Assert.Null(history.Samples[0].JoulesPerGflop); // no sample before it to subtract
         Assert.Equal(3, history.Samples[1].JoulesPerGflop);
     }

@@ -33,6 +33,8 @@ export function drawChart(figure, { type = 'line', labels, series, format = form
   if (existing && existing.config.type === type) {
     existing.data.labels = labels;
     existing.data.datasets = datasets;
+    // Series may come and go (a node joins, a kernel gets measured): the legend follows.
+    existing.options.plugins.legend.display = series.length > 1;
     existing.update('none');
     return existing;
   }

@@ -77,6 +77,10 @@ export function resetClient() {
   $('#jobs tbody').replaceChildren();
   $('#ledger tbody').replaceChildren();
   window.Chart.getChart($('#chart-spending canvas'))?.destroy();
+  window.Chart.getChart($('#chart-timeline canvas'))?.destroy();
+  hideReceipt();
+  $('#provenance-chain').replaceChildren();
+  $('#receipt-facts').replaceChildren();
   $('#job-detail').hidden = true;
   $('#low-balance-banner').hidden = true;
   $('#webhook-secret').hidden = true;

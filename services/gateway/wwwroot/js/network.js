@@ -76,7 +76,7 @@ function countChart(figure, counts, label) {
 function showHistory(history) {
   const empty = history === null ? 'This gateway does not serve the network\'s history yet.' : 'No sample yet: the scheduler takes one at the end of every interval.';
   const samples = history?.samples ?? [];
-  if (history) setText('#history-interval', history.intervalSeconds === 60 ? 'minute' : `${formatNumber(history.intervalSeconds)} s`);
+  if (history) setText('#history-interval', history.intervalSeconds % 60 === 0 ? (history.intervalSeconds === 60 ? 'minute' : `${formatNumber(history.intervalSeconds / 60)} minutes`) : `${formatNumber(history.intervalSeconds)} s`);
   const labels = samples.map(s => timeLabel(s.at, history.intervalSeconds));
   drawChart($('#chart-throughput'), { labels, series: [{ label: 'jobs per minute', data: samples.map(s => s.jobsPerMinute) }], empty });
   drawChart($('#chart-latency'), {

@@ -20,29 +20,36 @@ export async function showReceipt(jobId, signal) {
   }
   let text = null;
   for (let attempt = 1; attempt <= 20 && text === null; attempt++) {
-    const response = await request(`/v1/jobs/${encodeURIComponent(jobId)}/receipt`, { signal });
-    if (response.ok) {
+    try {
+      const response = await request(`/v1/jobs/${encodeURIComponent(jobId)}/receipt`, { signal });
       text = await response.text();
-      break;
+    } catch (error) {
+      // The payment may still be settling: wait for it. Any other 409 (no key or metrics recorded for an old job)
+      // means there is no receipt to show; anything else is an error.
+      if (!(error instanceof ApiError) || error.status !== 409) throw error;
+      if (!String(error.problem?.type).endsWith(':receipt-pending')) return hide();
+      await new Promise(resolve => setTimeout(resolve, Math.min(200 * attempt, 1000)));
     }
-    const problem = await response.json().catch(() => null);
-    // A completed job's payment may settle a moment after its completion: wait for it. Any other 409 (failed,
-    // cancelled, no keys recorded) means there is no receipt to show.
-    if (response.status === 409 && !String(problem?.type).endsWith('/receipt-pending')) return hide();
-    if (response.status !== 409) throw new ApiError(response.status, problem);
-    await new Promise(resolve => setTimeout(resolve, Math.min(200 * attempt, 1000)));
   }
-  if (text === null) return hide();
+  if (text === null || signal.aborted) return hide();
   const signed = JSON.parse(text);
   const key = await api('/v1/receipts/key', { signal });
   const outcome = await check(text, signed, key);
-  const fingerprints = await Promise.all(signed.receipt.attempts.map(a => fingerprint(a.workerPublicKey)));
-  render(jobId, text, signed, key, outcome, fingerprints);
+  // What is shown is what was checked: the receipt member's own text, not whichever duplicate JSON.parse kept.
+  const member = receiptMember(text);
+  const receipt = member === null ? signed.receipt : JSON.parse(member);
+  const fingerprints = await Promise.all(receipt.attempts.map(a => fingerprint(a.workerPublicKey)));
+  // Another job may have been opened while the checks ran: its page is not this receipt's.
+  if (signal.aborted) return 'none';
+  render(jobId, text, receipt, key, outcome, fingerprints);
   return outcome;
 }
 
 export function hideReceipt() {
   hide();
+  const link = $('#receipt-download');
+  if (link.href.startsWith('blob:')) URL.revokeObjectURL(link.href);
+  link.removeAttribute('href');
 }
 
 function hide() {
@@ -51,8 +58,7 @@ function hide() {
   return 'none';
 }
 
-function render(jobId, text, signed, key, outcome, fingerprints) {
-  const receipt = signed.receipt;
+function render(jobId, text, receipt, key, outcome, fingerprints) {
   const status = $('#receipt-status');
   status.dataset.verified = outcome;
   status.className = `receipt-status ${outcome === 'valid' ? 'ok' : outcome === 'invalid' ? 'bad' : ''}`;
