@@ -175,12 +175,9 @@ public static class AccountsApi
     {
         var account = AccountOf(http);
         await using var connection = await db.OpenConnectionAsync(ct);
-        var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
-            "select kind from accounts where id = @account", new { account }, cancellationToken: ct));
-        if (kind is null)
-            return AccountNotFound();
-        if (kind != "operator")
-            return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only operators have earnings", "earnings are reported for operator accounts, whose nodes do work");
+        if (await RefusedAsync(connection, account, kind => kind == "operator", "Only operators have earnings",
+                "earnings are reported for operator accounts, whose nodes do work", ct) is { } refused)
+            return refused;
         var workers = (await connection.QueryAsync<WorkerEarnings>(new CommandDefinition(WorkerEarningsQuery, new { account }, cancellationToken: ct))).ToList();
         var days = (await connection.QueryAsync<DailyEarnings>(new CommandDefinition(DailyEarningsQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
         return TypedResults.Ok(new EarningsResponse(account, workers.Sum(w => w.Paid), workers.Sum(w => w.Minted), workers, days));
@@ -203,14 +200,22 @@ public static class AccountsApi
     {
         var account = AccountOf(http);
         await using var connection = await db.OpenConnectionAsync(ct);
+        if (await RefusedAsync(connection, account, kind => kind is "client" or "admin", "Only clients have spending",
+                "spending is reported for accounts that pay for jobs; operators are paid", ct) is { } refused)
+            return refused;
+        var days = (await connection.QueryAsync<DailySpending>(new CommandDefinition(DailySpendingQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
+        return TypedResults.Ok(new SpendingResponse(account, days.Sum(d => d.Spent), days));
+    }
+
+    // A report for some kinds of account only: 404 for an account with no ledger entries, 403 for another kind.
+    private static async Task<ProblemHttpResult?> RefusedAsync(NpgsqlConnection connection, string account, Func<string, bool> allowed, string title, string detail,
+        CancellationToken ct)
+    {
         var kind = await connection.ExecuteScalarAsync<string?>(new CommandDefinition(
             "select kind from accounts where id = @account", new { account }, cancellationToken: ct));
         if (kind is null)
             return AccountNotFound();
-        if (kind is not ("client" or "admin"))
-            return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "Only clients have spending", "spending is reported for accounts that pay for jobs; operators are paid");
-        var days = (await connection.QueryAsync<DailySpending>(new CommandDefinition(DailySpendingQuery, new { account, days = EarningsDays }, cancellationToken: ct))).ToList();
-        return TypedResults.Ok(new SpendingResponse(account, days.Sum(d => d.Spent), days));
+        return allowed(kind) ? null : Problems.Create(StatusCodes.Status403Forbidden, "forbidden", title, detail);
     }
 
     private static string AccountOf(HttpContext http) => http.GatewayAccount();
