@@ -230,7 +230,7 @@ public static class JobsCommands
         JobBatchView Seen() => batch with { Counts = latest.Values.GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count()) };
         void Record(JobStatusEvent e)
         {
-            if (!latest.TryGetValue(e.JobId, out var status) || !JobStatuses.Terminal.Contains(status))
+            if (!JobStatuses.IsTerminal(latest.GetValueOrDefault(e.JobId)))
                 latest[e.JobId] = e.Status;
         }
 

@@ -34,7 +34,7 @@ public sealed record JobStatusEvent : JobEvent
     /// <summary>The SSE id; null when the event was made up from polling the job.</summary>
     public long? Sequence { get; init; }
 
-    public bool IsTerminal => JobStatuses.Terminal.Contains(Status);
+    public bool IsTerminal => JobStatuses.IsTerminal(Status);
 }
 
 /// <summary><c>event: progress</c>: the running attempt reports the fraction of the kernel done (0..1).</summary>

@@ -11,7 +11,7 @@ public static class ApiTypeExtensions
     extension(JobView job)
     {
         /// <summary>The job is completed, failed, cancelled or rejected: it will not change any more.</summary>
-        public bool IsFinished => JobStatuses.Terminal.Contains(job.Status);
+        public bool IsFinished => JobStatuses.IsTerminal(job.Status);
     }
 
     extension(JobBatchView batch)
@@ -20,7 +20,7 @@ public static class ApiTypeExtensions
         public int Count(string status) => batch.Counts.GetValueOrDefault(status);
 
         /// <summary>Jobs that will not change any more: completed, failed, cancelled or rejected.</summary>
-        public int Done => batch.Counts.Where(c => JobStatuses.Terminal.Contains(c.Key)).Sum(c => c.Value);
+        public int Done => batch.Counts.Where(c => JobStatuses.IsTerminal(c.Key)).Sum(c => c.Value);
     }
 
     extension(EarningsResponse earnings)

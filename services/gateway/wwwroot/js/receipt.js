@@ -34,9 +34,9 @@ export async function showReceipt(jobId, signal) {
   if (text === null || signal.aborted) return hide();
   const signed = JSON.parse(text);
   const key = await api('/v1/receipts/key', { signal });
-  const outcome = await check(text, signed, key);
-  // What is shown is what was checked: the receipt member's own text, not whichever duplicate JSON.parse kept.
+  // What is checked and shown is the receipt member's own text, not whichever duplicate JSON.parse kept.
   const member = receiptMember(text);
+  const outcome = await check(member, signed, key);
   const receipt = member === null ? signed.receipt : JSON.parse(member);
   const fingerprints = await Promise.all(receipt.attempts.map(a => fingerprint(a.workerPublicKey)));
   // Another job may have been opened while the checks ran: its page is not this receipt's.
@@ -105,10 +105,9 @@ async function fingerprint(publicKey) {
  * the platform signed the `receipt` member serialized the same way on its own: that member's text from the file,
  * two spaces less indented, is exactly those bytes (JSON strings hold no raw line breaks).
  */
-async function check(text, signed, key) {
+async function check(member, signed, key) {
   if (!globalThis.crypto?.subtle) return 'unchecked';
   if (signed.platformKey !== key.publicKey) return 'invalid';
-  const member = receiptMember(text);
   if (member === null) return 'invalid';
   try {
     const publicKey = await crypto.subtle.importKey('spki', base64Bytes(key.publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
