@@ -84,10 +84,14 @@ public sealed class OutageLoad(string server, TimeSpan length)
     public int DashboardServed { get; set; }
     /// <summary>Jobs of the run that completed while the server was down (null: not countable, the database was the one down).</summary>
     public int? CompletedDuring { get; set; }
+    /// <summary>When the first job completed after the server stopped, if the outage waited for one.</summary>
+    public TimeSpan? FirstCompletedAfter { get; set; }
+    /// <summary>How long the server was down under load (longer than planned when the outage waited for a completion).</summary>
+    public TimeSpan Length { get; set; } = length;
     public List<string> Unexpected { get; } = [];
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Server} stopped {length.TotalSeconds:F0} s: submits {Accepted} accepted, {WritesRefused} refused 503 with Retry-After ({AcceptedAfter} accepted with the same key after); job views {ReadsServed} read, {ReadsRefused} refused 503; dashboard served {DashboardServed} times; {(CompletedDuring is { } done ? $"{done} jobs completed meanwhile; " : "")}unexpected {Unexpected.Count}{(Unexpected.Count > 0 ? ": " + string.Join(" | ", Unexpected.Take(5)) : "")}");
+        $"{Server} stopped {Length.TotalSeconds:F0} s: {(FirstCompletedAfter is { } first ? $"first job completed after {first.TotalSeconds:F1} s; " : "")}submits {Accepted} accepted, {WritesRefused} refused 503 with Retry-After ({AcceptedAfter} accepted with the same key after); job views {ReadsServed} read, {ReadsRefused} refused 503; dashboard served {DashboardServed} times; {(CompletedDuring is { } done ? $"{done} jobs completed meanwhile; " : "")}unexpected {Unexpected.Count}{(Unexpected.Count > 0 ? ": " + string.Join(" | ", Unexpected.Take(5)) : "")}");
 }
 
 /// <summary>
@@ -180,7 +184,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         for (var i = 0; i < Workers; i++)
         {
             var account = await network.CreateOperatorAsync();
-            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos")));
+            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos", settings: WorkerSettings)));
         }
         var client = await network.CreateAccountAsync("client", 1_000_000m);
         var http = network.Client(client.Key);
@@ -255,7 +259,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         var infrastructure = network.Environment.Infrastructure;
         return
         [
-            ($"killed the RabbitMQ node leading the scheduler's intake for {Outage.TotalSeconds:F0} s under load", () => OutageAsync("RabbitMQ node", async during =>
+            ($"killed the RabbitMQ node leading the scheduler's intake for {Outage.TotalSeconds:F0} s under load", () => OutageAsync("RabbitMQ node", awaitCompletion: true, withStopped: async during =>
             {
                 var node = await IntakeLeaderAsync();
                 log($"chaos: killing RabbitMQ node {node + 1} of 3, the scheduler's intake's leader");
@@ -315,6 +319,9 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
 
     private TimeSpan Outage => outage ?? TimeSpan.FromSeconds(60);
 
+    /// <summary>On the cluster, the workers log MassTransit's connection lines too (see <see cref="PrintServiceWarnings"/>).</summary>
+    private Dictionary<string, string?>? WorkerSettings => kind == ChaosFaults.ClusterFailover ? new() { ["Logging__LogLevel__MassTransit"] = "Debug" } : null;
+
     /// <summary>The most jobs one outage's load submits (a tenth of the run's, at least two): one may be accepted after it.</summary>
     private int OutageJobs => Math.Max(2, jobs / 10);
 
@@ -325,7 +332,13 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     /// be a success or a 503 with Retry-After (<see cref="OutageLoad"/>). After the outage the key refused last is sent
     /// until it is accepted: every job the client was promised is then followed to its end with the rest.
     /// </summary>
-    private async Task OutageAsync(string server, Func<Func<Task>, Task> withStopped)
+    /// <param name="awaitCompletion">
+    /// Keep the server down and the load going past <see cref="Outage"/>, up to <see cref="CompletionDeadline"/>, until a
+    /// job of the run completes: for a fault the network is meant to work through, "a job completed while it was down"
+    /// is then asserted without betting on how long the clients take to move to the other nodes on a busy machine.
+    /// The time to the first completion is reported, and the services' warnings of the outage are printed if it was slow.
+    /// </param>
+    private async Task OutageAsync(string server, Func<Func<Task>, Task> withStopped, bool awaitCompletion = false)
     {
         var (http, a, b) = _client ?? throw new InvalidOperationException("the run has not started");
         var load = new OutageLoad(server, Outage);
@@ -333,10 +346,14 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         await withStopped(async () =>
         {
             var completedBefore = await TryCountCompletedAsync();
+            var stoppedAt = DateTimeOffset.UtcNow;
             var clock = Stopwatch.StartNew();
             using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
-            while (clock.Elapsed < Outage && await pace.WaitForNextTickAsync())
+            while ((clock.Elapsed < Outage || (awaitCompletion && load.FirstCompletedAfter is null && clock.Elapsed < CompletionDeadline))
+                   && await pace.WaitForNextTickAsync())
             {
+                if (awaitCompletion && load.FirstCompletedAfter is null && await TryCountCompletedAsync() - completedBefore > 0)
+                    load.FirstCompletedAfter = clock.Elapsed;
                 if (load.Accepted < OutageJobs - 1 && _jobIds.Count < jobs)
                 {
                     var key = refusedKey ?? $"chaos-{seed}-{_jobIds.Count}";
@@ -375,6 +392,9 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                     load.Unexpected.Add($"dashboard: {page} {pageProblem}");
             }
             load.CompletedDuring = await TryCountCompletedAsync() - completedBefore;
+            load.Length = clock.Elapsed;
+            if (awaitCompletion && !(load.FirstCompletedAfter < SlowRecovery))
+                PrintServiceWarnings(stoppedAt, $"the first job completed {(load.FirstCompletedAfter is { } first ? $"{first.TotalSeconds:F1} s" : "never")} after {server} stopped");
         });
         if (refusedKey is not null)
         {
@@ -383,6 +403,50 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         }
         log($"chaos: {load.Describe()}");
         _outages.Add(load);
+    }
+
+    /// <summary>How long an outage that awaits a completion may last at most.</summary>
+    private static readonly TimeSpan CompletionDeadline = TimeSpan.FromSeconds(90);
+
+    /// <summary>A first completion later than this after a broker node died is slow enough to show why.</summary>
+    private static readonly TimeSpan SlowRecovery = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Every service's warnings, errors and MassTransit lines (connections, endpoints, transport retries) logged since
+    /// <paramref name="since"/>, so a slow recovery in CI says which process waited for what.
+    /// </summary>
+    private void PrintServiceWarnings(DateTimeOffset since, string why)
+    {
+        log($"chaos: {why}; what the services logged since then:");
+        foreach (var service in network.Services)
+        {
+            var lines = new List<string>();
+            foreach (var line in service.Log().Split('\n'))
+            {
+                try
+                {
+                    using var entry = System.Text.Json.JsonDocument.Parse(line);
+                    var root = entry.RootElement;
+                    var level = root.GetProperty("LogLevel").GetString();
+                    var category = root.GetProperty("Category").GetString() ?? "";
+                    var message = root.GetProperty("Message").GetString() ?? "";
+                    // The console formatter's timestamp format ends in a space.
+                    var at = DateTimeOffset.Parse(root.GetProperty("Timestamp").GetString()!.Trim(), CultureInfo.InvariantCulture);
+                    if (at >= since
+                        && (level is "Warning" or "Error" or "Critical" || (category.StartsWith("MassTransit", StringComparison.Ordinal) && !message.StartsWith("R-", StringComparison.Ordinal))))
+                        lines.Add($"    {at:HH:mm:ss.fff} {level} {category}: {message[..Math.Min(message.Length, 240)]}");
+                }
+                catch (System.Text.Json.JsonException)
+                {
+                }
+                catch (KeyNotFoundException)
+                {
+                }
+            }
+            log($"  {Path.GetFileNameWithoutExtension(service.LogPath)}: {lines.Count} lines");
+            foreach (var line in lines.Take(25))
+                log(line);
+        }
     }
 
     /// <summary>How many of the run's jobs have completed, from the gateway's database; null while it cannot be read.</summary>
@@ -466,7 +530,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         var (account, process) = _workers[index];
         process.Kill();
         // Its operator brings a new node (a new identity) back; the lost one's attempts move to others.
-        _workers[index] = (account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos"));
+        _workers[index] = (account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos", settings: WorkerSettings));
     }
 
     private async Task RestartAsync(string service)

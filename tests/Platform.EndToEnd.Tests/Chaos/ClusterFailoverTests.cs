@@ -23,7 +23,8 @@ public sealed class ClusterFailoverTests(ClusterNetwork network, ITestOutputHelp
         Assert.Equal(2, report.Faults.Count);
         Assert.All(report.Outages, o => Assert.True(o.Unexpected.Count == 0, o.Describe()));
         // With the node leading the scheduler's intake down, the network went on: jobs taken, shown, and completed
-        // meanwhile (a classic queue on that node would have held every result until it came back).
+        // meanwhile (a classic queue on that node would have held every result until it came back). The node stays down
+        // past the planned 20 s until a job completes (at most 90 s): how soon is reported, not bet on.
         var broker = report.Outages.Single(o => o.Server == "RabbitMQ node");
         Assert.True(broker.Accepted > 0 && broker.WritesRefused == 0 && broker.ReadsServed > 0 && broker.CompletedDuring > 0, broker.Describe());
         // The promoted standby took writes while the load went on (whatever was refused in between was a 503).
