@@ -278,8 +278,7 @@ public sealed class ClusterNetwork : Network
 {
     protected override Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetClusterAsync();
 
-    // MassTransit's connection and endpoint lines (Debug) show, if a failover is ever slow, which client waited for what.
-    protected override Dictionary<string, string?> ServiceSettings => new() { ["RabbitMq__QuorumQueues"] = "true", ["Logging__LogLevel__MassTransit"] = "Debug" };
+    protected override Dictionary<string, string?> ServiceSettings => new(Chaos.ChaosRun.ConnectionLogging) { ["RabbitMq__QuorumQueues"] = "true" };
 
     protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
 

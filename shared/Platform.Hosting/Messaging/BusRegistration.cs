@@ -61,8 +61,6 @@ public static class BusRegistration
 
             x.UsingRabbitMq((context, cfg) =>
             {
-                // Sends and endpoints retry a lost connection within a second, not MassTransit's 6 s and more.
-                TransportRetry.Install(cfg);
                 cfg.Host(broker.Host, broker.Port, broker.VirtualHost, h =>
                 {
                     h.Username(broker.Username);

@@ -319,8 +319,19 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
 
     private TimeSpan Outage => outage ?? TimeSpan.FromSeconds(60);
 
-    /// <summary>On the cluster, the workers log MassTransit's connection lines too (see <see cref="PrintServiceWarnings"/>).</summary>
-    private Dictionary<string, string?>? WorkerSettings => kind == ChaosFaults.ClusterFailover ? new() { ["Logging__LogLevel__MassTransit"] = "Debug" } : null;
+    /// <summary>
+    /// MassTransit's connection, endpoint and transport-retry lines (Debug), without its line per message sent and
+    /// received (MassTransit.Messages): on the cluster, if a failover is ever slow, they show which process waited for
+    /// what (<see cref="PrintServiceWarnings"/>).
+    /// </summary>
+    public static readonly Dictionary<string, string?> ConnectionLogging = new()
+    {
+        ["Logging__LogLevel__MassTransit"] = "Debug",
+        ["Logging__LogLevel__MassTransit.Messages"] = "Information",
+    };
+
+    /// <summary>On the cluster, the workers log MassTransit's connection lines too.</summary>
+    private Dictionary<string, string?>? WorkerSettings => kind == ChaosFaults.ClusterFailover ? new(ConnectionLogging) : null;
 
     /// <summary>The most jobs one outage's load submits (a tenth of the run's, at least two): one may be accepted after it.</summary>
     private int OutageJobs => Math.Max(2, jobs / 10);
@@ -346,13 +357,14 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         await withStopped(async () =>
         {
             var completedBefore = await TryCountCompletedAsync();
+            async Task<bool> CompletedSinceAsync() => (completedBefore ??= await TryCountCompletedAsync()) is { } before && await TryCountCompletedAsync() - before > 0;
             var stoppedAt = DateTimeOffset.UtcNow;
             var clock = Stopwatch.StartNew();
             using var pace = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
             while ((clock.Elapsed < Outage || (awaitCompletion && load.FirstCompletedAfter is null && clock.Elapsed < CompletionDeadline))
                    && await pace.WaitForNextTickAsync())
             {
-                if (awaitCompletion && load.FirstCompletedAfter is null && await TryCountCompletedAsync() - completedBefore > 0)
+                if (awaitCompletion && load.FirstCompletedAfter is null && await CompletedSinceAsync())
                     load.FirstCompletedAfter = clock.Elapsed;
                 if (load.Accepted < OutageJobs - 1 && _jobIds.Count < jobs)
                 {
@@ -423,6 +435,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
             var lines = new List<string>();
             foreach (var line in service.Log().Split('\n'))
             {
+                // A line this cannot read is skipped: the diagnosis must not replace the failure it explains.
                 try
                 {
                     using var entry = System.Text.Json.JsonDocument.Parse(line);
@@ -431,20 +444,22 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                     var category = root.GetProperty("Category").GetString() ?? "";
                     var message = root.GetProperty("Message").GetString() ?? "";
                     // The console formatter's timestamp format ends in a space.
-                    var at = DateTimeOffset.Parse(root.GetProperty("Timestamp").GetString()!.Trim(), CultureInfo.InvariantCulture);
-                    if (at >= since
-                        && (level is "Warning" or "Error" or "Critical" || (category.StartsWith("MassTransit", StringComparison.Ordinal) && !message.StartsWith("R-", StringComparison.Ordinal))))
+                    if (!DateTimeOffset.TryParse(root.GetProperty("Timestamp").GetString()?.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) || at < since)
+                        continue;
+                    // Topology lines (declare, bind) repeat on every reconnect and say nothing about waiting.
+                    var connection = category.StartsWith("MassTransit", StringComparison.Ordinal)
+                        && !message.StartsWith("Declare ", StringComparison.Ordinal) && !message.StartsWith("Bind ", StringComparison.Ordinal)
+                        && !message.StartsWith("R-", StringComparison.Ordinal);
+                    if (level is "Warning" or "Error" or "Critical" || connection)
                         lines.Add($"    {at:HH:mm:ss.fff} {level} {category}: {message[..Math.Min(message.Length, 240)]}");
                 }
-                catch (System.Text.Json.JsonException)
+                catch
                 {
-                }
-                catch (KeyNotFoundException)
-                {
+                    // Not a log line this can read (a partial last line, another format): skipped.
                 }
             }
             log($"  {Path.GetFileNameWithoutExtension(service.LogPath)}: {lines.Count} lines");
-            foreach (var line in lines.Take(25))
+            foreach (var line in lines.Take(40))
                 log(line);
         }
     }
