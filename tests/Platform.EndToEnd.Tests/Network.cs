@@ -56,6 +56,9 @@ public class Network : IAsyncLifetime
     /// <summary>Settings of the worker the network starts with (<see cref="StartsWorker"/>) beyond the defaults.</summary>
     protected virtual Dictionary<string, string?>? FirstWorkerSettings => null;
 
+    /// <summary>Settings every worker this network starts gets (a call's own settings override them).</summary>
+    protected virtual Dictionary<string, string?> WorkerSettings => [];
+
     /// <summary>The servers this network runs on: the run's shared RabbitMQ and Postgres unless a network says otherwise.</summary>
     protected virtual Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetAsync();
 
@@ -136,7 +139,7 @@ public class Network : IAsyncLifetime
             ["Worker__HeartbeatInterval"] = "00:00:01",
             ["Worker__Slots"] = slots.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        foreach (var (name, value) in settings ?? [])
+        foreach (var (name, value) in WorkerSettings.Concat(settings ?? []))
             env[name] = value;
         return await StartAsync("worker", env);
     }
@@ -278,7 +281,20 @@ public sealed class ClusterNetwork : Network
 {
     protected override Task<PlatformInfrastructure> InfrastructureAsync() => PlatformInfrastructure.GetClusterAsync();
 
-    protected override Dictionary<string, string?> ServiceSettings => new(Chaos.ChaosRun.ConnectionLogging) { ["RabbitMq__QuorumQueues"] = "true" };
+    protected override Dictionary<string, string?> ServiceSettings => new(ConnectionLogging) { ["RabbitMq__QuorumQueues"] = "true" };
+
+    protected override Dictionary<string, string?> WorkerSettings => ConnectionLogging;
+
+    /// <summary>
+    /// MassTransit's connection, endpoint and transport-retry lines (Debug), without its line per message sent and
+    /// received (MassTransit.Messages): if a failover is ever slow, they show which process waited for what
+    /// (ChaosRun prints them).
+    /// </summary>
+    private static Dictionary<string, string?> ConnectionLogging => new()
+    {
+        ["Logging__LogLevel__MassTransit"] = "Debug",
+        ["Logging__LogLevel__MassTransit.Messages"] = "Information",
+    };
 
     protected override Dictionary<string, string?> GatewaySettings => WithoutRateLimits;
 

@@ -184,7 +184,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         for (var i = 0; i < Workers; i++)
         {
             var account = await network.CreateOperatorAsync();
-            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos", settings: WorkerSettings)));
+            _workers.Add((account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos")));
         }
         var client = await network.CreateAccountAsync("client", 1_000_000m);
         var http = network.Client(client.Key);
@@ -318,20 +318,6 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     }
 
     private TimeSpan Outage => outage ?? TimeSpan.FromSeconds(60);
-
-    /// <summary>
-    /// MassTransit's connection, endpoint and transport-retry lines (Debug), without its line per message sent and
-    /// received (MassTransit.Messages): on the cluster, if a failover is ever slow, they show which process waited for
-    /// what (<see cref="PrintServiceWarnings"/>).
-    /// </summary>
-    public static readonly Dictionary<string, string?> ConnectionLogging = new()
-    {
-        ["Logging__LogLevel__MassTransit"] = "Debug",
-        ["Logging__LogLevel__MassTransit.Messages"] = "Information",
-    };
-
-    /// <summary>On the cluster, the workers log MassTransit's connection lines too.</summary>
-    private Dictionary<string, string?>? WorkerSettings => kind == ChaosFaults.ClusterFailover ? new(ConnectionLogging) : null;
 
     /// <summary>The most jobs one outage's load submits (a tenth of the run's, at least two): one may be accepted after it.</summary>
     private int OutageJobs => Math.Max(2, jobs / 10);
@@ -545,7 +531,7 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
         var (account, process) = _workers[index];
         process.Kill();
         // Its operator brings a new node (a new identity) back; the lost one's attempts move to others.
-        _workers[index] = (account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos", settings: WorkerSettings));
+        _workers[index] = (account, await network.StartWorkerAsync(account.Key, slots: 2, region: "chaos"));
     }
 
     private async Task RestartAsync(string service)
