@@ -21,11 +21,14 @@ public sealed class CorruptBlobException(Cid cid, string detail) : Exception($"b
 }
 
 /// <summary>An upload hashed and fsynced to a temp file, not yet stored; disposing it removes the temp file.</summary>
-public sealed class ReceivedBlob(StoredBlob blob, string tempPath) : IDisposable
+public sealed class ReceivedBlob(StoredBlob blob, string tempPath, bool writtenDirectly) : IDisposable
 {
     public StoredBlob Blob { get; } = blob;
 
     public string TempPath { get; } = tempPath;
+
+    /// <summary>Whether the temp file was written with direct I/O (<see cref="DirectIo"/>) or through the page cache.</summary>
+    public bool WrittenDirectly { get; } = writtenDirectly;
 
     public void Dispose() => File.Delete(TempPath);
 }
@@ -48,10 +51,12 @@ public sealed class BlobStore
 {
     private const int LeafSize = 32;
     private readonly string _tmp;
+    private readonly bool _directIo;
 
     public BlobStore(IBlobBackend backend, IOptions<StorageOptions> options)
     {
         Backend = backend;
+        _directIo = options.Value.DirectIo;
         _tmp = Path.Combine(Path.GetFullPath(options.Value.RootPath), "tmp");
         Directory.CreateDirectory(_tmp);
         // Uploads cut off by a crash leave temp files; nothing else writes there, so they are garbage.
@@ -84,71 +89,92 @@ public sealed class BlobStore
     /// </summary>
     /// <remarks>
     /// A pipeline, so no stage waits for another: one task reads the body into whole chunks up to
-    /// <see cref="ChunksAhead"/> ahead, while the chunk in hand is written and hashed twice at once (the CID's hash
-    /// here, its leaf on another core), and the disk is asked to start writing each chunk back as soon as it is written,
-    /// so the closing fsync finds little left to do. Every byte is still hashed twice; the reads, the hashes and the
-    /// disk now overlap instead of taking turns.
+    /// <see cref="ChunksAhead"/> ahead, while the chunk in hand is hashed twice at once (the CID's hash here, its leaf
+    /// on another core) and the chunks before it are written, <see cref="WriteBatch"/> to a write. Writes go straight
+    /// to the disk (<see cref="DirectIo"/>) where the file system allows; where it does not, Linux is asked to start
+    /// writing each batch back as soon as it is written, so the closing fsync finds little left to do. Every byte is
+    /// still hashed twice; the reads, the hashes and the disk overlap instead of taking turns.
     /// </remarks>
     public async Task<ReceivedBlob> ReceiveAsync(Stream body, long maxBytes, Cid? expected, CancellationToken ct)
     {
         var temp = Path.Combine(_tmp, Guid.NewGuid().ToString("n"));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var chunks = Channel.CreateBounded<(byte[] Buffer, int Filled)>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
+        var chunks = Channel.CreateBounded<(ChunkBuffer Buffer, int Filled)>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
         var reading = ReadChunksAsync(body, maxBytes, chunks.Writer, stop.Token);
         try
         {
             using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             using var leaves = new MemoryStream();
             long size = 0;
+            var direct = false;
             using (var file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous))
             {
-                var writeback = new Writeback(file);
-                // Chunks whose write and leaf hash are still running, oldest first; their buffers go back once both end.
-                var inFlight = new Queue<(Task Write, Task<byte[]> Leaf, byte[] Buffer, long End)>();
+                direct = _directIo && DirectIo.TryEnable(file);
+                var writeback = direct ? null : new Writeback(file);
+                // The CID's hash takes the chunks in order, one after another, beside everything else.
+                var hashing = Task.CompletedTask;
+                // Chunks waiting for the batch that writes them, and chunks being written, oldest first; a chunk's buffer
+                // goes back once its write and both its hashes have ended.
+                var batch = new List<ReceivedChunk>(WriteBatch);
+                var inFlight = new Queue<(ReceivedChunk Chunk, Task Write)>();
                 try
                 {
                     await foreach (var (buffer, filled) in chunks.Reader.ReadAllAsync(stop.Token))
                     {
-                        var chunk = buffer.AsMemory(0, filled);
-                        var write = RandomAccess.WriteAsync(file, chunk, size, stop.Token).AsTask();
-                        var leaf = Task.Run(() => MerkleTree.LeafHash(chunk.Span), stop.Token);
+                        var bytes = buffer.Memory[..filled];
+                        // A direct write is whole blocks: the last chunk's is padded with zeros and the file cut to size after.
+                        var written = direct ? buffer.Memory[..DirectIo.Padded(filled)] : bytes;
+                        written.Span[filled..].Clear();
+                        var leaf = Task.Run(() => MerkleTree.LeafHash(bytes.Span), stop.Token);
+                        // Not cancellable: a cancelled link would let the next chunk's hash start before this one ended.
+                        hashing = hashing.ContinueWith(_ => whole.AppendData(bytes.Span), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                        batch.Add(new ReceivedChunk(buffer, written, size, size + filled, Task.WhenAll(leaf, hashing), leaf));
                         size += filled;
-                        inFlight.Enqueue((write, leaf, buffer, size));
-                        whole.AppendData(chunk.Span);
-                        if (inFlight.Count > ChunksInFlight)
+                        if (batch.Count == WriteBatch)
+                            StartWrite();
+                        while (inFlight.Count > WriteBatch)
                             await FinishOldestAsync();
                     }
+                    StartWrite();
                     while (inFlight.Count > 0)
                         await FinishOldestAsync();
+                    await hashing;
                 }
                 finally
                 {
                     // On a failure, what is still running ends before its buffer is handed back.
-                    foreach (var (write, leaf, buffer, _) in inFlight)
-                    {
-                        try
-                        {
-                            await Task.WhenAll(write, leaf);
-                        }
-                        catch
-                        {
-                            // The failure being reported is elsewhere; these only had to end.
-                        }
-                        ArrayPool<byte>.Shared.Return(buffer);
-                    }
+                    foreach (var chunk in batch)
+                        await EndAsync(chunk.Hashed, chunk.Buffer);
+                    foreach (var (chunk, write) in inFlight)
+                        await EndAsync(Task.WhenAll(write, chunk.Hashed), chunk.Buffer);
                 }
                 // The reader's own failure (too large, a cut upload) ends the chunks early; it is the one to report.
                 await reading;
+                if (direct && size % DirectIo.Alignment != 0)
+                    RandomAccess.SetLength(file, size);
                 RandomAccess.FlushToDisk(file);
+
+                // One write for the batch's chunks (they follow each other in the file): fewer, larger writes keep a
+                // busy machine's disk fed better than one per chunk.
+                void StartWrite()
+                {
+                    if (batch.Count == 0)
+                        return;
+                    var write = RandomAccess.WriteAsync(file, batch.ConvertAll(c => c.Written), batch[0].Start, stop.Token).AsTask();
+                    foreach (var chunk in batch)
+                        inFlight.Enqueue((chunk, write));
+                    batch.Clear();
+                }
 
                 async Task FinishOldestAsync()
                 {
-                    var (write, leaf, buffer, end) = inFlight.Peek();
+                    var (chunk, write) = inFlight.Peek();
                     await write;
-                    leaves.Write(await leaf);
+                    await chunk.Hashed;
+                    leaves.Write(await chunk.Leaf);
                     inFlight.Dequeue();
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    writeback.Written(end);
+                    chunk.Buffer.Return();
+                    writeback?.Written(chunk.End);
                 }
             }
 
@@ -157,7 +183,7 @@ public sealed class BlobStore
             if (expected is { } wanted && wanted != cid)
                 throw new CorruptBlobException(wanted, $"the copy received hashes to {cid}");
             var leafHashes = leaves.ToArray();
-            return new ReceivedBlob(new StoredBlob(cid, size, Convert.ToHexStringLower(digest), leafHashes, MerkleTree.Root(Split(leafHashes))), temp);
+            return new ReceivedBlob(new StoredBlob(cid, size, Convert.ToHexStringLower(digest), leafHashes, MerkleTree.Root(Split(leafHashes))), temp, direct);
         }
         catch
         {
@@ -170,22 +196,43 @@ public sealed class BlobStore
     /// <summary>How many 1 MiB chunks of an upload or a read may wait, read but not yet hashed.</summary>
     private const int ChunksAhead = 4;
 
-    /// <summary>How many chunks of an upload may be written and leaf-hashed at once, behind the CID's hash.</summary>
-    private const int ChunksInFlight = 3;
+    /// <summary>How many chunks of an upload one write takes (4 MiB); one batch is written while the next is hashed.</summary>
+    private const int WriteBatch = 4;
+
+    /// <summary>
+    /// A chunk of an upload: its buffer, the bytes to write (<see cref="Start"/> to <see cref="End"/> in the file, padded
+    /// for a direct write), and its hashing (<see cref="Leaf"/> and its part of the CID's hash, <see cref="Hashed"/>
+    /// when both have ended).
+    /// </summary>
+    private readonly record struct ReceivedChunk(ChunkBuffer Buffer, ReadOnlyMemory<byte> Written, long Start, long End, Task Hashed, Task<byte[]> Leaf);
+
+    // Waits for a chunk's work to end, whatever its outcome, and hands its buffer back.
+    private static async Task EndAsync(Task work, ChunkBuffer buffer)
+    {
+        try
+        {
+            await work;
+        }
+        catch
+        {
+            // The failure being reported is elsewhere; this only had to end.
+        }
+        buffer.Return();
+    }
 
     // Fills whole chunks (each leaf is one chunk however the body arrives) and hands them over in order.
-    private static async Task ReadChunksAsync(Stream body, long maxBytes, ChannelWriter<(byte[] Buffer, int Filled)> chunks, CancellationToken ct)
+    private static async Task ReadChunksAsync(Stream body, long maxBytes, ChannelWriter<(ChunkBuffer Buffer, int Filled)> chunks, CancellationToken ct)
     {
         try
         {
             long size = 0;
             while (true)
             {
-                var buffer = ArrayPool<byte>.Shared.Rent(MerkleTree.ChunkSize);
+                var buffer = ChunkBuffer.Rent();
                 int filled;
                 try
                 {
-                    filled = await body.ReadAtLeastAsync(buffer.AsMemory(0, MerkleTree.ChunkSize), MerkleTree.ChunkSize, throwOnEndOfStream: false, ct);
+                    filled = await body.ReadAtLeastAsync(buffer.Memory, MerkleTree.ChunkSize, throwOnEndOfStream: false, ct);
                     size += filled;
                     if (size > maxBytes)
                         throw new BlobTooLargeException(maxBytes);
@@ -194,12 +241,12 @@ public sealed class BlobStore
                 }
                 catch
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer.Return();
                     throw;
                 }
                 if (filled == 0)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer.Return();
                     break;
                 }
                 if (filled < MerkleTree.ChunkSize)
@@ -214,7 +261,7 @@ public sealed class BlobStore
 
     // After a failure on the consuming side of a pipeline: stops its reader, waits for it to end, and hands back the
     // buffers it had queued.
-    private static async Task StopReaderAsync<T>(CancellationTokenSource stop, Task reading, ChannelReader<T> queued, Func<T, byte[]> buffer)
+    private static async Task StopReaderAsync<T>(CancellationTokenSource stop, Task reading, ChannelReader<T> queued, Func<T, ChunkBuffer> buffer)
     {
         await stop.CancelAsync();
         try
@@ -226,7 +273,7 @@ public sealed class BlobStore
             // Either the failure in hand, or the reader stopped because of it.
         }
         while (queued.TryRead(out var item))
-            ArrayPool<byte>.Shared.Return(buffer(item));
+            buffer(item).Return();
     }
 
     /// <summary>Hands a received blob to the backend (which takes the temp file).</summary>
@@ -263,9 +310,9 @@ public sealed class BlobStore
                     var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - chunkStart);
                     var leaf = leaves.AsMemory(index * LeafSize, LeafSize);
                     ReadOnlyMemory<byte> chunk;
-                    if (local.Read == chunkLength && MerkleTree.LeafHash(local.Buffer.AsSpan(0, chunkLength)).AsSpan().SequenceEqual(leaf.Span))
+                    if (local.Read == chunkLength && MerkleTree.LeafHash(local.Buffer.Memory.Span[..chunkLength]).AsSpan().SequenceEqual(leaf.Span))
                     {
-                        chunk = local.Buffer.AsMemory(0, chunkLength);
+                        chunk = local.Buffer.Memory[..chunkLength];
                     }
                     else
                     {
@@ -282,7 +329,7 @@ public sealed class BlobStore
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(local.Buffer);
+                    local.Buffer.Return();
                 }
             }
             await reading;
@@ -295,7 +342,7 @@ public sealed class BlobStore
     }
 
     /// <summary>A chunk as read from this node's copy: <see cref="Read"/> bytes of it (short when the copy is), unchecked.</summary>
-    private readonly record struct LocalChunk(int Index, byte[] Buffer, int Read, bool FromCopy);
+    private readonly record struct LocalChunk(int Index, ChunkBuffer Buffer, int Read, bool FromCopy);
 
     // Reads chunks first..last of the local copy in order. A missing copy gives empty chunks (each is then asked of a
     // peer); after a short chunk the stream is off track, so it is opened again at the next chunk's start.
@@ -313,11 +360,11 @@ public sealed class BlobStore
             {
                 var chunkStart = (long)index * MerkleTree.ChunkSize;
                 var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - chunkStart);
-                var buffer = ArrayPool<byte>.Shared.Rent(MerkleTree.ChunkSize);
+                var buffer = ChunkBuffer.Rent();
                 try
                 {
                     var fromCopy = copy is not null;
-                    var read = copy is null ? 0 : await copy.ReadAtLeastAsync(buffer.AsMemory(0, chunkLength), chunkLength, throwOnEndOfStream: false, ct);
+                    var read = copy is null ? 0 : await copy.ReadAtLeastAsync(buffer.Memory[..chunkLength], chunkLength, throwOnEndOfStream: false, ct);
                     if (copy is not null && read != chunkLength)
                     {
                         await copy.DisposeAsync();
@@ -327,7 +374,7 @@ public sealed class BlobStore
                 }
                 catch
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer.Return();
                     throw;
                 }
             }

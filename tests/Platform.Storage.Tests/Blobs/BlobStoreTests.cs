@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
 using Platform.Contracts;
 using Platform.Contracts.Merkle;
@@ -179,6 +180,49 @@ public sealed class BlobStoreTests : IDisposable
 
         Assert.False(File.Exists(BlobPath(expected)));
         Assert.Empty(Directory.EnumerateFiles(TempFolder));
+    }
+
+    // Sizes around the 4 KiB blocks a direct write is made of, one chunk, one write batch (4 MiB) and more than two.
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(4095, true)]
+    [InlineData(4096, true)]
+    [InlineData(4097, true)]
+    [InlineData((1 << 20) + 5, true)]
+    [InlineData(4 << 20, true)]
+    [InlineData((9 << 20) + 123, true)]
+    [InlineData(4097, false)]
+    [InlineData((9 << 20) + 123, false)]
+    public async Task Every_size_is_stored_exactly_whether_written_directly_or_through_the_page_cache(int size, bool directIo)
+    {
+        var bytes = RandomBytes(size, seed: size);
+        var options = Options.Create(new StorageOptions { RootPath = _root, DirectIo = directIo });
+        var store = new BlobStore(new FileSystemBackend(options), options);
+
+        using var received = await store.ReceiveAsync(new MemoryStream(bytes), 1 << 30, expected: null, CancellationToken.None);
+        // The temp folder is on a file system that takes direct writes (ext4 here), so both paths are the ones checked.
+        Assert.Equal(directIo, received.WrittenDirectly);
+        await store.CommitAsync(received, overwrite: false, CancellationToken.None);
+
+        var blob = received.Blob;
+        Assert.Equal(Cid.Compute(bytes), blob.Cid);
+        Assert.Equal(size, blob.Size);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(BlobPath(blob.Cid)));
+        Assert.Equal(bytes.Chunk(MerkleTree.ChunkSize).SelectMany(c => MerkleTree.LeafHash(c)).ToArray(), blob.Leaves);
+        Assert.Equal(bytes, await ReadAsync(blob, 0, size));
+    }
+
+    [Fact]
+    public void Chunk_buffers_are_one_chunk_long_and_aligned_for_direct_writes()
+    {
+        var buffers = Enumerable.Range(0, 8).Select(_ => ChunkBuffer.Rent()).ToList();
+        foreach (var buffer in buffers)
+        {
+            Assert.Equal(MerkleTree.ChunkSize, buffer.Memory.Length);
+            Assert.True(MemoryMarshal.TryGetArray<byte>(buffer.Memory, out var segment));
+            Assert.Equal(0, Marshal.UnsafeAddrOfPinnedArrayElement(segment.Array!, segment.Offset) % DirectIo.Alignment);
+        }
+        buffers.ForEach(b => b.Return());
     }
 
     [Fact]
