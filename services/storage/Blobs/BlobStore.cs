@@ -56,12 +56,14 @@ public sealed class BlobStore
     public BlobStore(IBlobBackend backend, IOptions<StorageOptions> options)
     {
         Backend = backend;
-        _directIo = options.Value.DirectIo;
         _tmp = Path.Combine(Path.GetFullPath(options.Value.RootPath), "tmp");
         Directory.CreateDirectory(_tmp);
-        // Uploads cut off by a crash leave temp files; nothing else writes there, so they are garbage.
+        // Uploads cut off by a crash, and replaced copies' second names not yet deleted, are all that is ever here.
         foreach (var stale in Directory.EnumerateFiles(_tmp))
             File.Delete(stale);
+        // Only where copies stay on this volume: an S3 upload reads the temp file again, better from the page cache.
+        // The probe catches a file system that takes O_DIRECT but not writes aligned to 4 KiB.
+        _directIo = options.Value.DirectIo && backend.Name == "filesystem" && DirectIo.WritesWork(_tmp);
     }
 
     public IBlobBackend Backend { get; }
@@ -196,7 +198,7 @@ public sealed class BlobStore
     /// <summary>How many 1 MiB chunks of an upload or a read may wait, read but not yet hashed.</summary>
     private const int ChunksAhead = 4;
 
-    /// <summary>How many chunks of an upload one write takes (4 MiB); one batch is written while the next is hashed.</summary>
+    /// <summary>How many chunks of an upload one write takes (4 MiB); at most two batches are written at once, behind the hashes.</summary>
     private const int WriteBatch = 4;
 
     /// <summary>

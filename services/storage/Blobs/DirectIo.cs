@@ -29,7 +29,7 @@ public static partial class DirectIo
         _ => 0,
     };
 
-    /// <summary>Turns direct I/O on for an open file; false (and the file unchanged) where it cannot be.</summary>
+    /// <summary>Turns direct I/O on for an open file; false (and the file unchanged) where the file system refuses it.</summary>
     public static bool TryEnable(SafeFileHandle file)
     {
         if (Flag == 0)
@@ -45,12 +45,39 @@ public static partial class DirectIo
         }
     }
 
+    /// <summary>
+    /// Whether direct writes work in <paramref name="folder"/>: a probe file is opened there with direct I/O and one
+    /// aligned block written to it. Some file systems take the flag but want larger alignment; they fail here, once.
+    /// </summary>
+    public static bool WritesWork(string folder)
+    {
+        var probe = Path.Combine(folder, "direct-io-probe-" + Guid.NewGuid().ToString("n"));
+        var block = ChunkBuffer.Rent();
+        try
+        {
+            using var file = File.OpenHandle(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            if (!TryEnable(file))
+                return false;
+            RandomAccess.Write(file, block.Memory.Span[..Alignment], 0);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            block.Return();
+            File.Delete(probe);
+        }
+    }
+
     /// <summary>The length a direct write of <paramref name="length"/> bytes takes: rounded up to whole blocks.</summary>
     public static int Padded(int length) => (length + Alignment - 1) / Alignment * Alignment;
 
-    // fcntl is variadic in C; with one int argument the fixed signature passes it the same way on x64 and Arm64 Linux.
+    // fcntl is variadic in C; with one pointer-sized argument the fixed signature passes it the same way on x64 and Arm64 Linux.
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int Fcntl(SafeFileHandle fd, int command, int argument);
+    private static partial int Fcntl(SafeFileHandle fd, int command, nint argument);
 }
 
 /// <summary>
@@ -65,6 +92,7 @@ public sealed class ChunkBuffer
 
     private static readonly ConcurrentQueue<ChunkBuffer> Pool = new();
     private static int _pooled;
+    private int _returned;
 
     private ChunkBuffer()
     {
@@ -82,11 +110,15 @@ public sealed class ChunkBuffer
         if (!Pool.TryDequeue(out var buffer))
             return new ChunkBuffer();
         Interlocked.Decrement(ref _pooled);
+        buffer._returned = 0;
         return buffer;
     }
 
+    /// <summary>Hands the buffer back; a second return would give it to two users at once, so it throws.</summary>
     public void Return()
     {
+        if (Interlocked.Exchange(ref _returned, 1) != 0)
+            throw new InvalidOperationException("a chunk buffer was returned twice");
         if (Interlocked.Increment(ref _pooled) <= MaxPooled)
             Pool.Enqueue(this);
         else

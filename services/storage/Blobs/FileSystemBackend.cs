@@ -40,21 +40,28 @@ public sealed partial class FileSystemBackend : IBlobBackend
     {
         var target = PathOf(cid);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var replaced = overwrite ? KeepAside(target) : null;
         try
         {
-            var replaced = overwrite ? KeepAside(target) : null;
             // The source is complete and fsynced, and on the same volume: the rename makes the copy appear whole.
             File.Move(sourceFile, target, overwrite);
-            if (replaced is not null)
-                _ = Task.Run(() => DeleteQuietly(replaced), CancellationToken.None);
         }
         catch (IOException) when (!overwrite && File.Exists(target))
         {
             // Same CID, same bytes: a concurrent store of the same blob got there first.
             File.Delete(sourceFile);
         }
+        finally
+        {
+            // The old copy's second name goes whether the rename replaced it or failed.
+            if (replaced is not null)
+                DeleteReplaced(replaced);
+        }
         return Task.CompletedTask;
     }
+
+    /// <summary>Deletes a replaced copy's second name, in the background; tests swap it to see what was set aside.</summary>
+    internal Action<string> DeleteReplaced { get; set; } = path => _ = Task.Run(() => DeleteQuietly(path), CancellationToken.None);
 
     // Replacing a copy frees its blocks, which for a large copy takes the file system a while inside the rename (about
     // 0.4 s for 1 GiB here, on the uploader's time). A second name for the old copy, taken first, keeps the rename quick;
@@ -80,7 +87,7 @@ public sealed partial class FileSystemBackend : IBlobBackend
         {
             File.Delete(path);
         }
-        catch (IOException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Left in the uploads' folder, which is emptied when the service next starts.
         }

@@ -20,17 +20,20 @@ public sealed class FileSystemBackendTests : BlobBackendBehaviour
     private string TempFolder => Path.Combine(Root, "tmp");
 
     [Fact]
-    public async Task A_replaced_copy_is_set_aside_under_a_second_name_first()
+    public async Task Replacing_a_copy_sets_the_old_one_aside_under_a_second_name_before_the_rename()
     {
+        var hello = "hello"u8.ToArray();
         var damaged = "damaged bytes"u8.ToArray();
-        var (cid, _) = await StoreAsync(damaged);
+        var (cid, _) = await StoreAsync(damaged, Cid.Compute(hello), overwrite: false);
+        string? setAside = null;
+        _backend!.DeleteReplaced = path => setAside = path;
 
-        var aside = _backend!.KeepAside(_backend.PathOf(cid));
+        await StoreAsync(hello, cid, overwrite: true);
 
-        Assert.NotNull(aside);
-        Assert.Equal(TempFolder, Path.GetDirectoryName(aside));
-        Assert.Equal(damaged, await File.ReadAllBytesAsync(aside));
-        Assert.Equal(damaged, await File.ReadAllBytesAsync(_backend.PathOf(cid)));
+        Assert.Equal(hello, await File.ReadAllBytesAsync(_backend.PathOf(cid)));
+        Assert.NotNull(setAside);
+        Assert.Equal(TempFolder, Path.GetDirectoryName(setAside));
+        Assert.Equal(damaged, await File.ReadAllBytesAsync(setAside));
         Assert.Null(_backend.KeepAside(_backend.PathOf(Cid.Compute("never stored"u8))));
     }
 
