@@ -101,7 +101,7 @@ public sealed class BlobStore
     {
         var temp = Path.Combine(_tmp, Guid.NewGuid().ToString("n"));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var chunks = Channel.CreateBounded<(ChunkBuffer Buffer, int Filled)>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
+        var chunks = Channel.CreateBounded<(IMemoryOwner<byte> Buffer, int Filled)>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
         var reading = ReadChunksAsync(body, maxBytes, chunks.Writer, stop.Token);
         try
         {
@@ -175,7 +175,7 @@ public sealed class BlobStore
                     await chunk.Hashed;
                     leaves.Write(await chunk.Leaf);
                     inFlight.Dequeue();
-                    chunk.Buffer.Return();
+                    chunk.Buffer.Dispose();
                     writeback?.Written(chunk.End);
                 }
             }
@@ -206,10 +206,10 @@ public sealed class BlobStore
     /// for a direct write), and its hashing (<see cref="Leaf"/> and its part of the CID's hash, <see cref="Hashed"/>
     /// when both have ended).
     /// </summary>
-    private readonly record struct ReceivedChunk(ChunkBuffer Buffer, ReadOnlyMemory<byte> Written, long Start, long End, Task Hashed, Task<byte[]> Leaf);
+    private readonly record struct ReceivedChunk(IMemoryOwner<byte> Buffer, ReadOnlyMemory<byte> Written, long Start, long End, Task Hashed, Task<byte[]> Leaf);
 
     // Waits for a chunk's work to end, whatever its outcome, and hands its buffer back.
-    private static async Task EndAsync(Task work, ChunkBuffer buffer)
+    private static async Task EndAsync(Task work, IMemoryOwner<byte> buffer)
     {
         try
         {
@@ -219,18 +219,18 @@ public sealed class BlobStore
         {
             // The failure being reported is elsewhere; this only had to end.
         }
-        buffer.Return();
+        buffer.Dispose();
     }
 
     // Fills whole chunks (each leaf is one chunk however the body arrives) and hands them over in order.
-    private static async Task ReadChunksAsync(Stream body, long maxBytes, ChannelWriter<(ChunkBuffer Buffer, int Filled)> chunks, CancellationToken ct)
+    private static async Task ReadChunksAsync(Stream body, long maxBytes, ChannelWriter<(IMemoryOwner<byte> Buffer, int Filled)> chunks, CancellationToken ct)
     {
         try
         {
             long size = 0;
             while (true)
             {
-                var buffer = ChunkBuffer.Rent();
+                var buffer = DirectIo.Chunks.Rent();
                 int filled;
                 try
                 {
@@ -243,12 +243,12 @@ public sealed class BlobStore
                 }
                 catch
                 {
-                    buffer.Return();
+                    buffer.Dispose();
                     throw;
                 }
                 if (filled == 0)
                 {
-                    buffer.Return();
+                    buffer.Dispose();
                     break;
                 }
                 if (filled < MerkleTree.ChunkSize)
@@ -263,7 +263,7 @@ public sealed class BlobStore
 
     // After a failure on the consuming side of a pipeline: stops its reader, waits for it to end, and hands back the
     // buffers it had queued.
-    private static async Task StopReaderAsync<T>(CancellationTokenSource stop, Task reading, ChannelReader<T> queued, Func<T, ChunkBuffer> buffer)
+    private static async Task StopReaderAsync<T>(CancellationTokenSource stop, Task reading, ChannelReader<T> queued, Func<T, IMemoryOwner<byte>> buffer)
     {
         await stop.CancelAsync();
         try
@@ -275,7 +275,7 @@ public sealed class BlobStore
             // Either the failure in hand, or the reader stopped because of it.
         }
         while (queued.TryRead(out var item))
-            buffer(item).Return();
+            buffer(item).Dispose();
     }
 
     /// <summary>Hands a received blob to the backend (which takes the temp file).</summary>
@@ -331,7 +331,7 @@ public sealed class BlobStore
                 }
                 finally
                 {
-                    local.Buffer.Return();
+                    local.Buffer.Dispose();
                 }
             }
             await reading;
@@ -344,7 +344,7 @@ public sealed class BlobStore
     }
 
     /// <summary>A chunk as read from this node's copy: <see cref="Read"/> bytes of it (short when the copy is), unchecked.</summary>
-    private readonly record struct LocalChunk(int Index, ChunkBuffer Buffer, int Read, bool FromCopy);
+    private readonly record struct LocalChunk(int Index, IMemoryOwner<byte> Buffer, int Read, bool FromCopy);
 
     // Reads chunks first..last of the local copy in order. A missing copy gives empty chunks (each is then asked of a
     // peer); after a short chunk the stream is off track, so it is opened again at the next chunk's start.
@@ -362,7 +362,7 @@ public sealed class BlobStore
             {
                 var chunkStart = (long)index * MerkleTree.ChunkSize;
                 var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - chunkStart);
-                var buffer = ChunkBuffer.Rent();
+                var buffer = DirectIo.Chunks.Rent();
                 try
                 {
                     var fromCopy = copy is not null;
@@ -376,7 +376,7 @@ public sealed class BlobStore
                 }
                 catch
                 {
-                    buffer.Return();
+                    buffer.Dispose();
                     throw;
                 }
             }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Platform.Contracts.Merkle;
@@ -10,13 +9,19 @@ namespace Platform.Storage.Blobs;
 /// into the page cache first. That copy was the largest single cost of a pin after the two hashes (about 1.3 CPU
 /// seconds per GiB here, against 0.1-0.2 s written directly; the disk's speed is the same either way). Direct writes
 /// need the buffer's address, the file offset and the length to be multiples of the disk's block size: chunks are
-/// <see cref="ChunkBuffer"/>s, written at chunk offsets, and the last one is padded to a whole block and the file then
+/// <see cref="Chunks"/>' blocks, written at chunk offsets, and the last one is padded to a whole block and the file then
 /// cut to its size. Elsewhere than Linux on x64 or Arm64, or where the file system refuses it, it is not used.
 /// </summary>
 public static partial class DirectIo
 {
     /// <summary>What buffers, offsets and lengths are aligned to: 4 KiB, a multiple of every disk's logical block.</summary>
     public const int Alignment = 4096;
+
+    /// <summary>
+    /// Chunk buffers (<see cref="MerkleTree.ChunkSize"/> bytes, aligned for direct I/O) for uploads and reads: the same few
+    /// megabytes reused rather than new memory touched for every chunk; 24 kept free.
+    /// </summary>
+    public static readonly LargeBlockPool Chunks = new(MerkleTree.ChunkSize, maxFreeBlocks: 24, Alignment);
 
     private const int GetFlags = 3;
     private const int SetFlags = 4;
@@ -52,7 +57,7 @@ public static partial class DirectIo
     public static bool WritesWork(string folder)
     {
         var probe = Path.Combine(folder, "direct-io-probe-" + Guid.NewGuid().ToString("n"));
-        var block = ChunkBuffer.Rent();
+        using var block = Chunks.Rent();
         try
         {
             using var file = File.OpenHandle(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None);
@@ -67,7 +72,6 @@ public static partial class DirectIo
         }
         finally
         {
-            block.Return();
             File.Delete(probe);
         }
     }
@@ -78,50 +82,4 @@ public static partial class DirectIo
     // fcntl is variadic in C; with one pointer-sized argument the fixed signature passes it the same way on x64 and Arm64 Linux.
     [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(SafeFileHandle fd, int command, nint argument);
-}
-
-/// <summary>
-/// One chunk's buffer (<see cref="MerkleTree.ChunkSize"/> bytes) at an address aligned for <see cref="DirectIo"/>: a
-/// slice of a pinned array (the pinned heap never moves it), pooled so that uploads and reads reuse the same few
-/// megabytes instead of touching new memory for every chunk.
-/// </summary>
-public sealed class ChunkBuffer
-{
-    /// <summary>Buffers kept for reuse; more in use at once are allocated and left to the GC when returned.</summary>
-    private const int MaxPooled = 24;
-
-    private static readonly ConcurrentQueue<ChunkBuffer> Pool = new();
-    private static int _pooled;
-    private int _returned;
-
-    private ChunkBuffer()
-    {
-        var array = GC.AllocateUninitializedArray<byte>(MerkleTree.ChunkSize + DirectIo.Alignment, pinned: true);
-        var address = Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
-        var offset = (int)((DirectIo.Alignment - address % DirectIo.Alignment) % DirectIo.Alignment);
-        Memory = array.AsMemory(offset, MerkleTree.ChunkSize);
-    }
-
-    /// <summary>The whole chunk, its first byte aligned to <see cref="DirectIo.Alignment"/>.</summary>
-    public Memory<byte> Memory { get; }
-
-    public static ChunkBuffer Rent()
-    {
-        if (!Pool.TryDequeue(out var buffer))
-            return new ChunkBuffer();
-        Interlocked.Decrement(ref _pooled);
-        buffer._returned = 0;
-        return buffer;
-    }
-
-    /// <summary>Hands the buffer back; a second return would give it to two users at once, so it throws.</summary>
-    public void Return()
-    {
-        if (Interlocked.Exchange(ref _returned, 1) != 0)
-            throw new InvalidOperationException("a chunk buffer was returned twice");
-        if (Interlocked.Increment(ref _pooled) <= MaxPooled)
-            Pool.Enqueue(this);
-        else
-            Interlocked.Decrement(ref _pooled);
-    }
 }

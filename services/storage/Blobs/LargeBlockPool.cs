@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Connections;
 
 namespace Platform.Storage.Blobs;
@@ -37,13 +38,18 @@ public sealed class LargeBlockPoolFactory : IMemoryPoolFactory<byte>
     public MemoryPool<byte> Create(MemoryPoolOptions? options = null) => new LargeBlockPool();
 }
 
-/// <summary>Pinned 64 KiB blocks (the socket receives into them without pinning each time), reused once returned.</summary>
-public sealed class LargeBlockPool : MemoryPool<byte>
+/// <summary>
+/// Pinned blocks of one size (the socket receives into them, and direct I/O writes from them, without pinning each
+/// time), reused once returned; kept free up to a bound, more are left to the GC. Kestrel's pool has 64 KiB blocks;
+/// <see cref="DirectIo.Chunks"/> has 1 MiB chunks aligned for direct I/O. A block returned twice goes back once.
+/// </summary>
+public sealed class LargeBlockPool(int blockSize = LargeBlockPoolFactory.BlockSize, int maxFreeBlocks = LargeBlockPoolFactory.MaxFreeBlocks,
+    int alignment = 1) : MemoryPool<byte>
 {
-    private readonly ConcurrentQueue<byte[]> _free = new();
+    private readonly ConcurrentQueue<Memory<byte>> _free = new();
     private int _freeCount;
 
-    public override int MaxBufferSize => LargeBlockPoolFactory.BlockSize;
+    public override int MaxBufferSize => blockSize;
 
     /// <summary>How many blocks were made (not reused) since the pool was created.</summary>
     public long BlocksMade => Interlocked.Read(ref _blocksMade);
@@ -52,22 +58,32 @@ public sealed class LargeBlockPool : MemoryPool<byte>
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, LargeBlockPoolFactory.BlockSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(minBufferSize, blockSize);
         if (_free.TryDequeue(out var block))
         {
             Interlocked.Decrement(ref _freeCount);
         }
         else
         {
-            block = GC.AllocateUninitializedArray<byte>(LargeBlockPoolFactory.BlockSize, pinned: true);
+            block = NewBlock();
             Interlocked.Increment(ref _blocksMade);
         }
         return new Block(this, block);
     }
 
-    private void Return(byte[] block)
+    // The block starts at the first aligned address of a pinned array a little longer than it (the pinned heap never
+    // moves the array, so the address stays aligned).
+    private Memory<byte> NewBlock()
     {
-        if (Interlocked.Increment(ref _freeCount) <= LargeBlockPoolFactory.MaxFreeBlocks)
+        var array = GC.AllocateUninitializedArray<byte>(blockSize + alignment - 1, pinned: true);
+        var address = Marshal.UnsafeAddrOfPinnedArrayElement(array, 0);
+        var offset = (int)((alignment - (address % alignment)) % alignment);
+        return array.AsMemory(offset, blockSize);
+    }
+
+    private void Return(Memory<byte> block)
+    {
+        if (Interlocked.Increment(ref _freeCount) <= maxFreeBlocks)
             _free.Enqueue(block);
         else
             Interlocked.Decrement(ref _freeCount);
@@ -79,16 +95,16 @@ public sealed class LargeBlockPool : MemoryPool<byte>
         _freeCount = 0;
     }
 
-    private sealed class Block(LargeBlockPool pool, byte[] array) : IMemoryOwner<byte>
+    private sealed class Block(LargeBlockPool pool, Memory<byte> block) : IMemoryOwner<byte>
     {
-        private byte[]? _array = array;
+        private int _returned;
 
-        public Memory<byte> Memory => _array ?? throw new ObjectDisposedException(nameof(Block));
+        public Memory<byte> Memory => Volatile.Read(ref _returned) == 0 ? block : throw new ObjectDisposedException(nameof(Block));
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _array, null) is { } returned)
-                pool.Return(returned);
+            if (Interlocked.Exchange(ref _returned, 1) == 0)
+                pool.Return(block);
         }
     }
 }
