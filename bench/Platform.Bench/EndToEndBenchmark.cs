@@ -144,7 +144,7 @@ public static class EndToEndBenchmark
         meter.Report(halfBefore, halfAfter, topStatements: 0);
         Console.WriteLine();
         Console.WriteLine("job arrays (submit to last completion):");
-        meter.Report(arrayBefore, arrayAfter, topStatements: 0);
+        meter.Report(arrayBefore, arrayAfter, TopStatements);
     }
 
     /// <summary>

@@ -14,14 +14,30 @@ public static class JobEventLog
 {
     public const int RejectedVersion = 1_000_000;
 
-    public static Task AppendAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string jobId, int version, string status, string? attemptId,
-        string? workerId, string? attemptStatus, string? reason, string? detail, DateTimeOffset occurredAt, CancellationToken ct) =>
-        connection.ExecuteAsync(new CommandDefinition(
+    /// <summary>One change of one job, as the log keeps it.</summary>
+    public sealed record Entry(string JobId, int Version, string Status, string? AttemptId, string? WorkerId, string? AttemptStatus, string? Reason,
+        string? Detail, DateTimeOffset OccurredAt);
+
+    /// <summary>Appends the entries in one statement; one already in the log (a redelivery, or twice in the list) is kept as it was.</summary>
+    public static Task AppendAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IReadOnlyList<Entry> entries, CancellationToken ct) =>
+        entries.Count == 0 ? Task.CompletedTask : connection.ExecuteAsync(new CommandDefinition(
             """
             insert into job_events (job_id, version, status, attempt_id, worker_id, attempt_status, reason, detail, occurred_at)
-            values (@jobId, @version, @status, @attemptId, @workerId, @attemptStatus, @reason, @detail, @occurredAt)
+            select * from unnest(@jobIds, @versions, @statuses, @attemptIds, @workerIds, @attemptStatuses, @reasons, @details, @occurredAts)
             on conflict (job_id, version) do nothing
-            """, new { jobId, version, status, attemptId, workerId, attemptStatus, reason, detail, occurredAt }, tx, cancellationToken: ct));
+            """,
+            new
+            {
+                jobIds = entries.Select(e => e.JobId).ToArray(),
+                versions = entries.Select(e => e.Version).ToArray(),
+                statuses = entries.Select(e => e.Status).ToArray(),
+                attemptIds = entries.Select(e => e.AttemptId).ToArray(),
+                workerIds = entries.Select(e => e.WorkerId).ToArray(),
+                attemptStatuses = entries.Select(e => e.AttemptStatus).ToArray(),
+                reasons = entries.Select(e => e.Reason).ToArray(),
+                details = entries.Select(e => e.Detail).ToArray(),
+                occurredAts = entries.Select(e => e.OccurredAt).ToArray(),
+            }, tx, cancellationToken: ct));
 
     /// <summary>Version 0, "pending", of each new job: one statement for a job array.</summary>
     public static Task AppendPendingAsync(NpgsqlTransaction tx, string[] jobIds, DateTimeOffset occurredAt, CancellationToken ct) =>

@@ -29,23 +29,27 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     public static readonly MessageBatching Batching = new(64, MessageBatching.DefaultQuiet, 2);
 
     // A terminal status is final and always wins over a live one; among live statuses the latest to occur
-    // wins, which also lets a job go from running back to queued when its worker is lost.
+    // wins, which also lets a job go from running back to queued when its worker is lost. Set-based: one statement for
+    // every job of a round (see Rounds).
     private const string Advance = """
-        update jobs set status = @status, status_rank = @rank, updated_at = @at,
-            error_reason = case when @terminal then @reason else null end,
-            error_detail = case when @terminal then @detail else null end,
-            completed_at = case when @terminal then @at else completed_at end,
-            outputs = coalesce(@outputs::jsonb, outputs)
-        where id = @id and status_rank < 10 and (@terminal or updated_at <= @at)
-        returning kernel, extract(epoch from (completed_at - created_at))::float8 as seconds
+        update jobs j set status = c.status, status_rank = c.rank, updated_at = c.at,
+            error_reason = case when c.terminal then c.reason else null end,
+            error_detail = case when c.terminal then c.detail else null end,
+            completed_at = case when c.terminal then c.at else j.completed_at end,
+            outputs = coalesce(c.outputs::jsonb, j.outputs)
+        from unnest(@ids, @statuses, @ranks, @ats, @reasons, @details, @terminals, @outputs)
+            as c (id, status, rank, at, reason, detail, terminal, outputs)
+        where j.id = c.id and j.status_rank < 10 and (c.terminal or j.updated_at <= c.at)
+        returning j.kernel as Kernel, j.status as Status, extract(epoch from (j.completed_at - j.created_at))::float8 as Seconds
         """;
+
+    /// <summary>One change of a job's row. <paramref name="Outputs"/>: a completion's outputs (JSON), written with it.</summary>
+    private sealed record JobChange(string Id, string Status, DateTimeOffset At, string? Reason, string? Detail, string? Outputs = null);
 
     /// <summary>A job this update ended: counted in the submit-to-end histogram once its transaction has committed.</summary>
     private sealed record JobEnd(string Kernel, string Status, double? Seconds);
 
-    private sealed record EndRow(string Kernel, double? Seconds);
-
-    private static void Record(IEnumerable<JobEnd?> ends)
+    private static void Record(IEnumerable<JobEnd> ends)
     {
         foreach (var end in ends)
         {
@@ -54,23 +58,48 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         }
     }
 
-    /// <param name="outputs">A completion's outputs (JSON), written with it: a redelivery finds the job terminal and writes neither again.</param>
-    /// <returns>The job's end, when this update ended it (a redelivery finds it ended and returns nothing).</returns>
-    private static async Task<JobEnd?> AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, string id, string status, DateTimeOffset at, string? reason,
-        string? detail, CancellationToken ct, string? outputs = null)
+    /// <summary>
+    /// Splits <paramref name="changes"/> into rounds: the first change of every key, then the second of every key that
+    /// has one, and so on, in the order given. A round holds each key once, so it can be one statement (an upsert may
+    /// not touch a row twice, and an update joined to two changes of one row applies one of them), and applying the
+    /// rounds in order applies each key's changes one after another, exactly as one statement per change would.
+    /// </summary>
+    internal static List<List<T>> Rounds<T>(IEnumerable<T> changes, Func<T, string> key)
     {
-        var row = await connection.QuerySingleOrDefaultAsync<EndRow>(new CommandDefinition(Advance, new
+        var rounds = new List<List<T>>();
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var change in changes)
         {
-            id,
-            status,
-            rank = JobStatuses.Rank(status),
-            at,
-            reason,
-            detail,
-            terminal = JobStatuses.IsTerminal(status),
-            outputs,
-        }, tx, cancellationToken: ct));
-        return row is not null && JobStatuses.IsTerminal(status) ? new JobEnd(row.Kernel, status, row.Seconds) : null;
+            var k = key(change);
+            var round = seen.GetValueOrDefault(k);
+            seen[k] = round + 1;
+            if (round == rounds.Count)
+                rounds.Add([]);
+            rounds[round].Add(change);
+        }
+        return rounds;
+    }
+
+    /// <returns>The jobs these changes ended (a redelivery finds them ended and returns nothing).</returns>
+    private static async Task<List<JobEnd>> AdvanceAsync(NpgsqlConnection connection, NpgsqlTransaction? tx, IEnumerable<JobChange> changes, CancellationToken ct)
+    {
+        var ends = new List<JobEnd>();
+        foreach (var round in Rounds(changes, c => c.Id))
+        {
+            var rows = await connection.QueryAsync<JobEnd>(new CommandDefinition(Advance, new
+            {
+                ids = round.Select(c => c.Id).ToArray(),
+                statuses = round.Select(c => c.Status).ToArray(),
+                ranks = round.Select(c => JobStatuses.Rank(c.Status)).ToArray(),
+                ats = round.Select(c => c.At).ToArray(),
+                reasons = round.Select(c => c.Reason).ToArray(),
+                details = round.Select(c => c.Detail).ToArray(),
+                terminals = round.Select(c => JobStatuses.IsTerminal(c.Status)).ToArray(),
+                outputs = round.Select(c => c.Outputs).ToArray(),
+            }, tx, cancellationToken: ct));
+            ends.AddRange(rows.Where(r => JobStatuses.IsTerminal(r.Status)));
+        }
+        return ends;
     }
 
     // An ended attempt keeps its status and the reason it ended with.
@@ -84,18 +113,40 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
             signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
         """;
 
-    private const string UpsertAttempt = """
-        insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail)
-        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail)
+    private const string UpsertAttempts = """
+        insert into job_attempts (attempt_id, job_id, worker_id, status, updated_at, reason, detail)
+        select * from unnest(@attemptIds, @jobIds, @workerIds, @statuses, @ats, @reasons, @details)
         """ + "\n" + AttemptConflict;
 
-    // An accepted attempt, with what a receipt needs of it (the same values on every redelivery), in one statement.
+    // Accepted attempts, with what a receipt needs of them (the same values on every redelivery), in one statement.
     private const string UpsertAccepted = """
         insert into job_attempts (attempt_id, job_id, worker_id, status, signature, updated_at, reason, detail, public_key, metrics, spot_check, accepted_index)
-        values (@attemptId, @jobId, @workerId, @status, @signature, @at, @reason, @detail, @publicKey, @metrics::jsonb, @spotCheck, @index)
+        select a.attempt_id, a.job_id, a.worker_id, 'accepted', a.signature, a.at, a.reason, a.detail, a.public_key, a.metrics::jsonb, a.spot_check, a.accepted_index
+        from unnest(@attemptIds, @jobIds, @workerIds, @signatures, @ats, @reasons, @details, @publicKeys, @metrics, @spotChecks, @indexes)
+            as a (attempt_id, job_id, worker_id, signature, at, reason, detail, public_key, metrics, spot_check, accepted_index)
         """ + "\n" + AttemptConflict + """
         , public_key = excluded.public_key, metrics = excluded.metrics, spot_check = excluded.spot_check, accepted_index = excluded.accepted_index
         """;
+
+    /// <summary>One change of an attempt's row in the view.</summary>
+    private sealed record AttemptChange(string AttemptId, string JobId, string WorkerId, string Status, DateTimeOffset At, string? Reason, string? Detail);
+
+    private static async Task UpsertAttemptsAsync(NpgsqlConnection connection, NpgsqlTransaction tx, IEnumerable<AttemptChange> changes, CancellationToken ct)
+    {
+        foreach (var round in Rounds(changes, c => c.AttemptId))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(UpsertAttempts, new
+            {
+                attemptIds = round.Select(c => c.AttemptId).ToArray(),
+                jobIds = round.Select(c => c.JobId).ToArray(),
+                workerIds = round.Select(c => c.WorkerId).ToArray(),
+                statuses = round.Select(c => c.Status).ToArray(),
+                ats = round.Select(c => c.At).ToArray(),
+                reasons = round.Select(c => c.Reason).ToArray(),
+                details = round.Select(c => c.Detail).ToArray(),
+            }, tx, cancellationToken: ct));
+        }
+    }
 
     /// <summary>
     /// Locks the batch's jobs, in id order, before any of their attempts. A status batch touches a job's row and, between
@@ -121,47 +172,35 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         // The conditional updates make the order of a job's changes irrelevant; jobs are taken in id order. A failure
-        // rolls the whole batch back and it is delivered again, which applies nothing twice.
+        // rolls the whole batch back and it is delivered again, which applies nothing twice. Each table is written with a
+        // statement per round (Rounds), not per change: a batch of hundreds of changes is a handful of statements.
         var changes = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version).ToList();
         await LockJobsAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
-        var ends = new List<JobEnd?>();
-        foreach (var message in changes)
-            ends.Add(await ApplyAsync(connection, tx, message, ct));
+        await UpsertAttemptsAsync(connection, tx, changes.Where(m => m.AttemptId is not null && m.WorkerId is not null).Select(AttemptChangeOf), ct);
+        await JobEventLog.AppendAsync(connection, tx, changes.Where(m => m.Version is not null).Select(m => new JobEventLog.Entry(m.JobId.Value, m.Version!.Value,
+            m.Status, m.AttemptId?.Value, m.WorkerId?.Value, m.AttemptStatus, m.Reason, m.Detail, m.OccurredAt)).ToList(), ct);
+        // Completion is recorded from JobCompleted, which carries the outputs.
+        var ends = await AdvanceAsync(connection, tx, changes.Where(m => m.Status != JobStatuses.Completed)
+            .Select(m => new JobChange(m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail)), ct);
         await NotifyAsync(connection, tx, changes.Select(m => m.JobId.Value), ct);
         await tx.CommitAsync(ct);
         Record(ends);
     }
 
-    private static async Task<JobEnd?> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobStatusChanged m, CancellationToken ct)
+    private static AttemptChange AttemptChangeOf(JobStatusChanged m)
     {
-        if (m.AttemptId is { } attempt && m.WorkerId is { } worker)
+        // A job queued again names the attempt that ended; a cancel names the one it stopped.
+        var status = m.AttemptStatus ?? m.Status switch
         {
-            // A job queued again names the attempt that ended; a cancel names the one it stopped.
-            var attemptStatus = m.AttemptStatus ?? m.Status switch
-            {
-                "completed" => "accepted",
-                "failed" or "queued" => "failed",
-                "cancelled" => "cancelled",
-                "running" => "running",
-                _ => "assigned",
-            };
-            await connection.ExecuteAsync(new CommandDefinition(UpsertAttempt, new
-            {
-                attemptId = attempt.Value,
-                jobId = m.JobId.Value,
-                workerId = worker.Value,
-                status = attemptStatus,
-                signature = (string?)null,
-                at = m.OccurredAt,
-                reason = Ended(attemptStatus) ? m.AttemptReason ?? m.Reason : null,
-                detail = Ended(attemptStatus) ? m.AttemptReason is null ? m.Detail : m.AttemptDetail : null,
-            }, tx, cancellationToken: ct));
-        }
-        if (m.Version is { } version)
-            await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, version, m.Status, m.AttemptId?.Value, m.WorkerId?.Value,
-                m.AttemptStatus, m.Reason, m.Detail, m.OccurredAt, ct);
-        // Completion is recorded from JobCompleted, which carries the outputs.
-        return m.Status != JobStatuses.Completed ? await AdvanceAsync(connection, tx, m.JobId.Value, m.Status, m.OccurredAt, m.Reason, m.Detail, ct) : null;
+            "completed" => "accepted",
+            "failed" or "queued" => "failed",
+            "cancelled" => "cancelled",
+            "running" => "running",
+            _ => "assigned",
+        };
+        return new AttemptChange(m.AttemptId!.Value.Value, m.JobId.Value, m.WorkerId!.Value.Value, status, m.OccurredAt,
+            Ended(status) ? m.AttemptReason ?? m.Reason : null,
+            Ended(status) ? m.AttemptReason is null ? m.Detail : m.AttemptDetail : null);
     }
 
     public async Task Consume(ConsumeContext<JobRejected> context)
@@ -170,12 +209,12 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         var ct = context.CancellationToken;
         await using var connection = await db.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await JobEventLog.AppendAsync(connection, tx, m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
-            m.Reason, m.Detail, m.OccurredAt, ct);
-        var end = await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail, ct);
+        await JobEventLog.AppendAsync(connection, tx, [new JobEventLog.Entry(m.JobId.Value, JobEventLog.RejectedVersion, JobStatuses.Rejected, null, null, null,
+            m.Reason, m.Detail, m.OccurredAt)], ct);
+        var ends = await AdvanceAsync(connection, tx, [new JobChange(m.JobId.Value, JobStatuses.Rejected, m.OccurredAt, m.Reason, m.Detail)], ct);
         await NotifyAsync(connection, tx, [m.JobId.Value], ct);
         await tx.CommitAsync(ct);
-        Record([end]);
+        Record(ends);
     }
 
     public async Task Consume(ConsumeContext<Batch<Bundle<JobCompleted>>> context)
@@ -185,42 +224,35 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         await using var tx = await connection.BeginTransactionAsync(ct);
         var completions = context.Message.Items().OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ToList();
         await LockJobsAsync(connection, tx, completions.Select(m => m.JobId.Value), ct);
-        var ends = new List<JobEnd?>();
-        foreach (var m in completions)
-            ends.Add(await ApplyAsync(connection, tx, m, ct));
-        await tx.CommitAsync(ct);
-        Record(ends);
-    }
-
-    private static async Task<JobEnd?> ApplyAsync(NpgsqlConnection connection, NpgsqlTransaction tx, JobCompleted m, CancellationToken ct)
-    {
-        foreach (var (accepted, index) in m.AcceptedAttempts().Select((a, i) => (a, i)))
+        var accepted = completions.SelectMany(m => m.AcceptedAttempts().Select((a, index) => (Job: m, Attempt: a, Index: index)));
+        foreach (var round in Rounds(accepted, a => a.Attempt.AttemptId.Value))
         {
             await connection.ExecuteAsync(new CommandDefinition(UpsertAccepted, new
             {
-                attemptId = accepted.AttemptId.Value,
-                jobId = m.JobId.Value,
-                workerId = accepted.WorkerId.Value,
-                status = "accepted",
-                signature = accepted.Signature,
-                at = m.OccurredAt,
-                reason = m.Reason ?? JobReasons.Accepted,
-                detail = m.Detail,
-                publicKey = accepted.PublicKey,
-                metrics = JsonSerializer.Serialize(accepted.Metrics, PlatformJson.Options),
-                spotCheck = accepted.SpotCheck,
-                index,
+                attemptIds = round.Select(a => a.Attempt.AttemptId.Value).ToArray(),
+                jobIds = round.Select(a => a.Job.JobId.Value).ToArray(),
+                workerIds = round.Select(a => a.Attempt.WorkerId.Value).ToArray(),
+                signatures = round.Select(a => a.Attempt.Signature).ToArray(),
+                ats = round.Select(a => a.Job.OccurredAt).ToArray(),
+                reasons = round.Select(a => a.Job.Reason ?? JobReasons.Accepted).ToArray(),
+                details = round.Select(a => a.Job.Detail).ToArray(),
+                publicKeys = round.Select(a => a.Attempt.PublicKey).ToArray(),
+                metrics = round.Select(a => JsonSerializer.Serialize(a.Attempt.Metrics, PlatformJson.Options)).ToArray(),
+                spotChecks = round.Select(a => a.Attempt.SpotCheck).ToArray(),
+                indexes = round.Select(a => a.Index).ToArray(),
             }, tx, cancellationToken: ct));
         }
-        return await AdvanceAsync(connection, tx, m.JobId.Value, JobStatuses.Completed, m.OccurredAt, m.Reason ?? JobReasons.Accepted, m.Detail, ct,
-            outputs: JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options));
+        var ends = await AdvanceAsync(connection, tx, completions.Select(m => new JobChange(m.JobId.Value, JobStatuses.Completed, m.OccurredAt,
+            m.Reason ?? JobReasons.Accepted, m.Detail, JsonSerializer.Serialize(m.Outputs.ToDictionary(o => o.Key, o => o.Value.Value), PlatformJson.Options))), ct);
+        await tx.CommitAsync(ct);
+        Record(ends);
     }
 
     public async Task Consume(ConsumeContext<JobFailed> context)
     {
         var m = context.Message;
         await using var connection = await db.OpenConnectionAsync(context.CancellationToken);
-        Record([await AdvanceAsync(connection, null, m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail, context.CancellationToken)]);
+        Record(await AdvanceAsync(connection, null, [new JobChange(m.JobId.Value, JobStatuses.Failed, m.OccurredAt, m.Reason, m.Detail)], context.CancellationToken));
     }
 
     public async Task Consume(ConsumeContext<Batch<Bundle<PaymentSettled>>> context)

@@ -453,6 +453,171 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         }
     }
 
+    /// <summary>
+    /// Makes the database note every statement that writes jobs, job_attempts or job_events: its table and operation
+    /// (an upsert notes an INSERT and an UPDATE); <see cref="StatementsAsync"/> reads and forgets them.
+    /// </summary>
+    private async Task RecordStatementsAsync()
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        await connection.ExecuteAsync("""
+            create table test_statements (tbl text not null, op text not null);
+            create function test_note_statement() returns trigger language plpgsql as $$
+            begin insert into test_statements values (tg_table_name, tg_op); return null; end $$;
+            create trigger test_jobs_statements after insert or update on jobs for each statement execute function test_note_statement();
+            create trigger test_job_attempts_statements after insert or update on job_attempts for each statement execute function test_note_statement();
+            create trigger test_job_events_statements after insert or update on job_events for each statement execute function test_note_statement();
+            """);
+    }
+
+    private async Task<Dictionary<string, int>> StatementsAsync()
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var rows = await connection.QueryAsync<(string Tbl, string Op)>("delete from test_statements returning tbl, op");
+        return rows.GroupBy(r => $"{r.Op} {r.Tbl}").ToDictionary(g => g.Key, g => g.Count());
+    }
+
+    [Fact]
+    public async Task A_bundle_of_hundreds_of_changes_is_written_with_a_statement_per_round_not_per_change()
+    {
+        var jobs = new List<JobId>();
+        for (var i = 0; i < 50; i++)
+            jobs.Add(await InsertPendingJobAsync());
+        await RecordStatementsAsync();
+        var worker = WorkerId.New();
+        var at = DateTimeOffset.UtcNow;
+        // Each job: assigned, running, its worker lost (queued again, the attempt failed), assigned to a second attempt.
+        var changes = new List<JobStatusChanged>();
+        var second = new Dictionary<JobId, AttemptId>();
+        foreach (var job in jobs)
+        {
+            var first = AttemptId.New();
+            second[job] = AttemptId.New();
+            changes.Add(Changed(job, "assigned", worker, first, at) with { Version = 2 });
+            changes.Add(Changed(job, "running", worker, first, at.AddMilliseconds(1)) with { Version = 3 });
+            changes.Add(Changed(job, "queued", worker, first, at.AddMilliseconds(2)) with { Version = 4, AttemptReason = JobReasons.WorkerLost, AttemptDetail = "gone" });
+            changes.Add(Changed(job, "assigned", worker, second[job], at.AddMilliseconds(3)) with { Version = 5 });
+        }
+
+        await _host.PublishHandledAsync(Bundle.Of([.. changes]));
+
+        var statements = await StatementsAsync();
+        output.WriteLine($"{changes.Count} changes of {jobs.Count} jobs: {string.Join(", ", statements.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key} {s.Value}"))}");
+        // A round per change of the same row: four of each job, three of its first attempt, the log in one.
+        Assert.Equal(4, statements.GetValueOrDefault("UPDATE jobs"));
+        Assert.Equal(3, statements.GetValueOrDefault("INSERT job_attempts"));
+        Assert.Equal(1, statements.GetValueOrDefault("INSERT job_events"));
+        foreach (var job in jobs)
+        {
+            var view = await ViewAsync(job);
+            Assert.Equal("assigned", view.Status);
+            Assert.Equal(["failed", "assigned"], view.Attempts.OrderBy(a => a.AttemptId == second[job].Value).Select(a => a.Status));
+            Assert.Equal([2, 3, 4, 5], (await EventsAsync(job)).Select(e => e.Version));
+        }
+        _host.AssertNoConsumerFaulted();
+    }
+
+    [Fact]
+    public async Task A_bundle_with_many_changes_of_the_same_jobs_ends_where_the_changes_one_message_at_a_time_end()
+    {
+        const int seed = 20261206;
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        string[] statuses = ["queued", "assigned", "running", "verifying", "completed", "failed", "cancelled", "queued", "running"];
+        string?[] reasons = [null, JobReasons.WorkerLost, JobReasons.InputInvalid, JobReasons.CancelledByClient, JobReasons.LeaseExpired];
+        var workers = new[] { WorkerId.New(), WorkerId.New() };
+        var start = DateTimeOffset.UtcNow;
+        // Per job: its changes as (status, attempt index or -1, seconds after start, version, reason, attempt status), some
+        // delivered twice, times out of step with versions and sometimes equal.
+        var scripts = new List<List<(string Status, int Attempt, int Seconds, int Version, string? Reason, string? AttemptStatus)>>();
+        for (var j = 0; j < 30; j++)
+        {
+            var script = new List<(string, int, int, int, string?, string?)>();
+            var count = random.Next(1, 8);
+            for (var c = 0; c < count; c++)
+            {
+                var change = (statuses[random.Next(statuses.Length)], random.Next(-1, 3), random.Next(0, 6), c + 1, reasons[random.Next(reasons.Length)],
+                    random.Next(4) == 0 ? "failed" : null);
+                script.Add(change);
+                if (random.Next(5) == 0)
+                    script.Add(change); // a redelivery
+            }
+            scripts.Add(script);
+        }
+
+        // The same changes for two copies of each job (attempt ids are unique, so each copy has its own): one copy gets
+        // them all in one bundle, the other one change at a time in the order the batch applies them.
+        async Task<(List<JobId> Jobs, List<AttemptId[]> Attempts, List<JobStatusChanged> Changes)> CopyAsync()
+        {
+            var jobs = new List<JobId>();
+            var attempts = new List<AttemptId[]>();
+            var changes = new List<JobStatusChanged>();
+            foreach (var script in scripts)
+            {
+                var job = await InsertPendingJobAsync();
+                var ids = new[] { AttemptId.New(), AttemptId.New(), AttemptId.New() };
+                jobs.Add(job);
+                attempts.Add(ids);
+                changes.AddRange(script.Select(c => new JobStatusChanged
+                {
+                    JobId = job,
+                    Status = c.Status,
+                    WorkerId = c.Attempt < 0 ? null : workers[c.Attempt % 2],
+                    AttemptId = c.Attempt < 0 ? null : ids[c.Attempt],
+                    AttemptStatus = c.AttemptStatus,
+                    Reason = c.Reason,
+                    Detail = c.Reason is null ? null : $"detail {c.Version}",
+                    AttemptReason = c.AttemptStatus is null ? null : JobReasons.WorkerError,
+                    AttemptDetail = c.AttemptStatus is null ? null : $"attempt detail {c.Version}",
+                    Version = c.Version,
+                    OccurredAt = start.AddSeconds(c.Seconds),
+                }));
+            }
+            return (jobs, attempts, changes);
+        }
+        var bundled = await CopyAsync();
+        var oneByOne = await CopyAsync();
+
+        await _host.PublishHandledAsync(Bundle.Of([.. bundled.Changes]));
+        // One change of each job per message: its first changes together, then its second ones, and so on (the jobs do
+        // not share rows, so only the order of each job's own changes matters).
+        var steps = oneByOne.Changes.OrderBy(m => m.JobId.Value, StringComparer.Ordinal).ThenBy(m => m.Version)
+            .GroupBy(m => m.JobId).SelectMany(g => g.Select((m, step) => (m, step))).GroupBy(x => x.step).OrderBy(g => g.Key);
+        foreach (var step in steps)
+            await _host.PublishHandledAsync(Bundle.Of([.. step.Select(x => x.m)]));
+
+        for (var j = 0; j < scripts.Count; j++)
+        {
+            var expected = await RowsAsync(oneByOne.Jobs[j], oneByOne.Attempts[j]);
+            var actual = await RowsAsync(bundled.Jobs[j], bundled.Attempts[j]);
+            Assert.True(expected == actual, $"job {j} ({string.Join(", ", scripts[j])}):\none by one: {expected}\nbundled:    {actual}");
+        }
+        _host.AssertNoConsumerFaulted();
+    }
+
+    /// <summary>A job's rows in the view, its log and its attempts, with its own ids replaced by their places, as one text.</summary>
+    private async Task<string> RowsAsync(JobId job, AttemptId[] attempts)
+    {
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        string Placed(string row)
+        {
+            row = row.Replace(job.Value, "job", StringComparison.Ordinal);
+            for (var i = 0; i < attempts.Length; i++)
+                row = row.Replace(attempts[i].Value, $"attempt{i}", StringComparison.Ordinal);
+            return row;
+        }
+        var view = await connection.QuerySingleAsync<string>(
+            "select concat_ws(' | ', status, status_rank, updated_at, error_reason, error_detail, completed_at, outputs::text) from jobs where id = @id",
+            new { id = job.Value });
+        var attemptRows = (await connection.QueryAsync<string>(
+            "select concat_ws(' | ', attempt_id, worker_id, status, reason, detail, signature, updated_at) from job_attempts where job_id = @id",
+            new { id = job.Value })).Select(Placed).Order(StringComparer.Ordinal);
+        var events = (await connection.QueryAsync<string>(
+            "select concat_ws(' | ', version, status, attempt_id, worker_id, attempt_status, reason, detail, occurred_at) from job_events where job_id = @id order by version",
+            new { id = job.Value })).Select(Placed);
+        return $"{Placed(view)}\n{string.Join("; ", attemptRows)}\n{string.Join("; ", events)}";
+    }
+
     [Fact]
     public async Task Each_message_is_written_in_one_transaction_and_its_redelivery_changes_nothing()
     {
