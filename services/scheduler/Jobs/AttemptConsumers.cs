@@ -51,10 +51,11 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
 
     /// <summary>
     /// Moves the job from assigned to running (or verifying, when it already has a result) for the attempt that
-    /// holds it, and says so on the job's stream; a job in any other state is left as it is.
+    /// holds it, and says so on the job's stream; a job in any other state is left as it is. <paramref name="markAttempt"/>
+    /// false leaves the attempt's own row to the caller, which gives it a later status in the same transaction.
     /// </summary>
     internal static async Task MarkRunningAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId, WorkerId workerId,
-        DateTimeOffset now, CancellationToken ct)
+        DateTimeOffset now, CancellationToken ct, bool markAttempt = true)
     {
         var connection = tx.Connection!;
         // A job that already has a result is being verified, and shows so.
@@ -68,8 +69,11 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
         if (running is null)
             return;
         var (isVerifying, version) = running;
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = attemptId.Value }, tx, cancellationToken: ct));
+        if (markAttempt)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update attempts set status = 'running' where id = @AttemptId", new { AttemptId = attemptId.Value }, tx, cancellationToken: ct));
+        }
         await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
         {
             JobId = jobId,
@@ -124,6 +128,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public double? CheckedJoules { get; init; }
         /// <summary>The kernel revision its worker announced when the attempt was assigned: how it is compared.</summary>
         public int? KernelRevision { get; init; }
+        public DateTime AssignedAt { get; init; }
 
         public ResultComparer.Outputs Compared => new(AttemptId, KernelRevision, OutputCids);
 
@@ -173,7 +178,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
         // separately) or was lost, the job's history still shows it running before it completes.
         if (holder.Status == "assigned")
-            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct);
+            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct, markAttempt: false); // submitted below
 
         // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
         // scheduler measured, from the attempt's assignment to now, both by its own clock.
@@ -191,6 +196,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             CheckedJoules = EnergyClaims.Check(metrics.Joules, AttemptFigures.JobGflop(holder.EstimatedGflop),
                 new EnergyClaims.Calibration(holder.PowerWatts, holder.Slots, holder.KernelGflops), wall),
             KernelRevision = holder.KernelRevision,
+            AssignedAt = holder.AssignedAt,
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -213,7 +219,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             """
             select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
                    a.metrics::text as Metrics, a.signature, w.public_key as PublicKey, a.checked_joules as CheckedJoules,
-                   a.kernel_revision as KernelRevision
+                   a.kernel_revision as KernelRevision, a.assigned_at as AssignedAt
             from attempts a left join workers w on w.id = a.worker_id
             where a.job_id = @JobId and a.status = 'submitted' order by a.assigned_at, a.id
             """, new { JobId = m.JobId.Value }, tx, cancellationToken: ct))).ToList();
@@ -368,7 +374,10 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             MintWithheld = holder.Unverifiable,
         }).ToList();
         await WorkerEnergy.RecordAsync(tx, holder.Kernel, gflop, acceptedAttempts, now, ct);
-        await WorkerClaims.RecordSpeedAsync(tx, accepted.Select(r => r.AttemptId).ToList(), o, now, ct);
+        // Only an attempt that ran SpeedSampleMinimumTime from assignment to result can give a sample (RecordSpeedAsync
+        // also takes off the input transfer): a tiny job's cannot, and its acceptance skips the statement.
+        await WorkerClaims.RecordSpeedAsync(tx, accepted.Where(r => now - new DateTimeOffset(DateTime.SpecifyKind(r.AssignedAt, DateTimeKind.Utc)) >= o.SpeedSampleMinimumTime)
+            .Select(r => r.AttemptId).ToList(), o, now, ct);
         // Only a job that had more attempts than accepted results can hold a failed one, let alone an input claim:
         // the usual job (one attempt, one result) skips the lookup on the accept path.
         if (holder.AttemptCount > accepted.Count)
