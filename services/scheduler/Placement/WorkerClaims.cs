@@ -34,7 +34,9 @@ public static class WorkerClaims
     /// network's cost model, not the node's figure) times the attempts the worker held when this one was assigned
     /// (they shared its device), over the scheduler-clock time from assignment to result less the input transfer.
     /// Attempts shorter than <see cref="SchedulerOptions.SpeedSampleMinimumTime"/> are not counted: their time is
-    /// mostly messaging. The latest <see cref="SchedulerOptions.ClaimSamples"/> are kept.
+    /// mostly messaging. The latest <see cref="SchedulerOptions.ClaimSamples"/> are kept. The caller may leave out
+    /// attempts that ran less than that minimum from assignment to now (AttemptCompletedConsumer does, to skip the
+    /// statement for tiny jobs); a filter there must never be stricter than this one.
     /// </summary>
     public static Task RecordSpeedAsync(NpgsqlTransaction tx, IReadOnlyCollection<string> attemptIds, SchedulerOptions options, DateTimeOffset now,
         CancellationToken ct) =>

@@ -41,14 +41,15 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
         }
     }
 
-    private async Task<JobId> InsertPendingJobAsync()
+    /// <param name="at">When the job was submitted; now by default.</param>
+    private async Task<JobId> InsertPendingJobAsync(DateTimeOffset? at = null)
     {
         var id = JobId.New();
         var spec = new JobSpec { Kernel = "matmul", Inputs = new Dictionary<string, Cid> { ["a"] = Cid.Compute("a"u8), ["b"] = Cid.Compute("b"u8) } };
         await using var connection = await _host.Database.OpenConnectionAsync();
         await connection.ExecuteAsync(
-            "insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at) values (@id, 'acc_x', 'matmul', @spec::jsonb, 'pending', 0, now(), now())",
-            new { id = id.Value, spec = JsonSerializer.Serialize(spec, PlatformJson.Options) });
+            "insert into jobs (id, client_account_id, kernel, spec, status, status_rank, created_at, updated_at) values (@id, 'acc_x', 'matmul', @spec::jsonb, 'pending', 0, coalesce(@at, now()), coalesce(@at, now()))",
+            new { id = id.Value, spec = JsonSerializer.Serialize(spec, PlatformJson.Options), at });
         return id;
     }
 
@@ -512,7 +513,58 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
             var view = await ViewAsync(job);
             Assert.Equal("assigned", view.Status);
             Assert.Equal(["failed", "assigned"], view.Attempts.OrderBy(a => a.AttemptId == second[job].Value).Select(a => a.Status));
+            Assert.Equal(StatusReason.Of(JobReasons.WorkerLost, "gone"), view.Attempts.Single(a => a.AttemptId != second[job].Value).StatusReason);
             Assert.Equal([2, 3, 4, 5], (await EventsAsync(job)).Select(e => e.Version));
+            Assert.Equal(["assigned", "running", "queued", "assigned"], (await EventsAsync(job)).Select(e => e.Status));
+        }
+        _host.AssertNoConsumerFaulted();
+    }
+
+    [Fact]
+    public async Task A_bundle_of_completions_with_replicas_and_a_repeat_accepts_every_attempt_once_with_its_place()
+    {
+        var jobs = new List<JobId>();
+        for (var i = 0; i < 20; i++)
+            jobs.Add(await InsertPendingJobAsync());
+        await RecordStatementsAsync();
+        // Every job two accepted replicas (the first is the one the receipt lists first), each job's completion twice.
+        var completions = jobs.Select((job, i) => new JobCompleted
+        {
+            JobId = job,
+            ClientAccountId = AccountId.New(),
+            AttemptId = AttemptId.New(),
+            WorkerId = WorkerId.New(),
+            OperatorAccountId = AccountId.New(),
+            Kernel = "matmul",
+            Outputs = new Dictionary<string, Cid> { ["c"] = Cid.Compute(System.Text.Encoding.UTF8.GetBytes(job.Value)) },
+            Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu" },
+            Accepted =
+            [
+                new AcceptedAttempt { AttemptId = AttemptId.New(), WorkerId = WorkerId.New(), OperatorAccountId = AccountId.New(),
+                    Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu", Joules = 2 }, Signature = $"first{i}", PublicKey = $"key{i}a" },
+                new AcceptedAttempt { AttemptId = AttemptId.New(), WorkerId = WorkerId.New(), OperatorAccountId = AccountId.New(),
+                    Metrics = new AttemptMetrics { DurationMs = 1, Gflop = 1, Device = "cpu", Joules = 3 }, Signature = $"second{i}", PublicKey = $"key{i}b", SpotCheck = true },
+            ],
+            Reason = JobReasons.Verified,
+            OccurredAt = DateTimeOffset.UtcNow,
+        }).ToList();
+
+        await _host.PublishHandledAsync(Bundle.Of([.. completions, .. completions]));
+
+        var statements = await StatementsAsync();
+        output.WriteLine($"{2 * completions.Count} completions of {jobs.Count} jobs: {string.Join(", ", statements.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => $"{s.Key} {s.Value}"))}");
+        Assert.Equal(2, statements.GetValueOrDefault("UPDATE jobs")); // the repeat finds every job completed
+        Assert.Equal(2, statements.GetValueOrDefault("INSERT job_attempts"));
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        foreach (var (job, completed) in jobs.Zip(completions))
+        {
+            var view = await ViewAsync(job);
+            Assert.Equal("completed", view.Status);
+            Assert.Equal(completed.Outputs["c"].Value, Assert.Single(view.Outputs!).Value);
+            var rows = (await connection.QueryAsync<(string AttemptId, string Status, string Signature, string PublicKey, bool SpotCheck, int Index, string Reason)>(
+                "select attempt_id, status, signature, public_key, spot_check, accepted_index, reason from job_attempts where job_id = @id order by accepted_index",
+                new { id = job.Value })).ToList();
+            Assert.Equal(completed.Accepted!.Select((a, i) => (a.AttemptId.Value, "accepted", a.Signature!, a.PublicKey!, a.SpotCheck, i, JobReasons.Verified)), rows);
         }
         _host.AssertNoConsumerFaulted();
     }
@@ -554,7 +606,9 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
             var changes = new List<JobStatusChanged>();
             foreach (var script in scripts)
             {
-                var job = await InsertPendingJobAsync();
+                // Submitted before every change, at the same time for both copies: which changes apply must not depend
+                // on how long the inserts take.
+                var job = await InsertPendingJobAsync(start.AddMinutes(-1));
                 var ids = new[] { AttemptId.New(), AttemptId.New(), AttemptId.New() };
                 jobs.Add(job);
                 attempts.Add(ids);
