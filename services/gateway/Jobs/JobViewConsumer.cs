@@ -64,7 +64,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
     /// not touch a row twice, and an update joined to two changes of one row applies one of them), and applying the
     /// rounds in order applies each key's changes one after another, exactly as one statement per change would.
     /// </summary>
-    internal static List<List<T>> Rounds<T>(IEnumerable<T> changes, Func<T, string> key)
+    private static List<List<T>> Rounds<T>(IEnumerable<T> changes, Func<T, string> key)
     {
         var rounds = new List<List<T>>();
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);

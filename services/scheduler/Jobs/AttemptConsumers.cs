@@ -44,7 +44,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
             await RejectedNodeMessages.CountAsync(db, RejectedNodeMessages.KeyMismatch, ct);
             return;
         }
-        await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), ct);
+        await MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, clock.GetUtcNow(), markAttempt: true, ct);
     }
 
     private sealed record RunningRow(bool Verifying, int Version);
@@ -55,7 +55,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
     /// false leaves the attempt's own row to the caller, which gives it a later status in the same transaction.
     /// </summary>
     internal static async Task MarkRunningAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId, WorkerId workerId,
-        DateTimeOffset now, CancellationToken ct, bool markAttempt = true)
+        DateTimeOffset now, bool markAttempt, CancellationToken ct)
     {
         var connection = tx.Connection!;
         // A job that already has a result is being verified, and shows so.
@@ -178,7 +178,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
         // separately) or was lost, the job's history still shows it running before it completes.
         if (holder.Status == "assigned")
-            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, ct, markAttempt: false); // submitted below
+            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // submitted below
 
         // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
         // scheduler measured, from the attempt's assignment to now, both by its own clock.
