@@ -52,6 +52,7 @@ public sealed class BlobStore
     private const int LeafSize = 32;
     private readonly string _tmp;
     private readonly bool _directIo;
+    private readonly long _directReadMinBytes;
 
     public BlobStore(IBlobBackend backend, IOptions<StorageOptions> options)
     {
@@ -64,6 +65,7 @@ public sealed class BlobStore
         // Only where copies stay on this volume: an S3 upload reads the temp file again, better from the page cache.
         // The probe catches a file system that takes O_DIRECT but not writes aligned to 4 KiB.
         _directIo = options.Value.DirectIo && backend.Name == "filesystem" && DirectIo.WritesWork(_tmp);
+        _directReadMinBytes = options.Value.DirectReadMinBytes;
     }
 
     public IBlobBackend Backend { get; }
@@ -296,14 +298,17 @@ public sealed class BlobStore
             return;
         var first = (int)(offset / MerkleTree.ChunkSize);
         var last = (int)((offset + length - 1) / MerkleTree.ChunkSize);
-        // The local copy is read up to ChunksAhead chunks ahead of the chunk being checked and sent, so the disk,
-        // the hash and the network work at once.
+        // Three stages, each up to ChunksAhead chunks ahead of the next: the local copy is read, each chunk checked
+        // against its leaf, and the checked chunks sent, so the disk, the hash and the network work at once (the hash
+        // and the send each take about a core).
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var chunks = Channel.CreateBounded<LocalChunk>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
-        var reading = ReadLocalChunksAsync(cid, size, first, last, chunks.Writer, damaged, stop.Token);
+        var read = Channel.CreateBounded<LocalChunk>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
+        var checkedChunks = Channel.CreateBounded<LocalChunk>(new BoundedChannelOptions(ChunksAhead) { SingleReader = true, SingleWriter = true });
+        var reading = ReadLocalChunksAsync(cid, size, first, last, read.Writer, damaged, stop.Token);
+        var checking = Task.Run(() => CheckChunksAsync(size, leaves, read.Reader, checkedChunks.Writer, stop.Token), stop.Token);
         try
         {
-            await foreach (var local in chunks.Reader.ReadAllAsync(stop.Token))
+            await foreach (var local in checkedChunks.Reader.ReadAllAsync(stop.Token))
             {
                 try
                 {
@@ -312,7 +317,7 @@ public sealed class BlobStore
                     var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - chunkStart);
                     var leaf = leaves.AsMemory(index * LeafSize, LeafSize);
                     ReadOnlyMemory<byte> chunk;
-                    if (local.Read == chunkLength && MerkleTree.LeafHash(local.Buffer.Memory.Span[..chunkLength]).AsSpan().SequenceEqual(leaf.Span))
+                    if (local.Intact)
                     {
                         chunk = local.Buffer.Memory[..chunkLength];
                     }
@@ -334,30 +339,69 @@ public sealed class BlobStore
                     local.Buffer.Dispose();
                 }
             }
+            await checking;
             await reading;
         }
         catch
         {
-            await StopReaderAsync(stop, reading, chunks.Reader, c => c.Buffer);
+            await StopReaderAsync(stop, checking, checkedChunks.Reader, c => c.Buffer);
+            await StopReaderAsync(stop, reading, read.Reader, c => c.Buffer);
             throw;
         }
     }
 
-    /// <summary>A chunk as read from this node's copy: <see cref="Read"/> bytes of it (short when the copy is), unchecked.</summary>
-    private readonly record struct LocalChunk(int Index, IMemoryOwner<byte> Buffer, int Read, bool FromCopy);
+    // The middle stage of CopyVerifiedAsync: marks each chunk read Intact when it is whole and matches its leaf.
+    private static async Task CheckChunksAsync(long size, byte[] leaves, ChannelReader<LocalChunk> read, ChannelWriter<LocalChunk> checkedChunks,
+        CancellationToken ct)
+    {
+        try
+        {
+            await foreach (var local in read.ReadAllAsync(ct))
+            {
+                var chunkLength = (int)Math.Min(MerkleTree.ChunkSize, size - (long)local.Index * MerkleTree.ChunkSize);
+                var intact = local.Read == chunkLength
+                    && MerkleTree.LeafHash(local.Buffer.Memory.Span[..chunkLength]).AsSpan().SequenceEqual(leaves.AsSpan(local.Index * LeafSize, LeafSize));
+                try
+                {
+                    await checkedChunks.WriteAsync(local with { Intact = intact }, ct);
+                }
+                catch
+                {
+                    local.Buffer.Dispose();
+                    throw;
+                }
+            }
+        }
+        finally
+        {
+            checkedChunks.Complete();
+        }
+    }
+
+    /// <summary>
+    /// A chunk as read from this node's copy: <see cref="Read"/> bytes of it (short when the copy is); <see cref="Intact"/>
+    /// once checked whole against its leaf.
+    /// </summary>
+    private readonly record struct LocalChunk(int Index, IMemoryOwner<byte> Buffer, int Read, bool FromCopy, bool Intact = false);
 
     // Reads chunks first..last of the local copy in order. A missing copy gives empty chunks (each is then asked of a
-    // peer); after a short chunk the stream is off track, so it is opened again at the next chunk's start.
+    // peer); after a short chunk the stream is off track, so it is opened again at the next chunk's start. A long range
+    // is read with direct I/O where writes are (StorageOptions.DirectReadMinBytes).
     private async Task ReadLocalChunksAsync(Cid cid, long size, int first, int last, ChannelWriter<LocalChunk> chunks, Action<CopyState>? damaged,
         CancellationToken ct)
     {
+        var start = (long)first * MerkleTree.ChunkSize;
+        var length = Math.Min(size, (long)(last + 1) * MerkleTree.ChunkSize) - start;
+        using var direct = _directIo && length >= _directReadMinBytes && Backend is FileSystemBackend files ? files.OpenDirect(cid) : null;
         Stream? copy = null;
         try
         {
-            var start = (long)first * MerkleTree.ChunkSize;
-            copy = await Backend.OpenReadAsync(cid, start, Math.Min(size, (long)(last + 1) * MerkleTree.ChunkSize) - start, ct);
-            if (copy is null)
-                damaged?.Invoke(CopyState.Missing);
+            if (direct is null)
+            {
+                copy = await Backend.OpenReadAsync(cid, start, length, ct);
+                if (copy is null)
+                    damaged?.Invoke(CopyState.Missing);
+            }
             for (var index = first; index <= last; index++)
             {
                 var chunkStart = (long)index * MerkleTree.ChunkSize;
@@ -365,12 +409,22 @@ public sealed class BlobStore
                 var buffer = DirectIo.Chunks.Rent();
                 try
                 {
-                    var fromCopy = copy is not null;
-                    var read = copy is null ? 0 : await copy.ReadAtLeastAsync(buffer.Memory[..chunkLength], chunkLength, throwOnEndOfStream: false, ct);
-                    if (copy is not null && read != chunkLength)
+                    var fromCopy = direct is not null || copy is not null;
+                    int read;
+                    if (direct is not null)
                     {
-                        await copy.DisposeAsync();
-                        copy = await Backend.OpenReadAsync(cid, chunkStart + chunkLength, size - chunkStart - chunkLength, ct);
+                        // Whole blocks at a chunk's offset into an aligned buffer, as direct reads need: one read of a
+                        // file returns all of it unless the file ends first (it is then short, or longer than the blob).
+                        read = Math.Min(chunkLength, await RandomAccess.ReadAsync(direct, buffer.Memory[..DirectIo.Padded(chunkLength)], chunkStart, ct));
+                    }
+                    else
+                    {
+                        read = copy is null ? 0 : await copy.ReadAtLeastAsync(buffer.Memory[..chunkLength], chunkLength, throwOnEndOfStream: false, ct);
+                        if (copy is not null && read != chunkLength)
+                        {
+                            await copy.DisposeAsync();
+                            copy = await Backend.OpenReadAsync(cid, chunkStart + chunkLength, size - chunkStart - chunkLength, ct);
+                        }
                     }
                     await chunks.WriteAsync(new LocalChunk(index, buffer, read, fromCopy), ct);
                 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
 using Platform.Contracts;
 
 namespace Platform.Storage.Blobs;
@@ -95,6 +96,27 @@ public sealed partial class FileSystemBackend : IBlobBackend
 
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Link(string existing, string newName);
+
+    /// <summary>
+    /// The copy opened for direct reads (<see cref="DirectIo"/>): positional reads of whole blocks into aligned buffers only.
+    /// Null when there is no copy or its file system refuses direct I/O; the caller then reads through <see cref="OpenReadAsync"/>.
+    /// </summary>
+    public SafeFileHandle? OpenDirect(Cid cid)
+    {
+        SafeFileHandle file;
+        try
+        {
+            file = File.OpenHandle(PathOf(cid), FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        if (DirectIo.TryEnable(file))
+            return file;
+        file.Dispose();
+        return null;
+    }
 
     public Task<Stream?> OpenReadAsync(Cid cid, long offset, long length, CancellationToken ct)
     {

@@ -31,6 +31,15 @@ public sealed class StorageOptions
     /// </summary>
     public bool DirectIo { get; set; } = true;
 
+    /// <summary>
+    /// A verified read of at least this many bytes of one blob reads the copy with direct I/O too (where writes are
+    /// direct): read once and sent, it gains nothing from the page cache and would push out the small blobs jobs read
+    /// again and again; and it is cheaper (no copy out of the cache: 0.2-0.3 CPU seconds per GiB here). Shorter reads
+    /// go through the cache.
+    /// </summary>
+    [Range(typeof(long), "1048576", "9223372036854775807", ErrorMessage = "Storage:DirectReadMinBytes must be at least one chunk (1048576)")]
+    public long DirectReadMinBytes { get; set; } = 64L << 20;
+
     /// <summary>Where peers reach this node; defaults to the address it listens on.</summary>
     public Uri? AdvertisedUrl { get; set; }
 

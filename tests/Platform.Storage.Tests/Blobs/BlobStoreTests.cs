@@ -137,6 +137,47 @@ public sealed class BlobStoreTests : IDisposable
         Assert.Equal([CopyState.Corrupt], damage);
     }
 
+    // A read of at least Storage:DirectReadMinBytes reads the copy around the page cache, in whole blocks at chunk
+    // offsets; a shorter one through it. Either way a damaged copy (a flipped byte, the file cut short at an odd length
+    // in a later chunk) serves only intact bytes and asks a peer for exactly the damaged chunks.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_long_read_serves_only_intact_bytes_of_a_damaged_copy_whether_read_directly_or_through_the_page_cache(bool direct)
+    {
+        var options = Options.Create(new StorageOptions { RootPath = _root, DirectReadMinBytes = direct ? 1 << 20 : long.MaxValue });
+        var store = new BlobStore(new FileSystemBackend(options), options);
+        Assert.True(DirectIo.WritesWork(TempFolder), "the temp folder does not take direct I/O, so the direct path cannot be tested here");
+        var bytes = RandomBytes((9 << 20) + 123, seed: 5);
+        var blob = await store.PutAsync(new MemoryStream(bytes), 1 << 30, CancellationToken.None);
+        var asked = new List<int>();
+        var damage = new List<CopyState>();
+        async Task<byte[]> ReadAsync(long offset, long length)
+        {
+            using var output = new MemoryStream();
+            await store.CopyVerifiedAsync(blob.Cid, blob.Size, blob.Leaves, offset, length, output,
+                (index, _) => { asked.Add(index); return Task.FromResult<byte[]?>(bytes.AsSpan(index << 20, Math.Min(1 << 20, bytes.Length - (index << 20))).ToArray()); },
+                damage.Add, CancellationToken.None);
+            return output.ToArray();
+        }
+        var (rangeFrom, rangeTo) = ((1 << 20) + 3, (8 << 20) + 50);
+
+        Assert.Equal(bytes, await ReadAsync(0, bytes.Length));
+        Assert.Equal(bytes[rangeFrom..rangeTo], await ReadAsync(rangeFrom, rangeTo - rangeFrom));
+        Assert.Empty(asked);
+
+        var damaged = bytes[..((7 << 20) + 5)];
+        damaged[(2 << 20) + 9] ^= 0x5A;
+        await File.WriteAllBytesAsync(BlobPath(blob.Cid), damaged);
+
+        Assert.Equal(bytes, await ReadAsync(0, bytes.Length));
+        Assert.Equal([2, 7, 8, 9], asked);
+        Assert.Equal(Enumerable.Repeat(CopyState.Corrupt, 4), damage);
+        asked.Clear();
+        Assert.Equal(bytes[rangeFrom..rangeTo], await ReadAsync(rangeFrom, rangeTo - rangeFrom));
+        Assert.Equal([2, 7, 8], asked);
+    }
+
     [Fact]
     public async Task A_corrupt_chunk_with_no_peer_to_replace_it_stops_the_read_before_any_of_it_is_written()
     {
