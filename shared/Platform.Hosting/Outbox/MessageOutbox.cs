@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -19,21 +18,14 @@ namespace Platform.Hosting.Outbox;
 /// </summary>
 public sealed class MessageOutbox(IOptions<OutboxOptions> options)
 {
-    /// <summary>
-    /// A message written in a transaction not yet committed, as the relay will send it. <see cref="WrittenAt"/> is a
-    /// <see cref="Stopwatch"/> timestamp of its insert: the relay checks a message older than half its claim in the
-    /// database before sending it (the poll may have sent it meanwhile).
-    /// </summary>
-    internal sealed record Pending(long Id, Guid MessageId, object Message, Type Type, string? Destination, string? TraceParent, long WrittenAt = 0);
+    /// <summary>A message written in a transaction not yet committed, as the relay will send it.</summary>
+    internal sealed record Pending(long Id, Guid MessageId, object Message, Type Type, string? Destination, string? TraceParent);
 
-    // The messages written in each open transaction, with the database's id of that transaction. Weak keys: a
-    // transaction rolled back or committed some other way takes its list with it, and its rows (if committed) are
-    // polled once their claim passes. Npgsql reuses a connection's transaction object, so a list can outlive its
-    // transaction: the next write through the same object in another transaction (another id) starts a new list, so
-    // a list handed over at commit holds only rows of the transaction just committed.
-    private readonly ConditionalWeakTable<NpgsqlTransaction, OpenTransaction> _open = new();
-
-    private sealed record OpenTransaction(long TransactionId, List<Pending> Messages);
+    // The messages written in each open transaction. Weak keys: a transaction rolled back or committed some other
+    // way takes its list with it, and its rows (if committed) are polled once their claim passes. Npgsql reuses a
+    // connection's transaction object, so a list can outlive its transaction and be handed over with a later one:
+    // the relay therefore sends only rows it finds committed and unsent (a rolled-back row does not exist).
+    private readonly ConditionalWeakTable<NpgsqlTransaction, List<Pending>> _open = new();
 
     // What to do once a transaction has committed (metrics). Kept by connection, not by transaction: Npgsql recycles a
     // connection's transaction object, and a rolled-back transaction's actions must not run at an unrelated later
@@ -83,27 +75,23 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
             bodies[i] = JsonSerializer.Serialize(messages[i], type, PlatformJson.Options);
             traceParents[i] = JobTraces.TraceParentOf(messages[i]);
         }
-        // Rows come back in no promised order: each is matched to its message by message id. The claim counts from the
-        // insert (clock_timestamp, not the transaction's start), as the relay's own clock does (WrittenAt).
-        var writtenAt = Stopwatch.GetTimestamp();
-        var rows = (await transaction.Connection!.QueryAsync<InsertedRow>(new CommandDefinition(
+        // Rows come back in no promised order: each is matched to its message by message id.
+        var rows = await transaction.Connection!.QueryAsync<InsertedRow>(new CommandDefinition(
             """
             insert into outbox (message_id, message_type, destination, body, relay_after, trace_parent)
-            select m.message_id, m.message_type, @Destination, m.body::jsonb, clock_timestamp() + @Claim, m.trace_parent
+            select m.message_id, m.message_type, @Destination, m.body::jsonb, now() + @Claim, m.trace_parent
             from unnest(@MessageIds, @MessageTypes, @Bodies, @TraceParents) as m (message_id, message_type, body, trace_parent)
-            returning id as Id, message_id as MessageId, txid_current() as TransactionId
+            returning id as Id, message_id as MessageId
             """,
             new { MessageIds = messageIds, MessageTypes = typeNames, Bodies = bodies, TraceParents = traceParents, Destination = sendTo, Claim = options.Value.MemoryClaim },
-            transaction, cancellationToken: ct))).ToList();
+            transaction, cancellationToken: ct));
         var idOf = rows.ToDictionary(r => r.MessageId, r => r.Id);
-        var transactionId = rows[0].TransactionId;
-        if (!_open.TryGetValue(transaction, out var open) || open.TransactionId != transactionId)
-            _open.AddOrUpdate(transaction, open = new OpenTransaction(transactionId, []));
+        var open = _open.GetOrCreateValue(transaction);
         for (var i = 0; i < messages.Count; i++)
-            open.Messages.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo, traceParents[i], writtenAt));
+            open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo, traceParents[i]));
     }
 
-    private sealed record InsertedRow(long Id, Guid MessageId, long TransactionId);
+    private sealed record InsertedRow(long Id, Guid MessageId);
 
     /// <summary>
     /// Runs <paramref name="action"/> once <paramref name="transaction"/> has committed through <see cref="CommitAsync"/>:
@@ -117,9 +105,8 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     /// </summary>
     public async Task CommitAsync(NpgsqlTransaction transaction, CancellationToken ct = default)
     {
-        _open.TryGetValue(transaction, out var open);
+        _open.TryGetValue(transaction, out var written);
         _open.Remove(transaction);
-        var written = open?.Messages;
         var connection = transaction.Connection!;
         _afterCommit.TryGetValue(connection, out var after);
         _afterCommit.Remove(connection);

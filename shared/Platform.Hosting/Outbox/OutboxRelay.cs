@@ -15,9 +15,8 @@ namespace Platform.Hosting.Outbox;
 /// <summary>
 /// Sends outbox messages with publisher confirms and marks their rows sent, by two paths:
 /// - from memory: the messages a transaction committed through <see cref="MessageOutbox.CommitAsync"/>, batched
-///   over however many commits are waiting, each known to be committed; one statement marks them sent after the
-///   broker confirmed them (one more first checks any written more than half their claim ago, which the poll may have
-///   sent meanwhile);
+///   over however many commits are waiting; one statement finds which of them are committed and unsent, one marks
+///   them sent after the broker confirmed them;
 /// - by poll: rows nobody handed over (written by SQL, or by a process that died before sending them, or whose send
 ///   failed), claimed with FOR UPDATE SKIP LOCKED so several instances of a service share the work.
 /// A row whose send fails stays unsent and is retried by the poll, so a message is sent at least once and carries the
@@ -77,14 +76,10 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
             return;
 
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        // Every message handed over was committed (MessageOutbox keeps a list per transaction). One written less than
-        // half its claim ago cannot have been taken by the poll yet, so it is sent without asking the database; an older
-        // one (the relay fell behind) is sent only if its row is still unsent.
-        var fresh = Stopwatch.GetTimestamp() - (long)(options.Value.MemoryClaim.TotalSeconds / 2 * Stopwatch.Frequency);
-        var late = batch.Where(p => p.WrittenAt < fresh).Select(p => p.Id).ToArray();
-        var unsent = late.Length == 0 ? [] : (await connection.QueryAsync<long>(new CommandDefinition(
-            "select id from outbox where id = any(@ids) and sent_at is null", new { ids = late }, cancellationToken: ct))).ToHashSet();
-        var results = await SendAllAsync(Sends(batch.Where(p => p.WrittenAt >= fresh || unsent.Contains(p.Id))), ct);
+        var unsent = (await connection.QueryAsync<long>(new CommandDefinition(
+            "select id from outbox where id = any(@ids) and sent_at is null", new { ids = batch.Select(p => p.Id).ToArray() },
+            cancellationToken: ct))).ToHashSet();
+        var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id))), ct);
         // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
         await RecordAsync(connection, results, retryByPoll: true, ct);
         outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
