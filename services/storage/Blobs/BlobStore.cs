@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
+using Microsoft.Win32.SafeHandles;
 using Platform.Contracts;
 using Platform.Contracts.Merkle;
 
@@ -73,15 +74,15 @@ public sealed class BlobStore
     /// <summary>Streams an upload to the backend; its CID is whatever its bytes hash to.</summary>
     public async Task<StoredBlob> PutAsync(Stream body, long maxBytes, CancellationToken ct)
     {
-        using var received = await ReceiveAsync(body, length: null, maxBytes, expected: null, ct);
+        using var received = await ReceiveAsync(body, maxBytes, expected: null, ct);
         await CommitAsync(received, overwrite: false, ct);
         return received.Blob;
     }
 
     /// <summary>Stores a copy fetched from a peer, refusing bytes that do not hash to <paramref name="expected"/>.</summary>
-    public async Task<StoredBlob> PutCopyAsync(Cid expected, Stream body, long? length, long maxBytes, bool overwrite, CancellationToken ct)
+    public async Task<StoredBlob> PutCopyAsync(Cid expected, Stream body, long maxBytes, bool overwrite, CancellationToken ct)
     {
-        using var received = await ReceiveAsync(body, length, maxBytes, expected, ct);
+        using var received = await ReceiveAsync(body, maxBytes, expected, ct);
         await CommitAsync(received, overwrite, ct);
         return received.Blob;
     }
@@ -89,11 +90,7 @@ public sealed class BlobStore
     /// <summary>
     /// Streams a body into a temp file on this node's volume, hashing it and building its Merkle tree on the
     /// way, and fsyncs it. Nothing is stored yet: <see cref="CommitAsync"/> does that, so a caller can first
-    /// decide whether it should be (the pin fee). Disposing the result removes the temp file. <paramref name="length"/>
-    /// is the length the body announced (its Content-Length), if any: the temp file's blocks are allocated for it up
-    /// front, so the writes only fill them and the copy lies in few extents (a 1 GiB pin here: median of the best-of-3
-    /// 2.48 s over 5 runs before, 2.37 s over 7 after). The bytes received decide the size; blocks allocated past it are
-    /// freed.
+    /// decide whether it should be (the pin fee). Disposing the result removes the temp file.
     /// </summary>
     /// <remarks>
     /// A pipeline, so no stage waits for another: one task reads the body into whole chunks up to
@@ -103,7 +100,7 @@ public sealed class BlobStore
     /// writing each batch back as soon as it is written, so the closing fsync finds little left to do. Every byte is
     /// still hashed twice; the reads, the hashes and the disk overlap instead of taking turns.
     /// </remarks>
-    public async Task<ReceivedBlob> ReceiveAsync(Stream body, long? length, long maxBytes, Cid? expected, CancellationToken ct)
+    public async Task<ReceivedBlob> ReceiveAsync(Stream body, long maxBytes, Cid? expected, CancellationToken ct)
     {
         var temp = Path.Combine(_tmp, Guid.NewGuid().ToString("n"));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -115,9 +112,7 @@ public sealed class BlobStore
             using var leaves = new MemoryStream();
             long size = 0;
             var direct = false;
-            // Allocated without changing the file's length (fallocate's FALLOC_FL_KEEP_SIZE on Linux).
-            var preallocated = length is > 0 && length <= maxBytes ? length.Value : 0;
-            using (var file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous, preallocated))
+            using (var file = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.Asynchronous))
             {
                 direct = _directIo && DirectIo.TryEnable(file);
                 var writeback = direct ? null : new Writeback(file);
@@ -160,8 +155,7 @@ public sealed class BlobStore
                 }
                 // The reader's own failure (too large, a cut upload) ends the chunks early; it is the one to report.
                 await reading;
-                // Also frees blocks allocated past the end (a body shorter than it announced).
-                if (preallocated > 0 || (direct && size % DirectIo.Alignment != 0))
+                if (direct && size % DirectIo.Alignment != 0)
                     RandomAccess.SetLength(file, size);
                 RandomAccess.FlushToDisk(file);
 
@@ -399,10 +393,13 @@ public sealed class BlobStore
     {
         var start = (long)first * MerkleTree.ChunkSize;
         var length = Math.Min(size, (long)(last + 1) * MerkleTree.ChunkSize) - start;
-        using var direct = _directIo && length >= _directReadMinBytes && Backend is FileSystemBackend files ? files.OpenDirect(cid) : null;
+        SafeFileHandle? direct = null;
         Stream? copy = null;
         try
         {
+            // Opened inside the try: whatever fails here still completes the channel, so the stages after it end too.
+            if (_directIo && length >= _directReadMinBytes && Backend is FileSystemBackend files)
+                direct = files.OpenDirect(cid);
             if (direct is null)
             {
                 copy = await Backend.OpenReadAsync(cid, start, length, ct);
@@ -420,9 +417,19 @@ public sealed class BlobStore
                     int read;
                     if (direct is not null)
                     {
-                        // Whole blocks at a chunk's offset into an aligned buffer, as direct reads need: one read of a
-                        // file returns all of it unless the file ends first (it is then short, or longer than the blob).
-                        read = Math.Min(chunkLength, await RandomAccess.ReadAsync(direct, buffer.Memory[..DirectIo.Padded(chunkLength)], chunkStart, ct));
+                        // Whole blocks at a chunk's offset into an aligned buffer, as direct reads need. A read returns
+                        // less than asked only where the file ends (short, or longer than the blob); should one stop at
+                        // a block boundary before that, the next read goes on from there.
+                        var wanted = DirectIo.Padded(chunkLength);
+                        read = 0;
+                        int got;
+                        do
+                        {
+                            got = await RandomAccess.ReadAsync(direct, buffer.Memory[read..wanted], chunkStart + read, ct);
+                            read += got;
+                        }
+                        while (got > 0 && read < wanted && read % DirectIo.Alignment == 0);
+                        read = Math.Min(chunkLength, read);
                     }
                     else
                     {
@@ -445,6 +452,7 @@ public sealed class BlobStore
         finally
         {
             chunks.Complete();
+            direct?.Dispose();
             if (copy is not null)
                 await copy.DisposeAsync();
         }

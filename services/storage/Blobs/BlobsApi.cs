@@ -61,7 +61,7 @@ public static class BlobsApi
         if (bodySize is { IsReadOnly: false })
             bodySize.MaxRequestBodySize = max + 1; // our own check below gives the clearer answer
 
-        var (blob, problem) = await pinning.PinAsync(http.Request.Body, http.Request.ContentLength, http.GatewayAccountIfAny(), ct);
+        var (blob, problem) = await pinning.PinAsync(http.Request.Body, http.GatewayAccountIfAny(), ct);
         if (problem is not null)
             return problem;
         return TypedResults.Created($"/v1/blobs/{blob!.Cid}", new PinResponse(blob.Cid.Value, blob.Size, blob.Sha256));

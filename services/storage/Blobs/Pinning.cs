@@ -29,13 +29,13 @@ public sealed class Pinning(BlobStore store, NpgsqlDataSource db, MessageOutbox 
         """;
 
     /// <summary>The pinned blob, or the problem that stopped it (too large, fee refused, ledger unavailable).</summary>
-    public async Task<(StoredBlob? Blob, ProblemHttpResult? Problem)> PinAsync(Stream body, long? length, string? owner, CancellationToken ct)
+    public async Task<(StoredBlob? Blob, ProblemHttpResult? Problem)> PinAsync(Stream body, string? owner, CancellationToken ct)
     {
         var max = options.Value.MaxBlobBytes;
         ReceivedBlob received;
         try
         {
-            received = await store.ReceiveAsync(body, length, max, expected: null, ct);
+            received = await store.ReceiveAsync(body, max, expected: null, ct);
         }
         catch (BlobTooLargeException)
         {

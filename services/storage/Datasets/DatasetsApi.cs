@@ -79,7 +79,7 @@ public static partial class DatasetsApi
         var manifest = new DatasetManifest(ManifestType, name!, request.Description ?? "", request.License!, blobs, blobs.Sum(b => b.Size));
         var bytes = JsonSerializer.SerializeToUtf8Bytes(manifest, ManifestJson);
         var owner = http.GatewayAccountIfAny();
-        var (pinned, problem) = await pinning.PinAsync(new MemoryStream(bytes), bytes.Length, owner, ct);
+        var (pinned, problem) = await pinning.PinAsync(new MemoryStream(bytes), owner, ct);
         if (problem is not null)
             return problem;
 

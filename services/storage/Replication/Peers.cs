@@ -80,7 +80,7 @@ public sealed class Peers(NpgsqlDataSource db, IHttpClientFactory http, IOptions
                 if (!response.IsSuccessStatusCode)
                     continue;
                 await using var body = await response.Content.ReadAsStreamAsync(ct);
-                await store.PutCopyAsync(cid, body, response.Content.Headers.ContentLength, options.Value.MaxBlobBytes, overwrite, ct);
+                await store.PutCopyAsync(cid, body, options.Value.MaxBlobBytes, overwrite, ct);
                 return peer.NodeId;
             }
             catch (Exception ex) when (ex is HttpRequestException or IOException or CorruptBlobException)
