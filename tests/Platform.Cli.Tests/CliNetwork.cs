@@ -103,7 +103,6 @@ public sealed class CliNetwork : IAsyncLifetime
             await service.DisposeAsync();
         if (Environment is not null)
             await Environment.DisposeAsync();
-        if (Directory.Exists(_dataRoot))
-            Directory.Delete(_dataRoot, recursive: true);
+        await TestFolder.DeleteAsync(_dataRoot);
     }
 }

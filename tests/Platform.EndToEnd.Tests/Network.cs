@@ -245,8 +245,7 @@ public class Network : IAsyncLifetime
         foreach (var service in _services)
             await service.DisposeAsync();
         await Environment.DisposeAsync();
-        if (Directory.Exists(_dataRoot))
-            Directory.Delete(_dataRoot, recursive: true);
+        await TestFolder.DeleteAsync(_dataRoot);
     }
 }
 

@@ -82,14 +82,24 @@ public sealed partial class TestEnvironment : IAsyncDisposable
         // A service still connected would recreate queues in the vhost or hold its database open.
         await Task.WhenAll(services.Keys.Select(service => service.DisposeAsync().AsTask()));
 
-        using (var response = await Infrastructure.RabbitMqManagement.DeleteAsync(VirtualHostPath()))
-        {
-            if (response.StatusCode != HttpStatusCode.NotFound)
-            {
-                response.EnsureSuccessStatusCode();
-            }
-        }
+        // A fixture's teardown that throws fails its project's run with every test passed ("Test Class Cleanup
+        // Failure"), so the two deletes are tried again until a deadline: on a busy broker a vhost with a service's
+        // queues can take longer to delete than the management client waits (the delete goes on, and the next try
+        // finds the vhost gone), and a database can be briefly held by a session a killed service left.
+        await Eventually.UntilAsync(DeleteVirtualHostAsync, TeardownTimeout, $"deleting vhost {Name}");
+        await Eventually.UntilAsync(DropDatabasesAsync, TeardownTimeout, $"dropping the databases of {Name}");
+    }
 
+    private static readonly TimeSpan TeardownTimeout = TimeSpan.FromMinutes(2);
+
+    private async Task<bool> DeleteVirtualHostAsync()
+    {
+        using var response = await Infrastructure.RabbitMqManagement.DeleteAsync(VirtualHostPath());
+        return response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.NotFound;
+    }
+
+    private async Task<bool> DropDatabasesAsync()
+    {
         var admin = new NpgsqlConnectionStringBuilder(Infrastructure.PostgresConnectionString) { Database = "postgres" };
         await using var connection = new NpgsqlConnection(admin.ConnectionString);
         await connection.OpenAsync();
@@ -110,6 +120,8 @@ public sealed partial class TestEnvironment : IAsyncDisposable
             await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{database.Replace("\"", "\"\"", StringComparison.Ordinal)}\" WITH (FORCE)", connection);
             await drop.ExecuteNonQueryAsync();
         }
+
+        return true;
     }
 
     internal async Task CreateVirtualHostAsync()

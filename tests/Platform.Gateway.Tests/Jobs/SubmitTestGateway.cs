@@ -81,7 +81,7 @@ public sealed class SubmitTestGateway : IAsyncLifetime
         }
         finally
         {
-            Directory.Delete(_root, recursive: true);
+            await TestFolder.DeleteAsync(_root);
         }
     }
 

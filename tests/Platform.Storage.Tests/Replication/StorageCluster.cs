@@ -82,7 +82,6 @@ public class StorageCluster : IAsyncLifetime
         foreach (var node in Nodes)
             await node.DisposeAsync();
         await Environment.DisposeAsync();
-        if (Directory.Exists(_root))
-            Directory.Delete(_root, recursive: true);
+        await TestFolder.DeleteAsync(_root);
     }
 }
