@@ -139,10 +139,17 @@ public sealed class BrowserNetwork : Network
 
     public override async Task DisposeAsync()
     {
-        if (_browser is not null)
-            await _browser.CloseAsync();
-        _playwright?.Dispose();
-        await base.DisposeAsync();
+        try
+        {
+            if (_browser is not null)
+                await _browser.CloseAsync();
+            _playwright?.Dispose();
+        }
+        finally
+        {
+            // The network's services stop even when the browser could not be closed.
+            await base.DisposeAsync();
+        }
     }
 }
 

@@ -280,11 +280,19 @@ public sealed class ServiceProcess : IAsyncDisposable
         Eventually.UntilAsync(() => Task.FromResult(Log()), log => log.Contains(text, StringComparison.Ordinal), timeout ?? TimeSpan.FromSeconds(20),
             $"\"{text}\" in the {Service} log ({LogPath})");
 
+    /// <summary>Kills every service still running: at the test process's exit, where nothing may throw.</summary>
     internal static void KillAll()
     {
         foreach (var service in Running.Keys)
         {
-            service.Kill();
+            try
+            {
+                service.Kill();
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"Platform.Testing: killing {service.Service} failed: {ex.Message}");
+            }
         }
     }
 

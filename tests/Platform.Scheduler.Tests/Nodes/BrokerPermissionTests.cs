@@ -57,10 +57,22 @@ public sealed class TwoNodesFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await Rogue.DisposeAsync();
-        await HonestB.DisposeAsync();
-        await Scheduler.DisposeAsync();
-        await _env.DisposeAsync();
+        try
+        {
+            await Rogue.DisposeAsync();
+            await HonestB.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                await Scheduler.DisposeAsync();
+            }
+            finally
+            {
+                await _env.DisposeAsync();
+            }
+        }
     }
 }
 

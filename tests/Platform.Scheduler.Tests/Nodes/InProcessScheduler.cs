@@ -107,11 +107,20 @@ public sealed class InProcessScheduler : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
-        await _factory.DisposeAsync();
-        // Node users live outside the test's vhost: remove the ones this run made.
-        foreach (var worker in _enrolled.Distinct())
-            using (await _env.Infrastructure.RabbitMqManagement.DeleteAsync($"api/users/{Uri.EscapeDataString(NodeNames.User(worker))}"))
-            {
-            }
+        try
+        {
+            await _factory.DisposeAsync();
+        }
+        finally
+        {
+            // Node users live outside the test's vhost: remove the ones this run made. Each delete is tried again until
+            // a deadline: a fixture's teardown that throws on one slow answer of a busy broker fails the whole run.
+            foreach (var user in _enrolled.Distinct().Select(NodeNames.User))
+                await Eventually.UntilAsync(async () =>
+                {
+                    using var response = await _env.Infrastructure.RabbitMqManagement.DeleteAsync($"api/users/{Uri.EscapeDataString(user)}");
+                    return response.IsSuccessStatusCode || response.StatusCode == System.Net.HttpStatusCode.NotFound;
+                }, TimeSpan.FromMinutes(1), $"deleting the broker user {user}");
+        }
     }
 }

@@ -23,8 +23,14 @@ public sealed class SchedulerFixture : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        await Scheduler.DisposeAsync();
-        await _env.DisposeAsync();
+        try
+        {
+            await Scheduler.DisposeAsync();
+        }
+        finally
+        {
+            await _env.DisposeAsync();
+        }
     }
 }
 
