@@ -141,9 +141,15 @@ public sealed class BrowserNetwork : Network
     {
         try
         {
-            if (_browser is not null)
-                await _browser.CloseAsync();
-            _playwright?.Dispose();
+            try
+            {
+                if (_browser is not null)
+                    await _browser.CloseAsync();
+            }
+            finally
+            {
+                _playwright?.Dispose();
+            }
         }
         finally
         {

@@ -99,10 +99,22 @@ public sealed class CliNetwork : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var service in _services)
-            await service.DisposeAsync();
-        if (Environment is not null)
-            await Environment.DisposeAsync();
-        await TestFolder.DeleteAsync(_dataRoot);
+        try
+        {
+            foreach (var service in _services)
+                await service.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                if (Environment is not null)
+                    await Environment.DisposeAsync();
+            }
+            finally
+            {
+                await Teardown.DeleteFolderAsync(_dataRoot);
+            }
+        }
     }
 }

@@ -242,10 +242,23 @@ public class Network : IAsyncLifetime
 
     public virtual async Task DisposeAsync()
     {
-        foreach (var service in _services)
-            await service.DisposeAsync();
-        await Environment.DisposeAsync();
-        await TestFolder.DeleteAsync(_dataRoot);
+        try
+        {
+            foreach (var service in _services)
+                await service.DisposeAsync();
+        }
+        finally
+        {
+            // The environment stops whatever it still tracks, then deletes the vhost and databases.
+            try
+            {
+                await Environment.DisposeAsync();
+            }
+            finally
+            {
+                await Teardown.DeleteFolderAsync(_dataRoot);
+            }
+        }
     }
 }
 

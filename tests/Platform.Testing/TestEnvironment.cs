@@ -79,23 +79,31 @@ public sealed partial class TestEnvironment : IAsyncDisposable
             return;
         }
 
-        // A service still connected would recreate queues in the vhost or hold its database open.
-        await Task.WhenAll(services.Keys.Select(service => service.DisposeAsync().AsTask()));
-
-        // A fixture's teardown that throws fails its project's run with every test passed ("Test Class Cleanup
-        // Failure"), so the two deletes are tried again until a deadline: on a busy broker a vhost with a service's
-        // queues can take longer to delete than the management client waits (the delete goes on, and the next try
-        // finds the vhost gone), and a database can be briefly held by a session a killed service left.
-        await Eventually.UntilAsync(DeleteVirtualHostAsync, TeardownTimeout, $"deleting vhost {Name}");
-        await Eventually.UntilAsync(DropDatabasesAsync, TeardownTimeout, $"dropping the databases of {Name}");
+        try
+        {
+            // A service still connected would recreate queues in the vhost or hold its database open.
+            await Task.WhenAll(services.Keys.Select(service => service.DisposeAsync().AsTask()));
+        }
+        finally
+        {
+            // Both deletes are tried again until a deadline (Teardown): on a busy broker a vhost with a service's queues
+            // can take longer to delete than the management client waits (the delete goes on, and the next try finds the
+            // vhost gone), and a database can be briefly held by a session a killed service left.
+            try
+            {
+                await Teardown.RetryAsync(DeleteVirtualHostAsync, Teardown.Gone, $"deleting vhost {Name}");
+            }
+            finally
+            {
+                await Teardown.RetryAsync(DropDatabasesAsync, dropped => dropped, $"dropping the databases of {Name}");
+            }
+        }
     }
 
-    private static readonly TimeSpan TeardownTimeout = TimeSpan.FromMinutes(2);
-
-    private async Task<bool> DeleteVirtualHostAsync()
+    private async Task<HttpStatusCode> DeleteVirtualHostAsync()
     {
         using var response = await Infrastructure.RabbitMqManagement.DeleteAsync(VirtualHostPath());
-        return response.IsSuccessStatusCode || response.StatusCode == HttpStatusCode.NotFound;
+        return response.StatusCode;
     }
 
     private async Task<bool> DropDatabasesAsync()

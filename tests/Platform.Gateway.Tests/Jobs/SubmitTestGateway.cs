@@ -81,7 +81,7 @@ public sealed class SubmitTestGateway : IAsyncLifetime
         }
         finally
         {
-            await TestFolder.DeleteAsync(_root);
+            await Teardown.DeleteFolderAsync(_root);
         }
     }
 

@@ -59,8 +59,14 @@ public sealed class TwoNodesFixture : IAsyncLifetime
     {
         try
         {
-            await Rogue.DisposeAsync();
-            await HonestB.DisposeAsync();
+            try
+            {
+                await Rogue.DisposeAsync();
+            }
+            finally
+            {
+                await HonestB.DisposeAsync();
+            }
         }
         finally
         {

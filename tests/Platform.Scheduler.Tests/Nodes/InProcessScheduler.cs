@@ -113,14 +113,14 @@ public sealed class InProcessScheduler : IAsyncDisposable
         }
         finally
         {
-            // Node users live outside the test's vhost: remove the ones this run made. Each delete is tried again until
-            // a deadline: a fixture's teardown that throws on one slow answer of a busy broker fails the whole run.
+            // Node users live outside the test's vhost: remove the ones this run made (each delete tried again until a
+            // deadline, Teardown).
             foreach (var user in _enrolled.Distinct().Select(NodeNames.User))
-                await Eventually.UntilAsync(async () =>
+                await Teardown.RetryAsync(async () =>
                 {
                     using var response = await _env.Infrastructure.RabbitMqManagement.DeleteAsync($"api/users/{Uri.EscapeDataString(user)}");
-                    return response.IsSuccessStatusCode || response.StatusCode == System.Net.HttpStatusCode.NotFound;
-                }, TimeSpan.FromMinutes(1), $"deleting the broker user {user}");
+                    return response.StatusCode;
+                }, Teardown.Gone, $"deleting the broker user {user}");
         }
     }
 }

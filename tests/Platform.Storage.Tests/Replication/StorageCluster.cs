@@ -79,9 +79,21 @@ public class StorageCluster : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        foreach (var node in Nodes)
-            await node.DisposeAsync();
-        await Environment.DisposeAsync();
-        await TestFolder.DeleteAsync(_root);
+        try
+        {
+            foreach (var node in Nodes)
+                await node.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                await Environment.DisposeAsync();
+            }
+            finally
+            {
+                await Teardown.DeleteFolderAsync(_root);
+            }
+        }
     }
 }
