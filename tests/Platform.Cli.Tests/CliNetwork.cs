@@ -97,24 +97,5 @@ public sealed class CliNetwork : IAsyncLifetime
         return process;
     }
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var service in _services)
-                await service.DisposeAsync();
-        }
-        finally
-        {
-            try
-            {
-                if (Environment is not null)
-                    await Environment.DisposeAsync();
-            }
-            finally
-            {
-                await Teardown.DeleteFolderAsync(_dataRoot);
-            }
-        }
-    }
+    public Task DisposeAsync() => Teardown.StopAsync(_services, Environment, _dataRoot);
 }

@@ -240,26 +240,7 @@ public class Network : IAsyncLifetime
         return account;
     }
 
-    public virtual async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var service in _services)
-                await service.DisposeAsync();
-        }
-        finally
-        {
-            // The environment stops whatever it still tracks, then deletes the vhost and databases.
-            try
-            {
-                await Environment.DisposeAsync();
-            }
-            finally
-            {
-                await Teardown.DeleteFolderAsync(_dataRoot);
-            }
-        }
-    }
+    public virtual Task DisposeAsync() => Teardown.StopAsync(_services, Environment, _dataRoot);
 }
 
 /// <summary>The network without a worker: tests start the workers they need.</summary>

@@ -42,6 +42,31 @@ public static class Teardown
         deleted => deleted,
         $"deleting {path}");
 
+    /// <summary>
+    /// Stops a fixture's service processes, then its environment (which stops whatever it still tracks and deletes its
+    /// vhost and databases), then deletes its scratch folder: each step runs even when an earlier one threw.
+    /// </summary>
+    public static async Task StopAsync(IEnumerable<ServiceProcess> services, TestEnvironment? environment, string folder)
+    {
+        try
+        {
+            foreach (var service in services)
+                await service.DisposeAsync();
+        }
+        finally
+        {
+            try
+            {
+                if (environment is not null)
+                    await environment.DisposeAsync();
+            }
+            finally
+            {
+                await DeleteFolderAsync(folder);
+            }
+        }
+    }
+
     /// <summary>An HTTP delete's answer that means the thing is gone: deleted now, or already.</summary>
     public static bool Gone(System.Net.HttpStatusCode status) => (int)status is >= 200 and < 300 || status == System.Net.HttpStatusCode.NotFound;
 }

@@ -77,23 +77,5 @@ public class StorageCluster : IAsyncLifetime
         return [.. status.GetProperty("replicas").EnumerateArray().Select(r => r.GetString()!)];
     }
 
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            foreach (var node in Nodes)
-                await node.DisposeAsync();
-        }
-        finally
-        {
-            try
-            {
-                await Environment.DisposeAsync();
-            }
-            finally
-            {
-                await Teardown.DeleteFolderAsync(_root);
-            }
-        }
-    }
+    public Task DisposeAsync() => Teardown.StopAsync(Nodes, Environment, _root);
 }
