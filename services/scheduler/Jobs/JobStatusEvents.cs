@@ -28,17 +28,10 @@ public static class JobStatusEvents
         object? alongside = null) =>
         outbox.EnqueueManyAsync<object>(tx, alongside is null ? [change with { Version = version }] : [change with { Version = version }, alongside], ct: ct);
 
-    /// <summary>One change each for many jobs (a dispatch pass's assignments): numbered with one statement.</summary>
-    public static async Task EnqueueManyAsync(NpgsqlTransaction tx, MessageOutbox outbox, IReadOnlyList<JobStatusChanged> changes, CancellationToken ct)
-    {
-        if (changes.Count == 0)
-            return;
-        var ids = changes.Select(c => c.JobId.Value).ToArray();
-        if (ids.Distinct().Count() != ids.Length)
-            throw new ArgumentException("one change per job: two changes of one job in a batch would need two versions", nameof(changes));
-        var versions = (await tx.Connection!.QueryAsync<(string Id, int Version)>(new CommandDefinition(
-            "update jobs j set status_version = j.status_version + 1 from unnest(@ids) as i (id) where j.id = i.id returning j.id, j.status_version",
-            new { ids }, tx, cancellationToken: ct))).ToDictionary(r => r.Id, r => r.Version);
-        await outbox.EnqueueManyAsync(tx, changes.Select(c => c with { Version = versions[c.JobId.Value] }).ToList(), ct: ct);
-    }
+    /// <summary>
+    /// A change of a job claimed for update, whose version was read with the claim: numbered the next version, to be
+    /// written in one round trip with the statement that changes the job, which sets <c>status_version</c> to the same
+    /// number only where it is still the one read (the dispatch pass's assignments).
+    /// </summary>
+    public static MessageOutbox.Outgoing AfterClaimed(int claimedVersion, JobStatusChanged change) => new(change with { Version = claimedVersion + 1 });
 }

@@ -106,6 +106,8 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public int AttemptCount { get; init; }
         public bool SpotCheck { get; init; }
         public string? TraceParent { get; init; }
+        // Read with the job claimed for update: the assignment's change is numbered this plus one (JobStatusEvents).
+        public int StatusVersion { get; init; }
     }
 
     // The jobs a pass chose from the ready queue, claimed: still queued and held by no other pass. A job never
@@ -113,7 +115,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     private const string ClaimChosen = """
         select j.id, j.client_account_id as ClientAccountId, j.kernel, j.spec::text as Spec, j.estimated_gflop as EstimatedGflop,
                j.input_bytes as InputBytes, j.device, j.min_memory_mb as MinMemoryMb, j.region, j.policy, j.attempt_count as AttemptCount, j.spot_check as SpotCheck,
-               j.trace_parent as TraceParent,
+               j.trace_parent as TraceParent, j.status_version as StatusVersion,
                case when j.attempt_count > 0 then (select array_agg(a.worker_id) from attempts a where a.job_id = j.id and a.status = 'failed') end as FailedOn,
                case when j.attempt_count > 0 then (select array_agg(distinct a.operator_account_id) from attempts a
                                                    where a.job_id = j.id and a.status = 'submitted') end as ResultOperators,
@@ -165,11 +167,12 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         """;
 
     // Every worker with a free slot is claimed for the rest of the pass's transaction, then its busy slots are counted
-    // again in a second statement (a new snapshot, taken after the claim, so the count sees whatever another scheduler
-    // committed before it let go): another scheduler may have used them. The claim is an advisory lock that only
-    // dispatch passes take, not a lock on the worker's row: the worker's own heartbeats lock that row several times a
-    // second, and a pass that skipped a worker because a beat held its row gave the job to the next best one, even back
-    // to the worker that had just failed it. A worker another pass holds is left out of this one.
+    // again by a second statement, sent in the same round trip (a statement of its own takes a new snapshot, after the
+    // claim, so the count sees whatever another scheduler committed before it let go): another scheduler may have used
+    // them. Only the claimed workers' counts are kept. The claim is an advisory lock that only dispatch passes take, not
+    // a lock on the worker's row: the worker's own heartbeats lock that row several times a second, and a pass that
+    // skipped a worker because a beat held its row gave the job to the next best one, even back to the worker that had
+    // just failed it. A worker another pass holds is left out of this one.
     private const string ClaimWorkers = "select id from unnest(@ids) as w (id) where pg_try_advisory_xact_lock(@DispatchClaims, hashtext(w.id))";
     private const string CountActive = """
         select w.id, (select coalesce(sum(coalesce(j.slot_units, @UnitsPerSlot)), 0) from jobs j where j.worker_id = w.id and j.status in ('assigned', 'running'))::int as Active
@@ -179,14 +182,19 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
     /// <summary>The advisory lock space of dispatch claims on workers ("wrkr"), apart from any other lock's.</summary>
     private const int DispatchClaims = 0x77726b72;
 
-    // A pass's assignments in two statements, whatever their number. The attempt rows are written after the jobs'
-    // update, so each counts its worker's attempts with this pass's included.
+    // A pass's assignments in one round trip, whatever their number: the jobs' update, the messages (AssignJob and the
+    // status changes) and the attempts, in that order. The attempt rows follow the jobs' update, so each counts its
+    // worker's attempts with this pass's included. Each job's status change takes the version after the one read when
+    // the job was claimed for update (nothing else can have numbered one since); a job whose version moved anyway is not
+    // updated, and the pass is rolled back.
     private const string Assign = """
         update jobs j set status = 'assigned', worker_id = a.worker_id, attempt_id = a.attempt_id, lease_deadline = @leaseDeadline,
                           attempt_deadline = a.attempt_deadline, attempt_count = j.attempt_count + 1, last_assigned_at = @now,
-                          slot_units = a.slot_units
-        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines, @slotUnits) as a (job_id, worker_id, attempt_id, attempt_deadline, slot_units)
-        where j.id = a.job_id and j.status = 'queued'
+                          slot_units = a.slot_units, status_version = a.status_version
+        from unnest(@jobIds, @workerIds, @attemptIds, @attemptDeadlines, @slotUnits, @statusVersions)
+             as a (job_id, worker_id, attempt_id, attempt_deadline, slot_units, status_version)
+        where j.id = a.job_id and j.status = 'queued' and j.status_version = a.status_version - 1
+        returning j.id
         """;
     private const string InsertAttempts = """
         insert into attempts (id, job_id, worker_id, status, assigned_at, deadline, concurrent, kernel_revision)
@@ -217,10 +225,19 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         // With no free slot there is nothing to place. (A worker that may not get work at all is told why by its
         // standing, read from its row, so explaining it is no reason to read the queue.)
         var withFreeSlots = eligible.Where(w => w.Active < w.Slots * UnitsPerSlot).Select(w => w.Id).ToArray();
-        var claimed = withFreeSlots.Length == 0 ? [] : (await connection.QueryAsync<string>(new CommandDefinition(
-            ClaimWorkers, new { ids = withFreeSlots, DispatchClaims }, tx, cancellationToken: ct))).ToArray();
-        var active = claimed.Length == 0 ? [] : (await connection.QueryAsync<(string Id, int Active)>(new CommandDefinition(
-            CountActive, new { ids = claimed, UnitsPerSlot }, tx, cancellationToken: ct))).ToDictionary(r => r.Id, r => r.Active);
+        var active = new Dictionary<string, int>();
+        if (withFreeSlots.Length > 0)
+        {
+            // Both statements in one round trip; the count is still a statement of its own, after the claim.
+            await using var results = await connection.QueryMultipleAsync(new CommandDefinition(
+                ClaimWorkers + ";\n" + CountActive, new { ids = withFreeSlots, DispatchClaims, UnitsPerSlot }, tx, cancellationToken: ct));
+            var claimed = (await results.ReadAsync<string>()).ToHashSet();
+            foreach (var (id, busy) in await results.ReadAsync<(string Id, int Active)>())
+            {
+                if (claimed.Contains(id))
+                    active[id] = busy;
+            }
+        }
 
         var placed = new Dictionary<string, (Dictionary<string, double> Rates, int Slots)>();
         var workers = new List<WorkerRow>();
@@ -404,32 +421,18 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         if (assignments.Count == 0)
             return;
         var leaseDeadline = now + options.Value.LeaseDuration;
-        var rows = new
-        {
-            jobIds = assignments.Select(a => a.Job.Id).ToArray(),
-            workerIds = assignments.Select(a => a.Choice.WorkerId).ToArray(),
-            attemptIds = assignments.Select(a => a.AttemptId.Value).ToArray(),
-            attemptDeadlines = assignments.Select(a => a.AttemptDeadline).ToArray(),
-            slotUnits = assignments.Select(a => a.SlotUnits).ToArray(),
-            leaseDeadline,
-            now,
-        };
-        // The jobs are this pass's (claimed for update above): all of them are still queued.
-        var updated = await connection.ExecuteAsync(new CommandDefinition(Assign, rows, tx, cancellationToken: ct));
-        if (updated != assignments.Count)
-            throw new InvalidOperationException($"{assignments.Count} jobs placed but {updated} still queued: the pass is rolled back");
-        // Timed by the scheduler's clock from here (assigned_at) to the result, with the attempts the worker now holds
-        // (this pass's included), for measuring its speed; the deadline is the lease monitor's. The kernel revision the
-        // worker announced is fixed for the attempt here: it decides how the result is compared (ResultComparer).
-        await connection.ExecuteAsync(new CommandDefinition(InsertAttempts, rows, tx, cancellationToken: ct));
+        var jobIds = assignments.Select(a => a.Job.Id).ToArray();
+        var workerIds = assignments.Select(a => a.Choice.WorkerId).ToArray();
+        var attemptIds = assignments.Select(a => a.AttemptId.Value).ToArray();
+        var attemptDeadlines = assignments.Select(a => a.AttemptDeadline).ToArray();
 
         // Each job's assignment continues the job's own trace, not this pass's.
         using var traces = JobTraces.Begin("dispatch", assignments.Select(a => (JobId.From(a.Job.Id), a.Job.TraceParent)));
-        // One send per worker with all its assignments in one statement each.
-        foreach (var toWorker in assignments.GroupBy(a => a.Choice.WorkerId))
+        var messages = new List<MessageOutbox.Outgoing>(2 * assignments.Count);
+        foreach (var a in assignments)
         {
-            var worker = WorkerId.From(toWorker.Key);
-            await outbox.EnqueueManyAsync(tx, toWorker.Select(a => new AssignJob
+            var worker = WorkerId.From(a.Choice.WorkerId);
+            messages.Add(new(new AssignJob
             {
                 JobId = JobId.From(a.Job.Id),
                 AttemptId = a.AttemptId,
@@ -437,17 +440,65 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                 Spec = JsonSerializer.Deserialize<JobSpec>(a.Job.Spec, PlatformJson.Options)!,
                 LeaseDeadline = leaseDeadline,
                 OccurredAt = now,
-            }).ToList(), sendTo: NodeNames.AssignmentAddress(worker), ct: ct);
+            }, NodeNames.AssignmentAddress(worker)));
+            messages.Add(JobStatusEvents.AfterClaimed(a.Job.StatusVersion, new JobStatusChanged
+            {
+                JobId = JobId.From(a.Job.Id),
+                // A job with a result already is waiting for another to compare it with.
+                Status = a.Job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
+                WorkerId = worker,
+                AttemptId = a.AttemptId,
+                AttemptStatus = "assigned",
+                OccurredAt = now,
+            }));
         }
-        await JobStatusEvents.EnqueueManyAsync(tx, outbox, assignments.Select(a => new JobStatusChanged
+        var staged = outbox.Stage(tx, messages);
+
+        await using var batch = new NpgsqlBatch(connection, tx)
         {
-            JobId = JobId.From(a.Job.Id),
-            // A job with a result already is waiting for another to compare it with.
-            Status = a.Job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
-            WorkerId = WorkerId.From(a.Choice.WorkerId),
-            AttemptId = a.AttemptId,
-            AttemptStatus = "assigned",
-            OccurredAt = now,
-        }).ToList(), ct);
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand(Assign)
+                {
+                    Parameters =
+                    {
+                        new("jobIds", jobIds), new("workerIds", workerIds), new("attemptIds", attemptIds), new("attemptDeadlines", attemptDeadlines),
+                        new("slotUnits", assignments.Select(a => a.SlotUnits).ToArray()),
+                        new("statusVersions", assignments.Select(a => a.Job.StatusVersion + 1).ToArray()),
+                        new("leaseDeadline", leaseDeadline), new("now", now),
+                    },
+                },
+                staged.Command,
+                // Timed by the scheduler's clock from here (assigned_at) to the result, with the attempts the worker now
+                // holds (this pass's included), for measuring its speed; the deadline is the lease monitor's. The kernel
+                // revision the worker announced is fixed for the attempt here: it decides how the result is compared
+                // (ResultComparer).
+                new NpgsqlBatchCommand(InsertAttempts)
+                {
+                    Parameters =
+                    {
+                        new("jobIds", jobIds), new("workerIds", workerIds), new("attemptIds", attemptIds), new("attemptDeadlines", attemptDeadlines),
+                        new("now", now),
+                    },
+                },
+            },
+        };
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        {
+            var updated = 0;
+            while (await reader.ReadAsync(ct))
+                updated++;
+            // The jobs are this pass's (claimed for update above): all of them are still queued.
+            if (updated != assignments.Count)
+                throw new InvalidOperationException($"{assignments.Count} jobs placed but {updated} still queued: the pass is rolled back");
+            await reader.NextResultAsync(ct);
+            await staged.ReadAsync(reader, ct);
+            // The attempts' insert runs as the reader moves past it: its error, if any, is thrown here.
+            while (await reader.NextResultAsync(ct))
+            {
+            }
+        }
+        if (batch.BatchCommands[2].RecordsAffected != assignments.Count)
+            throw new InvalidOperationException($"{assignments.Count} jobs placed but {batch.BatchCommands[2].RecordsAffected} attempts written: the pass is rolled back");
     }
 }

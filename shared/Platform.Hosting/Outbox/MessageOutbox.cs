@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
-using Dapper;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Platform.Contracts;
@@ -58,40 +57,70 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
     {
         if (messages.Count == 0)
             return;
+        var staged = Stage(transaction, [.. messages.Select(m => new Outgoing(m, sendTo))]);
+        await using var batch = new NpgsqlBatch(transaction.Connection, transaction) { BatchCommands = { staged.Command } };
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        await staged.ReadAsync(reader, ct);
+    }
+
+    /// <summary>A message to queue: published, or with <see cref="SendTo"/> sent to that queue.</summary>
+    public sealed record Outgoing(object Message, string? SendTo = null);
+
+    /// <summary>
+    /// The statement that queues <paramref name="messages"/>, for a caller to run in one round trip with its own
+    /// statements (an <see cref="NpgsqlBatch"/> in <paramref name="transaction"/>); the messages are the transaction's
+    /// once <see cref="StagedMessages.ReadAsync"/> has read the statement's rows.
+    /// </summary>
+    public StagedMessages Stage(NpgsqlTransaction transaction, IReadOnlyList<Outgoing> messages)
+    {
         var types = new Type[messages.Count];
         var typeNames = new string[messages.Count];
         var messageIds = new Guid[messages.Count];
+        var destinations = new string?[messages.Count];
         var bodies = new string[messages.Count];
         var traceParents = new string?[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
-            var type = messages[i].GetType();
+            var type = messages[i].Message.GetType();
             // The relay resolves types from the contracts assembly: anything else could never be sent.
             if (type.Assembly != typeof(Contracts.Messages.JobSubmitted).Assembly)
                 throw new ArgumentException($"{type.FullName} is not a Platform.Contracts message; the outbox can only send those", nameof(messages));
             types[i] = type;
             typeNames[i] = type.FullName!;
             messageIds[i] = Guid.NewGuid();
-            bodies[i] = JsonSerializer.Serialize(messages[i], type, PlatformJson.Options);
-            traceParents[i] = JobTraces.TraceParentOf(messages[i]);
+            destinations[i] = messages[i].SendTo;
+            bodies[i] = JsonSerializer.Serialize(messages[i].Message, type, PlatformJson.Options);
+            traceParents[i] = JobTraces.TraceParentOf(messages[i].Message);
         }
-        // Rows come back in no promised order: each is matched to its message by message id.
-        var rows = await transaction.Connection!.QueryAsync<InsertedRow>(new CommandDefinition(
+        var command = new NpgsqlBatchCommand(
             """
             insert into outbox (message_id, message_type, destination, body, relay_after, trace_parent)
-            select m.message_id, m.message_type, @Destination, m.body::jsonb, now() + @Claim, m.trace_parent
-            from unnest(@MessageIds, @MessageTypes, @Bodies, @TraceParents) as m (message_id, message_type, body, trace_parent)
-            returning id as Id, message_id as MessageId
-            """,
-            new { MessageIds = messageIds, MessageTypes = typeNames, Bodies = bodies, TraceParents = traceParents, Destination = sendTo, Claim = options.Value.MemoryClaim },
-            transaction, cancellationToken: ct));
-        var idOf = rows.ToDictionary(r => r.MessageId, r => r.Id);
-        var open = _open.GetOrCreateValue(transaction);
-        for (var i = 0; i < messages.Count; i++)
-            open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i], types[i], sendTo, traceParents[i]));
+            select m.message_id, m.message_type, m.destination, m.body::jsonb, now() + @Claim, m.trace_parent
+            from unnest(@MessageIds, @MessageTypes, @Destinations, @Bodies, @TraceParents) as m (message_id, message_type, destination, body, trace_parent)
+            returning id, message_id
+            """)
+        {
+            Parameters =
+            {
+                new("MessageIds", messageIds),
+                new("MessageTypes", typeNames),
+                new("Destinations", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text) { Value = destinations },
+                new("Bodies", bodies),
+                new("TraceParents", NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text) { Value = traceParents },
+                new("Claim", options.Value.MemoryClaim),
+            },
+        };
+        return new StagedMessages(command, async (reader, ct) =>
+        {
+            // Rows come back in no promised order: each is matched to its message by message id.
+            var idOf = new Dictionary<Guid, long>(messages.Count);
+            while (await reader.ReadAsync(ct))
+                idOf[reader.GetGuid(1)] = reader.GetInt64(0);
+            var open = _open.GetOrCreateValue(transaction);
+            for (var i = 0; i < messages.Count; i++)
+                open.Add(new Pending(idOf[messageIds[i]], messageIds[i], messages[i].Message, types[i], destinations[i], traceParents[i]));
+        });
     }
-
-    private sealed record InsertedRow(long Id, Guid MessageId);
 
     /// <summary>
     /// Runs <paramref name="action"/> once <paramref name="transaction"/> has committed through <see cref="CommitAsync"/>:
@@ -154,6 +183,17 @@ public sealed class MessageOutbox(IOptions<OutboxOptions> options)
         Interlocked.Add(ref fromMemory ? ref _sentFromMemory : ref _sentByPoll, count);
 
     internal void CountDeleted(int count) => Interlocked.Add(ref _deleted, count);
+}
+
+/// <summary>
+/// Messages queued by a statement (<see cref="Command"/>) the caller runs in its own batch; <see cref="ReadAsync"/>, with
+/// the batch's reader at that statement's rows, makes them the transaction's.
+/// </summary>
+public sealed class StagedMessages(NpgsqlBatchCommand command, Func<NpgsqlDataReader, CancellationToken, Task> read)
+{
+    public NpgsqlBatchCommand Command { get; } = command;
+
+    public Task ReadAsync(NpgsqlDataReader reader, CancellationToken ct) => read(reader, ct);
 }
 
 /// <summary>Messages sent from memory at commit, sent by the poll, and sent rows deleted after their retention.</summary>

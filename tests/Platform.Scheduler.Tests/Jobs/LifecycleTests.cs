@@ -556,4 +556,25 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal(["assigned", "running", "completed"], history.SkipWhile(s => s != "assigned"));
         Assert.Equal("completed", await StatusAsync(job.JobId));
     }
+
+    [Fact]
+    public async Task A_jobs_status_changes_are_numbered_one_after_another_assignment_included()
+    {
+        await LiveAsync(Online());
+        var job = await FundedAsync();
+        var assign = await AssignedAsync(job.JobId);
+        await Harness.Bus.Publish(TestWorkerKeys.Signed(new AttemptStarted { JobId = assign.JobId, AttemptId = assign.AttemptId, WorkerId = assign.WorkerId, OccurredAt = DateTimeOffset.UtcNow }));
+        await _host.HandledAsync<AttemptStarted>(m => m.AttemptId == assign.AttemptId);
+        await CompleteAsync(assign);
+        Assert.True(await Harness.AnyPublished<JobStatusChanged>(m => m.JobId == job.JobId && m.Status == "completed"));
+
+        // The dispatch pass numbers its change from the version it read when it claimed the job, in the same round trip
+        // as the update that takes that version: the numbers must still follow each other with the job's own.
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        var history = (await connection.QueryAsync<(string Status, int Version)>(
+            "select body->>'status', (body->>'version')::int from outbox where message_type = @type and body->>'jobId' = @id order by id",
+            new { type = typeof(JobStatusChanged).FullName, id = job.JobId.Value })).ToList();
+        Assert.Equal([("queued", 1), ("assigned", 2), ("running", 3), ("completed", 4)], history);
+        Assert.Equal(4, await ScalarAsync<int>("select status_version from jobs where id = @id", new { id = job.JobId.Value }));
+    }
 }
