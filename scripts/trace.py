@@ -19,11 +19,12 @@ from datetime import datetime
 CATEGORY = "Platform.Spans"
 
 
-def read_spans(logs):
+def read_spans(logs, wanted):
+    """The spans on the lines for which wanted(line) holds; only those lines are parsed."""
     for path in sorted(glob.glob(os.path.join(logs, "*.log"))):
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if CATEGORY not in line:
+                if CATEGORY not in line or not wanted(line):
                     continue
                 try:
                     entry = json.loads(line)
@@ -31,6 +32,15 @@ def read_spans(logs):
                     continue  # a line cut short by a crash
                 if entry.get("Category") == CATEGORY and isinstance(entry.get("State"), dict):
                     yield entry["State"]
+
+
+def spans_of(logs, job_id):
+    """Every span of the traces that name the job: two passes over the logs, each parsing only the lines that can
+    match, so a stack's logs of days (hundreds of MB) are read line by line, never held in memory."""
+    traces = {s["TraceId"] for s in read_spans(logs, lambda line: job_id in line) if s.get("JobId") == job_id}
+    if not traces:
+        return []
+    return [s for s in read_spans(logs, lambda line: any(t in line for t in traces)) if s["TraceId"] in traces]
 
 
 def start_of(span):
@@ -92,7 +102,7 @@ def main(argv):
         print(__doc__.strip().split("\n\n")[-1], file=sys.stderr)
         return 2
     job_id = args[0]
-    rows = timeline(list(read_spans(logs)), job_id)
+    rows = timeline(spans_of(logs, job_id), job_id)
     if as_json:
         print(json.dumps(rows, indent=1))
         return 0 if rows else 1
