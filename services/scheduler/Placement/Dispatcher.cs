@@ -20,7 +20,7 @@ namespace Platform.Scheduler.Placement;
 /// LOCKED (still queued), every worker with a free
 /// slot with a transaction-scoped advisory lock that only dispatch takes (never their rows, which heartbeats keep
 /// updating) and its busy slots counted again under that claim; placement then runs in memory, and the pass's
-/// assignments are written with two set-based statements and one outbox insert per worker. Several scheduler
+/// assignments are written in one round trip of three set-based statements (jobs, outbox, attempts). Several scheduler
 /// instances therefore never assign a job twice or overfill a worker. Runs when poked (a job was queued, a worker came
 /// online or freed a slot) and on a timer.
 /// </summary>
@@ -428,30 +428,28 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
         // Each job's assignment continues the job's own trace, not this pass's.
         using var traces = JobTraces.Begin("dispatch", assignments.Select(a => (JobId.From(a.Job.Id), a.Job.TraceParent)));
+        // Every AssignJob first, then the status changes: the relay sends from memory in batches of rows in this order,
+        // and under load the nodes' work should not wait behind the read model's events.
         var messages = new List<MessageOutbox.Outgoing>(2 * assignments.Count);
-        foreach (var a in assignments)
+        messages.AddRange(assignments.Select(a => new MessageOutbox.Outgoing(new AssignJob
         {
-            var worker = WorkerId.From(a.Choice.WorkerId);
-            messages.Add(new(new AssignJob
-            {
-                JobId = JobId.From(a.Job.Id),
-                AttemptId = a.AttemptId,
-                WorkerId = worker,
-                Spec = JsonSerializer.Deserialize<JobSpec>(a.Job.Spec, PlatformJson.Options)!,
-                LeaseDeadline = leaseDeadline,
-                OccurredAt = now,
-            }, NodeNames.AssignmentAddress(worker)));
-            messages.Add(JobStatusEvents.AfterClaimed(a.Job.StatusVersion, new JobStatusChanged
-            {
-                JobId = JobId.From(a.Job.Id),
-                // A job with a result already is waiting for another to compare it with.
-                Status = a.Job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
-                WorkerId = worker,
-                AttemptId = a.AttemptId,
-                AttemptStatus = "assigned",
-                OccurredAt = now,
-            }));
-        }
+            JobId = JobId.From(a.Job.Id),
+            AttemptId = a.AttemptId,
+            WorkerId = WorkerId.From(a.Choice.WorkerId),
+            Spec = JsonSerializer.Deserialize<JobSpec>(a.Job.Spec, PlatformJson.Options)!,
+            LeaseDeadline = leaseDeadline,
+            OccurredAt = now,
+        }, NodeNames.AssignmentAddress(WorkerId.From(a.Choice.WorkerId)))));
+        messages.AddRange(assignments.Select(a => JobStatusEvents.AfterClaimed(a.Job.StatusVersion, new JobStatusChanged
+        {
+            JobId = JobId.From(a.Job.Id),
+            // A job with a result already is waiting for another to compare it with.
+            Status = a.Job.ResultOperators is { Length: > 0 } ? "verifying" : "assigned",
+            WorkerId = WorkerId.From(a.Choice.WorkerId),
+            AttemptId = a.AttemptId,
+            AttemptStatus = "assigned",
+            OccurredAt = now,
+        })));
         var staged = outbox.Stage(tx, messages);
 
         await using var batch = new NpgsqlBatch(connection, tx)
@@ -488,9 +486,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             var updated = 0;
             while (await reader.ReadAsync(ct))
                 updated++;
-            // The jobs are this pass's (claimed for update above): all of them are still queued.
+            // The jobs are this pass's (claimed for update above): all of them are still queued, at the version read.
             if (updated != assignments.Count)
-                throw new InvalidOperationException($"{assignments.Count} jobs placed but {updated} still queued: the pass is rolled back");
+                throw new InvalidOperationException($"{assignments.Count} jobs placed but {updated} still queued at the status version read: the pass is rolled back");
             await reader.NextResultAsync(ct);
             await staged.ReadAsync(reader, ct);
             // The attempts' insert runs as the reader moves past it: its error, if any, is thrown here.
