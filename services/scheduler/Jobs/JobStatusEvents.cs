@@ -6,9 +6,10 @@ using Platform.Hosting.Outbox;
 namespace Platform.Scheduler.Jobs;
 
 /// <summary>
-/// Every JobStatusChanged leaves through here: it is numbered with the job's next status version, in the
-/// transaction that makes the change, so readers (the gateway's event stream) can put a job's changes in the
-/// order they happened however the broker delivers them.
+/// A JobStatusChanged is numbered with the job's next status version, in the transaction that makes the change, so
+/// readers (the gateway's event stream) can put a job's changes in the order they happened however the broker delivers
+/// them. These number one change at a time; the statements that change many jobs at once number theirs themselves
+/// (JobStore's queueing, the dispatch pass's assignments).
 /// </summary>
 public static class JobStatusEvents
 {
@@ -27,11 +28,4 @@ public static class JobStatusEvents
     public static Task EnqueueNumberedAsync(NpgsqlTransaction tx, MessageOutbox outbox, int version, JobStatusChanged change, CancellationToken ct,
         object? alongside = null) =>
         outbox.EnqueueManyAsync<object>(tx, alongside is null ? [change with { Version = version }] : [change with { Version = version }, alongside], ct: ct);
-
-    /// <summary>
-    /// A change of a job claimed for update, whose version was read with the claim: numbered the next version, to be
-    /// written in one round trip with the statement that changes the job, which sets <c>status_version</c> to the same
-    /// number only where it is still the one read (the dispatch pass's assignments).
-    /// </summary>
-    public static MessageOutbox.Outgoing AfterClaimed(int claimedVersion, JobStatusChanged change) => new(change with { Version = claimedVersion + 1 });
 }

@@ -106,7 +106,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
         public int AttemptCount { get; init; }
         public bool SpotCheck { get; init; }
         public string? TraceParent { get; init; }
-        // Read with the job claimed for update: the assignment's change is numbered this plus one (JobStatusEvents).
+        // Read with the job claimed for update: the assignment's change is numbered this plus one (AssignAsync).
         public int StatusVersion { get; init; }
     }
 
@@ -428,6 +428,9 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
 
         // Each job's assignment continues the job's own trace, not this pass's.
         using var traces = JobTraces.Begin("dispatch", assignments.Select(a => (JobId.From(a.Job.Id), a.Job.TraceParent)));
+        // Each status change takes the version after the one read when the job was claimed for update; the update below
+        // sets the same number only where the job still has the version read.
+        var statusVersions = assignments.Select(a => a.Job.StatusVersion + 1).ToArray();
         // Every AssignJob first, then the status changes: the relay sends from memory in batches of rows in this order,
         // and under load the nodes' work should not wait behind the read model's events.
         var messages = new List<MessageOutbox.Outgoing>(2 * assignments.Count);
@@ -440,7 +443,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             LeaseDeadline = leaseDeadline,
             OccurredAt = now,
         }, NodeNames.AssignmentAddress(WorkerId.From(a.Choice.WorkerId)))));
-        messages.AddRange(assignments.Select(a => JobStatusEvents.AfterClaimed(a.Job.StatusVersion, new JobStatusChanged
+        messages.AddRange(assignments.Select((a, i) => new MessageOutbox.Outgoing(new JobStatusChanged
         {
             JobId = JobId.From(a.Job.Id),
             // A job with a result already is waiting for another to compare it with.
@@ -449,6 +452,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
             AttemptId = a.AttemptId,
             AttemptStatus = "assigned",
             OccurredAt = now,
+            Version = statusVersions[i],
         })));
         var staged = outbox.Stage(tx, messages);
 
@@ -462,7 +466,7 @@ public sealed class Dispatcher(NpgsqlDataSource db, MessageOutbox outbox, Placem
                     {
                         new("jobIds", jobIds), new("workerIds", workerIds), new("attemptIds", attemptIds), new("attemptDeadlines", attemptDeadlines),
                         new("slotUnits", assignments.Select(a => a.SlotUnits).ToArray()),
-                        new("statusVersions", assignments.Select(a => a.Job.StatusVersion + 1).ToArray()),
+                        new("statusVersions", statusVersions),
                         new("leaseDeadline", leaseDeadline), new("now", now),
                     },
                 },
