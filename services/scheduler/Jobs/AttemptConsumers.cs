@@ -112,6 +112,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public double? KernelGflops { get; init; }
         public DateTime AssignedAt { get; init; }
         public int? KernelRevision { get; init; }
+        /// <summary>The worker's run of accepted results for the kernel (<see cref="WorkerTrust"/>): how likely a spot check is.</summary>
+        public int Streak { get; init; }
         /// <summary>A spot check was due but no other operator's worker can run the job: accepted unverified, without mint.</summary>
         public bool Unverifiable { get; init; }
     }
@@ -129,6 +131,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         /// <summary>The kernel revision its worker announced when the attempt was assigned: how it is compared.</summary>
         public int? KernelRevision { get; init; }
         public DateTime AssignedAt { get; init; }
+        /// <summary>Written accepted by the statement that recorded it: a result that needs no other is accepted as it arrives.</summary>
+        public bool WrittenAccepted { get; init; }
 
         public ResultComparer.Outputs Compared => new(AttemptId, KernelRevision, OutputCids);
 
@@ -157,8 +161,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
                    j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status,
                    j.estimated_gflop as EstimatedGflop, w.power_watts as PowerWatts, w.slots, (w.gflops->>j.kernel)::float8 as KernelGflops,
-                   a.assigned_at as AssignedAt, a.kernel_revision as KernelRevision
+                   a.assigned_at as AssignedAt, a.kernel_revision as KernelRevision, coalesce(t.streak, 0) as Streak
             from jobs j join workers w on w.id = j.worker_id join attempts a on a.id = j.attempt_id
+                 left join worker_trust t on t.worker_id = w.id and t.kernel = j.kernel
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
             for update of j
             """, new { JobId = m.JobId.Value, AttemptId = m.AttemptId.Value, WorkerId = m.WorkerId.Value }, tx, cancellationToken: ct));
@@ -178,7 +183,15 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
         // separately) or was lost, the job's history still shows it running before it completes.
         if (holder.Status == "assigned")
-            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // submitted below
+            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // its attempt is written below
+
+        // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
+        if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false } && spotCheckDraw.Picks(m.JobId, SpotChecks.Probability(holder.Streak, o)))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update jobs set results_needed = 2, spot_check = true where id = @JobId", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
+            holder = holder with { ResultsNeeded = 2, SpotCheck = true };
+        }
 
         // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
         // scheduler measured, from the attempt's assignment to now, both by its own clock.
@@ -197,24 +210,18 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
                 new EnergyClaims.Calibration(holder.PowerWatts, holder.Slots, holder.KernelGflops), wall),
             KernelRevision = holder.KernelRevision,
             AssignedAt = holder.AssignedAt,
+            // Most jobs need one result: this one, accepted below with no other to compare. Jobs being verified keep it
+            // submitted until enough agree.
+            WrittenAccepted = holder.ResultsNeeded <= 1,
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
-            update attempts set status = 'submitted', finished_at = @now, operator_account_id = @OperatorAccountId,
+            update attempts set status = case when @WrittenAccepted then 'accepted' else 'submitted' end, finished_at = @now, operator_account_id = @OperatorAccountId,
                 outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature, checked_joules = @CheckedJoules
             where id = @AttemptId
-            """, new { now, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.CheckedJoules, submitted.AttemptId },
+            """, new { now, submitted.WrittenAccepted, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.CheckedJoules, submitted.AttemptId },
             tx, cancellationToken: ct));
-        // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
-        if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false }
-            && spotCheckDraw.Picks(m.JobId, SpotChecks.Probability(await WorkerTrust.StreakAsync(tx, m.WorkerId.Value, holder.Kernel, ct), o)))
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "update jobs set results_needed = 2, spot_check = true where id = @JobId", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
-            holder = holder with { ResultsNeeded = 2, SpotCheck = true };
-        }
-
-        // Most jobs need one result: this one. Only jobs being verified look up the results before it.
+        // Only jobs being verified look up the results before this one.
         var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
             select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
@@ -302,8 +309,12 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         var first = accepted[0];
         var verified = holder.ResultsNeeded > 1;
         var (reason, because) = HowAccepted(holder, accepted);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "update attempts set status = 'accepted' where id = any(@ids)", new { ids = accepted.Select(r => r.AttemptId).ToArray() }, tx, cancellationToken: ct));
+        var toAccept = accepted.Where(r => !r.WrittenAccepted).Select(r => r.AttemptId).ToArray();
+        if (toAccept.Length > 0)
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update attempts set status = 'accepted' where id = any(@ids)", new { ids = toAccept }, tx, cancellationToken: ct));
+        }
         var (acceptedCount, rejectedCount) = (accepted.Count, rejected.Count);
         outbox.AfterCommit(tx, () =>
         {

@@ -6,11 +6,6 @@ namespace Platform.Scheduler.Verification;
 /// <summary>The streaks adaptive trust decides on (see <see cref="SpotChecks"/>), kept per worker and kernel.</summary>
 public static class WorkerTrust
 {
-    public static async Task<int> StreakAsync(NpgsqlTransaction tx, string workerId, string kernel, CancellationToken ct) =>
-        await tx.Connection!.ExecuteScalarAsync<int?>(new CommandDefinition(
-            "select streak from worker_trust where worker_id = @workerId and kernel = @kernel",
-            new { workerId, kernel }, tx, cancellationToken: ct)) ?? 0;
-
     /// <summary>
     /// Counts one result of each worker: accepted ones extend their streak, failed ones (a lost comparison, a bad
     /// signature) reset it to zero. <paramref name="compared"/> says whether the result was checked against another.

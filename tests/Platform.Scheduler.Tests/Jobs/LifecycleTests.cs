@@ -577,4 +577,23 @@ public sealed class LifecycleTests : IAsyncLifetime
         Assert.Equal([("queued", 1), ("assigned", 2), ("running", 3), ("completed", 4)], history);
         Assert.Equal(4, await ScalarAsync<int>("select status_version from jobs where id = @id", new { id = job.JobId.Value }));
     }
+
+    [Fact]
+    public async Task A_result_no_other_must_match_is_accepted_by_the_write_that_records_it()
+    {
+        await LiveAsync(Online());
+        var job = await FundedAsync();
+        var assign = await AssignedAsync(job.JobId);
+        using var statements = new StatementCounter(_host.Database);
+        await CompleteAsync(assign);
+        await _host.HandledAsync<AttemptCompleted>(m => m.AttemptId == assign.AttemptId);
+        Assert.True(await Harness.AnyPublished<JobCompleted>(m => m.JobId == job.JobId));
+
+        // The statement that writes the attempt's result marks it accepted: no second update of the same row follows.
+        await using var connection = await _host.Database.OpenConnectionAsync();
+        Assert.Equal(("accepted", true), await connection.QuerySingleAsync<(string, bool)>(
+            "select status, finished_at is not null from attempts where id = @id", new { id = assign.AttemptId.Value }));
+        Assert.Contains(statements.Statements, s => s.Contains("update attempts set status = case", StringComparison.Ordinal));
+        Assert.DoesNotContain(statements.Statements, s => s.Contains("update attempts set status = 'accepted'", StringComparison.Ordinal));
+    }
 }
