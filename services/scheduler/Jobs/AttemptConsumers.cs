@@ -180,11 +180,6 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             await WorkerTrust.RecordAsync(tx, [m.WorkerId.Value], holder.Kernel, accepted: false, compared: false, now, ct);
             return;
         }
-        // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
-        // separately) or was lost, the job's history still shows it running before it completes.
-        if (holder.Status == "assigned")
-            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // its attempt is written below
-
         // A single-replica result is checked by another operator's worker as the worker's trust for this kernel says.
         if (o.SpotChecks && holder is { ResultsNeeded: 1, SpotCheck: false } && spotCheckDraw.Picks(m.JobId, SpotChecks.Probability(holder.Streak, o)))
         {
@@ -192,6 +187,13 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
                 "update jobs set results_needed = 2, spot_check = true where id = @JobId", new { JobId = m.JobId.Value }, tx, cancellationToken: ct));
             holder = holder with { ResultsNeeded = 2, SpotCheck = true };
         }
+
+        // A result proves its attempt ran: if the worker's AttemptStarted is still on its way (the two travel
+        // separately), was lost or never sent (a tiny job's start is not), the job's history still shows it running
+        // before it ends. A result accepted alone has its running change numbered and written with its completion.
+        var acceptedAlone = holder.ResultsNeeded <= 1;
+        if (holder.Status == "assigned" && !acceptedAlone)
+            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // its attempt is written below
 
         // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
         // scheduler measured, from the attempt's assignment to now, both by its own clock.
@@ -212,7 +214,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             AssignedAt = holder.AssignedAt,
             // Most jobs need one result: this one, accepted below with no other to compare. Jobs being verified keep it
             // submitted until enough agree.
-            WrittenAccepted = holder.ResultsNeeded <= 1,
+            WrittenAccepted = acceptedAlone,
         };
         await connection.ExecuteAsync(new CommandDefinition(
             """
@@ -222,7 +224,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             """, new { now, submitted.WrittenAccepted, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.CheckedJoules, submitted.AttemptId },
             tx, cancellationToken: ct));
         // Only jobs being verified look up the results before this one.
-        var results = holder.ResultsNeeded <= 1 ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
+        var results = acceptedAlone ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
             select a.id as AttemptId, a.worker_id as WorkerId, a.operator_account_id as OperatorAccountId, a.outputs::text as Outputs,
                    a.metrics::text as Metrics, a.signature, w.public_key as PublicKey, a.checked_joules as CheckedJoules,
@@ -233,7 +235,7 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 
         var agreeing = await LargestAgreeingGroupAsync(m.JobId, results, ct);
         if (agreeing.Count >= holder.ResultsNeeded)
-            await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct);
+            await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct, startedWith: holder.Status == "assigned" && acceptedAlone);
         else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, m.JobId, holder, ct))
         {
             // A spot check needs a second operator; a network where no other can run the kernel at all delivers
@@ -302,7 +304,12 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         }, ct: ct);
     }
 
-    private async Task AcceptAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, List<Result> accepted, List<Result> rejected, DateTimeOffset now, CancellationToken ct)
+    /// <summary>
+    /// Accepts the agreeing results and completes the job. <paramref name="startedWith"/>: the job was still assigned, and
+    /// its running change is numbered and queued with the completion, by the same statements.
+    /// </summary>
+    private async Task AcceptAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, List<Result> accepted, List<Result> rejected, DateTimeOffset now, CancellationToken ct,
+        bool startedWith = false)
     {
         var connection = tx.Connection!;
         var o = options.Value;
@@ -411,15 +418,16 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             OccurredAt = now,
         };
         // Completed after the rejected results' changes were numbered, and numbered by the same statement: the completion
-        // is the job's last change. The completion itself is kept, to be announced again if rewards never got it.
+        // is the job's last change (the running change before it, when the job starts and ends here). The completion
+        // itself is kept, to be announced again if rewards never got it.
         var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
             """
             update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because,
-                            status_version = status_version + 1, completion = @completion
+                            status_version = status_version + @changes, completion = @completion
             where id = @jobId returning status_version
-            """, new { first.Outputs, now, reason, because, jobId = jobId.Value, completion = JsonSerializer.Serialize(completed, PlatformJson.Options) },
+            """, new { first.Outputs, now, reason, because, changes = startedWith ? 2 : 1, jobId = jobId.Value, completion = JsonSerializer.Serialize(completed, PlatformJson.Options) },
             tx, cancellationToken: ct));
-        await JobStatusEvents.EnqueueNumberedAsync(tx, outbox, version, new JobStatusChanged
+        var completion = new JobStatusChanged
         {
             JobId = jobId,
             Status = "completed",
@@ -429,7 +437,19 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Reason = reason,
             Detail = because,
             OccurredAt = now,
-        }, alongside: completed, ct: ct);
+            Version = version,
+        };
+        var running = new JobStatusChanged
+        {
+            JobId = jobId,
+            Status = "running",
+            WorkerId = top.WorkerId,
+            AttemptId = top.AttemptId,
+            AttemptStatus = "running",
+            OccurredAt = now,
+            Version = version - 1,
+        };
+        await outbox.EnqueueManyAsync<object>(tx, startedWith ? [running, completion, completed] : [completion, completed], ct: ct);
     }
 
     /// <summary>The completion's reason and sentence: one result, agreeing replicas, or a spot check that agreed.</summary>

@@ -9,7 +9,7 @@ namespace Platform.Scheduler.Jobs;
 /// A JobStatusChanged is numbered with the job's next status version, in the transaction that makes the change, so
 /// readers (the gateway's event stream) can put a job's changes in the order they happened however the broker delivers
 /// them. These number one change at a time; the statements that change many jobs at once number theirs themselves
-/// (JobStore's queueing, the dispatch pass's assignments).
+/// (JobStore's queueing, the dispatch pass's assignments, a completion that also starts its job).
 /// </summary>
 public static class JobStatusEvents
 {
@@ -23,9 +23,8 @@ public static class JobStatusEvents
 
     /// <summary>
     /// A change whose own statement already took the job's next version (<c>status_version = status_version + 1 returning
-    /// status_version</c>), queued with the message that goes with it (<paramref name="alongside"/>) in one insert.
+    /// status_version</c>).
     /// </summary>
-    public static Task EnqueueNumberedAsync(NpgsqlTransaction tx, MessageOutbox outbox, int version, JobStatusChanged change, CancellationToken ct,
-        object? alongside = null) =>
-        outbox.EnqueueManyAsync<object>(tx, alongside is null ? [change with { Version = version }] : [change with { Version = version }, alongside], ct: ct);
+    public static Task EnqueueNumberedAsync(NpgsqlTransaction tx, MessageOutbox outbox, int version, JobStatusChanged change, CancellationToken ct) =>
+        outbox.EnqueueAsync(tx, change with { Version = version }, ct: ct);
 }

@@ -579,7 +579,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_result_no_other_must_match_is_accepted_by_the_write_that_records_it()
+    public async Task A_result_no_other_must_match_is_accepted_and_starts_its_job_in_the_writes_that_complete_it()
     {
         await LiveAsync(Online());
         var job = await FundedAsync();
@@ -595,5 +595,14 @@ public sealed class LifecycleTests : IAsyncLifetime
             "select status, finished_at is not null from attempts where id = @id", new { id = assign.AttemptId.Value }));
         Assert.Contains(statements.Statements, s => s.Contains("update attempts set status = case", StringComparison.Ordinal));
         Assert.DoesNotContain(statements.Statements, s => s.Contains("update attempts set status = 'accepted'", StringComparison.Ordinal));
+
+        // No AttemptStarted came (a tiny job's never does): the job still shows running before completed, numbered in
+        // order, by the completion's own update and outbox insert rather than a statement of its own.
+        var history = (await connection.QueryAsync<(string Status, int Version)>(
+            "select body->>'status', (body->>'version')::int from outbox where message_type = @type and body->>'jobId' = @id order by id",
+            new { type = typeof(JobStatusChanged).FullName, id = job.JobId.Value })).ToList();
+        Assert.Equal([("queued", 1), ("assigned", 2), ("running", 3), ("completed", 4)], history);
+        Assert.Equal(4, await ScalarAsync<int>("select status_version from jobs where id = @id", new { id = job.JobId.Value }));
+        Assert.DoesNotContain(statements.Statements, s => s.Contains("update jobs set status = 'running'", StringComparison.Ordinal));
     }
 }
