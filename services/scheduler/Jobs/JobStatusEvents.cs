@@ -8,8 +8,8 @@ namespace Platform.Scheduler.Jobs;
 /// <summary>
 /// A JobStatusChanged is numbered with the job's next status version, in the transaction that makes the change, so
 /// readers (the gateway's event stream) can put a job's changes in the order they happened however the broker delivers
-/// them. These number one change at a time; the statements that change many jobs at once number theirs themselves
-/// (JobStore's queueing, the dispatch pass's assignments, a completion that also starts its job).
+/// them. These number one change at a time. Three writers number their own: JobStore's queueing and the dispatch pass's
+/// assignments (many jobs in one statement), and a completion that also starts its job (two changes in one update).
 /// </summary>
 public static class JobStatusEvents
 {
