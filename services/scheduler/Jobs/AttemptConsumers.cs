@@ -3,9 +3,11 @@ using Dapper;
 using MassTransit;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using NpgsqlTypes;
 using Platform.Contracts;
 using Platform.Contracts.Messages;
 using Platform.Contracts.Signing;
+using Platform.Hosting.Database;
 using Platform.Hosting.Messaging;
 using Platform.Hosting.Outbox;
 using Platform.Scheduler.Metrics;
@@ -52,9 +54,10 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
     /// <summary>
     /// Moves the job from assigned to running (or verifying, when it already has a result) for the attempt that
     /// holds it, and says so on the job's stream; a job in any other state is left as it is. <paramref name="markAttempt"/>
-    /// false leaves the attempt's own row to the caller, which gives it a later status in the same transaction.
+    /// false leaves the attempt's own row to the caller, which gives it a later status in the same transaction. True when
+    /// it made (and numbered) the change.
     /// </summary>
-    internal static async Task MarkRunningAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId, WorkerId workerId,
+    internal static async Task<bool> MarkRunningAsync(NpgsqlTransaction tx, MessageOutbox outbox, JobId jobId, AttemptId attemptId, WorkerId workerId,
         DateTimeOffset now, bool markAttempt, CancellationToken ct)
     {
         var connection = tx.Connection!;
@@ -67,7 +70,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
             """,
             new { JobId = jobId.Value, AttemptId = attemptId.Value }, tx, cancellationToken: ct));
         if (running is null)
-            return;
+            return false;
         var (isVerifying, version) = running;
         if (markAttempt)
         {
@@ -83,6 +86,7 @@ public sealed class AttemptStartedConsumer(NpgsqlDataSource db, MessageOutbox ou
             AttemptStatus = "running",
             OccurredAt = now,
         }, ct: ct);
+        return true;
     }
 }
 
@@ -116,6 +120,11 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         public int Streak { get; init; }
         /// <summary>A spot check was due but no other operator's worker can run the job: accepted unverified, without mint.</summary>
         public bool Unverifiable { get; init; }
+        /// <summary>
+        /// The job's status version as this transaction left it: read with the row's lock, and counted up by each change
+        /// numbered here, so the completion's number is known before the statement that writes it.
+        /// </summary>
+        public int StatusVersion { get; init; }
     }
 
     private sealed class Result
@@ -161,7 +170,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             select j.client_account_id as ClientAccountId, j.kernel, w.operator_account_id as OperatorAccountId, w.public_key as PublicKey,
                    j.results_needed as ResultsNeeded, j.spot_check as SpotCheck, j.attempt_count as AttemptCount, j.status,
                    j.estimated_gflop as EstimatedGflop, w.power_watts as PowerWatts, w.slots, (w.gflops->>j.kernel)::float8 as KernelGflops,
-                   a.assigned_at as AssignedAt, a.kernel_revision as KernelRevision, coalesce(t.streak, 0) as Streak
+                   a.assigned_at as AssignedAt, a.kernel_revision as KernelRevision, coalesce(t.streak, 0) as Streak,
+                   j.status_version as StatusVersion
             from jobs j join workers w on w.id = j.worker_id join attempts a on a.id = j.attempt_id
                  left join worker_trust t on t.worker_id = w.id and t.kernel = j.kernel
             where j.id = @JobId and j.attempt_id = @AttemptId and j.worker_id = @WorkerId and j.status in ('assigned', 'running')
@@ -192,8 +202,9 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
         // separately), was lost or never sent (a tiny job's start is not), the job's history still shows it running
         // before it ends. A result accepted alone has its running change numbered and written with its completion.
         var acceptedAlone = holder.ResultsNeeded <= 1;
-        if (holder.Status == "assigned" && !acceptedAlone)
-            await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct); // its attempt is written below
+        if (holder.Status == "assigned" && !acceptedAlone
+            && await AttemptStartedConsumer.MarkRunningAsync(tx, outbox, m.JobId, m.AttemptId, m.WorkerId, now, markAttempt: false, ct)) // its attempt is written below
+            holder = holder with { StatusVersion = holder.StatusVersion + 1 };
 
         // The node's figures are kept as statistics, bounded; its joules are checked against the wall time this
         // scheduler measured, from the attempt's assignment to now, both by its own clock.
@@ -216,13 +227,26 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             // submitted until enough agree.
             WrittenAccepted = acceptedAlone,
         };
-        await connection.ExecuteAsync(new CommandDefinition(
+        var recordResult = new NpgsqlBatchCommand(
             """
             update attempts set status = case when @WrittenAccepted then 'accepted' else 'submitted' end, finished_at = @now, operator_account_id = @OperatorAccountId,
                 outputs = @Outputs::jsonb, metrics = @Metrics::jsonb, signature = @Signature, checked_joules = @CheckedJoules
             where id = @AttemptId
-            """, new { now, submitted.WrittenAccepted, submitted.OperatorAccountId, submitted.Outputs, submitted.Metrics, submitted.Signature, submitted.CheckedJoules, submitted.AttemptId },
-            tx, cancellationToken: ct));
+            """)
+        {
+            Parameters =
+            {
+                new("now", now), new("WrittenAccepted", submitted.WrittenAccepted), new("OperatorAccountId", submitted.OperatorAccountId),
+                new("Outputs", submitted.Outputs), new("Metrics", submitted.Metrics),
+                new("Signature", NpgsqlDbType.Text) { Value = (object?)submitted.Signature ?? DBNull.Value },
+                new("CheckedJoules", NpgsqlDbType.Double) { Value = (object?)submitted.CheckedJoules ?? DBNull.Value },
+                new("AttemptId", submitted.AttemptId),
+            },
+        };
+        // A result accepted alone is written by the accept, in its round trip; one that waits for others is written now,
+        // for the lookup of the job's results below to find.
+        if (!acceptedAlone)
+            await Statements.ExecuteAsync(tx, recordResult, ct);
         // Only jobs being verified look up the results before this one.
         var results = acceptedAlone ? [submitted] : (await connection.QueryAsync<Result>(new CommandDefinition(
             """
@@ -235,7 +259,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 
         var agreeing = await LargestAgreeingGroupAsync(m.JobId, results, ct);
         if (agreeing.Count >= holder.ResultsNeeded)
-            await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct, startedWith: holder.Status == "assigned" && acceptedAlone);
+            await AcceptAsync(tx, m.JobId, holder, agreeing, results.Except(agreeing).ToList(), now, ct, startedWith: holder.Status == "assigned" && acceptedAlone,
+                recorded: acceptedAlone ? recordResult : null);
         else if (holder.SpotCheck && results.Count == 1 && !await AnotherOperatorCanRunAsync(tx, m.JobId, holder, ct))
         {
             // A spot check needs a second operator; a network where no other can run the kernel at all delivers
@@ -306,41 +331,26 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
 
     /// <summary>
     /// Accepts the agreeing results and completes the job. <paramref name="startedWith"/>: the job was still assigned, and
-    /// its running change is numbered and queued with the completion, by the same statements.
+    /// its running change is numbered and queued with the completion, by the same statements. <paramref name="recorded"/>:
+    /// the statement recording the result being accepted, when it has not run yet. Everything but the rejected results'
+    /// own changes and the rare input-claim lookup goes to the database in one round trip.
     /// </summary>
     private async Task AcceptAsync(NpgsqlTransaction tx, JobId jobId, Holder holder, List<Result> accepted, List<Result> rejected, DateTimeOffset now, CancellationToken ct,
-        bool startedWith = false)
+        bool startedWith = false, NpgsqlBatchCommand? recorded = null)
     {
         var connection = tx.Connection!;
         var o = options.Value;
         var first = accepted[0];
         var verified = holder.ResultsNeeded > 1;
         var (reason, because) = HowAccepted(holder, accepted);
-        var toAccept = accepted.Where(r => !r.WrittenAccepted).Select(r => r.AttemptId).ToArray();
-        if (toAccept.Length > 0)
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "update attempts set status = 'accepted' where id = any(@ids)", new { ids = toAccept }, tx, cancellationToken: ct));
-        }
         var (acceptedCount, rejectedCount) = (accepted.Count, rejected.Count);
         outbox.AfterCommit(tx, () =>
         {
             SchedulerMetrics.AttemptsEnded("accepted", reason, acceptedCount);
             SchedulerMetrics.AttemptsEnded("rejected", JobReasons.VerificationFailed, rejectedCount);
         });
-        if (verified)
-        {
-            await connection.ExecuteAsync(new CommandDefinition(
-                "update workers set reputation = least(1.0, reputation + @gain) where id = any(@ids)",
-                new { gain = o.VerifiedReputationGain, ids = accepted.Select(r => r.WorkerId).ToArray() }, tx, cancellationToken: ct));
-        }
 
-        var compared = accepted.Count + rejected.Count > 1;
-        // An unverifiable result proves nothing about its worker: its streak stays where it was.
-        if (!holder.Unverifiable)
-            await WorkerTrust.RecordAsync(tx, accepted.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: true, compared, now, ct);
-        await WorkerTrust.RecordAsync(tx, rejected.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now, ct);
-
+        // The rejected results' changes are numbered before the completion, which is the job's last change.
         var detail = $"the result disagreed with {accepted.Count} agreeing result(s) from other operators' workers";
         foreach (var loser in rejected)
         {
@@ -375,6 +385,23 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             logger.LogWarning("Job {JobId}: worker {WorkerId} penalized: {Detail}", jobId, loser.WorkerId, detail);
         }
 
+        var writes = new List<NpgsqlBatchCommand?> { recorded };
+        var toAccept = accepted.Where(r => !r.WrittenAccepted).Select(r => r.AttemptId).ToArray();
+        if (toAccept.Length > 0)
+            writes.Add(new NpgsqlBatchCommand("update attempts set status = 'accepted' where id = any(@ids)") { Parameters = { new("ids", toAccept) } });
+        if (verified)
+        {
+            writes.Add(new NpgsqlBatchCommand("update workers set reputation = least(1.0, reputation + @gain) where id = any(@ids)")
+            {
+                Parameters = { new("gain", o.VerifiedReputationGain), new("ids", accepted.Select(r => r.WorkerId).ToArray()) },
+            });
+        }
+        var compared = accepted.Count + rejected.Count > 1;
+        // An unverifiable result proves nothing about its worker: its streak stays where it was.
+        if (!holder.Unverifiable)
+            writes.Add(WorkerTrust.Record(accepted.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: true, compared, now));
+        writes.Add(WorkerTrust.Record(rejected.Select(r => r.WorkerId).Distinct().ToList(), holder.Kernel, accepted: false, compared: true, now));
+
         // The client pays for the replicas it asked for; a spot check's extra attempt is the network's. The work
         // each attempt did is the job's GFLOP as the network estimated it, never the node's figure.
         var paid = holder.SpotCheck ? 1 : holder.ResultsNeeded;
@@ -391,15 +418,13 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             CheckedJoules = r.CheckedJoules,
             MintWithheld = holder.Unverifiable,
         }).ToList();
-        await WorkerEnergy.RecordAsync(tx, holder.Kernel, gflop, acceptedAttempts, now, ct);
-        // Only an attempt that ran SpeedSampleMinimumTime from assignment to result can give a sample (RecordSpeedAsync
-        // also takes off the input transfer): a tiny job's cannot, and its acceptance skips the statement.
-        await WorkerClaims.RecordSpeedAsync(tx, accepted.Where(r => now - new DateTimeOffset(DateTime.SpecifyKind(r.AssignedAt, DateTimeKind.Utc)) >= o.SpeedSampleMinimumTime)
-            .Select(r => r.AttemptId).ToList(), o, now, ct);
-        // Only a job that had more attempts than accepted results can hold a failed one, let alone an input claim:
-        // the usual job (one attempt, one result) skips the lookup on the accept path.
-        if (holder.AttemptCount > accepted.Count)
-            await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
+        writes.Add(WorkerEnergy.Record(holder.Kernel, gflop, acceptedAttempts, now));
+        // Only an attempt that ran SpeedSampleMinimumTime from assignment to result can give a sample (RecordSpeed
+        // also takes off the input transfer): a tiny job's cannot, and its acceptance skips the statement. It reads the
+        // attempts' finished_at, written above in the same round trip.
+        writes.Add(WorkerClaims.RecordSpeed(accepted.Where(r => now - new DateTimeOffset(DateTime.SpecifyKind(r.AssignedAt, DateTimeKind.Utc)) >= o.SpeedSampleMinimumTime)
+            .Select(r => r.AttemptId).ToList(), o, now));
+
         var top = acceptedAttempts[0];
         var completed = new JobCompleted
         {
@@ -417,16 +442,26 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             Detail = because,
             OccurredAt = now,
         };
-        // Completed after the rejected results' changes were numbered, and numbered by the same statement: the completion
-        // is the job's last change (the running change before it, when the job starts and ends here). The completion
-        // itself is kept, to be announced again if rewards never got it.
-        var version = await connection.ExecuteScalarAsync<int>(new CommandDefinition(
+        // Numbered after the rejected results' changes: the completion is the job's last change (the running change
+        // before it, when the job starts and ends here). The statement checks the version it counts from, so a change
+        // numbered here and not counted fails the transaction rather than reuse a number. The completion itself is
+        // kept, to be announced again if rewards never got it.
+        var before = holder.StatusVersion + rejected.Count;
+        var version = before + (startedWith ? 2 : 1);
+        var complete = new NpgsqlBatchCommand(
             """
             update jobs set status = 'completed', outputs = @Outputs::jsonb, finished_at = @now, reason = @reason, detail = @because,
-                            status_version = status_version + @changes, completion = @completion
-            where id = @jobId returning status_version
-            """, new { first.Outputs, now, reason, because, changes = startedWith ? 2 : 1, jobId = jobId.Value, completion = JsonSerializer.Serialize(completed, PlatformJson.Options) },
-            tx, cancellationToken: ct));
+                            status_version = @version, completion = @completion
+            where id = @jobId and status_version = @before
+            """)
+        {
+            Parameters =
+            {
+                new("Outputs", first.Outputs), new("now", now), new("reason", reason), new("because", because), new("version", version),
+                new("completion", JsonSerializer.Serialize(completed, PlatformJson.Options)), new("jobId", jobId.Value), new("before", before),
+            },
+        };
+        writes.Add(complete);
         var completion = new JobStatusChanged
         {
             JobId = jobId,
@@ -439,17 +474,33 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             OccurredAt = now,
             Version = version,
         };
-        var running = new JobStatusChanged
+        List<object> messages = startedWith
+            ? [completion with { Status = "running", AttemptStatus = "running", Reason = null, Detail = null, Version = version - 1 }, completion, completed]
+            : [completion, completed];
+        var staged = outbox.Stage(tx, [.. messages.Select(m => new MessageOutbox.Outgoing(m))]);
+        writes.Add(staged.Command);
+
+        await using (var batch = new NpgsqlBatch(connection, tx))
         {
-            JobId = jobId,
-            Status = "running",
-            WorkerId = top.WorkerId,
-            AttemptId = top.AttemptId,
-            AttemptStatus = "running",
-            OccurredAt = now,
-            Version = version - 1,
-        };
-        await outbox.EnqueueManyAsync<object>(tx, startedWith ? [running, completion, completed] : [completion, completed], ct: ct);
+            foreach (var write in writes.OfType<NpgsqlBatchCommand>())
+                batch.BatchCommands.Add(write);
+            await using var reader = await batch.ExecuteReaderAsync(ct);
+            // The outbox's insert is the one statement that returns rows, and the last.
+            while (reader.FieldCount == 0 && await reader.NextResultAsync(ct))
+            {
+            }
+            await staged.ReadAsync(reader, ct);
+            while (await reader.NextResultAsync(ct))
+            {
+            }
+        }
+        if (complete.RecordsAffected != 1)
+            throw new InvalidOperationException($"Job {jobId}: not at status version {before} when its completion was written: the acceptance is rolled back");
+
+        // Only a job that had more attempts than accepted results can hold a failed one, let alone an input claim:
+        // the usual job (one attempt, one result) skips the lookup on the accept path.
+        if (holder.AttemptCount > accepted.Count)
+            await InputClaims.DisprovedAsync(tx, jobId.Value, o, now, logger, ct);
     }
 
     /// <summary>The completion's reason and sentence: one result, agreeing replicas, or a spot check that agreed.</summary>

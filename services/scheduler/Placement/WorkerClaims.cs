@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Dapper;
 using Npgsql;
 using Platform.Contracts;
+using Platform.Hosting.Database;
 
 namespace Platform.Scheduler.Placement;
 
@@ -40,7 +40,11 @@ public static class WorkerClaims
     /// </summary>
     public static Task RecordSpeedAsync(NpgsqlTransaction tx, IReadOnlyCollection<string> attemptIds, SchedulerOptions options, DateTimeOffset now,
         CancellationToken ct) =>
-        attemptIds.Count == 0 ? Task.CompletedTask : tx.Connection!.ExecuteAsync(new CommandDefinition(
+        Statements.ExecuteAsync(tx, RecordSpeed(attemptIds, options, now), ct);
+
+    /// <summary>The statement <see cref="RecordSpeedAsync"/> runs, for a caller that sends it with others in one round trip; null when there is no attempt.</summary>
+    public static NpgsqlBatchCommand? RecordSpeed(IReadOnlyCollection<string> attemptIds, SchedulerOptions options, DateTimeOffset now) =>
+        attemptIds.Count == 0 ? null : new NpgsqlBatchCommand(
             """
             insert into worker_speed as s (worker_id, kernel, samples, rates, updated_at)
             select a.worker_id, j.kernel, 1, array[j.estimated_gflop * a.concurrent / t.seconds], @now
@@ -52,13 +56,15 @@ public static class WorkerClaims
                 samples = s.samples + 1,
                 rates = (s.rates || excluded.rates)[greatest(1, cardinality(s.rates) + 2 - @keep):],
                 updated_at = excluded.updated_at
-            """,
-            new
+            """)
+        {
+            Parameters =
             {
-                attemptIds = attemptIds.ToArray(),
-                now,
-                transferBytesPerSecond = options.TransferMegabytesPerSecond * 1e6,
-                minimumSeconds = Math.Max(options.SpeedSampleMinimumTime.TotalSeconds, 0.001),
-                keep = options.ClaimSamples,
-            }, tx, cancellationToken: ct));
+                new("attemptIds", attemptIds.ToArray()),
+                new("now", now),
+                new("transferBytesPerSecond", options.TransferMegabytesPerSecond * 1e6),
+                new("minimumSeconds", Math.Max(options.SpeedSampleMinimumTime.TotalSeconds, 0.001)),
+                new("keep", options.ClaimSamples),
+            },
+        };
 }

@@ -1,5 +1,5 @@
-using Dapper;
 using Npgsql;
+using Platform.Hosting.Database;
 
 namespace Platform.Scheduler.Verification;
 
@@ -12,7 +12,11 @@ public static class WorkerTrust
     /// </summary>
     public static Task RecordAsync(NpgsqlTransaction tx, IReadOnlyCollection<string> workerIds, string kernel, bool accepted, bool compared,
         DateTimeOffset now, CancellationToken ct) =>
-        workerIds.Count == 0 ? Task.CompletedTask : tx.Connection!.ExecuteAsync(new CommandDefinition(
+        Statements.ExecuteAsync(tx, Record(workerIds, kernel, accepted, compared, now), ct);
+
+    /// <summary>The statement <see cref="RecordAsync"/> runs, for a caller that sends it with others in one round trip; null when there is no worker.</summary>
+    public static NpgsqlBatchCommand? Record(IReadOnlyCollection<string> workerIds, string kernel, bool accepted, bool compared, DateTimeOffset now) =>
+        workerIds.Count == 0 ? null : new NpgsqlBatchCommand(
             """
             insert into worker_trust as t (worker_id, kernel, streak, accepted, checked, mismatches, updated_at)
             select w, @kernel, case when @accepted then 1 else 0 end, case when @accepted then 1 else 0 end,
@@ -24,5 +28,12 @@ public static class WorkerTrust
                 checked = t.checked + excluded.checked,
                 mismatches = t.mismatches + excluded.mismatches,
                 updated_at = excluded.updated_at
-            """, new { workerIds = workerIds.Order(StringComparer.Ordinal).ToArray(), kernel, accepted, compared, now }, tx, cancellationToken: ct));
+            """)
+        {
+            Parameters =
+            {
+                new("workerIds", workerIds.Order(StringComparer.Ordinal).ToArray()), new("kernel", kernel), new("accepted", accepted),
+                new("compared", compared), new("now", now),
+            },
+        };
 }

@@ -1,6 +1,6 @@
-using Dapper;
 using Npgsql;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Database;
 
 namespace Platform.Scheduler.Workers;
 
@@ -13,7 +13,11 @@ namespace Platform.Scheduler.Workers;
 public static class WorkerEnergy
 {
     public static Task RecordAsync(NpgsqlTransaction tx, string kernel, double gflop, IEnumerable<AcceptedAttempt> accepted, DateTimeOffset now,
-        CancellationToken ct)
+        CancellationToken ct) =>
+        Statements.ExecuteAsync(tx, Record(kernel, gflop, accepted, now), ct);
+
+    /// <summary>The statement <see cref="RecordAsync"/> runs, for a caller that sends it with others in one round trip; null when no joules were checked.</summary>
+    public static NpgsqlBatchCommand? Record(string kernel, double gflop, IEnumerable<AcceptedAttempt> accepted, DateTimeOffset now)
     {
         // One row per worker, in a fixed order, so concurrent acceptances lock rows the same way round.
         var read = accepted.Where(a => a.CheckedJoules is not null)
@@ -23,24 +27,26 @@ public static class WorkerEnergy
                 Joules: g.Sum(a => a.CheckedJoules!.Value), Gflop: g.Count() * gflop))
             .ToList();
         if (read.Count == 0)
-            return Task.CompletedTask;
-        return tx.Connection!.ExecuteAsync(new CommandDefinition(
+            return null;
+        return new NpgsqlBatchCommand(
             """
             insert into worker_energy as e (worker_id, kernel, attempts, measured_attempts, joules, gflop, updated_at)
             select w, @kernel, n, m, j, g, @now from unnest(@workers, @attempts, @measured, @joules, @gflop) as t(w, n, m, j, g)
             on conflict (worker_id, kernel) do update set
                 attempts = e.attempts + excluded.attempts, measured_attempts = e.measured_attempts + excluded.measured_attempts,
                 joules = e.joules + excluded.joules, gflop = e.gflop + excluded.gflop, updated_at = excluded.updated_at
-            """,
-            new
+            """)
+        {
+            Parameters =
             {
-                kernel,
-                now,
-                workers = read.Select(r => r.WorkerId).ToArray(),
-                attempts = read.Select(r => (long)r.Attempts).ToArray(),
-                measured = read.Select(r => (long)r.Measured).ToArray(),
-                joules = read.Select(r => r.Joules).ToArray(),
-                gflop = read.Select(r => r.Gflop).ToArray(),
-            }, tx, cancellationToken: ct));
+                new("kernel", kernel),
+                new("now", now),
+                new("workers", read.Select(r => r.WorkerId).ToArray()),
+                new("attempts", read.Select(r => (long)r.Attempts).ToArray()),
+                new("measured", read.Select(r => (long)r.Measured).ToArray()),
+                new("joules", read.Select(r => r.Joules).ToArray()),
+                new("gflop", read.Select(r => r.Gflop).ToArray()),
+            },
+        };
     }
 }

@@ -579,7 +579,7 @@ public sealed class LifecycleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_result_no_other_must_match_is_accepted_and_starts_its_job_in_the_writes_that_complete_it()
+    public async Task A_result_no_other_must_match_is_accepted_and_starts_its_job_in_the_round_trip_that_completes_it()
     {
         await LiveAsync(Online());
         var job = await FundedAsync();
@@ -595,6 +595,11 @@ public sealed class LifecycleTests : IAsyncLifetime
             "select status, finished_at is not null from attempts where id = @id", new { id = assign.AttemptId.Value }));
         Assert.Contains(statements.Statements, s => s.Contains("update attempts set status = case", StringComparison.Ordinal));
         Assert.DoesNotContain(statements.Statements, s => s.Contains("update attempts set status = 'accepted'", StringComparison.Ordinal));
+        // The result, the worker's trust, the completion and its messages reach the database in one round trip (one
+        // batch, traced by Npgsql as one statement).
+        Assert.Single(statements.Statements, s => s.Contains("update attempts set status = case", StringComparison.Ordinal)
+            && s.Contains("insert into worker_trust", StringComparison.Ordinal) && s.Contains("update jobs set status = 'completed'", StringComparison.Ordinal)
+            && s.Contains("insert into outbox", StringComparison.Ordinal));
 
         // No AttemptStarted came (a tiny job's never does): the job still shows running before completed, numbered in
         // order, by the completion's own update and outbox insert rather than a statement of its own.
