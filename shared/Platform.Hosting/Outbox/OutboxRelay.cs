@@ -16,8 +16,7 @@ namespace Platform.Hosting.Outbox;
 /// Sends outbox messages with publisher confirms and marks their rows sent, by two paths:
 /// - from memory: the messages a transaction committed through <see cref="MessageOutbox.CommitAsync"/>, batched
 ///   over however many commits are waiting; one statement finds which of them are committed and unsent, one marks
-///   them sent after the broker confirmed them. While commits keep coming, the statement marking one batch sent and
-///   the one checking the next batch go in one round trip;
+///   them sent after the broker confirmed them;
 /// - by poll: rows nobody handed over (written by SQL, or by a process that died before sending them, or whose send
 ///   failed), claimed with FOR UPDATE SKIP LOCKED so several instances of a service share the work.
 /// A row whose send fails stays unsent and is retried by the poll, so a message is sent at least once and carries the
@@ -70,61 +69,20 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         var reader = outbox.Committed;
         if (!reader.TryPeek(out _))
             await reader.WaitToReadAsync(ct);
-        var batch = Waiting(reader);
+        var batch = new List<MessageOutbox.Pending>(BatchSize);
+        while (batch.Count < BatchSize && reader.TryRead(out var pending))
+            batch.Add(pending);
         if (batch.Count == 0)
             return;
 
         await using var connection = await dataSource.OpenConnectionAsync(ct);
-        var unsent = await UnsentAsync(connection, [], batch, ct);
-        // While commits keep coming, each round trip marks one batch sent and checks the next, which came while the
-        // first was being sent.
-        while (batch.Count > 0)
-        {
-            var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id))), ct);
-            var next = Waiting(reader);
-            // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
-            await RecordFailuresAsync(connection, results, retryByPoll: true, ct);
-            unsent = await UnsentAsync(connection, [.. results.Where(r => r.Error is null).Select(r => r.Id)], next, ct);
-            outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
-            batch = next;
-        }
-    }
-
-    private static List<MessageOutbox.Pending> Waiting(System.Threading.Channels.ChannelReader<MessageOutbox.Pending> reader)
-    {
-        var batch = new List<MessageOutbox.Pending>(BatchSize);
-        while (batch.Count < BatchSize && reader.TryRead(out var pending))
-            batch.Add(pending);
-        return batch;
-    }
-
-    /// <summary>
-    /// Marks <paramref name="sent"/> sent and finds which of <paramref name="toCheck"/> are committed and not sent yet
-    /// (the poll may have sent them first), in one round trip.
-    /// </summary>
-    private static async Task<HashSet<long>> UnsentAsync(NpgsqlConnection connection, long[] sent, List<MessageOutbox.Pending> toCheck, CancellationToken ct)
-    {
-        await using var batch = new NpgsqlBatch(connection);
-        if (sent.Length > 0)
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(MarkSent) { Parameters = { new("sent", sent) } });
-        if (toCheck.Count > 0)
-        {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("select id from outbox where id = any(@ids) and sent_at is null")
-            {
-                Parameters = { new("ids", toCheck.Select(p => p.Id).ToArray()) },
-            });
-        }
-        var unsent = new HashSet<long>();
-        if (batch.BatchCommands.Count == 0)
-            return unsent;
-        await using var reader = await batch.ExecuteReaderAsync(ct);
-        do
-        {
-            while (await reader.ReadAsync(ct))
-                unsent.Add(reader.GetInt64(0));
-        }
-        while (await reader.NextResultAsync(ct));
-        return unsent;
+        var unsent = (await connection.QueryAsync<long>(new CommandDefinition(
+            "select id from outbox where id = any(@ids) and sent_at is null", new { ids = batch.Select(p => p.Id).ToArray() },
+            cancellationToken: ct))).ToHashSet();
+        var results = await SendAllAsync(Sends(batch.Where(p => unsent.Contains(p.Id))), ct);
+        // A failed send is left to the poll at once (relay_after cleared), which retries it with its own backoff.
+        await RecordAsync(connection, results, retryByPoll: true, ct);
+        outbox.CountSent(fromMemory: true, results.Count(r => r.Error is null));
     }
 
     private async Task PollAsync(CancellationToken ct)
@@ -212,20 +170,15 @@ public sealed class OutboxRelay(NpgsqlDataSource dataSource, MessageOutbox outbo
         }))).SelectMany(r => r).ToArray();
     }
 
-    private const string MarkSent = "update outbox set sent_at = now(), attempts = attempts + 1 where id = any(@sent)";
-
     private async Task RecordAsync(NpgsqlConnection connection, (long Id, string? Error)[] results, bool retryByPoll, CancellationToken ct,
         NpgsqlTransaction? tx = null)
     {
         var sent = results.Where(r => r.Error is null).Select(r => r.Id).ToArray();
         if (sent.Length > 0)
-            await connection.ExecuteAsync(new CommandDefinition(MarkSent, new { sent }, tx, cancellationToken: ct));
-        await RecordFailuresAsync(connection, results, retryByPoll, ct, tx);
-    }
-
-    private async Task RecordFailuresAsync(NpgsqlConnection connection, (long Id, string? Error)[] results, bool retryByPoll, CancellationToken ct,
-        NpgsqlTransaction? tx = null)
-    {
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                "update outbox set sent_at = now(), attempts = attempts + 1 where id = any(@sent)", new { sent }, tx, cancellationToken: ct));
+        }
         var failed = results.Where(r => r.Error is not null).ToList();
         foreach (var (id, error) in failed)
         {
