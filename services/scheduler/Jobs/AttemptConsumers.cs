@@ -243,8 +243,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
                 new("AttemptId", submitted.AttemptId),
             },
         };
-        // A result accepted alone is written by the accept, in its round trip; one that waits for others is written now,
-        // for the lookup of the job's results below to find.
+        // A result accepted alone (always accepted below: one result, at most one needed) is written by the accept, in its
+        // round trip; one that waits for others is written now, for the lookup of the job's results below to find.
         if (!acceptedAlone)
             await Statements.ExecuteAsync(tx, recordResult, ct);
         // Only jobs being verified look up the results before this one.
