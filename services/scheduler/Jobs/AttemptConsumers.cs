@@ -350,7 +350,8 @@ public sealed class AttemptCompletedConsumer(NpgsqlDataSource db, MessageOutbox 
             SchedulerMetrics.AttemptsEnded("rejected", JobReasons.VerificationFailed, rejectedCount);
         });
 
-        // The rejected results' changes are numbered before the completion, which is the job's last change.
+        // The rejected results' changes are numbered before the completion, which is the job's last change: exactly one
+        // per rejected result (JobStatusEvents.EnqueueAsync below), as the completion's count (`before`) assumes.
         var detail = $"the result disagreed with {accepted.Count} agreeing result(s) from other operators' workers";
         foreach (var loser in rejected)
         {

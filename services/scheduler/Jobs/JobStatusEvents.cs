@@ -9,7 +9,9 @@ namespace Platform.Scheduler.Jobs;
 /// A JobStatusChanged is numbered with the job's next status version, in the transaction that makes the change, so
 /// readers (the gateway's event stream) can put a job's changes in the order they happened however the broker delivers
 /// them. These number one change at a time. Three writers number their own: JobStore's queueing and the dispatch pass's
-/// assignments (many jobs in one statement), and a completion that also starts its job (two changes in one update).
+/// assignments (many jobs in one statement), and the completion (AttemptCompletedConsumer), which counts its number from
+/// the version it read under the job's lock plus the changes numbered in its transaction, checks it in its update, and
+/// when it also starts its job takes two numbers in that one update.
 /// </summary>
 public static class JobStatusEvents
 {
