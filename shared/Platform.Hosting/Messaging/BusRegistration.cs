@@ -19,7 +19,6 @@ public static class BusRegistration
         var address = RabbitMqAddress.Parse(rabbitMqUri);
         // A service looks after its own dead letters (a node's login may not read its error queue, and a node's
         // dead AssignJob is the scheduler's lease to time out).
-        services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ConsumedQueues>();
         services.AddOptions<DeadLetterOptions>().BindConfiguration(DeadLetterOptions.SectionName);
         services.AddSingleton(sp => ActivatorUtilities.CreateInstance<DeadLetterReconciler>(sp, address));
@@ -39,11 +38,14 @@ public static class BusRegistration
         // A node is told by the network which kind its queues must be (the broker refuses to redeclare a queue as the other kind).
         var quorumQueues = login.QuorumQueues ?? options?.QuorumQueues ?? false;
 
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<ReceiveEndpointStates>();
         services.AddMassTransit(x =>
         {
             // Queues are prefixed with the service so two services consuming the same event get a queue each.
             x.SetEndpointNameFormatter(new KebabCaseEndpointNameFormatter(service, includeNamespace: false));
             configureBus?.Invoke(x);
+            x.AddReceiveEndpointObserver(sp => sp.GetRequiredService<ReceiveEndpointStates>());
             // MassTransit (8.4+) posts usage telemetry to its authors' host five minutes after start unless told
             // not to. Nothing of an operator's or a client's deployment calls outside without their consent; an
             // owner who wants to share it can still opt in with MASSTRANSIT_USAGE_TELEMETRY=true.
@@ -70,19 +72,21 @@ public static class BusRegistration
                     // Heartbeats every 5 s find it dead in about 10 (the server's default, 60 s, left the bus using a
                     // connection to a paused node well after the partition had healed).
                     h.Heartbeat(BrokerHeartbeat);
-                    // A cluster: each connection attempt tries every node until one answers (MassTransit's UseCluster
-                    // offers one node per attempt; see ClusterEndpointResolver). The factory is refreshed before
-                    // every connection; the resolver keeps its place across them.
-                    if (broker.Nodes.Count > 1)
+                    // The factory is refreshed before every connection MassTransit opens: the watchdog learns of it, and
+                    // in a cluster each attempt tries every node until one answers (MassTransit's UseCluster offers one
+                    // node per attempt; see ClusterEndpointResolver), the resolver keeping its place across attempts.
+                    var states = context.GetRequiredService<ReceiveEndpointStates>();
+                    var cluster = broker.Nodes.Count > 1 ? new ClusterEndpointResolver(broker.Nodes) : null;
+                    h.OnRefreshConnectionFactory = factory =>
                     {
-                        var cluster = new ClusterEndpointResolver(broker.Nodes);
-                        h.OnRefreshConnectionFactory = factory =>
+                        states.Connecting();
+                        if (cluster is not null)
                         {
                             cluster.Ssl = factory.Ssl;
                             factory.EndpointResolverFactory = _ => cluster;
-                            return Task.CompletedTask;
-                        };
-                    }
+                        }
+                        return Task.CompletedTask;
+                    };
                 });
                 // MassTransit's own queue (replies to requests) is durable on a single broker. Not in a cluster: a durable
                 // classic queue lives on one node, and while that node is down it can be neither used nor declared again
@@ -106,6 +110,9 @@ public static class BusRegistration
                 cfg.ConfigureEndpoints(context);
             });
         });
+        // After MassTransit's own hosted service, so it stops first at shutdown and never restarts a bus being stopped.
+        services.AddSingleton<ReceiveWatchdog>();
+        services.AddHostedService(sp => sp.GetRequiredService<ReceiveWatchdog>());
         return services;
     }
 }

@@ -1,6 +1,6 @@
 namespace Platform.Hosting.Messaging;
 
-/// <summary>How the service's queues are declared on the broker.</summary>
+/// <summary>How the service's queues are declared on the broker, and how its bus recovers.</summary>
 public sealed class RabbitMqOptions
 {
     public const string SectionName = "RabbitMq";
@@ -12,4 +12,11 @@ public sealed class RabbitMqOptions
     /// queues (drained) before switching, or the declaration fails.
     /// </summary>
     public bool QuorumQueues { get; set; }
+
+    /// <summary>
+    /// How long a receive endpoint may stay silent after the bus began a new broker connection before the bus is
+    /// restarted (<see cref="ReceiveWatchdog"/>); it is checked three times as often. An endpoint on a lost connection
+    /// reports within a second of the loss, so this only has to outlast a slow reconnect.
+    /// </summary>
+    public TimeSpan ReceiveRecovery { get; set; } = TimeSpan.FromSeconds(15);
 }

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
+using Platform.Testing;
+
+namespace Platform.Hosting.Tests.Messaging;
+
+/// <summary>
+/// A bus whose receive endpoints say nothing after it began a new broker connection is restarted and consumes again;
+/// a connection lost the ordinary way (its endpoints report it and come back) restarts nothing.
+/// </summary>
+public sealed class ReceiveWatchdogTests : IAsyncLifetime
+{
+    private const string Queue = "hostingtest-watchdog-probe";
+    private static readonly TimeSpan Recovery = TimeSpan.FromSeconds(1);
+    private TestEnvironment _env = null!;
+
+    public async Task InitializeAsync() => _env = await (await PlatformInfrastructure.GetAsync()).CreateEnvironmentAsync("hosting-watchdog");
+
+    public async Task DisposeAsync() => await _env.DisposeAsync();
+
+    [Fact]
+    public async Task Endpoints_silent_since_a_new_connection_began_get_the_bus_restarted_and_consume_again()
+    {
+        var consumed = Channel.CreateUnbounded<JobFunded>();
+        await using var host = await StartAsync(consumed);
+        var bus = host.Get<IBusControl>();
+        var states = host.Get<ReceiveEndpointStates>();
+        var watchdog = host.Get<ReceiveWatchdog>();
+        await ConsumesAsync(bus, consumed);
+        Assert.Empty(states.Stranded(TimeSpan.Zero, bus.Address));
+
+        // What MassTransit did in the failover test: it began a new connection (the factory refresh, which the bus's
+        // hook reports) and its receive endpoints, still Ready on the lost one, were never told.
+        states.Connecting();
+        Assert.NotEmpty(states.Stranded(TimeSpan.Zero, bus.Address));
+
+        await Eventually.UntilAsync(() => Task.FromResult(watchdog.Restarts), n => n > 0, TimeSpan.FromSeconds(30), "the watchdog to restart the bus");
+        await Eventually.UntilAsync(() => Task.FromResult(bus.CheckHealth().Status), s => s == BusHealthStatus.Healthy, TimeSpan.FromSeconds(30), "the bus to be healthy again");
+        await ConsumesAsync(bus, consumed);
+        // Ready again on the new connection: nothing is stranded, and three checks later the bus was still restarted once.
+        Assert.Empty(states.Stranded(TimeSpan.Zero, bus.Address));
+        await ChecksAsync(watchdog, 3);
+        Assert.Equal(1, watchdog.Restarts);
+    }
+
+    [Fact]
+    public async Task A_connection_closed_by_the_broker_is_recovered_by_MassTransit_without_a_restart()
+    {
+        var consumed = Channel.CreateUnbounded<JobFunded>();
+        await using var host = await StartAsync(consumed);
+        var bus = host.Get<IBusControl>();
+        var states = host.Get<ReceiveEndpointStates>();
+        await ConsumesAsync(bus, consumed);
+        var firstConnection = states.ConnectingAt;
+
+        await CloseConnectionsAsync();
+
+        // MassTransit noticed, connected again and its endpoints consume on the new connection.
+        await Eventually.UntilAsync(() => Task.FromResult(states.ConnectingAt), at => at is not null && at != firstConnection, TimeSpan.FromSeconds(30),
+            "the bus to connect again");
+        await ConsumesAsync(bus, consumed);
+        // Checked past the watchdog's wait: the endpoints reported the loss and came back, so it restarted nothing.
+        var watchdog = host.Get<ReceiveWatchdog>();
+        await ChecksAsync(watchdog, 6);
+        Assert.Empty(states.Stranded(Recovery, bus.Address));
+        Assert.Equal(0, watchdog.Restarts);
+    }
+
+    private Task<RunningHost> StartAsync(Channel<JobFunded> consumed) => RunningHost.StartAsync(_env, services =>
+    {
+        services.AddSingleton(consumed);
+        services.Configure<RabbitMqOptions>(o => o.ReceiveRecovery = Recovery);
+        services.AddPlatformBus(RunningHost.Service, _env.RabbitMqUri, x => x.AddConsumer<WatchdogProbeConsumer>().Endpoint(e => e.Name = Queue));
+    });
+
+    /// <summary>A message published now is consumed (publishes are retried while the bus reconnects).</summary>
+    private static async Task ConsumesAsync(IBusControl bus, Channel<JobFunded> consumed)
+    {
+        await Eventually.UntilAsync(() => Task.FromResult(bus.CheckHealth().Status), s => s == BusHealthStatus.Healthy, TimeSpan.FromSeconds(30), "the bus to be healthy");
+        var sent = new JobFunded { JobId = Platform.Contracts.JobId.New(), Escrowed = 1m, OccurredAt = DateTimeOffset.UtcNow };
+        await bus.Publish(sent);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var received = await consumed.Reader.ReadAsync(deadline.Token);
+            if (received.JobId == sent.JobId)
+                return;
+        }
+    }
+
+    /// <summary>The watchdog has looked <paramref name="more"/> more times (each a third of <see cref="Recovery"/> apart).</summary>
+    private static async Task ChecksAsync(ReceiveWatchdog watchdog, int more)
+    {
+        var target = watchdog.Checks + more;
+        await Eventually.UntilAsync(() => Task.FromResult(watchdog.Checks), n => n >= target, TimeSpan.FromSeconds(30), $"{more} more checks");
+    }
+
+    /// <summary>The broker closes every client connection of this test's vhost (management API).</summary>
+    private async Task CloseConnectionsAsync()
+    {
+        var management = _env.Infrastructure.RabbitMqManagement;
+        // The management API lists a connection once its statistics are first collected (every few seconds).
+        var names = await Eventually.UntilAsync(async () =>
+        {
+            using var list = await management.GetAsync(new Uri($"api/vhosts/{Uri.EscapeDataString(_env.Name)}/connections", UriKind.Relative));
+            list.EnsureSuccessStatusCode();
+            using var json = JsonDocument.Parse(await list.Content.ReadAsStringAsync());
+            return json.RootElement.EnumerateArray().Select(c => c.GetProperty("name").GetString()!).ToList();
+        }, n => n.Count > 0, TimeSpan.FromSeconds(30), "the bus's connection to be listed");
+        foreach (var name in names)
+        {
+            using var closed = await management.DeleteAsync(new Uri($"api/connections/{Uri.EscapeDataString(name)}", UriKind.Relative));
+            closed.EnsureSuccessStatusCode();
+        }
+    }
+}
+
+internal sealed class WatchdogProbeConsumer(Channel<JobFunded> consumed) : IConsumer<JobFunded>
+{
+    public async Task Consume(ConsumeContext<JobFunded> context) => await consumed.Writer.WriteAsync(context.Message, context.CancellationToken);
+}
