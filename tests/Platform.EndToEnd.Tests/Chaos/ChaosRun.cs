@@ -415,10 +415,14 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
     /// </summary>
     private void PrintServiceWarnings(DateTimeOffset since, string why)
     {
-        log($"chaos: {why}; what the services logged since then:");
+        log($"chaos: {why}; what the services logged since then, each in one line first (a CI summary keeps only a failure's first lines):");
+        var details = new List<(string Service, List<string> Lines)>();
         foreach (var service in network.Services)
         {
+            var name = Path.GetFileNameWithoutExtension(service.LogPath);
             var lines = new List<string>();
+            int consumed = 0, connected = 0, ready = 0;
+            DateTimeOffset? lastConsumed = null;
             foreach (var line in service.Log().Split('\n'))
             {
                 // A line this cannot read is skipped: the diagnosis must not replace the failure it explains.
@@ -432,6 +436,14 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                     // The console formatter's timestamp format ends in a space.
                     if (!DateTimeOffset.TryParse(root.GetProperty("Timestamp").GetString()?.Trim(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) || at < since)
                         continue;
+                    // A consumer's span: the process took a message in.
+                    if (category == "Platform.Spans" && message.Contains(" process Consumer ", StringComparison.Ordinal))
+                    {
+                        consumed++;
+                        lastConsumed = at;
+                    }
+                    connected += message.StartsWith("Connected: ", StringComparison.Ordinal) ? 1 : 0;
+                    ready += message.StartsWith("Endpoint Ready: ", StringComparison.Ordinal) ? 1 : 0;
                     // Topology lines (declare, bind) repeat on every reconnect and say nothing about waiting.
                     var connection = category.StartsWith("MassTransit", StringComparison.Ordinal)
                         && !message.StartsWith("Declare ", StringComparison.Ordinal) && !message.StartsWith("Bind ", StringComparison.Ordinal)
@@ -444,7 +456,13 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                     // Not a log line this can read (a partial last line, another format): skipped.
                 }
             }
-            log($"  {Path.GetFileNameWithoutExtension(service.LogPath)}: {lines.Count} lines");
+            log($"  {name}: {connected} connections made, {ready} endpoints ready, {consumed} messages consumed"
+                + (lastConsumed is { } last ? $" (the last at {last:HH:mm:ss.fff})" : "") + $", {lines.Count} lines below");
+            details.Add((name, lines));
+        }
+        foreach (var (name, lines) in details)
+        {
+            log($"  {name}:");
             foreach (var line in lines.Take(40))
                 log(line);
         }
