@@ -16,7 +16,7 @@ public sealed class RabbitMqOptions
     /// <summary>
     /// How long a receive endpoint may stay silent after the bus began a new broker connection before the bus is
     /// restarted (<see cref="ReceiveWatchdog"/>); it is checked three times as often. An endpoint on a lost connection
-    /// reports within a second of the loss, so this only has to outlast a slow reconnect.
+    /// reports within a second of the loss, so this only has to outlast a slow reconnect. Zero turns the watchdog off.
     /// </summary>
     public TimeSpan ReceiveRecovery { get; set; } = TimeSpan.FromSeconds(15);
 }

@@ -81,6 +81,8 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var recovery = options.Value.ReceiveRecovery;
+        if (recovery <= TimeSpan.Zero)
+            return;
         using var timer = new PeriodicTimer(recovery / 3, clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
