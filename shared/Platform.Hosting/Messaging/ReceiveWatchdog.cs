@@ -38,6 +38,13 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
             .Select(e => e.Key).OrderBy(u => u.ToString(), StringComparer.Ordinal)];
     }
 
+    /// <summary>The endpoints whose last word is Ready, but for the bus's own (<paramref name="busAddress"/>).</summary>
+    public IReadOnlyList<Uri> Ready(Uri busAddress) => [.. _readySince.Keys.Where(u => u.AbsolutePath != busAddress.AbsolutePath)];
+
+    /// <summary>Whether each of <paramref name="endpoints"/> has said Ready since <paramref name="since"/>, and nothing after.</summary>
+    public bool AllReadySince(IEnumerable<Uri> endpoints, DateTimeOffset since) =>
+        endpoints.All(u => _readySince.TryGetValue(u, out var at) && at >= since);
+
     public Task Ready(ReceiveEndpointReady ready)
     {
         _readySince[ready.InputAddress] = clock.GetUtcNow();
@@ -67,12 +74,15 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
 /// and it ran nothing until each attempt's deadline. A stopped and started bus consumes on the new connection.
 /// </summary>
 public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates states, IOptions<RabbitMqOptions> options, TimeProvider clock,
-    ILogger<ReceiveWatchdog> logger) : BackgroundService
+    IHostApplicationLifetime lifetime, ILogger<ReceiveWatchdog> logger) : BackgroundService
 {
+    /// <summary>How long a restart may take, stopping and starting until every endpoint is Ready again.</summary>
+    public static readonly TimeSpan RestartTimeout = TimeSpan.FromSeconds(30);
+
     private int _restarts;
     private int _checks;
 
-    /// <summary>How many times this process restarted its bus.</summary>
+    /// <summary>How many times this process restarted its bus, each time until its endpoints were Ready again.</summary>
     public int Restarts => Volatile.Read(ref _restarts);
 
     /// <summary>How many times it has looked.</summary>
@@ -83,7 +93,7 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
         var recovery = options.Value.ReceiveRecovery;
         if (recovery <= TimeSpan.Zero)
             return;
-        using var timer = new PeriodicTimer(recovery / 3, clock);
+        using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Max(recovery.Ticks / 3, TimeSpan.FromMilliseconds(100).Ticks)), clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
             var stranded = states.Stranded(recovery, bus.Address);
@@ -92,35 +102,47 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
                 continue;
             logger.LogWarning("Receive endpoints {Endpoints} have reported nothing since the bus began a new broker connection {Seconds:F0} s ago: "
                 + "they were left on the lost one; restarting the bus", string.Join(", ", stranded), (clock.GetUtcNow() - states.ConnectingAt!.Value).TotalSeconds);
-            await RestartAsync(stoppingToken);
+            if (!await RestartAsync(states.Ready(bus.Address), stoppingToken) && !stoppingToken.IsCancellationRequested)
+            {
+                // A bus that neither stopped nor started within the limit cannot be trusted to consume again: a process
+                // started afresh can (compose restarts it; a node's operator runs it under a supervisor).
+                logger.LogCritical("The bus did not come back within {Seconds:F0} s of a restart; stopping the process so that it starts afresh",
+                    RestartTimeout.TotalSeconds);
+                Environment.ExitCode = 1;
+                lifetime.StopApplication();
+                return;
+            }
         }
     }
 
-    private async Task RestartAsync(CancellationToken ct)
+    /// <summary>Stops and starts the bus; true once each of <paramref name="endpoints"/> has been Ready since.</summary>
+    private async Task<bool> RestartAsync(IReadOnlyCollection<Uri> endpoints, CancellationToken ct)
     {
-        Interlocked.Increment(ref _restarts);
-        // Stopping cancels consumers on channels of the lost connection, which may answer late or never.
-        using (var stop = CancellationTokenSource.CreateLinkedTokenSource(ct))
-        {
-            stop.CancelAfter(options.Value.ReceiveRecovery);
-            try
-            {
-                await bus.StopAsync(stop.Token);
-            }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
-            {
-                logger.LogWarning(ex, "The bus did not stop cleanly; starting it anyway");
-            }
-        }
+        var began = clock.GetUtcNow();
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(RestartTimeout);
         try
         {
-            await bus.StartAsync(ct);
-            logger.LogWarning("Bus restarted");
+            // Stopping cancels consumers on channels of the lost connection, which may answer late. MassTransit gives up
+            // quietly when the token fires, and a start after a stop that gave up returns the old handle: so the restart
+            // counts only once the endpoints say Ready again.
+            await bus.StopAsync(limit.Token);
+            ct.ThrowIfCancellationRequested();
+            await bus.StartAsync(limit.Token);
+            while (!states.AllReadySince(endpoints, began))
+                await Task.Delay(TimeSpan.FromMilliseconds(100), clock, limit.Token);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
-            // MassTransit keeps trying to connect; the next check looks again.
-            logger.LogError(ex, "The bus did not start again");
+            logger.LogError(ex, "Restarting the bus failed");
+            return false;
         }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        Interlocked.Increment(ref _restarts);
+        logger.LogWarning("Bus restarted: {Count} receive endpoints consuming again after {Seconds:F1} s", endpoints.Count, (clock.GetUtcNow() - began).TotalSeconds);
+        return true;
     }
 }

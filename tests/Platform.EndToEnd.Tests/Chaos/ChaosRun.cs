@@ -456,7 +456,8 @@ public sealed class ChaosRun(Network network, int jobs, int seed, Action<string>
                     // Not a log line this can read (a partial last line, another format): skipped.
                 }
             }
-            log($"  {name}: {connected} connections made, {ready} endpoints ready, {consumed} messages consumed"
+            // Counted from what the cluster networks log: MassTransit's lines at Debug, and the consumer spans recorded.
+            log($"  {name}: {connected} MassTransit Connected lines, {ready} Endpoint Ready lines, {consumed} consumer spans"
                 + (lastConsumed is { } last ? $" (the last at {last:HH:mm:ss.fff})" : "") + $", {lines.Count} lines below");
             details.Add((name, lines));
         }
