@@ -67,7 +67,7 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
 /// <summary>
 /// Restarts the bus when its receive endpoints were left on a broker connection that is gone
 /// (<see cref="ReceiveEndpointStates.Stranded"/> for <see cref="RabbitMqOptions.ReceiveRecovery"/>). Seen when a cluster
-/// node was killed under load, in about one run of the failover test in three: a worker's publish was in flight,
+/// node was killed under load (once in ten runs of the failover test here, and in CI): a worker's publish was in flight,
 /// RabbitMQ.Client threw ObjectDisposedException from the channel's confirm semaphore, and MassTransit closed the
 /// connection itself (which took 15 s) without telling its receive endpoints. It connected again for its sends, so the
 /// worker's heartbeats went on and the scheduler kept giving it work, but its endpoints never reported anything again
