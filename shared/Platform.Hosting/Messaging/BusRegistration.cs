@@ -72,7 +72,7 @@ public static class BusRegistration
                     // Heartbeats every 5 s find it dead in about 10 (the server's default, 60 s, left the bus using a
                     // connection to a paused node well after the partition had healed).
                     h.Heartbeat(BrokerHeartbeat);
-                    // The factory is refreshed before every connection MassTransit opens: the watchdog learns of it, and
+                    // The factory is refreshed before every connection MassTransit opens: the receive watchdog learns of it, and
                     // in a cluster each attempt tries every node until one answers (MassTransit's UseCluster offers one
                     // node per attempt; see ClusterEndpointResolver), the resolver keeping its place across attempts.
                     var states = context.GetRequiredService<ReceiveEndpointStates>();
@@ -110,7 +110,7 @@ public static class BusRegistration
                 cfg.ConfigureEndpoints(context);
             });
         });
-        // After MassTransit's own hosted service, so it stops first at shutdown and never restarts a bus being stopped.
+        // Reports receive endpoints MassTransit left on a lost connection.
         services.AddSingleton<ReceiveWatchdog>();
         services.AddHostedService(sp => sp.GetRequiredService<ReceiveWatchdog>());
         return services;

@@ -1,6 +1,6 @@
 namespace Platform.Hosting.Messaging;
 
-/// <summary>How the service's queues are declared on the broker, and how its bus recovers.</summary>
+/// <summary>How the service's queues are declared on the broker, and when its bus is reported stranded.</summary>
 public sealed class RabbitMqOptions
 {
     public const string SectionName = "RabbitMq";
@@ -14,9 +14,10 @@ public sealed class RabbitMqOptions
     public bool QuorumQueues { get; set; }
 
     /// <summary>
-    /// How long a receive endpoint may stay silent after the bus began a new broker connection before the bus is
-    /// restarted (<see cref="ReceiveWatchdog"/>); it is checked three times as often. An endpoint on a lost connection
-    /// reports within a second of the loss, so this only has to outlast a slow reconnect. Zero turns the watchdog off.
+    /// How long a receive endpoint may stay silent after the bus began a new broker connection before it is reported
+    /// as left on the lost one (<see cref="ReceiveWatchdog"/>, an error in the log); it is checked three times as often.
+    /// An endpoint on a lost connection reports within a second of the loss, so this only has to outlast a slow
+    /// reconnect. Zero turns the watchdog off.
     /// </summary>
     public TimeSpan ReceiveRecovery { get; set; } = TimeSpan.FromSeconds(15);
 }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -43,27 +42,6 @@ public sealed class ClusterConnectionTests : IAsyncLifetime
         // its transport retry's pause before the next node.
         Assert.DoesNotContain(log.Lines, line => line.Contains("Connection Failed", StringComparison.Ordinal) || line.Contains("unreachable", StringComparison.OrdinalIgnoreCase));
         Assert.Contains(log.Lines, line => line.Contains("Bus started", StringComparison.Ordinal));
-    }
-
-    private sealed class CapturedLog : ILoggerProvider
-    {
-        public ConcurrentQueue<string> Lines { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(CapturedLog log, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                log.Lines.Enqueue($"{logLevel} {category}: {formatter(state, exception)} {exception?.Message}");
-        }
     }
 }
 
