@@ -11,12 +11,15 @@ public static class Teardown
     private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(1);
     private static volatile bool gaveUp;
 
-    /// <summary>Calls <paramref name="step"/> until <paramref name="done"/> accepts its result (see <see cref="Eventually"/>).</summary>
-    public static async Task RetryAsync<T>(Func<Task<T>> step, Func<T, bool> done, string what)
+    /// <summary>
+    /// Calls <paramref name="step"/> until <paramref name="done"/> accepts its result (see <see cref="Eventually"/>), for a
+    /// minute or <paramref name="deadline"/>.
+    /// </summary>
+    public static async Task RetryAsync<T>(Func<Task<T>> step, Func<T, bool> done, string what, TimeSpan? deadline = null)
     {
         try
         {
-            await Eventually.UntilAsync(step, done, gaveUp ? TimeSpan.Zero : Deadline, what);
+            await Eventually.UntilAsync(step, done, gaveUp ? TimeSpan.Zero : deadline ?? Deadline, what);
         }
         catch (TimeoutException)
         {

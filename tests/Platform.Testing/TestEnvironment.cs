@@ -15,6 +15,9 @@ public sealed partial class TestEnvironment : IAsyncDisposable
     private readonly ConcurrentDictionary<string, int> instances = new();
     private readonly ConcurrentDictionary<ServiceProcess, byte> services = new();
     private int disposed;
+    private bool vhostDeleteUnanswered;
+
+    private static readonly TimeSpan VirtualHostDeleteDeadline = TimeSpan.FromMinutes(3);
 
     internal TestEnvironment(PlatformInfrastructure infrastructure, string name)
     {
@@ -88,10 +91,11 @@ public sealed partial class TestEnvironment : IAsyncDisposable
         {
             // Both deletes are tried again until a deadline (Teardown): on a busy broker a vhost with a service's queues
             // can take longer to delete than the management client waits (the delete goes on, and the next try finds the
-            // vhost gone), and a database can be briefly held by a session a killed service left.
+            // vhost gone; after a partition a cluster's took more than the usual minute), and a database can be briefly
+            // held by a session a killed service left.
             try
             {
-                await Teardown.RetryAsync(DeleteVirtualHostAsync, Teardown.Gone, $"deleting vhost {Name}");
+                await Teardown.RetryAsync(DeleteVirtualHostAsync, Teardown.Gone, $"deleting vhost {Name}", VirtualHostDeleteDeadline);
             }
             finally
             {
@@ -102,7 +106,18 @@ public sealed partial class TestEnvironment : IAsyncDisposable
 
     private async Task<HttpStatusCode> DeleteVirtualHostAsync()
     {
+        // A delete the management API did not answer in time may still be under way (a cluster just healed from a
+        // partition took over a minute): the next try asks whether the vhost is gone before deleting it again.
+        if (vhostDeleteUnanswered)
+        {
+            using var found = await Infrastructure.RabbitMqManagement.GetAsync(VirtualHostPath());
+            if (found.StatusCode == HttpStatusCode.NotFound)
+                return found.StatusCode;
+        }
+
+        vhostDeleteUnanswered = true;
         using var response = await Infrastructure.RabbitMqManagement.DeleteAsync(VirtualHostPath());
+        vhostDeleteUnanswered = false;
         return response.StatusCode;
     }
 
@@ -143,6 +158,25 @@ public sealed partial class TestEnvironment : IAsyncDisposable
         using var granted = await Infrastructure.RabbitMqManagement.PutAsync(
             permissions, Json("""{"configure":".*","write":".*","read":".*"}"""));
         granted.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>The broker closes every client connection to this environment's vhost (management API), as a lost link would.</summary>
+    public async Task CloseBrokerConnectionsAsync()
+    {
+        var management = Infrastructure.RabbitMqManagement;
+        // The management API lists a connection once its statistics are first collected (every few seconds).
+        var names = await Eventually.UntilAsync(async () =>
+        {
+            using var list = await management.GetAsync(new Uri($"{VirtualHostPath()}/connections", UriKind.Relative));
+            list.EnsureSuccessStatusCode();
+            using var json = System.Text.Json.JsonDocument.Parse(await list.Content.ReadAsStringAsync());
+            return json.RootElement.EnumerateArray().Select(c => c.GetProperty("name").GetString()!).ToList();
+        }, n => n.Count > 0, TimeSpan.FromSeconds(30), $"a connection to vhost {Name} to be listed");
+        foreach (var name in names)
+        {
+            using var closed = await management.DeleteAsync(new Uri($"api/connections/{Uri.EscapeDataString(name)}", UriKind.Relative));
+            closed.EnsureSuccessStatusCode();
+        }
     }
 
     internal int NextInstance(string service) => instances.AddOrUpdate(service, 1, (_, n) => n + 1);

@@ -1,17 +1,25 @@
 using Microsoft.Extensions.Options;
 using Platform.Contracts.Kernels;
 using Platform.Contracts.Messages;
+using Platform.Hosting.Messaging;
 using Platform.Worker.Compute;
 
 namespace Platform.Worker.Node;
 
 /// <summary>
 /// Announces the node (WorkerOnline) under the operator its enrollment named, beats every interval, and says
-/// goodbye (WorkerOffline) on a clean shutdown.
+/// goodbye (WorkerOffline) on a clean shutdown. A beat tells the scheduler the node takes work, so none is sent while
+/// the bus's receive endpoints are stranded (<see cref="ReceiveWatchdog.ReceivesNothing"/>).
 /// </summary>
-public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, NodeStatus status, ComputeNode compute, NodeChannel network, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
+public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, NodeStatus status, ComputeNode compute, NodeChannel network,
+    ReceiveWatchdog receive, IOptions<WorkerOptions> options, TimeProvider clock, ILogger<Presence> logger)
     : BackgroundService
 {
+    private long _withheld;
+
+    /// <summary>Beats not sent because the node received nothing.</summary>
+    public long WithheldBeats => Interlocked.Read(ref _withheld);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // The network credits the operator it registered this node under, whatever a message says; the node
@@ -43,8 +51,25 @@ public sealed class Presence(NodeIdentity identity, NodeEnrollment enrollment, N
         logger.LogInformation("Worker {WorkerId} online for operator {Operator} in region {Region} with {Slots} slot(s)", identity.WorkerId, account, o.Region, o.Slots);
 
         using var timer = new PeriodicTimer(o.HeartbeatInterval, clock);
+        var withholding = false;
         while (await timer.WaitForNextTickAsync(stoppingToken) && !stoppingToken.IsCancellationRequested)
         {
+            // MassTransit can reconnect a process for its sends and leave its receive endpoints on the lost connection.
+            // Beating then would keep the scheduler giving the node work that waits unread until each attempt's
+            // deadline. Silent, the node is taken for lost: it gets no new work, and what it holds goes elsewhere after
+            // the scheduler's grace period. It beats again if its endpoints consume again.
+            if (receive.ReceivesNothing)
+            {
+                if (!withholding)
+                    logger.LogError("Heartbeats withheld: this node's receive endpoints take in no work (see the receive watchdog's error); "
+                        + "the scheduler will take it for lost. Restart the node");
+                withholding = true;
+                Interlocked.Increment(ref _withheld);
+                continue;
+            }
+            if (withholding)
+                logger.LogWarning("Heartbeats resumed: the node's receive endpoints consume again");
+            withholding = false;
             try
             {
                 // A beat under way when the node stops is finished (it takes milliseconds), not cancelled half sent:

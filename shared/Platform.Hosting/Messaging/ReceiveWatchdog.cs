@@ -64,7 +64,8 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
 /// RabbitMQ.Client threw ObjectDisposedException from the channel's confirm semaphore, and MassTransit closed the
 /// connection itself (which took 15 s) without telling its receive endpoints. It connected again for its sends, so the
 /// worker's heartbeats went on and the scheduler kept giving it work, but its endpoints never reported anything again
-/// and it ran nothing until each attempt's deadline. It only reports: restarting the bus (stop, then start) was tried
+/// and it ran nothing until each attempt's deadline. It only reports (and a worker stops beating while
+/// <see cref="ReceivesNothing"/>, so the scheduler takes it for lost): restarting the bus (stop, then start) was tried
 /// and taken out, because in a full test run a scheduler's stop hung past 30 s while its database was coming back.
 /// </summary>
 public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates states, IOptions<RabbitMqOptions> options, TimeProvider clock,
@@ -79,6 +80,13 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
 
     /// <summary>How many times it has looked.</summary>
     public int Checks => Volatile.Read(ref _checks);
+
+    /// <summary>
+    /// Whether some receive endpoint is stranded now (never while the watchdog is off): the process may still send, but
+    /// it receives nothing on them. A worker withholds its heartbeats meanwhile (Presence).
+    /// </summary>
+    public bool ReceivesNothing => options.Value.ReceiveRecovery is var recovery && recovery > TimeSpan.Zero
+        && states.Stranded(recovery, bus.Address).Count > 0;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Threading.Channels;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
@@ -43,6 +42,7 @@ public sealed class ReceiveWatchdogTests : IAsyncLifetime
         Assert.Equal([Queue], states.Stranded(TimeSpan.Zero, bus.Address).Select(u => u.Segments[^1]));
 
         await Eventually.UntilAsync(() => Task.FromResult(watchdog.Reports), n => n > 0, TimeSpan.FromSeconds(30), "the watchdog to report");
+        Assert.True(watchdog.ReceivesNothing);
         Assert.Contains(log.Lines, line => line.StartsWith("Error", StringComparison.Ordinal) && line.Contains(Queue, StringComparison.Ordinal)
             && line.Contains("left on the lost one", StringComparison.Ordinal));
         // Once per connection, however many checks follow.
@@ -60,7 +60,7 @@ public sealed class ReceiveWatchdogTests : IAsyncLifetime
         await ConsumesAsync(bus, consumed);
         var firstConnection = states.ConnectingAt;
 
-        await CloseConnectionsAsync();
+        await _env.CloseBrokerConnectionsAsync();
 
         // MassTransit noticed, connected again and its endpoints consume on the new connection.
         await Eventually.UntilAsync(() => Task.FromResult(states.ConnectingAt), at => at is not null && at != firstConnection, TimeSpan.FromSeconds(30),
@@ -71,6 +71,7 @@ public sealed class ReceiveWatchdogTests : IAsyncLifetime
         await ChecksAsync(watchdog, 6);
         Assert.Empty(states.Stranded(Recovery, bus.Address));
         Assert.Equal(0, watchdog.Reports);
+        Assert.False(watchdog.ReceivesNothing);
     }
 
     private Task<RunningHost> StartAsync(Channel<JobFunded> consumed, CapturedLog log) => RunningHost.StartAsync(_env, services =>
@@ -101,25 +102,6 @@ public sealed class ReceiveWatchdogTests : IAsyncLifetime
     {
         var target = watchdog.Checks + more;
         await Eventually.UntilAsync(() => Task.FromResult(watchdog.Checks), n => n >= target, TimeSpan.FromSeconds(30), $"{more} more checks");
-    }
-
-    /// <summary>The broker closes every client connection of this test's vhost (management API).</summary>
-    private async Task CloseConnectionsAsync()
-    {
-        var management = _env.Infrastructure.RabbitMqManagement;
-        // The management API lists a connection once its statistics are first collected (every few seconds).
-        var names = await Eventually.UntilAsync(async () =>
-        {
-            using var list = await management.GetAsync(new Uri($"api/vhosts/{Uri.EscapeDataString(_env.Name)}/connections", UriKind.Relative));
-            list.EnsureSuccessStatusCode();
-            using var json = JsonDocument.Parse(await list.Content.ReadAsStringAsync());
-            return json.RootElement.EnumerateArray().Select(c => c.GetProperty("name").GetString()!).ToList();
-        }, n => n.Count > 0, TimeSpan.FromSeconds(30), "the bus's connection to be listed");
-        foreach (var name in names)
-        {
-            using var closed = await management.DeleteAsync(new Uri($"api/connections/{Uri.EscapeDataString(name)}", UriKind.Relative));
-            closed.EnsureSuccessStatusCode();
-        }
     }
 }
 
