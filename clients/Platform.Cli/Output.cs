@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Spectre.Console;
 using Spectre.Console.Rendering;
@@ -8,7 +9,14 @@ namespace Platform.Cli;
 /// <summary>How results are shown: tables for people, indented JSON with --json.</summary>
 public static class Output
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Encoder = Readable };
+
+    /// <summary>Lines of JSON (a stream of events).</summary>
+    public static readonly JsonSerializerOptions JsonLines = new(JsonSerializerDefaults.Web) { Encoder = Readable };
+
+    // The output goes to a terminal or a script, never into HTML: "+00:00", "&" and "'" are written as they are, not as
+    // \u002B, \u0026 and \u0027 (the default encoder's guard for HTML pages).
+    private static JavaScriptEncoder Readable => JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 
     public static string Credits(decimal? value) => value is { } v ? v.ToString("0.######", CultureInfo.InvariantCulture) : "-";
 

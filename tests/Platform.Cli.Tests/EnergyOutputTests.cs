@@ -45,6 +45,8 @@ public sealed class EnergyOutputTests : IDisposable
     private readonly CannedGateway _gateway = new(new Dictionary<string, string>
     {
         ["/v1/jobs/job_e"] = JobJson,
+        ["/v1/jobs/job_p"] = JobJson.Replace("job_e", "job_p", StringComparison.Ordinal)
+            .Replace("\"Completed.\"", "\"Completed: 1e+3 & the worker's 2e+3.\"", StringComparison.Ordinal),
         ["/v1/workers"] = WorkersJson,
         ["/v1/network"] = NetworkJson,
         ["/v1/workers/wrk_2/placement"] = PlacementJson,
@@ -130,5 +132,15 @@ public sealed class EnergyOutputTests : IDisposable
         Assert.True(job.RootElement.GetProperty("energy").GetProperty("estimated").GetBoolean());
         Assert.Equal(1359375, network.RootElement.GetProperty("energy").GetProperty("joulesPerGflop").GetDouble());
         Assert.Equal(0.25, network.RootElement.GetProperty("verification").GetProperty("overhead").GetDouble());
+    }
+
+    [Fact]
+    public async Task Json_writes_punctuation_as_it_is_not_escaped_for_a_web_page()
+    {
+        var job = await RunAsync("jobs", "get", "job_p", "--json");
+
+        // The default encoder wrote "1e\u002B3 \u0026 the worker\u0027s".
+        Assert.Contains("\"message\": \"Completed: 1e+3 & the worker's 2e+3.\"", job, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u00", job, StringComparison.Ordinal);
     }
 }

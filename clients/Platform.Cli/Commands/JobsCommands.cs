@@ -9,8 +9,6 @@ namespace Platform.Cli.Commands;
 
 public static class JobsCommands
 {
-    private static readonly JsonSerializerOptions Compact = new(JsonSerializerDefaults.Web);
-
     public static Command Build(CliHost host)
     {
         var jobs = new Command("jobs", "Submit compute jobs and follow them");
@@ -52,7 +50,7 @@ public static class JobsCommands
             await foreach (var e in s.Client.WatchAsync(s.Get(watchId), ct))
             {
                 if (s.Json)
-                    s.Host.Output.WriteLine(JsonSerializer.Serialize(new { @event = e is JobStatusEvent ? "status" : "progress", data = (object)e }, Compact));
+                    s.Host.Output.WriteLine(JsonSerializer.Serialize(new { @event = e is JobStatusEvent ? "status" : "progress", data = (object)e }, Output.JsonLines));
                 else
                     s.Host.Output.WriteLine(Describe(e));
                 if (e is JobStatusEvent status)

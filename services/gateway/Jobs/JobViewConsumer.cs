@@ -102,10 +102,15 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
         return ends;
     }
 
-    // An ended attempt keeps its status and the reason it ended with.
+    // An ended attempt keeps its status and the reason it ended with, and a live one never goes back: assigned, running,
+    // submitted. Two batches of one job's changes can commit in either order (two run at once): a replica's start heard
+    // after its result showed the attempt running for good once the job was cancelled (an end-to-end test, run 92).
     private const string AttemptConflict = """
         on conflict (attempt_id) do update set
-            status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status else excluded.status end,
+            status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status
+                          when array_position(array['assigned', 'running', 'submitted'], job_attempts.status)
+                               > array_position(array['assigned', 'running', 'submitted'], excluded.status) then job_attempts.status
+                          else excluded.status end,
             reason = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null
                           then job_attempts.reason else coalesce(excluded.reason, job_attempts.reason) end,
             detail = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null

@@ -224,6 +224,25 @@ public sealed class JobViewConsumerTests(ITestOutputHelper output) : IAsyncLifet
     }
 
     [Fact]
+    public async Task A_replica_whose_start_is_heard_after_its_result_stays_submitted()
+    {
+        var job = await InsertPendingJobAsync();
+        var worker = WorkerId.New();
+        var attempt = AttemptId.New();
+        var start = DateTimeOffset.UtcNow;
+
+        // What two status batches committing out of order did in an end-to-end run: the result's change, then the start's.
+        await DeliverAsync(Changed(job, "verifying", worker, attempt, start.AddSeconds(2)) with { AttemptStatus = "submitted" });
+        await DeliverAsync(Changed(job, "running", worker, attempt, start.AddSeconds(1)) with { AttemptStatus = "running" });
+        await DeliverAsync(Changed(job, "assigned", worker, attempt, start));
+
+        var view = await ViewAsync(job);
+        Assert.Equal("verifying", view.Status);
+        Assert.Equal("submitted", Assert.Single(view.Attempts).Status);
+        _host.AssertNoConsumerFaulted();
+    }
+
+    [Fact]
     public async Task A_job_whose_worker_was_lost_shows_as_queued_again()
     {
         var job = await InsertPendingJobAsync();
