@@ -115,7 +115,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
                           then job_attempts.reason else coalesce(excluded.reason, job_attempts.reason) end,
             detail = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') and job_attempts.reason is not null
                           then job_attempts.detail else coalesce(excluded.detail, job_attempts.detail) end,
-            signature = coalesce(excluded.signature, job_attempts.signature), updated_at = excluded.updated_at
+            signature = coalesce(excluded.signature, job_attempts.signature), updated_at = greatest(job_attempts.updated_at, excluded.updated_at)
         """;
 
     private const string UpsertAttempts = """

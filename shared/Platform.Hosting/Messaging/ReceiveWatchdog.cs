@@ -13,15 +13,26 @@ namespace Platform.Hosting.Messaging;
 /// </summary>
 public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpointObserver
 {
-    // Endpoints whose last word is Ready, and when they said it.
-    private readonly ConcurrentDictionary<Uri, DateTimeOffset> _readySince = new();
-    private long _connectingTicks;
+    // Endpoints whose last word is Ready, and the connection (by number) that was the newest when they said it. Numbers
+    // and a monotonic timestamp, not wall-clock times: a step of the clock (a VM resumed, NTP at boot) must not make a
+    // healthy endpoint look older than the connection it consumes on.
+    private readonly ConcurrentDictionary<Uri, long> _readyOn = new();
+    private long _connections;
+    private long _connectingTimestamp;
 
-    /// <summary>When the bus last began to open a broker connection; null before its first.</summary>
-    public DateTimeOffset? ConnectingAt => Interlocked.Read(ref _connectingTicks) is var ticks and > 0 ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
+    /// <summary>How many broker connections the bus has begun to open; 0 before its first.</summary>
+    public long Connections => Interlocked.Read(ref _connections);
+
+    /// <summary>How long ago the bus began its newest connection (monotonic).</summary>
+    public TimeSpan SinceConnecting => clock.GetElapsedTime(Interlocked.Read(ref _connectingTimestamp));
 
     /// <summary>The bus is opening a broker connection: it has none that works (the first, or the last one was lost).</summary>
-    public void Connecting() => Interlocked.Exchange(ref _connectingTicks, clock.GetUtcNow().UtcTicks);
+    public void Connecting()
+    {
+        // The time before the number: whoever sees the new number sees its time.
+        Interlocked.Exchange(ref _connectingTimestamp, clock.GetTimestamp());
+        Interlocked.Increment(ref _connections);
+    }
 
     /// <summary>
     /// Receive endpoints that have said nothing since they were Ready on an earlier connection, although the bus began
@@ -32,15 +43,16 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
     /// </summary>
     public IReadOnlyList<Uri> Stranded(TimeSpan grace, Uri busAddress)
     {
-        if (ConnectingAt is not { } connecting || clock.GetUtcNow() - connecting < grace)
+        var newest = Connections;
+        if (newest == 0 || SinceConnecting < grace)
             return [];
-        return [.. _readySince.Where(e => e.Value < connecting && e.Key.AbsolutePath != busAddress.AbsolutePath)
+        return [.. _readyOn.Where(e => e.Value < newest && e.Key.AbsolutePath != busAddress.AbsolutePath)
             .Select(e => e.Key).OrderBy(u => u.ToString(), StringComparer.Ordinal)];
     }
 
     public Task Ready(ReceiveEndpointReady ready)
     {
-        _readySince[ready.InputAddress] = clock.GetUtcNow();
+        _readyOn[ready.InputAddress] = Connections;
         return Task.CompletedTask;
     }
 
@@ -52,7 +64,7 @@ public sealed class ReceiveEndpointStates(TimeProvider clock) : IReceiveEndpoint
 
     private Task NotReady(Uri address)
     {
-        _readySince.TryRemove(address, out _);
+        _readyOn.TryRemove(address, out _);
         return Task.CompletedTask;
     }
 }
@@ -73,7 +85,7 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
 {
     private int _reports;
     private int _checks;
-    private DateTimeOffset? _reported;
+    private long _reported;
 
     /// <summary>How many times this process reported stranded endpoints.</summary>
     public int Reports => Volatile.Read(ref _reports);
@@ -96,16 +108,17 @@ public sealed class ReceiveWatchdog(IBusControl bus, ReceiveEndpointStates state
         using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Max(recovery.Ticks / 3, TimeSpan.FromMilliseconds(100).Ticks)), clock);
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {
+            var connection = states.Connections;
             var stranded = states.Stranded(recovery, bus.Address);
             Interlocked.Increment(ref _checks);
             // Once per connection: the endpoints stay stranded until the process is restarted.
-            if (stranded.Count == 0 || _reported == states.ConnectingAt)
+            if (stranded.Count == 0 || _reported == connection)
                 continue;
-            _reported = states.ConnectingAt;
+            _reported = connection;
             Interlocked.Increment(ref _reports);
             logger.LogError("Receive endpoints {Endpoints} have reported nothing since the bus began a new broker connection {Seconds:F0} s ago: "
                 + "they were left on the lost one and consume nothing; restart this process", string.Join(", ", stranded),
-                (clock.GetUtcNow() - states.ConnectingAt!.Value).TotalSeconds);
+                states.SinceConnecting.TotalSeconds);
         }
     }
 }
