@@ -14,8 +14,8 @@ public static class Output
     /// <summary>Lines of JSON (a stream of events).</summary>
     public static readonly JsonSerializerOptions JsonLines = new(JsonSerializerDefaults.Web) { Encoder = Readable };
 
-    // The output goes to a terminal or a script, never into HTML: "+00:00", "&" and "'" are written as they are, not as
-    // \u002B, \u0026 and \u0027 (the default encoder's guard for HTML pages).
+    // The output goes to a terminal or a script, never into HTML: a base64 key's "+", "&" and "'" are written as they
+    // are, not as \u002B, \u0026 and \u0027 (the default encoder's guard for HTML pages). Times never went through it.
     private static JavaScriptEncoder Readable => JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
 
     public static string Credits(decimal? value) => value is { } v ? v.ToString("0.######", CultureInfo.InvariantCulture) : "-";

@@ -104,7 +104,7 @@ public sealed class JobViewConsumer(NpgsqlDataSource db) :
 
     // An ended attempt keeps its status and the reason it ended with, and a live one never goes back: assigned, running,
     // submitted. Two batches of one job's changes can commit in either order (two run at once): a replica's start heard
-    // after its result showed the attempt running for good once the job was cancelled (an end-to-end test, run 92).
+    // after its result showed the attempt running for good once the job was cancelled (seen in an end-to-end test).
     private const string AttemptConflict = """
         on conflict (attempt_id) do update set
             status = case when job_attempts.status in ('accepted', 'failed', 'rejected', 'cancelled', 'unverified') then job_attempts.status
